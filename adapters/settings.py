@@ -1,0 +1,49 @@
+"""Settings: read from the environment (and an optional .env file) here and nowhere else.
+
+The process environment wins over .env, which only fills in what is unset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_DATABASE_URL = "sqlite:///var/ledger.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    api_token: str | None = None
+    secret_key: str | None = None
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    smtp_url: str | None = None
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: Path | None = Path(".env")
+    ) -> Settings:
+        values: dict[str, str | None] = {}
+        if dotenv_path is not None and dotenv_path.is_file():
+            values.update(dotenv_values(dotenv_path))
+        values.update(os.environ if environ is None else environ)
+
+        def get(name: str) -> str | None:
+            value = values.get(name)
+            return value if value else None
+
+        return cls(
+            database_url=get("LEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            api_token=get("LEDGER_API_TOKEN"),
+            secret_key=get("LEDGER_SECRET_KEY"),
+            stripe_api_key=get("STRIPE_API_KEY"),
+            stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
+            stripe_api_base=get("STRIPE_API_BASE"),
+            smtp_url=get("LEDGER_SMTP_URL"),
+        )

@@ -1,0 +1,468 @@
+"""The billing application: one method per command, each one transaction.
+
+Every command follows one path (`_execute`): load what it needs, let the aggregates decide,
+save every changed aggregate and the idempotency receipt atomically. A conflicting concurrent
+writer makes the save fail as a whole; the command is then re-run from fresh state, a bounded
+number of times. A repeated idempotency key is answered from its receipt and changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from itertools import takewhile
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import EnvType
+
+from commands.idempotency import Receipt, fingerprint, receipt_id_for
+from commands.messages import NewLine
+from commands.ports import Clock
+from ledger.errors import (
+    ConcurrencyRetriesExhaustedError,
+    InvoiceNotFoundError,
+    PaymentAlreadySucceededError,
+    PaymentNotFoundError,
+    StaleVersionError,
+)
+from ledger.invoices import Invoice
+from ledger.lines import Line
+from ledger.money import Money
+from ledger.numbering import NumberSeries, series_id
+from ledger.payments import OFFLINE, SUCCEEDED, Payment, payment_id_for
+
+T = TypeVar("T", bound=Aggregate)
+
+Decision = tuple[dict[str, Any], Sequence[Aggregate]]
+
+MAX_ATTEMPTS = 8
+
+
+class BillingApplication(Application[UUID]):
+    """Invoices and payments. Construct through adapters.bootstrap, which picks the store."""
+
+    snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
+
+    def __init__(self, *, clock: Clock, env: EnvType | None = None) -> None:
+        super().__init__(env=env)
+        self.clock = clock
+
+    # ------------------------------------------------------------------------ drafts
+
+    def create_draft(
+        self,
+        *,
+        customer: object,
+        currency: object,
+        lines: Sequence[NewLine] = (),
+        due_date: object = None,
+        memo: object = "",
+        metadata: object = None,
+        series: object = "INV",
+        idempotency_key: str | None = None,
+    ) -> UUID:
+        arguments = {
+            "customer": customer,
+            "currency": currency,
+            "lines": [line.as_dict() for line in lines],
+            "due_date": due_date,
+            "memo": memo,
+            "metadata": metadata,
+            "series": series,
+        }
+
+        def decide(at: datetime) -> Decision:
+            invoice = Invoice.create_draft(
+                invoice_id=uuid4(),
+                customer=customer,
+                currency=currency,
+                at=at,
+                due_date=due_date,
+                memo=memo,
+                metadata=metadata,
+                series=series,
+            )
+            for line in lines:
+                invoice.add_line(_price(line, str(uuid4())), at=at)
+            return {"invoice_id": str(invoice.id)}, [invoice]
+
+        return UUID(self._execute("create_draft", arguments, idempotency_key, decide)["invoice_id"])
+
+    def add_line(
+        self,
+        invoice_id: UUID,
+        line: NewLine,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            priced = _price(line, str(uuid4()))
+            invoice.add_line(priced, at=at)
+            return {"line_id": priced.line_id}, [invoice]
+
+        arguments = {"invoice_id": invoice_id, "line": line.as_dict(), "expected_version": expected_version}
+        return str(self._execute("add_line", arguments, idempotency_key, decide)["line_id"])
+
+    def change_line(
+        self, invoice_id: UUID, line_id: str, line: NewLine, *, expected_version: int | None = None
+    ) -> None:
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice.change_line(_price(line, line_id), at=at)
+            return {}, [invoice]
+
+        self._execute("change_line", {}, None, decide)
+
+    def remove_line(self, invoice_id: UUID, line_id: str, *, expected_version: int | None = None) -> None:
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice.remove_line(line_id, at=at)
+            return {}, [invoice]
+
+        self._execute("remove_line", {}, None, decide)
+
+    def change_details(
+        self,
+        invoice_id: UUID,
+        *,
+        customer: object = None,
+        due_date: object = ...,
+        memo: object = None,
+        metadata: object = None,
+        expected_version: int | None = None,
+    ) -> None:
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice.change_details(at=at, customer=customer, due_date=due_date, memo=memo, metadata=metadata)
+            return {}, [invoice]
+
+        self._execute("change_details", {}, None, decide)
+
+    def delete_draft(self, invoice_id: UUID, *, expected_version: int | None = None) -> None:
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice.delete_draft(at=at)
+            return {}, [invoice]
+
+        self._execute("delete_draft", {}, None, decide)
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    def issue(
+        self,
+        invoice_id: UUID,
+        *,
+        due_date: date | None = None,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Open the invoice and give it the next number of its series, in one transaction."""
+
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            series = self._get_or_none(series_id(invoice.series), NumberSeries)
+            if series is None:
+                series = NumberSeries.start(invoice.series, at=at)
+            # Validate before allocating: a refused issue must not consume a number.
+            invoice.issue(sequence=series.last + 1, at=at, due_date=due_date)
+            series.allocate(invoice.id, at=at)
+            return {"number": invoice.number}, [invoice, series]
+
+        arguments = {"invoice_id": invoice_id, "due_date": due_date, "expected_version": expected_version}
+        return str(self._execute("issue", arguments, idempotency_key, decide)["number"])
+
+    def void(
+        self, invoice_id: UUID, *, expected_version: int | None = None, idempotency_key: str | None = None
+    ) -> None:
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice.void(at=at)
+            return {}, [invoice]
+
+        self._execute("void", {"invoice_id": invoice_id}, idempotency_key, decide)
+
+    def mark_uncollectible(
+        self, invoice_id: UUID, *, expected_version: int | None = None, idempotency_key: str | None = None
+    ) -> None:
+        def decide(at: datetime) -> Decision:
+            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice.mark_uncollectible(at=at)
+            return {}, [invoice]
+
+        self._execute("mark_uncollectible", {"invoice_id": invoice_id}, idempotency_key, decide)
+
+    # ------------------------------------------------------------------------ payments
+
+    def record_offline_payment(
+        self, invoice_id: UUID, amount: Money, *, reference: str = "", idempotency_key: str | None = None
+    ) -> UUID:
+        """Money received outside any processor (bank transfer, cheque): posted to the bank."""
+
+        def decide(at: datetime) -> Decision:
+            invoice = self.invoice(invoice_id)
+            payment = Payment.initiate(
+                payment_id=uuid4(),
+                invoice_id=invoice.id,
+                provider=OFFLINE,
+                provider_payment_id=reference or "manual",
+                amount=amount,
+                at=at,
+            )
+            payment.succeed(amount_captured=amount.amount, fee=0, charge_id=None, at=at)
+            invoice.apply_payment(
+                payment_id=str(payment.id), amount=amount, fee=0, cash_account=payment.cash_account, at=at
+            )
+            return {"payment_id": str(payment.id)}, [invoice, payment]
+
+        arguments = {
+            "invoice_id": invoice_id,
+            "amount": amount.amount,
+            "currency": amount.currency,
+            "reference": reference,
+        }
+        return UUID(self._execute("record_offline_payment", arguments, idempotency_key, decide)["payment_id"])
+
+    def initiate_provider_payment(
+        self, invoice_id: UUID, *, provider: str, provider_payment_id: str, amount: Money | None = None
+    ) -> UUID:
+        """A payment the provider is collecting (a Checkout Session, a PaymentIntent)."""
+
+        def decide(at: datetime) -> Decision:
+            payment_id = payment_id_for(provider, provider_payment_id)
+            if self._get_or_none(payment_id, Payment) is not None:
+                return {"payment_id": str(payment_id)}, []
+            payment = self._new_provider_payment(invoice_id, provider, provider_payment_id, amount, at)
+            return {"payment_id": str(payment.id)}, [payment]
+
+        return UUID(self._execute("initiate_provider_payment", {}, None, decide)["payment_id"])
+
+    def record_provider_payment_succeeded(
+        self,
+        *,
+        provider: str,
+        provider_payment_id: str,
+        amount_captured: Money,
+        fee: int = 0,
+        charge_id: str | None = None,
+        invoice_id: UUID | None = None,
+    ) -> UUID:
+        """Apply captured money once, however many times the provider reports it."""
+
+        def decide(at: datetime) -> Decision:
+            payment = self._provider_payment(provider, provider_payment_id, invoice_id, amount_captured, at)
+            if payment.status == SUCCEEDED:
+                return {"payment_id": str(payment.id)}, []
+            invoice = self.invoice(UUID(payment.invoice_id))
+            payment.succeed(amount_captured=amount_captured.amount, fee=fee, charge_id=charge_id, at=at)
+            invoice.apply_payment(
+                payment_id=str(payment.id),
+                amount=amount_captured,
+                fee=fee,
+                cash_account=payment.cash_account,
+                at=at,
+            )
+            return {"payment_id": str(payment.id)}, [payment, invoice]
+
+        return UUID(self._execute("record_provider_payment_succeeded", {}, None, decide)["payment_id"])
+
+    def record_provider_payment_failed(
+        self,
+        *,
+        provider: str,
+        provider_payment_id: str,
+        code: str,
+        message: str,
+        invoice_id: UUID | None = None,
+        amount: Money | None = None,
+    ) -> bool:
+        """Record a failed attempt on the payment and its invoice. False if it came too late."""
+
+        def decide(at: datetime) -> Decision:
+            payment = self._provider_payment(provider, provider_payment_id, invoice_id, amount, at)
+            try:
+                payment.fail(code=code, message=message, at=at)
+            except PaymentAlreadySucceededError:
+                return {"recorded": False}, []  # a stale failure after the success: keep the success
+            invoice = self.invoice(UUID(payment.invoice_id))
+            invoice.record_failed_attempt(payment_id=str(payment.id), code=code, message=message, at=at)
+            return {"recorded": True}, [payment, invoice]
+
+        return bool(self._execute("record_provider_payment_failed", {}, None, decide)["recorded"])
+
+    def record_refund(self, payment_id: UUID, *, refund_id: str, amount: int) -> bool:
+        """Refund part or all of a payment, once per refund id. False if already recorded."""
+
+        def decide(at: datetime) -> Decision:
+            payment = self.payment(payment_id)
+            if payment.has_refund(refund_id):
+                return {"recorded": False}, []
+            invoice = self.invoice(UUID(payment.invoice_id))
+            payment.refund(refund_id=refund_id, amount=amount, at=at)
+            invoice.apply_refund(
+                payment_id=str(payment.id),
+                refund_id=refund_id,
+                amount=Money(amount, payment.currency),
+                cash_account=payment.cash_account,
+                at=at,
+            )
+            return {"recorded": True}, [payment, invoice]
+
+        return bool(self._execute("record_refund", {}, None, decide)["recorded"])
+
+    def record_dispute_opened(self, payment_id: UUID, *, dispute_id: str, amount: int, reason: str = "") -> bool:
+        def decide(at: datetime) -> Decision:
+            payment = self.payment(payment_id)
+            if payment.has_dispute(dispute_id):
+                return {"recorded": False}, []
+            invoice = self.invoice(UUID(payment.invoice_id))
+            payment.dispute(dispute_id=dispute_id, amount=amount, reason=reason, at=at)
+            invoice.open_dispute(
+                payment_id=str(payment.id), dispute_id=dispute_id, amount=Money(amount, payment.currency), at=at
+            )
+            return {"recorded": True}, [payment, invoice]
+
+        return bool(self._execute("record_dispute_opened", {}, None, decide)["recorded"])
+
+    def record_dispute_closed(self, payment_id: UUID, *, dispute_id: str, won: bool) -> bool:
+        def decide(at: datetime) -> Decision:
+            payment = self.payment(payment_id)
+            dispute = payment.disputes.get(dispute_id)
+            if dispute is not None and dispute["status"] != "open":
+                return {"recorded": False}, []
+            invoice = self.invoice(UUID(payment.invoice_id))
+            payment.close_dispute(dispute_id=dispute_id, won=won, at=at)
+            invoice.close_dispute(dispute_id=dispute_id, won=won, at=at)
+            return {"recorded": True}, [payment, invoice]
+
+        return bool(self._execute("record_dispute_closed", {}, None, decide)["recorded"])
+
+    # ------------------------------------------------------------------------ reads
+
+    def invoice(self, invoice_id: UUID, *, version: int | None = None) -> Invoice:
+        try:
+            invoice: object = self.repository.get(invoice_id, version=version)
+        except AggregateNotFoundError:
+            raise InvoiceNotFoundError(invoice_id) from None
+        if not isinstance(invoice, Invoice):
+            raise InvoiceNotFoundError(invoice_id)
+        return invoice
+
+    def invoice_as_of(self, invoice_id: UUID, moment: datetime) -> Invoice:
+        """The invoice as it stood at `moment`: every event stamped at or before it, replayed."""
+        events = takewhile(lambda e: e.timestamp <= moment, self.invoice_history(invoice_id))
+        invoice: Invoice | None = None
+        for event in events:
+            invoice = event.mutate(invoice)
+        if invoice is None:
+            raise InvoiceNotFoundError(invoice_id)
+        return invoice
+
+    def invoice_history(self, invoice_id: UUID) -> Iterator[Invoice.Event]:
+        """The invoice's events, oldest first."""
+        found = False
+        for event in self.repository.event_store.get(invoice_id):
+            if not isinstance(event, Invoice.Event):
+                break
+            found = True
+            yield event
+        if not found:
+            raise InvoiceNotFoundError(invoice_id)
+
+    def payment(self, payment_id: UUID) -> Payment:
+        payment = self._get_or_none(payment_id, Payment)
+        if payment is None:
+            raise PaymentNotFoundError(payment_id)
+        return payment
+
+    def provider_payment(self, provider: str, provider_payment_id: str) -> Payment:
+        return self.payment(payment_id_for(provider, provider_payment_id))
+
+    # ------------------------------------------------------------------------ machinery
+
+    def _execute(
+        self,
+        command: str,
+        arguments: dict[str, Any],
+        idempotency_key: str | None,
+        decide: Callable[[datetime], Decision],
+    ) -> dict[str, Any]:
+        receipt_id = None if idempotency_key is None else receipt_id_for(idempotency_key)
+        digest = fingerprint(command, arguments)
+        for attempt in range(MAX_ATTEMPTS):
+            if receipt_id is not None:
+                prior = self._get_or_none(receipt_id, Receipt)
+                if prior is not None:
+                    return prior.replay(digest)
+            at = self.clock.now()
+            result, changed = decide(at)
+            to_save = list(changed)
+            if idempotency_key is not None:
+                to_save.append(
+                    Receipt.record(key=idempotency_key, command=command, fingerprint=digest, result=result, at=at)
+                )
+            if not to_save:
+                return result
+            try:
+                self.save(*to_save)
+            except IntegrityError:
+                # Someone else wrote one of these aggregates first. Nothing of ours was stored:
+                # back off a little and decide again from the state they left.
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 (jitter, not security)
+                continue
+            return result
+        raise ConcurrencyRetriesExhaustedError(MAX_ATTEMPTS)
+
+    def _get_or_none(self, aggregate_id: UUID, kind: type[T]) -> T | None:
+        try:
+            aggregate: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def _invoice_for_update(self, invoice_id: UUID, expected_version: int | None) -> Invoice:
+        invoice = self.invoice(invoice_id)
+        if expected_version is not None and invoice.version != expected_version:
+            raise StaleVersionError(invoice_id, expected_version, invoice.version)
+        return invoice
+
+    def _new_provider_payment(
+        self, invoice_id: UUID, provider: str, provider_payment_id: str, amount: Money | None, at: datetime
+    ) -> Payment:
+        invoice = self.invoice(invoice_id)
+        return Payment.initiate(
+            payment_id=payment_id_for(provider, provider_payment_id),
+            invoice_id=invoice.id,
+            provider=provider,
+            provider_payment_id=provider_payment_id,
+            amount=amount if amount is not None else Money(invoice.amount_due, invoice.currency),
+            at=at,
+        )
+
+    def _provider_payment(
+        self, provider: str, provider_payment_id: str, invoice_id: UUID | None, amount: Money | None, at: datetime
+    ) -> Payment:
+        """The payment a provider reports on; created from the report if we never initiated it."""
+        existing = self._get_or_none(payment_id_for(provider, provider_payment_id), Payment)
+        if existing is not None:
+            return existing
+        if invoice_id is None:
+            raise PaymentNotFoundError(f"{provider}:{provider_payment_id}")
+        return self._new_provider_payment(invoice_id, provider, provider_payment_id, amount, at)
+
+
+def _price(line: NewLine, line_id: str) -> Line:
+    return Line.price(
+        line_id=line_id,
+        description=line.description,
+        quantity=line.quantity,
+        unit_amount=line.unit_amount,
+        tax_rate=line.tax_rate,
+    )

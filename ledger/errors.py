@@ -1,0 +1,229 @@
+"""Every error the ledger raises, in one tree.
+
+    LedgerError
+    ├── InvalidInputError                 bad input: the command is refused, nothing stored (422)
+    │   ├── UnknownCurrencyError
+    │   ├── InvalidAmountError            not an integer count of minor units, or out of range
+    │   ├── InvalidQuantityError          not a positive decimal within limits
+    │   ├── InvalidTaxRateError
+    │   ├── InvalidTextError              wrong type, empty where required, or over its limit
+    │   ├── InvalidDateError
+    │   └── InvalidMetadataError
+    ├── CurrencyMismatchError             two currencies met where one is required (422)
+    ├── NotFoundError                     (404)
+    │   ├── InvoiceNotFoundError
+    │   ├── PaymentNotFoundError
+    │   └── LineNotFoundError
+    ├── RuleViolationError                the command is valid but the state forbids it (409)
+    │   ├── InvoiceNotEditableError       no edits after issue
+    │   ├── EmptyInvoiceError             no issuing an invoice without lines
+    │   ├── NegativeTotalError            no issuing an invoice whose total is below zero
+    │   ├── TooManyLinesError
+    │   ├── InvoiceNotPayableError        payments only on open, uncollectible or paid invoices
+    │   ├── InvoiceNotOpenError           void / mark uncollectible need an open invoice
+    │   ├── InvoiceHasPaymentsError       no void of a paid or partially paid invoice
+    │   ├── RefundExceedsPaidError        no refund beyond what was paid
+    │   ├── DisputeExceedsPaidError
+    │   ├── UnknownDisputeError
+    │   ├── PaymentStateError             a payment transition its state forbids
+    │   ├── RefundExceedsCapturedError    no refund beyond what a payment captured
+    │   └── PaymentAlreadySucceededError  a late failure cannot undo a success
+    ├── StaleVersionError                 the caller's expected version is not the current one (412)
+    ├── IdempotencyKeyReusedError         the same key with a different request (422)
+    └── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
+
+The web layer maps the branches to the HTTP statuses shown; nothing above the adapters ever
+sees a storage or provider exception.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error raised on purpose by the ledger."""
+
+
+class InvalidInputError(LedgerError):
+    """The input is malformed or out of range; nothing was stored.
+
+    `field` names the offending input where one can be named.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownCurrencyError(InvalidInputError):
+    """Not a lowercase ISO 4217 code that the ledger knows."""
+
+
+class InvalidAmountError(InvalidInputError):
+    """An amount that is not an integer count of minor units, or is out of range."""
+
+
+class InvalidQuantityError(InvalidInputError):
+    """A quantity that is not a positive decimal within limits."""
+
+
+class InvalidTaxRateError(InvalidInputError):
+    """A tax rate that is not a percentage between 0 and 100."""
+
+
+class InvalidTextError(InvalidInputError):
+    """A string of the wrong type, empty where required, or over its length limit."""
+
+
+class InvalidDateError(InvalidInputError):
+    """A date or timestamp that cannot be read."""
+
+
+class InvalidMetadataError(InvalidInputError):
+    """Metadata that breaks the key, value or size limits."""
+
+
+class CurrencyMismatchError(LedgerError):
+    """Two amounts in different currencies were combined, or paid against each other."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"currency mismatch: expected {expected}, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class NotFoundError(LedgerError):
+    """The thing asked for does not exist."""
+
+
+class InvoiceNotFoundError(NotFoundError):
+    def __init__(self, invoice_id: object) -> None:
+        super().__init__(f"invoice {invoice_id} not found")
+        self.invoice_id = invoice_id
+
+
+class PaymentNotFoundError(NotFoundError):
+    def __init__(self, payment_ref: object) -> None:
+        super().__init__(f"payment {payment_ref} not found")
+        self.payment_ref = payment_ref
+
+
+class LineNotFoundError(NotFoundError):
+    def __init__(self, invoice_id: object, line_id: str) -> None:
+        super().__init__(f"line {line_id} not found on invoice {invoice_id}")
+        self.invoice_id = invoice_id
+        self.line_id = line_id
+
+
+class RuleViolationError(LedgerError):
+    """The command is well formed, but the aggregate's state forbids it."""
+
+
+class InvoiceNotEditableError(RuleViolationError):
+    """Only drafts can be edited or deleted; an issued invoice is voided, credited or paid."""
+
+    def __init__(self, invoice_id: object, status: str) -> None:
+        super().__init__(f"invoice {invoice_id} is {status}: only drafts can be changed")
+        self.invoice_id = invoice_id
+        self.status = status
+
+
+class EmptyInvoiceError(RuleViolationError):
+    def __init__(self, invoice_id: object) -> None:
+        super().__init__(f"invoice {invoice_id} has no lines and cannot be issued")
+        self.invoice_id = invoice_id
+
+
+class NegativeTotalError(RuleViolationError):
+    def __init__(self, invoice_id: object, total: int) -> None:
+        super().__init__(f"invoice {invoice_id} totals {total}: a negative invoice cannot be issued")
+        self.invoice_id = invoice_id
+
+
+class TooManyLinesError(RuleViolationError):
+    def __init__(self, invoice_id: object, limit: int) -> None:
+        super().__init__(f"invoice {invoice_id} already has the maximum of {limit} lines")
+        self.invoice_id = invoice_id
+
+
+class InvoiceNotPayableError(RuleViolationError):
+    def __init__(self, invoice_id: object, status: str) -> None:
+        super().__init__(f"invoice {invoice_id} is {status} and cannot take payments or refunds")
+        self.invoice_id = invoice_id
+        self.status = status
+
+
+class InvoiceNotOpenError(RuleViolationError):
+    def __init__(self, invoice_id: object, status: str, action: str) -> None:
+        super().__init__(f"cannot {action} invoice {invoice_id}: it is {status}")
+        self.invoice_id = invoice_id
+        self.status = status
+
+
+class InvoiceHasPaymentsError(RuleViolationError):
+    def __init__(self, invoice_id: object, amount_paid: int) -> None:
+        super().__init__(f"invoice {invoice_id} has {amount_paid} paid against it and cannot be voided")
+        self.invoice_id = invoice_id
+
+
+class RefundExceedsPaidError(RuleViolationError):
+    def __init__(self, invoice_id: object, amount: int, refundable: int) -> None:
+        super().__init__(f"refund of {amount} on invoice {invoice_id} exceeds the {refundable} still refundable")
+        self.invoice_id = invoice_id
+
+
+class DisputeExceedsPaidError(RuleViolationError):
+    def __init__(self, invoice_id: object, amount: int, paid: int) -> None:
+        super().__init__(f"dispute of {amount} on invoice {invoice_id} exceeds the {paid} paid")
+        self.invoice_id = invoice_id
+
+
+class UnknownDisputeError(RuleViolationError):
+    def __init__(self, owner_id: object, dispute_id: str) -> None:
+        super().__init__(f"dispute {dispute_id} is not open on {owner_id}")
+        self.dispute_id = dispute_id
+
+
+class PaymentStateError(RuleViolationError):
+    def __init__(self, payment_id: object, status: str, action: str) -> None:
+        super().__init__(f"cannot {action} payment {payment_id}: it is {status}")
+        self.payment_id = payment_id
+        self.status = status
+
+
+class RefundExceedsCapturedError(RuleViolationError):
+    def __init__(self, payment_id: object, amount: int, refundable: int) -> None:
+        super().__init__(f"refund of {amount} on payment {payment_id} exceeds the {refundable} still refundable")
+        self.payment_id = payment_id
+
+
+class PaymentAlreadySucceededError(PaymentStateError):
+    """A failure reported after the payment succeeded (a stale event) cannot undo it."""
+
+    def __init__(self, payment_id: object) -> None:
+        super().__init__(payment_id, "succeeded", "fail")
+
+
+class StaleVersionError(LedgerError):
+    """The caller expected another version: someone changed the aggregate in between."""
+
+    def __init__(self, aggregate_id: object, expected: int, actual: int) -> None:
+        super().__init__(f"{aggregate_id} is at version {actual}, not {expected}")
+        self.aggregate_id = aggregate_id
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReusedError(LedgerError):
+    """The idempotency key was already used for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+class ConcurrencyRetriesExhaustedError(LedgerError):
+    """Concurrent writers kept winning; the command changed nothing and may be retried."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"gave up after {attempts} conflicting attempts; nothing was changed")
+        self.attempts = attempts
