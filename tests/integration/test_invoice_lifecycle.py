@@ -1,0 +1,170 @@
+"""The invoice story on real databases: every test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from adapters.clock import ManualClock
+from commands.application import BillingApplication
+from commands.messages import NewLine
+from ledger.errors import (
+    IdempotencyKeyReusedError,
+    InvalidQuantityError,
+    InvoiceNotEditableError,
+    InvoiceNotFoundError,
+    StaleVersionError,
+    UnknownCurrencyError,
+)
+from ledger.money import Money
+from tests.conftest import AppFactory
+
+CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
+
+
+def _open_invoice(app: BillingApplication, amount: int = 10_000, currency: str = "usd") -> str:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency=currency, lines=[NewLine("Work", 1, amount)])
+    return str(invoice_id)
+
+
+def test_a_draft_is_created_with_priced_lines_and_read_back(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(
+        customer=CUSTOMER,
+        currency="usd",
+        due_date="2026-04-01",
+        memo="Thanks",
+        lines=[NewLine("Consulting", "2.5", 333, "10"), NewLine("Licence", 1, 5_000)],
+    )
+    invoice = app.invoice(invoice_id)
+    assert invoice.status == "draft"
+    assert invoice.number is None
+    assert [line.amount for line in invoice.lines.values()] == [833, 5_000]  # 832.5 rounds half-up
+    assert (invoice.subtotal, invoice.tax, invoice.total) == (5_833, 83, 5_916)
+    assert invoice.due_date == "2026-04-01"
+
+
+def test_issue_numbers_are_sequential_per_series(app: BillingApplication) -> None:
+    numbers = []
+    for series in ["INV", "INV", "CRD", "INV"]:
+        invoice_id = app.create_draft(customer=CUSTOMER, currency="eur", series=series, lines=[NewLine("x", 1, 100)])
+        numbers.append(app.issue(invoice_id))
+    assert numbers == ["INV-000001", "INV-000002", "CRD-000001", "INV-000003"]
+
+
+def test_a_refused_issue_consumes_no_number(app: BillingApplication) -> None:
+    empty = app.create_draft(customer=CUSTOMER, currency="usd")
+    with pytest.raises(Exception, match="no lines"):
+        app.issue(empty)
+    full = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    assert app.issue(full) == "INV-000001"
+
+
+def test_no_edit_after_issue_and_nothing_stored(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    app.issue(invoice_id)
+    version = app.invoice(invoice_id).version
+    with pytest.raises(InvoiceNotEditableError):
+        app.add_line(invoice_id, NewLine("late", 1, 100))
+    assert app.invoice(invoice_id).version == version
+
+
+def test_bad_input_is_refused_and_stores_nothing(app: BillingApplication) -> None:
+    before = _event_count(app)
+    with pytest.raises(UnknownCurrencyError):
+        app.create_draft(customer=CUSTOMER, currency="usdx", lines=[NewLine("x", 1, 100)])
+    with pytest.raises(InvalidQuantityError):
+        app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100), NewLine("y", -1, 5)])
+    with pytest.raises(InvalidQuantityError):
+        app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1.5, 100)])
+    assert _event_count(app) == before
+
+
+def test_stale_expected_version_is_refused(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    version = app.invoice(invoice_id).version
+    app.change_details(invoice_id, memo="first", expected_version=version)
+    with pytest.raises(StaleVersionError):
+        app.change_details(invoice_id, memo="second", expected_version=version)
+    assert app.invoice(invoice_id).memo == "first"
+
+
+def test_a_repeated_idempotency_key_returns_the_first_result_and_changes_nothing(app: BillingApplication) -> None:
+    first = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-1")
+    before = _event_count(app)
+    again = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-1")
+    assert again == first
+    assert _event_count(app) == before
+    with pytest.raises(IdempotencyKeyReusedError):
+        app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 2, 100)], idempotency_key="k-1")
+
+
+def test_idempotency_survives_a_restart(make_app: AppFactory) -> None:
+    first_app = make_app()
+    invoice_id = first_app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    first_app.issue(invoice_id)
+    payment = first_app.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1")
+    restarted = make_app()
+    assert restarted.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1") == payment
+    assert restarted.invoice(invoice_id).amount_paid == 40
+
+
+def test_provider_reports_apply_money_once(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    for _ in range(3):  # payment_intent.succeeded, charge.succeeded, a redelivery
+        payment_id = app.record_provider_payment_succeeded(
+            provider="stripe",
+            provider_payment_id="pi_1",
+            invoice_id=invoice_id,
+            amount_captured=Money(10_000, "usd"),
+            fee=320,
+            charge_id="ch_1",
+        )
+    assert app.invoice(invoice_id).amount_paid == 10_000
+    assert app.invoice(invoice_id).status == "paid"
+    assert app.record_refund(payment_id, refund_id="re_1", amount=2_500) is True
+    assert app.record_refund(payment_id, refund_id="re_1", amount=2_500) is False
+    invoice = app.invoice(invoice_id)
+    assert (invoice.status, invoice.amount_refunded, invoice.amount_due) == ("paid", 2_500, 0)
+
+
+def test_a_stale_failure_does_not_undo_a_success(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    app.record_provider_payment_succeeded(
+        provider="stripe", provider_payment_id="pi_2", invoice_id=invoice_id, amount_captured=Money(10_000, "usd")
+    )
+    recorded = app.record_provider_payment_failed(
+        provider="stripe", provider_payment_id="pi_2", code="card_declined", message="declined"
+    )
+    assert recorded is False
+    assert app.invoice(invoice_id).status == "paid"
+    assert app.provider_payment("stripe", "pi_2").status == "succeeded"
+
+
+def test_invoice_as_of_a_moment_and_at_a_version(app: BillingApplication, clock: ManualClock) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    clock.advance(timedelta(days=1))
+    app.issue(invoice_id)
+    issued_at = clock.now()
+    clock.advance(timedelta(days=10))
+    app.record_offline_payment(invoice_id, Money(10_000, "usd"))
+    before_payment = app.invoice_as_of(invoice_id, issued_at + timedelta(days=5))
+    assert (before_payment.status, before_payment.amount_due) == ("open", 10_000)
+    assert app.invoice_as_of(invoice_id, clock.now()).status == "paid"
+    assert app.invoice(invoice_id, version=2).status == "draft"
+    with pytest.raises(InvoiceNotFoundError):
+        app.invoice_as_of(invoice_id, issued_at - timedelta(days=30))
+
+
+def test_unknown_invoice_is_not_found(app: BillingApplication) -> None:
+    with pytest.raises(InvoiceNotFoundError):
+        app.invoice(uuid4())
+    with pytest.raises(InvoiceNotFoundError):
+        list(app.invoice_history(uuid4()))
+
+
+def _event_count(app: BillingApplication) -> int:
+    return len(app.recorder.select_notifications(start=None, limit=1_000_000))
