@@ -67,7 +67,6 @@ def history_text(events: Iterable[Invoice.Event]) -> str:
             details = ", ".join(
                 f"{f.name}={getattr(event, f.name)!r}" for f in fields(event) if f.name not in _BASE_FIELDS
             )
-        rows.append(
-            f"  v{event.originator_version:<4} {event.timestamp.isoformat()}  {getattr(type(event), 'TOPIC', '?'):<32} {details}"
-        )
+        topic = getattr(type(event), "TOPIC", "?")
+        rows.append(f"  v{event.originator_version:<4} {event.timestamp.isoformat()}  {topic:<32} {details}")
     return "\n".join(rows)
