@@ -119,6 +119,7 @@ def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
         provider="stripe",
         provider_payment_id=f"pi_demo_{tag}_4",
         invoice_id=overdue,
+        attempt_id=f"ch_demo_{tag}_4",
         code="card_declined",
         message="Your card was declined.",
     )

@@ -278,17 +278,24 @@ class BillingApplication(Application[UUID]):
         *,
         provider: str,
         provider_payment_id: str,
+        attempt_id: str,
         code: str,
         message: str,
         invoice_id: UUID | None = None,
         amount: Money | None = None,
     ) -> bool:
-        """Record a failed attempt on the payment and its invoice. False if it came too late."""
+        """Record a failed attempt on the payment and its invoice, once per attempt id.
+
+        False when there is nothing to record: the attempt is known already, or the payment
+        has succeeded since (a stale failure never undoes a success).
+        """
 
         def decide(at: datetime) -> Decision:
             payment = self._provider_payment(provider, provider_payment_id, invoice_id, amount, at)
+            if payment.has_failed_attempt(attempt_id):
+                return {"recorded": False}, []
             try:
-                payment.fail(code=code, message=message, at=at)
+                payment.fail(attempt_id=attempt_id, code=code, message=message, at=at)
             except PaymentAlreadySucceededError:
                 return {"recorded": False}, []  # a stale failure after the success: keep the success
             invoice = self.invoice(UUID(payment.invoice_id))

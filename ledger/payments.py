@@ -73,12 +73,14 @@ class Payment(Aggregate):
 
     class Failed(Event):
         TOPIC = "payment.failed"
+        attempt_id: str
         code: str
         message: str
 
         def apply(self, aggregate: Payment) -> None:
             aggregate.status = FAILED
             aggregate.failure = {"code": self.code, "message": self.message}
+            aggregate.failed_attempt_ids.append(self.attempt_id)
 
     class Refunded(Event):
         TOPIC = "payment.refunded"
@@ -122,6 +124,7 @@ class Payment(Aggregate):
         self.fee = 0
         self.charge_id: str | None = None
         self.failure: dict[str, str] | None = None
+        self.failed_attempt_ids: list[str] = []
         self.refunds: dict[str, int] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
 
@@ -162,12 +165,14 @@ class Payment(Aggregate):
             require_text(charge_id, field="charge_id", limit=PROVIDER_ID_LIMIT)
         self.trigger_event(self.Succeeded, timestamp=at, amount_captured=amount_captured, fee=fee, charge_id=charge_id)
 
-    def fail(self, *, code: str, message: str, at: datetime) -> None:
+    def fail(self, *, attempt_id: str, code: str, message: str, at: datetime) -> None:
+        """Record a failed attempt; `attempt_id` is the provider's id for it (Stripe: the charge)."""
         if self.status == SUCCEEDED:
             raise PaymentAlreadySucceededError(self.id)
         self.trigger_event(
             self.Failed,
             timestamp=at,
+            attempt_id=require_text(attempt_id, field="attempt_id", limit=PROVIDER_ID_LIMIT),
             code=require_text(code, field="code", limit=200, required=False),
             message=require_text(message, field="message", limit=5000, required=False),
         )
@@ -205,6 +210,9 @@ class Payment(Aggregate):
         if dispute is None or dispute["status"] != "open":
             raise UnknownDisputeError(self.id, dispute_id)
         self.trigger_event(self.DisputeWon if won else self.DisputeLost, timestamp=at, dispute_id=dispute_id)
+
+    def has_failed_attempt(self, attempt_id: str) -> bool:
+        return attempt_id in self.failed_attempt_ids
 
     def has_refund(self, refund_id: str) -> bool:
         return refund_id in self.refunds

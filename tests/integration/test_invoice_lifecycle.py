@@ -137,7 +137,7 @@ def test_a_stale_failure_does_not_undo_a_success(app: BillingApplication) -> Non
         provider="stripe", provider_payment_id="pi_2", invoice_id=invoice_id, amount_captured=Money(10_000, "usd")
     )
     recorded = app.record_provider_payment_failed(
-        provider="stripe", provider_payment_id="pi_2", code="card_declined", message="declined"
+        provider="stripe", provider_payment_id="pi_2", attempt_id="ch_9", code="card_declined", message="declined"
     )
     assert recorded is False
     assert app.invoice(invoice_id).status == "paid"
@@ -168,3 +168,24 @@ def test_unknown_invoice_is_not_found(app: BillingApplication) -> None:
 
 def _event_count(app: BillingApplication) -> int:
     return len(app.recorder.select_notifications(start=None, limit=1_000_000))
+
+
+def test_each_failed_attempt_is_recorded_once_however_often_reported(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    reports = [("ch_a", "card_declined"), ("ch_a", "card_declined"), ("ch_b", "insufficient_funds")]
+    recorded = [
+        app.record_provider_payment_failed(
+            provider="stripe",
+            provider_payment_id="pi_3",
+            invoice_id=invoice_id,
+            attempt_id=attempt,
+            code=code,
+            message="declined",
+        )
+        for attempt, code in reports
+    ]
+    assert recorded == [True, False, True]
+    invoice = app.invoice(invoice_id)
+    assert [a["code"] for a in invoice.failed_attempts] == ["card_declined", "insufficient_funds"]
+    assert invoice.status == "open"

@@ -1,0 +1,90 @@
+"""The `ledger` command line as a user runs it, on both backends."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters.bootstrap import bootstrap
+from adapters.cli import main
+from adapters.settings import Settings
+
+
+@pytest.fixture
+def ledger_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
+    return database_url
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _event_count(database_url: str) -> int:
+    app = bootstrap(Settings(database_url=database_url))
+    try:
+        return len(app.recorder.select_notifications(start=None, limit=1_000_000))
+    finally:
+        app.close()
+
+
+def test_demo_seeds_every_kind_of_invoice_once_per_day(ledger_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "demo")
+    assert code == 0
+    for status in ["draft", "open (overdue)", "open ", "paid", "void", "uncollectible"]:
+        assert status in out
+    for currency in ["USD", "EUR", "JPY", "GBP", "KWD"]:
+        assert currency in out
+    seeded = _event_count(ledger_env)
+    code, again, _ = _run(capsys, "demo")
+    assert code == 0
+    assert _event_count(ledger_env) == seeded
+    assert _table(again) == _table(out)
+
+
+def test_invoice_show_and_audit_show_as_of_a_past_moment(ledger_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run(capsys, "demo")
+    invoice_id, as_of = re.search(r"audit show (\S+) --as-of (\S+)", out).groups()  # type: ignore[union-attr]
+
+    code, shown, _ = _run(capsys, "invoice", "show", invoice_id)
+    assert code == 0
+    assert "status     paid" in shown
+    assert "amount refunded              642.50 USD" in shown
+
+    code, audited, _ = _run(capsys, "audit", "show", invoice_id, "--as-of", as_of)
+    assert code == 0
+    assert "amount refunded                0.00 USD" in audited  # the refund came later
+    assert "invoice.payment-applied" in audited
+    assert "invoice.refund-applied" not in audited
+
+
+def test_unknown_invoice_and_bad_arguments_are_clear_errors(
+    ledger_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "invoice", "show", "00000000-0000-0000-0000-000000000000")
+    assert code == 3
+    assert "not found" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "show", "not-a-uuid"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["audit", "show", "00000000-0000-0000-0000-000000000000", "--as-of", "2026-01-01T00:00:00"])
+    assert "no timezone" in capsys.readouterr().err
+
+
+def test_the_console_script_is_installed(tmp_path: Path) -> None:
+    ledger = Path(sys.executable).parent / "ledger"
+    result = subprocess.run([str(ledger), "--help"], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "audit" in result.stdout
+
+
+def _table(output: str) -> list[str]:
+    return [line for line in output.splitlines() if re.match(r"^(INV-|- )", line)]
