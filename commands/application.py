@@ -41,7 +41,12 @@ T = TypeVar("T", bound=Aggregate)
 
 Decision = tuple[dict[str, Any], Sequence[Aggregate]]
 
-MAX_ATTEMPTS = 8
+# Bounded retries on optimistic-concurrency conflicts, with capped exponential "full jitter"
+# backoff: four writers hammering one invoice all get through, and a hopeless case gives up
+# within about a second instead of hanging.
+MAX_ATTEMPTS = 25
+BACKOFF_BASE_SECONDS = 0.001
+BACKOFF_CAP_SECONDS = 0.05
 
 
 class BillingApplication(Application[UUID]):
@@ -422,7 +427,7 @@ class BillingApplication(Application[UUID]):
             except IntegrityError:
                 # Someone else wrote one of these aggregates first. Nothing of ours was stored:
                 # back off a little and decide again from the state they left.
-                time.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 (jitter, not security)
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))  # noqa: S311 (jitter, not security)
                 continue
             return result
         raise ConcurrencyRetriesExhaustedError(MAX_ATTEMPTS)
