@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 from ledger.errors import LedgerError
 
 POSTGRES_LOCK_TIMEOUT_SECONDS = 5
+# Bounded waits, so a lost database becomes StoreUnavailableError (a 503) in seconds, not minutes.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 10
 SQLITE_LOCK_TIMEOUT_SECONDS = 10
 
@@ -65,6 +67,7 @@ def _postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
         "POSTGRES_LOCK_TIMEOUT": str(POSTGRES_LOCK_TIMEOUT_SECONDS),
+        "POSTGRES_CONNECT_TIMEOUT": str(POSTGRES_CONNECT_TIMEOUT_SECONDS),
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS),
         "POSTGRES_POOL_SIZE": "8",
         "POSTGRES_MAX_OVERFLOW": "8",

@@ -11,15 +11,15 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from itertools import takewhile
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
-from eventsourcing.utils import EnvType
+from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.utils import Environment, EnvType
 
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
@@ -30,6 +30,7 @@ from ledger.errors import (
     PaymentAlreadySucceededError,
     PaymentNotFoundError,
     StaleVersionError,
+    StoreUnavailableError,
 )
 from ledger.invoices import Invoice
 from ledger.lines import Line
@@ -57,6 +58,15 @@ class BillingApplication(Application[UUID]):
     def __init__(self, *, clock: Clock, env: EnvType | None = None) -> None:
         super().__init__(env=env)
         self.clock = clock
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only the settings we pass in: the library would also read the whole process
+        environment (and `BILLINGAPPLICATION_*` overrides), letting a stray variable redirect
+        the store or switch on POSTGRES_ENABLE_DB_FUNCTIONS behind adapters/settings.py's back."""
+        settings = dict(env or {})
+        if self.snapshotting_intervals:
+            settings["IS_SNAPSHOTTING_ENABLED"] = "y"
+        return Environment(name, settings)
 
     # ------------------------------------------------------------------------ drafts
 
@@ -165,7 +175,7 @@ class BillingApplication(Application[UUID]):
         self,
         invoice_id: UUID,
         *,
-        due_date: date | None = None,
+        due_date: object = None,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
     ) -> str:
@@ -427,8 +437,12 @@ class BillingApplication(Application[UUID]):
             except IntegrityError:
                 # Someone else wrote one of these aggregates first. Nothing of ours was stored:
                 # back off a little and decide again from the state they left.
-                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))  # noqa: S311 (jitter, not security)
+                if attempt + 1 < MAX_ATTEMPTS:
+                    backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+                    time.sleep(random.uniform(0, backoff))  # noqa: S311 (jitter, not security)
                 continue
+            except PersistenceError as error:
+                raise StoreUnavailableError(str(error)) from error
             return result
         raise ConcurrencyRetriesExhaustedError(MAX_ATTEMPTS)
 

@@ -23,14 +23,17 @@
     │   ├── InvoiceNotOpenError           void / mark uncollectible need an open invoice
     │   ├── InvoiceHasPaymentsError       no void of a paid or partially paid invoice
     │   ├── RefundExceedsPaidError        no refund beyond what was paid
+    │   ├── DuplicateRefundError          one refund id, applied once
     │   ├── DisputeExceedsPaidError
     │   ├── UnknownDisputeError
     │   ├── PaymentStateError             a payment transition its state forbids
     │   ├── RefundExceedsCapturedError    no refund beyond what a payment captured
+    │   ├── DisputeExceedsCapturedError   no dispute beyond what a payment still holds
     │   └── PaymentAlreadySucceededError  a late failure cannot undo a success
     ├── StaleVersionError                 the caller's expected version is not the current one (412)
     ├── IdempotencyKeyReusedError         the same key with a different request (422)
-    └── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
+    ├── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
+    └── StoreUnavailableError             the event store could not commit (lock timeout, connection lost) (503)
 
 The web layer maps the branches to the HTTP statuses shown; nothing above the adapters ever
 sees a storage or provider exception.
@@ -171,6 +174,14 @@ class RefundExceedsPaidError(RuleViolationError):
         self.invoice_id = invoice_id
 
 
+class DuplicateRefundError(RuleViolationError):
+    """The refund id was applied already: the same money cannot be returned twice."""
+
+    def __init__(self, owner_id: object, refund_id: str) -> None:
+        super().__init__(f"refund {refund_id} was already applied to {owner_id}")
+        self.refund_id = refund_id
+
+
 class DisputeExceedsPaidError(RuleViolationError):
     def __init__(self, invoice_id: object, amount: int, paid: int) -> None:
         super().__init__(f"dispute of {amount} on invoice {invoice_id} exceeds the {paid} paid")
@@ -193,6 +204,12 @@ class PaymentStateError(RuleViolationError):
 class RefundExceedsCapturedError(RuleViolationError):
     def __init__(self, payment_id: object, amount: int, refundable: int) -> None:
         super().__init__(f"refund of {amount} on payment {payment_id} exceeds the {refundable} still refundable")
+        self.payment_id = payment_id
+
+
+class DisputeExceedsCapturedError(RuleViolationError):
+    def __init__(self, payment_id: object, amount: int, disputable: int) -> None:
+        super().__init__(f"dispute of {amount} on payment {payment_id} exceeds the {disputable} it still holds")
         self.payment_id = payment_id
 
 
@@ -227,3 +244,7 @@ class ConcurrencyRetriesExhaustedError(LedgerError):
     def __init__(self, attempts: int) -> None:
         super().__init__(f"gave up after {attempts} conflicting attempts; nothing was changed")
         self.attempts = attempts
+
+
+class StoreUnavailableError(LedgerError):
+    """The event store could not commit (a lock timeout, a lost connection); nothing was changed."""

@@ -25,6 +25,7 @@ from ledger.currencies import require_currency
 from ledger.errors import (
     CurrencyMismatchError,
     DisputeExceedsPaidError,
+    DuplicateRefundError,
     EmptyInvoiceError,
     InvalidAmountError,
     InvalidTextError,
@@ -366,7 +367,7 @@ class Invoice(Aggregate):
         self._require_draft()
         self.trigger_event(self.DraftDeleted, timestamp=at)
 
-    def issue(self, *, sequence: int, at: datetime, due_date: date | None = None) -> None:
+    def issue(self, *, sequence: int, at: datetime, due_date: object = None) -> None:
         """Open the invoice with its number; an invoice of zero is paid at once, as Stripe does."""
         self._require_draft()
         if not self.lines:
@@ -379,7 +380,7 @@ class Invoice(Aggregate):
             number=format_number(self.series, sequence),
             sequence=sequence,
             series=self.series,
-            due_date=due_date.isoformat() if due_date else self.due_date,
+            due_date=self.due_date if due_date is None else require_date(due_date).isoformat(),
             subtotal=self.subtotal,
             tax=self.tax,
             total=self.total,
@@ -431,6 +432,8 @@ class Invoice(Aggregate):
         if amount.amount <= 0:
             raise InvalidAmountError(f"refund amount must be positive, got {amount.amount}", field="amount")
         _require_cash_account(cash_account)
+        if refund_id in self.refund_ids:
+            raise DuplicateRefundError(self.id, refund_id)
         if amount.amount > self.refundable:
             raise RefundExceedsPaidError(self.id, amount.amount, self.refundable)
         from_credit = min(amount.amount, self.amount_overpaid - self.credit_refunded)

@@ -7,7 +7,7 @@ No float ever becomes Money: the constructor accepts `int` only, and parsing goe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 
 from ledger.currencies import exponent, require_currency
 from ledger.errors import CurrencyMismatchError, InvalidAmountError
@@ -55,7 +55,13 @@ class Money:
             raise InvalidAmountError(f"{text!r} is not a decimal amount") from None
         if not major.is_finite():
             raise InvalidAmountError(f"{text!r} is not a finite amount")
-        minor = major.scaleb(exponent(currency))
+        with localcontext() as context:
+            # scaleb rounds to the context's precision (28 digits by default): trap it, never round.
+            context.traps[Inexact] = True
+            try:
+                minor = major.scaleb(exponent(currency))
+            except Inexact:
+                raise InvalidAmountError(f"{text!r} has more digits than an amount can hold") from None
         if minor != minor.to_integral_value():
             raise InvalidAmountError(f"{text!r} has more decimals than {currency} allows ({exponent(currency)})")
         return cls(int(minor), currency)

@@ -19,6 +19,8 @@ from eventsourcing.domain import Aggregate
 
 from ledger.currencies import require_currency
 from ledger.errors import (
+    DisputeExceedsCapturedError,
+    DuplicateRefundError,
     InvalidAmountError,
     PaymentAlreadySucceededError,
     PaymentStateError,
@@ -181,6 +183,8 @@ class Payment(Aggregate):
         if self.status != SUCCEEDED:
             raise PaymentStateError(self.id, self.status, "refund")
         require_text(refund_id, field="refund_id", limit=PROVIDER_ID_LIMIT)
+        if refund_id in self.refunds:
+            raise DuplicateRefundError(self.id, refund_id)
         require_minor_units(amount, field="amount")
         if amount <= 0:
             raise InvalidAmountError("refund amount must be positive", field="amount")
@@ -191,12 +195,14 @@ class Payment(Aggregate):
     def dispute(self, *, dispute_id: str, amount: int, reason: str, at: datetime) -> None:
         if self.status != SUCCEEDED:
             raise PaymentStateError(self.id, self.status, "dispute")
+        if self.provider == OFFLINE:  # a bank transfer or cheque has no chargeback
+            raise PaymentStateError(self.id, "offline", "dispute")
         require_text(dispute_id, field="dispute_id", limit=PROVIDER_ID_LIMIT)
         require_minor_units(amount, field="amount")
         if amount <= 0:
             raise InvalidAmountError("dispute amount must be positive", field="amount")
         if amount > self.refundable:
-            raise RefundExceedsCapturedError(self.id, amount, self.refundable)
+            raise DisputeExceedsCapturedError(self.id, amount, self.refundable)
         self.trigger_event(
             self.Disputed,
             timestamp=at,

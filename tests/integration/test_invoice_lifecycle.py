@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -189,3 +190,22 @@ def test_each_failed_attempt_is_recorded_once_however_often_reported(app: Billin
     invoice = app.invoice(invoice_id)
     assert [a["code"] for a in invoice.failed_attempts] == ["card_declined", "insufficient_funds"]
     assert invoice.status == "open"
+
+
+def test_issue_accepts_a_due_date_as_text(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    app.issue(invoice_id, due_date="2026-05-01")
+    assert app.invoice(invoice_id).due_date == "2026-05-01"
+
+
+def test_stray_library_variables_in_the_environment_cannot_redirect_the_store(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    decoy = tmp_path / "decoy.sqlite3"
+    monkeypatch.setenv("BILLINGAPPLICATION_SQLITE_DBNAME", str(decoy))
+    monkeypatch.setenv("SQLITE_DBNAME", str(decoy))
+    monkeypatch.setenv("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
+    app = make_app()
+    assert app.env.get("POSTGRES_ENABLE_DB_FUNCTIONS") in (None, "n")
+    app.create_draft(customer=CUSTOMER, currency="usd")
+    assert not decoy.exists()

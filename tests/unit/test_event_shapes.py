@@ -1,0 +1,187 @@
+"""Stored events have explicit, stable topics and carry plain JSON values only (no Enum, no tuple)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from ledger.invoices import BANK, PROCESSOR_BALANCE, Invoice
+from ledger.lines import Line
+from ledger.money import Money
+from ledger.numbering import NumberSeries
+from ledger.payments import Payment
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries]
+LIBRARY_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+def drain(aggregate: Aggregate) -> list[Any]:
+    """The events the aggregate triggered since the last drain (typed loosely, to read fields)."""
+    return list(aggregate.collect_events())
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def event_classes(aggregate: type[Aggregate]) -> dict[str, type]:
+    """The concrete event classes an aggregate stores (not the abstract base `Event`)."""
+    return {
+        name: value
+        for name, value in vars(aggregate).items()
+        if isinstance(value, type) and issubclass(value, Aggregate.Event) and name != "Event"
+    }
+
+
+def every_invoice_event() -> list[Any]:
+    draft = Invoice.create_draft(
+        invoice_id=uuid4(),
+        customer={"email": "ap@example.com", "name": "Example"},
+        currency="usd",
+        at=T0,
+        due_date="2026-04-01",
+        metadata={"po": "42"},
+    )
+    draft.add_line(Line.price(line_id="l1", description="a", quantity="1.5", unit_amount=600, tax_rate="10"), at=at(1))
+    draft.add_line(Line.price(line_id="l2", description="b", quantity=1, unit_amount=100), at=at(1))
+    draft.change_line(Line.price(line_id="l1", description="a", quantity=1, unit_amount=1000), at=at(2))
+    draft.remove_line("l2", at=at(2))
+    draft.change_details(memo="Thanks", at=at(3))
+    draft.issue(sequence=1, at=at(4))
+    draft.record_failed_attempt(payment_id="pay_0", code="card_declined", message="Declined", at=at(5))
+    draft.apply_payment(payment_id="pay_1", amount=Money(1200, "usd"), fee=30, cash_account=PROCESSOR_BALANCE, at=at(6))
+    draft.apply_refund(payment_id="pay_1", refund_id="re_1", amount=Money(100, "usd"), cash_account=BANK, at=at(7))
+    draft.open_dispute(payment_id="pay_1", dispute_id="dp_1", amount=Money(100, "usd"), at=at(8))
+    draft.close_dispute(dispute_id="dp_1", won=False, at=at(9))
+
+    void = Invoice.create_draft(invoice_id=uuid4(), customer={"email": "a@example.com"}, currency="usd", at=T0)
+    void.add_line(Line.price(line_id="l1", description="a", quantity=1, unit_amount=1000), at=at(1))
+    void.issue(sequence=2, at=at(2))
+    void.mark_uncollectible(at=at(3))
+    void.void(at=at(4))
+
+    deleted = Invoice.create_draft(invoice_id=uuid4(), customer={"email": "a@example.com"}, currency="usd", at=T0)
+    deleted.delete_draft(at=at(1))
+    return drain(draft) + drain(void) + drain(deleted)
+
+
+def every_payment_and_series_event() -> list[Any]:
+    payment = Payment.initiate(
+        payment_id=uuid4(),
+        invoice_id=uuid4(),
+        provider="stripe",
+        provider_payment_id="pi_1",
+        amount=Money(1000, "usd"),
+        at=T0,
+    )
+    payment.fail(attempt_id="ch_0", code="card_declined", message="Declined", at=at(1))
+    payment.succeed(amount_captured=1000, fee=30, charge_id="ch_1", at=at(2))
+    payment.refund(refund_id="re_1", amount=100, at=at(3))
+    payment.dispute(dispute_id="dp_1", amount=100, reason="fraudulent", at=at(4))
+    payment.dispute(dispute_id="dp_2", amount=100, reason="duplicate", at=at(4))
+    payment.close_dispute(dispute_id="dp_1", won=True, at=at(5))
+    payment.close_dispute(dispute_id="dp_2", won=False, at=at(5))
+    numbers = NumberSeries.start("INV", at=T0)
+    numbers.allocate(uuid4(), at=at(1))
+    return drain(payment) + drain(numbers)
+
+
+def non_json_values(value: Any, path: str) -> list[str]:
+    """Paths of every value that is not plain JSON (str, int, bool, None, list, dict of str keys)."""
+    if type(value) in (str, int, bool, type(None)):  # exact types: a str or int Enum is refused
+        return []
+    if type(value) is list:
+        return [bad for i, item in enumerate(value) for bad in non_json_values(item, f"{path}[{i}]")]
+    if type(value) is dict:
+        found = [f"{path}: key {key!r}" for key in value if type(key) is not str]
+        return found + [bad for key, item in value.items() for bad in non_json_values(item, f"{path}.{key}")]
+    return [f"{path}: {type(value).__name__}"]
+
+
+# ------------------------------------------------------------------------------ topics
+
+
+@pytest.mark.parametrize("aggregate", AGGREGATES, ids=lambda a: a.__name__)
+def test_every_aggregate_has_an_explicit_topic(aggregate: type[Aggregate]) -> None:
+    topic = vars(aggregate).get("TOPIC")
+    assert isinstance(topic, str)
+    assert topic
+    assert get_topic(aggregate) == topic
+
+
+@pytest.mark.parametrize("aggregate", AGGREGATES, ids=lambda a: a.__name__)
+def test_every_event_class_has_its_own_explicit_topic(aggregate: type[Aggregate]) -> None:
+    classes = event_classes(aggregate)
+    assert classes
+    for name, cls in classes.items():
+        topic = vars(cls).get("TOPIC")
+        assert isinstance(topic, str), f"{aggregate.__name__}.{name} has no TOPIC of its own"
+        assert topic.startswith(f"{aggregate.TOPIC}."), topic  # type: ignore[attr-defined]
+        assert get_topic(cls) == topic
+
+
+def test_topics_are_unique_across_aggregates() -> None:
+    topics = [cls.TOPIC for aggregate in AGGREGATES for cls in set(event_classes(aggregate).values())]  # type: ignore[attr-defined]
+    assert len(topics) == len(set(topics))
+
+
+def test_the_invoice_topics_are_the_documented_ones() -> None:
+    assert {cls.TOPIC for cls in event_classes(Invoice).values()} == {  # type: ignore[attr-defined]
+        "invoice.created",
+        "invoice.line-added",
+        "invoice.line-changed",
+        "invoice.line-removed",
+        "invoice.details-changed",
+        "invoice.draft-deleted",
+        "invoice.issued",
+        "invoice.payment-applied",
+        "invoice.payment-attempt-failed",
+        "invoice.paid",
+        "invoice.overpaid",
+        "invoice.refund-applied",
+        "invoice.dispute-opened",
+        "invoice.dispute-closed",
+        "invoice.voided",
+        "invoice.marked-uncollectible",
+    }
+
+
+# ------------------------------------------------------------------------------ plain values
+
+
+def test_the_stories_trigger_every_event_class() -> None:
+    triggered = {type(event) for event in every_invoice_event() + every_payment_and_series_event()}
+    declared = {cls for aggregate in AGGREGATES for cls in event_classes(aggregate).values()}
+    assert declared - triggered == set()
+
+
+@pytest.mark.parametrize("story", [every_invoice_event, every_payment_and_series_event])
+def test_triggered_events_carry_only_plain_json_values(story: Any) -> None:
+    offences: list[str] = []
+    for event in story():
+        assert dataclasses.is_dataclass(event)
+        for field in dataclasses.fields(event):
+            if field.name in LIBRARY_FIELDS:
+                continue
+            offences += non_json_values(getattr(event, field.name), f"{type(event).__qualname__}.{field.name}")
+    assert offences == []
+
+
+def test_the_plain_json_check_catches_tuples_enums_and_decimals() -> None:
+    from decimal import Decimal
+    from enum import StrEnum
+
+    class Colour(StrEnum):
+        RED = "red"
+
+    assert non_json_values({"a": (1, 2)}, "x") == ["x.a: tuple"]
+    assert non_json_values([Colour.RED], "x") == ["x[0]: Colour"]
+    assert non_json_values({"a": Decimal("1")}, "x") == ["x.a: Decimal"]
+    assert non_json_values({"a": [1, "b", None, True, {"c": 2}]}, "x") == []
