@@ -20,6 +20,7 @@ from ledger.errors import (
     UnknownCurrencyError,
 )
 from ledger.money import Money
+from ledger.numbering import series_id
 from tests.conftest import AppFactory
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
@@ -209,3 +210,16 @@ def test_stray_library_variables_in_the_environment_cannot_redirect_the_store(
     assert app.env.get("POSTGRES_ENABLE_DB_FUNCTIONS") in (None, "n")
     app.create_draft(customer=CUSTOMER, currency="usd")
     assert not decoy.exists()
+
+
+def test_numbering_continues_after_a_restart_from_the_series_snapshot(make_app: AppFactory) -> None:
+    app = make_app()
+    for _ in range(205):
+        app.issue(app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]))
+    assert app.snapshots is not None
+    snapshots = list(app.snapshots.get(series_id("INV"), desc=True, limit=1))
+    assert snapshots
+    assert snapshots[0].originator_version == 200  # taken every 100 events: started + 199 numbers
+    restarted = make_app()
+    invoice_id = restarted.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    assert restarted.issue(invoice_id) == "INV-000206"
