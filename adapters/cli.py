@@ -72,19 +72,19 @@ def _demo(args: argparse.Namespace) -> int:
     seeded = seed_demo(app, clock)
     today = datetime.now(tz=UTC).date()
     print(f"Demo data in {settings.database_url}\n")
-    print(f"{'number':<12} {'status':<22} {'customer':<20} {'total':>18} {'paid':>18} {'due':>18}  story")
+    print(f"{'number':<12} {'status':<24} {'customer':<20} {'total':>18} {'paid':>18} {'due':>18}  story")
     for item in seeded:
         inv = app.invoice(item.invoice_id)
         status = inv.status + (" (overdue)" if inv.is_overdue(today) else "")
         c = inv.currency
         print(
-            f"{inv.number or '-':<12} {status:<22} {inv.customer['name'][:20]:<20} {money(inv.total, c):>18} "
+            f"{inv.number or '-':<12} {status:<24} {inv.customer['name'][:20]:<20} {money(inv.total, c):>18} "
             f"{money(inv.amount_paid, c):>18} {money(inv.amount_due, c):>18}  {item.story}"
         )
     print("\nTry:")
-    print(f"  ledger invoice show {seeded[1].invoice_id}")
+    print(f"  .venv/bin/ledger invoice show {seeded[1].invoice_id}")
     before_refund = (datetime.now(tz=UTC) - timedelta(days=55)).date().isoformat()
-    print(f"  ledger audit show {seeded[1].invoice_id} --as-of {before_refund}T00:00:00Z")
+    print(f"  .venv/bin/ledger audit show {seeded[1].invoice_id} --as-of {before_refund}T00:00:00Z")
     return 0
 
 
