@@ -18,7 +18,8 @@ from urllib.parse import unquote, urlsplit
 from ledger.errors import LedgerError
 
 POSTGRES_LOCK_TIMEOUT_SECONDS = 5
-# Bounded waits, so a lost database becomes StoreUnavailableError (a 503) in seconds, not minutes.
+# Bounded waits, so a lost database becomes StoreUnavailableError (a 503) instead of a hang. The
+# library adds its own retries (10 x 0.2 s per call) on top of the connect timeout.
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 10
 SQLITE_LOCK_TIMEOUT_SECONDS = 10
@@ -56,6 +57,9 @@ def _sqlite_env(path: str) -> dict[str, str]:
 
 def _postgres_env(database_url: str) -> dict[str, str]:
     parts = urlsplit(database_url)
+    if parts.query:
+        # Silently dropping ?sslmode=require would be worse than refusing it.
+        raise ConfigurationError(f"postgresql URL options are not supported: ?{parts.query}")
     dbname = parts.path.lstrip("/")
     if not dbname or not parts.hostname:
         raise ConfigurationError("postgresql URL needs a host and a database: postgresql://user:pw@host:5432/db")

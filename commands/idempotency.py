@@ -1,4 +1,5 @@
-"""Idempotency receipts: a command that may arrive twice saves one, in its own transaction.
+"""Idempotency receipts: a command that may arrive twice saves one, in the same transaction
+as its effects.
 
 The receipt's id is derived from the idempotency key, so a second command with the same key
 collides with the first one's receipt instead of repeating its effects. The receipt keeps a

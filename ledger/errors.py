@@ -24,12 +24,13 @@
     │   ├── InvoiceHasPaymentsError       no void of a paid or partially paid invoice
     │   ├── RefundExceedsPaidError        no refund beyond what was paid
     │   ├── DuplicateRefundError          one refund id, applied once
+    │   ├── DuplicateDisputeError         one dispute id, opened once
     │   ├── DisputeExceedsPaidError
     │   ├── UnknownDisputeError
     │   ├── PaymentStateError             a payment transition its state forbids
+    │   │   └── PaymentAlreadySucceededError  a late failure cannot undo a success
     │   ├── RefundExceedsCapturedError    no refund beyond what a payment captured
-    │   ├── DisputeExceedsCapturedError   no dispute beyond what a payment still holds
-    │   └── PaymentAlreadySucceededError  a late failure cannot undo a success
+    │   └── DisputeExceedsCapturedError   no dispute beyond what a payment still holds
     ├── StaleVersionError                 the caller's expected version is not the current one (412)
     ├── IdempotencyKeyReusedError         the same key with a different request (422)
     ├── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
@@ -180,6 +181,12 @@ class DuplicateRefundError(RuleViolationError):
     def __init__(self, owner_id: object, refund_id: str) -> None:
         super().__init__(f"refund {refund_id} was already applied to {owner_id}")
         self.refund_id = refund_id
+
+
+class DuplicateDisputeError(RuleViolationError):
+    def __init__(self, owner_id: object, dispute_id: str) -> None:
+        super().__init__(f"dispute {dispute_id} is already open on {owner_id}")
+        self.dispute_id = dispute_id
 
 
 class DisputeExceedsPaidError(RuleViolationError):

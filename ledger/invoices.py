@@ -25,6 +25,7 @@ from ledger.currencies import require_currency
 from ledger.errors import (
     CurrencyMismatchError,
     DisputeExceedsPaidError,
+    DuplicateDisputeError,
     DuplicateRefundError,
     EmptyInvoiceError,
     InvalidAmountError,
@@ -453,6 +454,8 @@ class Invoice(Aggregate):
         self._require_currency(amount)
         if amount.amount <= 0:
             raise InvalidAmountError(f"dispute amount must be positive, got {amount.amount}", field="amount")
+        if dispute_id in self.disputes:
+            raise DuplicateDisputeError(self.id, dispute_id)
         if amount.amount > self.refundable:
             raise DisputeExceedsPaidError(self.id, amount.amount, self.refundable)
         self.trigger_event(

@@ -7,10 +7,11 @@ No float ever becomes Money: the constructor accepts `int` only, and parsing goe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, Inexact, InvalidOperation, localcontext
+from decimal import Decimal, Inexact, localcontext
 
 from ledger.currencies import exponent, require_currency
 from ledger.errors import CurrencyMismatchError, InvalidAmountError
+from ledger.validation import parse_decimal
 
 #: The largest absolute amount the ledger accepts, in minor units. It stays below 2**53, so
 #: every amount survives a round trip through JSON consumers that read numbers as doubles.
@@ -49,12 +50,9 @@ class Money:
         """Read a decimal string in major units ("12.34" usd -> 1234). Extra digits are refused."""
         if not isinstance(text, str):
             raise InvalidAmountError(f"expected a decimal string, got {type(text).__name__}")
-        try:
-            major = Decimal(text.strip())
-        except InvalidOperation:
-            raise InvalidAmountError(f"{text!r} is not a decimal amount") from None
-        if not major.is_finite():
-            raise InvalidAmountError(f"{text!r} is not a finite amount")
+        major = parse_decimal(text)
+        if major is None:
+            raise InvalidAmountError(f"{text!r} is not a decimal amount")
         with localcontext() as context:
             # scaleb rounds to the context's precision (28 digits by default): trap it, never round.
             context.traps[Inexact] = True

@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate
 from ledger.currencies import require_currency
 from ledger.errors import (
     DisputeExceedsCapturedError,
+    DuplicateDisputeError,
     DuplicateRefundError,
     InvalidAmountError,
     PaymentAlreadySucceededError,
@@ -201,6 +202,8 @@ class Payment(Aggregate):
         require_minor_units(amount, field="amount")
         if amount <= 0:
             raise InvalidAmountError("dispute amount must be positive", field="amount")
+        if dispute_id in self.disputes:
+            raise DuplicateDisputeError(self.id, dispute_id)
         if amount > self.refundable:
             raise DisputeExceedsCapturedError(self.id, amount, self.refundable)
         self.trigger_event(

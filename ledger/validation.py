@@ -6,7 +6,7 @@ The limits follow Stripe's where Stripe has one, so whatever we accept can also 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -57,16 +57,21 @@ def require_metadata(value: object, *, field: str = "metadata") -> dict[str, str
                 f"{field} keys must be strings of 1 to {METADATA_KEY_LIMIT} characters: {key!r}",
                 field=field,
             )
-        if not isinstance(item, str) or len(item) > METADATA_VALUE_LIMIT:
+        if not isinstance(item, str) or len(item) > METADATA_VALUE_LIMIT or "\x00" in key + item:
             raise InvalidMetadataError(
-                f"{field}.{key} must be a string of at most {METADATA_VALUE_LIMIT} characters",
+                f"{field}.{key} must be a string of at most {METADATA_VALUE_LIMIT} characters, without NUL",
                 field=f"{field}.{key}",
             )
         checked[key] = item
     return checked
 
 
+_PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
 def require_date(value: object, *, field: str = "due_date") -> date:
+    if isinstance(value, datetime):  # a moment is not a date: which timezone's day would it be?
+        raise InvalidDateError(f"{field} must be a date as YYYY-MM-DD, not a timestamp", field=field)
     if isinstance(value, date):
         return value
     if isinstance(value, str):
@@ -83,7 +88,7 @@ def parse_decimal(value: object) -> Decimal | None:
         return None
     if isinstance(value, int):
         return Decimal(value)
-    if isinstance(value, str) and len(value) <= 40:
+    if isinstance(value, str) and len(value) <= 40 and _PLAIN_DECIMAL.match(value.strip()):
         try:
             number = Decimal(value.strip())
         except InvalidOperation:

@@ -12,6 +12,7 @@ from adapters.clock import ManualClock
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import (
+    CurrencyMismatchError,
     IdempotencyKeyReusedError,
     InvalidQuantityError,
     InvoiceNotEditableError,
@@ -223,3 +224,30 @@ def test_numbering_continues_after_a_restart_from_the_series_snapshot(make_app: 
     restarted = make_app()
     invoice_id = restarted.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
     assert restarted.issue(invoice_id) == "INV-000206"
+
+
+def test_a_provider_payment_in_another_currency_is_refused_and_stores_nothing(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    before = _event_count(app)
+    with pytest.raises(CurrencyMismatchError):
+        app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_x", amount=Money(1, "eur"))
+    with pytest.raises(CurrencyMismatchError):
+        app.record_provider_payment_succeeded(
+            provider="stripe", provider_payment_id="pi_y", invoice_id=invoice_id, amount_captured=Money(10_000, "eur")
+        )
+    assert _event_count(app) == before
+
+
+def test_a_dispute_id_is_opened_once(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    payment_id = app.record_provider_payment_succeeded(
+        provider="stripe", provider_payment_id="pi_d", invoice_id=invoice_id, amount_captured=Money(10_000, "usd")
+    )
+    assert app.record_dispute_opened(payment_id, dispute_id="dp_1", amount=4_000) is True
+    assert app.record_dispute_opened(payment_id, dispute_id="dp_1", amount=4_000) is False
+    assert app.record_dispute_closed(payment_id, dispute_id="dp_1", won=False) is True
+    assert app.record_dispute_closed(payment_id, dispute_id="dp_1", won=False) is False
+    invoice = app.invoice(invoice_id)
+    assert (invoice.status, invoice.amount_dispute_lost, invoice.amount_disputed) == ("paid", 4_000, 0)

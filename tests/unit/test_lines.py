@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import InvalidAmountError, InvalidQuantityError, InvalidTaxRateError, InvalidTextError
-from ledger.lines import Line
+from ledger.lines import Line, require_quantity
 from ledger.money import MAX_MINOR_UNITS
 from ledger.rounding import round_half_up
 
@@ -146,7 +146,6 @@ def test_as_event_fields_carries_every_field_as_plain_values() -> None:
         ("0.000000000001", "0.000000000001"),
         ("1000000000", "1000000000"),
         (1_000_000_000, "1000000000"),
-        ("1E+3", "1000"),
     ],
 )
 def test_a_quantity_within_limits_is_accepted_and_kept_in_canonical_text(quantity: object, text: str) -> None:
@@ -229,3 +228,9 @@ def test_a_line_amount_beyond_the_limit_is_refused() -> None:
 def test_a_line_whose_amount_plus_tax_is_beyond_the_limit_is_refused() -> None:
     with pytest.raises(InvalidAmountError):
         priced(quantity=1, unit_amount=MAX_MINOR_UNITS, tax_rate="1")
+
+
+@pytest.mark.parametrize("text", ["1E+3", "1e2", "1_000", "0x10", "1,5", " ", "NaN", "Infinity"])
+def test_a_quantity_must_be_a_plain_decimal_string(text: str) -> None:
+    with pytest.raises(InvalidQuantityError):
+        require_quantity(text)

@@ -238,3 +238,9 @@ def test_equal_counts_in_different_currencies_are_not_equal() -> None:
 def test_money_does_not_combine_with_a_bare_number() -> None:
     with pytest.raises(TypeError):
         usd(100) + 1  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("text", ["1_000", "1e3", "12.5.1", ""])
+def test_parse_accepts_only_plain_decimal_text(text: str) -> None:
+    with pytest.raises(InvalidAmountError):
+        Money.parse(text, "usd")

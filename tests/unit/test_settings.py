@@ -43,7 +43,9 @@ def test_postgres_urls_set_a_lock_timeout_and_never_enable_db_functions() -> Non
     assert env["POSTGRES_ENABLE_DB_FUNCTIONS"] == "n"
 
 
-@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "postgresql:///nohost", "nonsense"])
+@pytest.mark.parametrize(
+    "url", ["mysql://x/y", "sqlite://", "postgresql:///nohost", "nonsense", "postgresql://u@h/db?sslmode=require"]
+)
 def test_unsupported_database_urls_are_configuration_errors(url: str) -> None:
     with pytest.raises(ConfigurationError):
         event_store_env(url)
