@@ -163,22 +163,42 @@ class BillingApplication(Application[UUID]):
         return str(self._execute("add_line", arguments, idempotency_key, decide)["line_id"])
 
     def change_line(
-        self, invoice_id: UUID, line_id: str, line: NewLine, *, expected_version: int | None = None
+        self,
+        invoice_id: UUID,
+        line_id: str,
+        line: NewLine,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         def decide(at: datetime) -> Decision:
             invoice = self._invoice_for_update(invoice_id, expected_version)
             invoice.change_line(_price(line, line_id), at=at)
             return {}, [invoice]
 
-        self._execute("change_line", {}, None, decide)
+        arguments = {
+            "invoice_id": invoice_id,
+            "line_id": line_id,
+            "line": line.as_dict(),
+            "expected_version": expected_version,
+        }
+        self._execute("change_line", arguments, idempotency_key, decide)
 
-    def remove_line(self, invoice_id: UUID, line_id: str, *, expected_version: int | None = None) -> None:
+    def remove_line(
+        self,
+        invoice_id: UUID,
+        line_id: str,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
         def decide(at: datetime) -> Decision:
             invoice = self._invoice_for_update(invoice_id, expected_version)
             invoice.remove_line(line_id, at=at)
             return {}, [invoice]
 
-        self._execute("remove_line", {}, None, decide)
+        arguments = {"invoice_id": invoice_id, "line_id": line_id, "expected_version": expected_version}
+        self._execute("remove_line", arguments, idempotency_key, decide)
 
     def change_details(
         self,
@@ -189,21 +209,34 @@ class BillingApplication(Application[UUID]):
         memo: object = None,
         metadata: object = None,
         expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         def decide(at: datetime) -> Decision:
             invoice = self._invoice_for_update(invoice_id, expected_version)
             invoice.change_details(at=at, customer=customer, due_date=due_date, memo=memo, metadata=metadata)
             return {}, [invoice]
 
-        self._execute("change_details", {}, None, decide)
+        arguments = {
+            "invoice_id": invoice_id,
+            "customer": customer,
+            "due_date": None if due_date is ... else due_date,
+            "due_date_given": due_date is not ...,
+            "memo": memo,
+            "metadata": metadata,
+            "expected_version": expected_version,
+        }
+        self._execute("change_details", arguments, idempotency_key, decide)
 
-    def delete_draft(self, invoice_id: UUID, *, expected_version: int | None = None) -> None:
+    def delete_draft(
+        self, invoice_id: UUID, *, expected_version: int | None = None, idempotency_key: str | None = None
+    ) -> None:
         def decide(at: datetime) -> Decision:
             invoice = self._invoice_for_update(invoice_id, expected_version)
             invoice.delete_draft(at=at)
             return {}, [invoice]
 
-        self._execute("delete_draft", {}, None, decide)
+        arguments = {"invoice_id": invoice_id, "expected_version": expected_version}
+        self._execute("delete_draft", arguments, idempotency_key, decide)
 
     # ------------------------------------------------------------------------ lifecycle
 

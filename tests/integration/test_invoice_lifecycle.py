@@ -251,3 +251,17 @@ def test_a_dispute_id_is_opened_once(app: BillingApplication) -> None:
     assert app.record_dispute_closed(payment_id, dispute_id="dp_1", won=False) is False
     invoice = app.invoice(invoice_id)
     assert (invoice.status, invoice.amount_dispute_lost, invoice.amount_disputed) == ("paid", 4_000, 0)
+
+
+def test_draft_edits_retried_with_their_key_apply_once(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    line_id = app.add_line(invoice_id, NewLine("y", 2, 50), idempotency_key="add-y")
+    assert app.add_line(invoice_id, NewLine("y", 2, 50), idempotency_key="add-y") == line_id
+    version = app.invoice(invoice_id).version
+    for _ in range(2):  # the second call is a retry of the first: same key, same expected version
+        app.change_details(invoice_id, memo="net 30", expected_version=version, idempotency_key="memo-1")
+        app.remove_line(invoice_id, line_id, expected_version=version + 1, idempotency_key="rm-y")
+    invoice = app.invoice(invoice_id)
+    assert (invoice.version, invoice.memo, len(invoice.lines)) == (version + 2, "net 30", 1)
+    with pytest.raises(IdempotencyKeyReusedError):
+        app.change_details(invoice_id, memo="net 60", expected_version=version, idempotency_key="memo-1")
