@@ -30,12 +30,13 @@ from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
     CurrencyMismatchError,
     InvoiceNotFoundError,
+    InvoiceNotPayableError,
     PaymentAlreadySucceededError,
     PaymentNotFoundError,
     StaleVersionError,
     StoreUnavailableError,
 )
-from ledger.invoices import Invoice
+from ledger.invoices import OPEN, UNCOLLECTIBLE, Invoice
 from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries, series_id
@@ -323,6 +324,9 @@ class BillingApplication(Application[UUID]):
             payment_id = payment_id_for(provider, provider_payment_id)
             if self._get_or_none(payment_id, Payment) is not None:
                 return {"payment_id": str(payment_id)}, []
+            invoice = self.invoice(invoice_id)
+            if invoice.status not in (OPEN, UNCOLLECTIBLE):  # nothing to collect on a draft, void or paid invoice
+                raise InvoiceNotPayableError(invoice.id, invoice.status)
             payment = self._new_provider_payment(invoice_id, provider, provider_payment_id, amount, at)
             return {"payment_id": str(payment.id)}, [payment]
 

@@ -17,6 +17,7 @@ from ledger.errors import (
     InvalidQuantityError,
     InvoiceNotEditableError,
     InvoiceNotFoundError,
+    InvoiceNotPayableError,
     StaleVersionError,
     UnknownCurrencyError,
 )
@@ -265,3 +266,12 @@ def test_draft_edits_retried_with_their_key_apply_once(app: BillingApplication) 
     assert (invoice.version, invoice.memo, len(invoice.lines)) == (version + 2, "net 30", 1)
     with pytest.raises(IdempotencyKeyReusedError):
         app.change_details(invoice_id, memo="net 60", expected_version=version, idempotency_key="memo-1")
+
+
+def test_a_payment_cannot_be_initiated_on_a_draft(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    with pytest.raises(InvoiceNotPayableError):
+        app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_draft")
+    app.issue(invoice_id)
+    payment_id = app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_draft")
+    assert app.payment(payment_id).amount == 100
