@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from eventsourcing.domain import Aggregate
 
 from ledger.accounting import (
     BAD_DEBT,
@@ -30,18 +28,7 @@ from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries
 from ledger.payments import Payment
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
-
-
-def drain(aggregate: Aggregate) -> list[Any]:
-    """The events the aggregate triggered since the last drain (typed loosely, to read fields)."""
-    return list(aggregate.collect_events())
-
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
+from tests.unit.given import CUSTOMER, T0, at, drain
 
 
 def dr(account: str, amount: int, currency: str = "usd") -> Posting:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -16,19 +15,10 @@ from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries
 from ledger.payments import Payment
+from tests.unit.given import T0, at, drain
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries]
 LIBRARY_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-
-
-def drain(aggregate: Aggregate) -> list[Any]:
-    """The events the aggregate triggered since the last drain (typed loosely, to read fields)."""
-    return list(aggregate.collect_events())
-
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
 
 
 def event_classes(aggregate: type[Aggregate]) -> dict[str, type]:

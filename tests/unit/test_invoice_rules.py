@@ -8,12 +8,11 @@ error it raised, in which case nothing was triggered.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.domain import Aggregate
 
 from ledger.errors import (
     CurrencyMismatchError,
@@ -38,18 +37,7 @@ from ledger.errors import (
 from ledger.invoices import BANK, MAX_LINES, PROCESSOR_BALANCE, Invoice, format_number
 from ledger.lines import Line
 from ledger.money import MAX_MINOR_UNITS, Money
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
-
-
-def drain(aggregate: Aggregate) -> list[Any]:
-    """The events the aggregate triggered since the last drain (typed loosely, to read fields)."""
-    return list(aggregate.collect_events())
-
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
+from tests.unit.given import CUSTOMER, T0, at, drain
 
 
 def usd(amount: int) -> Money:

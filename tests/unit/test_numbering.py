@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate
-
 from ledger.numbering import NumberSeries, series_id
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def drain(aggregate: Aggregate) -> list[Any]:
-    """The events the aggregate triggered since the last drain (typed loosely, to read fields)."""
-    return list(aggregate.collect_events())
+from tests.unit.given import T0, drain
 
 
 def started(series: str = "INV") -> NumberSeries:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.domain import Aggregate
 
 from ledger.errors import (
     DisputeExceedsCapturedError,
@@ -24,18 +22,9 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.payments import Payment, payment_id_for
+from tests.unit.given import T0, at, drain
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INVOICE_ID = UUID("00000000-0000-4000-8000-0000000000aa")
-
-
-def drain(aggregate: Aggregate) -> list[Any]:
-    """The events the aggregate triggered since the last drain (typed loosely, to read fields)."""
-    return list(aggregate.collect_events())
-
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
 
 
 def pending(amount: int = 1000, *, provider: str = "stripe", currency: str = "usd") -> Payment:
