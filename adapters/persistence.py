@@ -41,6 +41,18 @@ def event_store_env(database_url: str) -> dict[str, str]:
     )
 
 
+def read_model_url(database_url: str) -> str:
+    """The SQLAlchemy URL of the same database: read models live beside the events."""
+    parts = urlsplit(database_url)
+    if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        _postgres_env(database_url)  # the same checks
+        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    if parts.scheme == "sqlite":
+        env = _sqlite_env(parts.path)
+        return "sqlite:///" + env["SQLITE_DBNAME"]
+    raise ConfigurationError(f"unsupported LEDGER_DATABASE_URL scheme {parts.scheme!r}")
+
+
 def _sqlite_env(path: str) -> dict[str, str]:
     # urlsplit keeps the leading slash: sqlite:///var/x -> "/var/x" (relative), sqlite:////x -> "//x".
     name = path[1:] if path.startswith("/") else path

@@ -483,6 +483,17 @@ class BillingApplication(Application[UUID]):
     def provider_payment(self, provider: str, provider_payment_id: str) -> Payment:
         return self.payment(payment_id_for(provider, provider_payment_id))
 
+    def events_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
+        """Stored events in log order after `position` (a notification id), with their positions."""
+        with storage_errors_as_unavailable():
+            notifications = self.recorder.select_notifications(start=position + 1, limit=limit)
+            return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
+    def head(self) -> int:
+        """The position of the last stored event (0 for an empty log)."""
+        with storage_errors_as_unavailable():
+            return self.recorder.max_notification_id() or 0
+
     # ------------------------------------------------------------------------ machinery
 
     def _execute(

@@ -1,0 +1,39 @@
+"""Wiring of the read models: which projections exist, on which engine, fed by which log."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from adapters.persistence import read_model_url
+from commands.application import BillingApplication
+from ledger.invoices import Invoice
+from projections.invoice_status import InvoiceStatusProjection
+from projections.journal import JournalProjection
+from projections.runner import ProjectionRunner
+
+
+def read_model_engine(database_url: str) -> Engine:
+    engine = create_engine(read_model_url(database_url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 10000")  # wait for the event store's writer, never fail at once
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
+def projection_runner(app: BillingApplication, engine: Engine) -> ProjectionRunner:
+    def load(invoice_id: UUID, version: int) -> Invoice:
+        return app.invoice(invoice_id, version=version)
+
+    runner = ProjectionRunner(engine, app, [InvoiceStatusProjection(load), JournalProjection(load)])
+    runner.create_tables()
+    return runner

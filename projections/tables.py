@@ -1,0 +1,64 @@
+"""The read-model tables (SQLAlchemy Core), in the same database as the event store.
+
+Every table here can be dropped and rebuilt from the event log (`ledger rebuild`).
+`projection_tracking` holds, per read model, the position (notification id) of the last event
+applied; it is written in the same transaction as the rows that event produced.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+tracking = Table(
+    "projection_tracking",
+    metadata,
+    Column("projection", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+invoice_status = Table(
+    "invoice_status",
+    metadata,
+    Column("invoice_id", String(36), primary_key=True),
+    Column("number", String(40), index=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("customer_email", String(254), nullable=False, index=True),
+    Column("customer_name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False, index=True),
+    Column("subtotal", BigInteger, nullable=False),
+    Column("tax", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("amount_paid", BigInteger, nullable=False),
+    Column("amount_refunded", BigInteger, nullable=False),
+    Column("amount_due", BigInteger, nullable=False),
+    Column("amount_overpaid", BigInteger, nullable=False),
+    Column("amount_disputed", BigInteger, nullable=False),
+    Column("amount_dispute_lost", BigInteger, nullable=False),
+    Column("written_off", BigInteger, nullable=False),
+    Column("due_date", String(10), index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("issued_at", DateTime(timezone=True)),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("failed_attempts", Integer, nullable=False),
+    Column("last_failure_code", String(200)),
+    Column("last_failure_message", Text),
+    Column("last_failure_at", String(40)),
+    Column("version", Integer, nullable=False),
+)
+
+journal = Table(
+    "journal_postings",
+    metadata,
+    Column("position", BigInteger, primary_key=True),  # the source event's notification id
+    Column("line", Integer, primary_key=True),  # the posting's place among that event's postings
+    Column("invoice_id", String(36), nullable=False, index=True),
+    Column("event_topic", String(64), nullable=False),
+    Column("event_version", Integer, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("account", String(40), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("debit", BigInteger, nullable=False),
+    Column("credit", BigInteger, nullable=False),
+)
