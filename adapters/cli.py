@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -12,8 +14,12 @@ from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
 from adapters.demo import seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
+from adapters.progress import ProgressBar
+from adapters.read_models import projection_runner, read_model_engine
 from adapters.settings import Settings
+from commands.application import BillingApplication
 from ledger.errors import InvalidDateError, LedgerError, NotFoundError
+from projections.runner import ProjectionRunner
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     show = invoice.add_parser("show", help="print one invoice")
     show.add_argument("invoice_id", type=_uuid)
     show.set_defaults(run=_invoice_show)
+
+    rebuild = commands.add_parser("rebuild", help="drop every read model and replay the whole log into it")
+    rebuild.add_argument("--batch-size", type=int, default=5_000)
+    rebuild.set_defaults(run=_rebuild)
+
+    project = commands.add_parser("project", help="bring the read models up to date with the log")
+    project.add_argument("--follow", action="store_true", help="keep following new events until interrupted")
+    project.add_argument("--poll-seconds", type=float, default=0.2)
+    project.set_defaults(run=_project)
 
     audit = commands.add_parser("audit", help="audit invoices").add_subparsers(required=True, metavar="ACTION")
     audit_show = audit.add_parser("show", help="an invoice as it stood at a moment, with its history")
@@ -85,6 +100,51 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  .venv/bin/ledger invoice show {seeded[1].invoice_id}")
     before_refund = (datetime.now(tz=UTC) - timedelta(days=55)).date().isoformat()
     print(f"  .venv/bin/ledger audit show {seeded[1].invoice_id} --as-of {before_refund}T00:00:00Z")
+    return 0
+
+
+@contextmanager
+def _runner() -> Iterator[tuple[ProjectionRunner, BillingApplication]]:
+    settings = Settings.from_environment()
+    app = bootstrap(settings)
+    engine = read_model_engine(settings.database_url)
+    try:
+        yield projection_runner(app, engine), app
+    finally:
+        engine.dispose()
+        app.close()
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    with _runner() as (runner, app):
+        return _rebuild_with(runner, app, args.batch_size)
+
+
+def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size: int) -> int:
+    head = app.head()
+    started = time.perf_counter()
+    bar = ProgressBar(total=head * len(runner.projections), label="rebuild")
+    applied = runner.rebuild(batch_size=batch_size, progress=lambda done, _: bar.show(done))
+    elapsed = time.perf_counter() - started
+    bar.finish()
+    events = applied // max(1, len(runner.projections))
+    print(
+        f"rebuilt {', '.join(p.name for p in runner.projections)} from {events:,} events "
+        f"in {elapsed:.2f} s ({events / elapsed if elapsed else 0:,.0f} events/s)"
+    )
+    return 0
+
+
+def _project(args: argparse.Namespace) -> int:
+    with _runner() as (runner, _):
+        applied = runner.catch_up()
+        print(f"applied {applied:,} events; positions {runner.positions()}")
+        if args.follow:
+            print("following the log (Ctrl-C to stop)", flush=True)
+            try:
+                runner.follow(poll_seconds=args.poll_seconds)
+            except KeyboardInterrupt:
+                print(f"stopped at {runner.positions()}")
     return 0
 
 

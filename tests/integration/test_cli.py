@@ -88,3 +88,18 @@ def test_the_console_script_is_installed(tmp_path: Path) -> None:
 
 def _table(output: str) -> list[str]:
     return [line for line in output.splitlines() if re.match(r"^(INV-|- )", line)]
+
+
+def test_project_then_rebuild_the_read_models_from_the_command_line(
+    ledger_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(capsys, "demo")
+    code, out, _ = _run(capsys, "project")
+    assert code == 0
+    assert re.search(r"applied [1-9][\d,]* events", out)
+    code, out, _ = _run(capsys, "project")
+    assert "applied 0 events" in out
+    code, out, err = _run(capsys, "rebuild", "--batch-size", "7")
+    assert code == 0
+    assert re.search(r"rebuilt invoice_status, journal from [\d,]+ events in [\d.]+ s \([\d,]+ events/s\)", out)
+    assert "100.0%" in err
