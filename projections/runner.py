@@ -67,13 +67,20 @@ class ProjectionRunner:
                 time.sleep(poll_seconds)
 
     def rebuild(self, batch_size: int = 5_000, progress: Progress | None = None) -> int:
-        """Drop every read model and replay the whole log into it."""
-        metadata.drop_all(self.engine, tables=self._tables())
+        """Empty every read model and replay the whole log into it.
+
+        Rows and positions are cleared in ONE transaction (DML, transactional on SQLite and
+        PostgreSQL alike; DROP TABLE is not on SQLite's driver): a rebuild killed at any point
+        leaves either the old models with their positions, or empty models at position 0,
+        and `catch_up` finishes the job either way.
+        """
+        self.create_tables()
         with self.engine.begin() as conn:
+            for table in reversed(self._tables()):
+                conn.execute(table.delete())
             conn.execute(tracking.delete().where(tracking.c.projection.in_([p.name for p in self.projections])))
         for projection in self.projections:
             projection.reset()
-        self.create_tables()
         return self.catch_up(batch_size, progress)
 
     def _advance(self, projection: Projection, batch_size: int) -> int:
