@@ -15,10 +15,14 @@ from adapters.clock import ManualClock
 from adapters.demo import seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.progress import ProgressBar
-from adapters.read_models import projection_runner, read_model_engine
+from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from ledger.errors import InvalidDateError, LedgerError, NotFoundError
+from projections.audit_chain import verify as verify_chain
+from projections.audit_export import export as export_period
+from projections.audit_export import verify_file
+from projections.queries import trial_balance
 from projections.runner import ProjectionRunner
 
 
@@ -60,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     audit_show.add_argument("invoice_id", type=_uuid)
     audit_show.add_argument("--as-of", type=_moment, default=None, help="ISO 8601 timestamp (default: now)")
     audit_show.set_defaults(run=_audit_show)
+    audit_verify = audit.add_parser("verify", help="check the audit hash chain against the whole log (or a file)")
+    audit_verify.add_argument("--file", default=None, help="an exported JSON Lines file to check on its own")
+    audit_verify.set_defaults(run=_audit_verify)
+    audit_export = audit.add_parser("export", help="export a period of the log with its chain links (JSON Lines)")
+    audit_export.add_argument("file", help="where to write the export")
+    audit_export.add_argument("--from", dest="start", type=_moment, default=None, help="ISO 8601 (inclusive)")
+    audit_export.add_argument("--to", dest="end", type=_moment, default=None, help="ISO 8601 (exclusive)")
+    audit_export.set_defaults(run=_audit_export)
     return parser
 
 
@@ -123,14 +135,15 @@ def _rebuild(args: argparse.Namespace) -> int:
 def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size: int) -> int:
     head = app.head()
     started = time.perf_counter()
-    bar = ProgressBar(total=head * len(runner.projections), label="rebuild")
-    applied = runner.rebuild(batch_size=batch_size, progress=lambda done, _: bar.show(done))
+    rebuilt = runner.rebuildable()
+    total = head * len(rebuilt)
+    bar = ProgressBar(total=total, label="rebuild")
+    runner.rebuild(batch_size=batch_size, progress=lambda done, _: bar.show(min(done, total)))
     elapsed = time.perf_counter() - started
     bar.finish()
-    events = applied // max(1, len(runner.projections))
     print(
-        f"rebuilt {', '.join(p.name for p in runner.projections)} from {events:,} events "
-        f"in {elapsed:.2f} s ({events / elapsed if elapsed else 0:,.0f} events/s)"
+        f"rebuilt {', '.join(p.name for p in rebuilt)} from {head:,} events "
+        f"in {elapsed:.2f} s ({head / elapsed if elapsed else 0:,.0f} events/s; the audit chain is never rebuilt)"
     )
     return 0
 
@@ -167,6 +180,49 @@ def _audit_show(args: argparse.Namespace) -> int:
     print(invoice_text(invoice, today=moment.date()))
     print(f"\nHistory ({len(events)} events known at that moment):")
     print(history_text(events))
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        try:
+            with open(args.file, encoding="utf-8") as lines:
+                file_verdict = verify_file(lines)
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"ledger: cannot read {args.file}: {error}", file=sys.stderr)
+            return 2
+        print(file_verdict)
+        return 0 if file_verdict.ok else 1
+    settings = Settings.from_environment()
+    app = bootstrap(settings)
+    engine = read_model_engine(settings.database_url)
+    try:
+        try:
+            audit_chain_runner(app, engine).catch_up(batch_size=10_000)  # chain what was logged since
+        except Exception as error:  # a damaged log may not even decode: still verify what is chained
+            print(f"ledger: could not extend the audit chain: {error}", file=sys.stderr)
+        started = time.perf_counter()
+        verdict = verify_chain(app, engine)
+        elapsed = time.perf_counter() - started
+    finally:
+        engine.dispose()
+        app.close()
+    print(verdict)
+    rate = verdict.count / elapsed if elapsed else 0
+    print(f"checked {verdict.count:,} chained events in {elapsed:.2f} s ({rate:,.0f} events/s)", file=sys.stderr)
+    return 0 if verdict.ok else 1
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    with _runner() as (runner, app):
+        runner.catch_up(batch_size=10_000)  # the chain and the journal (for the trial balance)
+        verdict = verify_chain(app, runner.engine)
+        if not verdict.ok:
+            print(f"ledger: not exporting, the log does not verify: {verdict}", file=sys.stderr)
+            return 1
+        with open(args.file, "w", encoding="utf-8") as out:
+            done = export_period(app, out, trial_balance(runner.engine), start=args.start, end=args.end)
+    print(f"exported {done.count} events to {args.file}: link before {done.link_before}, head {done.head}")
     return 0
 
 

@@ -11,8 +11,11 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from adapters.persistence import read_model_url
 from commands.application import BillingApplication
 from ledger.invoices import Invoice
+from ledger.payments import Payment
+from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
+from projections.payments import PaymentsProjection
 from projections.runner import ProjectionRunner
 
 
@@ -34,6 +37,19 @@ def projection_runner(app: BillingApplication, engine: Engine) -> ProjectionRunn
     def load(invoice_id: UUID, version: int) -> Invoice:
         return app.invoice(invoice_id, version=version)
 
-    runner = ProjectionRunner(engine, app, [InvoiceStatusProjection(load), JournalProjection(load)])
+    def load_payment(payment_id: UUID, version: int) -> Payment:
+        return app.payment(payment_id, version=version)
+
+    runner = ProjectionRunner(
+        engine, app, [InvoiceStatusProjection(load), JournalProjection(load), PaymentsProjection(load_payment)]
+    )
+    runner.projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
+    runner.create_tables()
+    return runner
+
+
+def audit_chain_runner(app: BillingApplication, engine: Engine) -> ProjectionRunner:
+    """A runner for the audit chain alone (`ledger audit verify` extends the chain first)."""
+    runner = ProjectionRunner(engine, app, [AuditChain(app)])
     runner.create_tables()
     return runner

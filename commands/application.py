@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError, Notification, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
@@ -474,8 +474,8 @@ class BillingApplication(Application[UUID]):
         if not found:
             raise InvoiceNotFoundError(invoice_id)
 
-    def payment(self, payment_id: UUID) -> Payment:
-        payment = self._get_or_none(payment_id, Payment)
+    def payment(self, payment_id: UUID, *, version: int | None = None) -> Payment:
+        payment = self._get_or_none(payment_id, Payment, version=version)
         if payment is None:
             raise PaymentNotFoundError(payment_id)
         return payment
@@ -488,6 +488,12 @@ class BillingApplication(Application[UUID]):
         with storage_errors_as_unavailable():
             notifications = self.recorder.select_notifications(start=position + 1, limit=limit)
             return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
+    def records_after(self, position: int, limit: int) -> Sequence[Notification]:
+        """Raw stored records in log order after `position`, as stored (not decoded): the audit
+        chain hashes exactly these bytes."""
+        with storage_errors_as_unavailable():
+            return self.recorder.select_notifications(start=position + 1, limit=limit)
 
     def head(self) -> int:
         """The position of the last stored event (0 for an empty log)."""
@@ -542,10 +548,19 @@ class BillingApplication(Application[UUID]):
             return result
         raise ConcurrencyRetriesExhaustedError(MAX_ATTEMPTS)
 
-    def _get_or_none(self, aggregate_id: UUID, kind: type[T], repository: Repository[UUID] | None = None) -> T | None:
+    def _get_or_none(
+        self,
+        aggregate_id: UUID,
+        kind: type[T],
+        repository: Repository[UUID] | None = None,
+        *,
+        version: int | None = None,
+    ) -> T | None:
         try:
             with storage_errors_as_unavailable():
-                aggregate: object = (repository or self.repository).get(aggregate_id, projector_func=fold)
+                aggregate: object = (repository or self.repository).get(
+                    aggregate_id, version=version, projector_func=fold
+                )
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None

@@ -1,44 +1,58 @@
-"""Invoice states folded from the log as a projection reads it, without replaying per event.
+"""Aggregate states folded from the log as a projection reads it, without replaying per event.
 
-Read models need the invoice as it stood at each event (its currency for postings, its totals
-for the status row). Folding each event onto the state kept from the previous one is O(1) per
-event. A state that is missing or out of step (after a restart, or a rolled-back batch) is
-reloaded from the event store at the version just before the event.
+Read models need the aggregate as it stood at each event (an invoice's currency for postings,
+its totals for the status row; a payment's refunds for its row). Folding each event onto the
+state kept from the previous one is O(1) per event. A state that is missing or out of step
+(after a restart, or a rolled-back batch) is reloaded from the event store at the version just
+before the event.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from ledger.invoices import Invoice
+
+A = TypeVar("A", bound=Aggregate)
 
 LoadInvoice = Callable[[UUID, int], Invoice]
 
 
-class InvoiceStates:
-    def __init__(self, load: LoadInvoice, max_size: int = 50_000) -> None:
+class AggregateStates(Generic[A]):
+    """The latest state of each aggregate of one `kind`, kept up to date event by event."""
+
+    def __init__(self, kind: type[A], load: Callable[[UUID, int], A], max_size: int = 50_000) -> None:
+        self._kind = kind
         self._load = load
-        self._states: OrderedDict[UUID, Invoice] = OrderedDict()
+        self._states: OrderedDict[UUID, A] = OrderedDict()
         self._max_size = max_size
 
-    def apply(self, event: Invoice.Event) -> Invoice:
-        """The invoice right after `event`."""
-        invoice_id = event.originator_id
-        previous = self._states.pop(invoice_id, None)
+    def apply(self, event: Any) -> A:
+        """The aggregate right after `event` (one of `kind`'s events)."""
+        aggregate_id: UUID = event.originator_id
+        previous = self._states.pop(aggregate_id, None)
         if event.originator_version == 1:
             previous = None
         elif previous is None or previous.version != event.originator_version - 1:
-            previous = self._load(invoice_id, event.originator_version - 1)
-        invoice = event.mutate(previous)
-        if not isinstance(invoice, Invoice):
-            raise TypeError(f"{type(event).__name__} did not yield an invoice")
-        self._states[invoice_id] = invoice
+            previous = self._load(aggregate_id, event.originator_version - 1)
+        aggregate = event.mutate(previous)
+        if not isinstance(aggregate, self._kind):
+            raise TypeError(f"{type(event).__name__} did not yield a {self._kind.__name__}")
+        self._states[aggregate_id] = aggregate
         if len(self._states) > self._max_size:
             self._states.popitem(last=False)
-        return invoice
+        return aggregate
 
     def forget(self) -> None:
         """Drop every state: after a failed batch, they may be ahead of what was committed."""
         self._states.clear()
+
+
+class InvoiceStates(AggregateStates[Invoice]):
+    def __init__(self, load: LoadInvoice, max_size: int = 50_000) -> None:
+        super().__init__(Invoice, load, max_size)

@@ -49,6 +49,7 @@ def row_of(invoice: Invoice) -> dict[str, Any]:
         "amount_refunded": invoice.amount_refunded,
         "amount_due": invoice.amount_due,
         "amount_overpaid": invoice.amount_overpaid,
+        "credit_refunded": invoice.credit_refunded,
         "amount_disputed": invoice.amount_disputed,
         "amount_dispute_lost": invoice.amount_dispute_lost,
         "written_off": invoice.written_off,

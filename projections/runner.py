@@ -67,7 +67,7 @@ class ProjectionRunner:
                 time.sleep(poll_seconds)
 
     def rebuild(self, batch_size: int = 5_000, progress: Progress | None = None) -> int:
-        """Empty every read model and replay the whole log into it.
+        """Empty every rebuildable read model and replay the whole log into it.
 
         Rows and positions are cleared in ONE transaction (DML, transactional on SQLite and
         PostgreSQL alike; DROP TABLE is not on SQLite's driver): a rebuild killed at any point
@@ -75,13 +75,19 @@ class ProjectionRunner:
         and `catch_up` finishes the job either way.
         """
         self.create_tables()
+        disposable = self.rebuildable()
         with self.engine.begin() as conn:
-            for table in reversed(self._tables()):
+            for table in reversed([t for p in disposable for t in p.tables]):
                 conn.execute(table.delete())
-            conn.execute(tracking.delete().where(tracking.c.projection.in_([p.name for p in self.projections])))
-        for projection in self.projections:
+            conn.execute(tracking.delete().where(tracking.c.projection.in_([p.name for p in disposable])))
+        for projection in disposable:
             projection.reset()
         return self.catch_up(batch_size, progress)
+
+    def rebuildable(self) -> list[Projection]:
+        """The models a rebuild may empty. Evidence (the audit chain) is only ever extended:
+        re-deriving it from the log as it stands now would bless any tampering."""
+        return [p for p in self.projections if getattr(p, "rebuildable", True)]
 
     def _advance(self, projection: Projection, batch_size: int) -> int:
         try:

@@ -34,6 +34,7 @@ invoice_status = Table(
     Column("amount_refunded", BigInteger, nullable=False),
     Column("amount_due", BigInteger, nullable=False),
     Column("amount_overpaid", BigInteger, nullable=False),
+    Column("credit_refunded", BigInteger, nullable=False),  # of the overpaid credit, what was refunded
     Column("amount_disputed", BigInteger, nullable=False),
     Column("amount_dispute_lost", BigInteger, nullable=False),
     Column("written_off", BigInteger, nullable=False),
@@ -61,4 +62,41 @@ journal = Table(
     Column("currency", String(3), nullable=False),
     Column("debit", BigInteger, nullable=False),
     Column("credit", BigInteger, nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(36), primary_key=True),
+    Column("invoice_id", String(36), nullable=False, index=True),
+    Column("provider", String(40), nullable=False),
+    Column("provider_payment_id", String(255), nullable=False),
+    Column("charge_id", String(255)),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("amount_captured", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("amount_refunded", BigInteger, nullable=False),
+    Column("refunds", Integer, nullable=False),  # how many distinct refunds
+    Column("amount_disputed", BigInteger, nullable=False),  # open disputes
+    Column("amount_dispute_lost", BigInteger, nullable=False),
+    Column("failed_attempts", Integer, nullable=False),
+    Column("failure_code", String(200)),  # the last failed attempt's, kept after a later success
+    Column("failure_message", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# The tamper-evident hash chain over the whole log (projections/audit_chain.py): one row per
+# event, in log order; `link` is sha256(previous link || the event's canonical bytes), in hex.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),  # the event's notification id
+    Column("originator_id", String(36), nullable=False),
+    Column("originator_version", BigInteger, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("link", String(64), nullable=False),
 )

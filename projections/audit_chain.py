@@ -1,0 +1,241 @@
+"""The tamper-evident audit chain: a SHA-256 hash chain over the whole event log, in log order.
+
+    link_0 = 32 zero bytes (genesis)
+    link_n = sha256(link_{n-1} || canonical(event n))
+
+`canonical` covers the event's position (notification id), originator id, originator version,
+topic and its state exactly as stored (never re-encoded), each length-prefixed so that no two
+different events share canonical bytes.
+
+`AuditChain` keeps the chain like any read model: the runner hands it each batch of the log and
+commits its links with its tracking position, exactly once. `verify` recomputes the chain from
+the log, from genesis, and compares it with the kept one, naming the first position that was
+altered, deleted or inserted since it was chained (a reordering shows as an alteration at the
+first swapped position).
+
+The kept chain proves nothing against someone who can rewrite both the log and the chain: anchor
+its head elsewhere (an exported file, a ticket, a signed e-mail) and compare. `ledger rebuild`
+rechains the log as it stands: verify before rebuilding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Table, insert, inspect, select
+
+from projections.tables import audit_chain
+from projections.tracked import Positioned
+
+GENESIS = bytes(32)
+_sha256 = hashlib.sha256
+BATCH = 10_000
+
+_HEADER = struct.Struct(">qqI")  # position, originator version, length of the originator id
+_LENGTH = struct.Struct(">I")
+_STATE_LENGTH = struct.Struct(">Q")
+
+
+class Record(Protocol):
+    """A stored event as the store holds it (the library's Notification)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def originator_id(self) -> Any: ...
+    @property
+    def originator_version(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def state(self) -> bytes: ...
+
+
+class RawLog(Protocol):
+    """The event log as stored (BillingApplication.records_after)."""
+
+    def records_after(self, position: int, limit: int) -> Sequence[Record]: ...
+
+
+def canonical(position: int, originator_id: str, originator_version: int, topic: str, state: bytes) -> bytes:
+    """Big-endian: position (int64), originator version (int64), then the originator id (its
+    UUID text), the topic (UTF-8) and the stored state, each after its length (uint32, uint32,
+    uint64). Fixed here for good: changing it changes every link."""
+    oid = originator_id.encode()
+    top = topic.encode()
+    return b"".join(
+        (
+            _HEADER.pack(position, originator_version, len(oid)),
+            oid,
+            _LENGTH.pack(len(top)),
+            top,
+            _STATE_LENGTH.pack(len(state)),
+            state,
+        )
+    )
+
+
+def next_link(previous: bytes, record: Record) -> bytes:
+    """sha256(previous || canonical(record)), inlined: verify calls it for every event."""
+    state = record.state if type(record.state) is bytes else bytes(record.state)
+    oid = str(record.originator_id).encode()
+    top = record.topic.encode()
+    return _sha256(
+        b"".join(
+            (
+                previous,
+                _HEADER.pack(record.id, record.originator_version, len(oid)),
+                oid,
+                _LENGTH.pack(len(top)),
+                top,
+                _STATE_LENGTH.pack(len(state)),
+                state,
+            )
+        )
+    ).digest()
+
+
+def records(log: RawLog, after: int = 0, batch: int = BATCH) -> Iterator[Record]:
+    """Every stored record after `after`, in log order, read a batch at a time."""
+    while True:
+        chunk = log.records_after(after, batch)
+        if not chunk:
+            return
+        yield from chunk
+        after = chunk[-1].id
+
+
+class AuditChain:
+    """The read model that keeps the chain: one row (with its link) per event, in log order."""
+
+    name = "audit_chain"
+    tables: tuple[Table, ...] = (audit_chain,)
+    rebuildable = False  # evidence: extended, never recomputed (see ProjectionRunner.rebuildable)
+
+    def __init__(self, log: RawLog) -> None:
+        self.log = log
+
+    def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
+        if not batch:
+            return
+        positions = [position for position, _ in batch]
+        raw = self.log.records_after(positions[0] - 1, len(positions))
+        if [r.id for r in raw] != positions:
+            raise RuntimeError("the log changed under the batch being chained: run again")
+        last = conn.execute(
+            select(audit_chain.c.position, audit_chain.c.link).order_by(audit_chain.c.position.desc()).limit(1)
+        ).first()
+        if last is not None and int(last.position) >= positions[0]:
+            raise RuntimeError(f"audit chain already holds position {last.position}: not chaining it twice")
+        link = GENESIS if last is None else bytes.fromhex(last.link)
+        rows: list[dict[str, Any]] = []
+        for record in raw:
+            link = next_link(link, record)
+            rows.append(
+                {
+                    "position": record.id,
+                    "originator_id": str(record.originator_id),
+                    "originator_version": record.originator_version,
+                    "topic": record.topic,
+                    "link": link.hex(),
+                }
+            )
+        conn.execute(insert(audit_chain), rows)
+
+    def reset(self) -> None:
+        """Nothing in memory: the last link is read from the table, inside the transaction."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `verify` found. `ok` with `count` chained events and the `head` link, or the first
+    bad `position` and what happened there (`problem`: altered, deleted or inserted)."""
+
+    ok: bool
+    count: int
+    head: str
+    position: int | None = None
+    problem: str | None = None
+    detail: str = ""
+    unchained: int = 0  # events logged after the chain's head, not chained yet
+
+    def __str__(self) -> str:
+        if self.ok:
+            pending = f" ({self.unchained:,} newer events not chained yet)" if self.unchained else ""
+            return f"OK: {self.count} events, head {self.head}{pending}"
+        return f"FAILED: position {self.position} {self.problem}: {self.detail}"
+
+
+def _kept(engine: Engine, batch: int) -> Iterator[tuple[int, str]]:
+    """The kept chain's (position, link) pairs in order, a batch per query. Straight through the
+    driver: SQLAlchemy's row objects would cost more than hashing the events."""
+    if not inspect(engine).has_table(audit_chain.name):
+        return  # never chained: nothing kept to compare with
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    query = f"SELECT position, link FROM audit_chain WHERE position > {mark} ORDER BY position LIMIT {mark}"  # noqa: S608
+    after = 0
+    while True:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(query, (after, batch))
+            chunk: Sequence[tuple[int, str]] = cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+        if not chunk:
+            return
+        yield from chunk
+        after = int(chunk[-1][0])
+
+
+def verify(log: RawLog, engine: Engine, batch: int = BATCH) -> Verdict:
+    """Recompute the chain over the whole log from genesis and compare it with the kept chain."""
+    log_records = records(log, 0, batch)
+    kept = _kept(engine, batch)
+    record = next(log_records, None)
+    chained = next(kept, None)
+    link = GENESIS
+    count = 0
+    while chained is not None:
+        position, kept_link = chained
+        if record is None or position < record.id:
+            return _bad(count, link, position, "deleted", "chained, but no longer in the log")
+        if record.id < position:
+            return _bad(count, link, record.id, "inserted", "in the log below the chain's head, never chained")
+        link = next_link(link, record)
+        if link.hex() != kept_link:
+            return _bad(count, link, position, "altered", _what_differs(engine, record))
+        count += 1
+        record = next(log_records, None)
+        chained = next(kept, None)
+    unchained = 0
+    while record is not None:
+        unchained += 1
+        record = next(log_records, None)
+    return Verdict(ok=True, count=count, head=link.hex(), unchained=unchained)
+
+
+def _bad(count: int, link: bytes, position: int, problem: str, detail: str) -> Verdict:
+    return Verdict(ok=False, count=count, head=link.hex(), position=position, problem=problem, detail=detail)
+
+
+def _what_differs(engine: Engine, record: Record) -> str:
+    with engine.connect() as conn:
+        row = conn.execute(select(audit_chain).where(audit_chain.c.position == record.id)).mappings().one()
+    changed = [
+        name
+        for name, now in [
+            ("originator_id", str(record.originator_id)),
+            ("originator_version", record.originator_version),
+            ("topic", record.topic),
+        ]
+        if row[name] != now
+    ]
+    if changed:
+        return f"{', '.join(changed)} differ from what was chained"
+    return "stored bytes differ from what was chained"

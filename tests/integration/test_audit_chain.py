@@ -1,0 +1,275 @@
+"""The audit chain: the untouched log verifies; any change made behind the application's back
+(altered, deleted, inserted or reordered events, straight in the database) is named at its first
+position; an exported period verifies on its own, and a flipped byte in it is named by line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from adapters.cli import main
+from adapters.clock import ManualClock
+from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine
+from commands.application import BillingApplication
+from commands.messages import NewLine
+from ledger.money import Money
+from projections.audit_chain import GENESIS, verify
+from projections.audit_export import export, verify_file
+from projections.queries import trial_balance
+from projections.tables import audit_chain
+
+CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = read_model_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _scenario(app: BillingApplication, clock: ManualClock) -> None:
+    ids = []
+    for currency, amount in [("usd", 10_000), ("eur", 25_000), ("jpy", 5_000)]:
+        invoice_id = app.create_draft(customer=CUSTOMER, currency=currency, lines=[NewLine("Work", 2, amount, "20")])
+        app.issue(invoice_id)
+        ids.append(invoice_id)
+        clock.advance(timedelta(hours=1))
+    paid = app.record_provider_payment_succeeded(
+        provider="stripe", provider_payment_id="pi_1", invoice_id=ids[0], amount_captured=Money(24_000, "usd"), fee=726
+    )
+    clock.advance(timedelta(hours=1))
+    app.record_refund(paid, refund_id="re_1", amount=4_000)
+    app.void(ids[2])
+
+
+class Store:
+    """The event store's own table, reached with SQL behind the application's back."""
+
+    def __init__(self, app: BillingApplication, engine: Engine) -> None:
+        self.engine = engine
+        # stored_events on SQLite, billingapplication_events on PostgreSQL
+        self.table = str(getattr(app.recorder, "events_table_name", "stored_events"))
+        self.position = "notification_id" if engine.dialect.name == "postgresql" else "rowid"
+
+    def row(self, position: int) -> dict[str, Any]:
+        query = f"SELECT originator_id, originator_version, topic, state FROM {self.table} WHERE {self.position} = :p"
+        with self.engine.connect() as conn:
+            return dict(conn.execute(text(query), {"p": position}).mappings().one())
+
+    def state(self, position: int) -> bytes:
+        return bytes(self.row(position)["state"])
+
+    def set_state(self, position: int, state: bytes) -> None:
+        self._run(f"UPDATE {self.table} SET state = :s WHERE {self.position} = :p", s=state, p=position)
+
+    def delete(self, position: int) -> None:
+        self._run(f"DELETE FROM {self.table} WHERE {self.position} = :p", p=position)
+
+    def insert(self, position: int, row: dict[str, Any]) -> None:
+        columns = "originator_id, originator_version, topic, state"
+        values = ":originator_id, :originator_version, :topic, :state"
+        self._run(f"INSERT INTO {self.table} ({self.position}, {columns}) VALUES (:p, {values})", p=position, **row)
+
+    def _run(self, statement: str, **params: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text(statement), params)
+
+
+@pytest.fixture
+def store(app: BillingApplication, engine: Engine) -> Store:
+    return Store(app, engine)
+
+
+def _positions(app: BillingApplication) -> list[int]:
+    return [r.id for r in app.records_after(0, 1_000_000)]
+
+
+def _chained(app: BillingApplication, engine: Engine, clock: ManualClock) -> list[int]:
+    _scenario(app, clock)
+    projection_runner(app, engine).catch_up()
+    return _positions(app)
+
+
+def test_the_untouched_log_verifies_and_the_chain_is_the_same_however_it_was_built(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    assert verify(app, engine).ok  # nothing logged, nothing chained
+    _scenario(app, clock)
+    runner = audit_chain_runner(app, engine)
+    runner.catch_up(batch_size=3)
+    verdict = verify(app, engine, batch=4)
+    positions = _positions(app)
+    assert verdict.ok, verdict
+    assert (verdict.count, verdict.unchained) == (len(positions), 0)
+    assert str(verdict) == f"OK: {len(positions)} events, head {verdict.head}"
+    with engine.connect() as conn:
+        kept = conn.execute(select(audit_chain.c.link).order_by(audit_chain.c.position.desc())).scalars().first()
+    assert kept == verdict.head != GENESIS.hex()
+    assert runner.catch_up() == 0  # exactly once: nothing chained twice
+    full = projection_runner(app, engine)
+    assert full.positions()["audit_chain"] == app.head()
+    full.rebuild()
+    assert verify(app, engine) == verdict  # rebuilt from the same log: the same chain
+
+
+def test_events_logged_after_the_head_are_reported_as_not_chained_yet(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    _chained(app, engine, clock)
+    app.create_draft(customer=CUSTOMER, currency="usd")
+    verdict = verify(app, engine)
+    assert verdict.ok
+    assert verdict.unchained == 1
+
+
+def test_an_altered_event_is_named(app: BillingApplication, clock: ManualClock, engine: Engine, store: Store) -> None:
+    positions = _chained(app, engine, clock)
+    target = positions[4]
+    state = store.state(target)
+    store.set_state(target, state[:-1] + b',"amount":1}')
+    verdict = verify(app, engine)
+    assert (verdict.ok, verdict.position, verdict.problem) == (False, target, "altered")
+    assert verdict.count == 4  # the events before it still verify
+    assert f"position {target} altered" in str(verdict)
+
+
+def test_a_rebuild_of_the_read_models_does_not_bless_a_tampered_log(
+    app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+) -> None:
+    positions = _chained(app, engine, clock)
+    target = positions[2]
+    store.set_state(target, store.state(target)[:-1] + b',"amount":1}')
+    projection_runner(app, engine).rebuild()
+    verdict = verify(app, engine)
+    assert (verdict.ok, verdict.position, verdict.problem) == (False, target, "altered")
+
+
+def test_a_deleted_event_is_named(app: BillingApplication, clock: ManualClock, engine: Engine, store: Store) -> None:
+    positions = _chained(app, engine, clock)
+    store.delete(positions[6])
+    verdict = verify(app, engine)
+    assert (verdict.ok, verdict.position, verdict.problem) == (False, positions[6], "deleted")
+
+
+def test_deleting_the_last_event_is_named(
+    app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+) -> None:
+    positions = _chained(app, engine, clock)
+    store.delete(positions[-1])
+    verdict = verify(app, engine)
+    assert (verdict.ok, verdict.position, verdict.problem) == (False, positions[-1], "deleted")
+
+
+def test_an_inserted_event_is_named(app: BillingApplication, clock: ManualClock, engine: Engine, store: Store) -> None:
+    _scenario(app, clock)
+    positions = _positions(app)
+    hole = positions[5]
+    copy = store.row(hole)
+    store.delete(hole)  # a gap in the log when it was chained
+    audit_chain_runner(app, engine).catch_up()
+    assert verify(app, engine).ok
+    copy["originator_version"] += 1_000  # a copy of an event, slipped in below the head
+    store.insert(hole, copy)
+    verdict = verify(app, engine)
+    assert (verdict.ok, verdict.position, verdict.problem) == (False, hole, "inserted")
+
+
+def test_swapped_events_are_named_at_the_first_of_them(
+    app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+) -> None:
+    positions = _chained(app, engine, clock)
+    first, second = positions[3], positions[8]
+    a, b = store.state(first), store.state(second)
+    store.set_state(first, b)
+    store.set_state(second, a)
+    verdict = verify(app, engine)
+    assert (verdict.ok, verdict.position, verdict.problem) == (False, first, "altered")
+
+
+def test_an_export_verifies_on_its_own_and_a_flipped_byte_is_named_by_line(
+    app: BillingApplication, clock: ManualClock, engine: Engine, tmp_path: Path
+) -> None:
+    _chained(app, engine, clock)
+    whole = verify(app, engine)
+    path = tmp_path / "all.jsonl"
+    with path.open("w") as out:
+        done = export(app, out, trial_balance(engine))
+    assert (done.count, done.link_before, done.head) == (whole.count, GENESIS.hex(), whole.head)
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[-1])["type"] == "trial_balance"
+    assert json.loads(lines[-1])["rows"]
+    with path.open() as lines_in:
+        checked = verify_file(lines_in)
+    assert (checked.ok, checked.count, checked.head) == (True, whole.count, whole.head)
+
+    event = json.loads(lines[2])  # line 3 of the file
+    state = event["state"]
+    flipped = state[:10] + ("A" if state[10] != "A" else "B") + state[11:]
+    lines[2] = lines[2].replace(state, flipped)
+    checked = verify_file(lines)
+    assert (checked.ok, checked.line) == (False, 3)
+    assert "line 3" in str(checked)
+
+    lines = path.read_text().splitlines()
+    rows = json.loads(lines[-1])
+    rows["rows"][0]["debit"] += 1
+    lines[-1] = json.dumps(rows)
+    assert verify_file(lines).line == len(lines)
+
+
+def test_an_exported_period_starts_from_the_chain_link_before_it(
+    app: BillingApplication, clock: ManualClock, engine: Engine, tmp_path: Path
+) -> None:
+    start = clock.now() + timedelta(hours=1)
+    end = start + timedelta(hours=2)
+    positions = _chained(app, engine, clock)
+    with engine.connect() as conn:
+        links = dict(conn.execute(select(audit_chain.c.position, audit_chain.c.link)).all())
+    path = tmp_path / "period.jsonl"
+    with path.open("w") as out:
+        done = export(app, out, trial_balance(engine), start=start, end=end)
+    events = [json.loads(line) for line in path.read_text().splitlines() if '"type":"event"' in line]
+    assert 0 < done.count == len(events) < len(positions)
+    first, last = events[0]["position"], events[-1]["position"]
+    assert done.link_before == links[positions[positions.index(first) - 1]]
+    assert done.head == links[last]
+    assert all(start.isoformat() <= e["timestamp"] < end.isoformat() for e in events)
+    with path.open() as lines_in:
+        assert verify_file(lines_in).ok
+
+
+def test_the_command_line_verifies_exports_and_fails_with_exit_1(
+    app: BillingApplication,
+    clock: ManualClock,
+    engine: Engine,
+    store: Store,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    _scenario(app, clock)  # not chained yet: verify chains it first
+    assert main(["audit", "verify"]) == 0
+    assert capsys.readouterr().out.startswith(f"OK: {len(_positions(app))} events, head ")
+    path = tmp_path / "export.jsonl"
+    assert main(["audit", "export", str(path)]) == 0
+    assert main(["audit", "export", "--from", "2026-03-02T10:00:00Z", "--to", "2026-03-02T11:00:00Z", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", "--file", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("OK: ")
+    path.write_text(path.read_text().replace('"topic":"invoice.', '"topic":"invoicE.', 1))
+    assert main(["audit", "verify", "--file", str(path)]) == 1
+    assert "line 2" in capsys.readouterr().out
+    target = _positions(app)[2]
+    store.set_state(target, store.state(target).replace(b'"', b"'", 2))
+    assert main(["audit", "verify"]) == 1
+    assert f"position {target} altered" in capsys.readouterr().out
+    assert main(["audit", "export", str(path)]) == 1
