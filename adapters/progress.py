@@ -15,11 +15,13 @@ class ProgressBar:
         self.width = width
         self.started = time.perf_counter()
         self._drawn_at = 0.0
+        self._shown = -1
 
     def show(self, done: int) -> None:
         now = time.perf_counter()
-        if now - self._drawn_at < 0.1 and done < self.total:
+        if done == self._shown or (now - self._drawn_at < 0.1 and done < self.total):
             return
+        self._shown = done
         self._drawn_at = now
         share = min(done / self.total, 1.0)
         filled = int(share * self.width)
