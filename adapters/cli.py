@@ -15,13 +15,14 @@ from adapters.clock import ManualClock
 from adapters.demo import seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.progress import ProgressBar
-from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine
+from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from ledger.errors import InvalidDateError, LedgerError, NotFoundError
 from projections.audit_chain import verify as verify_chain
 from projections.audit_export import export as export_period
 from projections.audit_export import verify_file
+from projections.consistency import check as check_read_models
 from projections.queries import trial_balance
 from projections.runner import ProjectionRunner
 
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
 
     rebuild = commands.add_parser("rebuild", help="drop every read model and replay the whole log into it")
     rebuild.add_argument("--batch-size", type=int, default=5_000)
+    rebuild.add_argument(
+        "--check",
+        action="store_true",
+        help="rebuild into scratch tables and compare with the live read models (exit 1 on any difference)",
+    )
     rebuild.set_defaults(run=_rebuild)
 
     project = commands.add_parser("project", help="bring the read models up to date with the log")
@@ -128,8 +134,23 @@ def _runner() -> Iterator[tuple[ProjectionRunner, BillingApplication]]:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    if args.check:
+        return _rebuild_check(args.batch_size)
     with _runner() as (runner, app):
         return _rebuild_with(runner, app, args.batch_size)
+
+
+def _rebuild_check(batch_size: int) -> int:
+    settings = Settings.from_environment()
+    app = bootstrap(settings)
+    engine = read_model_engine(settings.database_url)
+    try:
+        report = check_read_models(engine, app, lambda: read_model_projections(app), batch_size=batch_size)
+    finally:
+        engine.dispose()
+        app.close()
+    print(report)
+    return 0 if report.ok else 1
 
 
 def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size: int) -> int:

@@ -17,6 +17,7 @@ from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
 from projections.payments import PaymentsProjection
 from projections.runner import ProjectionRunner
+from projections.tracked import Projection
 
 
 def read_model_engine(database_url: str) -> Engine:
@@ -34,18 +35,27 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 
 
 def projection_runner(app: BillingApplication, engine: Engine) -> ProjectionRunner:
+    runner = ProjectionRunner(engine, app, read_model_projections(app))
+    runner.create_tables()
+    return runner
+
+
+def read_model_projections(app: BillingApplication) -> list[Projection]:
+    """Fresh instances (no in-memory state) of every read model, the audit chain last."""
+
     def load(invoice_id: UUID, version: int) -> Invoice:
         return app.invoice(invoice_id, version=version)
 
     def load_payment(payment_id: UUID, version: int) -> Payment:
         return app.payment(payment_id, version=version)
 
-    runner = ProjectionRunner(
-        engine, app, [InvoiceStatusProjection(load), JournalProjection(load), PaymentsProjection(load_payment)]
-    )
-    runner.projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
-    runner.create_tables()
-    return runner
+    projections: list[Projection] = [
+        InvoiceStatusProjection(load),
+        JournalProjection(load),
+        PaymentsProjection(load_payment),
+    ]
+    projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
+    return projections
 
 
 def audit_chain_runner(app: BillingApplication, engine: Engine) -> ProjectionRunner:
