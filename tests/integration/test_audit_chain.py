@@ -5,7 +5,6 @@ position; an exported period verifies on its own, and a flipped byte in it is na
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from sqlalchemy import Engine, select, text
 
 from adapters.cli import main
 from adapters.clock import ManualClock
-from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine
+from adapters.read_models import audit_chain_runner, projection_runner
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.money import Money
@@ -25,13 +24,6 @@ from projections.queries import trial_balance
 from projections.tables import audit_chain
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = read_model_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _scenario(app: BillingApplication, clock: ManualClock) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from adapters.clock import ManualClock
-from adapters.read_models import projection_runner, read_model_engine
+from adapters.read_models import projection_runner
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvalidInputError
@@ -24,18 +23,6 @@ from projections.tables import payments
 
 ACME = {"email": "ap@acme.example", "name": "Acme"}
 GLOBEX = {"email": "billing@globex.example", "name": "Globex"}
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = read_model_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def runner(app: BillingApplication, engine: Engine) -> ProjectionRunner:
-    return projection_runner(app, engine)
 
 
 def _invoice(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Connection, Engine, select
 
 from adapters.clock import ManualClock
-from adapters.read_models import projection_runner, read_model_engine
+from adapters.read_models import projection_runner
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvalidInputError
@@ -21,18 +21,6 @@ from projections.tables import invoice_status, journal, tracking
 from projections.tracked import Positioned, Projection
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = read_model_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def runner(app: BillingApplication, engine: Engine) -> ProjectionRunner:
-    return projection_runner(app, engine)
 
 
 def _scenario(app: BillingApplication, clock: ManualClock) -> list[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,24 +11,12 @@ from sqlalchemy import Engine, inspect, select, text
 
 from adapters.cli import main
 from adapters.clock import ManualClock
-from adapters.read_models import projection_runner, read_model_engine, read_model_projections
+from adapters.read_models import read_model_engine, read_model_projections
 from commands.application import BillingApplication
 from projections.consistency import Report, check
 from projections.runner import ProjectionRunner
 from projections.tables import invoice_status, journal, payments, tracking
 from tests.integration.test_read_models import _scenario
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = read_model_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def runner(app: BillingApplication, engine: Engine) -> ProjectionRunner:
-    return projection_runner(app, engine)
 
 
 def _check(app: BillingApplication, engine: Engine) -> Report:
