@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]`: print the tables."""
+"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile] [--only write|read-models] [--events N]`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 from bench import tables
 from bench.machine import header, postgres_version
 from bench.profiling import profile_backend
+from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
+from bench.read_models import render as render_read_models
 from bench.suite import FULL, QUICK, Backend, BackendReport, Plan, run_backend
 
 
@@ -25,19 +27,27 @@ def _sqlite(plan: Plan, directory: Path, profile: bool) -> tuple[BackendReport, 
     return report, extra
 
 
-def _postgres(plan: Plan, profile: bool) -> tuple[BackendReport, str, str]:
+def _postgres(
+    plan: Plan | None, profile: bool, read_model_events: int
+) -> tuple[BackendReport | None, str, str, ReadModelsReport | None]:
     from tests.pg_cluster import running_cluster  # the test helper: initdb + pg_ctl on a free port
 
+    report: BackendReport | None = None
+    read_models: ReadModelsReport | None = None
+    extra = ""
     with running_cluster() as cluster:
         with cluster.database() as url:
             version = postgres_version(url)
-            report = run_backend(plan, Backend("postgres", url, url))
-        extra = ""
-        if profile:
+            if plan is not None:
+                report = run_backend(plan, Backend("postgres", url, url))
+        if plan is not None and profile:
             with cluster.database() as url:
                 runs = profile_backend("postgres", url, plan.invoices // 2, plan.payments // 2)
                 extra = tables.profiles("postgres", runs)
-    return report, extra, version
+        if read_model_events:
+            with cluster.database() as url:
+                read_models = run_read_models("postgres", url, read_model_events)
+    return report, extra, version, read_models
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,33 +55,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer operations: a smoke run")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--profile", action="store_true", help="also cProfile single-writer commands")
+    parser.add_argument(
+        "--only", choices=["write", "read-models"], default=None, help="run one part only (default: both)"
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help=f"events in the read-models log (default {DEFAULT_EVENTS:,}; --quick: a tenth)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    writes = args.only in (None, "write")
+    read_model_events = 0
+    if args.only in (None, "read-models"):
+        read_model_events = args.events or (DEFAULT_EVENTS // 10 if args.quick else DEFAULT_EVENTS)
     began = time.monotonic()
     reports: list[BackendReport] = []
+    read_models: list[ReadModelsReport] = []
     extras: list[str] = []
     pg_version: str | None = None
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as directory:
         if args.backend in ("sqlite", "all"):
-            report, extra = _sqlite(plan, Path(directory), args.profile)
-            reports.append(report)
-            extras.append(extra)
+            if writes:
+                report, extra = _sqlite(plan, Path(directory), args.profile)
+                reports.append(report)
+                extras.append(extra)
+            if read_model_events:
+                url = f"sqlite:///{Path(directory) / 'read-models.sqlite3'}"
+                read_models.append(run_read_models("sqlite", url, read_model_events))
     if args.backend in ("postgres", "all"):
-        report, extra, pg_version = _postgres(plan, args.profile)
-        reports.append(report)
-        extras.append(extra)
+        pg_report, extra, pg_version, pg_read_models = _postgres(
+            plan if writes else None, args.profile, read_model_events
+        )
+        if pg_report is not None:
+            reports.append(pg_report)
+            extras.append(extra)
+        if pg_read_models is not None:
+            read_models.append(pg_read_models)
     print(header(pg_version))
-    print(f"plan: {'quick' if args.quick else 'full'} {plan}")
-    print()
-    print(tables.throughput(reports))
-    print()
-    print(tables.growth(reports))
-    print()
-    print(tables.replay(reports))
-    for extra in extras:
-        if extra:
-            print()
-            print(extra)
+    if writes:
+        print(f"plan: {'quick' if args.quick else 'full'} {plan}")
+        print()
+        print(tables.throughput(reports))
+        print()
+        print(tables.growth(reports))
+        print()
+        print(tables.replay(reports))
+        for extra in extras:
+            if extra:
+                print()
+                print(extra)
+    if read_models:
+        print()
+        print(f"read models: {read_model_events:,} events")
+        print(render_read_models(read_models))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

@@ -1,0 +1,474 @@
+"""Read models: rebuild throughput, the log's raw read rate, follow latency, memory, audit, as_of.
+
+The log is generated in memory (Invoice and Payment aggregates driven by their own methods on a
+ManualClock) and saved in large chunks, not one command per event. Per invoice: created, two
+lines, issued, three offline payments (payment initiated + succeeded, invoice payment applied)
+and one refund (payment refunded + invoice refund applied): 15 events, most of them postings.
+
+Each measurement runs in its own spawned process (bench.procs), so its peak RSS (VmHWM) is its own.
+Alone: `python -m bench --only read-models [--events 1000000] [--backend sqlite]`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+from adapters.clock import ManualClock, SystemClock
+from adapters.persistence import event_store_env
+from adapters.read_models import projection_runner, read_model_engine
+from bench.procs import Gate, Measured, clock, run_workers
+from bench.replay import START, build_invoice
+from bench.report import fmt, table
+from bench.workloads import CUSTOMER, LINES, PAYMENT
+from commands.application import BillingApplication, _price
+from ledger.invoices import BANK, Invoice
+from ledger.money import Money
+from ledger.payments import OFFLINE, Payment
+
+DEFAULT_EVENTS = 100_000
+EVENTS_PER_INVOICE = 15
+CHUNK_INVOICES = 300  # aggregates saved per app.save: ~4,500 events per transaction
+READ_BATCH = 10_000
+REBUILD_BATCH = 5_000
+FOLLOW_SAMPLES = 100
+AS_OF_REPEATS = 20
+TARGETS = {  # per backend: rebuild events/s, audit verify events/s, as_of ms
+    "sqlite": {"rebuild": 50_000.0, "verify": 100_000.0, "as_of": 20.0},
+    "postgres": {"rebuild": 20_000.0, "verify": 100_000.0, "as_of": 20.0},
+}
+
+
+def _app(url: str, clock_: Any = None) -> BillingApplication:
+    return BillingApplication(clock=clock_ or SystemClock(), env=event_store_env(url))
+
+
+def _say(backend: str, what: str) -> None:
+    print(f"  [{backend}] read models: {what}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ the log
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    url: str
+    events: int  # at least this many new events (whole invoices)
+    start_offset_days: int = 0  # later chunks continue the clock where earlier ones stopped
+    sequence_from: int = 1
+
+
+def _invoice_with_history(clock_: ManualClock, sequence: int) -> list[Any]:
+    at = clock_.advance(timedelta(seconds=1))
+    invoice = Invoice.create_draft(invoice_id=uuid4(), customer=CUSTOMER, currency="usd", at=at)
+    for line in LINES:
+        invoice.add_line(_price(line, str(uuid4())), at=at)
+    invoice.issue(sequence=sequence, at=clock_.advance(timedelta(seconds=1)))
+    aggregates: list[Any] = [invoice]
+    payments: list[Payment] = []
+    for _ in range(3):
+        at = clock_.advance(timedelta(seconds=1))
+        payment = Payment.initiate(
+            payment_id=uuid4(),
+            invoice_id=invoice.id,
+            provider=OFFLINE,
+            provider_payment_id="manual",
+            amount=PAYMENT,
+            at=at,
+        )
+        payment.succeed(amount_captured=PAYMENT.amount, fee=0, charge_id=None, at=at)
+        invoice.apply_payment(payment_id=str(payment.id), amount=PAYMENT, fee=0, cash_account=BANK, at=at)
+        payments.append(payment)
+    at = clock_.advance(timedelta(seconds=1))
+    refunded = payments[0]
+    refunded.refund(refund_id=f"re_{sequence}", amount=PAYMENT.amount // 2, at=at)
+    invoice.apply_refund(
+        payment_id=str(refunded.id),
+        refund_id=f"re_{sequence}",
+        amount=Money(PAYMENT.amount // 2, "usd"),
+        cash_account=BANK,
+        at=at,
+    )
+    aggregates.extend(payments)
+    return aggregates
+
+
+def generate(job: GenerateJob, gate: Gate) -> Measured:
+    clock_ = ManualClock(START + timedelta(days=job.start_offset_days))
+    app = _app(job.url, clock_)
+    gate.ready()
+    started = clock()
+    invoices = -(-job.events // EVENTS_PER_INVOICE)
+    sequence = job.sequence_from
+    while invoices > 0:
+        chunk: list[Any] = []
+        for _ in range(min(CHUNK_INVOICES, invoices)):
+            chunk.extend(_invoice_with_history(clock_, sequence))
+            sequence += 1
+        invoices -= min(CHUNK_INVOICES, invoices)
+        app.save(*chunk)
+    finished = clock()
+    head = app.head()
+    app.close()
+    return Measured(head, started, finished, extra={"head": head, "next_sequence": sequence})
+
+
+# ------------------------------------------------------------------------------ the cases
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    url: str
+    case: str  # "rebuild" | "read" | "verify" | "as_of" | "follow"
+
+
+def _rebuild(url: str, gate: Gate) -> Measured:
+    app = _app(url)
+    engine = read_model_engine(url)
+    runner = projection_runner(app, engine)
+    head = app.head()
+    gate.ready()
+    started = clock()
+    applied = runner.rebuild(batch_size=REBUILD_BATCH)
+    finished = clock()
+    engine.dispose()
+    app.close()
+    return Measured(head, started, finished, extra={"applied": applied})
+
+
+def _read(url: str, gate: Gate) -> Measured:
+    app = _app(url)
+    head = app.head()
+    gate.ready()
+    figures: dict[str, tuple[int, float]] = {}
+    begun = clock()
+    position, rows = 0, 0
+    while True:
+        batch = app.recorder.select_notifications(start=position + 1, limit=READ_BATCH)
+        if not batch:
+            break
+        rows += len(batch)
+        position = batch[-1].id
+    figures["recorder.select_notifications, 10,000/batch, not decoded"] = (rows, clock() - begun)
+    begun = clock()
+    position, rows = 0, 0
+    while True:
+        decoded = app.events_after(position, READ_BATCH)
+        if not decoded:
+            break
+        rows += len(decoded)
+        position = decoded[-1][0]
+    figures["app.events_after, 10,000/batch, decoded (JSON -> events)"] = (rows, clock() - begun)
+    env = event_store_env(url)
+    table_name = app.recorder.events_table_name  # type: ignore[attr-defined]
+    app.close()
+    columns = "originator_id, originator_version, topic, state FROM " + table_name
+    begun = clock()
+    if "SQLITE_DBNAME" in env:
+        conn = sqlite3.connect(env["SQLITE_DBNAME"])
+        rows = len(conn.execute(f"SELECT rowid, {columns} ORDER BY rowid").fetchall())
+        conn.close()
+        figures["bare SELECT of the events table (sqlite3, fetchall)"] = (rows, clock() - begun)
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as pg:
+            rows = len(pg.execute(f"SELECT notification_id, {columns} ORDER BY notification_id").fetchall())
+        figures["bare SELECT of the events table (psycopg, fetchall)"] = (rows, clock() - begun)
+    return Measured(head, begun, clock(), extra={"figures": figures})
+
+
+def _verify(url: str, gate: Gate) -> Measured:
+    from projections.audit_chain import verify
+
+    app = _app(url)
+    engine = read_model_engine(url)
+    gate.ready()
+    started = clock()
+    verdict = verify(app, engine)
+    finished = clock()
+    engine.dispose()
+    app.close()
+    if not verdict.ok:
+        raise RuntimeError(f"audit verify failed on a fresh log: {verdict}")
+    return Measured(verdict.count, started, finished)
+
+
+def _as_of(url: str, gate: Gate) -> Measured:
+    clock_ = ManualClock(START - timedelta(days=3650))
+    app = _app(url, clock_)
+    invoice_id = build_invoice(app, clock_, 1_000)
+    end = clock_.now()
+    gate.ready()
+    started = clock()
+    samples = []
+    for _ in range(AS_OF_REPEATS):
+        begun = time.perf_counter()
+        invoice = app.invoice_as_of(invoice_id, end)
+        samples.append(time.perf_counter() - begun)
+    finished = clock()
+    assert invoice.version == 1_000
+    app.close()
+    return Measured(AS_OF_REPEATS, started, finished, extra={"ms": statistics.median(samples) * 1000})
+
+
+def _follow(url: str, gate: Gate) -> Measured:
+    from sqlalchemy import select
+
+    from projections.tables import invoice_status
+
+    writer = _app(url)
+    follower_app = _app(url)
+    engine = read_model_engine(url)
+    runner = projection_runner(follower_app, engine)
+    invoice_id = writer.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+    writer.issue(invoice_id)
+    runner.catch_up(batch_size=REBUILD_BATCH)  # the whole log first: latency is measured caught up
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.follow, kwargs={"poll_seconds": 0.01, "should_stop": stop.is_set})
+    thread.start()
+    query = select(invoice_status.c.version).where(invoice_status.c.invoice_id == str(invoice_id))
+    latencies: list[float] = []
+    gate.ready()
+    started = clock()
+    try:
+        for _ in range(FOLLOW_SAMPLES):
+            writer.record_offline_payment(invoice_id, PAYMENT)
+            saved = time.perf_counter()
+            version = writer.invoice(invoice_id).version
+            while True:
+                with engine.connect() as conn:
+                    seen = conn.execute(query).scalar()
+                if seen is not None and seen >= version:
+                    break
+                if time.perf_counter() - saved > 30:
+                    raise RuntimeError("the follower did not show the payment within 30 s")
+                time.sleep(0.001)
+            latencies.append(time.perf_counter() - saved)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    finished = clock()
+    engine.dispose()
+    writer.close()
+    follower_app.close()
+    return Measured(FOLLOW_SAMPLES, started, finished, extra={"latencies": latencies})
+
+
+def _library(url: str, gate: Gate) -> Measured:
+    """The eventsourcing library's own ProjectionRunner: a subscription thread calling a
+    singledispatch `process_event` once per event, each event one transaction that inserts its
+    tracking row (one row per event) into the library's tracking recorder."""
+    from functools import singledispatchmethod
+
+    from eventsourcing.domain import DomainEvent
+    from eventsourcing.persistence import Tracking, TrackingRecorder
+    from eventsourcing.projection import Projection, ProjectionRunner
+
+    class LibraryApp(BillingApplication):
+        name = BillingApplication.name
+
+        def __init__(self, env: Any = None) -> None:
+            super().__init__(clock=SystemClock(), env=env)
+
+    class CountEvents(Projection[TrackingRecorder]):
+        name = "bench_library_projection"
+
+        @singledispatchmethod
+        def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+            self.view.insert_tracking(tracking)
+
+        @process_event.register(DomainEvent)
+        def _(self, domain_event: Any, tracking: Tracking) -> None:
+            self.view.insert_tracking(tracking)
+
+    env = event_store_env(url)
+    view_class: type[TrackingRecorder]
+    if "SQLITE_DBNAME" in env:
+        from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+        view_class = SQLiteTrackingRecorder
+    else:
+        from eventsourcing.postgres import PostgresTrackingRecorder
+
+        view_class = PostgresTrackingRecorder
+    app = _app(url)
+    head = app.head()
+    app.close()
+    gate.ready()
+    started = clock()
+    runner = ProjectionRunner(
+        application_class=LibraryApp, projection_class=CountEvents, view_class=view_class, env=env
+    )
+    try:
+        runner.view.wait(LibraryApp.name, head, timeout=600)
+        finished = clock()
+    finally:
+        runner.stop()
+    return Measured(head, started, finished)
+
+
+CASES = {"library": _library, "rebuild": _rebuild, "read": _read, "verify": _verify, "as_of": _as_of, "follow": _follow}
+
+
+def run_case(job: CaseJob, gate: Gate) -> Measured:
+    return CASES[job.case](job.url, gate)
+
+
+def _one(body: Any, job: Any) -> Measured:
+    outcome = run_workers(body, [job])
+    return outcome.workers[0]
+
+
+# ------------------------------------------------------------------------------ one backend
+
+
+@dataclass
+class ReadModelsReport:
+    backend: str
+    generated: list[tuple[int, float]] = field(default_factory=list)  # (events, seconds)
+    rebuilds: list[tuple[int, float, float]] = field(default_factory=list)  # (events, seconds, peak RSS MiB)
+    reads: dict[str, tuple[int, float]] = field(default_factory=dict)
+    verify: tuple[int, float] = (0, 0.0)
+    as_of_ms: float = 0.0
+    follow: list[float] = field(default_factory=list)  # seconds
+    library: tuple[int, float, float] | None = None  # the library's per-event runner
+    library_skipped: str = ""
+
+
+def run_read_models(backend: str, url: str, events: int) -> ReadModelsReport:
+    report = ReadModelsReport(backend)
+    _app(url).close()  # create the event store's tables
+    small = max(events // 4, EVENTS_PER_INVOICE)
+    _say(backend, f"generating {small:,} events")
+    first = _one(generate, GenerateJob(url, small))
+    report.generated.append((first.ops, first.finished - first.started))
+    _say(backend, f"rebuild of {first.ops:,} events")
+    m = _one(run_case, CaseJob(url, "rebuild"))
+    report.rebuilds.append((m.ops, m.finished - m.started, m.peak_rss_kib / 1024))
+    if backend == "sqlite":
+        report.library_skipped = "the library's SQLite recorder does not support subscriptions"
+    else:  # on the smaller log: at ~2,000 events/s the whole one would take most of the run
+        _say(backend, f"eventsourcing.projection.ProjectionRunner (per event), {first.ops:,} events")
+        m = _one(run_case, CaseJob(url, "library"))
+        report.library = (m.ops, m.finished - m.started, m.peak_rss_kib / 1024)
+    _say(backend, f"generating {events - first.ops:,} more events")
+    rest = _one(generate, GenerateJob(url, events - first.ops, 400, first.extra["next_sequence"]))
+    report.generated.append((rest.ops - first.ops, rest.finished - rest.started))
+    _say(backend, f"rebuild of {rest.ops:,} events")
+    m = _one(run_case, CaseJob(url, "rebuild"))
+    report.rebuilds.append((m.ops, m.finished - m.started, m.peak_rss_kib / 1024))
+    _say(backend, "raw read rate of the log")
+    m = _one(run_case, CaseJob(url, "read"))
+    report.reads = {k: (n, s) for k, (n, s) in m.extra["figures"].items()}
+    _say(backend, "audit verify")
+    m = _one(run_case, CaseJob(url, "verify"))
+    report.verify = (m.ops, m.finished - m.started)
+    _say(backend, f"follow latency, {FOLLOW_SAMPLES} payments")
+    m = _one(run_case, CaseJob(url, "follow"))
+    report.follow = m.extra["latencies"]
+    _say(backend, "invoice_as_of on a 1,000-event invoice")
+    m = _one(run_case, CaseJob(url, "as_of"))
+    report.as_of_ms = m.extra["ms"]
+    return report
+
+
+# ------------------------------------------------------------------------------ the tables
+
+
+def _verdict(value: float, target: float, higher_is_better: bool = True) -> str:
+    met = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<"
+    unit = "/s" if higher_is_better else " ms"
+    return f"{sign}{fmt(target)}{unit} {'met' if met else 'MISSED'}"
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def render(reports: list[ReadModelsReport]) -> str:
+    headers = ["backend", "case", "events", "seconds", "events/s", "peak RSS MiB", "target"]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    for r in reports:
+        t = TARGETS[r.backend]
+        for n, seconds in r.generated:
+            rows.append([r.backend, "generate log (in-memory aggregates, chunked save)", fmt(n), fmt(seconds, 2)])
+            rows[-1] += [fmt(n / seconds), "", ""]
+        for n, seconds, rss in r.rebuilds:
+            rate = n / seconds
+            rows.append(
+                [
+                    r.backend,
+                    f"rebuild(batch_size={REBUILD_BATCH:,}), 4 read models",
+                    fmt(n),
+                    fmt(seconds, 2),
+                    fmt(rate),
+                    fmt(rss, 1),
+                    _verdict(rate, t["rebuild"]),
+                ]
+            )
+        if r.library is not None:
+            n, seconds, rss = r.library
+            rows.append(
+                [
+                    r.backend,
+                    "eventsourcing ProjectionRunner, per event (tracking row only)",
+                    fmt(n),
+                    fmt(seconds, 2),
+                    fmt(n / seconds),
+                    fmt(rss, 1),
+                    "(comparison)",
+                ]
+            )
+        if r.library_skipped:
+            rows.append([r.backend, "eventsourcing ProjectionRunner, per event", "-", "-", "-", "", "not run"])
+            notes.append(f"{r.backend}: eventsourcing ProjectionRunner not run: {r.library_skipped}.")
+        for label, (n, seconds) in r.reads.items():
+            rows.append([r.backend, label, fmt(n), fmt(seconds, 2), fmt(n / seconds), "", "(ceiling)"])
+        n, seconds = r.verify
+        rows.append([r.backend, "audit verify (whole chain)", fmt(n), fmt(seconds, 2), fmt(n / seconds), "", ""])
+        rows[-1][-1] = _verdict(n / seconds, t["verify"])
+    title = (
+        "Read models. rebuild: projection_runner(...).rebuild() of invoice_status, journal, payments, and the audit\n"
+        "chain extended (never rebuilt: the larger rebuild chains only the events added since the smaller one);\n"
+        "events/s = events in the log / seconds. peak RSS = VmHWM of the rebuilding process: not flat below the cap,\n"
+        "projections keep the latest state of up to 50,000 aggregates per kind (invoice, payment) between batches.\n"
+        "eventsourcing ProjectionRunner: the library's subscription thread, one process_event + transaction per event."
+    )
+    main = "\n".join([table(title, headers, rows, left=2), *notes])
+    headers = ["backend", "measure", "p50", "p99", "max", "samples / target"]
+    rows = []
+    for r in reports:
+        ms = [s * 1000 for s in r.follow]
+        rows.append(
+            [
+                r.backend,
+                "follow latency ms (save returned -> invoice_status row at the new version)",
+                fmt(_pct(ms, 0.5), 1),
+                fmt(_pct(ms, 0.99), 1),
+                fmt(max(ms), 1),
+                f"{len(ms)} payments, poll 0.01 s",
+            ]
+        )
+        rows.append(
+            [
+                r.backend,
+                "invoice_as_of(id, end), 1,000-event invoice, ms (median)",
+                fmt(r.as_of_ms, 2),
+                "",
+                "",
+                _verdict(r.as_of_ms, TARGETS[r.backend]["as_of"], higher_is_better=False),
+            ]
+        )
+    latency = table("Read-model latency, and a point-in-time invoice.", headers, rows, left=2)
+    return main + "\n\n" + latency
