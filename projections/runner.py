@@ -46,8 +46,12 @@ class ProjectionRunner:
         return {p.name: known.get(p.name, 0) for p in self.projections}
 
     def run_once(self, batch_size: int = 1_000) -> int:
-        """Advance every read model by at most one batch. Returns the events applied."""
-        return sum(self._advance(projection, batch_size) for projection in self.projections)
+        """Advance every read model by at most one batch. Returns the events applied.
+
+        Read models at the same position share one read (and one decoding) of the batch.
+        """
+        read: dict[int, Sequence[Positioned]] = {}
+        return sum(self._advance(projection, batch_size, read) for projection in self.projections)
 
     def catch_up(self, batch_size: int = 1_000, progress: Progress | None = None) -> int:
         """Apply everything logged so far. Returns the events applied (summed over read models)."""
@@ -89,11 +93,15 @@ class ProjectionRunner:
         re-deriving it from the log as it stands now would bless any tampering."""
         return [p for p in self.projections if getattr(p, "rebuildable", True)]
 
-    def _advance(self, projection: Projection, batch_size: int) -> int:
+    def _advance(self, projection: Projection, batch_size: int, read: dict[int, Sequence[Positioned]]) -> int:
         try:
             with self.engine.begin() as conn:
                 position = self._locked_position(conn, projection.name)
-                batch = self.log.events_after(position, batch_size)
+                # The log only grows: a batch read earlier from the same position is still a
+                # true prefix of what follows it.
+                batch = read.get(position)
+                if batch is None:
+                    batch = read[position] = self.log.events_after(position, batch_size)
                 if not batch:
                     return 0
                 projection.process(conn, batch)
