@@ -234,9 +234,17 @@ class Payment(Aggregate):
         return sum(self.refunds.values())
 
     @property
+    def amount_disputed(self) -> int:
+        """Open disputes: held back by the processor until they close."""
+        return sum(int(d["amount"]) for d in self.disputes.values() if d["status"] == "open")
+
+    @property
+    def amount_dispute_lost(self) -> int:
+        return sum(int(d["amount"]) for d in self.disputes.values() if d["status"] == "lost")
+
+    @property
     def refundable(self) -> int:
-        held = sum(int(d["amount"]) for d in self.disputes.values() if d["status"] in ("open", "lost"))
-        return self.amount_captured - self.amount_refunded - held
+        return self.amount_captured - self.amount_refunded - self.amount_disputed - self.amount_dispute_lost
 
     @property
     def cash_account(self) -> str:

@@ -37,7 +37,6 @@ class PaymentsProjection:
 
 
 def row_of(payment: Payment) -> dict[str, Any]:
-    disputes = payment.disputes.values()
     return {
         "payment_id": str(payment.id),
         "invoice_id": payment.invoice_id,
@@ -51,8 +50,8 @@ def row_of(payment: Payment) -> dict[str, Any]:
         "status": payment.status,
         "amount_refunded": payment.amount_refunded,
         "refunds": len(payment.refunds),
-        "amount_disputed": sum(int(d["amount"]) for d in disputes if d["status"] == "open"),
-        "amount_dispute_lost": sum(int(d["amount"]) for d in disputes if d["status"] == "lost"),
+        "amount_disputed": payment.amount_disputed,
+        "amount_dispute_lost": payment.amount_dispute_lost,
         "failed_attempts": len(payment.failed_attempt_ids),
         "failure_code": payment.failure["code"] if payment.failure else None,
         "failure_message": payment.failure["message"] if payment.failure else None,

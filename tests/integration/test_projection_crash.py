@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -34,9 +33,9 @@ from commands.messages import NewLine
 from ledger.accounting import postings_for
 from ledger.invoices import Invoice
 from ledger.money import Money
-from projections.runner import ProjectionRunner
 from projections.tables import journal
 from tests.conftest import AppFactory
+from tests.read_model_dump import dump_read_models
 
 CUSTOMERS = [
     {"email": "ap@example.com", "name": "Example Ltd"},
@@ -44,20 +43,6 @@ CUSTOMERS = [
 ]
 CURRENCIES = ("usd", "eur", "jpy", "kwd")
 SUBPROCESS_TIMEOUT = 60
-
-
-def sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple((v is not None, repr(v) if isinstance(v, dict | list) else v) for v in row)
-
-
-def dump_read_models(runner: ProjectionRunner) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table of every read model the runner maintains, sorted."""
-    with runner.engine.connect() as conn:
-        return {
-            f"{projection.name}.{table.name}": sorted((tuple(r) for r in conn.execute(select(table))), key=sort_key)
-            for projection in runner.projections
-            for table in projection.tables
-        }
 
 
 def seed(app: BillingApplication, clock: ManualClock, invoices: int, tag: str) -> list[UUID]:

@@ -11,39 +11,17 @@ a fresh application and compares them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
-from uuid import uuid4
-
-import pytest
 from hypothesis import settings
 from hypothesis.stateful import rule, run_state_machine_as_test
 
 from adapters.bootstrap import bootstrap
 from adapters.settings import Settings
 from commands.application import BillingApplication
-from tests.pg_cluster import Cluster
+from tests.property.conftest import DatabaseFactory
 from tests.property.machine import LedgerMachine
-
-DatabaseFactory = Callable[[], AbstractContextManager[str]]
 
 # The "integration" profile (few examples, no deadline) with shorter runs than in memory.
 BACKEND_SETTINGS = settings(settings.get_profile("integration"), stateful_step_count=25)
-
-
-@pytest.fixture
-def fresh_databases(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseFactory:
-    """Empty databases on the backend `database_url` is on: one per hypothesis example."""
-    if database_url.startswith("sqlite"):
-
-        @contextmanager
-        def sqlite_file() -> Iterator[str]:
-            yield f"sqlite:///{tmp_path}/{uuid4().hex}.sqlite3"
-
-        return sqlite_file
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    return cluster.database
 
 
 class StoredLedgerMachine(LedgerMachine):

@@ -14,55 +14,20 @@ status row must agree with the aggregate.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
-from uuid import uuid4
 
-import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import rule, run_state_machine_as_test
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from adapters.read_models import projection_runner, read_model_engine
 from projections.queries import invoice_row, trial_balance
-from projections.runner import ProjectionRunner
-from tests.pg_cluster import Cluster
-from tests.property.test_backends_machine import DatabaseFactory, StoredLedgerMachine
+from tests.property.conftest import DatabaseFactory
+from tests.property.test_backends_machine import StoredLedgerMachine
+from tests.read_model_dump import dump_read_models
 
 READ_MODEL_SETTINGS = settings(settings.get_profile("integration"), stateful_step_count=50)
 PG_SETTINGS = settings(READ_MODEL_SETTINGS, max_examples=5)
-
-
-def sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Rows sort by value; None first in its column; unorderable values (JSON) by their repr."""
-    return tuple((v is not None, repr(v) if isinstance(v, dict | list) else v) for v in row)
-
-
-def dump_read_models(runner: ProjectionRunner) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table of every read model the runner maintains, sorted."""
-    with runner.engine.connect() as conn:
-        return {
-            f"{projection.name}.{table.name}": sorted((tuple(r) for r in conn.execute(select(table))), key=sort_key)
-            for projection in runner.projections
-            for table in projection.tables
-        }
-
-
-@pytest.fixture
-def fresh_databases(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseFactory:
-    """Empty databases on the backend `database_url` is on: one per hypothesis example."""
-    if database_url.startswith("sqlite"):
-
-        @contextmanager
-        def sqlite_file() -> Iterator[str]:
-            yield f"sqlite:///{tmp_path}/{uuid4().hex}.sqlite3"
-
-        return sqlite_file
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    return cluster.database
 
 
 class ReadModelMachine(StoredLedgerMachine):
