@@ -9,7 +9,6 @@ before the event.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -29,13 +28,13 @@ class AggregateStates(Generic[A]):
     def __init__(self, kind: type[A], load: Callable[[UUID, int], A], max_size: int = 50_000) -> None:
         self._kind = kind
         self._load = load
-        self._states: OrderedDict[UUID, A] = OrderedDict()
+        self._states: dict[UUID, A] = {}
         self._max_size = max_size
 
     def apply(self, event: Any) -> A:
         """The aggregate right after `event` (one of `kind`'s events)."""
         aggregate_id: UUID = event.originator_id
-        previous = self._states.pop(aggregate_id, None)
+        kept = previous = self._states.get(aggregate_id)
         if event.originator_version == 1:
             previous = None
         elif previous is None or previous.version != event.originator_version - 1:
@@ -43,9 +42,12 @@ class AggregateStates(Generic[A]):
         aggregate = event.mutate(previous)
         if not isinstance(aggregate, self._kind):
             raise TypeError(f"{type(event).__name__} did not yield a {self._kind.__name__}")
-        self._states[aggregate_id] = aggregate
-        if len(self._states) > self._max_size:
-            self._states.popitem(last=False)
+        if aggregate is not kept:
+            self._states.pop(aggregate_id, None)
+            if len(self._states) >= self._max_size:
+                # The oldest first: a state evicted too early costs one load from the store.
+                del self._states[next(iter(self._states))]
+            self._states[aggregate_id] = aggregate
         return aggregate
 
     def forget(self) -> None:

@@ -9,10 +9,10 @@ from uuid import UUID
 from sqlalchemy import Connection, Table
 
 from ledger.invoices import Invoice
+from projections.bulk import upsert_rows
 from projections.invoice_states import InvoiceStates, LoadInvoice
 from projections.tables import invoice_status
 from projections.tracked import Positioned
-from projections.upsert import upsert
 
 
 class InvoiceStatusProjection:
@@ -27,7 +27,7 @@ class InvoiceStatusProjection:
         for _, event in batch:
             if isinstance(event, Invoice.Event):
                 latest[event.originator_id] = self.states.apply(event)
-        upsert(conn, invoice_status, [row_of(invoice) for invoice in latest.values()], ["invoice_id"])
+        upsert_rows(conn, invoice_status, [row_of(invoice) for invoice in latest.values()], ["invoice_id"])
 
     def reset(self) -> None:
         self.states.forget()

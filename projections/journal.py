@@ -1,15 +1,21 @@
-"""The double-entry journal: every posting, with the event it came from."""
+"""The double-entry journal: every posting, with the event it came from.
+
+A posting needs the event and its invoice's currency, nothing else of the invoice: the journal
+keeps each invoice's currency (fixed when the draft is created) instead of folding invoices.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table
 
 from ledger.accounting import postings_for
 from ledger.invoices import Invoice
-from projections.invoice_states import InvoiceStates, LoadInvoice
+from projections.bulk import insert_rows
+from projections.invoice_states import LoadInvoice
 from projections.tables import journal
 from projections.tracked import Positioned
 
@@ -18,21 +24,23 @@ class JournalProjection:
     name = "journal"
     tables: tuple[Table, ...] = (journal,)
 
-    def __init__(self, load: LoadInvoice) -> None:
-        self.states = InvoiceStates(load)
+    def __init__(self, load: LoadInvoice, max_invoices: int = 100_000) -> None:
+        self._load = load
+        self._currencies: dict[UUID, str] = {}
+        self._max_invoices = max_invoices
 
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         rows: list[dict[str, Any]] = []
         for position, event in batch:
             if not isinstance(event, Invoice.Event):
                 continue
-            invoice = self.states.apply(event)
-            for line, posting in enumerate(postings_for(event, invoice.currency)):
+            currency = self._currency(event)
+            for line, posting in enumerate(postings_for(event, currency)):
                 rows.append(
                     {
                         "position": position,
                         "line": line,
-                        "invoice_id": str(invoice.id),
+                        "invoice_id": str(event.originator_id),
                         "event_topic": getattr(type(event), "TOPIC", type(event).__name__),
                         "event_version": event.originator_version,
                         "occurred_at": event.timestamp,
@@ -42,8 +50,20 @@ class JournalProjection:
                         "credit": posting.credit,
                     }
                 )
-        if rows:
-            conn.execute(insert(journal), rows)
+        insert_rows(conn, journal, rows)
 
     def reset(self) -> None:
-        self.states.forget()
+        pass  # currencies never change: nothing kept here can be ahead of the database
+
+    def _currency(self, event: Invoice.Event) -> str:
+        invoice_id = event.originator_id
+        currency = self._currencies.get(invoice_id)
+        if currency is None:
+            if isinstance(event, Invoice.Created):
+                currency = event.currency
+            else:
+                currency = self._load(invoice_id, event.originator_version - 1).currency
+            if len(self._currencies) >= self._max_invoices:
+                del self._currencies[next(iter(self._currencies))]  # the oldest: it may come back, at one load
+            self._currencies[invoice_id] = currency
+        return currency

@@ -10,10 +10,10 @@ from sqlalchemy import Connection, Engine, Table, select
 
 from ledger.payments import Payment
 from projections.invoice_states import AggregateStates
+from projections.bulk import upsert_rows
 from projections.paging import Page, keyset_page, with_utc
 from projections.tables import payments
 from projections.tracked import Positioned
-from projections.upsert import upsert
 
 LoadPayment = Callable[[UUID, int], Payment]
 
@@ -30,7 +30,7 @@ class PaymentsProjection:
         for _, event in batch:
             if isinstance(event, Payment.Event):
                 latest[event.originator_id] = self.states.apply(event)
-        upsert(conn, payments, [row_of(payment) for payment in latest.values()], ["payment_id"])
+        upsert_rows(conn, payments, [row_of(payment) for payment in latest.values()], ["payment_id"])
 
     def reset(self) -> None:
         self.states.forget()

@@ -1,10 +1,10 @@
 """The projection runner: applies the event log to read models, each event exactly once.
 
-For each read model, one transaction reads its position, writes the rows for the next batch
-of events and moves the position past them. A crash before the commit leaves both as they
-were; the batch is applied again, whole, on restart. Two runners on one database cannot both
-apply a batch: on PostgreSQL the position row is locked (SELECT ... FOR UPDATE); on SQLite
-the second writer's transaction fails and is rolled back.
+One transaction reads every read model's position, writes the rows for each model's next batch
+of events and moves each position past its batch. A crash before the commit leaves rows and
+positions as they were; the batches are applied again, whole, on restart. Two runners on one
+database cannot both apply a batch: on PostgreSQL the position rows are locked (SELECT ... FOR
+UPDATE); on SQLite the first INSERT takes the database's write lock and the second runner waits.
 """
 
 from __future__ import annotations
@@ -46,12 +46,34 @@ class ProjectionRunner:
         return {p.name: known.get(p.name, 0) for p in self.projections}
 
     def run_once(self, batch_size: int = 1_000) -> int:
-        """Advance every read model by at most one batch. Returns the events applied.
+        """Advance every read model by at most one batch, in one transaction. Returns the events
+        applied (summed over read models).
 
-        Read models at the same position share one read (and one decoding) of the batch.
+        Read models at the same position share one read (and one decoding) of the batch. A
+        failure rolls back every model's rows and positions together.
         """
-        read: dict[int, Sequence[Positioned]] = {}
-        return sum(self._advance(projection, batch_size, read) for projection in self.projections)
+        try:
+            with self.engine.begin() as conn:
+                positions = self._locked_positions(conn)
+                read: dict[int, Sequence[Positioned]] = {}
+                applied = 0
+                for projection in self.projections:
+                    position = positions[projection.name]
+                    batch = read.get(position)
+                    if batch is None:
+                        batch = read[position] = self.log.events_after(position, batch_size)
+                    if not batch:
+                        continue
+                    projection.process(conn, batch)
+                    conn.execute(
+                        tracking.update().where(tracking.c.projection == projection.name).values(position=batch[-1][0])
+                    )
+                    applied += len(batch)
+                return applied
+        except BaseException:
+            for projection in self.projections:
+                projection.reset()  # their in-memory state may be ahead of what was committed
+            raise
 
     def catch_up(self, batch_size: int = 1_000, progress: Progress | None = None) -> int:
         """Apply everything logged so far. Returns the events applied (summed over read models)."""
@@ -64,11 +86,22 @@ class ProjectionRunner:
             if step == 0:
                 return applied
 
-    def follow(self, poll_seconds: float = 0.2, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Keep the read models up to date until `should_stop()` says so."""
+    def follow(
+        self,
+        poll_seconds: float = 0.2,
+        should_stop: Callable[[], bool] = lambda: False,
+        wait: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Keep the read models up to date until `should_stop()` says so.
+
+        When a pass finds nothing new, `wait(poll_seconds)` blocks until new events may exist
+        or the poll interval passes: plain polling by default; a waiter woken by the database
+        (PostgreSQL NOTIFY, adapters/log_notifications.py) returns early. A lost wake-up can
+        only delay the next pass, by at most `poll_seconds`, never stall the follower.
+        """
         while not should_stop():
             if self.run_once() == 0:
-                time.sleep(poll_seconds)
+                wait(poll_seconds)
 
     def rebuild(self, batch_size: int = 5_000, progress: Progress | None = None) -> int:
         """Empty every rebuildable read model and replay the whole log into it.
@@ -93,33 +126,18 @@ class ProjectionRunner:
         re-deriving it from the log as it stands now would bless any tampering."""
         return [p for p in self.projections if getattr(p, "rebuildable", True)]
 
-    def _advance(self, projection: Projection, batch_size: int, read: dict[int, Sequence[Positioned]]) -> int:
-        try:
-            with self.engine.begin() as conn:
-                position = self._locked_position(conn, projection.name)
-                # The log only grows: a batch read earlier from the same position is still a
-                # true prefix of what follows it.
-                batch = read.get(position)
-                if batch is None:
-                    batch = read[position] = self.log.events_after(position, batch_size)
-                if not batch:
-                    return 0
-                projection.process(conn, batch)
-                conn.execute(
-                    tracking.update().where(tracking.c.projection == projection.name).values(position=batch[-1][0])
-                )
-                return len(batch)
-        except BaseException:
-            projection.reset()  # its in-memory state may be ahead of what was committed
-            raise
-
-    def _locked_position(self, conn: Connection, name: str) -> int:
+    def _locked_positions(self, conn: Connection) -> dict[str, int]:
+        """Every model's position, its row created if new and locked until the commit (FOR UPDATE
+        on PostgreSQL; on SQLite the INSERT takes the database's write lock first)."""
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(tracking).values(projection=name, position=0).on_conflict_do_nothing())
-        query = select(tracking.c.position).where(tracking.c.projection == name)
+        names = sorted(p.name for p in self.projections)  # one lock order for every runner
+        conn.execute(
+            dialect.insert(tracking).on_conflict_do_nothing(), [{"projection": n, "position": 0} for n in names]
+        )
+        query = select(tracking.c.projection, tracking.c.position).where(tracking.c.projection.in_(names))
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return int(conn.execute(query).scalar_one())
+            query = query.order_by(tracking.c.projection).with_for_update()
+        return {name: int(position) for name, position in conn.execute(query)}
 
     def _tables(self) -> list[Table]:
         return [table for projection in self.projections for table in projection.tables]
