@@ -35,15 +35,21 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
 
 
 class _Prepared:
-    def __init__(self, sql: str, names: Sequence[str], processors: Sequence[Processor], positional: bool) -> None:
+    def __init__(
+        self, sql: str, names: Sequence[str], processors: Sequence[Processor], positional: bool, columnar: bool = False
+    ) -> None:
         self.sql = sql
         self.names = tuple(names)
         self.processors = tuple(processors)
         self.positional = positional
+        self.columnar = columnar  # one array per column (PostgreSQL's unnest)
 
 
 def _execute(conn: Connection, prepared: _Prepared, rows: Sequence[dict[str, Any]]) -> None:
     names = prepared.names
+    if prepared.columnar:
+        conn.exec_driver_sql(prepared.sql, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)})
+        return
     processors = [(i, p) for i, p in enumerate(prepared.processors) if p is not None]
     if processors:
         parameters: list[Any] = []
@@ -75,6 +81,8 @@ def _schemas(conn: Connection) -> tuple[tuple[str | None, str | None], ...]:
 def _prepared(
     table: Table, dialect: Dialect, keys: tuple[str, ...] | None, schemas: tuple[tuple[str | None, str | None], ...]
 ) -> _Prepared:
+    if dialect.name == "postgresql":
+        return _unnest(table, dialect, keys, dict(schemas))
     if keys is None:
         statement: Any = insert(table)
     else:
@@ -91,3 +99,23 @@ def _prepared(
     by_name = {c.name: c for c in table.columns}
     processors = [by_name[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     return _Prepared(compiled.string, names, processors, compiled.positional)
+
+
+def _unnest(table: Table, dialect: Dialect, keys: tuple[str, ...] | None, schemas: dict[Any, Any]) -> _Prepared:
+    quote = dialect.identifier_preparer.quote
+    schema = schemas.get(table.schema, table.schema)
+    name = (
+        quote(table.name)
+        if schema is None
+        else f"{dialect.identifier_preparer.quote_schema(schema)}.{quote(table.name)}"
+    )
+    columns = list(table.columns)
+    for column in columns:  # psycopg adapts every column type used here natively
+        assert column.type.dialect_impl(dialect).bind_processor(dialect) is None, column
+    arrays = ", ".join(f"%(c{i})s::{c.type.compile(dialect)}[]" for i, c in enumerate(columns))
+    # Identifiers come from our own Table objects, quoted; values only ever travel as parameters.
+    sql = f"INSERT INTO {name} ({', '.join(quote(c.name) for c in columns)}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    if keys is not None:
+        updates = ", ".join(f"{quote(c.name)} = EXCLUDED.{quote(c.name)}" for c in columns if c.name not in keys)
+        sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
+    return _Prepared(sql, [c.name for c in columns], [None] * len(columns), positional=False, columnar=True)
