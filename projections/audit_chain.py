@@ -26,8 +26,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, insert, inspect, select
+from sqlalchemy import Connection, Engine, Table, inspect, select
 
+from projections.bulk import insert_rows
 from projections.tables import audit_chain
 from projections.tracked import Positioned
 
@@ -144,7 +145,7 @@ class AuditChain:
                     "link": link.hex(),
                 }
             )
-        conn.execute(insert(audit_chain), rows)
+        insert_rows(conn, audit_chain, rows)
 
     def reset(self) -> None:
         """Nothing in memory: the last link is read from the table, inside the transaction."""

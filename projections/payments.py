@@ -9,8 +9,8 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, Table, select
 
 from ledger.payments import Payment
-from projections.invoice_states import AggregateStates
 from projections.bulk import upsert_rows
+from projections.invoice_states import AggregateStates
 from projections.paging import Page, keyset_page, with_utc
 from projections.tables import payments
 from projections.tracked import Positioned
