@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from projections.tables import metadata, tracking
+from projections.schema import upgrade
+from projections.tables import tracking
 from projections.tracked import Positioned, Projection
 
 Progress = Callable[[int, int], None]  # (events applied so far, position of the log's head)
@@ -37,7 +38,8 @@ class ProjectionRunner:
         self.projections = list(projections)
 
     def create_tables(self) -> None:
-        metadata.create_all(self.engine, tables=[tracking, *self._tables()])
+        """Bring every read-model table to the newest migration (projections/schema.py)."""
+        upgrade(self.engine)
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -138,6 +140,3 @@ class ProjectionRunner:
         if conn.dialect.name == "postgresql":
             query = query.order_by(tracking.c.projection).with_for_update()
         return {name: int(position) for name, position in conn.execute(query)}
-
-    def _tables(self) -> list[Table]:
-        return [table for projection in self.projections for table in projection.tables]

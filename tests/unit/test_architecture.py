@@ -19,7 +19,7 @@ STDLIB = set(sys.stdlib_module_names)
 ALLOWED: dict[str, set[str]] = {
     "ledger": {"ledger", "eventsourcing"},
     "commands": {"ledger", "commands", "eventsourcing"},
-    "projections": {"ledger", "commands", "projections", "eventsourcing", "sqlalchemy", "psycopg"},
+    "projections": {"ledger", "commands", "projections", "eventsourcing", "sqlalchemy", "psycopg", "alembic"},
     "adapters": {
         "ledger",
         "commands",

@@ -1,0 +1,237 @@
+"""The read-model schema's migrations (projections/schema.py, projections/migrations), on both backends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, Inspector, inspect, select, text
+
+from projections.schema import (
+    ADVISORY_LOCK_KEY,
+    BASELINE,
+    BASELINE_TABLES,
+    VERSION_TABLE,
+    alembic_config,
+    current_revision,
+    head_revision,
+    include_name,
+    upgrade,
+)
+from projections.tables import audit_chain, metadata, tracking
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _versions(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def _schema(engine: Engine) -> dict[str, Any]:
+    """What the database says about each read-model table: columns, keys, indexes."""
+    insp: Inspector = inspect(engine)
+    shape: dict[str, Any] = {}
+    for table in sorted(metadata.tables):
+        columns = [
+            (c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("autoincrement"))
+            for c in insp.get_columns(table)
+        ]
+        indexes = sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table))
+        shape[table] = {
+            "columns": columns,
+            "primary_key": insp.get_pk_constraint(table)["constrained_columns"],
+            "indexes": indexes,
+            "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+        }
+    return shape
+
+
+def _audit_row(position: int) -> dict[str, object]:
+    return {
+        "position": position,
+        "originator_id": "00000000-0000-0000-0000-000000000001",
+        "originator_version": 1,
+        "topic": "Invoice.Created",
+        "link": "ab" * 32,
+    }
+
+
+def test_upgrade_on_an_empty_database_creates_the_tables_and_the_version_row(engine: Engine) -> None:
+    assert current_revision(engine) is None
+
+    upgrade(engine)
+
+    assert _tables(engine) == set(metadata.tables) | {VERSION_TABLE}
+    assert _versions(engine) == [head_revision()]
+    assert current_revision(engine) == head_revision()
+
+
+def test_upgrading_again_changes_nothing(engine: Engine) -> None:
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(tracking.insert().values(projection="journal", position=7))
+    before = _schema(engine)
+
+    upgrade(engine)
+    upgrade(engine)
+
+    assert _schema(engine) == before
+    assert _versions(engine) == [head_revision()]
+    with engine.connect() as conn:
+        assert conn.execute(select(tracking.c.projection, tracking.c.position)).all() == [("journal", 7)]
+
+
+def test_a_database_made_by_create_all_is_stamped_and_keeps_its_rows(engine: Engine) -> None:
+    metadata.create_all(engine)  # what create_tables did before migrations
+    with engine.begin() as conn:
+        conn.execute(tracking.insert().values(projection="audit_chain", position=2))
+        conn.execute(audit_chain.insert(), [_audit_row(1), _audit_row(2)])
+    before = _schema(engine)
+
+    upgrade(engine)
+
+    assert _versions(engine) == [head_revision()]
+    assert _schema(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(select(tracking.c.projection, tracking.c.position)).all() == [("audit_chain", 2)]
+        assert conn.execute(select(audit_chain.c.position).order_by(audit_chain.c.position)).scalars().all() == [1, 2]
+
+
+def test_a_database_holding_only_some_tables_gets_the_others(engine: Engine) -> None:
+    metadata.create_all(engine, tables=[tracking, audit_chain])  # `ledger audit verify` on a fresh database did this
+    with engine.begin() as conn:
+        conn.execute(audit_chain.insert(), [_audit_row(1)])
+
+    upgrade(engine)
+
+    assert _tables(engine) == set(metadata.tables) | {VERSION_TABLE}
+    assert _versions(engine) == [head_revision()]
+    with engine.connect() as conn:
+        assert conn.execute(select(audit_chain.c.position)).scalars().all() == [1]
+
+
+def test_an_old_database_is_stamped_only_when_it_holds_every_table_of_the_baseline() -> None:
+    baseline = ScriptDirectory.from_config(alembic_config()).get_revision(BASELINE)
+    assert baseline is not None
+    assert baseline.down_revision is None
+    assert set(baseline.module.TABLES) == BASELINE_TABLES
+
+
+def test_the_migrations_make_exactly_the_tables_of_metadata(engine: Engine) -> None:
+    """tables.py and the revisions cannot drift: a change to one without the other fails here.
+
+    A schema change is a change to projections/tables.py AND a new revision under
+    projections/migrations/versions.
+    """
+    upgrade(engine)
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE, "include_name": include_name, "compare_type": True}
+        )
+        assert compare_metadata(context, metadata) == []
+
+    # What autogenerate does not look at (autoincrement, server defaults, unique constraints):
+    # the migrated schema must reflect exactly as the one create_all makes from tables.py.
+    migrated = _schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    assert _schema(engine) == migrated
+
+
+def test_the_event_store_tables_are_left_out_of_the_comparison() -> None:
+    assert include_name("invoice_status", "table", {}) is True
+    assert include_name("billingapplication_events", "table", {}) is False
+    assert include_name("ix_anything", "index", {}) is True
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_concurrent_upgrades_from_two_threads_both_succeed(engine: Engine) -> None:
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            upgrade(engine)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert _versions(engine) == [head_revision()]
+    assert _tables(engine) == set(metadata.tables) | {VERSION_TABLE}
+
+
+def test_concurrent_upgrades_from_several_processes_all_succeed(database_url: str, engine: Engine) -> None:
+    script = (  # imports done, every process starts upgrading at the same moment
+        "import sys, time\n"
+        "from adapters.read_models import read_model_engine\n"
+        "from projections.schema import upgrade\n"
+        "engine = read_model_engine(sys.argv[1])\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "upgrade(engine)\n"
+    )
+    # The database exists before anything migrates it (the event store made it). On a brand-new
+    # SQLite file, simultaneous first connections race to switch it to WAL, outside upgrade().
+    with engine.connect():
+        pass
+    start = time.time() + 3
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-W", "error", "-c", script, database_url, str(start)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(p.communicate(timeout=60)[1], p.returncode) for p in processes]
+
+    failures = [stderr for stderr, returncode in outcomes if returncode != 0]
+
+    assert failures == [], "\n".join(failures)
+    assert _versions(engine) == [head_revision()]
+    assert _tables(engine) == set(metadata.tables) | {VERSION_TABLE}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_an_upgrade_waits_for_the_schema_lock(engine: Engine) -> None:
+    done = threading.Event()
+
+    def run() -> None:
+        upgrade(engine)
+        done.set()
+
+    with engine.connect() as holder, holder.begin():
+        holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert not done.wait(0.5), "upgrade ran while another transaction held the schema lock"
+        assert current_revision(engine) is None
+    thread.join(timeout=30)
+
+    assert done.is_set()
+    assert _versions(engine) == [head_revision()]
