@@ -14,6 +14,7 @@ from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
 from adapters.demo import seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
+from adapters.log_notifications import log_waiter
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
 from adapters.settings import Settings
@@ -62,7 +63,13 @@ def _parser() -> argparse.ArgumentParser:
 
     project = commands.add_parser("project", help="bring the read models up to date with the log")
     project.add_argument("--follow", action="store_true", help="keep following new events until interrupted")
-    project.add_argument("--poll-seconds", type=float, default=0.2)
+    project.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=None,
+        help="seconds between looks at the log (default 0.2 on SQLite; on PostgreSQL, where NOTIFY wakes the "
+        "follower, 1: a lost notification delays it at most that long)",
+    )
     project.set_defaults(run=_project)
 
     audit = commands.add_parser("audit", help="audit invoices").add_subparsers(required=True, metavar="ACTION")
@@ -170,15 +177,20 @@ def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size:
 
 
 def _project(args: argparse.Namespace) -> int:
-    with _runner() as (runner, _):
+    with _runner() as (runner, app):
         applied = runner.catch_up()
         print(f"applied {applied:,} events; positions {runner.positions()}")
         if args.follow:
+            # LISTEN (on PostgreSQL) before follow's first pass: no commit falls between the two.
+            waiter = log_waiter(app, Settings.from_environment().database_url)
+            poll_seconds = waiter.poll_seconds if args.poll_seconds is None else args.poll_seconds
             print("following the log (Ctrl-C to stop)", flush=True)
             try:
-                runner.follow(poll_seconds=args.poll_seconds)
+                runner.follow(poll_seconds=poll_seconds, wait=waiter.wait)
             except KeyboardInterrupt:
                 print(f"stopped at {runner.positions()}")
+            finally:
+                waiter.close()
     return 0
 
 

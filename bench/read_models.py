@@ -39,6 +39,8 @@ CHUNK_INVOICES = 300  # aggregates saved per app.save: ~4,500 events per transac
 READ_BATCH = 10_000
 REBUILD_BATCH = 5_000
 FOLLOW_SAMPLES = 100
+FOLLOW_POLL_SECONDS = 0.01
+FOLLOW_NOTIFY_POLL_SECONDS = 30.0  # the fallback only: NOTIFY wakes the follower
 AS_OF_REPEATS = 20
 TARGETS = {  # per backend: rebuild events/s, audit verify events/s, as_of ms
     "sqlite": {"rebuild": 50_000.0, "verify": 100_000.0, "as_of": 20.0},
@@ -126,7 +128,7 @@ def generate(job: GenerateJob, gate: Gate) -> Measured:
 @dataclass(frozen=True)
 class CaseJob:
     url: str
-    case: str  # "rebuild" | "read" | "verify" | "as_of" | "follow"
+    case: str  # "rebuild" | "read" | "verify" | "as_of" | "follow" | "follow_notify"
 
 
 def _rebuild(url: str, gate: Gate) -> Measured:
@@ -220,19 +222,32 @@ def _as_of(url: str, gate: Gate) -> Measured:
 
 
 def _follow(url: str, gate: Gate) -> Measured:
+    return _follow_latency(url, gate, notify=False)
+
+
+def _follow_notify(url: str, gate: Gate) -> Measured:
+    """PostgreSQL: woken by LISTEN/NOTIFY, with a fallback poll long enough never to be what woke it."""
+    return _follow_latency(url, gate, notify=True)
+
+
+def _follow_latency(url: str, gate: Gate, notify: bool) -> Measured:
     from sqlalchemy import select
 
+    from adapters.log_notifications import LogListener, Sleeper, log_waiter
     from projections.tables import invoice_status
 
     writer = _app(url)
     follower_app = _app(url)
     engine = read_model_engine(url)
     runner = projection_runner(follower_app, engine)
+    waiter = log_waiter(follower_app, url) if notify else Sleeper()
+    poll_seconds = FOLLOW_NOTIFY_POLL_SECONDS if notify else FOLLOW_POLL_SECONDS
     invoice_id = writer.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
     writer.issue(invoice_id)
     runner.catch_up(batch_size=REBUILD_BATCH)  # the whole log first: latency is measured caught up
     stop = threading.Event()
-    thread = threading.Thread(target=runner.follow, kwargs={"poll_seconds": 0.01, "should_stop": stop.is_set})
+    kwargs = {"poll_seconds": poll_seconds, "should_stop": stop.is_set, "wait": waiter.wait}
+    thread = threading.Thread(target=runner.follow, kwargs=kwargs)
     thread.start()
     query = select(invoice_status.c.version).where(invoice_status.c.invoice_id == str(invoice_id))
     latencies: list[float] = []
@@ -254,12 +269,15 @@ def _follow(url: str, gate: Gate) -> Measured:
             latencies.append(time.perf_counter() - saved)
     finally:
         stop.set()
+        waiter.interrupt()
         thread.join(timeout=30)
     finished = clock()
+    timed_out = waiter.timed_out if isinstance(waiter, LogListener) else None
+    waiter.close()
     engine.dispose()
     writer.close()
     follower_app.close()
-    return Measured(FOLLOW_SAMPLES, started, finished, extra={"latencies": latencies})
+    return Measured(FOLLOW_SAMPLES, started, finished, extra={"latencies": latencies, "timed_out": timed_out})
 
 
 def _library(url: str, gate: Gate) -> Measured:
@@ -315,7 +333,15 @@ def _library(url: str, gate: Gate) -> Measured:
     return Measured(head, started, finished)
 
 
-CASES = {"library": _library, "rebuild": _rebuild, "read": _read, "verify": _verify, "as_of": _as_of, "follow": _follow}
+CASES = {
+    "library": _library,
+    "rebuild": _rebuild,
+    "read": _read,
+    "verify": _verify,
+    "as_of": _as_of,
+    "follow": _follow,
+    "follow_notify": _follow_notify,
+}
 
 
 def run_case(job: CaseJob, gate: Gate) -> Measured:
@@ -339,6 +365,8 @@ class ReadModelsReport:
     verify: tuple[int, float] = (0, 0.0)
     as_of_ms: float = 0.0
     follow: list[float] = field(default_factory=list)  # seconds
+    follow_notify: list[float] = field(default_factory=list)  # seconds, PostgreSQL NOTIFY (empty on SQLite)
+    follow_notify_timed_out: int = 0  # waits that ran to the fallback poll: should be 0
     library: tuple[int, float, float] | None = None  # the library's per-event runner
     library_skipped: str = ""
 
@@ -374,6 +402,11 @@ def run_read_models(backend: str, url: str, events: int) -> ReadModelsReport:
     _say(backend, f"follow latency, {FOLLOW_SAMPLES} payments")
     m = _one(run_case, CaseJob(url, "follow"))
     report.follow = m.extra["latencies"]
+    if backend == "postgres":
+        _say(backend, f"follow latency with NOTIFY, {FOLLOW_SAMPLES} payments")
+        m = _one(run_case, CaseJob(url, "follow_notify"))
+        report.follow_notify = m.extra["latencies"]
+        report.follow_notify_timed_out = m.extra["timed_out"]
     _say(backend, "invoice_as_of on a 1,000-event invoice")
     m = _one(run_case, CaseJob(url, "as_of"))
     report.as_of_ms = m.extra["ms"]
@@ -457,9 +490,22 @@ def render(reports: list[ReadModelsReport]) -> str:
                 fmt(_pct(ms, 0.5), 1),
                 fmt(_pct(ms, 0.99), 1),
                 fmt(max(ms), 1),
-                f"{len(ms)} payments, poll 0.01 s",
+                f"{len(ms)} payments, poll {FOLLOW_POLL_SECONDS} s",
             ]
         )
+        if r.follow_notify:
+            ms = [s * 1000 for s in r.follow_notify]
+            rows.append(
+                [
+                    r.backend,
+                    "follow latency ms, woken by LISTEN/NOTIFY (same measure)",
+                    fmt(_pct(ms, 0.5), 1),
+                    fmt(_pct(ms, 0.99), 1),
+                    fmt(max(ms), 1),
+                    f"{len(ms)} payments, fallback poll {FOLLOW_NOTIFY_POLL_SECONDS:.0f} s, "
+                    f"{r.follow_notify_timed_out} waits ran to it",
+                ]
+            )
         rows.append(
             [
                 r.backend,
