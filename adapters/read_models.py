@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from uuid import UUID
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from adapters.log_notifications import LogWaiter, Sleeper, log_waiter
 from adapters.persistence import read_model_url
 from commands.application import BillingApplication
 from ledger.invoices import Invoice
@@ -18,6 +21,8 @@ from projections.journal import JournalProjection
 from projections.payments import PaymentsProjection
 from projections.runner import ProjectionRunner
 from projections.tracked import Projection
+
+log = logging.getLogger("ledger.read_models")
 
 
 def read_model_engine(database_url: str) -> Engine:
@@ -67,3 +72,62 @@ def audit_chain_runner(app: BillingApplication, engine: Engine) -> ProjectionRun
     runner = ProjectionRunner(engine, app, [AuditChain(app)])
     runner.create_tables()
     return runner
+
+
+class InProcessProjections:
+    """The read models kept up to date inside a web process (`ledger serve`).
+
+    One runner, one lock: the follower thread and requests that want their own writes in a
+    list (`catch_up`) never apply batches at the same time in this process; other processes
+    are kept apart by the runner's transaction (see projections/runner.py). The follower waits
+    for new events with the backend's waiter (NOTIFY on PostgreSQL, polling on SQLite).
+    """
+
+    def __init__(self, app: BillingApplication, engine: Engine, database_url: str | None = None) -> None:
+        self.engine = engine
+        self.runner = projection_runner(app, engine)
+        self._app = app
+        self._database_url = database_url
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._waiter: LogWaiter | None = None
+
+    def catch_up(self) -> None:
+        """Apply everything logged so far (read-your-writes for the lists)."""
+        with self._lock:
+            self.runner.catch_up()
+
+    def start(self) -> None:
+        """Follow the log on a daemon thread until `stop()`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        # LISTEN before the first pass: no commit falls between the two.
+        self._waiter = log_waiter(self._app, self._database_url) if self._database_url else Sleeper()
+        self._thread = threading.Thread(
+            target=self._follow, args=(self._waiter,), name="ledger-projections", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._waiter is not None:
+            self._waiter.interrupt()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._waiter is not None:
+            self._waiter.close()
+            self._waiter = None
+
+    def _follow(self, waiter: LogWaiter) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._lock:
+                    applied = self.runner.run_once()
+            except Exception as error:  # the store is down: try again later, never die
+                log.warning("read models not updated: %s", error)
+                applied = 0
+            if applied == 0 and not self._stop.is_set():
+                waiter.wait(waiter.poll_seconds)

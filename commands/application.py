@@ -451,6 +451,12 @@ class BillingApplication(Application[UUID]):
             raise InvoiceNotFoundError(invoice_id)
         return invoice
 
+    def outcome(self, idempotency_key: str) -> dict[str, Any] | None:
+        """What the command recorded under `idempotency_key` returned (with `versions`: each
+        changed aggregate's version after it), or None if no command used that key."""
+        receipt = self._get_or_none(receipt_id_for(idempotency_key), Receipt)
+        return None if receipt is None else dict(receipt.result)
+
     def invoice_as_of(self, invoice_id: UUID, moment: datetime) -> Invoice:
         """The invoice as it stood at `moment`: every event stamped at or before it, replayed."""
         events = takewhile(lambda e: e.timestamp <= moment, self.invoice_history(invoice_id))
@@ -530,6 +536,10 @@ class BillingApplication(Application[UUID]):
             at = self.clock.now()
             result, changed = decide(at)
             to_save = list(changed)
+            if changed:
+                # What each aggregate's version became: a repeat of the request is answered
+                # with the aggregates as they stood then (the API renders them at these versions).
+                result = {**result, "versions": {str(a.id): a.version for a in changed}}
             if idempotency_key is not None:
                 to_save.append(
                     Receipt.record(key=idempotency_key, command=command, fingerprint=digest, result=result, at=at)

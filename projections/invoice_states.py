@@ -19,13 +19,18 @@ from ledger.invoices import Invoice
 
 A = TypeVar("A", bound=Aggregate)
 
+# States kept per model and kind: enough for the aggregates active at one time in a log, few
+# enough that a rebuild's memory stays flat as the log grows. One evicted too early costs one
+# load from the store when its next event comes.
+STATES_KEPT = 10_000
+
 LoadInvoice = Callable[[UUID, int], Invoice]
 
 
 class AggregateStates(Generic[A]):
     """The latest state of each aggregate of one `kind`, kept up to date event by event."""
 
-    def __init__(self, kind: type[A], load: Callable[[UUID, int], A], max_size: int = 50_000) -> None:
+    def __init__(self, kind: type[A], load: Callable[[UUID, int], A], max_size: int = STATES_KEPT) -> None:
         self._kind = kind
         self._load = load
         self._states: dict[UUID, A] = {}
@@ -56,5 +61,5 @@ class AggregateStates(Generic[A]):
 
 
 class InvoiceStates(AggregateStates[Invoice]):
-    def __init__(self, load: LoadInvoice, max_size: int = 50_000) -> None:
+    def __init__(self, load: LoadInvoice, max_size: int = STATES_KEPT) -> None:
         super().__init__(Invoice, load, max_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -48,11 +49,21 @@ def list_invoices(
     status: str | None = None,
     customer: str | None = None,
     currency: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """Invoices newest first, filtered, a page at a time (keyset pagination: stable under inserts)."""
+    """Invoices newest first, filtered, a page at a time (keyset pagination: stable under inserts).
+
+    `created_from` / `created_to` bound the creation moment as a half-open interval [from, to).
+    """
     query = select(invoice_status)
+    # Stored in UTC (SQLite keeps the text without its zone): compare in UTC.
+    if created_from is not None:
+        query = query.where(invoice_status.c.created_at >= created_from.astimezone(UTC))
+    if created_to is not None:
+        query = query.where(invoice_status.c.created_at < created_to.astimezone(UTC))
     if status:
         query = query.where(invoice_status.c.status == status)
     if customer:
