@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ledger demo
+	$(BIN)/ledger demo --serve
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -15,9 +17,12 @@ from adapters.clock import ManualClock
 from adapters.demo import seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
+from adapters.persistence import ConfigurationError
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
 from adapters.settings import Settings
+from adapters.web_server import new_token
+from adapters.web_server import serve as serve_api
 from commands.application import BillingApplication
 from ledger.errors import InvalidDateError, LedgerError, NotFoundError
 from projections.audit_chain import verify as verify_chain
@@ -45,7 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="seed a realistic demo data set (idempotent per day)")
+    demo.add_argument("--serve", action="store_true", help="then serve the API on --host:--port")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(run=_demo)
+
+    serve = commands.add_parser("serve", help="serve the JSON API (needs LEDGER_API_TOKEN)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.set_defaults(run=_serve)
 
     invoice = commands.add_parser("invoice", help="read invoices").add_subparsers(required=True, metavar="ACTION")
     show = invoice.add_parser("show", help="print one invoice")
@@ -125,6 +139,39 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  .venv/bin/ledger invoice show {seeded[1].invoice_id}")
     before_refund = (datetime.now(tz=UTC) - timedelta(days=55)).date().isoformat()
     print(f"  .venv/bin/ledger audit show {seeded[1].invoice_id} --as-of {before_refund}T00:00:00Z")
+    app.close()
+    if args.serve:
+        _serve_demo(args, settings, seeded[1].invoice_id)
+    return 0
+
+
+def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID) -> None:
+    token = settings.api_token or new_token()
+    os.environ["LEDGER_API_TOKEN"] = token  # the server reads its settings from the environment
+    base = f"http://{args.host}:{args.port}"
+    auth = f"-H 'Authorization: Bearer {token}'"
+    body = (
+        '{"customer": {"email": "ap@example.com", "name": "Example Ltd"}, "currency": "usd", '
+        '"lines": [{"description": "Consulting", "quantity": "7.5", "unit_amount": 12000, "tax_rate": "20"}]}'
+    )
+    print(f"\nThe API on {base} (docs: {base}/docs)")
+    where = "from LEDGER_API_TOKEN" if settings.api_token else "new for this run; set LEDGER_API_TOKEN to keep one"
+    print(f"API token ({where}):")
+    print(f"  {token}\n")
+    print("Try:")
+    print(f"  curl -s {auth} {base}/api/invoices")
+    print(f"  curl -s {auth} {base}/api/invoices/{example}")
+    print(f"  curl -s {auth} {base}/api/invoices/{example}/events")
+    print(f"  curl -s {auth} -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\")
+    print(f"       -d '{body}' {base}/api/invoices")
+    print("Ctrl-C stops the server.\n", flush=True)
+    serve_api(args.host, args.port, 1, dataclasses.replace(settings, api_token=token))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise ConfigurationError("--workers must be at least 1")
+    serve_api(args.host, args.port, args.workers, Settings.from_environment())
     return 0
 
 

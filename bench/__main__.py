@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile] [--only write|read-models] [--events N]`."""
+"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile] [--only write|read-models|web]
+[--events N]`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
 from bench.suite import FULL, QUICK, Backend, BackendReport, Plan, run_backend
+from bench.web import FULL as WEB_FULL
+from bench.web import QUICK as WEB_QUICK
+from bench.web import WebPlan, WebReport, run_web
+from bench.web import render as render_web
 
 
 def _sqlite(plan: Plan, directory: Path, profile: bool) -> tuple[BackendReport, str]:
@@ -28,12 +33,13 @@ def _sqlite(plan: Plan, directory: Path, profile: bool) -> tuple[BackendReport, 
 
 
 def _postgres(
-    plan: Plan | None, profile: bool, read_model_events: int
-) -> tuple[BackendReport | None, str, str, ReadModelsReport | None]:
+    plan: Plan | None, profile: bool, read_model_events: int, web: WebPlan | None
+) -> tuple[BackendReport | None, str, str, ReadModelsReport | None, WebReport | None]:
     from tests.pg_cluster import running_cluster  # the test helper: initdb + pg_ctl on a free port
 
     report: BackendReport | None = None
     read_models: ReadModelsReport | None = None
+    web_report: WebReport | None = None
     extra = ""
     with running_cluster() as cluster:
         with cluster.database() as url:
@@ -47,7 +53,10 @@ def _postgres(
         if read_model_events:
             with cluster.database() as url:
                 read_models = run_read_models("postgres", url, read_model_events)
-    return report, extra, version, read_models
+        if web is not None:
+            with cluster.database() as url:
+                web_report = run_web("postgres", url, web)
+    return report, extra, version, read_models, web_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--profile", action="store_true", help="also cProfile single-writer commands")
     parser.add_argument(
-        "--only", choices=["write", "read-models"], default=None, help="run one part only (default: both)"
+        "--only", choices=["write", "read-models", "web"], default=None, help="run one part only (default: all)"
     )
     parser.add_argument(
         "--events",
@@ -70,9 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     read_model_events = 0
     if args.only in (None, "read-models"):
         read_model_events = args.events or (DEFAULT_EVENTS // 10 if args.quick else DEFAULT_EVENTS)
+    web = (WEB_QUICK if args.quick else WEB_FULL) if args.only in (None, "web") else None
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
+    web_reports: list[WebReport] = []
     extras: list[str] = []
     pg_version: str | None = None
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as directory:
@@ -84,15 +95,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             if read_model_events:
                 url = f"sqlite:///{Path(directory) / 'read-models.sqlite3'}"
                 read_models.append(run_read_models("sqlite", url, read_model_events))
+            if web is not None:
+                url = f"sqlite:///{Path(directory) / 'web.sqlite3'}"
+                web_reports.append(run_web("sqlite", url, web))
     if args.backend in ("postgres", "all"):
-        pg_report, extra, pg_version, pg_read_models = _postgres(
-            plan if writes else None, args.profile, read_model_events
+        pg_report, extra, pg_version, pg_read_models, pg_web = _postgres(
+            plan if writes else None, args.profile, read_model_events, web
         )
         if pg_report is not None:
             reports.append(pg_report)
             extras.append(extra)
         if pg_read_models is not None:
             read_models.append(pg_read_models)
+        if pg_web is not None:
+            web_reports.append(pg_web)
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -110,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(f"read models: {read_model_events:,} events")
         print(render_read_models(read_models))
+    if web is not None and web_reports:
+        print()
+        print(render_web(web_reports, web))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

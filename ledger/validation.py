@@ -37,7 +37,7 @@ def require_text(value: object, *, field: str, limit: int, required: bool = True
 
 def require_email(value: object, *, field: str = "customer.email") -> str:
     email = require_text(value, field=field, limit=EMAIL_LIMIT)
-    if not _EMAIL.match(email):
+    if not _EMAIL.fullmatch(email):
         raise InvalidTextError(f"{field} {email!r} is not an email address", field=field)
     return email
 

@@ -56,8 +56,10 @@ def encode_cursor(created_at: datetime, key: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created_at, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(key)
-    except (ValueError, TypeError):
+        moment = datetime.fromisoformat(created_at)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment, str(key)
+    except (ValueError, TypeError, OverflowError):
         raise InvalidInputError("cursor is not one this API returned", field="cursor") from None
 
 

@@ -1,0 +1,92 @@
+"""`ledger serve`: the web application composed from the settings and served by uvicorn.
+
+Each uvicorn worker process builds its own application (`asgi_app`, the factory uvicorn
+imports) with its own event-store connections and an in-process projection follower; workers
+share the database, and the projection runner's transactions keep them from applying a batch
+twice. On SQLite one writer at a time is the database's own rule: use 1 worker there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import uvicorn
+from starlette.applications import Starlette
+
+from adapters.bootstrap import bootstrap
+from adapters.clock import SystemClock
+from adapters.persistence import ConfigurationError
+from adapters.read_models import InProcessProjections, read_model_engine
+from adapters.settings import Settings
+from web.app import create_app
+from web.services import Services
+
+log = logging.getLogger("ledger.serve")
+T = TypeVar("T")
+SETUP_ATTEMPTS = 10
+
+
+def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starlette:
+    settings = settings or Settings.from_environment()
+    if not settings.api_token:
+        raise ConfigurationError("set LEDGER_API_TOKEN: every /api request must carry it as a bearer token")
+    clock = SystemClock()
+    app = _with_retries(lambda: bootstrap(settings, clock=clock))
+    engine = read_model_engine(settings.database_url)
+    read_models = _with_retries(lambda: InProcessProjections(app, engine, settings.database_url))
+    services = Services(app=app, read_models=read_models, clock=clock, api_token=settings.api_token)
+
+    def start() -> None:
+        if follow:
+            read_models.start()
+
+    def stop() -> None:
+        read_models.stop()
+        engine.dispose()
+        app.close()
+
+    return create_app(services, on_startup=start, on_shutdown=stop)
+
+
+def asgi_app() -> Starlette:
+    """uvicorn's factory (`adapters.web_server:asgi_app`), one call per worker process."""
+    return build_app()
+
+
+def serve(host: str, port: int, workers: int, settings: Settings) -> None:
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        log.warning("SQLite has one writer at a time: %d workers will queue on its lock", workers)
+    build_app(settings, follow=False)  # fail here, with a clear message, before forking workers
+    uvicorn.run(
+        "adapters.web_server:asgi_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=os.environ.get("LEDGER_LOG_LEVEL", "info"),
+        access_log=False,
+    )
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _with_retries(build: Callable[[], T]) -> T:
+    """Workers starting together on one PostgreSQL database can race on the library's and the
+    migrations' CREATE statements ("tuple concurrently updated"): try again, briefly."""
+    for attempt in range(SETUP_ATTEMPTS):
+        try:
+            return build()
+        except ConfigurationError:
+            raise
+        except Exception:  # the race surfaces as several driver errors
+            if attempt + 1 == SETUP_ATTEMPTS:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")

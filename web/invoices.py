@@ -1,0 +1,264 @@
+"""The invoice routes: parse -> command or query -> render. No SQL, no event store here.
+
+Writes take `Idempotency-Key` (a repeat is answered with the aggregates as the first request
+left them: the command's receipt records their versions) and, where they change an invoice,
+`If-Match: <version>` (412 on a stale one). Every response about one invoice carries its
+version as the ETag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from commands.application import BillingApplication
+from ledger.errors import InvoiceNotFoundError
+from ledger.invoices import DELETED, Invoice
+from ledger.money import Money
+from web import requests
+from web.body import read_json
+from web.problems import problem
+from web.render import event_json, invoice_json, payment_json, row_json
+from web.services import Services
+
+T = TypeVar("T")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/invoices", create_invoice, methods=["POST"]),
+        Route("/api/invoices", list_invoices, methods=["GET"]),
+        Route("/api/invoices/{invoice_id}", read_invoice, methods=["GET"]),
+        Route("/api/invoices/{invoice_id}", update_invoice, methods=["PATCH"]),
+        Route("/api/invoices/{invoice_id}", delete_invoice, methods=["DELETE"]),
+        Route("/api/invoices/{invoice_id}/lines", add_line, methods=["POST"]),
+        Route("/api/invoices/{invoice_id}/lines/{line_id}", remove_line, methods=["DELETE"]),
+        Route("/api/invoices/{invoice_id}/issue", issue_invoice, methods=["POST"]),
+        Route("/api/invoices/{invoice_id}/void", void_invoice, methods=["POST"]),
+        Route("/api/invoices/{invoice_id}/mark-uncollectible", mark_uncollectible, methods=["POST"]),
+        Route("/api/invoices/{invoice_id}/payments", record_payment, methods=["POST"]),
+        Route("/api/invoices/{invoice_id}/events", invoice_events, methods=["GET"]),
+    ]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def _blocking(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Commands and queries wait on the database: run them off the event loop."""
+    return await run_in_threadpool(function, *args, **kwargs)
+
+
+def _invoice_id(request: Request) -> UUID:
+    raw = request.path_params["invoice_id"]
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvoiceNotFoundError(raw) from None  # an id that cannot exist is not found
+
+
+def _key(request: Request) -> str | None:
+    return request.headers.get("idempotency-key")
+
+
+def _expected(request: Request) -> int | None:
+    return requests.version(request.headers.get("if-match"))
+
+
+def _invoice_response(services: Services, invoice: Invoice, status: int = 200) -> Response:
+    headers = {"ETag": f'"{invoice.version}"'}
+    if status == 201:
+        headers["Location"] = f"/api/invoices/{invoice.id}"
+    return JSONResponse(invoice_json(invoice, today=services.clock.now().date()), status, headers=headers)
+
+
+def _as_left(app: BillingApplication, key: str | None, invoice_id: UUID) -> Invoice:
+    """The invoice as the command with `key` left it (the current one without a key)."""
+    version = None
+    if key is not None:
+        outcome = app.outcome(key) or {}
+        version = outcome.get("versions", {}).get(str(invoice_id))
+    return app.invoice(invoice_id, version=version)
+
+
+# ------------------------------------------------------------------------------ handlers
+
+
+async def create_invoice(request: Request) -> Response:
+    services = _services(request)
+    new = requests.new_invoice(await read_json(request))
+    key = _key(request)
+
+    def run() -> Invoice:
+        invoice_id = services.app.create_draft(
+            customer=new.customer,
+            currency=new.currency,
+            lines=new.lines,
+            due_date=new.due_date,
+            memo=new.memo,
+            metadata=new.metadata,
+            idempotency_key=key,
+        )
+        return _as_left(services.app, key, invoice_id)
+
+    return _invoice_response(services, await _blocking(run), 201)
+
+
+async def list_invoices(request: Request) -> Response:
+    services = _services(request)
+    query = request.query_params
+    unknown = sorted(set(query) - {"status", "customer", "currency", "created_from", "created_to", "limit", "cursor"})
+    if unknown:
+        raise requests.RequestInvalidError([{"field": name, "message": "unknown query parameter"} for name in unknown])
+    limit = requests.limit(query.get("limit"))
+    created_from = requests.moment(query["created_from"], "created_from") if "created_from" in query else None
+    created_to = requests.moment(query["created_to"], "created_to") if "created_to" in query else None
+
+    filters = requests.invoice_filters(query.get("status"), query.get("customer"), query.get("currency"))
+
+    def run() -> Any:
+        services.read_models.catch_up()  # the caller's own writes show in the list
+        return services.list_invoices(
+            **filters,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            cursor=query.get("cursor") or None,
+        )
+
+    page = await _blocking(run)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [row_json(row) for row in page.rows],
+            "has_more": page.next_cursor is not None,
+            "next_cursor": page.next_cursor,
+        }
+    )
+
+
+async def read_invoice(request: Request) -> Response:
+    services = _services(request)
+    invoice_id = _invoice_id(request)
+    as_of = request.query_params.get("as_of")
+    unknown = sorted(set(request.query_params) - {"as_of"})
+    if unknown:
+        raise requests.RequestInvalidError([{"field": name, "message": "unknown query parameter"} for name in unknown])
+    if as_of is not None:
+        moment = requests.moment(as_of, "as_of")
+        invoice = await _blocking(services.app.invoice_as_of, invoice_id, moment)
+    else:
+        invoice = await _blocking(services.app.invoice, invoice_id)
+        if invoice.status == DELETED:  # as Stripe: a deleted draft is gone; its history is not
+            return problem(
+                404,
+                "Not found",
+                f"invoice {invoice_id} was a deleted draft; its history is at /api/invoices/{invoice_id}/events",
+                slug="invoice-deleted",
+            )
+    return _invoice_response(services, invoice)
+
+
+async def update_invoice(request: Request) -> Response:
+    invoice_id = _invoice_id(request)
+    changes = requests.invoice_changes(await read_json(request))
+    return await _change(request, invoice_id, lambda app, options: app.change_details(invoice_id, **changes, **options))
+
+
+async def delete_invoice(request: Request) -> Response:
+    services = _services(request)
+    invoice_id = _invoice_id(request)
+    requests.empty(await read_json(request))
+    expected, key = _expected(request), _key(request)
+    await _blocking(services.app.delete_draft, invoice_id, expected_version=expected, idempotency_key=key)
+    return Response(status_code=204)
+
+
+async def add_line(request: Request) -> Response:
+    invoice_id = _invoice_id(request)
+    line = requests.new_line(await read_json(request))
+    return await _change(request, invoice_id, lambda app, options: app.add_line(invoice_id, line, **options), 201)
+
+
+async def remove_line(request: Request) -> Response:
+    invoice_id = _invoice_id(request)
+    line_id = request.path_params["line_id"]
+    requests.empty(await read_json(request))
+    return await _change(request, invoice_id, lambda app, options: app.remove_line(invoice_id, line_id, **options))
+
+
+async def issue_invoice(request: Request) -> Response:
+    invoice_id = _invoice_id(request)
+    due_date = requests.issue_options(await read_json(request))
+    return await _change(request, invoice_id, lambda app, options: app.issue(invoice_id, due_date=due_date, **options))
+
+
+async def void_invoice(request: Request) -> Response:
+    invoice_id = _invoice_id(request)
+    requests.empty(await read_json(request))
+    return await _change(request, invoice_id, lambda app, options: app.void(invoice_id, **options))
+
+
+async def mark_uncollectible(request: Request) -> Response:
+    invoice_id = _invoice_id(request)
+    requests.empty(await read_json(request))
+    return await _change(request, invoice_id, lambda app, options: app.mark_uncollectible(invoice_id, **options))
+
+
+async def _change(
+    request: Request,
+    invoice_id: UUID,
+    command: Callable[[BillingApplication, dict[str, Any]], object],
+    status: int = 200,
+) -> Response:
+    """Run an invoice command with the request's If-Match and Idempotency-Key; answer with the
+    invoice as that command left it."""
+    services = _services(request)
+    key = _key(request)
+    options = {"expected_version": _expected(request), "idempotency_key": key}
+
+    def run() -> Invoice:
+        command(services.app, options)
+        return _as_left(services.app, key, invoice_id)
+
+    return _invoice_response(services, await _blocking(run), status)
+
+
+async def record_payment(request: Request) -> Response:
+    """An offline payment (bank transfer, cheque): 201 with the payment and the invoice after it."""
+    services = _services(request)
+    invoice_id = _invoice_id(request)
+    given = requests.offline_payment(await read_json(request))
+    key = _key(request)
+
+    def run() -> Response:
+        app = services.app
+        currency = given.currency or app.invoice(invoice_id).currency
+        payment_id = app.record_offline_payment(
+            invoice_id, Money(given.amount, currency), reference=given.reference, idempotency_key=key
+        )
+        versions = (app.outcome(key) or {}).get("versions", {}) if key is not None else {}
+        payment = app.payment(payment_id, version=versions.get(str(payment_id)))
+        invoice = app.invoice(invoice_id, version=versions.get(str(invoice_id)))
+        body = {"payment": payment_json(payment), "invoice": invoice_json(invoice, today=services.clock.now().date())}
+        return JSONResponse(body, 201, headers={"ETag": f'"{invoice.version}"'})
+
+    return await _blocking(run)
+
+
+async def invoice_events(request: Request) -> Response:
+    services = _services(request)
+    invoice_id = _invoice_id(request)
+    events = await _blocking(lambda: list(services.app.invoice_history(invoice_id)))
+    return JSONResponse({"object": "list", "invoice_id": str(invoice_id), "data": [event_json(e) for e in events]})

@@ -1,0 +1,29 @@
+"""What the web layer is given by the composition root: the application, the read side, a clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from commands.application import BillingApplication
+from commands.ports import Clock
+from projections.queries import Page, list_invoices
+
+
+class ReadSide(Protocol):
+    """The read models in this process: `catch_up` applies what is logged so far."""
+
+    engine: Any
+
+    def catch_up(self) -> None: ...
+
+
+@dataclass
+class Services:
+    app: BillingApplication
+    read_models: ReadSide
+    clock: Clock
+    api_token: str
+
+    def list_invoices(self, **filters: Any) -> Page:
+        return list_invoices(self.read_models.engine, **filters)
