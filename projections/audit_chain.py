@@ -119,12 +119,18 @@ class AuditChain:
 
     def __init__(self, log: RawLog) -> None:
         self.log = log
+        self._prepared: Sequence[Record] = []
+
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        """The stored bytes of the batch, read before the runner takes the write lock."""
+        self._prepared = self._records(batch) if batch else []
 
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         if not batch:
             return
         positions = [position for position, _ in batch]
-        raw = self.log.records_after(positions[0] - 1, len(positions))
+        raw = self._prepared if [r.id for r in self._prepared] == positions else self._records(batch)
+        self._prepared = []
         if [r.id for r in raw] != positions:
             raise RuntimeError("the log changed under the batch being chained: run again")
         last = conn.execute(
@@ -148,7 +154,11 @@ class AuditChain:
         insert_rows(conn, audit_chain, rows)
 
     def reset(self) -> None:
-        """Nothing in memory: the last link is read from the table, inside the transaction."""
+        """Only the prepared records: the last link is read from the table, inside the transaction."""
+        self._prepared = []
+
+    def _records(self, batch: Sequence[Positioned]) -> Sequence[Record]:
+        return self.log.records_after(batch[0][0] - 1, len(batch))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ before the event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -32,6 +32,7 @@ class AggregateStates(Generic[A]):
 
     def __init__(self, kind: type[A], load: Callable[[UUID, int], A], max_size: int = STATES_KEPT) -> None:
         self._kind = kind
+        self._event_kind: type[Aggregate.Event] = kind.Event
         self._load = load
         self._states: dict[UUID, A] = {}
         self._max_size = max_size
@@ -48,12 +49,28 @@ class AggregateStates(Generic[A]):
         if not isinstance(aggregate, self._kind):
             raise TypeError(f"{type(event).__name__} did not yield a {self._kind.__name__}")
         if aggregate is not kept:
-            self._states.pop(aggregate_id, None)
-            if len(self._states) >= self._max_size:
-                # The oldest first: a state evicted too early costs one load from the store.
-                del self._states[next(iter(self._states))]
-            self._states[aggregate_id] = aggregate
+            self._keep(aggregate_id, aggregate)
         return aggregate
+
+    def _keep(self, aggregate_id: UUID, aggregate: A) -> None:
+        self._states.pop(aggregate_id, None)
+        if len(self._states) >= self._max_size:
+            # The oldest first: a state evicted too early costs one load from the store.
+            del self._states[next(iter(self._states))]
+        self._states[aggregate_id] = aggregate
+
+    def prepare(self, events: Iterable[Any]) -> None:
+        """Load now every state `apply` would otherwise load for these events (in log order)."""
+        seen: set[UUID] = set()
+        for event in events:
+            if not isinstance(event, self._event_kind) or event.originator_id in seen:
+                continue
+            aggregate_id: UUID = event.originator_id
+            seen.add(aggregate_id)
+            version = event.originator_version
+            kept = self._states.get(aggregate_id)
+            if version > 1 and (kept is None or kept.version != version - 1):
+                self._keep(aggregate_id, self._load(aggregate_id, version - 1))
 
     def forget(self) -> None:
         """Drop every state: after a failed batch, they may be ahead of what was committed."""

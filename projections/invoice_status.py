@@ -22,6 +22,9 @@ class InvoiceStatusProjection:
     def __init__(self, load: LoadInvoice) -> None:
         self.states = InvoiceStates(load)
 
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        self.states.prepare(event for _, event in batch)
+
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         latest: dict[UUID, Invoice] = {}
         for _, event in batch:

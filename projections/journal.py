@@ -29,6 +29,11 @@ class JournalProjection:
         self._currencies: dict[UUID, str] = {}
         self._max_invoices = max_invoices
 
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        for _, event in batch:
+            if isinstance(event, Invoice.Event):
+                self._currency(event)
+
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         rows: list[dict[str, Any]] = []
         for position, event in batch:

@@ -25,6 +25,9 @@ class PaymentsProjection:
     def __init__(self, load: LoadPayment) -> None:
         self.states = AggregateStates(Payment, load)
 
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        self.states.prepare(event for _, event in batch)
+
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         latest: dict[UUID, Payment] = {}
         for _, event in batch:

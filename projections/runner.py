@@ -1,10 +1,13 @@
 """The projection runner: applies the event log to read models, each event exactly once.
 
-One transaction reads every read model's position, writes the rows for each model's next batch
-of events and moves each position past its batch. A crash before the commit leaves rows and
-positions as they were; the batches are applied again, whole, on restart. Two runners on one
-database cannot both apply a batch: on PostgreSQL the position rows are locked (SELECT ... FOR
-UPDATE); on SQLite the first INSERT takes the database's write lock and the second runner waits.
+Each pass reads every read model's position and next batch of events (and lets each model read
+what else it needs from the event store), then ONE transaction locks the positions, checks they
+did not move, writes the rows for each model's batch and moves each position past its batch. A
+crash before the commit leaves rows and positions as they were; the batches are applied again,
+whole, on restart. Two runners on one database cannot both apply a batch: on PostgreSQL the
+position rows are locked (SELECT ... FOR UPDATE); on SQLite the first INSERT takes the
+database's write lock and the second runner waits. Nothing waits on the event store while that
+lock is held: on SQLite the store's writers need the same lock.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from projections.schema import upgrade
 from projections.tables import tracking
 from projections.tracked import Positioned, Projection
 
+PASS_ATTEMPTS = 5
 Progress = Callable[[int, int], None]  # (events applied so far, position of the log's head)
 
 
@@ -51,19 +55,33 @@ class ProjectionRunner:
         """Advance every read model by at most one batch, in one transaction. Returns the events
         applied (summed over read models).
 
-        Read models at the same position share one read (and one decoding) of the batch. A
-        failure rolls back every model's rows and positions together.
+        The batches are read, and each model prepares what it needs from the event store,
+        BEFORE the transaction takes the write lock (see Projection.prepare); models at the same
+        position share one read (and one decoding). If another runner moved a position in
+        between, the pass starts again. A failure rolls back every model's rows and positions.
         """
+        for _ in range(PASS_ATTEMPTS):
+            applied = self._pass(batch_size)
+            if applied is not None:
+                return applied
+        return 0  # other runners keep moving the positions: they are doing the work
+
+    def _pass(self, batch_size: int) -> int | None:
         try:
+            planned = self.positions()
+            read: dict[int, Sequence[Positioned]] = {}
+            for projection in self.projections:
+                position = planned[projection.name]
+                if position not in read:
+                    read[position] = self.log.events_after(position, batch_size)
+                projection.prepare(read[position])
             with self.engine.begin() as conn:
-                positions = self._locked_positions(conn)
-                read: dict[int, Sequence[Positioned]] = {}
+                if self._locked_positions(conn) != planned:
+                    conn.rollback()
+                    return None
                 applied = 0
                 for projection in self.projections:
-                    position = positions[projection.name]
-                    batch = read.get(position)
-                    if batch is None:
-                        batch = read[position] = self.log.events_after(position, batch_size)
+                    batch = read[planned[projection.name]]
                     if not batch:
                         continue
                     projection.process(conn, batch)

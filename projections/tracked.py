@@ -17,6 +17,13 @@ class Projection(Protocol):
     name: str
     tables: tuple[Table, ...]
 
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        """Read from the event store what `process` will need (states to fold onto, stored
+        records), before the runner takes the read models' write lock. On SQLite the store and
+        the read models share one database: waiting on the store's connections while holding
+        its write lock could deadlock with a command waiting for that lock."""
+        ...
+
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         """Write the rows for `batch`; the runner commits them with the new position."""
         ...

@@ -11,7 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import AUTH, INVOICE, Api
+from adapters.clock import ManualClock
+from adapters.read_models import read_model_engine
+from tests.conftest import AppFactory
+from tests.e2e.conftest import AUTH, INVOICE, Api, serve
 
 PROBLEM = "application/problem+json"
 
@@ -406,3 +409,28 @@ def test_concurrent_payments_on_one_invoice_are_never_lost_or_doubled(api: Api) 
     ]
     assert sorted(e["data"]["amount"] for e in applied) == sorted(amounts)
     assert json.dumps(invoice)  # plain JSON throughout
+
+
+def test_concurrent_creates_with_the_in_process_follower_running(
+    make_app: AppFactory, database_url: str, clock: ManualClock
+) -> None:
+    """The follower never waits on the event store while holding the read models' write lock:
+    on SQLite (one database, one writer) that once deadlocked with commands until a 5 s timeout."""
+    app = make_app()
+    engine = read_model_engine(database_url)
+    served = serve(app, engine, clock, follow=True)
+    try:
+
+        def create(i: int) -> int:
+            with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=60) as client:
+                body = dict(INVOICE, memo=f"concurrent {i}")
+                return client.post("/api/invoices", json=body, headers={"Idempotency-Key": f"c-{i}"}).status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(create, range(64)))
+        assert statuses == [201] * 64
+        with httpx.Client(base_url=served.base_url, headers=AUTH) as client:
+            assert len(client.get("/api/invoices", params={"limit": "100"}).json()["data"]) == 64
+    finally:
+        served.stop()
+        engine.dispose()

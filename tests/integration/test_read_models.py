@@ -129,6 +129,9 @@ class _CrashAfterWriting:
         self.name = inner.name
         self.tables = inner.tables
 
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        self.inner.prepare(batch)
+
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         self.inner.process(conn, batch)
         raise RuntimeError("killed mid-batch")
