@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,7 @@ class BillingApplication(Application[UUID]):
     def __init__(self, *, clock: Clock, env: EnvType | None = None) -> None:
         super().__init__(env=env)
         self.clock = clock
+        self._last = threading.local()  # the result of the last command each thread ran
         # Only number series take snapshots; they get their own repository, so loading an
         # invoice or a payment costs one query (its events), not two (snapshot, then events).
         self.series_repository: Repository[UUID] = Repository(
@@ -451,11 +453,11 @@ class BillingApplication(Application[UUID]):
             raise InvoiceNotFoundError(invoice_id)
         return invoice
 
-    def outcome(self, idempotency_key: str) -> dict[str, Any] | None:
-        """What the command recorded under `idempotency_key` returned (with `versions`: each
-        changed aggregate's version after it), or None if no command used that key."""
-        receipt = self._get_or_none(receipt_id_for(idempotency_key), Receipt)
-        return None if receipt is None else dict(receipt.result)
+    def last_outcome(self) -> dict[str, Any] | None:
+        """What the last command run on this thread returned (replayed from its receipt when it
+        was a repeat), with `versions`: each aggregate it changed and the version it left it at."""
+        outcome: dict[str, Any] | None = getattr(self._last, "outcome", None)
+        return outcome
 
     def invoice_as_of(self, invoice_id: UUID, moment: datetime) -> Invoice:
         """The invoice as it stood at `moment`: every event stamped at or before it, replayed."""
@@ -517,8 +519,11 @@ class BillingApplication(Application[UUID]):
     ) -> dict[str, Any]:
         receipt_id = None if idempotency_key is None else receipt_id_for(idempotency_key)
         digest = fingerprint(command, arguments)
+        self._last.outcome = None
         with storage_errors_as_unavailable():
-            return self._attempt(command, receipt_id, idempotency_key, digest, decide)
+            result = self._attempt(command, receipt_id, idempotency_key, digest, decide)
+        self._last.outcome = result
+        return result
 
     def _attempt(
         self,

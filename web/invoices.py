@@ -1,7 +1,7 @@
 """The invoice routes: parse -> command or query -> render. No SQL, no event store here.
 
 Writes take `Idempotency-Key` (a repeat is answered with the aggregates as the first request
-left them: the command's receipt records their versions) and, where they change an invoice,
+left them: the command's result, kept in its receipt, records their versions) and, where they change an invoice,
 `If-Match: <version>` (412 on a stale one). Every response about one invoice carries its
 version as the ETag.
 """
@@ -83,12 +83,21 @@ def _invoice_response(services: Services, invoice: Invoice, status: int = 200) -
     return JSONResponse(invoice_json(invoice, today=services.clock.now().date()), status, headers=headers)
 
 
-def _as_left(app: BillingApplication, key: str | None, invoice_id: UUID) -> Invoice:
-    """The invoice as the command with `key` left it (the current one without a key)."""
-    version = None
-    if key is not None:
-        outcome = app.outcome(key) or {}
-        version = outcome.get("versions", {}).get(str(invoice_id))
+def _as_left(app: BillingApplication, invoice_id: UUID) -> Invoice:
+    """The invoice as the command just run on this thread left it: for a repeated request (same
+    Idempotency-Key), the version the first one left, whatever happened since."""
+    return _at(app, invoice_id, _versions(app).get(str(invoice_id)))
+
+
+def _versions(app: BillingApplication) -> dict[str, int]:
+    versions: dict[str, int] = (app.last_outcome() or {}).get("versions", {})
+    return versions
+
+
+def _at(app: BillingApplication, invoice_id: UUID, version: int | None) -> Invoice:
+    current = app.invoice(invoice_id)  # the cached one, usually already at that version
+    if version is None or current.version == version:
+        return current
     return app.invoice(invoice_id, version=version)
 
 
@@ -110,7 +119,7 @@ async def create_invoice(request: Request) -> Response:
             metadata=new.metadata,
             idempotency_key=key,
         )
-        return _as_left(services.app, key, invoice_id)
+        return _as_left(services.app, invoice_id)
 
     return _invoice_response(services, await _blocking(run), 201)
 
@@ -230,7 +239,7 @@ async def _change(
 
     def run() -> Invoice:
         command(services.app, options)
-        return _as_left(services.app, key, invoice_id)
+        return _as_left(services.app, invoice_id)
 
     return _invoice_response(services, await _blocking(run), status)
 
@@ -248,9 +257,9 @@ async def record_payment(request: Request) -> Response:
         payment_id = app.record_offline_payment(
             invoice_id, Money(given.amount, currency), reference=given.reference, idempotency_key=key
         )
-        versions = (app.outcome(key) or {}).get("versions", {}) if key is not None else {}
+        versions = _versions(app)
         payment = app.payment(payment_id, version=versions.get(str(payment_id)))
-        invoice = app.invoice(invoice_id, version=versions.get(str(invoice_id)))
+        invoice = _at(app, invoice_id, versions.get(str(invoice_id)))
         body = {"payment": payment_json(payment), "invoice": invoice_json(invoice, today=services.clock.now().date())}
         return JSONResponse(body, 201, headers={"ETag": f'"{invoice.version}"'})
 
