@@ -459,6 +459,12 @@ class BillingApplication(Application[UUID]):
         outcome: dict[str, Any] | None = getattr(self._last, "outcome", None)
         return outcome
 
+    def changed_since(self, aggregate_id: UUID, version: int) -> bool:
+        """Whether any event was stored for the aggregate after `version` (one indexed read):
+        lets a reader that kept what it made of that version keep using it."""
+        with storage_errors_as_unavailable():
+            return bool(self.recorder.select_events(aggregate_id, gt=version, limit=1))
+
     def invoice_as_of(self, invoice_id: UUID, moment: datetime) -> Invoice:
         """The invoice as it stood at `moment`: every event stamped at or before it, replayed."""
         events = takewhile(lambda e: e.timestamp <= moment, self.invoice_history(invoice_id))

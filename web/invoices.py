@@ -25,6 +25,7 @@ from web import requests
 from web.body import read_json
 from web.problems import problem
 from web.render import event_json, invoice_json, payment_json, row_json
+from web.rendered import Rendered
 from web.services import Services
 
 T = TypeVar("T")
@@ -80,7 +81,10 @@ def _invoice_response(services: Services, invoice: Invoice, status: int = 200) -
     headers = {"ETag": f'"{invoice.version}"'}
     if status == 201:
         headers["Location"] = f"/api/invoices/{invoice.id}"
-    return JSONResponse(invoice_json(invoice, today=services.clock.now().date()), status, headers=headers)
+    today = services.clock.now().date()
+    response = JSONResponse(invoice_json(invoice, today=today), status, headers=headers)
+    services.rendered.put(invoice.id, Rendered(invoice.version, today, bytes(response.body)))
+    return response
 
 
 def _as_left(app: BillingApplication, invoice_id: UUID) -> Invoice:
@@ -167,15 +171,24 @@ async def read_invoice(request: Request) -> Response:
     if as_of is not None:
         moment = requests.moment(as_of, "as_of")
         invoice = await _blocking(services.app.invoice_as_of, invoice_id, moment)
-    else:
-        invoice = await _blocking(services.app.invoice, invoice_id)
-        if invoice.status == DELETED:  # as Stripe: a deleted draft is gone; its history is not
-            return problem(
-                404,
-                "Not found",
-                f"invoice {invoice_id} was a deleted draft; its history is at /api/invoices/{invoice_id}/events",
-                slug="invoice-deleted",
-            )
+        return _invoice_response(services, invoice)
+    return await _blocking(_current_invoice, services, invoice_id)
+
+
+def _current_invoice(services: Services, invoice_id: UUID) -> Response:
+    """The invoice as it stands: the bytes rendered for its last version while no event followed."""
+    today = services.clock.now().date()
+    kept = services.rendered.get(invoice_id, today)
+    if kept is not None and not services.app.changed_since(invoice_id, kept.version):
+        return Response(kept.body, media_type="application/json", headers={"ETag": f'"{kept.version}"'})
+    invoice = services.app.invoice(invoice_id)
+    if invoice.status == DELETED:  # as Stripe: a deleted draft is gone; its history is not
+        return problem(
+            404,
+            "Not found",
+            f"invoice {invoice_id} was a deleted draft; its history is at /api/invoices/{invoice_id}/events",
+            slug="invoice-deleted",
+        )
     return _invoice_response(services, invoice)
 
 

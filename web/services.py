@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from commands.application import BillingApplication
 from commands.ports import Clock
 from projections.queries import Page, list_invoices
+from web.rendered import RenderedInvoices
 
 
 class ReadSide(Protocol):
@@ -24,6 +25,7 @@ class Services:
     read_models: ReadSide
     clock: Clock
     api_token: str
+    rendered: RenderedInvoices = field(default_factory=RenderedInvoices)
 
     def list_invoices(self, **filters: Any) -> Page:
         return list_invoices(self.read_models.engine, **filters)

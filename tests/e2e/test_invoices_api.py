@@ -7,6 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -434,3 +435,16 @@ def test_concurrent_creates_with_the_in_process_follower_running(
     finally:
         served.stop()
         engine.dispose()
+
+
+def test_a_read_never_serves_a_kept_rendering_after_another_process_wrote(api: Api, make_app: AppFactory) -> None:
+    invoice = _create(api).json()
+    url = f"/api/invoices/{invoice['id']}"
+    assert api.client.get(url).json() == api.client.get(url).json() == invoice  # the second from what was kept
+    other = make_app()  # another process on the same database: this server's caches know nothing of it
+    other.issue(UUID(invoice["id"]))
+    now = api.client.get(url)
+    assert (now.json()["status"], now.json()["version"]) == ("open", invoice["version"] + 1)
+    assert now.headers["etag"] == f'"{invoice["version"] + 1}"'
+    api.clock.advance(timedelta(days=40))  # past the due date: "overdue" is a function of the day
+    assert api.client.get(url).json()["overdue"] is True
