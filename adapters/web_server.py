@@ -39,7 +39,13 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
     app = _with_retries(lambda: bootstrap(settings, clock=clock))
     engine = read_model_engine(settings.database_url)
     read_models = _with_retries(lambda: InProcessProjections(app, engine, settings.database_url))
-    services = Services(app=app, read_models=read_models, clock=clock, api_token=settings.api_token)
+    services = Services(
+        app=app,
+        read_models=read_models,
+        clock=clock,
+        api_token=settings.api_token,
+        inline_reads=settings.database_url.startswith("sqlite"),
+    )
 
     def start() -> None:
         if follow:

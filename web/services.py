@@ -26,6 +26,9 @@ class Services:
     clock: Clock
     api_token: str
     rendered: RenderedInvoices = field(default_factory=RenderedInvoices)
+    # True when the store is a local file (SQLite): its single-row reads are cheaper on the
+    # event loop than a trip to a worker thread. Never for a networked database.
+    inline_reads: bool = False
 
     def list_invoices(self, **filters: Any) -> Page:
         return list_invoices(self.read_models.engine, **filters)

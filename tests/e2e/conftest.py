@@ -66,7 +66,9 @@ class ServedApp:
 
 def serve(app: BillingApplication, engine: Engine, clock: ManualClock, *, follow: bool = False) -> ServedApp:
     read_models = InProcessProjections(app, engine)
-    services = Services(app=app, read_models=read_models, clock=clock, api_token=TOKEN)
+    services = Services(
+        app=app, read_models=read_models, clock=clock, api_token=TOKEN, inline_reads=engine.dialect.name == "sqlite"
+    )
     asgi = create_app(services, on_startup=read_models.start if follow else None, on_shutdown=read_models.stop)
     return ServedApp(asgi)
 
