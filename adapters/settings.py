@@ -24,6 +24,7 @@ class Settings:
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
     smtp_url: str | None = None
+    public_url: str | None = None  # where customers reach us: Stripe Checkout's success/cancel pages
 
     @classmethod
     def from_environment(
@@ -46,4 +47,5 @@ class Settings:
             stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
             stripe_api_base=get("STRIPE_API_BASE"),
             smtp_url=get("LEDGER_SMTP_URL"),
+            public_url=get("LEDGER_PUBLIC_URL"),
         )

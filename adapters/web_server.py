@@ -23,6 +23,8 @@ from adapters.clock import SystemClock
 from adapters.persistence import ConfigurationError
 from adapters.read_models import InProcessProjections, read_model_engine
 from adapters.settings import Settings
+from adapters.stripe import StripePaymentProvider
+from adapters.stripe.webhooks import StripeWebhookVerifier
 from web.app import create_app
 from web.services import Services
 
@@ -39,12 +41,16 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
     app = _with_retries(lambda: bootstrap(settings, clock=clock))
     engine = read_model_engine(settings.database_url)
     read_models = _with_retries(lambda: InProcessProjections(app, engine, settings.database_url))
+    payments = _payments(settings)
     services = Services(
         app=app,
         read_models=read_models,
         clock=clock,
         api_token=settings.api_token,
         inline_reads=settings.database_url.startswith("sqlite"),
+        payments=payments,
+        public_url=settings.public_url,
+        webhooks=StripeWebhookVerifier(settings.stripe_webhook_secret) if settings.stripe_webhook_secret else None,
     )
 
     def start() -> None:
@@ -55,8 +61,17 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         read_models.stop()
         engine.dispose()
         app.close()
+        if payments is not None:
+            payments.close()
 
     return create_app(services, on_startup=start, on_shutdown=stop)
+
+
+def _payments(settings: Settings) -> StripePaymentProvider | None:
+    """Stripe when STRIPE_API_KEY is set; without it checkout answers 503 "not configured"."""
+    if not settings.stripe_api_key:
+        return None
+    return StripePaymentProvider(settings.stripe_api_key, api_base=settings.stripe_api_base)
 
 
 def asgi_app() -> Starlette:

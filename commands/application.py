@@ -27,6 +27,7 @@ from eventsourcing.utils import Environment, EnvType
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
+from commands.provider_events import ProviderEvent, VerifiedEvent, provider_event_id
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
     CurrencyMismatchError,
@@ -440,6 +441,24 @@ class BillingApplication(Application[UUID]):
             return {"recorded": True}, [payment, invoice]
 
         return bool(self._execute("record_dispute_closed", {}, None, decide)["recorded"])
+
+    # ------------------------------------------------------------------------ provider events
+
+    def record_provider_event(self, event: VerifiedEvent, *, provider: str) -> bool:
+        """Keep a verified provider event as received, once. False when it was recorded before
+        (a redelivery): nothing changes."""
+
+        def decide(at: datetime) -> Decision:
+            event_key = provider_event_id(provider, event.event_id)
+            if self._get_or_none(event_key, ProviderEvent) is not None:
+                return {"recorded": False}, []
+            return {"recorded": True}, [ProviderEvent.receive(provider=provider, event=event, at=at)]
+
+        arguments = {"provider": provider, "event_id": event.event_id}
+        return bool(self._execute("record_provider_event", arguments, None, decide)["recorded"])
+
+    def provider_event(self, provider: str, event_id: str) -> ProviderEvent | None:
+        return self._get_or_none(provider_event_id(provider, event_id), ProviderEvent)
 
     # ------------------------------------------------------------------------ reads
 

@@ -34,10 +34,15 @@
     ├── StaleVersionError                 the caller's expected version is not the current one (412)
     ├── IdempotencyKeyReusedError         the same key with a different request (422)
     ├── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
-    └── StoreUnavailableError             the event store could not commit (lock timeout, connection lost) (503)
+    ├── StoreUnavailableError             the event store could not commit (lock timeout, connection lost) (503)
+    └── ProviderError                     the payment provider refused or failed; nothing was recorded
+        ├── PaymentDeclinedError          the provider declined the payment (402)
+        ├── ProviderUnavailableError      the provider is down, slow or rate limiting: retry (503)
+        └── ProviderConfigurationError    our provider setup is missing or wrong (no or bad key) (503)
 
 The web layer maps the branches to the HTTP statuses shown; nothing above the adapters ever
-sees a storage or provider exception.
+sees a storage or provider exception (adapters/stripe maps every Stripe error into the
+ProviderError branch).
 """
 
 from __future__ import annotations
@@ -255,3 +260,27 @@ class ConcurrencyRetriesExhaustedError(LedgerError):
 
 class StoreUnavailableError(LedgerError):
     """The event store could not commit (a lock timeout, a lost connection); nothing was changed."""
+
+
+class ProviderError(LedgerError):
+    """The payment provider refused the request or could not be reached; nothing was recorded.
+
+    `request_id` is the provider's id for the failed request (Stripe's `req_...`), for support.
+    """
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class PaymentDeclinedError(ProviderError):
+    """The provider declined the payment (a card error): another payment method may work."""
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider is down, timed out or is rate limiting us: the same request may be retried."""
+
+
+class ProviderConfigurationError(ProviderError):
+    """Our side of the provider is set up wrong: no API key, a bad or restricted key, a request
+    the provider refuses as invalid. An operator has to act; retrying will not help."""

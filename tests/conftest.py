@@ -15,6 +15,7 @@ from adapters.clock import ManualClock
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from tests.pg_cluster import Cluster, find_pg_bin, running_cluster
+from tests.stripe_server import StripeServer
 
 # CI runs derandomized, so a red run is reproduced by running it again.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
@@ -78,3 +79,23 @@ def make_app(database_url: str, clock: ManualClock) -> Iterator[AppFactory]:
 @pytest.fixture
 def app(make_app: AppFactory) -> BillingApplication:
     return make_app()
+
+
+@pytest.fixture
+def stripe_server() -> Iterator[StripeServer]:
+    """A Stripe-compatible server on a free loopback port (tests/stripe_server.py), fresh per test."""
+    server = StripeServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_stripe_server() -> Iterator[StripeServer]:
+    """One Stripe-compatible server for the whole run, for tests that only need Stripe to answer."""
+    server = StripeServer()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ledger.errors import LedgerError
-from web import invoices
+from web import checkout, invoices, webhooks
 from web.auth import BearerTokenAuth
 from web.body import BodyError
 from web.docs import docs_page
@@ -49,6 +49,8 @@ def create_app(
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             *invoices.routes(),
+            *checkout.routes(),
+            *webhooks.routes(),
         ],
         middleware=[Middleware(BearerTokenAuth, token=services.api_token)],
         exception_handlers={

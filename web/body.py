@@ -29,17 +29,7 @@ class BodyError(Exception):
 
 async def read_json(request: Request) -> Any:
     """The body's JSON value; None for an empty body."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_raw(request)
     if not raw.strip():
         return None
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -81,6 +71,21 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _Refused(f"the key {key!r} appears twice in one object")
         result[key] = value
     return result
+
+
+async def read_raw(request: Request) -> bytes:
+    """The body's bytes, refused past MAX_BODY_BYTES (declared, or while streaming)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large() -> BodyError:

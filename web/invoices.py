@@ -51,7 +51,7 @@ def routes() -> list[Route]:
 # ------------------------------------------------------------------------------ helpers
 
 
-def _services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -61,7 +61,7 @@ async def _blocking(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(function, *args, **kwargs)
 
 
-def _invoice_id(request: Request) -> UUID:
+def invoice_id_of(request: Request) -> UUID:
     raw = request.path_params["invoice_id"]
     try:
         return UUID(raw)
@@ -69,7 +69,7 @@ def _invoice_id(request: Request) -> UUID:
         raise InvoiceNotFoundError(raw) from None  # an id that cannot exist is not found
 
 
-def _key(request: Request) -> str | None:
+def idempotency_key_of(request: Request) -> str | None:
     return request.headers.get("idempotency-key")
 
 
@@ -109,9 +109,9 @@ def _at(app: BillingApplication, invoice_id: UUID, version: int | None) -> Invoi
 
 
 async def create_invoice(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     new = requests.new_invoice(await read_json(request))
-    key = _key(request)
+    key = idempotency_key_of(request)
 
     def run() -> Invoice:
         invoice_id = services.app.create_draft(
@@ -129,7 +129,7 @@ async def create_invoice(request: Request) -> Response:
 
 
 async def list_invoices(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     query = request.query_params
     unknown = sorted(set(query) - {"status", "customer", "currency", "created_from", "created_to", "limit", "cursor"})
     if unknown:
@@ -162,8 +162,8 @@ async def list_invoices(request: Request) -> Response:
 
 
 async def read_invoice(request: Request) -> Response:
-    services = _services(request)
-    invoice_id = _invoice_id(request)
+    services = services_of(request)
+    invoice_id = invoice_id_of(request)
     as_of = request.query_params.get("as_of")
     unknown = sorted(set(request.query_params) - {"as_of"})
     if unknown:
@@ -206,47 +206,47 @@ def _current_invoice(services: Services, invoice_id: UUID) -> Response:
 
 
 async def update_invoice(request: Request) -> Response:
-    invoice_id = _invoice_id(request)
+    invoice_id = invoice_id_of(request)
     changes = requests.invoice_changes(await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.change_details(invoice_id, **changes, **options))
 
 
 async def delete_invoice(request: Request) -> Response:
-    services = _services(request)
-    invoice_id = _invoice_id(request)
+    services = services_of(request)
+    invoice_id = invoice_id_of(request)
     requests.empty(await read_json(request))
-    expected, key = _expected(request), _key(request)
+    expected, key = _expected(request), idempotency_key_of(request)
     await _blocking(services.app.delete_draft, invoice_id, expected_version=expected, idempotency_key=key)
     return Response(status_code=204)
 
 
 async def add_line(request: Request) -> Response:
-    invoice_id = _invoice_id(request)
+    invoice_id = invoice_id_of(request)
     line = requests.new_line(await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.add_line(invoice_id, line, **options), 201)
 
 
 async def remove_line(request: Request) -> Response:
-    invoice_id = _invoice_id(request)
+    invoice_id = invoice_id_of(request)
     line_id = request.path_params["line_id"]
     requests.empty(await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.remove_line(invoice_id, line_id, **options))
 
 
 async def issue_invoice(request: Request) -> Response:
-    invoice_id = _invoice_id(request)
+    invoice_id = invoice_id_of(request)
     due_date = requests.issue_options(await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.issue(invoice_id, due_date=due_date, **options))
 
 
 async def void_invoice(request: Request) -> Response:
-    invoice_id = _invoice_id(request)
+    invoice_id = invoice_id_of(request)
     requests.empty(await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.void(invoice_id, **options))
 
 
 async def mark_uncollectible(request: Request) -> Response:
-    invoice_id = _invoice_id(request)
+    invoice_id = invoice_id_of(request)
     requests.empty(await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.mark_uncollectible(invoice_id, **options))
 
@@ -259,8 +259,8 @@ async def _change(
 ) -> Response:
     """Run an invoice command with the request's If-Match and Idempotency-Key; answer with the
     invoice as that command left it."""
-    services = _services(request)
-    key = _key(request)
+    services = services_of(request)
+    key = idempotency_key_of(request)
     options = {"expected_version": _expected(request), "idempotency_key": key}
 
     def run() -> Invoice:
@@ -272,10 +272,10 @@ async def _change(
 
 async def record_payment(request: Request) -> Response:
     """An offline payment (bank transfer, cheque): 201 with the payment and the invoice after it."""
-    services = _services(request)
-    invoice_id = _invoice_id(request)
+    services = services_of(request)
+    invoice_id = invoice_id_of(request)
     given = requests.offline_payment(await read_json(request))
-    key = _key(request)
+    key = idempotency_key_of(request)
 
     def run() -> Response:
         app = services.app
@@ -293,7 +293,7 @@ async def record_payment(request: Request) -> Response:
 
 
 async def invoice_events(request: Request) -> Response:
-    services = _services(request)
-    invoice_id = _invoice_id(request)
+    services = services_of(request)
+    invoice_id = invoice_id_of(request)
     events = await _blocking(lambda: list(services.app.invoice_history(invoice_id)))
     return JSONResponse({"object": "list", "invoice_id": str(invoice_id), "data": [event_json(e) for e in events]})

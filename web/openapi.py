@@ -31,6 +31,7 @@ from ledger.validation import (
 from projections.paging import MAX_PAGE
 from web import requests
 from web.body import MAX_BODY_BYTES
+from web.checkout import URL_LIMIT
 from web.problems import PROBLEM_JSON, TYPE_BASE
 from web.requests import MAX_LINES_PER_REQUEST, REFERENCE_LIMIT
 
@@ -256,6 +257,22 @@ NEW_PAYMENT: Schema = {
     "examples": [{"amount": 80000, "currency": "usd", "reference": "BT-2026-0042"}],
 }
 
+CHECKOUT_OPTIONS: Schema = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "properties": {
+        name: {
+            "type": "string",
+            "maxLength": URL_LIMIT,
+            "pattern": "^https?://[\\x21-\\x7e]+$",
+            "description": f"An absolute http(s) URL; by default the portal's invoice page ({outcome}).",
+        }
+        for name, outcome in (("success_url", "after paying"), ("cancel_url", "when the customer gives up"))
+    },
+    "description": "Where Stripe sends the customer back. No body: the defaults.",
+    "examples": [{"success_url": "https://acme.example/paid", "cancel_url": "https://acme.example/invoices"}],
+}
+
 # ------------------------------------------------------------------------------ responses
 
 
@@ -384,6 +401,16 @@ PAYMENT: Schema = _object(
 
 PAYMENT_RECORDED: Schema = _object({"payment": _ref("Payment"), "invoice": _ref("Invoice")})
 
+CHECKOUT_STARTED: Schema = _object(
+    {
+        "checkout_url": {"type": "string", "description": "Send the customer here: Stripe's hosted payment page."},
+        "session_id": {"type": "string", "description": "The Checkout Session's id (`cs_...`)."},
+        "expires_at": {**MOMENT, "description": "When the session stops accepting payment."},
+        "payment_id": {**UUID, "description": "The pending payment recorded for the session."},
+        "invoice": _ref("Invoice"),
+    }
+)
+
 EVENT: Schema = _object(
     {
         "version": {"type": "integer", "minimum": 1},
@@ -445,6 +472,8 @@ SCHEMAS: dict[str, Schema] = {
     "InvoiceList": INVOICE_LIST,
     "Payment": PAYMENT,
     "PaymentRecorded": PAYMENT_RECORDED,
+    "CheckoutOptions": CHECKOUT_OPTIONS,
+    "CheckoutStarted": CHECKOUT_STARTED,
     "Event": EVENT,
     "EventList": EVENT_LIST,
     "Problem": PROBLEM,
@@ -513,6 +542,12 @@ RESPONSES: dict[str, Schema] = {
         "a currency other than the invoice's)."
     ),
     "Unavailable": _problem("The event store cannot answer or commit right now: retry.", ["Retry-After"]),
+    "PaymentDeclined": _problem("The payment provider declined the payment."),
+    "ProviderUnavailable": _problem(
+        "The payment provider is not configured (no STRIPE_API_KEY, or a key Stripe refuses), cannot be "
+        "reached or is rate limiting, or the event store cannot commit: nothing was recorded.",
+        ["Retry-After"],
+    ),
 }
 
 
@@ -654,6 +689,55 @@ def _paths() -> dict[str, Schema]:
                 secured=False,
             )
         },
+        "/webhooks/stripe": {
+            "post": _operation(
+                "stripeWebhook",
+                "Receive a Stripe webhook delivery",
+                {
+                    "200": {
+                        "description": "The event is durably recorded (or was already: `duplicate`).",
+                        "content": {
+                            JSON: {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["received", "duplicate", "id"],
+                                    "properties": {
+                                        "received": {"const": True},
+                                        "duplicate": {"type": "boolean"},
+                                        "id": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _problem(
+                        "Not a genuine event: missing or bad Stripe-Signature, a timestamp over 300 s old, or a body "
+                        "that is not an event. Nothing is recorded."
+                    ),
+                    "413": {"$ref": "#/components/responses/TooLarge"},
+                    "503": _problem(
+                        "The event could not be recorded (store unavailable), or no signing secret is configured: "
+                        "Stripe retries.",
+                        ["Retry-After"],
+                    ),
+                },
+                tag="stripe",
+                description="Authenticated by the `Stripe-Signature` header (HMAC-SHA256 of the raw body with the "
+                "endpoint's signing secret), not by the bearer token. The raw body is kept as evidence.",
+                parameters=[
+                    {
+                        "name": "Stripe-Signature",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "`t=<unix time>,v1=<hex HMAC>` as Stripe sends it.",
+                    }
+                ],
+                body={"required": False, "content": {JSON: {"schema": {"type": "object"}}}},
+                secured=False,
+            )
+        },
         "/api/invoices": {
             "post": _operation(
                 "createInvoice",
@@ -753,6 +837,32 @@ def _paths() -> dict[str, Schema]:
                 description="Money received outside any processor (bank transfer, cheque), posted to the bank.",
                 parameters=[_param("IdempotencyKey")],
                 body=_body("NewPayment"),
+            ),
+        },
+        "/api/invoices/{invoice_id}/checkout": {
+            "parameters": invoice_id,
+            "post": _operation(
+                "createCheckout",
+                "Pay an invoice on Stripe Checkout",
+                {
+                    **_responses(
+                        {"201": _json("The hosted page to send the customer to.", "CheckoutStarted", headers=["ETag"])},
+                        "401",
+                        "404",
+                        "409",
+                        *BODY,
+                    ),
+                    "402": {"$ref": "#/components/responses/PaymentDeclined"},
+                    "503": {"$ref": "#/components/responses/ProviderUnavailable"},
+                },
+                description=(
+                    "Opens a Stripe Checkout Session for the amount due of an open or uncollectible invoice "
+                    "(409 otherwise) and records a pending payment for it. Retrying with the same "
+                    "Idempotency-Key (or, without one, the same request on the same invoice version) returns "
+                    "the same session."
+                ),
+                parameters=[_param("IdempotencyKey")],
+                body=_body("CheckoutOptions", required=False),
             ),
         },
         "/api/invoices/{invoice_id}/events": {

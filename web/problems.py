@@ -23,6 +23,9 @@ from ledger.errors import (
     InvalidInputError,
     LedgerError,
     NotFoundError,
+    PaymentDeclinedError,
+    ProviderConfigurationError,
+    ProviderUnavailableError,
     RuleViolationError,
     StaleVersionError,
     StoreUnavailableError,
@@ -44,6 +47,9 @@ STATUSES: list[tuple[type[LedgerError], int, str]] = [
     (RuleViolationError, 409, "Rule violated"),
     (ConcurrencyRetriesExhaustedError, 503, "Too many concurrent writers"),
     (StoreUnavailableError, 503, "Store unavailable"),
+    (PaymentDeclinedError, 402, "Payment declined"),
+    (ProviderUnavailableError, 503, "Payment provider unavailable"),
+    (ProviderConfigurationError, 503, "Payment provider not configured"),
 ]
 
 

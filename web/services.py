@@ -1,4 +1,5 @@
-"""What the web layer is given by the composition root: the application, the read side, a clock."""
+"""What the web layer is given by the composition root: the application, the read side, a clock,
+the payment provider (None when Stripe is not configured)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from commands.application import BillingApplication
-from commands.ports import Clock
+from commands.ports import Clock, PaymentProvider
+from commands.provider_events import WebhookVerifier
 from projections.queries import Page, list_invoices
 from web.rendered import RenderedInvoices
 
@@ -29,6 +31,12 @@ class Services:
     # True when the store is a local file (SQLite): its single-row reads are cheaper on the
     # event loop than a trip to a worker thread. Never for a networked database.
     inline_reads: bool = False
+    payments: PaymentProvider | None = None
+    # The base URL customers reach us at (LEDGER_PUBLIC_URL), for Checkout's default return pages;
+    # None: the URL the API request came in on.
+    public_url: str | None = None
+    # Checks webhook deliveries (adapters/stripe/webhooks.py); None when no secret is configured.
+    webhooks: WebhookVerifier | None = None
 
     def list_invoices(self, **filters: Any) -> Page:
         return list_invoices(self.read_models.engine, **filters)

@@ -1,0 +1,161 @@
+"""`PaymentProvider` on Stripe, through `stripe.StripeClient`.
+
+Errors are mapped at this boundary, as httpx maps httpcore's: nothing above it ever sees a
+`stripe.*` exception.
+
+    stripe.StripeError
+    ├── CardError                        -> PaymentDeclinedError         (402)
+    ├── IdempotencyError                 -> IdempotencyKeyReusedError    (422: same key, other request)
+    ├── RateLimitError                   -> ProviderUnavailableError     (503)
+    ├── APIConnectionError               -> ProviderUnavailableError     (503: timeout, refused, reset)
+    ├── APIError                         -> ProviderUnavailableError     (503: Stripe's 5xx)
+    ├── AuthenticationError              -> ProviderConfigurationError   (503: bad key)
+    ├── PermissionError                  -> ProviderConfigurationError   (503: restricted key)
+    ├── InvalidRequestError              -> ProviderConfigurationError   (503: we sent what Stripe refuses)
+    └── anything else                    -> ProviderUnavailableError
+
+The API version is pinned to the one this SDK release was generated for, so an upgrade of the
+account's default version in the dashboard cannot change the shapes we read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from commands.ports import CheckoutSession
+from ledger.errors import (
+    IdempotencyKeyReusedError,
+    PaymentDeclinedError,
+    ProviderConfigurationError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+
+STRIPE_API_VERSION: str = stripe.api_version
+# A web request waits on these calls: fail within seconds rather than Stripe's default 80 s.
+TIMEOUT_SECONDS = 20.0
+MAX_NETWORK_RETRIES = 2
+
+
+class StripePaymentProvider:
+    """Checkout Sessions and meter events on Stripe (or on a Stripe-compatible server at
+    `api_base`, e.g. the test server in tests/stripe_server.py)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        api_version: str = STRIPE_API_VERSION,
+        max_network_retries: int = MAX_NETWORK_RETRIES,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
+        if not api_key:
+            raise ProviderConfigurationError("set STRIPE_API_KEY to take payments with Stripe")
+        self.api_version = api_version
+        # The SDK's default client (requests), with our timeout: it keeps a session per thread;
+        # urllib3 closes a pool's connections when the pool is collected.
+        self._http = stripe.RequestsClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            api_key,
+            stripe_version=api_version,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+            max_network_retries=max_network_retries,
+            http_client=self._http,
+        )
+
+    def close(self) -> None:
+        """Close the connections this thread keeps open to Stripe (other threads' close when collected)."""
+        self._http.close()  # type: ignore[no-untyped-call]
+
+    def create_checkout_session(
+        self,
+        *,
+        invoice_id: str,
+        amount: int,
+        currency: str,
+        customer_email: str,
+        description: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> CheckoutSession:
+        """One line for the amount due: the invoice's own lines are already priced and taxed by us."""
+        metadata = {"invoice_id": invoice_id}
+        # The SDK's TypedDicts (SessionCreateParams) name these same keys.
+        params: Any = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": amount,
+                        "product_data": {"name": description},
+                    },
+                }
+            ],
+            "customer_email": customer_email,
+            "client_reference_id": invoice_id,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "payment_intent_data": {"description": description, "metadata": metadata},
+        }
+        with stripe_errors_mapped(idempotency_key):
+            session = self._client.v1.checkout.sessions.create(
+                params=params,
+                options={"idempotency_key": idempotency_key},
+            )
+        payment_intent = session.payment_intent
+        return CheckoutSession(
+            id=session.id,
+            url=session.url or "",
+            payment_intent_id=payment_intent if isinstance(payment_intent, str | None) else payment_intent.id,
+            expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+        )
+
+    def report_meter_event(
+        self, *, event_name: str, customer_id: str, value: int, identifier: str, at: datetime
+    ) -> None:
+        """Stripe counts an `identifier` once; it is also the request's idempotency key."""
+        params: Any = {
+            "event_name": event_name,
+            "payload": {"stripe_customer_id": customer_id, "value": str(value)},
+            "identifier": identifier,
+            "timestamp": int(at.timestamp()),
+        }
+        key = f"meter-event-{identifier}"
+        with stripe_errors_mapped(key):
+            self._client.v1.billing.meter_events.create(
+                params=params,
+                options={"idempotency_key": key},
+            )
+
+
+@contextmanager
+def stripe_errors_mapped(idempotency_key: str) -> Iterator[None]:
+    """Turn every Stripe error into the ledger's ProviderError branch (or a reused key into 422)."""
+    try:
+        yield
+    except stripe.StripeError as error:
+        raise _mapped(error, idempotency_key) from error
+
+
+def _mapped(error: stripe.StripeError, idempotency_key: str) -> ProviderError | IdempotencyKeyReusedError:
+    request_id = error.request_id
+    detail = f"Stripe: {error.user_message or type(error).__name__}" + (
+        f" (request {request_id})" if request_id else ""
+    )
+    if isinstance(error, stripe.CardError):
+        return PaymentDeclinedError(detail, request_id=request_id)
+    if isinstance(error, stripe.IdempotencyError):
+        return IdempotencyKeyReusedError(idempotency_key)
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError | stripe.InvalidRequestError):
+        return ProviderConfigurationError(detail, request_id=request_id)
+    return ProviderUnavailableError(detail, request_id=request_id)

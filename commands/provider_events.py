@@ -1,0 +1,94 @@
+"""What a payment provider tells us (Stripe's webhook events), kept as received.
+
+Every verified event is recorded once, under an id derived from the provider's event id, with
+its raw payload exactly as delivered: it is evidence, and a later replay can act on it again.
+A second delivery of the same event collides with the first record and changes nothing.
+
+The port the web layer calls to check a delivery's signature (`WebhookVerifier`) lives here
+too; adapters/stripe implements it, since only that package may import `stripe`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+_NAMESPACE = UUID("6d3f1c2a-8e4b-4f7a-9a51-3c0b2e7d9f10")
+
+
+def provider_event_id(provider: str, event_id: str) -> UUID:
+    return uuid5(_NAMESPACE, f"{provider}:{event_id}")
+
+
+class ProviderEvent(Aggregate):
+    """One event a provider sent, as received: its id, type, creation time and raw payload."""
+
+    TOPIC = "provider-event"
+
+    class Event(Aggregate.Event):
+        pass
+
+    class Received(Event, Aggregate.Created):
+        TOPIC = "provider-event.received"
+        provider: str
+        event_id: str
+        event_type: str
+        created: int  # the provider's own timestamp (Unix seconds)
+        livemode: bool
+        payload: str  # the body exactly as delivered (UTF-8 text)
+
+    Created = Received
+
+    def __init__(
+        self, provider: str, event_id: str, event_type: str, created: int, livemode: bool, payload: str
+    ) -> None:
+        self.provider = provider
+        self.event_id = event_id
+        self.event_type = event_type
+        self.created = created
+        self.livemode = livemode
+        self.payload = payload
+
+    @classmethod
+    def receive(cls, *, provider: str, event: VerifiedEvent, at: datetime) -> ProviderEvent:
+        return cls._create(
+            cls.Received,
+            id=provider_event_id(provider, event.event_id),
+            timestamp=at,
+            provider=provider,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            created=event.created,
+            livemode=event.livemode,
+            payload=event.payload,
+        )
+
+
+class WebhookRejectedError(Exception):
+    """A delivery that is not a genuine, readable event: bad or missing signature, a timestamp
+    outside the tolerance, a body that is not an event. Nothing is recorded; answered 400."""
+
+
+@dataclass(frozen=True)
+class VerifiedEvent:
+    """An event whose signature checked out."""
+
+    event_id: str
+    event_type: str
+    created: int
+    livemode: bool
+    data_object: dict[str, Any]
+    payload: str  # the raw body, as text
+
+
+class WebhookVerifier(Protocol):
+    provider: str
+
+    def verify(self, payload: bytes, signature: str | None) -> VerifiedEvent:
+        """The event, if the body is signed with our secret within the tolerance; else
+        WebhookRejectedError."""
+        ...

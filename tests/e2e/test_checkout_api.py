@@ -1,0 +1,266 @@
+"""`POST /api/invoices/{id}/checkout` over HTTP, with the real Stripe SDK talking to the
+Stripe-compatible test server, on each backend."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.clock import ManualClock
+from adapters.read_models import InProcessProjections, read_model_engine
+from adapters.stripe import StripePaymentProvider
+from ledger.payments import PENDING, payment_id_for
+from tests.conftest import AppFactory
+from tests.e2e.conftest import AUTH, INVOICE, TOKEN, Api, ServedApp, serve
+from tests.e2e.test_openapi import conforms
+from tests.stripe_server import API_KEY, StripeServer
+from web.app import create_app
+from web.services import Services
+
+PUBLIC_URL = "https://billing.example"
+
+
+@pytest.fixture
+def api(make_app: AppFactory, database_url: str, clock: ManualClock, stripe_server: StripeServer) -> Iterator[Api]:
+    """The API served with Stripe configured: the adapter points at the test server."""
+    app = make_app()
+    engine = read_model_engine(database_url)
+    payments = StripePaymentProvider(API_KEY, api_base=stripe_server.base_url, max_network_retries=0)
+    services = Services(
+        app=app,
+        read_models=InProcessProjections(app, engine),
+        clock=clock,
+        api_token=TOKEN,
+        payments=payments,
+        public_url=PUBLIC_URL,
+    )
+    served = ServedApp(create_app(services))
+    try:
+        with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=30) as client:
+            yield Api(client, served.base_url, app, engine, clock)
+    finally:
+        served.stop()
+        payments.close()
+        engine.dispose()
+
+
+def _issued(api: Api, **changes: Any) -> dict[str, Any]:
+    created = api.client.post("/api/invoices", json={**INVOICE, **changes})
+    assert created.status_code == 201, created.text
+    issued = api.client.post(f"/api/invoices/{created.json()['id']}/issue")
+    assert issued.status_code == 200, issued.text
+    invoice: dict[str, Any] = issued.json()
+    return invoice
+
+
+def _checkout(api: Api, invoice_id: str, body: Any = None, **headers: str) -> httpx.Response:
+    return api.client.post(f"/api/invoices/{invoice_id}/checkout", json=body, headers=headers)
+
+
+def test_checkout_opens_a_session_for_the_amount_due_and_records_a_pending_payment(
+    api: Api, stripe_server: StripeServer
+) -> None:
+    invoice = _issued(api)
+    response = _checkout(api, invoice["id"])
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    conforms(body, "CheckoutStarted")
+    session = stripe_server.sessions[body["session_id"]]
+    assert body["checkout_url"] == session["url"]
+    assert body["invoice"]["id"] == invoice["id"]
+    assert response.headers["ETag"] == f'"{body["invoice"]["version"]}"'
+
+    assert session["amount_total"] == invoice["amount_due"]
+    assert session["currency"] == "usd"
+    assert session["customer_email"] == "ap@acme.example"
+    assert session["metadata"] == {"invoice_id": invoice["id"]}
+    assert session["success_url"] == f"{PUBLIC_URL}/portal/invoices/{invoice['id']}?checkout=success"
+    assert session["cancel_url"] == f"{PUBLIC_URL}/portal/invoices/{invoice['id']}?checkout=cancel"
+    [sent] = stripe_server.requests_to("POST", "/v1/checkout/sessions")
+    assert sent.form["payment_intent_data"]["metadata"] == {"invoice_id": invoice["id"]}
+    assert sent.form["line_items"][0]["price_data"]["product_data"]["name"] == f"Invoice {invoice['number']}"
+
+    payment = api.app.payment(uuid.UUID(body["payment_id"]))
+    assert payment.id == payment_id_for("stripe", body["session_id"])
+    assert (payment.status, payment.provider, payment.provider_payment_id) == (PENDING, "stripe", body["session_id"])
+    assert (payment.amount, payment.currency) == (invoice["amount_due"], "usd")
+    assert str(payment.invoice_id) == invoice["id"]
+
+
+def test_a_retry_with_the_same_key_gets_the_same_session_and_one_payment(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    first = _checkout(api, invoice["id"], **{"Idempotency-Key": "pay-1"})
+    again = _checkout(api, invoice["id"], **{"Idempotency-Key": "pay-1"})
+
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert [r.headers["idempotency-key"] for r in stripe_server.requests] == ["pay-1", "pay-1"]
+    assert len(stripe_server.sessions) == 1
+
+
+def test_a_retry_without_a_key_gets_the_same_session_too(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    first = _checkout(api, invoice["id"])
+    again = _checkout(api, invoice["id"])
+
+    assert again.json()["session_id"] == first.json()["session_id"]
+    assert again.json()["payment_id"] == first.json()["payment_id"]
+    assert len(stripe_server.sessions) == 1
+
+
+def test_the_same_key_on_another_invoice_is_refused(api: Api, stripe_server: StripeServer) -> None:
+    first, second = _issued(api), _issued(api)
+    assert _checkout(api, first["id"], **{"Idempotency-Key": "pay-1"}).status_code == 201
+    reused = _checkout(api, second["id"], **{"Idempotency-Key": "pay-1"})
+    assert reused.status_code == 422, reused.text
+    assert len(stripe_server.sessions) == 1
+
+
+def test_return_pages_can_be_chosen(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    urls = {"success_url": "https://acme.example/paid?x=1", "cancel_url": "http://localhost:3000/invoices"}
+    response = _checkout(api, invoice["id"], urls)
+    assert response.status_code == 201, response.text
+    session = stripe_server.sessions[response.json()["session_id"]]
+    assert (session["success_url"], session["cancel_url"]) == (urls["success_url"], urls["cancel_url"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"success_url": "ftp://acme.example/paid"}, "success_url"),
+        ({"cancel_url": "/relative"}, "cancel_url"),
+        ({"success_url": "https://acme.example/a b"}, "success_url"),
+        ({"success_url": "https://" + "a" * 2050 + ".example"}, "success_url"),
+        ({"success_url": 7}, "success_url"),
+        ({"return_url": "https://acme.example"}, "return_url"),
+        (["https://acme.example"], "body"),
+    ],
+)
+def test_bad_return_pages_are_refused(api: Api, stripe_server: StripeServer, body: Any, field: str) -> None:
+    invoice = _issued(api)
+    response = _checkout(api, invoice["id"], body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    assert stripe_server.requests == []
+
+
+def test_an_uncollectible_invoice_can_still_be_paid_and_a_partly_paid_one_for_what_is_left(
+    api: Api, stripe_server: StripeServer
+) -> None:
+    invoice = _issued(api)
+    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 10_000})
+    assert paid.status_code == 201, paid.text
+    assert api.client.post(f"/api/invoices/{invoice['id']}/mark-uncollectible").status_code == 200
+
+    response = _checkout(api, invoice["id"])
+    assert response.status_code == 201, response.text
+    assert stripe_server.sessions[response.json()["session_id"]]["amount_total"] == invoice["amount_due"] - 10_000
+
+
+@pytest.mark.parametrize("state", ["draft", "paid", "void"])
+def test_only_an_invoice_with_something_to_pay_goes_to_checkout(
+    api: Api, stripe_server: StripeServer, state: str
+) -> None:
+    if state == "draft":
+        invoice = api.client.post("/api/invoices", json=INVOICE).json()
+    else:
+        invoice = _issued(api)
+        if state == "paid":
+            paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": invoice["amount_due"]})
+            assert paid.status_code == 201
+        else:
+            assert api.client.post(f"/api/invoices/{invoice['id']}/void").status_code == 200
+    head = api.app.head()
+
+    response = _checkout(api, invoice["id"])
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert stripe_server.requests == []
+    assert api.app.head() == head
+
+
+@pytest.mark.parametrize("invoice_id", [str(uuid.uuid4()), "not-a-uuid"])
+def test_an_unknown_invoice_is_not_found(api: Api, stripe_server: StripeServer, invoice_id: str) -> None:
+    assert _checkout(api, invoice_id).status_code == 404
+    assert stripe_server.requests == []
+
+
+def test_a_deleted_draft_is_not_found(api: Api) -> None:
+    draft = api.client.post("/api/invoices", json=INVOICE).json()
+    assert api.client.delete(f"/api/invoices/{draft['id']}").status_code == 204
+    assert _checkout(api, draft["id"]).status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["api_error", "rate_limit"])
+def test_stripe_down_is_a_503_and_nothing_is_recorded(api: Api, stripe_server: StripeServer, kind: str) -> None:
+    invoice = _issued(api)
+    head = api.app.head()
+    stripe_server.fail_next(kind)
+
+    response = _checkout(api, invoice["id"])
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["type"] == "urn:ledger:problem:provider-unavailable"
+    assert api.app.head() == head
+
+    retried = _checkout(api, invoice["id"])  # once Stripe is back, the same request goes through
+    assert retried.status_code == 201, retried.text
+
+
+def test_a_declined_payment_is_a_402(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    head = api.app.head()
+    stripe_server.fail_next("card_error")
+    response = _checkout(api, invoice["id"])
+    assert response.status_code == 402, response.text
+    assert response.json()["type"] == "urn:ledger:problem:payment-declined"
+    assert api.app.head() == head
+
+
+def test_a_key_stripe_refuses_is_a_503_naming_the_configuration(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    stripe_server.fail_next("authentication")
+    response = _checkout(api, invoice["id"])
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "urn:ledger:problem:provider-configuration"
+    assert "Invalid API Key" in response.json()["detail"]
+
+
+def test_without_stripe_configured_checkout_is_a_503(
+    make_app: AppFactory, database_url: str, clock: ManualClock
+) -> None:
+    app = make_app()
+    engine = read_model_engine(database_url)
+    served = serve(app, engine, clock)  # as the other e2e tests serve it: no payment provider
+    try:
+        with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=30) as client:
+            created = client.post("/api/invoices", json=INVOICE).json()
+            assert client.post(f"/api/invoices/{created['id']}/issue").status_code == 200
+            head = app.head()
+            response = client.post(f"/api/invoices/{created['id']}/checkout")
+    finally:
+        served.stop()
+        engine.dispose()
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "STRIPE_API_KEY" in response.json()["detail"]
+    assert app.head() == head
+
+
+def test_a_key_that_cannot_be_a_stripe_header_is_sent_as_a_digest(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    key = "clé 1".encode("latin-1")
+    first = api.client.post(f"/api/invoices/{invoice['id']}/checkout", headers={"Idempotency-Key": key})
+    again = api.client.post(f"/api/invoices/{invoice['id']}/checkout", headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json()["session_id"] == first.json()["session_id"]
+    assert {r.headers["idempotency-key"] for r in stripe_server.requests} == {
+        "ledger-key-" + hashlib.sha256("clé 1".encode()).hexdigest()
+    }

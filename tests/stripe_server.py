@@ -1,0 +1,320 @@
+"""A Stripe-compatible HTTP server for tests: the real SDK talks to it over loopback.
+
+It answers the endpoints our adapter calls, the way Stripe does:
+
+- form-encoded bodies with nested keys (`metadata[invoice_id]`, `line_items[0][price_data][unit_amount]`);
+- `Authorization: Bearer <key>` checked (401, Stripe-shaped error, otherwise);
+- `Idempotency-Key` honoured: the same key with the same request replays the first response
+  (`Idempotent-Replayed: true`); with a different one, 400 `idempotency_error`;
+- `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`, `POST /v1/billing/meter_events`,
+  with objects shaped like Stripe's own fixtures (fixtures3.json of stripe/openapi: the two
+  objects used are copied verbatim into tests/fixtures/stripe_objects.json) and our fields filled in.
+
+`fail_next(kind, times)` makes the next requests fail with a Stripe error (`card_error` 402,
+`rate_limit` 429, `api_error` 500, `authentication` 401, `permission` 403, `invalid_request`
+400); a failed request is not kept against its idempotency key, as Stripe does not keep
+requests that never ran. Every request is recorded (`requests`) for assertions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.pg_cluster import free_port
+
+FIXTURES = Path(__file__).parent / "fixtures" / "stripe_objects.json"
+API_KEY = "sk_test_ledger_0123456789"
+SESSION_LIFETIME_SECONDS = 24 * 3600
+
+ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
+    "card_error": (
+        402,
+        {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "generic_decline",
+            "message": "Your card was declined.",
+        },
+    ),
+    "rate_limit": (429, {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests."}),
+    "api_error": (500, {"type": "api_error", "message": "An unknown error occurred."}),
+    "authentication": (401, {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_***"}),
+    "permission": (403, {"type": "invalid_request_error", "message": "This key does not have the permissions."}),
+    "invalid_request": (
+        400,
+        {"type": "invalid_request_error", "param": "currency", "message": "Invalid currency: xxx."},
+    ),
+}
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: dict[str, Any]
+    status: int = 0
+
+
+@dataclass
+class StripeState:
+    api_key: str
+    base_url: str = ""
+    requests: list[Recorded] = field(default_factory=list)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meter_events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    idempotency: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def parse_form(body: bytes) -> dict[str, Any]:
+    """Stripe's form encoding back into nested objects: `a[b][0][c]=x` -> {"a": {"b": [{"c": "x"}]}}."""
+    root: dict[str, Any] = {}
+    for key, value in parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False):
+        parts = re.findall(r"[^\[\]]+", key) or [key]
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return _lists(root)
+
+
+def _lists(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    converted = {key: _lists(item) for key, item in value.items()}
+    if converted and all(key.isdigit() for key in converted):
+        return [converted[key] for key in sorted(converted, key=int)]
+    return converted
+
+
+def _error(status: int, error: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(
+        {"error": {**error, "request_log_url": "https://dashboard.stripe.com/test/logs"}}, status, headers
+    )
+
+
+def _resources() -> dict[str, Any]:
+    resources: dict[str, Any] = json.loads(FIXTURES.read_text())["resources"]
+    return resources
+
+
+class StripeServer:
+    """The app served by uvicorn on a free loopback port until `stop()`."""
+
+    def __init__(self, api_key: str = API_KEY) -> None:
+        self.state = StripeState(api_key=api_key)
+        self.resources = _resources()
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.state.base_url = self.base_url
+        asgi = Starlette(
+            routes=[
+                Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
+                Route("/v1/checkout/sessions/{session_id}", self._read_session, methods=["GET"]),
+                Route("/v1/billing/meter_events", self._create_meter_event, methods=["POST"]),
+                Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
+            ]
+        )
+        config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the Stripe test server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    # ------------------------------------------------------------------------------ for tests
+
+    def fail_next(self, kind: str, times: int = 1) -> None:
+        """The next `times` requests fail with the Stripe error `kind` (see ERRORS)."""
+        if kind not in ERRORS:
+            raise ValueError(f"unknown Stripe error kind {kind!r}")
+        with self.state.lock:
+            self.state.failures.extend([kind] * times)
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self.state.lock:
+            return list(self.state.requests)
+
+    def requests_to(self, method: str, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path == path]
+
+    @property
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        with self.state.lock:
+            return copy.deepcopy(self.state.sessions)
+
+    # ------------------------------------------------------------------------------ the protocol
+
+    async def _handle(self, request: Request, answer: Any) -> Response:
+        """Authentication, injected failures, idempotency, then `answer(form)` -> (status, object)."""
+        body = await request.body()
+        form = parse_form(body) if request.method == "POST" else dict(request.query_params)
+        recorded = Recorded(request.method, request.url.path, dict(request.headers), form)
+        with self.state.lock:
+            self.state.requests.append(recorded)
+            response = self._respond(request, body, form, answer)
+            recorded.status = response.status_code
+        return response
+
+    def _respond(self, request: Request, body: bytes, form: dict[str, Any], answer: Any) -> Response:
+        headers = {"Request-Id": f"req_{secrets.token_hex(7)}"}
+        if "stripe-version" in request.headers:
+            headers["Stripe-Version"] = request.headers["stripe-version"]
+        if request.headers.get("authorization") != f"Bearer {self.state.api_key}":
+            status, error = ERRORS["authentication"]
+            return _error(status, error, headers)
+        if self.state.failures:
+            status, error = ERRORS[self.state.failures.pop(0)]
+            # Stripe's answers say whether a retry may help; the SDK follows them.
+            headers["Stripe-Should-Retry"] = "true" if status in (429, 500) else "false"
+            return _error(status, error, headers)
+        key = request.headers.get("idempotency-key") if request.method == "POST" else None
+        fingerprint = f"{request.method} {request.url.path} {body.decode()}"
+        if key is not None and key in self.state.idempotency:
+            first, status, content = self.state.idempotency[key]
+            if first != fingerprint:
+                message = (
+                    "Keys for idempotent requests can only be used with the same parameters they were first used "
+                    f"with. Try using a key other than '{key}' if you meant to execute a different request."
+                )
+                return _error(400, {"type": "idempotency_error", "message": message}, headers)
+            return JSONResponse(content, status, {**headers, "Idempotent-Replayed": "true"})
+        status, content = answer(form)
+        if key is not None and status < 500:
+            self.state.idempotency[key] = (fingerprint, status, content)
+        return JSONResponse(content, status, headers)
+
+    async def _create_session(self, request: Request) -> Response:
+        return await self._handle(request, self._new_session)
+
+    async def _read_session(self, request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+
+        def answer(_: dict[str, Any]) -> tuple[int, Any]:
+            if session_id not in self.state.sessions:
+                return 404, _missing("checkout.session", session_id)
+            return 200, self.state.sessions[session_id]
+
+        return await self._handle(request, answer)
+
+    async def _create_meter_event(self, request: Request) -> Response:
+        return await self._handle(request, self._new_meter_event)
+
+    async def _unknown(self, request: Request) -> Response:
+        def answer(_: dict[str, Any]) -> tuple[int, Any]:
+            message = f"Unrecognized request URL ({request.method}: {request.url.path})."
+            return 404, {"error": {"type": "invalid_request_error", "message": message}}
+
+        return await self._handle(request, answer)
+
+    # ------------------------------------------------------------------------------ the objects
+
+    def _new_session(self, form: dict[str, Any]) -> tuple[int, Any]:
+        missing = _missing_params(form, ["mode", "success_url", "line_items"])
+        if missing is not None:
+            return 400, missing
+        items = form["line_items"]
+        currencies = {item["price_data"]["currency"] for item in items}
+        if len(currencies) != 1:
+            return 400, _invalid("line_items", "All line items must share one currency.")
+        try:
+            total = sum(int(item["price_data"]["unit_amount"]) * int(item.get("quantity", "1")) for item in items)
+        except (KeyError, ValueError):
+            return 400, _invalid("line_items", "Invalid integer.")
+        now = int(time.time())
+        session_id = f"cs_test_{secrets.token_urlsafe(45).replace('-', 'a').replace('_', 'b')}"
+        session = copy.deepcopy(self.resources["checkout.session"])
+        session.update(
+            id=session_id,
+            object="checkout.session",
+            mode=form["mode"],
+            status="open",
+            payment_status="unpaid",
+            payment_intent=None,
+            customer=None,
+            customer_details=None,
+            customer_email=form.get("customer_email"),
+            client_reference_id=form.get("client_reference_id"),
+            currency=currencies.pop(),
+            amount_subtotal=total,
+            amount_total=total,
+            total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+            metadata=form.get("metadata", {}),
+            success_url=form["success_url"],
+            cancel_url=form.get("cancel_url"),
+            created=now,
+            expires_at=now + SESSION_LIFETIME_SECONDS,
+            livemode=False,
+            url=f"{self.base_url}/c/pay/{session_id}",
+            shipping_cost=None,
+            shipping_address_collection=None,
+            currency_conversion=None,
+        )
+        self.state.sessions[session_id] = session
+        return 200, session
+
+    def _new_meter_event(self, form: dict[str, Any]) -> tuple[int, Any]:
+        missing = _missing_params(form, ["event_name", "payload"])
+        if missing is not None:
+            return 400, missing
+        identifier = form.get("identifier") or secrets.token_hex(8)
+        event = copy.deepcopy(self.resources["billing.meter_event"])
+        event.update(
+            event_name=form["event_name"],
+            identifier=identifier,
+            payload=form["payload"],
+            created=int(time.time()),
+            timestamp=int(form.get("timestamp") or time.time()),
+            livemode=False,
+        )
+        self.state.meter_events.setdefault(identifier, event)
+        return 200, self.state.meter_events[identifier]
+
+
+def _missing_params(form: dict[str, Any], names: list[str]) -> dict[str, Any] | None:
+    for name in names:
+        if not form.get(name):
+            return {
+                "error": {"type": "invalid_request_error", "param": name, "message": f"Missing required param: {name}."}
+            }
+    return None
+
+
+def _invalid(param: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": "invalid_request_error", "param": param, "message": message}}
+
+
+def _missing(kind: str, object_id: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "param": "id",
+            "message": f"No such {kind}: '{object_id}'",
+        }
+    }

@@ -1,0 +1,169 @@
+"""`POST /api/invoices/{id}/checkout`: pay an invoice on the provider's hosted page.
+
+The provider (Stripe) opens a Checkout Session for the amount due, and the ledger records a
+pending payment for it. A retry must not open a second session: the provider gets an
+idempotency key, the request's own `Idempotency-Key` or, without one, a key derived from the
+invoice, its version and the request, so the same request on the same invoice meets the same
+session. The payment's id is derived from the session's id, so recording it twice collides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from commands.idempotency import receipt_id_for
+from commands.ports import CheckoutSession, PaymentProvider
+from ledger.errors import InvalidInputError, InvoiceNotFoundError, InvoiceNotPayableError, ProviderConfigurationError
+from ledger.invoices import DELETED, OPEN, UNCOLLECTIBLE, Invoice
+from ledger.money import Money
+from web.body import read_json
+from web.invoices import idempotency_key_of, invoice_id_of, services_of
+from web.render import invoice_json
+from web.requests import Errors, RequestInvalidError
+from web.services import Services
+
+PROVIDER = "stripe"
+URL_LIMIT = 2048
+
+
+def routes() -> list[Route]:
+    return [Route("/api/invoices/{invoice_id}/checkout", create_checkout, methods=["POST"])]
+
+
+@dataclass(frozen=True)
+class ReturnUrls:
+    success_url: str | None
+    cancel_url: str | None
+
+
+def return_urls(body: object) -> ReturnUrls:
+    """The optional body: `success_url` and `cancel_url`, absolute http(s) URLs."""
+    if body is None:
+        return ReturnUrls(None, None)
+    if not isinstance(body, dict):
+        raise RequestInvalidError([{"field": "body", "message": "must be a JSON object"}])
+    errors = Errors()
+    for name in sorted(set(body) - {"success_url", "cancel_url"}):
+        errors.add(name, "unknown field")
+    success_url = errors.check("success_url", lambda: _url(body.get("success_url"), "success_url"))
+    cancel_url = errors.check("cancel_url", lambda: _url(body.get("cancel_url"), "cancel_url"))
+    errors.raise_if_any()
+    return ReturnUrls(success_url, cancel_url)
+
+
+def _url(value: object, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError("must be a string", field=name)
+    if len(value) > URL_LIMIT:
+        raise InvalidInputError(f"must be at most {URL_LIMIT} characters", field=name)
+    if not value.isascii() or any(not character.isprintable() or character.isspace() for character in value):
+        raise InvalidInputError("must be a URL without spaces or control characters", field=name)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise InvalidInputError("is not a URL", field=name) from None
+    if not value.startswith(("http://", "https://")) or not parts.hostname:
+        raise InvalidInputError("must be an absolute http or https URL", field=name)
+    return value
+
+
+async def create_checkout(request: Request) -> Response:
+    """201 with the hosted page's URL, the session, the pending payment and the invoice.
+
+    The payment is recorded under the Checkout Session's id (`cs_...`): Stripe creates the
+    PaymentIntent only when the customer pays, so its id is not known here. Webhooks find the
+    payment through the session (`checkout.session.*` carries both ids) or through
+    `metadata.invoice_id`, set on the session and on its PaymentIntent.
+    """
+    services = services_of(request)
+    invoice_id = invoice_id_of(request)
+    urls = return_urls(await read_json(request))
+    key = idempotency_key_of(request)
+    if key is not None:
+        receipt_id_for(key)  # the same limits as every other write's key (1 to 255 characters)
+    base = (services.public_url or str(request.base_url)).rstrip("/")
+
+    def run() -> Response:
+        invoice = _payable(services, invoice_id)
+        payments = _provider(services)
+        success_url = urls.success_url or f"{base}/portal/invoices/{invoice_id}?checkout=success"
+        cancel_url = urls.cancel_url or f"{base}/portal/invoices/{invoice_id}?checkout=cancel"
+        session = _open_session(payments, invoice, success_url, cancel_url, key)
+        payment_id = services.app.initiate_provider_payment(
+            invoice.id,
+            provider=PROVIDER,
+            provider_payment_id=session.id,
+            amount=Money(invoice.amount_due, invoice.currency),
+        )
+        current = services.app.invoice(invoice.id)
+        body: dict[str, Any] = {
+            "checkout_url": session.url,
+            "session_id": session.id,
+            "expires_at": session.expires_at.isoformat().replace("+00:00", "Z"),
+            "payment_id": str(payment_id),
+            "invoice": invoice_json(current, today=services.clock.now().date()),
+        }
+        return JSONResponse(body, 201, headers={"ETag": f'"{current.version}"'})
+
+    return await run_in_threadpool(run)
+
+
+def _provider(services: Services) -> PaymentProvider:
+    if services.payments is None:
+        raise ProviderConfigurationError("payments are not configured: set STRIPE_API_KEY to take payments with Stripe")
+    return services.payments
+
+
+def _payable(services: Services, invoice_id: Any) -> Invoice:
+    """Only an open or uncollectible invoice with something left to pay goes to checkout (409 otherwise)."""
+    invoice = services.app.invoice(invoice_id)
+    if invoice.status == DELETED:
+        raise InvoiceNotFoundError(invoice_id)
+    if invoice.status not in (OPEN, UNCOLLECTIBLE) or invoice.amount_due <= 0:
+        raise InvoiceNotPayableError(invoice.id, invoice.status)
+    return invoice
+
+
+def _open_session(
+    payments: PaymentProvider, invoice: Invoice, success_url: str, cancel_url: str, key: str | None
+) -> CheckoutSession:
+    description = f"Invoice {invoice.number}" if invoice.number else "Invoice"
+    arguments: dict[str, Any] = {
+        "invoice_id": str(invoice.id),
+        "amount": invoice.amount_due,
+        "currency": invoice.currency,
+        "customer_email": invoice.customer["email"],
+        "description": description,
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    return payments.create_checkout_session(**arguments, idempotency_key=_provider_key(key, invoice, arguments))
+
+
+def _provider_key(key: str | None, invoice: Invoice, arguments: dict[str, Any]) -> str:
+    """The client's key as it is (so the provider's logs show it) when it is printable ASCII, as
+    HTTP headers must be; a digest of it otherwise."""
+    if key is None:
+        return _derived_key(invoice, arguments)
+    if key.isascii() and key.isprintable() and key.strip() == key:
+        return key
+    return f"ledger-key-{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _derived_key(invoice: Invoice, arguments: dict[str, Any]) -> str:
+    """Without a key from the client: the same request on the same version of the invoice gets the
+    same session; once the invoice moves on (a partial payment), a new one."""
+    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True).encode()).hexdigest()[:32]
+    return f"ledger-checkout-{invoice.id}-v{invoice.version}-{digest}"

@@ -1,0 +1,46 @@
+"""`POST /webhooks/stripe`: a delivery is verified on its raw bytes, then recorded once.
+
+- 400 (problem+json) for a missing or bad signature, a stale timestamp, or a body that is not an
+  event: nothing is recorded;
+- 200 `{"received": true, "duplicate": ...}` once the event is durably recorded (a redelivery
+  of a recorded event is a duplicate: 200, nothing changes);
+- 503 when the store cannot commit (Stripe retries), or when no signing secret is configured.
+
+No bearer token here: the signature is the authentication.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from commands.provider_events import WebhookRejectedError
+from web.body import read_raw
+from web.problems import problem
+from web.services import Services
+
+
+def routes() -> list[Route]:
+    return [Route("/webhooks/stripe", stripe_webhook, methods=["POST"])]
+
+
+async def stripe_webhook(request: Request) -> Response:
+    services: Services = request.app.state.services
+    verifier = services.webhooks
+    if verifier is None:
+        return problem(
+            503,
+            "Webhooks not configured",
+            "set STRIPE_WEBHOOK_SECRET to receive Stripe webhooks",
+            slug="webhooks-not-configured",
+            headers={"Retry-After": "60"},
+        )
+    payload = await read_raw(request)
+    try:
+        event = verifier.verify(payload, request.headers.get("stripe-signature"))
+    except WebhookRejectedError as error:
+        return problem(400, "Webhook rejected", str(error), slug="webhook-rejected")
+    recorded = await run_in_threadpool(services.app.record_provider_event, event, provider=verifier.provider)
+    return JSONResponse({"received": True, "duplicate": not recorded, "id": event.event_id})
