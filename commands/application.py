@@ -457,6 +457,18 @@ class BillingApplication(Application[UUID]):
         arguments = {"provider": provider, "event_id": event.event_id}
         return bool(self._execute("record_provider_event", arguments, None, decide)["recorded"])
 
+    def mark_provider_event_handled(self, provider: str, event_id: str, *, outcome: str, detail: str) -> None:
+        """Record what was done with a recorded event, once: a second call changes nothing."""
+
+        def decide(at: datetime) -> Decision:
+            received = self._get_or_none(provider_event_id(provider, event_id), ProviderEvent)
+            if received is None or received.outcome is not None:
+                return {}, []
+            received.handled(outcome=outcome, detail=detail, at=at)
+            return {}, [received]
+
+        self._execute("mark_provider_event_handled", {"provider": provider, "event_id": event_id}, None, decide)
+
     def provider_event(self, provider: str, event_id: str) -> ProviderEvent | None:
         return self._get_or_none(provider_event_id(provider, event_id), ProviderEvent)
 

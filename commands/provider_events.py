@@ -43,6 +43,18 @@ class ProviderEvent(Aggregate):
 
     Created = Received
 
+    class Handled(Event):
+        """What the ledger did with the event: `applied`, `unmatched` (names nothing we know),
+        `refused` (a rule forbids it), `ignored` (a type the ledger does not act on)."""
+
+        TOPIC = "provider-event.handled"
+        outcome: str
+        detail: str
+
+        def apply(self, aggregate: ProviderEvent) -> None:
+            aggregate.outcome = self.outcome
+            aggregate.detail = self.detail
+
     def __init__(
         self, provider: str, event_id: str, event_type: str, created: int, livemode: bool, payload: str
     ) -> None:
@@ -52,6 +64,11 @@ class ProviderEvent(Aggregate):
         self.created = created
         self.livemode = livemode
         self.payload = payload
+        self.outcome: str | None = None  # None until handled
+        self.detail = ""
+
+    def handled(self, *, outcome: str, detail: str, at: datetime) -> None:
+        self.trigger_event(self.Handled, timestamp=at, outcome=outcome, detail=detail[:1000])
 
     @classmethod
     def receive(cls, *, provider: str, event: VerifiedEvent, at: datetime) -> ProviderEvent:

@@ -701,11 +701,15 @@ def _paths() -> dict[str, Schema]:
                                 "schema": {
                                     "type": "object",
                                     "additionalProperties": False,
-                                    "required": ["received", "duplicate", "id"],
+                                    "required": ["received", "duplicate", "id", "outcome"],
                                     "properties": {
                                         "received": {"const": True},
                                         "duplicate": {"type": "boolean"},
                                         "id": {"type": "string"},
+                                        "outcome": {
+                                            "type": "string",
+                                            "enum": ["applied", "unmatched", "refused", "ignored"],
+                                        },
                                     },
                                 }
                             }

@@ -2,8 +2,9 @@
 
 - 400 (problem+json) for a missing or bad signature, a stale timestamp, or a body that is not an
   event: nothing is recorded;
-- 200 `{"received": true, "duplicate": ...}` once the event is durably recorded (a redelivery
-  of a recorded event is a duplicate: 200, nothing changes);
+- 200 `{"received": true, "duplicate": ..., "outcome": ...}` once the event is durably recorded
+  and handled (commands/stripe_events.py: `applied`, `unmatched`, `refused` or `ignored`); a
+  redelivery of a handled event is a duplicate: 200, nothing changes;
 - 503 when the store cannot commit (Stripe retries), or when no signing secret is configured.
 
 No bearer token here: the signature is the authentication.
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from commands.provider_events import WebhookRejectedError
+from commands.stripe_events import ingest
 from web.body import read_raw
 from web.problems import problem
 from web.services import Services
@@ -42,5 +44,5 @@ async def stripe_webhook(request: Request) -> Response:
         event = verifier.verify(payload, request.headers.get("stripe-signature"))
     except WebhookRejectedError as error:
         return problem(400, "Webhook rejected", str(error), slug="webhook-rejected")
-    recorded = await run_in_threadpool(services.app.record_provider_event, event, provider=verifier.provider)
-    return JSONResponse({"received": True, "duplicate": not recorded, "id": event.event_id})
+    done = await run_in_threadpool(ingest, services.app, event)
+    return JSONResponse({"received": True, "duplicate": done.duplicate, "id": event.event_id, "outcome": done.outcome})
