@@ -57,7 +57,7 @@ def handle(app: BillingApplication, event: VerifiedEvent) -> tuple[str, str]:
         return IGNORED, f"{event.event_type}: not a type the ledger acts on"
     try:
         return handler(app, event.data_object, event)
-    except NotFoundError as error:
+    except (NotFoundError, _NoPaymentIntentError) as error:
         return UNMATCHED, str(error)
     except (RuleViolationError, InvalidInputError, CurrencyMismatchError) as error:
         return REFUSED, str(error)
@@ -69,41 +69,33 @@ def handle(app: BillingApplication, event: VerifiedEvent) -> tuple[str, str]:
 
 
 def _payment_succeeded(app: BillingApplication, intent: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    payment_id = app.record_provider_payment_succeeded(
-        provider=PROVIDER,
-        provider_payment_id=intent["id"],
-        amount_captured=Money(intent["amount_received"], intent["currency"]),
-        charge_id=_id(intent.get("latest_charge")),
-        invoice_id=_invoice_id(intent),
-    )
-    return APPLIED, f"payment {payment_id} succeeded"
+    amount = Money(intent["amount_received"], intent["currency"])
+    return _succeeded(app, intent["id"], amount, _invoice_id(intent), _id(intent.get("latest_charge")))
 
 
 def _charge_succeeded(app: BillingApplication, charge: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    intent = _id(charge.get("payment_intent"))
-    if intent is None:
-        return UNMATCHED, f"charge {charge['id']} belongs to no PaymentIntent"
-    payment_id = app.record_provider_payment_succeeded(
-        provider=PROVIDER,
-        provider_payment_id=intent,
-        amount_captured=Money(charge["amount_captured"], charge["currency"]),
-        charge_id=charge["id"],
-        invoice_id=_invoice_id(charge),
-    )
-    return APPLIED, f"payment {payment_id} succeeded"
+    amount = Money(charge["amount_captured"], charge["currency"])
+    return _succeeded(app, _intent_of(charge, "charge"), amount, _invoice_id(charge), charge["id"])
 
 
 def _session_paid(app: BillingApplication, session: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
     if session.get("payment_status") != "paid":
         return IGNORED, f"checkout session {session['id']} is {session.get('payment_status')}, not paid"
-    intent = _id(session.get("payment_intent"))
-    if intent is None:
-        return UNMATCHED, f"checkout session {session['id']} names no PaymentIntent"
+    amount = Money(session["amount_total"], session["currency"])
+    invoice_id = _invoice_id(session) or _uuid(session.get("client_reference_id"))
+    return _succeeded(app, _intent_of(session, "checkout session"), amount, invoice_id, None)
+
+
+def _succeeded(
+    app: BillingApplication, intent: str, amount: Money, invoice_id: UUID | None, charge_id: str | None
+) -> tuple[str, str]:
+    """The one command all three reports of a payment run: keyed by the PaymentIntent, applied once."""
     payment_id = app.record_provider_payment_succeeded(
         provider=PROVIDER,
         provider_payment_id=intent,
-        amount_captured=Money(session["amount_total"], session["currency"]),
-        invoice_id=_invoice_id(session) or _uuid(session.get("client_reference_id")),
+        amount_captured=amount,
+        charge_id=charge_id,
+        invoice_id=invoice_id,
     )
     return APPLIED, f"payment {payment_id} succeeded"
 
@@ -125,12 +117,9 @@ def _payment_failed(app: BillingApplication, intent: dict[str, Any], event: Veri
 
 
 def _charge_failed(app: BillingApplication, charge: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    intent = _id(charge.get("payment_intent"))
-    if intent is None:
-        return UNMATCHED, f"charge {charge['id']} belongs to no PaymentIntent"
     recorded = app.record_provider_payment_failed(
         provider=PROVIDER,
-        provider_payment_id=intent,
+        provider_payment_id=_intent_of(charge, "charge"),
         attempt_id=charge["id"],
         code=str(charge.get("failure_code") or "charge_failed"),
         message=str(charge.get("failure_message") or ""),
@@ -144,19 +133,15 @@ def _charge_failed(app: BillingApplication, charge: dict[str, Any], _: VerifiedE
 
 
 def _charge_refunded(app: BillingApplication, charge: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    intent = _id(charge.get("payment_intent"))
+    intent = _intent_of(charge, "charge")
     refunds = (charge.get("refunds") or {}).get("data") or []
-    if intent is None:
-        return UNMATCHED, f"charge {charge['id']} belongs to no PaymentIntent"
     app.payment(payment_id_for(PROVIDER, intent))  # PaymentNotFoundError: unmatched
     applied = [r["id"] for r in refunds if r.get("status") == "succeeded" and _refund(app, intent, r)]
     return APPLIED, f"refunds applied: {', '.join(applied) or 'none new'}"
 
 
 def _refund_updated(app: BillingApplication, refund: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    intent = _id(refund.get("payment_intent"))
-    if intent is None:
-        return UNMATCHED, f"refund {refund['id']} belongs to no PaymentIntent"
+    intent = _intent_of(refund, "refund")
     if refund.get("status") != "succeeded":
         return IGNORED, f"refund {refund['id']} is {refund.get('status')}"
     new = _refund(app, intent, refund)
@@ -168,11 +153,8 @@ def _refund(app: BillingApplication, intent: str, refund: dict[str, Any]) -> boo
 
 
 def _dispute_created(app: BillingApplication, dispute: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    intent = _id(dispute.get("payment_intent"))
-    if intent is None:
-        return UNMATCHED, f"dispute {dispute['id']} names no PaymentIntent"
     new = app.record_dispute_opened(
-        payment_id_for(PROVIDER, intent),
+        payment_id_for(PROVIDER, _intent_of(dispute, "dispute")),
         dispute_id=dispute["id"],
         amount=dispute["amount"],
         reason=str(dispute.get("reason") or ""),
@@ -181,10 +163,8 @@ def _dispute_created(app: BillingApplication, dispute: dict[str, Any], _: Verifi
 
 
 def _dispute_closed(app: BillingApplication, dispute: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    intent = _id(dispute.get("payment_intent"))
+    intent = _intent_of(dispute, "dispute")
     status = dispute.get("status")
-    if intent is None:
-        return UNMATCHED, f"dispute {dispute['id']} names no PaymentIntent"
     if status not in ("won", "lost"):
         return IGNORED, f"dispute {dispute['id']} closed as {status}"
     new = app.record_dispute_closed(payment_id_for(PROVIDER, intent), dispute_id=dispute["id"], won=status == "won")
@@ -218,6 +198,17 @@ def _id(value: object) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("id"), str):
         return str(value["id"])
     return None
+
+
+class _NoPaymentIntentError(Exception):
+    """The object names no PaymentIntent: nothing of ours to match it with."""
+
+
+def _intent_of(obj: dict[str, Any], kind: str) -> str:
+    intent = _id(obj.get("payment_intent"))
+    if intent is None:
+        raise _NoPaymentIntentError(f"{kind} {obj['id']} names no PaymentIntent")
+    return intent
 
 
 def _uuid(value: object) -> UUID | None:

@@ -75,6 +75,8 @@ class ProjectionRunner:
                 if position not in read:
                     read[position] = self.log.events_after(position, batch_size)
                 projection.prepare(read[position])
+            if not any(read.values()):
+                return 0  # nothing new: no transaction, so no write lock taken (SQLite) for nothing
             with self.engine.begin() as conn:
                 if self._locked_positions(conn) != planned:
                     conn.rollback()

@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.pg_cluster import free_port
+from tests.served import ServedApp
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe_objects.json"
 API_KEY = "sk_test_ledger_0123456789"
@@ -121,9 +120,6 @@ class StripeServer:
     def __init__(self, api_key: str = API_KEY) -> None:
         self.state = StripeState(api_key=api_key)
         self.resources = _resources()
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.state.base_url = self.base_url
         asgi = Starlette(
             routes=[
                 Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
@@ -132,19 +128,12 @@ class StripeServer:
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
             ]
         )
-        config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the Stripe test server did not start")
-            time.sleep(0.01)
+        self._served = ServedApp(asgi, lifespan="off", name="the Stripe test server")
+        self.base_url = self._served.base_url
+        self.state.base_url = self.base_url
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
+        self._served.stop()
 
     # ------------------------------------------------------------------------------ for tests
 

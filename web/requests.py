@@ -15,7 +15,7 @@ from typing import Any
 
 from commands.messages import NewLine
 from ledger.currencies import require_currency
-from ledger.errors import InvalidDateError, InvalidInputError
+from ledger.errors import InvalidInputError
 from ledger.invoices import DELETED, DRAFT, OPEN, PAID, UNCOLLECTIBLE, VOID
 from ledger.lines import require_quantity, require_tax_rate
 from ledger.money import require_minor_units
@@ -351,10 +351,3 @@ def version(value: str | None) -> int | None:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise RequestInvalidError([{"field": "If-Match", "message": 'must be the invoice\'s version, e.g. "3"'}])
     return int(text)
-
-
-def require_known_date(value: str, name: str) -> str:
-    try:
-        return require_date(value, field=name).isoformat()
-    except InvalidDateError as error:
-        raise RequestInvalidError([{"field": name, "message": _message(error)}]) from None

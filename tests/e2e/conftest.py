@@ -7,17 +7,14 @@ so moments in responses are known.
 from __future__ import annotations
 
 import copy
-import threading
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
-from starlette.applications import Starlette
 
 from adapters.clock import ManualClock
 from adapters.read_models import InProcessProjections, read_model_engine
@@ -27,7 +24,7 @@ from commands.application import BillingApplication
 from commands.ports import PaymentProvider
 from commands.provider_events import WebhookVerifier
 from tests.conftest import AppFactory
-from tests.pg_cluster import free_port
+from tests.served import ServedApp
 from tests.stripe_server import API_KEY, StripeServer
 from web.app import create_app
 from web.openapi import EXAMPLE_INVOICE
@@ -49,27 +46,6 @@ class Api:
     clock: ManualClock
 
 
-class ServedApp:
-    """An ASGI app served by uvicorn on a free loopback port until `stop()`."""
-
-    def __init__(self, asgi: Starlette) -> None:
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-
-
 def serve(
     app: BillingApplication,
     engine: Engine,
@@ -78,6 +54,7 @@ def serve(
     follow: bool = False,
     payments: PaymentProvider | None = None,
     webhooks: WebhookVerifier | None = None,
+    public_url: str | None = None,
 ) -> ServedApp:
     read_models = InProcessProjections(app, engine)
     services = Services(
@@ -88,25 +65,36 @@ def serve(
         inline_reads=engine.dialect.name == "sqlite",
         payments=payments,
         webhooks=webhooks,
+        public_url=public_url,
     )
     asgi = create_app(services, on_startup=read_models.start if follow else None, on_shutdown=read_models.stop)
     return ServedApp(asgi)
 
 
-@pytest.fixture
-def api(
-    make_app: AppFactory, database_url: str, clock: ManualClock, shared_stripe_server: StripeServer
+@contextmanager
+def served_api(
+    app: BillingApplication, engine: Engine, clock: ManualClock, stripe_url: str, public_url: str | None = None
 ) -> Iterator[Api]:
-    """The API with Stripe configured (the test server stands in for it: checkout answers, and
-    webhooks are checked against WEBHOOK_SECRET)."""
-    app = make_app()
-    engine = read_model_engine(database_url)
-    payments = StripePaymentProvider(API_KEY, api_base=shared_stripe_server.base_url, max_network_retries=0)
-    served = serve(app, engine, clock, payments=payments, webhooks=StripeWebhookVerifier(WEBHOOK_SECRET))
+    """The API with Stripe configured (the test server at `stripe_url` stands in for it:
+    checkout answers, and webhooks are checked against WEBHOOK_SECRET)."""
+    payments = StripePaymentProvider(API_KEY, api_base=stripe_url, max_network_retries=0)
+    webhooks = StripeWebhookVerifier(WEBHOOK_SECRET)
+    served = serve(app, engine, clock, payments=payments, webhooks=webhooks, public_url=public_url)
     try:
         with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=30) as client:
             yield Api(client, served.base_url, app, engine, clock)
     finally:
         served.stop()
         payments.close()
+
+
+@pytest.fixture
+def api(
+    make_app: AppFactory, database_url: str, clock: ManualClock, shared_stripe_server: StripeServer
+) -> Iterator[Api]:
+    engine = read_model_engine(database_url)
+    try:
+        with served_api(make_app(), engine, clock, shared_stripe_server.base_url) as api:
+            yield api
+    finally:
         engine.dispose()

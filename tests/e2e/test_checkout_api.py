@@ -12,40 +12,24 @@ import httpx
 import pytest
 
 from adapters.clock import ManualClock
-from adapters.read_models import InProcessProjections, read_model_engine
-from adapters.stripe import StripePaymentProvider
+from adapters.read_models import read_model_engine
 from ledger.payments import PENDING, payment_id_for
 from tests.conftest import AppFactory
-from tests.e2e.conftest import AUTH, INVOICE, TOKEN, Api, ServedApp, serve
+from tests.e2e.conftest import AUTH, INVOICE, Api, serve, served_api
 from tests.e2e.test_openapi import conforms
-from tests.stripe_server import API_KEY, StripeServer
-from web.app import create_app
-from web.services import Services
+from tests.stripe_server import StripeServer
 
 PUBLIC_URL = "https://billing.example"
 
 
 @pytest.fixture
 def api(make_app: AppFactory, database_url: str, clock: ManualClock, stripe_server: StripeServer) -> Iterator[Api]:
-    """The API served with Stripe configured: the adapter points at the test server."""
-    app = make_app()
+    """The API served with Stripe configured: the adapter points at this test's own Stripe server."""
     engine = read_model_engine(database_url)
-    payments = StripePaymentProvider(API_KEY, api_base=stripe_server.base_url, max_network_retries=0)
-    services = Services(
-        app=app,
-        read_models=InProcessProjections(app, engine),
-        clock=clock,
-        api_token=TOKEN,
-        payments=payments,
-        public_url=PUBLIC_URL,
-    )
-    served = ServedApp(create_app(services))
     try:
-        with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=30) as client:
-            yield Api(client, served.base_url, app, engine, clock)
+        with served_api(make_app(), engine, clock, stripe_server.base_url, PUBLIC_URL) as api:
+            yield api
     finally:
-        served.stop()
-        payments.close()
         engine.dispose()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -10,15 +9,11 @@ import httpx
 import pytest
 import stripe
 
-from adapters.clock import ManualClock
-from adapters.read_models import read_model_engine
-from adapters.stripe.webhooks import StripeWebhookVerifier
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from commands.provider_events import VerifiedEvent
 from ledger.payments import payment_id_for
-from tests.conftest import AppFactory
-from tests.e2e.conftest import WEBHOOK_SECRET, serve
+from tests.e2e.conftest import WEBHOOK_SECRET, Api
 from tests.stripe_payloads import event_payload
 
 PI = "pi_3QLedgerTest0001"
@@ -46,15 +41,9 @@ class Stripe:
 
 
 @pytest.fixture
-def stripe_(make_app: AppFactory, database_url: str, clock: ManualClock) -> Iterator[Stripe]:
-    app = make_app()
-    engine = read_model_engine(database_url)
-    served = serve(app, engine, clock, webhooks=StripeWebhookVerifier(WEBHOOK_SECRET))
-    try:
-        yield Stripe(served.base_url, app)
-    finally:
-        served.stop()
-        engine.dispose()
+def stripe_(api: Api) -> Stripe:
+    """Stripe, delivering to the served API (its webhooks checked against WEBHOOK_SECRET)."""
+    return Stripe(api.base_url, api.app)
 
 
 def _open_invoice(app: BillingApplication) -> UUID:
