@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import takewhile
 from typing import Any, TypeVar
@@ -24,16 +25,16 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import IntegrityError, Notification, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
+from commands import money_movements as movements
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
 from commands.provider_events import ProviderEvent, VerifiedEvent, provider_event_id
+from commands.work import Work
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
-    CurrencyMismatchError,
     InvoiceNotFoundError,
     InvoiceNotPayableError,
-    PaymentAlreadySucceededError,
     PaymentNotFoundError,
     StaleVersionError,
     StoreUnavailableError,
@@ -42,11 +43,20 @@ from ledger.invoices import OPEN, UNCOLLECTIBLE, Invoice
 from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries, series_id
-from ledger.payments import OFFLINE, SUCCEEDED, Payment, payment_id_for
+from ledger.payments import OFFLINE, Payment, payment_id_for
 
 T = TypeVar("T", bound=Aggregate)
 
 Decision = tuple[dict[str, Any], Sequence[Aggregate]]
+Handle = Callable[[Work, datetime], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Ingested:
+    duplicate: bool  # the event had been recorded before
+    outcome: str
+    detail: str
+
 
 # Bounded retries on optimistic-concurrency conflicts, with capped exponential "full jitter"
 # backoff: four writers hammering one invoice all get through, and a hopeless case gives up
@@ -318,20 +328,35 @@ class BillingApplication(Application[UUID]):
         }
         return UUID(self._execute("record_offline_payment", arguments, idempotency_key, decide)["payment_id"])
 
+    def start_checkout(
+        self, invoice_id: UUID, *, provider: str, session_id: str, amount: Money, expires_at: datetime
+    ) -> bool:
+        """Record a hosted payment page opened for the invoice (no money yet); False if recorded before."""
+
+        def decide(at: datetime) -> Decision:
+            invoice = self.invoice(invoice_id)
+            started = invoice.start_checkout(
+                provider=provider, session_id=session_id, amount=amount, expires_at=expires_at, at=at
+            )
+            return {"started": started}, [invoice] if started else []
+
+        return bool(self._execute("start_checkout", {}, None, decide)["started"])
+
     def initiate_provider_payment(
         self, invoice_id: UUID, *, provider: str, provider_payment_id: str, amount: Money | None = None
     ) -> UUID:
-        """A payment the provider is collecting (a Checkout Session, a PaymentIntent)."""
+        """A payment the provider is collecting (a PaymentIntent), before any report of its outcome."""
 
         def decide(at: datetime) -> Decision:
             payment_id = payment_id_for(provider, provider_payment_id)
-            if self._get_or_none(payment_id, Payment) is not None:
+            work = self._work()
+            if work.get(payment_id, Payment) is not None:
                 return {"payment_id": str(payment_id)}, []
-            invoice = self.invoice(invoice_id)
+            invoice = work.invoice(invoice_id)
             if invoice.status not in (OPEN, UNCOLLECTIBLE):  # nothing to collect on a draft, void or paid invoice
                 raise InvoiceNotPayableError(invoice.id, invoice.status)
-            payment = self._new_provider_payment(invoice_id, provider, provider_payment_id, amount, at)
-            return {"payment_id": str(payment.id)}, [payment]
+            payment = movements.provider_payment(work, provider, provider_payment_id, invoice_id, amount, at)
+            return {"payment_id": str(payment.id)}, work.changed
 
         return UUID(self._execute("initiate_provider_payment", {}, None, decide)["payment_id"])
 
@@ -348,19 +373,18 @@ class BillingApplication(Application[UUID]):
         """Apply captured money once, however many times the provider reports it."""
 
         def decide(at: datetime) -> Decision:
-            payment = self._provider_payment(provider, provider_payment_id, invoice_id, amount_captured, at)
-            if payment.status == SUCCEEDED:
-                return {"payment_id": str(payment.id)}, []
-            invoice = self.invoice(UUID(payment.invoice_id))
-            payment.succeed(amount_captured=amount_captured.amount, fee=fee, charge_id=charge_id, at=at)
-            invoice.apply_payment(
-                payment_id=str(payment.id),
-                amount=amount_captured,
+            work = self._work()
+            payment, _ = movements.payment_succeeded(
+                work,
+                provider=provider,
+                provider_payment_id=provider_payment_id,
+                amount_captured=amount_captured,
                 fee=fee,
-                cash_account=payment.cash_account,
+                charge_id=charge_id,
+                invoice_id=invoice_id,
                 at=at,
             )
-            return {"payment_id": str(payment.id)}, [payment, invoice]
+            return {"payment_id": str(payment.id)}, work.changed
 
         return UUID(self._execute("record_provider_payment_succeeded", {}, None, decide)["payment_id"])
 
@@ -382,71 +406,74 @@ class BillingApplication(Application[UUID]):
         """
 
         def decide(at: datetime) -> Decision:
-            payment = self._provider_payment(provider, provider_payment_id, invoice_id, amount, at)
-            if payment.has_failed_attempt(attempt_id):
-                return {"recorded": False}, []
-            try:
-                payment.fail(attempt_id=attempt_id, code=code, message=message, at=at)
-            except PaymentAlreadySucceededError:
-                return {"recorded": False}, []  # a stale failure after the success: keep the success
-            invoice = self.invoice(UUID(payment.invoice_id))
-            invoice.record_failed_attempt(payment_id=str(payment.id), code=code, message=message, at=at)
-            return {"recorded": True}, [payment, invoice]
+            work = self._work()
+            recorded = movements.payment_failed(
+                work,
+                provider=provider,
+                provider_payment_id=provider_payment_id,
+                attempt_id=attempt_id,
+                code=code,
+                message=message,
+                invoice_id=invoice_id,
+                amount=amount,
+                at=at,
+            )
+            return {"recorded": recorded}, work.changed
 
         return bool(self._execute("record_provider_payment_failed", {}, None, decide)["recorded"])
 
     def record_refund(self, payment_id: UUID, *, refund_id: str, amount: int) -> bool:
         """Refund part or all of a payment, once per refund id. False if already recorded."""
-
-        def decide(at: datetime) -> Decision:
-            payment = self.payment(payment_id)
-            if payment.has_refund(refund_id):
-                return {"recorded": False}, []
-            invoice = self.invoice(UUID(payment.invoice_id))
-            payment.refund(refund_id=refund_id, amount=amount, at=at)
-            invoice.apply_refund(
-                payment_id=str(payment.id),
-                refund_id=refund_id,
-                amount=Money(amount, payment.currency),
-                cash_account=payment.cash_account,
-                at=at,
-            )
-            return {"recorded": True}, [payment, invoice]
-
-        return bool(self._execute("record_refund", {}, None, decide)["recorded"])
+        return self._run_step(
+            "record_refund",
+            lambda work, at: movements.refund(work, payment_id, refund_id=refund_id, amount=amount, at=at),
+        )
 
     def record_dispute_opened(self, payment_id: UUID, *, dispute_id: str, amount: int, reason: str = "") -> bool:
-        def decide(at: datetime) -> Decision:
-            payment = self.payment(payment_id)
-            if payment.has_dispute(dispute_id):
-                return {"recorded": False}, []
-            invoice = self.invoice(UUID(payment.invoice_id))
-            payment.dispute(dispute_id=dispute_id, amount=amount, reason=reason, at=at)
-            invoice.open_dispute(
-                payment_id=str(payment.id), dispute_id=dispute_id, amount=Money(amount, payment.currency), at=at
-            )
-            return {"recorded": True}, [payment, invoice]
-
-        return bool(self._execute("record_dispute_opened", {}, None, decide)["recorded"])
+        return self._run_step(
+            "record_dispute_opened",
+            lambda work, at: movements.open_dispute(
+                work, payment_id, dispute_id=dispute_id, amount=amount, reason=reason, at=at
+            ),
+        )
 
     def record_dispute_closed(self, payment_id: UUID, *, dispute_id: str, won: bool) -> bool:
-        def decide(at: datetime) -> Decision:
-            payment = self.payment(payment_id)
-            dispute = payment.disputes.get(dispute_id)
-            if dispute is not None and dispute["status"] != "open":
-                return {"recorded": False}, []
-            invoice = self.invoice(UUID(payment.invoice_id))
-            payment.close_dispute(dispute_id=dispute_id, won=won, at=at)
-            invoice.close_dispute(dispute_id=dispute_id, won=won, at=at)
-            return {"recorded": True}, [payment, invoice]
-
-        return bool(self._execute("record_dispute_closed", {}, None, decide)["recorded"])
+        return self._run_step(
+            "record_dispute_closed",
+            lambda work, at: movements.close_dispute(work, payment_id, dispute_id=dispute_id, won=won, at=at),
+        )
 
     # ------------------------------------------------------------------------ provider events
 
+    def ingest_provider_event(self, event: VerifiedEvent, *, provider: str, handle: Handle) -> Ingested:
+        """Record a verified provider event once and run what it reports, in one transaction.
+
+        `handle` runs the event's steps on the attempt's `Work` and says what was done; a
+        redelivery of a handled event is answered from its record and changes nothing. An event
+        recorded earlier but never handled (a store written before handling joined this
+        transaction) is handled now.
+        """
+
+        def decide(at: datetime) -> Decision:
+            work = self._work()
+            received = work.get(provider_event_id(provider, event.event_id), ProviderEvent)
+            if received is not None and received.outcome is not None:
+                return {"duplicate": True, "outcome": received.outcome, "detail": received.detail}, []
+            duplicate = received is not None
+            if received is None:
+                received = ProviderEvent.receive(provider=provider, event=event, at=at)
+                work.add(received)
+            outcome, detail = handle(work, at)
+            received.handled(outcome=outcome, detail=detail, at=at)
+            work.add(received)
+            return {"duplicate": duplicate, "outcome": outcome, "detail": detail}, work.changed
+
+        result = self._execute("ingest_provider_event", {}, None, decide)
+        return Ingested(duplicate=bool(result["duplicate"]), outcome=result["outcome"], detail=result["detail"])
+
     def record_provider_event(self, event: VerifiedEvent, *, provider: str) -> bool:
-        """Keep a verified provider event as received, once. False when it was recorded before
-        (a redelivery): nothing changes."""
+        """Keep a verified provider event as received, unhandled, once. False when it was recorded
+        before. (Ingestion records and handles in one transaction: `ingest_provider_event`.)"""
 
         def decide(at: datetime) -> Decision:
             event_key = provider_event_id(provider, event.event_id)
@@ -456,18 +483,6 @@ class BillingApplication(Application[UUID]):
 
         arguments = {"provider": provider, "event_id": event.event_id}
         return bool(self._execute("record_provider_event", arguments, None, decide)["recorded"])
-
-    def mark_provider_event_handled(self, provider: str, event_id: str, *, outcome: str, detail: str) -> None:
-        """Record what was done with a recorded event, once: a second call changes nothing."""
-
-        def decide(at: datetime) -> Decision:
-            received = self._get_or_none(provider_event_id(provider, event_id), ProviderEvent)
-            if received is None or received.outcome is not None:
-                return {}, []
-            received.handled(outcome=outcome, detail=detail, at=at)
-            return {}, [received]
-
-        self._execute("mark_provider_event_handled", {"provider": provider, "event_id": event_id}, None, decide)
 
     def provider_event(self, provider: str, event_id: str) -> ProviderEvent | None:
         return self._get_or_none(provider_event_id(provider, event_id), ProviderEvent)
@@ -623,31 +638,18 @@ class BillingApplication(Application[UUID]):
             raise StaleVersionError(invoice_id, expected_version, invoice.version)
         return invoice
 
-    def _new_provider_payment(
-        self, invoice_id: UUID, provider: str, provider_payment_id: str, amount: Money | None, at: datetime
-    ) -> Payment:
-        invoice = self.invoice(invoice_id)
-        if amount is not None and amount.currency != invoice.currency:
-            raise CurrencyMismatchError(invoice.currency, amount.currency)
-        return Payment.initiate(
-            payment_id=payment_id_for(provider, provider_payment_id),
-            invoice_id=invoice.id,
-            provider=provider,
-            provider_payment_id=provider_payment_id,
-            amount=amount if amount is not None else Money(invoice.amount_due, invoice.currency),
-            at=at,
-        )
+    def _work(self) -> Work:
+        return Work(lambda aggregate_id: self._get_or_none(aggregate_id, Aggregate))
 
-    def _provider_payment(
-        self, provider: str, provider_payment_id: str, invoice_id: UUID | None, amount: Money | None, at: datetime
-    ) -> Payment:
-        """The payment a provider reports on; created from the report if we never initiated it."""
-        existing = self._get_or_none(payment_id_for(provider, provider_payment_id), Payment)
-        if existing is not None:
-            return existing
-        if invoice_id is None:
-            raise PaymentNotFoundError(f"{provider}:{provider_payment_id}")
-        return self._new_provider_payment(invoice_id, provider, provider_payment_id, amount, at)
+    def _run_step(self, command: str, step: Callable[[Work, datetime], bool]) -> bool:
+        """A command of one money step: True if it changed anything."""
+
+        def decide(at: datetime) -> Decision:
+            work = self._work()
+            changed = step(work, at)
+            return {"recorded": changed}, work.changed
+
+        return bool(self._execute(command, {}, None, decide)["recorded"])
 
 
 @contextmanager

@@ -19,6 +19,13 @@ from eventsourcing.domain import Aggregate
 
 _NAMESPACE = UUID("6d3f1c2a-8e4b-4f7a-9a51-3c0b2e7d9f10")
 
+# What was done with an event.
+APPLIED = "applied"  # it moved money or changed a payment, an invoice or a checkout
+UNMATCHED = "unmatched"  # it names nothing we know (no invoice, no payment): kept for reconciliation
+REFUSED = "refused"  # a rule forbids what it reports (a refund beyond what was paid, say)
+IGNORED = "ignored"  # a type we do not act on, or nothing new
+WAITING = "waiting"  # a refund or dispute for a payment not reported yet: applied when it arrives
+
 
 def provider_event_id(provider: str, event_id: str) -> UUID:
     return uuid5(_NAMESPACE, f"{provider}:{event_id}")
@@ -45,7 +52,8 @@ class ProviderEvent(Aggregate):
 
     class Handled(Event):
         """What the ledger did with the event: `applied`, `unmatched` (names nothing we know),
-        `refused` (a rule forbids it), `ignored` (a type the ledger does not act on)."""
+        `refused` (a rule forbids it), `ignored` (a type the ledger does not act on), `waiting`
+        (for its payment). A waiting event is handled once more, when its payment arrives."""
 
         TOPIC = "provider-event.handled"
         outcome: str
@@ -67,7 +75,14 @@ class ProviderEvent(Aggregate):
         self.outcome: str | None = None  # None until handled
         self.detail = ""
 
+    @property
+    def settled(self) -> bool:
+        """Handled for good: nothing more will be done with it."""
+        return self.outcome is not None and self.outcome != WAITING
+
     def handled(self, *, outcome: str, detail: str, at: datetime) -> None:
+        if self.settled:
+            raise ValueError(f"event {self.event_id} was handled already ({self.outcome})")
         self.trigger_event(self.Handled, timestamp=at, outcome=outcome, detail=detail[:1000])
 
     @classmethod

@@ -1,12 +1,20 @@
 """Stripe's webhook events turned into the ledger's commands: each money movement once.
 
-An event is first recorded as received (`ProviderEvent`), then handled, then marked with what
-was done. Handling is safe to repeat: every command it runs is keyed by Stripe's own ids (the
-PaymentIntent for a payment, the refund id, the dispute id, the charge of a failed attempt), so
-`payment_intent.succeeded`, `charge.succeeded` and `checkout.session.completed`, which report
-the same money, apply it once, whatever their order. If the process stops after recording and
-before marking, the redelivery finds the event unhandled and handles it then.
+An event is recorded, handled and marked with what was done in ONE transaction
+(`BillingApplication.ingest_provider_event`): a redelivery finds it and changes nothing, and a
+store failure leaves nothing of it behind, so Stripe's retry starts afresh. Every step is keyed
+by Stripe's own ids (the PaymentIntent for a payment, the refund id, the dispute id, the charge
+of a failed attempt), so `payment_intent.succeeded`, `charge.succeeded` and
+`checkout.session.completed`, which report the same money, apply it once, in any order.
 
+Order does not matter:
+- a refund or dispute reported before its payment waits for it (ledger/deferred.py) and is
+  applied in the transaction that applies the payment; `charge.refunded` itself shows the
+  capture, so when it names our invoice it applies the payment first;
+- a dispute closed before it was reported open is opened and closed from the closing report;
+- a failure, `processing` or cancellation reported after the success changes nothing.
+
+An event is handled all or nothing (`Work.attempt`): refused, it leaves only its own record.
 Payments are keyed by the PaymentIntent id, which every money event names (ADR 0010).
 Stripe objects are read as plain JSON here; only adapters/stripe imports the SDK.
 """
@@ -14,177 +22,296 @@ Stripe objects are read as plain JSON here; only adapters/stripe imports the SDK
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands.application import BillingApplication
-from commands.provider_events import VerifiedEvent
-from ledger.errors import CurrencyMismatchError, InvalidInputError, NotFoundError, RuleViolationError
+from commands import money_movements as movements
+from commands.application import BillingApplication, Ingested
+from commands.money_movements import REFUSALS
+from commands.provider_events import APPLIED, IGNORED, REFUSED, UNMATCHED, WAITING, VerifiedEvent
+from commands.work import Work
+from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND
+from ledger.errors import NotFoundError
 from ledger.money import Money
-from ledger.payments import payment_id_for
+from ledger.payments import Payment, payment_id_for
 
 PROVIDER = "stripe"
 
-APPLIED = "applied"
-UNMATCHED = "unmatched"
-REFUSED = "refused"
-IGNORED = "ignored"
-
-
-@dataclass(frozen=True)
-class Ingested:
-    duplicate: bool  # the event had been recorded before
-    outcome: str
-    detail: str
+Outcome = tuple[str, str]
 
 
 def ingest(app: BillingApplication, event: VerifiedEvent) -> Ingested:
     """Record the event once, handle it if it was never handled, say what was done."""
-    new = app.record_provider_event(event, provider=PROVIDER)
-    kept = app.provider_event(PROVIDER, event.event_id)
-    if kept is not None and kept.outcome is not None:
-        return Ingested(duplicate=not new, outcome=kept.outcome, detail=kept.detail)
-    outcome, detail = handle(app, event)
-    app.mark_provider_event_handled(PROVIDER, event.event_id, outcome=outcome, detail=detail)
-    return Ingested(duplicate=not new, outcome=outcome, detail=detail)
+    return app.ingest_provider_event(event, provider=PROVIDER, handle=lambda work, at: handle(work, event, at))
 
 
-def handle(app: BillingApplication, event: VerifiedEvent) -> tuple[str, str]:
-    """Run the commands the event calls for; (outcome, detail). Store failures propagate."""
+def handle(work: Work, event: VerifiedEvent, at: datetime) -> Outcome:
+    """Run the steps the event calls for on `work`, all or nothing; (outcome, detail).
+    Store failures propagate: nothing is recorded and Stripe retries."""
     handler = _HANDLERS.get(event.event_type)
     if handler is None:
         return IGNORED, f"{event.event_type}: not a type the ledger acts on"
+    step = _Step(work, event, at)
     try:
-        return handler(app, event.data_object, event)
+        return work.attempt(lambda: handler(step, event.data_object))
     except (NotFoundError, _NoPaymentIntentError) as error:
         return UNMATCHED, str(error)
-    except (RuleViolationError, InvalidInputError, CurrencyMismatchError) as error:
+    except REFUSALS as error:
         return REFUSED, str(error)
     except (KeyError, TypeError, ValueError) as error:  # a payload without what its type promises
         return REFUSED, f"unreadable {event.event_type} payload: {error!r}"
 
 
+class _Step:
+    """What a handler works with: the attempt's aggregates, the event, the moment."""
+
+    def __init__(self, work: Work, event: VerifiedEvent, at: datetime) -> None:
+        self.work = work
+        self.event = event
+        self.at = at
+
+    def payment(self, intent: str) -> Payment | None:
+        return self.work.get(payment_id_for(PROVIDER, intent), Payment)
+
+    def succeeded(self, intent: str, amount: Money, invoice_id: UUID | None, charge_id: str | None) -> Outcome:
+        """The one step every report of a captured payment runs: keyed by the PaymentIntent."""
+        payment, changed = movements.payment_succeeded(
+            self.work,
+            provider=PROVIDER,
+            provider_payment_id=intent,
+            amount_captured=amount,
+            charge_id=charge_id,
+            invoice_id=invoice_id,
+            at=self.at,
+        )
+        return (APPLIED if changed else IGNORED), f"payment {payment.id} succeeded" + ("" if changed else " (already)")
+
+    def failed(
+        self, intent: str, attempt: str, code: str, message: str, invoice_id: UUID | None, amount: Money
+    ) -> Outcome:
+        recorded = movements.payment_failed(
+            self.work,
+            provider=PROVIDER,
+            provider_payment_id=intent,
+            attempt_id=attempt,
+            code=code,
+            message=message,
+            invoice_id=invoice_id,
+            amount=amount,
+            at=self.at,
+        )
+        return (
+            (APPLIED, f"attempt {attempt} failed: {code}") if recorded else (IGNORED, f"attempt {attempt}: nothing new")
+        )
+
+    def defer(self, intent: str, kind: str, movement_id: str, fields: dict[str, Any]) -> Outcome:
+        movements.defer(
+            self.work,
+            provider=PROVIDER,
+            provider_payment_id=intent,
+            kind=kind,
+            movement_id=movement_id,
+            fields=fields,
+            event_id=self.event.event_id,
+            at=self.at,
+        )
+        return WAITING, f"{kind} {movement_id} waits for PaymentIntent {intent}"
+
+
 # ------------------------------------------------------------------------------ payments
 
 
-def _payment_succeeded(app: BillingApplication, intent: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
+def _payment_succeeded(step: _Step, intent: dict[str, Any]) -> Outcome:
     amount = Money(intent["amount_received"], intent["currency"])
-    return _succeeded(app, intent["id"], amount, _invoice_id(intent), _id(intent.get("latest_charge")))
+    return step.succeeded(intent["id"], amount, _invoice_id(intent), _id(intent.get("latest_charge")))
 
 
-def _charge_succeeded(app: BillingApplication, charge: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
+def _charge_succeeded(step: _Step, charge: dict[str, Any]) -> Outcome:
+    if not charge.get("captured") or not charge.get("amount_captured"):
+        return IGNORED, f"charge {charge['id']} is authorized, not captured"
     amount = Money(charge["amount_captured"], charge["currency"])
-    return _succeeded(app, _intent_of(charge, "charge"), amount, _invoice_id(charge), charge["id"])
+    return step.succeeded(_intent_of(charge, "charge"), amount, _invoice_id(charge), charge["id"])
 
 
-def _session_paid(app: BillingApplication, session: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    if session.get("payment_status") != "paid":
-        return IGNORED, f"checkout session {session['id']} is {session.get('payment_status')}, not paid"
-    amount = Money(session["amount_total"], session["currency"])
-    invoice_id = _invoice_id(session) or _uuid(session.get("client_reference_id"))
-    return _succeeded(app, _intent_of(session, "checkout session"), amount, invoice_id, None)
-
-
-def _succeeded(
-    app: BillingApplication, intent: str, amount: Money, invoice_id: UUID | None, charge_id: str | None
-) -> tuple[str, str]:
-    """The one command all three reports of a payment run: keyed by the PaymentIntent, applied once."""
-    payment_id = app.record_provider_payment_succeeded(
-        provider=PROVIDER,
-        provider_payment_id=intent,
-        amount_captured=amount,
-        charge_id=charge_id,
-        invoice_id=invoice_id,
-    )
-    return APPLIED, f"payment {payment_id} succeeded"
-
-
-def _payment_failed(app: BillingApplication, intent: dict[str, Any], event: VerifiedEvent) -> tuple[str, str]:
+def _payment_failed(step: _Step, intent: dict[str, Any]) -> Outcome:
     error = intent.get("last_payment_error") or {}
     # One attempt per failed charge; without one, the event itself is the attempt.
-    attempt = _id(error.get("charge")) or event.event_id
-    recorded = app.record_provider_payment_failed(
+    attempt = _id(error.get("charge")) or step.event.event_id
+    code = str(error.get("decline_code") or error.get("code") or "payment_failed")
+    message = str(error.get("message") or "")
+    return step.failed(intent["id"], attempt, code, message, _invoice_id(intent), _amount(intent))
+
+
+def _charge_failed(step: _Step, charge: dict[str, Any]) -> Outcome:
+    code = str(charge.get("failure_code") or "charge_failed")
+    message = str(charge.get("failure_message") or "")
+    return step.failed(_intent_of(charge, "charge"), charge["id"], code, message, _invoice_id(charge), _amount(charge))
+
+
+def _payment_processing(step: _Step, intent: dict[str, Any]) -> Outcome:
+    changed = movements.payment_processing(
+        step.work,
         provider=PROVIDER,
         provider_payment_id=intent["id"],
-        attempt_id=attempt,
-        code=str(error.get("decline_code") or error.get("code") or "payment_failed"),
-        message=str(error.get("message") or ""),
         invoice_id=_invoice_id(intent),
-        amount=Money(intent["amount"], intent["currency"]),
+        amount=_amount(intent),
+        at=step.at,
     )
-    return (APPLIED, f"attempt {attempt} failed") if recorded else (IGNORED, f"attempt {attempt}: nothing new")
+    return (APPLIED, f"payment {intent['id']} processing") if changed else (IGNORED, "nothing new")
 
 
-def _charge_failed(app: BillingApplication, charge: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    recorded = app.record_provider_payment_failed(
+def _payment_canceled(step: _Step, intent: dict[str, Any]) -> Outcome:
+    changed = movements.payment_canceled(
+        step.work,
         provider=PROVIDER,
-        provider_payment_id=_intent_of(charge, "charge"),
-        attempt_id=charge["id"],
-        code=str(charge.get("failure_code") or "charge_failed"),
-        message=str(charge.get("failure_message") or ""),
-        invoice_id=_invoice_id(charge),
-        amount=Money(charge["amount"], charge["currency"]),
+        provider_payment_id=intent["id"],
+        reason=str(intent.get("cancellation_reason") or ""),
+        invoice_id=_invoice_id(intent),
+        amount=_amount(intent),
+        at=step.at,
     )
-    return (APPLIED, f"attempt {charge['id']} failed") if recorded else (IGNORED, "nothing new")
+    return (APPLIED, f"payment {intent['id']} canceled") if changed else (IGNORED, "nothing new")
+
+
+# ------------------------------------------------------------------------------ checkout sessions
+
+
+def _session_completed(step: _Step, session: dict[str, Any]) -> Outcome:
+    invoice_id = _session_invoice(session)
+    if session.get("payment_status") != "paid":
+        # Paid later by a bank debit: `async_payment_succeeded` / `_failed` say how it ended.
+        intent = _id(session.get("payment_intent"))
+        if intent is None:
+            return IGNORED, f"checkout session {session['id']} is {session.get('payment_status')}, not paid"
+        amount = Money(session["amount_total"], session["currency"])
+        movements.payment_processing(
+            step.work, provider=PROVIDER, provider_payment_id=intent, invoice_id=invoice_id, amount=amount, at=step.at
+        )
+        return APPLIED, f"checkout session {session['id']}: payment {intent} processing"
+    amount = Money(session["amount_total"], session["currency"])
+    outcome = step.succeeded(_intent_of(session, "checkout session"), amount, invoice_id, None)
+    _close_checkout(step, session, invoice_id, completed=True)
+    return outcome
+
+
+def _session_async_failed(step: _Step, session: dict[str, Any]) -> Outcome:
+    intent = _intent_of(session, "checkout session")
+    amount = Money(session["amount_total"], session["currency"])
+    message = "the delayed payment failed"
+    return step.failed(
+        intent, f"{session['id']}:async", "async_payment_failed", message, _session_invoice(session), amount
+    )
+
+
+def _session_expired(step: _Step, session: dict[str, Any]) -> Outcome:
+    invoice_id = _session_invoice(session)
+    if invoice_id is None:
+        raise NotFoundError(f"checkout session {session['id']} names no invoice of ours")
+    closed = _close_checkout(step, session, invoice_id, completed=False)
+    return (
+        (APPLIED, f"checkout session {session['id']} expired") if closed else (IGNORED, "not an open checkout of ours")
+    )
+
+
+def _close_checkout(step: _Step, session: dict[str, Any], invoice_id: UUID | None, *, completed: bool) -> bool:
+    if invoice_id is None:
+        return False
+    invoice = step.work.invoice(invoice_id)
+    closed = invoice.close_checkout(session_id=session["id"], completed=completed, at=step.at)
+    if closed:
+        step.work.add(invoice)
+    return closed
 
 
 # ------------------------------------------------------------------------------ refunds and disputes
 
 
-def _charge_refunded(app: BillingApplication, charge: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
+def _charge_refunded(step: _Step, charge: dict[str, Any]) -> Outcome:
     intent = _intent_of(charge, "charge")
-    refunds = (charge.get("refunds") or {}).get("data") or []
-    app.payment(payment_id_for(PROVIDER, intent))  # PaymentNotFoundError: unmatched
-    applied = [r["id"] for r in refunds if r.get("status") == "succeeded" and _refund(app, intent, r)]
-    return APPLIED, f"refunds applied: {', '.join(applied) or 'none new'}"
+    if step.payment(intent) is None and charge.get("captured") and _invoice_id(charge) is not None:
+        # The refunded charge shows its capture: apply the payment before its refunds.
+        step.succeeded(intent, Money(charge["amount_captured"], charge["currency"]), _invoice_id(charge), charge["id"])
+    refunds = [r for r in (charge.get("refunds") or {}).get("data") or [] if r.get("status") == "succeeded"]
+    if not refunds:
+        if step.payment(intent) is None:
+            raise NotFoundError(f"charge {charge['id']} names no payment or invoice of ours")
+        return IGNORED, f"charge {charge['id']} lists no succeeded refund (each comes with its refund event)"
+    outcomes = [_refund(step, intent, refund) for refund in refunds]
+    return _summary(outcomes)
 
 
-def _refund_updated(app: BillingApplication, refund: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    intent = _intent_of(refund, "refund")
+def _refund_updated(step: _Step, refund: dict[str, Any]) -> Outcome:
     if refund.get("status") != "succeeded":
         return IGNORED, f"refund {refund['id']} is {refund.get('status')}"
-    new = _refund(app, intent, refund)
-    return APPLIED, f"refund {refund['id']} {'applied' if new else 'already applied'}"
+    return _refund(step, _intent_of(refund, "refund"), refund)
 
 
-def _refund(app: BillingApplication, intent: str, refund: dict[str, Any]) -> bool:
-    return app.record_refund(payment_id_for(PROVIDER, intent), refund_id=refund["id"], amount=refund["amount"])
-
-
-def _dispute_created(app: BillingApplication, dispute: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
-    new = app.record_dispute_opened(
-        payment_id_for(PROVIDER, _intent_of(dispute, "dispute")),
-        dispute_id=dispute["id"],
-        amount=dispute["amount"],
-        reason=str(dispute.get("reason") or ""),
+def _refund(step: _Step, intent: str, refund: dict[str, Any]) -> Outcome:
+    amount = int(refund["amount"])
+    if step.payment(intent) is None:
+        return step.defer(intent, REFUND, refund["id"], {"refund_id": refund["id"], "amount": amount})
+    new = movements.refund(
+        step.work, payment_id_for(PROVIDER, intent), refund_id=refund["id"], amount=amount, at=step.at
     )
-    return APPLIED, f"dispute {dispute['id']} {'opened' if new else 'already open'}"
+    return (APPLIED, f"refund {refund['id']} applied") if new else (IGNORED, f"refund {refund['id']} already applied")
 
 
-def _dispute_closed(app: BillingApplication, dispute: dict[str, Any], _: VerifiedEvent) -> tuple[str, str]:
+def _dispute_created(step: _Step, dispute: dict[str, Any]) -> Outcome:
+    intent = _intent_of(dispute, "dispute")
+    fields = {"dispute_id": dispute["id"], "amount": int(dispute["amount"]), "reason": str(dispute.get("reason") or "")}
+    if step.payment(intent) is None:
+        return step.defer(intent, DISPUTE_OPENED, dispute["id"], fields)
+    new = movements.open_dispute(step.work, payment_id_for(PROVIDER, intent), **fields, at=step.at)
+    return (APPLIED, f"dispute {dispute['id']} opened") if new else (IGNORED, f"dispute {dispute['id']} already open")
+
+
+def _dispute_closed(step: _Step, dispute: dict[str, Any]) -> Outcome:
     intent = _intent_of(dispute, "dispute")
     status = dispute.get("status")
     if status not in ("won", "lost"):
         return IGNORED, f"dispute {dispute['id']} closed as {status}"
-    new = app.record_dispute_closed(payment_id_for(PROVIDER, intent), dispute_id=dispute["id"], won=status == "won")
-    return APPLIED, f"dispute {dispute['id']} {status}" + ("" if new else " (already)")
+    fields = {
+        "dispute_id": dispute["id"],
+        "won": status == "won",
+        "amount": int(dispute["amount"]),
+        "reason": str(dispute.get("reason") or ""),
+    }
+    if step.payment(intent) is None:
+        return step.defer(intent, DISPUTE_CLOSED, dispute["id"], fields)
+    new = movements.close_dispute(step.work, payment_id_for(PROVIDER, intent), **fields, at=step.at)
+    return (
+        (APPLIED, f"dispute {dispute['id']} {status}") if new else (IGNORED, f"dispute {dispute['id']} closed already")
+    )
 
 
-Handler = Callable[[BillingApplication, dict[str, Any], VerifiedEvent], tuple[str, str]]
+def _summary(outcomes: list[Outcome]) -> Outcome:
+    """One outcome for an event that reported several movements: applied if any was."""
+    for wanted in (APPLIED, WAITING):
+        if any(outcome == wanted for outcome, _ in outcomes):
+            return wanted, "; ".join(detail for _, detail in outcomes)
+    return IGNORED, "; ".join(detail for _, detail in outcomes)
+
+
+Handler = Callable[[_Step, dict[str, Any]], Outcome]
 
 _HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": _payment_succeeded,
-    "charge.succeeded": _charge_succeeded,
-    "checkout.session.completed": _session_paid,
-    "checkout.session.async_payment_succeeded": _session_paid,
     "payment_intent.payment_failed": _payment_failed,
+    "payment_intent.processing": _payment_processing,
+    "payment_intent.canceled": _payment_canceled,
+    "charge.succeeded": _charge_succeeded,
     "charge.failed": _charge_failed,
     "charge.refunded": _charge_refunded,
-    "refund.updated": _refund_updated,
     "refund.created": _refund_updated,
+    "refund.updated": _refund_updated,
+    "charge.refund.updated": _refund_updated,
     "charge.dispute.created": _dispute_created,
     "charge.dispute.closed": _dispute_closed,
+    "checkout.session.completed": _session_completed,
+    "checkout.session.async_payment_succeeded": _session_completed,
+    "checkout.session.async_payment_failed": _session_async_failed,
+    "checkout.session.expired": _session_expired,
 }
 
 
@@ -221,3 +348,11 @@ def _uuid(value: object) -> UUID | None:
 def _invoice_id(obj: dict[str, Any]) -> UUID | None:
     metadata = obj.get("metadata") or {}
     return _uuid(metadata.get("invoice_id")) if isinstance(metadata, dict) else None
+
+
+def _session_invoice(session: dict[str, Any]) -> UUID | None:
+    return _invoice_id(session) or _uuid(session.get("client_reference_id"))
+
+
+def _amount(obj: dict[str, Any]) -> Money:
+    return Money(obj["amount"], obj["currency"])

@@ -62,6 +62,10 @@ PROCESSOR_BALANCE = "processor_balance"
 BANK = "bank"
 CASH_ACCOUNTS = (PROCESSOR_BALANCE, BANK)
 
+CHECKOUT_OPEN = "open"
+CHECKOUT_COMPLETED = "completed"
+CHECKOUT_EXPIRED = "expired"
+
 DISPUTE_OPEN = "open"
 DISPUTE_WON = "won"
 DISPUTE_LOST = "lost"
@@ -196,6 +200,32 @@ class Invoice(Aggregate):
                 }
             )
 
+    class CheckoutStarted(Event):
+        """A hosted payment page was opened for the invoice. It moves no money: the money comes
+        with the provider's report of the payment, keyed by the provider's payment id."""
+
+        TOPIC = "invoice.checkout-started"
+        provider: str
+        session_id: str
+        amount: int
+        expires_at: str  # ISO 8601, UTC
+
+        def apply(self, aggregate: Invoice) -> None:
+            aggregate.checkouts[self.session_id] = {
+                "provider": self.provider,
+                "amount": self.amount,
+                "expires_at": self.expires_at,
+                "status": CHECKOUT_OPEN,
+            }
+
+    class CheckoutClosed(Event):
+        TOPIC = "invoice.checkout-closed"
+        session_id: str
+        outcome: str  # CHECKOUT_COMPLETED or CHECKOUT_EXPIRED
+
+        def apply(self, aggregate: Invoice) -> None:
+            aggregate.checkouts[self.session_id]["status"] = self.outcome
+
     class Paid(Event):
         TOPIC = "invoice.paid"
         amount_paid: int
@@ -296,6 +326,7 @@ class Invoice(Aggregate):
         self.refund_ids: list[str] = []
         self.disputes: dict[str, dict[str, Any]] = {}
         self.failed_attempts: list[dict[str, str]] = []
+        self.checkouts: dict[str, dict[str, Any]] = {}
 
     # ----------------------------------------------------------------------------- commands
 
@@ -425,6 +456,36 @@ class Invoice(Aggregate):
             code=require_text(code, field="code", limit=200, required=False),
             message=require_text(message, field="message", limit=MEMO_LIMIT, required=False),
         )
+
+    def start_checkout(
+        self, *, provider: str, session_id: str, amount: Money, expires_at: datetime, at: datetime
+    ) -> bool:
+        """Record a hosted payment page opened for the amount due; False if it was recorded before."""
+        if session_id in self.checkouts:
+            return False
+        if self.status not in (OPEN, UNCOLLECTIBLE) or self.amount_due <= 0:
+            raise InvoiceNotPayableError(self.id, self.status)
+        self._require_currency(amount)
+        if not 0 < amount.amount <= self.amount_due:
+            raise InvalidAmountError(f"checkout amount {amount.amount} is not within the {self.amount_due} due")
+        self.trigger_event(
+            self.CheckoutStarted,
+            timestamp=at,
+            provider=require_text(provider, field="provider", limit=40),
+            session_id=require_text(session_id, field="session_id", limit=255),
+            amount=amount.amount,
+            expires_at=expires_at.isoformat().replace("+00:00", "Z"),
+        )
+        return True
+
+    def close_checkout(self, *, session_id: str, completed: bool, at: datetime) -> bool:
+        """The page was paid (completed) or expired; False for a page we did not open or closed already."""
+        checkout = self.checkouts.get(session_id)
+        if checkout is None or checkout["status"] != CHECKOUT_OPEN:
+            return False
+        outcome = CHECKOUT_COMPLETED if completed else CHECKOUT_EXPIRED
+        self.trigger_event(self.CheckoutClosed, timestamp=at, session_id=session_id, outcome=outcome)
+        return True
 
     def apply_refund(self, *, payment_id: str, refund_id: str, amount: Money, cash_account: str, at: datetime) -> None:
         if self.status in (DRAFT, DELETED):

@@ -1,7 +1,9 @@
 """The Payment aggregate: one attempt to collect money for an invoice, as the provider sees it.
 
-pending -> succeeded | failed; a failed attempt on the same provider payment may still succeed
-(Stripe retries a PaymentIntent), but a success is never undone by a late failure. A succeeded
+pending -> processing -> succeeded | failed | canceled; a failed attempt on the same provider
+payment may still succeed (Stripe retries a PaymentIntent), but a success is never undone by a
+late failure, a late `processing` or a late cancellation. Captured money is recorded whatever
+state the payment was in before: the provider's report of a capture is the fact. A succeeded
 payment can be refunded (partially, several times, never beyond what was captured) and
 disputed (won or lost). Refunds and disputes are keyed by the provider's ids, so a second
 report of the same refund is recognised (`has_refund`) rather than applied twice.
@@ -32,8 +34,10 @@ from ledger.money import Money, require_minor_units
 from ledger.validation import require_text
 
 PENDING = "pending"
+PROCESSING = "processing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+CANCELED = "canceled"
 
 OFFLINE = "offline"
 
@@ -85,6 +89,24 @@ class Payment(Aggregate):
             aggregate.failure = {"code": self.code, "message": self.message}
             aggregate.failed_attempt_ids.append(self.attempt_id)
 
+    class Processing(Event):
+        """The provider is collecting the money (a bank debit takes days)."""
+
+        TOPIC = "payment.processing"
+
+        def apply(self, aggregate: Payment) -> None:
+            aggregate.status = PROCESSING
+
+    class Canceled(Event):
+        """The provider will not collect this payment any more (Stripe: PaymentIntent canceled)."""
+
+        TOPIC = "payment.canceled"
+        reason: str
+
+        def apply(self, aggregate: Payment) -> None:
+            aggregate.status = CANCELED
+            aggregate.cancellation_reason = self.reason
+
     class Refunded(Event):
         TOPIC = "payment.refunded"
         refund_id: str
@@ -127,6 +149,7 @@ class Payment(Aggregate):
         self.fee = 0
         self.charge_id: str | None = None
         self.failure: dict[str, str] | None = None
+        self.cancellation_reason = ""
         self.failed_attempt_ids: list[str] = []
         self.refunds: dict[str, int] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
@@ -156,7 +179,7 @@ class Payment(Aggregate):
         )
 
     def succeed(self, *, amount_captured: int, fee: int, charge_id: str | None, at: datetime) -> None:
-        if self.status not in (PENDING, FAILED):
+        if self.status == SUCCEEDED:
             raise PaymentStateError(self.id, self.status, "succeed")
         require_minor_units(amount_captured, field="amount_captured")
         require_minor_units(fee, field="fee")
@@ -179,6 +202,23 @@ class Payment(Aggregate):
             code=require_text(code, field="code", limit=200, required=False),
             message=require_text(message, field="message", limit=5000, required=False),
         )
+
+    def start_processing(self, *, at: datetime) -> bool:
+        """The provider reports the money on its way; False (nothing recorded) once the payment
+        is processing already or has reached an end: a late report changes nothing."""
+        if self.status not in (PENDING, FAILED):
+            return False
+        self.trigger_event(self.Processing, timestamp=at)
+        return True
+
+    def cancel(self, *, reason: str, at: datetime) -> bool:
+        """The provider gave up collecting; False when it is canceled already or has succeeded."""
+        if self.status in (SUCCEEDED, CANCELED):
+            return False
+        self.trigger_event(
+            self.Canceled, timestamp=at, reason=require_text(reason, field="reason", limit=200, required=False)
+        )
+        return True
 
     def refund(self, *, refund_id: str, amount: int, at: datetime) -> None:
         if self.status != SUCCEEDED:

@@ -1,10 +1,11 @@
 """`POST /api/invoices/{id}/checkout`: pay an invoice on the provider's hosted page.
 
-The provider (Stripe) opens a Checkout Session for the amount due, and the ledger records a
-pending payment for it. A retry must not open a second session: the provider gets an
+The provider (Stripe) opens a Checkout Session for the amount due, and the ledger records on the
+invoice that it was opened (`invoice.checkout-started`). No payment is recorded yet: Stripe
+creates the PaymentIntent when the customer pays, and the payment is keyed by it when the
+webhooks report it (ADR 0010). A retry must not open a second session: the provider gets an
 idempotency key, the request's own `Idempotency-Key` or, without one, a key derived from the
-invoice, its version and the request, so the same request on the same invoice meets the same
-session. The payment's id is derived from the session's id, so recording it twice collides.
+invoice, what is due on it and the request, so the same request meets the same session.
 """
 
 from __future__ import annotations
@@ -80,12 +81,10 @@ def _url(value: object, name: str) -> str | None:
 
 
 async def create_checkout(request: Request) -> Response:
-    """201 with the hosted page's URL, the session, the pending payment and the invoice.
+    """201 with the hosted page's URL, the session and the invoice (which records the session).
 
-    The payment is recorded under the Checkout Session's id (`cs_...`): Stripe creates the
-    PaymentIntent only when the customer pays, so its id is not known here. Webhooks find the
-    payment through the session (`checkout.session.*` carries both ids) or through
-    `metadata.invoice_id`, set on the session and on its PaymentIntent.
+    Webhooks find the invoice through `metadata.invoice_id`, set on the session and on the
+    PaymentIntent Stripe creates when the customer pays.
     """
     services = services_of(request)
     invoice_id = invoice_id_of(request)
@@ -101,18 +100,18 @@ async def create_checkout(request: Request) -> Response:
         success_url = urls.success_url or f"{base}/portal/invoices/{invoice_id}?checkout=success"
         cancel_url = urls.cancel_url or f"{base}/portal/invoices/{invoice_id}?checkout=cancel"
         session = _open_session(payments, invoice, success_url, cancel_url, key)
-        payment_id = services.app.initiate_provider_payment(
+        services.app.start_checkout(
             invoice.id,
             provider=PROVIDER,
-            provider_payment_id=session.id,
+            session_id=session.id,
             amount=Money(invoice.amount_due, invoice.currency),
+            expires_at=session.expires_at,
         )
         current = services.app.invoice(invoice.id)
         body: dict[str, Any] = {
             "checkout_url": session.url,
             "session_id": session.id,
             "expires_at": session.expires_at.isoformat().replace("+00:00", "Z"),
-            "payment_id": str(payment_id),
             "invoice": invoice_json(current, today=services.clock.now().date()),
         }
         return JSONResponse(body, 201, headers={"ETag": f'"{current.version}"'})
@@ -163,7 +162,9 @@ def _provider_key(key: str | None, invoice: Invoice, arguments: dict[str, Any]) 
 
 
 def _derived_key(invoice: Invoice, arguments: dict[str, Any]) -> str:
-    """Without a key from the client: the same request on the same version of the invoice gets the
-    same session; once the invoice moves on (a partial payment), a new one."""
-    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True).encode()).hexdigest()[:32]
-    return f"ledger-checkout-{invoice.id}-v{invoice.version}-{digest}"
+    """Without a key from the client: the same request while the same amount is due gets the same
+    session; once money moves (a partial payment), a new one. Not the invoice's version: opening
+    a session is itself recorded on the invoice."""
+    state = {**arguments, "paid": invoice.amount_paid, "refunded": invoice.amount_refunded, "status": invoice.status}
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:32]
+    return f"ledger-checkout-{invoice.id}-{digest}"

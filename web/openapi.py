@@ -18,7 +18,7 @@ from ledger.currencies import EXPONENTS
 from ledger.invoices import DELETED, DRAFT, MAX_LINES, OPEN, PAID, UNCOLLECTIBLE, VOID
 from ledger.lines import MAX_QUANTITY, QUANTITY_DECIMALS, TAX_RATE_DECIMALS
 from ledger.money import MAX_MINOR_UNITS
-from ledger.payments import FAILED, PENDING, SUCCEEDED
+from ledger.payments import CANCELED, FAILED, PENDING, PROCESSING, SUCCEEDED
 from ledger.validation import (
     DESCRIPTION_LIMIT,
     EMAIL_LIMIT,
@@ -52,7 +52,7 @@ Schema = dict[str, Any]
 
 JSON = "application/json"
 INVOICE_STATUSES = [DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE, DELETED]
-PAYMENT_STATUSES = [PENDING, SUCCEEDED, FAILED]
+PAYMENT_STATUSES = [PENDING, PROCESSING, SUCCEEDED, FAILED, CANCELED]
 CURRENCIES = sorted(EXPONENTS)
 TAX_RATE_MAX = 100  # a percentage
 DEFAULT_LIMIT: int = inspect.signature(requests.limit).parameters["default"].default
@@ -406,7 +406,6 @@ CHECKOUT_STARTED: Schema = _object(
         "checkout_url": {"type": "string", "description": "Send the customer here: Stripe's hosted payment page."},
         "session_id": {"type": "string", "description": "The Checkout Session's id (`cs_...`)."},
         "expires_at": {**MOMENT, "description": "When the session stops accepting payment."},
-        "payment_id": {**UUID, "description": "The pending payment recorded for the session."},
         "invoice": _ref("Invoice"),
     }
 )
@@ -861,7 +860,8 @@ def _paths() -> dict[str, Schema]:
                 },
                 description=(
                     "Opens a Stripe Checkout Session for the amount due of an open or uncollectible invoice "
-                    "(409 otherwise) and records a pending payment for it. Retrying with the same "
+                    "(409 otherwise) and records it on the invoice (`invoice.checkout-started`); the payment is "
+                    "recorded when Stripe's webhooks report it. Retrying with the same "
                     "Idempotency-Key (or, without one, the same request on the same invoice version) returns "
                     "the same session."
                 ),

@@ -13,7 +13,6 @@ import pytest
 
 from adapters.clock import ManualClock
 from adapters.read_models import read_model_engine
-from ledger.payments import PENDING, payment_id_for
 from tests.conftest import AppFactory
 from tests.e2e.conftest import AUTH, INVOICE, Api, serve, served_api
 from tests.e2e.test_openapi import conforms
@@ -46,7 +45,7 @@ def _checkout(api: Api, invoice_id: str, body: Any = None, **headers: str) -> ht
     return api.client.post(f"/api/invoices/{invoice_id}/checkout", json=body, headers=headers)
 
 
-def test_checkout_opens_a_session_for_the_amount_due_and_records_a_pending_payment(
+def test_checkout_opens_a_session_for_the_amount_due_and_records_it_on_the_invoice(
     api: Api, stripe_server: StripeServer
 ) -> None:
     invoice = _issued(api)
@@ -70,11 +69,17 @@ def test_checkout_opens_a_session_for_the_amount_due_and_records_a_pending_payme
     assert sent.form["payment_intent_data"]["metadata"] == {"invoice_id": invoice["id"]}
     assert sent.form["line_items"][0]["price_data"]["product_data"]["name"] == f"Invoice {invoice['number']}"
 
-    payment = api.app.payment(uuid.UUID(body["payment_id"]))
-    assert payment.id == payment_id_for("stripe", body["session_id"])
-    assert (payment.status, payment.provider, payment.provider_payment_id) == (PENDING, "stripe", body["session_id"])
-    assert (payment.amount, payment.currency) == (invoice["amount_due"], "usd")
-    assert str(payment.invoice_id) == invoice["id"]
+    recorded = api.app.invoice(uuid.UUID(invoice["id"]))
+    assert recorded.checkouts == {
+        body["session_id"]: {
+            "provider": "stripe",
+            "amount": invoice["amount_due"],
+            "expires_at": body["expires_at"],
+            "status": "open",
+        }
+    }
+    assert body["invoice"]["version"] == invoice["version"] + 1
+    assert recorded.payment_ids == []  # the payment comes with Stripe's report of it, keyed by its PaymentIntent
 
 
 def test_a_retry_with_the_same_key_gets_the_same_session_and_one_payment(api: Api, stripe_server: StripeServer) -> None:
@@ -94,7 +99,7 @@ def test_a_retry_without_a_key_gets_the_same_session_too(api: Api, stripe_server
     again = _checkout(api, invoice["id"])
 
     assert again.json()["session_id"] == first.json()["session_id"]
-    assert again.json()["payment_id"] == first.json()["payment_id"]
+    assert again.json()["invoice"]["version"] == first.json()["invoice"]["version"]
     assert len(stripe_server.sessions) == 1
 
 

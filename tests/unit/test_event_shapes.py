@@ -10,6 +10,8 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
+from commands.provider_events import ProviderEvent, VerifiedEvent
+from ledger.deferred import DISPUTE_CLOSED, REFUND, DeferredMovements
 from ledger.invoices import BANK, PROCESSOR_BALANCE, Invoice
 from ledger.lines import Line
 from ledger.money import Money
@@ -17,7 +19,7 @@ from ledger.numbering import NumberSeries
 from ledger.payments import Payment
 from tests.unit.given import T0, at, drain
 
-AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries]
+AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries, DeferredMovements, ProviderEvent]
 LIBRARY_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
@@ -45,6 +47,8 @@ def every_invoice_event() -> list[Any]:
     draft.remove_line("l2", at=at(2))
     draft.change_details(memo="Thanks", at=at(3))
     draft.issue(sequence=1, at=at(4))
+    draft.start_checkout(provider="stripe", session_id="cs_1", amount=Money(1000, "usd"), expires_at=at(600), at=at(5))
+    draft.close_checkout(session_id="cs_1", completed=False, at=at(5))
     draft.record_failed_attempt(payment_id="pay_0", code="card_declined", message="Declined", at=at(5))
     draft.apply_payment(payment_id="pay_1", amount=Money(1200, "usd"), fee=30, cash_account=PROCESSOR_BALANCE, at=at(6))
     draft.apply_refund(payment_id="pay_1", refund_id="re_1", amount=Money(100, "usd"), cash_account=BANK, at=at(7))
@@ -71,6 +75,7 @@ def every_payment_and_series_event() -> list[Any]:
         amount=Money(1000, "usd"),
         at=T0,
     )
+    payment.start_processing(at=at(1))
     payment.fail(attempt_id="ch_0", code="card_declined", message="Declined", at=at(1))
     payment.succeed(amount_captured=1000, fee=30, charge_id="ch_1", at=at(2))
     payment.refund(refund_id="re_1", amount=100, at=at(3))
@@ -78,9 +83,39 @@ def every_payment_and_series_event() -> list[Any]:
     payment.dispute(dispute_id="dp_2", amount=100, reason="duplicate", at=at(4))
     payment.close_dispute(dispute_id="dp_1", won=True, at=at(5))
     payment.close_dispute(dispute_id="dp_2", won=False, at=at(5))
+    canceled = Payment.initiate(
+        payment_id=uuid4(),
+        invoice_id=uuid4(),
+        provider="stripe",
+        provider_payment_id="pi_2",
+        amount=Money(1000, "usd"),
+        at=T0,
+    )
+    canceled.cancel(reason="abandoned", at=at(1))
     numbers = NumberSeries.start("INV", at=T0)
     numbers.allocate(uuid4(), at=at(1))
-    return drain(payment) + drain(numbers)
+    return drain(payment) + drain(canceled) + drain(numbers)
+
+
+def every_provider_event() -> list[Any]:
+    deferred = DeferredMovements.start(provider="stripe", provider_payment_id="pi_1", at=T0)
+    deferred.defer(
+        kind=REFUND, movement_id="re_1", fields={"refund_id": "re_1", "amount": 100}, event_id="evt_1", at=T0
+    )
+    deferred.defer(
+        kind=DISPUTE_CLOSED,
+        movement_id="dp_1",
+        fields={"dispute_id": "dp_1", "won": True, "amount": 100, "reason": "fraudulent"},
+        event_id="evt_2",
+        at=T0,
+    )
+    deferred.release("refund:re_1", outcome="applied", detail="", at=at(1))
+    received = ProviderEvent.receive(
+        provider="stripe", event=VerifiedEvent("evt_1", "refund.created", 1, False, {}, "{}"), at=T0
+    )
+    received.handled(outcome="waiting", detail="for pi_1", at=T0)
+    received.handled(outcome="applied", detail="", at=at(1))
+    return drain(deferred) + drain(received)
 
 
 def non_json_values(value: Any, path: str) -> list[str]:
@@ -133,6 +168,8 @@ def test_the_invoice_topics_are_the_documented_ones() -> None:
         "invoice.issued",
         "invoice.payment-applied",
         "invoice.payment-attempt-failed",
+        "invoice.checkout-started",
+        "invoice.checkout-closed",
         "invoice.paid",
         "invoice.overpaid",
         "invoice.refund-applied",
@@ -147,12 +184,13 @@ def test_the_invoice_topics_are_the_documented_ones() -> None:
 
 
 def test_the_stories_trigger_every_event_class() -> None:
-    triggered = {type(event) for event in every_invoice_event() + every_payment_and_series_event()}
+    stories = every_invoice_event() + every_payment_and_series_event() + every_provider_event()
+    triggered = {type(event) for event in stories}
     declared = {cls for aggregate in AGGREGATES for cls in event_classes(aggregate).values()}
     assert declared - triggered == set()
 
 
-@pytest.mark.parametrize("story", [every_invoice_event, every_payment_and_series_event])
+@pytest.mark.parametrize("story", [every_invoice_event, every_payment_and_series_event, every_provider_event])
 def test_triggered_events_carry_only_plain_json_values(story: Any) -> None:
     offences: list[str] = []
     for event in story():
