@@ -29,13 +29,17 @@ from commands import money_movements as movements
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
-from commands.provider_events import ProviderEvent, VerifiedEvent, provider_event_id
-from commands.work import Work
+from commands.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
+from commands.work import StaleReadError, Work
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
+    CurrencyMismatchError,
+    InvalidInputError,
     InvoiceNotFoundError,
     InvoiceNotPayableError,
+    NotFoundError,
     PaymentNotFoundError,
+    RuleViolationError,
     StaleVersionError,
     StoreUnavailableError,
 )
@@ -49,6 +53,15 @@ T = TypeVar("T", bound=Aggregate)
 
 Decision = tuple[dict[str, Any], Sequence[Aggregate]]
 Handle = Callable[[Work, datetime], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified provider event to ingest, and what runs the steps it reports."""
+
+    event: VerifiedEvent
+    provider: str
+    handle: Handle
 
 
 @dataclass(frozen=True)
@@ -453,23 +466,24 @@ class BillingApplication(Application[UUID]):
         recorded earlier but never handled (a store written before handling joined this
         transaction) is handled now.
         """
+        [outcome] = self.ingest_provider_events([Delivery(event, provider, handle)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def ingest_provider_events(self, deliveries: Sequence[Delivery]) -> list[Ingested | BaseException]:
+        """Several deliveries in one transaction, in order, each as `ingest_provider_event` would
+        handle it alone: a later one sees what the earlier ones did (a redelivery in the same
+        batch is a duplicate). A delivery that fails unexpectedly leaves nothing and gets its
+        error back; a store failure fails them all."""
 
         def decide(at: datetime) -> Decision:
             work = self._work()
-            received = work.get(provider_event_id(provider, event.event_id), ProviderEvent)
-            if received is not None and received.outcome is not None:
-                return {"duplicate": True, "outcome": received.outcome, "detail": received.detail}, []
-            duplicate = received is not None
-            if received is None:
-                received = ProviderEvent.receive(provider=provider, event=event, at=at)
-                work.add(received)
-            outcome, detail = handle(work, at)
-            received.handled(outcome=outcome, detail=detail, at=at)
-            work.add(received)
-            return {"duplicate": duplicate, "outcome": outcome, "detail": detail}, work.changed
+            outcomes = [_ingest(work, delivery, at) for delivery in deliveries]
+            return {"outcomes": outcomes}, work.changed
 
-        result = self._execute("ingest_provider_event", {}, None, decide)
-        return Ingested(duplicate=bool(result["duplicate"]), outcome=result["outcome"], detail=result["detail"])
+        outcomes: list[Ingested | BaseException] = self._execute("ingest_provider_events", {}, None, decide)["outcomes"]
+        return outcomes
 
     def record_provider_event(self, event: VerifiedEvent, *, provider: str) -> bool:
         """Keep a verified provider event as received, unhandled, once. False when it was recorded
@@ -591,7 +605,11 @@ class BillingApplication(Application[UUID]):
                 if prior is not None:
                     return prior.replay(digest)
             at = self.clock.now()
-            result, changed = decide(at)
+            try:
+                result, changed = decide(at)
+            except StaleReadError:
+                _back_off(attempt)
+                continue
             to_save = list(changed)
             if changed:
                 # What each aggregate's version became: a repeat of the request is answered
@@ -608,9 +626,7 @@ class BillingApplication(Application[UUID]):
             except IntegrityError:
                 # Someone else wrote one of these aggregates first. Nothing of ours was stored:
                 # back off a little and decide again from the state they left.
-                if attempt + 1 < MAX_ATTEMPTS:
-                    backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
-                    time.sleep(random.uniform(0, backoff))  # noqa: S311 (jitter, not security)
+                _back_off(attempt)
                 continue
             return result
         raise ConcurrencyRetriesExhaustedError(MAX_ATTEMPTS)
@@ -650,6 +666,38 @@ class BillingApplication(Application[UUID]):
             return {"recorded": changed}, work.changed
 
         return bool(self._execute(command, {}, None, decide)["recorded"])
+
+
+def _back_off(attempt: int) -> None:
+    if attempt + 1 < MAX_ATTEMPTS:
+        backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+        time.sleep(random.uniform(0, backoff))  # noqa: S311 (jitter, not security)
+
+
+def _ingest(work: Work, delivery: Delivery, at: datetime) -> Ingested | BaseException:
+    """One delivery of a batch: a duplicate is answered from its record; otherwise its steps run
+    all or nothing and the event is recorded with what they did."""
+    event_key = provider_event_id(delivery.provider, delivery.event.event_id)
+    received = work.get(event_key, ProviderEvent)
+    if received is not None and received.outcome is not None:
+        return Ingested(duplicate=True, outcome=received.outcome, detail=received.detail)
+    try:
+        outcome, detail = work.attempt(lambda: delivery.handle(work, at))
+    except NotFoundError as error:
+        outcome, detail = UNMATCHED, str(error)
+    except (RuleViolationError, InvalidInputError, CurrencyMismatchError) as error:
+        outcome, detail = REFUSED, str(error)
+    except (StoreUnavailableError, PersistenceError, StaleReadError):
+        raise  # the whole batch: nothing can be recorded, or it is decided again
+    except Exception as error:  # this delivery alone fails (its steps were undone); the others are kept
+        logger.exception("provider event %s could not be handled", delivery.event.event_id)
+        return error
+    duplicate = received is not None
+    if received is None:
+        received = ProviderEvent.receive(provider=delivery.provider, event=delivery.event, at=at)
+    received.handled(outcome=outcome, detail=detail, at=at)
+    work.add(received)
+    return Ingested(duplicate=duplicate, outcome=outcome, detail=detail)
 
 
 @contextmanager

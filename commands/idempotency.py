@@ -18,6 +18,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import IdempotencyKeyReusedError, InvalidTextError
+from ledger.events import CopiedCheaply, SharedWhenCopied
 
 _RECEIPT_NAMESPACE = UUID("a9d4c0de-5b7e-4a13-8f0c-6c1f2e9b7d45")
 KEY_LIMIT = 255
@@ -37,10 +38,10 @@ def fingerprint(command: str, arguments: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Receipt(Aggregate):
+class Receipt(CopiedCheaply, Aggregate):
     TOPIC = "receipt"
 
-    class Event(Aggregate.Event):
+    class Event(SharedWhenCopied, Aggregate.Event):
         pass
 
     class Recorded(Event, Aggregate.Created):

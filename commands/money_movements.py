@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from commands.provider_events import APPLIED, REFUSED, ProviderEvent, provider_event_id
-from commands.work import Work
+from commands.work import StaleReadError, Work
 from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND, DeferredMovements, deferred_id_for
 from ledger.errors import (
     CurrencyMismatchError,
@@ -205,17 +205,24 @@ def defer(
     kept = work.get(deferred_id_for(provider, provider_payment_id), DeferredMovements)
     if kept is None:
         kept = DeferredMovements.start(provider=provider, provider_payment_id=provider_payment_id, at=at)
+    elif kept.payment_arrived:
+        # The payment was committed after we looked for it: decide again, and apply, not defer.
+        raise StaleReadError(f"payment {provider}:{provider_payment_id} arrived meanwhile")
     changed = kept.defer(kind=kind, movement_id=movement_id, fields=fields, event_id=event_id, at=at)
     work.add(kept)
     return changed
 
 
 def _release_deferred(work: Work, payment: Payment, at: datetime) -> None:
-    """Apply what was waiting for this payment; each movement all or nothing, and the event
-    that reported it marked with what was done."""
+    """Record the payment's arrival and apply what was waiting for it; each movement all or
+    nothing, and the event that reported it marked with what was done."""
     kept = work.get(deferred_id_for(payment.provider, payment.provider_payment_id), DeferredMovements)
     if kept is None:
-        return
+        kept = DeferredMovements.start(
+            provider=payment.provider, provider_payment_id=payment.provider_payment_id, at=at
+        )
+    kept.arrive(at=at)
+    work.add(kept)
     for key, movement in kept.waiting():
         try:
             work.attempt(lambda m=movement: _apply(work, payment.id, m, at))  # type: ignore[misc]

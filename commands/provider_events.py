@@ -17,6 +17,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from ledger.events import CopiedCheaply, SharedWhenCopied
+
 _NAMESPACE = UUID("6d3f1c2a-8e4b-4f7a-9a51-3c0b2e7d9f10")
 
 # What was done with an event.
@@ -31,12 +33,12 @@ def provider_event_id(provider: str, event_id: str) -> UUID:
     return uuid5(_NAMESPACE, f"{provider}:{event_id}")
 
 
-class ProviderEvent(Aggregate):
+class ProviderEvent(CopiedCheaply, Aggregate):
     """One event a provider sent, as received: its id, type, creation time and raw payload."""
 
     TOPIC = "provider-event"
 
-    class Event(Aggregate.Event):
+    class Event(SharedWhenCopied, Aggregate.Event):
         pass
 
     class Received(Event, Aggregate.Created):

@@ -14,25 +14,26 @@ Order does not matter:
 - a dispute closed before it was reported open is opened and closed from the closing report;
 - a failure, `processing` or cancellation reported after the success changes nothing.
 
-An event is handled all or nothing (`Work.attempt`): refused, it leaves only its own record.
+An event is handled all or nothing (`Work.attempt`): refused or unmatched, it leaves only its
+own record.
 Payments are keyed by the PaymentIntent id, which every money event names (ADR 0010).
 Stripe objects are read as plain JSON here; only adapters/stripe imports the SDK.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from commands import money_movements as movements
-from commands.application import BillingApplication, Ingested
-from commands.money_movements import REFUSALS
-from commands.provider_events import APPLIED, IGNORED, REFUSED, UNMATCHED, WAITING, VerifiedEvent
+from commands.application import BillingApplication, Delivery, Ingested
+from commands.group_commit import GroupCommit
+from commands.provider_events import APPLIED, IGNORED, WAITING, VerifiedEvent
 from commands.work import Work
 from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND
-from ledger.errors import NotFoundError
+from ledger.errors import InvalidInputError, NotFoundError
 from ledger.money import Money
 from ledger.payments import Payment, payment_id_for
 
@@ -46,21 +47,47 @@ def ingest(app: BillingApplication, event: VerifiedEvent) -> Ingested:
     return app.ingest_provider_event(event, provider=PROVIDER, handle=lambda work, at: handle(work, event, at))
 
 
+class StripeIngestion:
+    """Ingests events as `ingest` does, sharing one commit among the events that arrive together
+    (commands/group_commit.py): each caller is answered once the transaction with its event has
+    committed. One per process, shared by every request thread."""
+
+    def __init__(self, app: BillingApplication, max_batch: int = 200) -> None:
+        self._app = app
+        self._group: GroupCommit[VerifiedEvent, Ingested] = GroupCommit(self._run, max_batch=max_batch)
+
+    def ingest(self, event: VerifiedEvent) -> Ingested:
+        return self._group.submit(event)
+
+    @property
+    def batches(self) -> tuple[int, int]:
+        """(batches committed, events they held)."""
+        return self._group.batches, self._group.items
+
+    def _run(self, events: Sequence[VerifiedEvent]) -> list[Ingested | BaseException]:
+        return self._app.ingest_provider_events([_delivery(event) for event in events])
+
+
+def _delivery(event: VerifiedEvent) -> Delivery:
+    return Delivery(event, PROVIDER, lambda work, at: handle(work, event, at))
+
+
 def handle(work: Work, event: VerifiedEvent, at: datetime) -> Outcome:
-    """Run the steps the event calls for on `work`, all or nothing; (outcome, detail).
-    Store failures propagate: nothing is recorded and Stripe retries."""
+    """Run the steps the event calls for on `work`; (outcome, detail). The caller runs this in a
+    `Work.attempt` and records a raised NotFoundError as unmatched and a rule's refusal as
+    refused (BillingApplication.ingest_provider_events). Store failures propagate: nothing is
+    recorded and Stripe retries."""
     handler = _HANDLERS.get(event.event_type)
     if handler is None:
         return IGNORED, f"{event.event_type}: not a type the ledger acts on"
-    step = _Step(work, event, at)
     try:
-        return work.attempt(lambda: handler(step, event.data_object))
-    except (NotFoundError, _NoPaymentIntentError) as error:
-        return UNMATCHED, str(error)
-    except REFUSALS as error:
-        return REFUSED, str(error)
-    except (KeyError, TypeError, ValueError) as error:  # a payload without what its type promises
-        return REFUSED, f"unreadable {event.event_type} payload: {error!r}"
+        return handler(_Step(work, event, at), event.data_object)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a payload without what its type promises
+        raise UnreadableEventError(f"unreadable {event.event_type} payload: {error!r}") from error
+
+
+class UnreadableEventError(InvalidInputError):
+    """A signed event whose object lacks what its type promises: refused, kept as evidence."""
 
 
 class _Step:
@@ -327,7 +354,7 @@ def _id(value: object) -> str | None:
     return None
 
 
-class _NoPaymentIntentError(Exception):
+class _NoPaymentIntentError(NotFoundError):
     """The object names no PaymentIntent: nothing of ours to match it with."""
 
 

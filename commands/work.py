@@ -1,10 +1,16 @@
 """One attempt of one command: the aggregates it loaded and the ones it changed.
 
 A command made of several steps (a webhook event that records itself, applies a payment and
-releases the refunds that were waiting for it) loads each aggregate once through its `Work`,
-so every step sees what the earlier ones did, and the command saves `changed` in one
-transaction. `attempt` runs one step all or nothing: if the step raises, every aggregate is put
-back as it was before the step, pending events included, so a refused step leaves no half.
+releases the refunds that were waiting for it; or a batch of such events sharing a commit)
+loads each aggregate once through its `Work`, so every step sees what the earlier ones did, and
+the command saves `changed` in one transaction. `attempt` runs one step all or nothing: if the
+step raises, every aggregate it reached is put back as it was before the step, pending events
+included, so a refused step leaves no half.
+
+Steps reach aggregates through `get` (or `invoice`, `payment`, `add`): that is how `attempt`
+knows what to put back. An aggregate the step's attempt loaded from the store is simply
+forgotten on failure; one that an earlier step had already loaded is copied when the step
+first reaches it, so a long batch copies only what its steps share.
 """
 
 from __future__ import annotations
@@ -26,14 +32,30 @@ R = TypeVar("R")
 Load = Callable[[UUID], Aggregate | None]
 
 
+class StaleReadError(Exception):
+    """What this attempt read no longer hangs together (another writer committed between two of
+    its reads): the command is decided again from fresh state, as after a write conflict."""
+
+
+_ABSENT = object()  # in a backup: the aggregate was not in this work before the step
+
+
+class _Backup:
+    def __init__(self, changed: dict[UUID, None]) -> None:
+        self.changed = dict(changed)
+        self.seen: dict[UUID, object] = {}
+
+
 class Work:
     def __init__(self, load: Load) -> None:
         self._load = load
         self._seen: dict[UUID, Aggregate | None] = {}
         self._changed: dict[UUID, None] = {}  # insertion-ordered set of changed ids
+        self._backups: list[_Backup] = []  # one per attempt in progress, innermost last
 
     def get(self, aggregate_id: UUID, kind: type[T]) -> T | None:
         """The aggregate as this attempt has it (loaded once), or None if there is none of that kind."""
+        self._keep(aggregate_id)
         if aggregate_id not in self._seen:
             self._seen[aggregate_id] = self._load(aggregate_id)
         found = self._seen[aggregate_id]
@@ -53,6 +75,7 @@ class Work:
 
     def add(self, aggregate: Aggregate) -> None:
         """Mark an aggregate (new or loaded through `get`) as changed: it is saved with the rest."""
+        self._keep(aggregate.id)
         self._seen[aggregate.id] = aggregate
         self._changed[aggregate.id] = None
 
@@ -68,10 +91,27 @@ class Work:
 
     def attempt(self, step: Callable[[], R]) -> R:
         """Run `step`; if it raises, undo everything it did to this work, then re-raise."""
-        seen = deepcopy(self._seen)
-        changed = dict(self._changed)
+        backup = _Backup(self._changed)
+        self._backups.append(backup)
         try:
             return step()
         except BaseException:
-            self._seen, self._changed = seen, changed
+            self._restore(backup)
             raise
+        finally:
+            self._backups.pop()
+
+    def _keep(self, aggregate_id: UUID) -> None:
+        """Before a step first reaches an aggregate: remember it as it is, for every attempt."""
+        for backup in self._backups:
+            if aggregate_id not in backup.seen:
+                present = aggregate_id in self._seen
+                backup.seen[aggregate_id] = deepcopy(self._seen[aggregate_id]) if present else _ABSENT
+
+    def _restore(self, backup: _Backup) -> None:
+        for aggregate_id, kept in backup.seen.items():
+            if kept is _ABSENT:
+                self._seen.pop(aggregate_id, None)
+            else:
+                self._seen[aggregate_id] = kept  # type: ignore[assignment]
+        self._changed = backup.changed

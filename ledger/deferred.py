@@ -5,6 +5,11 @@ report of the payment itself (Stripe delivers in any order). Such a movement is 
 and must not be lost: it is deferred here, under the provider payment's id, and released, in
 the same transaction, when the payment succeeds. Each movement has a key (`refund:re_1`,
 `dispute-opened:dp_1`, `dispute-closed:dp_1`), so a second report of it defers nothing more.
+
+The payment's success is recorded here too (`PaymentArrived`), in the transaction that applies
+it. That is what makes a deferral and the success conflict when they are decided at the same
+moment by two writers: both write this aggregate, so one of them is retried and sees the other
+(without it, each could miss the other and leave a refund waiting for good).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from ledger.events import CopiedCheaply, SharedWhenCopied
 from ledger.validation import require_text
 
 REFUND = "refund"
@@ -32,10 +38,10 @@ def deferred_id_for(provider: str, provider_payment_id: str) -> UUID:
     return uuid5(_NAMESPACE, f"{provider}:{provider_payment_id}")
 
 
-class DeferredMovements(Aggregate):
+class DeferredMovements(CopiedCheaply, Aggregate):
     TOPIC = "deferred-movements"
 
-    class Event(Aggregate.Event):
+    class Event(SharedWhenCopied, Aggregate.Event):
         pass
 
     class Started(Event, Aggregate.Created):
@@ -60,6 +66,12 @@ class DeferredMovements(Aggregate):
                 "status": WAITING,
             }
 
+    class PaymentArrived(Event):
+        TOPIC = "deferred-movements.payment-arrived"
+
+        def apply(self, aggregate: DeferredMovements) -> None:
+            aggregate.payment_arrived = True
+
     class MovementReleased(Event):
         TOPIC = "deferred-movements.movement-released"
         key: str
@@ -74,6 +86,7 @@ class DeferredMovements(Aggregate):
         self.provider = provider
         self.provider_payment_id = provider_payment_id
         self.movements: dict[str, dict[str, Any]] = {}
+        self.payment_arrived = False
 
     @classmethod
     def start(cls, *, provider: str, provider_payment_id: str, at: datetime) -> DeferredMovements:
@@ -94,6 +107,11 @@ class DeferredMovements(Aggregate):
             return False
         self.trigger_event(self.MovementDeferred, timestamp=at, key=key, kind=kind, fields=fields, event_id=event_id)
         return True
+
+    def arrive(self, *, at: datetime) -> None:
+        """The payment succeeded: from now on its movements are applied, not deferred."""
+        if not self.payment_arrived:
+            self.trigger_event(self.PaymentArrived, timestamp=at)
 
     def waiting(self) -> list[tuple[str, dict[str, Any]]]:
         """Movements still waiting, in the order they can be applied: refunds and dispute

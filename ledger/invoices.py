@@ -40,6 +40,7 @@ from ledger.errors import (
     TooManyLinesError,
     UnknownDisputeError,
 )
+from ledger.events import CopiedCheaply, SharedWhenCopied
 from ledger.lines import Line
 from ledger.money import Money, require_minor_units
 from ledger.validation import (
@@ -87,10 +88,10 @@ def require_customer(value: object) -> dict[str, str]:
     }
 
 
-class Invoice(Aggregate):
+class Invoice(CopiedCheaply, Aggregate):
     TOPIC = "invoice"
 
-    class Event(Aggregate.Event):
+    class Event(SharedWhenCopied, Aggregate.Event):
         pass
 
     class Created(Event, Aggregate.Created):

@@ -91,6 +91,9 @@ class Line:
             tax=tax,
         )
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Line:
+        return self  # frozen, and every field is immutable: a copy may share it
+
     def as_event_fields(self) -> dict[str, object]:
         return {
             "line_id": self.line_id,

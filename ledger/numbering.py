@@ -12,6 +12,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from ledger.events import CopiedCheaply, SharedWhenCopied
+
 _SERIES_NAMESPACE = UUID("0b3c52d4-8a3f-4f0e-bb61-2b8f2f6a9c07")
 
 
@@ -19,10 +21,10 @@ def series_id(series: str) -> UUID:
     return uuid5(_SERIES_NAMESPACE, series)
 
 
-class NumberSeries(Aggregate):
+class NumberSeries(CopiedCheaply, Aggregate):
     TOPIC = "number-series"
 
-    class Event(Aggregate.Event):
+    class Event(SharedWhenCopied, Aggregate.Event):
         pass
 
     class Started(Event, Aggregate.Created):

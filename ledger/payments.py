@@ -30,6 +30,7 @@ from ledger.errors import (
     RefundExceedsCapturedError,
     UnknownDisputeError,
 )
+from ledger.events import CopiedCheaply, SharedWhenCopied
 from ledger.money import Money, require_minor_units
 from ledger.validation import require_text
 
@@ -50,10 +51,10 @@ def payment_id_for(provider: str, provider_payment_id: str) -> UUID:
     return uuid5(_PAYMENT_NAMESPACE, f"{provider}:{provider_payment_id}")
 
 
-class Payment(Aggregate):
+class Payment(CopiedCheaply, Aggregate):
     TOPIC = "payment"
 
-    class Event(Aggregate.Event):
+    class Event(SharedWhenCopied, Aggregate.Event):
         pass
 
     class Initiated(Event, Aggregate.Created):

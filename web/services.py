@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from commands.application import BillingApplication
 from commands.ports import Clock, PaymentProvider
 from commands.provider_events import WebhookVerifier
+from commands.stripe_events import StripeIngestion
 from projections.queries import Page, list_invoices
 from web.rendered import RenderedInvoices
 
@@ -37,6 +38,11 @@ class Services:
     public_url: str | None = None
     # Checks webhook deliveries (adapters/stripe/webhooks.py); None when no secret is configured.
     webhooks: WebhookVerifier | None = None
+    # Records and handles verified deliveries, several to a commit when they arrive together.
+    ingestion: StripeIngestion = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ingestion = StripeIngestion(self.app)
 
     def list_invoices(self, **filters: Any) -> Page:
         return list_invoices(self.read_models.engine, **filters)

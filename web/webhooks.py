@@ -7,6 +7,9 @@
   redelivery of a handled event is a duplicate: 200, nothing changes;
 - 503 when the store cannot commit (Stripe retries), or when no signing secret is configured.
 
+Deliveries that arrive together share one commit (commands/group_commit.py); each is answered
+only after the commit that holds it.
+
 No bearer token here: the signature is the authentication.
 """
 
@@ -18,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from commands.provider_events import WebhookRejectedError
-from commands.stripe_events import ingest
 from web.body import read_raw
 from web.problems import problem
 from web.services import Services
@@ -44,5 +46,5 @@ async def stripe_webhook(request: Request) -> Response:
         event = verifier.verify(payload, request.headers.get("stripe-signature"))
     except WebhookRejectedError as error:
         return problem(400, "Webhook rejected", str(error), slug="webhook-rejected")
-    done = await run_in_threadpool(ingest, services.app, event)
+    done = await run_in_threadpool(services.ingestion.ingest, event)
     return JSONResponse({"received": True, "duplicate": done.duplicate, "id": event.event_id, "outcome": done.outcome})

@@ -109,6 +109,7 @@ def every_provider_event() -> list[Any]:
         event_id="evt_2",
         at=T0,
     )
+    deferred.arrive(at=at(1))
     deferred.release("refund:re_1", outcome="applied", detail="", at=at(1))
     received = ProviderEvent.receive(
         provider="stripe", event=VerifiedEvent("evt_1", "refund.created", 1, False, {}, "{}"), at=T0

@@ -1,0 +1,83 @@
+"""Work.attempt: a step that raises leaves every aggregate as it was before the step."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.domain import Aggregate
+
+from commands.work import Work
+from ledger.invoices import Invoice
+from ledger.lines import Line
+from tests.unit.given import T0, at
+
+
+def _draft() -> Invoice:
+    invoice = Invoice.create_draft(invoice_id=uuid4(), customer={"email": "a@example.com"}, currency="usd", at=T0)
+    invoice.collect_events()
+    return invoice
+
+
+def _work(*aggregates: Aggregate) -> Work:
+    """A work over a store that, like the repository, hands out a fresh copy at every load."""
+    stored: dict[UUID, Aggregate] = {a.id: a for a in aggregates}
+    return Work(lambda aggregate_id: deepcopy(stored.get(aggregate_id)))
+
+
+def _line(n: int) -> Line:
+    return Line.price(line_id=f"l{n}", description="x", quantity=1, unit_amount=100 * n)
+
+
+def test_a_failed_step_puts_back_an_aggregate_an_earlier_step_changed() -> None:
+    invoice = _draft()
+    work = _work(invoice)
+    work.invoice(invoice.id).add_line(_line(1), at=at(1))
+    work.add(work.invoice(invoice.id))
+
+    def fails() -> None:
+        work.invoice(invoice.id).add_line(_line(2), at=at(2))
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        work.attempt(fails)
+    kept = work.invoice(invoice.id)
+    assert list(kept.lines) == ["l1"]
+    assert [type(e).__name__ for e in kept.pending_events] == ["LineAdded"]
+    assert [a.id for a in work.changed] == [invoice.id]
+
+
+def test_a_failed_step_forgets_what_it_loaded_and_created() -> None:
+    invoice = _draft()
+    work = _work(invoice)
+
+    def fails() -> None:
+        work.invoice(invoice.id).add_line(_line(1), at=at(1))
+        work.add(work.invoice(invoice.id))
+        work.add(_draft())
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        work.attempt(fails)
+    assert work.changed == []
+    assert work.invoice(invoice.id).lines == {}
+
+
+def test_a_step_that_succeeds_keeps_its_changes_inside_a_failed_outer_step() -> None:
+    invoice = _draft()
+    work = _work(invoice)
+
+    def inner() -> None:
+        work.invoice(invoice.id).add_line(_line(1), at=at(1))
+        work.add(work.invoice(invoice.id))
+
+    def outer() -> None:
+        work.attempt(inner)
+        assert list(work.invoice(invoice.id).lines) == ["l1"]
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        work.attempt(outer)
+    assert work.changed == []
+    assert work.invoice(invoice.id).lines == {}
