@@ -23,7 +23,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import InvoiceNotFoundError, PaymentNotFoundError
-from ledger.invoices import DELETED, Invoice
+from ledger.invoices import Invoice
 from ledger.payments import Payment
 
 T = TypeVar("T", bound=Aggregate)
@@ -63,7 +63,7 @@ class Work:
 
     def invoice(self, invoice_id: UUID) -> Invoice:
         invoice = self.get(invoice_id, Invoice)
-        if invoice is None or invoice.status == DELETED:
+        if invoice is None:  # a deleted draft is still found: its rules refuse what comes for it
             raise InvoiceNotFoundError(invoice_id)
         return invoice
 
