@@ -456,6 +456,24 @@ class BillingApplication(Application[UUID]):
             lambda work, at: movements.close_dispute(work, payment_id, dispute_id=dispute_id, won=won, at=at),
         )
 
+    def record_payout(
+        self, *, provider: str, provider_payout_id: str, amount: Money, paid: bool, code: str = "", message: str = ""
+    ) -> bool:
+        """The processor paid our balance out to the bank (or the payout failed); once per payout."""
+        return self._run_step(
+            "record_payout",
+            lambda work, at: movements.payout(
+                work,
+                provider=provider,
+                provider_payout_id=provider_payout_id,
+                amount=amount,
+                paid=paid,
+                code=code,
+                message=message,
+                at=at,
+            ),
+        )
+
     # ------------------------------------------------------------------------ provider events
 
     def ingest_provider_event(self, event: VerifiedEvent, *, provider: str, handle: Handle) -> Ingested:

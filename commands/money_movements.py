@@ -20,6 +20,7 @@ from commands.work import StaleReadError, Work
 from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND, DeferredMovements, deferred_id_for
 from ledger.errors import (
     CurrencyMismatchError,
+    InvalidAmountError,
     InvalidInputError,
     PaymentAlreadySucceededError,
     PaymentNotFoundError,
@@ -27,6 +28,7 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.payments import SUCCEEDED, Payment, payment_id_for
+from ledger.payouts import Payout, payout_id_for
 
 REFUSALS = (RuleViolationError, InvalidInputError, CurrencyMismatchError)
 
@@ -188,6 +190,28 @@ def close_dispute(
     invoice.close_dispute(dispute_id=dispute_id, won=won, at=at)
     work.touch(payment, invoice)
     return True
+
+
+def payout(
+    work: Work,
+    *,
+    provider: str,
+    provider_payout_id: str,
+    amount: Money,
+    paid: bool,
+    at: datetime,
+    code: str = "",
+    message: str = "",
+) -> bool:
+    """Record a payout paid into the bank, or failed (reversed if it had been paid), once."""
+    kept = work.get(payout_id_for(provider, provider_payout_id), Payout)
+    if kept is None:
+        kept = Payout.report(provider=provider, provider_payout_id=provider_payout_id, amount=amount, at=at)
+    elif kept.amount != amount.amount or kept.currency != amount.currency:
+        raise InvalidAmountError(f"payout {provider_payout_id} was reported as {kept.amount} {kept.currency}")
+    changed = kept.pay(at=at) if paid else kept.fail(code=code, message=message, at=at)
+    work.add(kept)
+    return changed
 
 
 def defer(

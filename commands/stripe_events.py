@@ -312,6 +312,25 @@ def _dispute_closed(step: _Step, dispute: dict[str, Any]) -> Outcome:
     )
 
 
+# ------------------------------------------------------------------------------ payouts
+
+
+def _payout(step: _Step, payout: dict[str, Any]) -> Outcome:
+    paid = step.event.event_type == "payout.paid"
+    changed = movements.payout(
+        step.work,
+        provider=PROVIDER,
+        provider_payout_id=payout["id"],
+        amount=_amount(payout),
+        paid=paid,
+        code=str(payout.get("failure_code") or ("" if paid else "payout_failed")),
+        message=str(payout.get("failure_message") or ""),
+        at=step.at,
+    )
+    what = "paid into the bank" if paid else "failed"
+    return (APPLIED, f"payout {payout['id']} {what}") if changed else (IGNORED, f"payout {payout['id']}: nothing new")
+
+
 def _summary(outcomes: list[Outcome]) -> Outcome:
     """One outcome for an event that reported several movements: applied if any was."""
     for wanted in (APPLIED, WAITING):
@@ -339,6 +358,8 @@ _HANDLERS: dict[str, Handler] = {
     "checkout.session.async_payment_succeeded": _session_completed,
     "checkout.session.async_payment_failed": _session_async_failed,
     "checkout.session.expired": _session_expired,
+    "payout.paid": _payout,
+    "payout.failed": _payout,
 }
 
 

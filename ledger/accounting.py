@@ -1,8 +1,9 @@
 """Accounting rules: a pure function from each event to balanced double-entry postings.
 
-Only Invoice events post. Every money movement is applied to exactly one invoice in the same
-transaction as the Payment event that reports it, so posting from the invoice side posts each
-movement once; the Payment aggregate's events are the provider's view and post nothing.
+Invoice events post every customer's money. Every money movement is applied to exactly one
+invoice in the same transaction as the Payment event that reports it, so posting from the
+invoice side posts each movement once; the Payment aggregate's events are the provider's view
+and post nothing. Payout events post the processor sending our balance to the bank.
 
     invoice.issued               Dr receivables total        Cr revenue subtotal, Cr tax_payable tax
     invoice.payment-applied      Dr cash (net of fee)         Cr receivables (amount - recovered)
@@ -13,6 +14,8 @@ movement once; the Payment aggregate's events are the provider's view and post n
     invoice.dispute-closed (won) Dr processor_balance         Cr disputes
     invoice.marked-uncollectible Dr bad_debt amount           Cr receivables amount
     invoice.voided               Dr revenue, Dr tax_payable   Cr receivables, Cr bad_debt
+    payout.paid                  Dr bank amount               Cr processor_balance amount
+    payout.failed (after paid)   Dr processor_balance         Cr bank (the payout reversed)
 
 Cash is `processor_balance` for provider payments and `bank` for offline ones. A lost dispute
 posts nothing more: the processor already withdrew the money when the dispute opened.
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.invoices import DISPUTE_WON, Invoice
+from ledger.payouts import Payout
 
 RECEIVABLES = "accounts_receivable"
 REVENUE = "revenue"
@@ -82,7 +86,8 @@ def _entries(currency: str, *pairs: tuple[Callable[[str, str, int], Posting], st
 
 
 def postings_for(event: object, currency: str) -> list[Posting]:
-    """The postings one event yields, in the invoice's currency; [] for events that move no money."""
+    """The postings one event yields, in the invoice's (or the payout's) currency; [] for events
+    that move no money."""
     rule = _RULES.get(type(event).__qualname__)
     return rule(event, currency) if rule else []
 
@@ -138,6 +143,14 @@ def _voided(e: Any, c: str) -> list[Posting]:
     )
 
 
+def _payout_paid(e: Any, c: str) -> list[Posting]:
+    return _entries(c, (_debit, BANK, e.amount), (_credit, PROCESSOR_BALANCE, e.amount))
+
+
+def _payout_failed(e: Any, c: str) -> list[Posting]:
+    return _entries(c, (_debit, PROCESSOR_BALANCE, e.reversed), (_credit, BANK, e.reversed))
+
+
 _RULES: dict[str, Callable[[Any, str], list[Posting]]] = {
     Invoice.Issued.__qualname__: _issued,
     Invoice.PaymentApplied.__qualname__: _payment_applied,
@@ -147,6 +160,8 @@ _RULES: dict[str, Callable[[Any, str], list[Posting]]] = {
     Invoice.DisputeClosed.__qualname__: _dispute_closed,
     Invoice.MarkedUncollectible.__qualname__: _marked_uncollectible,
     Invoice.Voided.__qualname__: _voided,
+    Payout.Paid.__qualname__: _payout_paid,
+    Payout.Failed.__qualname__: _payout_failed,
 }
 
 

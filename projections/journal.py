@@ -2,6 +2,7 @@
 
 A posting needs the event and its invoice's currency, nothing else of the invoice: the journal
 keeps each invoice's currency (fixed when the draft is created) instead of folding invoices.
+Payout events carry their currency; their postings name the payout instead of an invoice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, Table
 
 from ledger.accounting import postings_for
 from ledger.invoices import Invoice
+from ledger.payouts import Payout
 from projections.bulk import insert_rows
 from projections.invoice_states import LoadInvoice
 from projections.tables import journal
@@ -37,15 +39,18 @@ class JournalProjection:
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         rows: list[dict[str, Any]] = []
         for position, event in batch:
-            if not isinstance(event, Invoice.Event):
+            if isinstance(event, Invoice.Event):
+                currency, source = self._currency(event), {"invoice_id": str(event.originator_id), "payout_id": None}
+            elif isinstance(event, Payout.Paid | Payout.Failed):
+                currency, source = event.currency, {"invoice_id": None, "payout_id": str(event.originator_id)}
+            else:
                 continue
-            currency = self._currency(event)
             for line, posting in enumerate(postings_for(event, currency)):
                 rows.append(
                     {
                         "position": position,
                         "line": line,
-                        "invoice_id": str(event.originator_id),
+                        **source,
                         "event_topic": getattr(type(event), "TOPIC", type(event).__name__),
                         "event_version": event.originator_version,
                         "occurred_at": event.timestamp,

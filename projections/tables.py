@@ -54,7 +54,7 @@ journal = Table(
     metadata,
     Column("position", BigInteger, primary_key=True),  # the source event's notification id
     Column("line", Integer, primary_key=True),  # the posting's place among that event's postings
-    Column("invoice_id", String(36), nullable=False, index=True),
+    Column("invoice_id", String(36), index=True),  # the invoice whose event posted; None for a payout's
     Column("event_topic", String(64), nullable=False),
     Column("event_version", Integer, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False, index=True),
@@ -62,6 +62,7 @@ journal = Table(
     Column("currency", String(3), nullable=False),
     Column("debit", BigInteger, nullable=False),
     Column("credit", BigInteger, nullable=False),
+    Column("payout_id", String(36), index=True),  # the payout whose event posted (revision 0002)
 )
 
 payments = Table(

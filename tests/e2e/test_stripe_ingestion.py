@@ -16,6 +16,7 @@ from commands.provider_events import VerifiedEvent
 from ledger.errors import PaymentNotFoundError
 from ledger.money import Money
 from ledger.payments import payment_id_for
+from ledger.payouts import payout_id_for
 from tests.e2e.conftest import WEBHOOK_SECRET, Api
 from tests.stripe_payloads import event_payload
 
@@ -368,3 +369,17 @@ def test_a_refused_event_leaves_nothing_but_its_own_record(stripe_: Stripe) -> N
     assert (invoice.amount_paid, invoice.amount_refunded, invoice.version) == (0, 0, 4)  # created, 2 lines, issued
     with pytest.raises(PaymentNotFoundError):
         stripe_.app.payment(payment_id_for("stripe", PI))
+
+
+def test_payouts_move_the_processor_balance_to_the_bank_once_and_back_when_they_fail(stripe_: Stripe) -> None:
+    payout = {"id": "po_3QWeekly", "amount": 50_000, "currency": "usd", "status": "paid"}
+    assert stripe_.deliver("payout.paid", "payout", **payout)["outcome"] == "applied"
+    assert stripe_.deliver("payout.paid", "payout", **payout)["outcome"] == "ignored"  # another event, same payout
+    kept = stripe_.app.repository.get(payout_id_for("stripe", "po_3QWeekly"))
+    assert (kept.status, kept.amount) == ("paid", 50_000)
+    failed = {**payout, "status": "failed", "failure_code": "account_closed", "failure_message": "closed"}
+    assert stripe_.deliver("payout.failed", "payout", **failed)["outcome"] == "applied"
+    kept = stripe_.app.repository.get(payout_id_for("stripe", "po_3QWeekly"))
+    assert (kept.status, kept.failure) == ("failed", {"code": "account_closed", "message": "closed"})
+    other = {**payout, "amount": 1}
+    assert stripe_.deliver("payout.failed", "payout", **other)["outcome"] == "refused"  # not the amount on record

@@ -6,10 +6,12 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -235,3 +237,28 @@ def test_an_upgrade_waits_for_the_schema_lock(engine: Engine) -> None:
 
     assert done.is_set()
     assert _versions(engine) == [head_revision()]
+
+
+def test_a_journal_at_revision_0001_keeps_its_postings_and_gains_payouts(engine: Engine) -> None:
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        conn.execute(
+            text(
+                "INSERT INTO journal_postings (position, line, invoice_id, event_topic, event_version, occurred_at,"
+                " account, currency, debit, credit) VALUES (1, 0, 'inv', 'invoice.issued', 2, :at, 'revenue', 'usd',"
+                " 0, 100)"
+            ),
+            {"at": datetime(2026, 3, 2, tzinfo=UTC)},
+        )
+    upgrade(engine)
+    assert _versions(engine) == ["0002"]
+    with engine.begin() as conn:
+        kept = conn.execute(text("SELECT invoice_id, payout_id, credit FROM journal_postings")).all()
+        conn.execute(
+            text(
+                "INSERT INTO journal_postings (position, line, payout_id, event_topic, event_version, occurred_at,"
+                " account, currency, debit, credit) VALUES (2, 0, 'po', 'payout.paid', 2, :at, 'bank', 'usd', 100, 0)"
+            ),
+            {"at": datetime(2026, 3, 2, tzinfo=UTC)},
+        )
+    assert [tuple(row) for row in kept] == [("inv", None, 100)]

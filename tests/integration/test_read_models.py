@@ -94,6 +94,23 @@ def test_the_trial_balance_sums_to_zero_per_currency(
     assert usd["refunds"] == 4_000
 
 
+def test_payouts_post_from_the_processor_balance_to_the_bank_and_back_when_they_fail(
+    app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
+) -> None:
+    _scenario(app, clock)
+    runner.catch_up()
+    before = {(r.currency, r.account): r.balance for r in trial_balance(engine)}
+    assert app.record_payout(provider="stripe", provider_payout_id="po_1", amount=Money(10_000, "usd"), paid=True)
+    assert app.record_payout(provider="stripe", provider_payout_id="po_2", amount=Money(3_000, "usd"), paid=True)
+    assert app.record_payout(provider="stripe", provider_payout_id="po_2", amount=Money(3_000, "usd"), paid=False)
+    assert not app.record_payout(provider="stripe", provider_payout_id="po_1", amount=Money(10_000, "usd"), paid=True)
+    runner.catch_up()
+    after = {(r.currency, r.account): r.balance for r in trial_balance(engine)}
+    assert after[("usd", "bank")] - before.get(("usd", "bank"), 0) == 10_000
+    assert after[("usd", "processor_balance")] - before[("usd", "processor_balance")] == -10_000
+    assert sum(balance for (currency, _), balance in after.items() if currency == "usd") == 0
+
+
 def test_each_event_is_applied_once_however_often_the_runner_runs(
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:

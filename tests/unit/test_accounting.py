@@ -411,3 +411,35 @@ def test_postings_for_something_that_is_not_an_event_is_empty() -> None:
 def test_a_postings_signed_amount_is_debit_minus_credit() -> None:
     assert dr(BANK, 5).signed == 5
     assert cr(BANK, 5).signed == -5
+
+
+def _payout(amount: int = 5_000) -> Any:
+    from ledger.payouts import Payout
+
+    return Payout.report(provider="stripe", provider_payout_id="po_1", amount=Money(amount, "eur"), at=T0)
+
+
+def test_a_paid_payout_moves_the_processor_balance_to_the_bank() -> None:
+    payout = _payout()
+    payout.pay(at=at(1))
+    [_, paid] = drain(payout)
+    assert postings_for(paid, "eur") == [
+        Posting(BANK, "eur", 5_000, 0),
+        Posting(PROCESSOR_BALANCE, "eur", 0, 5_000),
+    ]
+
+
+def test_a_payout_failing_after_it_was_paid_is_reversed_and_one_failing_before_posts_nothing() -> None:
+    paid_first = _payout()
+    paid_first.pay(at=at(1))
+    paid_first.fail(code="account_closed", message="", at=at(2))
+    [_, _, reversed_] = drain(paid_first)
+    assert postings_for(reversed_, "eur") == [
+        Posting(PROCESSOR_BALANCE, "eur", 5_000, 0),
+        Posting(BANK, "eur", 0, 5_000),
+    ]
+    never_paid = _payout()
+    never_paid.fail(code="account_closed", message="", at=at(1))
+    [_, failed] = drain(never_paid)
+    assert postings_for(failed, "eur") == []
+    assert never_paid.pay(at=at(2)) is False  # a late "paid" after the failure changes nothing

@@ -17,9 +17,10 @@ from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries
 from ledger.payments import Payment
+from ledger.payouts import Payout
 from tests.unit.given import T0, at, drain
 
-AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries, DeferredMovements, ProviderEvent]
+AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries, DeferredMovements, ProviderEvent, Payout]
 LIBRARY_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
@@ -116,7 +117,10 @@ def every_provider_event() -> list[Any]:
     )
     received.handled(outcome="waiting", detail="for pi_1", at=T0)
     received.handled(outcome="applied", detail="", at=at(1))
-    return drain(deferred) + drain(received)
+    payout = Payout.report(provider="stripe", provider_payout_id="po_1", amount=Money(1000, "usd"), at=T0)
+    payout.pay(at=at(1))
+    payout.fail(code="account_closed", message="The bank account was closed", at=at(2))
+    return drain(deferred) + drain(received) + drain(payout)
 
 
 def non_json_values(value: Any, path: str) -> list[str]:
