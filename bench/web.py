@@ -80,7 +80,8 @@ def _say(backend: str, what: str) -> None:
 
 
 def trivial_app() -> Any:
-    """The ceiling (a uvicorn factory): one GET route returning a small JSON object."""
+    """The ceiling (a uvicorn factory): one GET route returning a small JSON object (and, for
+    bench.webhooks, a POST route that reads the body and answers likewise)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -89,7 +90,13 @@ def trivial_app() -> Any:
     async def ping(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route(TRIVIAL_PATH, ping, methods=["GET"])])
+    async def webhook(request: Request) -> Response:  # bench.webhooks' ceiling: the body read, nothing checked
+        await request.body()
+        return JSONResponse({"received": True, "duplicate": False, "id": None, "outcome": "ignored"})
+
+    return Starlette(
+        routes=[Route(TRIVIAL_PATH, ping, methods=["GET"]), Route("/webhooks/stripe", webhook, methods=["POST"])]
+    )
 
 
 # ------------------------------------------------------------------------------ the servers
