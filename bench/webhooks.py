@@ -57,7 +57,8 @@ from bench.ceiling import RawJob, create_table, raw_inserts
 from bench.procs import Gate, Measured, Outcome, run_workers
 from bench.report import fmt, table
 from bench.web import CLIENTS, CONNECTIONS, TOKEN, TRIVIAL_PATH, Drive, Server, WebRow, _pct, drive, served
-from bench.workloads import Job, create_and_issue, make_app
+from bench.workloads import CUSTOMER, LINES
+from commands.application import BillingApplication
 
 SECRET = "whsec_bench_0123456789abcdefghijklmnop"
 PATH = "/webhooks/stripe"
@@ -340,19 +341,41 @@ class WebhookReport:
     profiles: list[Timers] = field(default_factory=list)
 
 
-def _open_invoices(url: str, count: int) -> list[str]:
-    """`count` invoices created and issued through the application, in a worker process."""
-    outcome = run_workers(create_and_issue, [Job(url, count)])
-    ids: list[str] = outcome.workers[0].extra["invoice_ids"]
-    return ids
+def ledger_app(url: str) -> BillingApplication:
+    """The application as the server builds it (adapters.bootstrap). Not bench.workloads'
+    CountingApplication: on PostgreSQL the library names the tables after the application's
+    class, so a subclass would read and write a store of its own, not the server's."""
+    from adapters.bootstrap import bootstrap
+    from adapters.settings import Settings
+
+    return bootstrap(Settings(database_url=url))
 
 
-def _amount_due(url: str, invoice_id: str) -> int:
-    app = make_app(url)
-    try:
-        return int(app.invoice(UUID(invoice_id)).amount_due)
-    finally:
-        app.close()
+@dataclass(frozen=True)
+class _Create:
+    url: str
+    count: int
+
+
+def _create_and_issue(job: _Create, gate: Gate) -> Measured:
+    app = ledger_app(job.url)
+    gate.ready()
+    began = time.monotonic()
+    ids = []
+    for _ in range(job.count):
+        invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+        app.issue(invoice_id)
+        ids.append(str(invoice_id))
+    amount = int(app.invoice(UUID(ids[0])).amount_due) if ids else 0
+    app.close()
+    return Measured(job.count, began, time.monotonic(), extra={"invoice_ids": ids, "amount_due": amount})
+
+
+def _open_invoices(url: str, count: int) -> tuple[list[str], int]:
+    """`count` invoices created and issued through the application, in a worker process, and
+    what each one is due (all alike)."""
+    worker = run_workers(_create_and_issue, [_Create(url, count)]).workers[0]
+    return list(worker.extra["invoice_ids"]), int(worker.extra["amount_due"])
 
 
 def _call(port: int, method: str, path: str) -> bytes:
@@ -422,13 +445,12 @@ def _run(backend: str, url: str, plan: WebhookPlan, profile: bool, log: Path) ->
     report = WebhookReport(backend)
     database = (urlsplit(url).port or 5432) if backend == "postgres" else 0
     raw_target = url if backend == "postgres" else url.removeprefix("sqlite:///")
-    make_app(url).close()  # the event store's tables
+    ledger_app(url).close()  # the event store's tables
     create_table(backend, raw_target)
     _say(backend, "raw INSERT ceiling, 1 writer")
     report.ceiling = run_workers(raw_inserts, [RawJob(backend, raw_target, plan.raw_ops)]).rate
     _say(backend, f"creating and issuing {plan.invoices:,} invoices")
-    first = _open_invoices(url, plan.invoices)
-    amount = _amount_due(url, first[0])
+    first, amount = _open_invoices(url, plan.invoices)
     env = {"LEDGER_DATABASE_URL": url, "LEDGER_API_TOKEN": TOKEN, "STRIPE_WEBHOOK_SECRET": SECRET}
     pools: dict[str, list[str]] = {"m": first}
     rows: list[WebhookRow] = []
@@ -453,7 +475,7 @@ def _run(backend: str, url: str, plan: WebhookPlan, profile: bool, log: Path) ->
                 continue
             tag = f"h{n}"
             _say(backend, f"creating and issuing {_needed(rate, plan):,} invoices")
-            pools[tag] = _open_invoices(url, _needed(rate, plan))
+            pools[tag] = _open_invoices(url, _needed(rate, plan))[0]
             _catch_up(server.port)
             _say(backend, f"open loop at {rate:,.0f}/s ({label}), {plan.seconds:g} s")
             invoices = stream(pools[tag], amount, tag)
@@ -491,7 +513,7 @@ def verify(url: str, pools: dict[str, list[str]], amount: int, rows: list[Webhoo
             if outcome != KINDS[kind]:
                 check.outcomes[f"{kind} -> {outcome}"] += 1
     check.acknowledged = len(acknowledged)
-    app = make_app(url)
+    app = ledger_app(url)
     try:
         position = 0
         while records := app.records_after(position, 1_000):
@@ -638,7 +660,7 @@ def profile_runs(
                 backend,
                 f"instrumented server, {clients} x {connections} connection(s): {plan.profile_invoices} invoices",
             )
-            ids = _open_invoices(url, plan.profile_invoices)
+            ids = _open_invoices(url, plan.profile_invoices)[0]
             _catch_up(server.port)
             _call(server.port, "DELETE", TIMERS_PATH)
             began, cpu = time.perf_counter(), _server_cpu(server.pid)
