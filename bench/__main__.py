@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile] [--only write|read-models|web]
-[--events N]`."""
+"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
+[--only write|read-models|web|webhooks] [--events N]`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ from bench.web import FULL as WEB_FULL
 from bench.web import QUICK as WEB_QUICK
 from bench.web import WebPlan, WebReport, run_web
 from bench.web import render as render_web
+from bench.webhooks import FULL as WEBHOOKS_FULL
+from bench.webhooks import QUICK as WEBHOOKS_QUICK
+from bench.webhooks import WebhookPlan, WebhookReport, run_webhooks
+from bench.webhooks import render as render_webhooks
 
 
 def _sqlite(plan: Plan, directory: Path, profile: bool) -> tuple[BackendReport, str]:
@@ -33,13 +37,14 @@ def _sqlite(plan: Plan, directory: Path, profile: bool) -> tuple[BackendReport, 
 
 
 def _postgres(
-    plan: Plan | None, profile: bool, read_model_events: int, web: WebPlan | None
-) -> tuple[BackendReport | None, str, str, ReadModelsReport | None, WebReport | None]:
+    plan: Plan | None, profile: bool, read_model_events: int, web: WebPlan | None, webhooks: WebhookPlan | None
+) -> tuple[BackendReport | None, str, str, ReadModelsReport | None, WebReport | None, WebhookReport | None]:
     from tests.pg_cluster import running_cluster  # the test helper: initdb + pg_ctl on a free port
 
     report: BackendReport | None = None
     read_models: ReadModelsReport | None = None
     web_report: WebReport | None = None
+    webhooks_report: WebhookReport | None = None
     extra = ""
     with running_cluster() as cluster:
         with cluster.database() as url:
@@ -56,16 +61,26 @@ def _postgres(
         if web is not None:
             with cluster.database() as url:
                 web_report = run_web("postgres", url, web)
-    return report, extra, version, read_models, web_report
+        if webhooks is not None:
+            with cluster.database() as url:
+                webhooks_report = run_webhooks("postgres", url, webhooks)
+    return report, extra, version, read_models, web_report, webhooks_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer operations: a smoke run")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
-    parser.add_argument("--profile", action="store_true", help="also cProfile single-writer commands")
     parser.add_argument(
-        "--only", choices=["write", "read-models", "web"], default=None, help="run one part only (default: all)"
+        "--profile",
+        action="store_true",
+        help="also cProfile single-writer commands; with webhooks, time a webhook's steps on SQLite",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["write", "read-models", "web", "webhooks"],
+        default=None,
+        help="run one part only (default: all)",
     )
     parser.add_argument(
         "--events",
@@ -80,10 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only in (None, "read-models"):
         read_model_events = args.events or (DEFAULT_EVENTS // 10 if args.quick else DEFAULT_EVENTS)
     web = (WEB_QUICK if args.quick else WEB_FULL) if args.only in (None, "web") else None
+    webhooks = (WEBHOOKS_QUICK if args.quick else WEBHOOKS_FULL) if args.only in (None, "webhooks") else None
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
     web_reports: list[WebReport] = []
+    webhook_reports: list[WebhookReport] = []
     extras: list[str] = []
     pg_version: str | None = None
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as directory:
@@ -98,9 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if web is not None:
                 url = f"sqlite:///{Path(directory) / 'web.sqlite3'}"
                 web_reports.append(run_web("sqlite", url, web))
+            if webhooks is not None:
+                url = f"sqlite:///{Path(directory) / 'webhooks.sqlite3'}"
+                webhook_reports.append(run_webhooks("sqlite", url, webhooks, args.profile))
     if args.backend in ("postgres", "all"):
-        pg_report, extra, pg_version, pg_read_models, pg_web = _postgres(
-            plan if writes else None, args.profile, read_model_events, web
+        pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
+            plan if writes else None, args.profile, read_model_events, web, webhooks
         )
         if pg_report is not None:
             reports.append(pg_report)
@@ -109,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             read_models.append(pg_read_models)
         if pg_web is not None:
             web_reports.append(pg_web)
+        if pg_webhooks is not None:
+            webhook_reports.append(pg_webhooks)
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -129,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if web is not None and web_reports:
         print()
         print(render_web(web_reports, web))
+    if webhooks is not None and webhook_reports:
+        print()
+        print(render_webhooks(webhook_reports, webhooks))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -80,7 +80,8 @@ def _say(backend: str, what: str) -> None:
 
 
 def trivial_app() -> Any:
-    """The ceiling (a uvicorn factory): one GET route returning a small JSON object."""
+    """The ceiling (a uvicorn factory): one GET route returning a small JSON object (and, for
+    bench.webhooks, a POST route that reads the body and answers likewise)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -89,7 +90,13 @@ def trivial_app() -> Any:
     async def ping(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route(TRIVIAL_PATH, ping, methods=["GET"])])
+    async def webhook(request: Request) -> Response:  # bench.webhooks' ceiling: the body read, nothing checked
+        await request.body()
+        return JSONResponse({"received": True, "duplicate": False, "id": None, "outcome": "ignored"})
+
+    return Starlette(
+        routes=[Route(TRIVIAL_PATH, ping, methods=["GET"]), Route("/webhooks/stripe", webhook, methods=["POST"])]
+    )
 
 
 # ------------------------------------------------------------------------------ the servers
@@ -308,16 +315,17 @@ def _framed(buffer: bytearray) -> tuple[int, int] | None:
 @dataclass
 class _Connection:
     sock: socket.socket
+    slot: int  # which of the client's connections: a source may tie requests to it
     buffer: bytearray = field(default_factory=bytearray)
-    sent_at: float = 0.0
+    sent_at: float = 0.0  # closed loop: when sent; open loop: when it was due
     waiting: bool = False
 
 
-def _connect(port: int, selector: selectors.BaseSelector) -> _Connection:
+def _connect(port: int, selector: selectors.BaseSelector, slot: int) -> _Connection:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
-    connection = _Connection(sock)
+    connection = _Connection(sock, slot)
     selector.register(sock, selectors.EVENT_READ, connection)
     return connection
 
@@ -330,60 +338,153 @@ def _receive(sock: socket.socket) -> bytes:
         return b""
 
 
-def load(job: LoadJob, gate: Gate) -> Measured:
-    """One client process: `job.connections` keep-alive connections, each with one request in flight."""
-    next_request = _request_source(job)
-    ok_status = 201 if job.case == "create-invoice" else 200
-    selector = selectors.DefaultSelector()
-    connections = [_connect(job.port, selector) for _ in range(job.connections)]
+class Source(Protocol):
+    """What a client sends, and hears back (bench.webhooks ties requests to connections)."""
 
-    def send(connection: _Connection) -> None:
-        request = next_request()
-        connection.sent_at = clock()
+    def request(self, slot: int) -> bytes | None:
+        """The next request's bytes for connection `slot`; None: nothing left to send."""
+        ...
+
+    def answered(self, slot: int, status: int, response: bytes) -> None:
+        """The response (head and body; b"" and status 0 when the connection dropped) to the
+        request last sent on `slot`, in the window or not."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """A source of interchangeable requests (the API cases): no memory of what was answered."""
+
+    next_request: Callable[[], bytes]
+
+    def request(self, slot: int) -> bytes | None:
+        return self.next_request()
+
+    def answered(self, slot: int, status: int, response: bytes) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Drive:
+    """How one client process loads a server (see `drive`)."""
+
+    port: int
+    server_pid: int
+    index: int
+    connections: int
+    warmup: float
+    seconds: float
+    ok_status: int = 200
+    database_port: int = 0  # the PostgreSQL cluster's, for its CPU time; 0 with SQLite
+    rate: float = 0.0  # > 0: open loop, this client offers `rate` requests/s; 0: closed loop
+    phase: float = 0.0  # open loop: the first request is due `phase / rate` s after the start
+
+
+def load(job: LoadJob, gate: Gate) -> Measured:
+    """One client process of the API cases: closed loop over `job.connections` connections."""
+    ok_status = 201 if job.case == "create-invoice" else 200
+    how = Drive(
+        job.port, job.server_pid, job.index, job.connections, job.warmup, job.seconds, ok_status, job.database_port
+    )
+    return drive(how, _Fixed(_request_source(job)), gate)
+
+
+def drive(how: Drive, source: Source, gate: Gate) -> Measured:
+    """`how.connections` keep-alive connections, each with at most one request in flight.
+
+    Closed loop (`how.rate` 0): a connection sends its next request as soon as the last one is
+    answered. Open loop: requests fall due every 1/rate s whether or not the server keeps up;
+    a due request goes out on an idle connection, or waits for one, and its latency runs from
+    when it was due (so a server that falls behind shows it in p99, not in a slower offer). The
+    window ends early when the source has nothing left (the figures cover the shorter window).
+    """
+    selector = selectors.DefaultSelector()
+    connections = [_connect(how.port, selector, slot) for slot in range(how.connections)]
+    idle: list[_Connection] = []
+    interval = 1.0 / how.rate if how.rate else 0.0
+
+    def send(connection: _Connection, due: float) -> bool:
+        request = source.request(connection.slot)
+        if request is None:
+            return False
+        connection.sent_at = due if interval else clock()
         connection.sock.sendall(request)  # small requests: the socket buffer takes them whole
         connection.waiting = True
+        return True
 
     latencies = array("d")
+    lags = array("d")  # open loop: how late each request in the window went out (no idle connection)
     statuses: Counter[int] = Counter()
     gate.ready()
-    window_start = clock() + job.warmup
-    window_end = window_start + job.seconds
+    began = clock()
+    window_start = began + how.warmup
+    window_end = window_start + how.seconds
+    due = began + how.phase * interval
     before: tuple[float, float, dict[int, float], tuple[float, float]] | None = None
-    for connection in connections:
-        send(connection)
+    drained = False  # the source has nothing left
+    if interval:
+        idle.extend(connections)
+    else:
+        for connection in connections:
+            drained = drained or not send(connection, 0.0)
     while True:
         now = clock()
         if before is None and now >= window_start:
-            before = (_own_cpu(), _process_cpu(job.server_pid), _database_cpu(job.database_port), _machine_cpu())
+            before = (_own_cpu(), _process_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
         if now >= window_end:
             break
-        for key, _ in selector.select((window_start if before is None else window_end) - now):
+        while interval and idle and due <= now and not drained:
+            connection = idle.pop()
+            if not send(connection, due):
+                drained = True
+                break
+            if window_start <= now:
+                lags.append(now - due)
+            due += interval
+        if drained and not any(c.waiting for c in connections):
+            window_end = now  # nothing left to send: the window ends here
+            break
+        timeout = (window_start if before is None else window_end) - now
+        if interval and idle and not drained:
+            timeout = min(timeout, due - now)
+        for key, _ in selector.select(max(0.0, timeout)):
             connection = key.data
             data = _receive(connection.sock)
-            if not data:  # closed by the server: counted as status 0, and replaced
-                if window_start <= clock() <= window_end:
-                    statuses[0] += 1
+            if not data:  # closed by the server: counted as status 0 if a request was lost, and replaced
+                if connection.waiting:
+                    if window_start <= clock() <= window_end:
+                        statuses[0] += 1
+                    source.answered(connection.slot, 0, b"")
+                elif connection in idle:
+                    idle.remove(connection)
                 selector.unregister(connection.sock)
                 connection.sock.close()
-                connection = connections[connections.index(connection)] = _connect(job.port, selector)
-                send(connection)
-                continue
-            connection.buffer += data
-            framed = _framed(connection.buffer)
-            if framed is None:
-                continue
-            done = clock()
-            status, length = framed
-            del connection.buffer[:length]
-            connection.waiting = False
-            if window_start <= done <= window_end:
-                latencies.append(done - connection.sent_at)
-                statuses[status] += 1
-            send(connection)
+                slot = connection.slot
+                connection = connections[slot] = _connect(how.port, selector, slot)
+            else:
+                connection.buffer += data
+                framed = _framed(connection.buffer)
+                if framed is None:
+                    continue
+                done = clock()
+                status, length = framed
+                response = bytes(connection.buffer[:length])
+                del connection.buffer[:length]
+                connection.waiting = False
+                if window_start <= done <= window_end:
+                    latencies.append(done - connection.sent_at)
+                    statuses[status] += 1
+                source.answered(connection.slot, status, response)
+            if interval:
+                idle.append(connection)
+            elif not drained:
+                drained = not send(connection, 0.0)
+    if before is None:  # the source ran dry before the window opened
+        before = (_own_cpu(), _process_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
+        window_start = window_end
     stalled = sum(1 for c in connections if c.waiting and c.sent_at < window_start)
-    after = (_own_cpu(), _process_cpu(job.server_pid), _database_cpu(job.database_port), _machine_cpu())
-    assert before is not None
-    _drain(selector, connections)
+    after = (_own_cpu(), _process_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
+    _drain(selector, connections, source)
     for connection in connections:
         connection.sock.close()
     selector.close()
@@ -393,10 +494,12 @@ def load(job: LoadJob, gate: Gate) -> Measured:
         finished=window_end,
         extra={
             "latencies": latencies.tolist(),
+            "lags": lags.tolist(),
             "statuses": dict(statuses),
-            "ok_status": ok_status,
-            "index": job.index,
+            "ok_status": how.ok_status,
+            "index": how.index,
             "stalled": stalled,
+            "drained": drained,
             "client_cpu": after[0] - before[0],
             "server_cpu": after[1] - before[1],
             "database_cpu": _delta(before[2], after[2]),
@@ -406,7 +509,7 @@ def load(job: LoadJob, gate: Gate) -> Measured:
     )
 
 
-def _drain(selector: selectors.BaseSelector, connections: list[_Connection]) -> None:
+def _drain(selector: selectors.BaseSelector, connections: list[_Connection], source: Source) -> None:
     """Wait for the requests still in flight (uncounted), so none is cut off half-way."""
     deadline = clock() + STOP_SECONDS
     while any(c.waiting for c in connections) and clock() < deadline:
@@ -415,11 +518,13 @@ def _drain(selector: selectors.BaseSelector, connections: list[_Connection]) -> 
             data = _receive(connection.sock)
             if not data:
                 connection.waiting = False
+                source.answered(connection.slot, 0, b"")
                 selector.unregister(connection.sock)
                 continue
             connection.buffer += data
             framed = _framed(connection.buffer)
             if framed is not None:
+                source.answered(connection.slot, framed[0], bytes(connection.buffer[: framed[1]]))
                 del connection.buffer[: framed[1]]
                 connection.waiting = False
 
