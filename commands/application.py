@@ -28,6 +28,7 @@ from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
 from commands.provider_events import ProviderEvent, VerifiedEvent, provider_event_id
+from commands.usage import UsageCommands
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
     CurrencyMismatchError,
@@ -59,8 +60,8 @@ BACKOFF_BASE_SECONDS = 0.001
 BACKOFF_CAP_SECONDS = 0.05
 
 
-class BillingApplication(Application[UUID]):
-    """Invoices and payments. Construct through adapters.bootstrap, which picks the store."""
+class BillingApplication(UsageCommands, Application[UUID]):
+    """Invoices, payments and usage (commands/usage.py). Construct through adapters.bootstrap, which picks the store."""
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
 
