@@ -89,9 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     project.set_defaults(run=_project)
 
     usage = commands.add_parser("usage", help="usage-based billing").add_subparsers(required=True, metavar="ACTION")
-    usage_report = usage.add_parser(
-        "report", help="report Stripe-billed customers' usage to Stripe's meters"
-    )
+    usage_report = usage.add_parser("report", help="report Stripe-billed customers' usage to Stripe's meters")
     usage_report.add_argument("--follow", action="store_true", help="keep reporting new usage until interrupted")
     usage_report.add_argument("--poll-seconds", type=float, default=1.0, help="seconds between looks (default 1)")
     usage_report.set_defaults(run=_usage_report)
