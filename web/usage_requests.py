@@ -21,6 +21,7 @@ from ledger.invoices import require_customer
 from ledger.meters import AGGREGATIONS, require_key, require_meter
 from ledger.periods import require_anchor_day, require_timezone
 from ledger.pricing import MODELS, require_terms
+from ledger.usage_records import read_records
 from web.requests import Errors, FloatNumber, RequestInvalidError, moment
 
 MAX_RECORDS_PER_REQUEST = 1_000
@@ -73,10 +74,10 @@ class NewMeter:
 def new_meter(body: object) -> NewMeter:
     errors = Errors()
     fields = _fields(body, METER_FIELDS, ["key", "name", "aggregation"], errors)
-    if not _no_fractions(dict(fields), "", errors) or errors.found:
-        errors.raise_if_any()
+    _no_fractions(dict(fields), "", errors)
     for name in ("key", "name", "aggregation", "event_name"):
-        errors.check(name, partial(_meter_field, fields, name))
+        if name in fields:
+            errors.check(name, partial(_meter_field, fields, name))
     errors.raise_if_any()
     return NewMeter(fields["key"], fields["name"], fields["aggregation"], fields.get("event_name"))
 
@@ -202,5 +203,9 @@ def usage_records(body: object) -> list[object]:
                     errors.add(
                         f"records[{index}].{name}", 'must be an integer or a string such as "1.5", not a JSON fraction'
                     )
+    if errors.found:  # name the records' other errors too, as the command would
+        named = {error["field"] for error in errors.found}
+        _, others = read_records(records)
+        errors.found.extend(error for error in others if error["field"] not in named)
     errors.raise_if_any()
     return records
