@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile] [--only write|read-models|web]
+"""`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile] [--only write|read-models|web|usage]
 [--events N]`."""
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
 from bench.suite import FULL, QUICK, Backend, BackendReport, Plan, run_backend
+from bench.usage import FULL as USAGE_FULL
+from bench.usage import QUICK as USAGE_QUICK
+from bench.usage import UsagePlan, UsageRow, run_usage
+from bench.usage import render as render_usage
 from bench.web import FULL as WEB_FULL
 from bench.web import QUICK as WEB_QUICK
 from bench.web import WebPlan, WebReport, run_web
@@ -59,13 +63,23 @@ def _postgres(
     return report, extra, version, read_models, web_report
 
 
+def _postgres_usage(plan: UsagePlan) -> UsageRow:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_usage("postgres", url, plan)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer operations: a smoke run")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--profile", action="store_true", help="also cProfile single-writer commands")
     parser.add_argument(
-        "--only", choices=["write", "read-models", "web"], default=None, help="run one part only (default: all)"
+        "--only",
+        choices=["write", "read-models", "web", "usage"],
+        default=None,
+        help="run one part only (default: all)",
     )
     parser.add_argument(
         "--events",
@@ -80,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only in (None, "read-models"):
         read_model_events = args.events or (DEFAULT_EVENTS // 10 if args.quick else DEFAULT_EVENTS)
     web = (WEB_QUICK if args.quick else WEB_FULL) if args.only in (None, "web") else None
+    usage = (USAGE_QUICK if args.quick else USAGE_FULL) if args.only in (None, "usage") else None
+    usage_rows: list[UsageRow] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -98,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if web is not None:
                 url = f"sqlite:///{Path(directory) / 'web.sqlite3'}"
                 web_reports.append(run_web("sqlite", url, web))
+            if usage is not None:
+                usage_rows.append(run_usage("sqlite", f"sqlite:///{Path(directory) / 'usage.sqlite3'}", usage))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web = _postgres(
             plan if writes else None, args.profile, read_model_events, web
@@ -109,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             read_models.append(pg_read_models)
         if pg_web is not None:
             web_reports.append(pg_web)
+        if usage is not None:
+            usage_rows.append(_postgres_usage(usage))
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -129,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if web is not None and web_reports:
         print()
         print(render_web(web_reports, web))
+    if usage_rows:
+        print()
+        print(render_usage(usage_rows))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

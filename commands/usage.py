@@ -11,6 +11,7 @@ duplicates. Two writers sending the same identifier at once therefore store it o
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,13 @@ class PeriodClosed:
 
 class UsageCommands:
     """The usage half of BillingApplication (which provides `_execute` and `_get_or_none`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Batches for one customer written by two threads of this process would only collide on
+        # the customer's version and redo the loser's work; taking turns here costs nothing
+        # (the store has one writer at a time anyway). Other processes still collide and retry.
+        self._usage_writes = threading.Lock()
 
     if TYPE_CHECKING:
         recorder: ApplicationRecorder
@@ -196,13 +204,17 @@ class UsageCommands:
         new, errors = read_records(records)
         if errors:
             raise InvalidUsageBatchError(errors)
-        attempts = 0
+        loaded: dict[str, int] = {}  # the customers' versions the previous attempt decided on
 
         def decide(at: datetime) -> Decision:
-            nonlocal attempts
-            attempts += 1
             customers = self._customers_taking(new, at)
-            duplicates, fresh = self._fresh(new, look_up=attempts > 1)
+            versions = {key: customer.version for key, customer in customers.items()}
+            # The previous attempt collided. If no customer moved since, a record id did: look
+            # each record up. If one moved, another batch of theirs won: try again without.
+            look_up = bool(loaded) and versions == loaded
+            loaded.clear()
+            loaded.update(versions)
+            duplicates, fresh = self._fresh(new, look_up=look_up)
             events: list[UsageRecord.Recorded] = []
             changed: list[Aggregate] = []
             for key, batch in fresh.items():
@@ -216,7 +228,8 @@ class UsageCommands:
 
         # The fingerprint only matters with a key: spare every other batch hashing its records.
         arguments = {"records": list(records)} if idempotency_key is not None else {}
-        outcome = self._execute("record_usage", arguments, idempotency_key, decide)
+        with self._usage_writes:
+            outcome = self._execute("record_usage", arguments, idempotency_key, decide)
         return UsageAccepted([record.record_id for record in new], list(outcome["duplicates"]))
 
     def _customers_taking(self, records: list[NewUsageRecord], at: datetime) -> dict[str, UsageCustomer]:

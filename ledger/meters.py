@@ -32,6 +32,10 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 Stats = dict[str, Any]
 
 
+def key_matches(value: str) -> bool:
+    return _KEY.fullmatch(value) is not None
+
+
 def require_key(value: object, *, field: str) -> str:
     """A key chosen by the integrator: 1 to 64 of letters, digits and `_ . : -`, URL-safe."""
     if not isinstance(value, str) or not _KEY.fullmatch(value):
