@@ -8,12 +8,18 @@ from decimal import Decimal
 from uuid import uuid4
 
 import pytest
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from ledger.catalog import UsageCatalog
 from ledger.errors import CurrencyMismatchError, PeriodNotEndedError
+from ledger.meter_reports import MeterReporter
 from ledger.usage_customers import UsageCustomer
-from ledger.usage_records import NewUsageRecord, read_records
-from tests.unit.given import CUSTOMER, T0
+from ledger.usage_records import NewUsageRecord, UsageBatch, UsageRecord, read_records
+from tests.unit.given import CUSTOMER, T0, drain
+from tests.unit.test_event_shapes import LIBRARY_FIELDS, event_classes, non_json_values
+
+JANUARY = "2026-01-20T10:00:00Z"
 
 
 def catalog() -> UsageCatalog:
@@ -144,3 +150,30 @@ def test_bad_records_are_named_by_position_and_field() -> None:
         "records[3].timestamp",
         "records[3].identifier",
     }
+
+
+def test_usage_events_hold_plain_json_only() -> None:
+    acme = customer()
+    events = acme.add_usage(records(("calls", "1.5", "2026-01-15T10:00:00Z", "a"), ("seats", 2, JANUARY, "b")), at=T0)
+    acme.close_next_period(invoice_id=uuid4(), at=T0)
+    batch = UsageBatch.accept(batch_id=uuid4(), records=events, duplicates=0, at=T0)
+    reporter = MeterReporter.start("stripe", at=T0)
+    reporter.record(through=3, reported=["x"], skipped=[], at=T0)
+    found = [*drain(acme), *drain(batch), *drain(catalog()), *drain(reporter)]
+    assert len(found) > len(events)
+    for event in found:
+        state = {k: v for k, v in vars(event).items() if k not in LIBRARY_FIELDS}
+        assert non_json_values(state, type(event).__name__) == []
+
+
+USAGE_AGGREGATES = [UsageCatalog, UsageCustomer, UsageRecord, UsageBatch, MeterReporter]
+
+
+@pytest.mark.parametrize("aggregate", USAGE_AGGREGATES, ids=lambda a: a.__name__)
+def test_usage_aggregates_and_events_have_explicit_topics_of_their_own(aggregate: type[Aggregate]) -> None:
+    assert get_topic(aggregate) == vars(aggregate)["TOPIC"]
+    for name, cls in event_classes(aggregate).items():
+        topic = vars(cls).get("TOPIC")
+        assert isinstance(topic, str), name
+        assert topic.startswith(f"{vars(aggregate)['TOPIC']}.")
+        assert get_topic(cls) == topic
