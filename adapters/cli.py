@@ -21,10 +21,12 @@ from adapters.persistence import ConfigurationError
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
 from adapters.settings import Settings
+from adapters.stripe import StripePaymentProvider
 from adapters.web_server import new_token
 from adapters.web_server import serve as serve_api
 from commands.application import BillingApplication
-from ledger.errors import InvalidDateError, LedgerError, NotFoundError
+from commands.usage_reporting import report_usage
+from ledger.errors import InvalidDateError, LedgerError, NotFoundError, ProviderConfigurationError
 from projections.audit_chain import verify as verify_chain
 from projections.audit_export import export as export_period
 from projections.audit_export import verify_file
@@ -85,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         "follower, 1: a lost notification delays it at most that long)",
     )
     project.set_defaults(run=_project)
+
+    usage = commands.add_parser("usage", help="usage-based billing").add_subparsers(required=True, metavar="ACTION")
+    usage_report = usage.add_parser("report", help="report Stripe-billed customers' usage to Stripe's meters")
+    usage_report.add_argument("--follow", action="store_true", help="keep reporting new usage until interrupted")
+    usage_report.add_argument("--poll-seconds", type=float, default=1.0, help="seconds between looks (default 1)")
+    usage_report.set_defaults(run=_usage_report)
 
     audit = commands.add_parser("audit", help="audit invoices").add_subparsers(required=True, metavar="ACTION")
     audit_show = audit.add_parser("show", help="an invoice as it stood at a moment, with its history")
@@ -239,6 +247,28 @@ def _project(args: argparse.Namespace) -> int:
             finally:
                 waiter.close()
     return 0
+
+
+def _usage_report(args: argparse.Namespace) -> int:
+    settings = Settings.from_environment()
+    if not settings.stripe_api_key:
+        raise ProviderConfigurationError("set STRIPE_API_KEY to report usage to Stripe")
+    app = bootstrap(settings)
+    provider = StripePaymentProvider(settings.stripe_api_key, api_base=settings.stripe_api_base)
+    try:
+        while True:
+            done = report_usage(app, provider)
+            print(
+                f"reported {done.reported:,} usage records, skipped {done.skipped:,}; at log position {done.position}"
+            )
+            if not args.follow:
+                return 0
+            time.sleep(args.poll_seconds)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        provider.close()
+        app.close()
 
 
 def _invoice_show(args: argparse.Namespace) -> int:

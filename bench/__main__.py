@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks] [--events N]`."""
+[--only write|read-models|web|webhooks|usage] [--events N]`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
 from bench.suite import FULL, QUICK, Backend, BackendReport, Plan, run_backend
+from bench.usage import FULL as USAGE_FULL
+from bench.usage import QUICK as USAGE_QUICK
+from bench.usage import UsagePlan, UsageRow, run_usage
+from bench.usage import render as render_usage
 from bench.web import FULL as WEB_FULL
 from bench.web import QUICK as WEB_QUICK
 from bench.web import WebPlan, WebReport, run_web
@@ -67,6 +71,13 @@ def _postgres(
     return report, extra, version, read_models, web_report, webhooks_report
 
 
+def _postgres_usage(plan: UsagePlan) -> UsageRow:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_usage("postgres", url, plan)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer operations: a smoke run")
@@ -78,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks"],
+        choices=["write", "read-models", "web", "webhooks", "usage"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -96,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         read_model_events = args.events or (DEFAULT_EVENTS // 10 if args.quick else DEFAULT_EVENTS)
     web = (WEB_QUICK if args.quick else WEB_FULL) if args.only in (None, "web") else None
     webhooks = (WEBHOOKS_QUICK if args.quick else WEBHOOKS_FULL) if args.only in (None, "webhooks") else None
+    usage = (USAGE_QUICK if args.quick else USAGE_FULL) if args.only in (None, "usage") else None
+    usage_rows: list[UsageRow] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -118,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if webhooks is not None:
                 url = f"sqlite:///{Path(directory) / 'webhooks.sqlite3'}"
                 webhook_reports.append(run_webhooks("sqlite", url, webhooks, args.profile))
+            if usage is not None:
+                usage_rows.append(run_usage("sqlite", f"sqlite:///{Path(directory) / 'usage.sqlite3'}", usage))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks
@@ -131,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             web_reports.append(pg_web)
         if pg_webhooks is not None:
             webhook_reports.append(pg_webhooks)
+        if usage is not None:
+            usage_rows.append(_postgres_usage(usage))
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -154,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if webhooks is not None and webhook_reports:
         print()
         print(render_webhooks(webhook_reports, webhooks))
+    if usage_rows:
+        print()
+        print(render_usage(usage_rows))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

@@ -30,6 +30,7 @@ from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
 from commands.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
+from commands.usage import UsageCommands
 from commands.work import StaleReadError, Work
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
@@ -82,8 +83,8 @@ BACKOFF_BASE_SECONDS = 0.001
 BACKOFF_CAP_SECONDS = 0.05
 
 
-class BillingApplication(Application[UUID]):
-    """Invoices and payments. Construct through adapters.bootstrap, which picks the store."""
+class BillingApplication(UsageCommands, Application[UUID]):
+    """Invoices, payments and usage (commands/usage.py). Construct through adapters.bootstrap, which picks the store."""
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
 

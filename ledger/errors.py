@@ -8,12 +8,20 @@
     │   ├── InvalidTaxRateError
     │   ├── InvalidTextError              wrong type, empty where required, or over its limit
     │   ├── InvalidDateError
-    │   └── InvalidMetadataError
+    │   ├── InvalidMetadataError
+    │   ├── InvalidMeterError             a meter's aggregation or event_name is not one we know
+    │   ├── InvalidPriceError             a usage price's model, tiers or package terms are malformed
+    │   ├── InvalidTimezoneError          not an IANA timezone name the tz database knows
+    │   ├── UnknownReferenceError         a body names a meter, price or usage customer that does not exist
+    │   └── InvalidUsageBatchError        usage records refused: `errors` names each `records[i].field`
     ├── CurrencyMismatchError             two currencies met where one is required (422)
     ├── NotFoundError                     (404)
     │   ├── InvoiceNotFoundError
     │   ├── PaymentNotFoundError
-    │   └── LineNotFoundError
+    │   ├── LineNotFoundError
+    │   ├── MeterNotFoundError
+    │   ├── PriceNotFoundError
+    │   └── UsageCustomerNotFoundError
     ├── RuleViolationError                the command is valid but the state forbids it (409)
     │   ├── InvoiceNotEditableError       no edits after issue
     │   ├── EmptyInvoiceError             no issuing an invoice without lines
@@ -30,7 +38,11 @@
     │   ├── PaymentStateError             a payment transition its state forbids
     │   │   └── PaymentAlreadySucceededError  a late failure cannot undo a success
     │   ├── RefundExceedsCapturedError    no refund beyond what a payment captured
-    │   └── DisputeExceedsCapturedError   no dispute beyond what a payment still holds
+    │   ├── DisputeExceedsCapturedError   no dispute beyond what a payment still holds
+    │   ├── MeterExistsError              a meter key is defined once (meters never change)
+    │   ├── PriceExistsError              a price key is defined once (prices never change)
+    │   ├── UsageCustomerExistsError      a usage customer key is set up once
+    │   └── PeriodNotEndedError           a billing period is closed only after it ends, and only once
     ├── StaleVersionError                 the caller's expected version is not the current one (412)
     ├── IdempotencyKeyReusedError         the same key with a different request (422)
     ├── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
@@ -91,6 +103,32 @@ class InvalidMetadataError(InvalidInputError):
     """Metadata that breaks the key, value or size limits."""
 
 
+class InvalidMeterError(InvalidInputError):
+    """A meter definition with an unknown aggregation or an unusable event_name."""
+
+
+class InvalidPriceError(InvalidInputError):
+    """A usage price whose model, tiers or package terms are malformed."""
+
+
+class InvalidTimezoneError(InvalidInputError):
+    """Not an IANA timezone name that the tz database knows."""
+
+
+class UnknownReferenceError(InvalidInputError):
+    """The request names (in its body) a meter, price or usage customer that does not exist."""
+
+
+class InvalidUsageBatchError(InvalidInputError):
+    """Usage records refused as a whole: `errors` names each bad `records[i].field`; nothing stored."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first['field']}: {first['message']}{more}", field=first["field"])
+        self.errors = errors
+
+
 class CurrencyMismatchError(LedgerError):
     """Two amounts in different currencies were combined, or paid against each other."""
 
@@ -121,6 +159,24 @@ class LineNotFoundError(NotFoundError):
         super().__init__(f"line {line_id} not found on invoice {invoice_id}")
         self.invoice_id = invoice_id
         self.line_id = line_id
+
+
+class MeterNotFoundError(NotFoundError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"meter {key!r} not found")
+        self.key = key
+
+
+class PriceNotFoundError(NotFoundError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"price {key!r} not found")
+        self.key = key
+
+
+class UsageCustomerNotFoundError(NotFoundError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"usage customer {key!r} not found")
+        self.key = key
 
 
 class RuleViolationError(LedgerError):
@@ -230,6 +286,38 @@ class PaymentAlreadySucceededError(PaymentStateError):
 
     def __init__(self, payment_id: object) -> None:
         super().__init__(payment_id, "succeeded", "fail")
+
+
+class MeterExistsError(RuleViolationError):
+    """Meters are defined once and never change: define a new key instead."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"meter {key!r} is already defined")
+        self.key = key
+
+
+class PriceExistsError(RuleViolationError):
+    """Prices are defined once and never change (as Stripe's): define a new key instead."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"price {key!r} is already defined")
+        self.key = key
+
+
+class UsageCustomerExistsError(RuleViolationError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"usage customer {key!r} is already set up")
+        self.key = key
+
+
+class PeriodNotEndedError(RuleViolationError):
+    """The next billing period to close has not ended yet (each period is closed once, in order)."""
+
+    def __init__(self, key: str, period_start: str, period_end: str) -> None:
+        super().__init__(
+            f"the next period of usage customer {key!r} to close, [{period_start}, {period_end}), has not ended"
+        )
+        self.key = key
 
 
 class StaleVersionError(LedgerError):

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ledger.errors import LedgerError
-from web import checkout, invoices, webhooks
+from web import checkout, invoices, usage, webhooks
 from web.auth import BearerTokenAuth
 from web.body import BodyError
 from web.docs import docs_page
@@ -50,6 +50,7 @@ def create_app(
             Route("/docs", docs, methods=["GET"]),
             *invoices.routes(),
             *checkout.routes(),
+            *usage.routes(),
             *webhooks.routes(),
         ],
         middleware=[Middleware(BearerTokenAuth, token=services.api_token)],

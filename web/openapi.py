@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the API: every route of web/app.py and web/invoices.py.
+"""The OpenAPI 3.1 document of the API: every route of web/app.py, web/invoices.py and (merged
+from web/usage_openapi.py) web/usage.py.
 
 The limits come from the domain's own constants (ledger.validation, ledger.money, ledger.lines,
 ledger.currencies, ledger.invoices) and the web layer's (web.requests, web.body), so the document
@@ -34,6 +35,7 @@ from web.body import MAX_BODY_BYTES
 from web.checkout import URL_LIMIT
 from web.problems import PROBLEM_JSON, TYPE_BASE
 from web.requests import MAX_LINES_PER_REQUEST, REFERENCE_LIMIT
+from web.usage_openapi import USAGE_PARAMETERS, USAGE_SCHEMAS, usage_paths
 
 # A realistic create-invoice body: the document's example, and the one tests and the bench send.
 EXAMPLE_INVOICE: dict[str, Any] = {
@@ -477,6 +479,7 @@ SCHEMAS: dict[str, Schema] = {
     "EventList": EVENT_LIST,
     "Problem": PROBLEM,
     "Health": HEALTH,
+    **USAGE_SCHEMAS,
 }
 
 # ------------------------------------------------------------------------------ parameters and headers
@@ -507,11 +510,12 @@ PARAMETERS: dict[str, Schema] = {
         "schema": {"type": "string", "pattern": '^(W/)?"?0*[1-9][0-9]*"?$'},
         "description": 'The invoice\'s version (its ETag, e.g. `"3"`): a stale one is answered 412.',
     },
+    **USAGE_PARAMETERS,
 }
 
 HEADERS: dict[str, Schema] = {
     "ETag": {"schema": {"type": "string"}, "description": 'The invoice\'s version, quoted: `"3"`.', "required": True},
-    "Location": {"schema": {"type": "string"}, "description": "The invoice's URL.", "required": True},
+    "Location": {"schema": {"type": "string"}, "description": "The created resource's URL.", "required": True},
     "WWW-Authenticate": {"schema": {"type": "string"}, "required": True},
     "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait before retrying.", "required": True},
 }
@@ -897,9 +901,10 @@ def _document() -> Schema:
         },
         "tags": [
             {"name": "invoices", "description": "Invoices, their lines, payments and audit trail."},
+            {"name": "usage", "description": "Meters, metered prices, usage customers, usage records, periods."},
             {"name": "service", "description": "Health and documentation, without a token."},
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **usage_paths()},
         "components": {
             "schemas": SCHEMAS,
             "parameters": PARAMETERS,

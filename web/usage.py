@@ -1,0 +1,159 @@
+"""The usage routes: meters, prices, usage customers, batches of usage records, closing a
+period into a draft invoice. Parse -> command or query -> render; writes take
+`Idempotency-Key` like the invoice routes (a repeat is answered as the first request was).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ledger.errors import MeterNotFoundError
+from web import usage_requests
+from web.body import read_json
+from web.invoices import _blocking, idempotency_key_of, services_of
+from web.render import invoice_json
+from web.requests import empty
+from web.usage_render import accepted_json, meter_json, price_json, usage_customer_json
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/meters", create_meter, methods=["POST"]),
+        Route("/api/meters", list_meters, methods=["GET"]),
+        Route("/api/meters/{key}", read_meter, methods=["GET"]),
+        Route("/api/prices", create_price, methods=["POST"]),
+        Route("/api/prices", list_prices, methods=["GET"]),
+        Route("/api/prices/{key}", read_price, methods=["GET"]),
+        Route("/api/usage-customers", create_usage_customer, methods=["POST"]),
+        Route("/api/usage-customers/{key}", read_usage_customer, methods=["GET"]),
+        Route("/api/usage-customers/{key}/close-period", close_period, methods=["POST"]),
+        Route("/api/usage", record_usage, methods=["POST"]),
+    ]
+
+
+async def create_meter(request: Request) -> Response:
+    """Define a meter: 201 with it; 409 if the key is taken (meters never change)."""
+    services = services_of(request)
+    new = usage_requests.new_meter(await read_json(request))
+    key = idempotency_key_of(request)
+
+    def run() -> Response:
+        meter_key = services.app.define_meter(
+            key=new.key, name=new.name, aggregation=new.aggregation, event_name=new.event_name, idempotency_key=key
+        )
+        meter = services.app.usage_catalog().meter(meter_key)
+        return JSONResponse(meter_json(meter), 201, headers={"Location": f"/api/meters/{meter_key}"})
+
+    return await _blocking(run)
+
+
+async def list_meters(request: Request) -> Response:
+    services = services_of(request)
+    catalog = await _blocking(services.app.usage_catalog)
+    return JSONResponse({"object": "list", "data": [meter_json(m) for _, m in sorted(catalog.meters.items())]})
+
+
+async def read_meter(request: Request) -> Response:
+    services = services_of(request)
+    catalog = await _blocking(services.app.usage_catalog)
+    meter = catalog.meters.get(request.path_params["key"])
+    if meter is None:
+        raise MeterNotFoundError(request.path_params["key"])
+    return JSONResponse(meter_json(meter))
+
+
+async def create_price(request: Request) -> Response:
+    """Define a metered price: 201 with it; 409 if the key is taken (prices never change)."""
+    services = services_of(request)
+    new = usage_requests.new_price(await read_json(request))
+    key = idempotency_key_of(request)
+
+    def run() -> Response:
+        price_key = services.app.define_price(
+            key=new.key, meter=new.meter, currency=new.currency, model=new.model, terms=new.terms, idempotency_key=key
+        )
+        definition = services.app.usage_catalog().price(price_key)
+        return JSONResponse(price_json(definition), 201, headers={"Location": f"/api/prices/{price_key}"})
+
+    return await _blocking(run)
+
+
+async def list_prices(request: Request) -> Response:
+    services = services_of(request)
+    catalog = await _blocking(services.app.usage_catalog)
+    return JSONResponse({"object": "list", "data": [price_json(p) for _, p in sorted(catalog.prices.items())]})
+
+
+async def read_price(request: Request) -> Response:
+    services = services_of(request)
+    catalog = await _blocking(services.app.usage_catalog)
+    return JSONResponse(price_json(catalog.price(request.path_params["key"])))
+
+
+async def create_usage_customer(request: Request) -> Response:
+    """Set up a customer billed for usage: 201 with it."""
+    services = services_of(request)
+    new = usage_requests.new_usage_customer(await read_json(request))
+    key = idempotency_key_of(request)
+
+    def run() -> Response:
+        customer_key = services.app.set_up_usage_customer(
+            key=new.key,
+            customer=new.customer,
+            currency=new.currency,
+            timezone=new.timezone,
+            prices=new.prices,
+            billing_anchor_day=new.billing_anchor_day,
+            starts_at=new.starts_at,
+            stripe_customer_id=new.stripe_customer_id,
+            idempotency_key=key,
+        )
+        customer = services.app.usage_customer(customer_key)
+        headers = {"Location": f"/api/usage-customers/{customer_key}"}
+        return JSONResponse(usage_customer_json(customer), 201, headers=headers)
+
+    return await _blocking(run)
+
+
+async def read_usage_customer(request: Request) -> Response:
+    services = services_of(request)
+    customer = await _blocking(services.app.usage_customer, request.path_params["key"])
+    return JSONResponse(usage_customer_json(customer))
+
+
+async def record_usage(request: Request) -> Response:
+    """A batch of usage records: 200 naming each one accepted or duplicate; 422 (nothing stored)
+    if any record is bad, each named as `records[i].field`."""
+    services = services_of(request)
+    records = usage_requests.usage_records(await read_json(request))
+    key = idempotency_key_of(request)
+    accepted = await _blocking(services.app.record_usage, records, idempotency_key=key)
+    return JSONResponse(accepted_json(accepted, records))
+
+
+async def close_period(request: Request) -> Response:
+    """Close the customer's next billing period into a draft invoice: 201 with its id and the draft;
+    409 if that period has not ended."""
+    services = services_of(request)
+    empty(await read_json(request))
+    customer_key = request.path_params["key"]
+    key = idempotency_key_of(request)
+
+    def run() -> Response:
+        app = services.app
+        closed = app.close_usage_period(customer_key, idempotency_key=key)
+        invoice = app.invoice(
+            closed.invoice_id, version=(app.last_outcome() or {}).get("versions", {}).get(str(closed.invoice_id))
+        )
+        body = {
+            "object": "period_closed",
+            "invoice_id": str(closed.invoice_id),
+            "period_start": closed.period_start,
+            "period_end": closed.period_end,
+            "invoice": invoice_json(invoice, today=services.clock.now().date()),
+        }
+        return JSONResponse(body, 201, headers={"Location": f"/api/invoices/{closed.invoice_id}"})
+
+    return await _blocking(run)
