@@ -7,7 +7,12 @@ must be where the oracle (tests/stripe_oracle.py) says, nothing applied twice, e
 delivery without a trace, every accepted event recorded once and handled, and the read models
 built from the whole log must balance to zero and agree with the aggregates.
 
-A red run names its seed: `CHAOS_SEEDS=7 pytest tests/e2e/test_stripe_chaos.py` runs that one.
+A red run names its seed and the invoice's events in the order the ledger took them:
+`CHAOS_SEEDS=7 pytest tests/e2e/test_stripe_chaos.py` runs that seed; `CHAOS_THREADS=1` delivers
+one at a time (the order is still shuffled), which takes the races out.
+
+When it was written this test was red on every seed: test_stripe_chaos_findings.py shows each
+cause in the shortest stream that shows it.
 """
 
 from __future__ import annotations
@@ -49,9 +54,9 @@ from tests.stripe_oracle import (
 )
 from tests.stripe_stories import SUCCESS, InvoiceStory, StoryTeller, StripeEvent
 
-SEEDS = [int(s) for s in os.environ.get("CHAOS_SEEDS", "20260302,4242").split(",")]
+SEEDS = [int(s) for s in os.environ.get("CHAOS_SEEDS", "20260302,4242,7,1999").split(",")]
 INVOICES = 40
-THREADS = 8
+THREADS = int(os.environ.get("CHAOS_THREADS", "8"))
 CURRENCIES = ["usd", "eur", "jpy"]
 CREATED = 1_772_442_000  # 2026-03-02 09:00 UTC, the test clock's moment
 _SOON = datetime(2030, 1, 1, tzinfo=UTC)
@@ -205,14 +210,15 @@ def _stream(api: Api, seed: int) -> Run:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_chaotic_stream_leaves_every_invoice_where_the_oracle_says(api: Api, seed: int) -> None:
     run = _stream(api, seed)
+    # Money first: a red run shows the worst it found.
     _every_delivery_is_answered_as_the_contract_says(run)
-    _rejected_deliveries_leave_nothing_and_accepted_events_are_recorded_once_and_handled(run, api)
+    _nothing_is_applied_twice(run)
+    _every_decline_answered_before_any_report_of_the_success_was_sent_is_recorded(run, api)
     _every_invoice_and_payment_ends_where_the_oracle_says(run, api)
     _strangers_payments_are_never_created(run, api)
-    _nothing_is_applied_twice(run)
-    _the_event_that_moved_the_money_says_so_and_a_decline_after_the_success_changes_nothing(run, api)
-    _every_decline_answered_before_any_report_of_the_success_was_sent_is_recorded(run, api)
     _the_read_models_over_the_whole_log_balance_and_agree_with_the_aggregates(run, api)
+    _rejected_deliveries_leave_nothing_and_accepted_events_are_recorded_once_and_handled(run, api)
+    _the_event_that_moved_the_money_says_so_and_a_decline_after_the_success_changes_nothing(run, api)
 
 
 # ------------------------------------------------------------------------------ the checks

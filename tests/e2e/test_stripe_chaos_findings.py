@@ -9,7 +9,7 @@ on what it read, another commits, then the first commits.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from commands.application import BillingApplication
 from commands.messages import NewLine
 from commands.provider_events import VerifiedEvent
 from commands.work import Work
+from ledger.money import Money
 from ledger.payments import Payment, payment_id_for
 from tests.conftest import AppFactory
 from tests.e2e.conftest import WEBHOOK_SECRET, Api
@@ -241,3 +242,53 @@ def test_a_refund_is_not_refused_as_a_duplicate_on_a_stale_read_of_its_payment(m
     kept = first.provider_event("stripe", "evt_3QStaleCharge")
     assert kept is not None
     assert kept.outcome == "ignored", kept.detail  # the refund was applied once, by the other report
+
+
+def test_a_refunded_charge_that_applies_its_payment_is_marked_applied(hook: Hook) -> None:
+    """Seen: `ignored` ("refund ... already applied"): the capture it applied, and the waiting
+    refund it released, are left out of its outcome, which sums up its refunds only."""
+    invoice_id = _invoice(hook.api.app)
+    assert hook.deliver("refund.created", "refund", **_refund()) == "waiting"
+    refunded = {
+        "id": CHARGE,
+        "amount": TOTAL,
+        "amount_captured": TOTAL,
+        "amount_refunded": 5_000,
+        "captured": True,
+        "currency": "usd",
+        "payment_intent": PI,
+        "status": "succeeded",
+        "metadata": {"invoice_id": str(invoice_id)},
+        "refunds": {"object": "list", "data": [_refund()], "has_more": False},
+    }
+    outcome = hook.deliver("charge.refunded", "charge", **refunded)
+    invoice = hook.api.app.invoice(invoice_id)
+    assert (invoice.amount_paid, invoice.amount_refunded) == (TOTAL, 5_000)
+    assert outcome == "applied"
+
+
+def test_a_completed_checkout_that_closes_the_checkout_is_marked_applied(hook: Hook) -> None:
+    """APPLIED is "it moved money or changed a payment, an invoice or a checkout". Seen: a
+    `checkout.session.completed` after the payment closes the invoice's checkout and is marked
+    `ignored` ("payment ... succeeded (already)")."""
+    invoice_id = _invoice(hook.api.app)
+    hook.api.app.start_checkout(
+        invoice_id,
+        provider="stripe",
+        session_id="cs_test_3QFinding",
+        amount=Money(TOTAL, "usd"),
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    hook.deliver("payment_intent.succeeded", "payment_intent", **_succeeded(invoice_id))
+    session = {
+        "id": "cs_test_3QFinding",
+        "amount_total": TOTAL,
+        "currency": "usd",
+        "payment_intent": PI,
+        "payment_status": "paid",
+        "status": "complete",
+        "metadata": {"invoice_id": str(invoice_id)},
+    }
+    outcome = hook.deliver("checkout.session.completed", "checkout.session", **session)
+    assert hook.api.app.invoice(invoice_id).checkouts["cs_test_3QFinding"]["status"] == "completed"
+    assert outcome == "applied"
