@@ -69,14 +69,17 @@ EVENTS_PER_INVOICE = 2.9
 TIMERS_PATH = "/bench/timers"  # instrumented_app: GET returns the timers, DELETE resets them
 PROJECTION_THREAD = "ledger-projections"
 
-# What the ledger is expected to answer for each kind of delivery (the outcome; redeliveries: duplicate).
-KINDS: dict[str, str] = {
-    "payment_intent.succeeded": "applied",
-    "charge.succeeded": "applied",
-    "charge.refunded": "applied",
-    "payment_intent.payment_failed": "applied",
-    "redelivery": "applied",  # of payment_intent.succeeded: answered as the first one was
-    "unknown": "ignored",
+# What the ledger may answer for each kind of delivery (the outcome; redeliveries: duplicate). Of
+# the two reports of one payment, the first is applied and the second ignored (nothing new):
+# the check also counts, per invoice, that exactly one report applied the payment.
+SUCCESSES = ("payment_intent.succeeded", "charge.succeeded")
+KINDS: dict[str, tuple[str, ...]] = {
+    "payment_intent.succeeded": ("applied", "ignored"),
+    "charge.succeeded": ("applied", "ignored"),
+    "charge.refunded": ("applied",),
+    "payment_intent.payment_failed": ("applied",),
+    "redelivery": ("applied", "ignored"),  # of payment_intent.succeeded: answered as the first one was
+    "unknown": ("ignored",),
 }
 
 
@@ -497,6 +500,7 @@ def verify(url: str, pools: dict[str, list[str]], amount: int, rows: list[Webhoo
     tags = {f"evt_bench{tag}": tag for tag in pools}
     acknowledged: dict[str, str] = {}
     per_invoice: dict[tuple[str, int], set[str]] = {}
+    applied_successes: Counter[tuple[str, int]] = Counter()
     for row in rows:
         for event_id, kind, invoice, status, duplicate, outcome in row.answers:
             if status != 200:
@@ -510,8 +514,10 @@ def verify(url: str, pools: dict[str, list[str]], amount: int, rows: list[Webhoo
                 check.redeliveries_not_duplicate += not duplicate
             else:
                 check.firsts_called_duplicate += duplicate
-            if outcome != KINDS[kind]:
+            if outcome not in KINDS[kind]:
                 check.outcomes[f"{kind} -> {outcome}"] += 1
+            if kind in SUCCESSES and outcome == "applied":
+                applied_successes[(tag, invoice)] += 1
     check.acknowledged = len(acknowledged)
     app = ledger_app(url)
     try:
@@ -526,6 +532,8 @@ def verify(url: str, pools: dict[str, list[str]], amount: int, rows: list[Webhoo
             for n, invoice_id in enumerate(ids):
                 kinds = per_invoice.get((tag, n), set())
                 paid = bool(kinds & {"payment_intent.succeeded", "charge.succeeded", "redelivery"})
+                if paid and kinds & set(SUCCESSES) and applied_successes[(tag, n)] != 1:
+                    check.outcomes[f"payment applied by {applied_successes[(tag, n)]} reports"] += 1
                 refunded = paid and "charge.refunded" in kinds
                 failed = int("payment_intent.payment_failed" in kinds)
                 expected = ("paid" if paid else "open", amount if paid else 0, REFUND if refunded else 0, failed)
