@@ -499,6 +499,8 @@ class BillingApplication(UsageCommands, Application[UUID]):
         def decide(at: datetime) -> Decision:
             work = self._work()
             outcomes = [_ingest(work, delivery, at) for delivery in deliveries]
+            if any(isinstance(o, Ingested) and not o.duplicate and o.outcome in (REFUSED, UNMATCHED) for o in outcomes):
+                work.check_reads(self._unchanged)  # a refusal writes no aggregate that could conflict
             return {"outcomes": outcomes}, work.changed
 
         outcomes: list[Ingested | BaseException] = self._execute("ingest_provider_events", {}, None, decide)["outcomes"]
@@ -675,6 +677,11 @@ class BillingApplication(UsageCommands, Application[UUID]):
 
     def _work(self) -> Work:
         return Work(lambda aggregate_id: self._get_or_none(aggregate_id, Aggregate))
+
+    def _unchanged(self, aggregate_id: UUID, version: int | None) -> bool:
+        """Whether the store holds nothing for the aggregate beyond `version` (None: nothing at all)."""
+        with storage_errors_as_unavailable():
+            return not self.recorder.select_events(aggregate_id, gt=version, limit=1)
 
     def _run_step(self, command: str, step: Callable[[Work, datetime], bool]) -> bool:
         """A command of one money step: True if it changed anything."""

@@ -8,9 +8,9 @@ of a failed attempt), so `payment_intent.succeeded`, `charge.succeeded` and
 `checkout.session.completed`, which report the same money, apply it once, in any order.
 
 Order does not matter:
-- a refund or dispute reported before its payment waits for it (ledger/deferred.py) and is
-  applied in the transaction that applies the payment; `charge.refunded` itself shows the
-  capture, so when it names our invoice it applies the payment first;
+- a refund or dispute reported before its payment has succeeded (not reported yet, declined,
+  processing) waits for it (ledger/deferred.py) and is applied in the transaction that applies
+  the payment; `charge.refunded` itself shows the capture, so it applies the payment first;
 - a dispute closed before it was reported open is opened and closed from the closing report;
 - a failure, `processing` or cancellation reported after the success changes nothing.
 
@@ -35,7 +35,7 @@ from commands.work import Work
 from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND
 from ledger.errors import InvalidInputError, NotFoundError
 from ledger.money import Money
-from ledger.payments import Payment, payment_id_for
+from ledger.payments import SUCCEEDED, Payment, payment_id_for
 
 PROVIDER = "stripe"
 
@@ -101,6 +101,11 @@ class _Step:
     def payment(self, intent: str) -> Payment | None:
         return self.work.get(payment_id_for(PROVIDER, intent), Payment)
 
+    def captured(self, intent: str) -> bool:
+        """Whether the payment's money is in: refunds and disputes before that wait for it."""
+        payment = self.payment(intent)
+        return payment is not None and payment.status == SUCCEEDED
+
     def succeeded(self, intent: str, amount: Money, invoice_id: UUID | None, charge_id: str | None) -> Outcome:
         """The one step every report of a captured payment runs: keyed by the PaymentIntent."""
         payment, changed = movements.payment_succeeded(
@@ -133,7 +138,7 @@ class _Step:
         )
 
     def defer(self, intent: str, kind: str, movement_id: str, fields: dict[str, Any]) -> Outcome:
-        movements.defer(
+        new = movements.defer(
             self.work,
             provider=PROVIDER,
             provider_payment_id=intent,
@@ -143,6 +148,8 @@ class _Step:
             event_id=self.event.event_id,
             at=self.at,
         )
+        if not new:  # reported before, and kept: that report's event is the one released with it
+            return IGNORED, f"{kind} {movement_id} is waiting for PaymentIntent {intent} already"
         return WAITING, f"{kind} {movement_id} waits for PaymentIntent {intent}"
 
 
@@ -218,7 +225,8 @@ def _session_completed(step: _Step, session: dict[str, Any]) -> Outcome:
         return APPLIED, f"checkout session {session['id']}: payment {intent} processing"
     amount = Money(session["amount_total"], session["currency"])
     outcome = step.succeeded(_intent_of(session, "checkout session"), amount, invoice_id, None)
-    _close_checkout(step, session, invoice_id, completed=True)
+    if _close_checkout(step, session, invoice_id, completed=True):
+        return _summary([outcome, (APPLIED, f"checkout session {session['id']} completed")])
     return outcome
 
 
@@ -256,15 +264,18 @@ def _close_checkout(step: _Step, session: dict[str, Any], invoice_id: UUID | Non
 
 def _charge_refunded(step: _Step, charge: dict[str, Any]) -> Outcome:
     intent = _intent_of(charge, "charge")
-    if step.payment(intent) is None and charge.get("captured") and _invoice_id(charge) is not None:
+    outcomes: list[Outcome] = []
+    known = step.payment(intent) is not None or _invoice_id(charge) is not None
+    if not step.captured(intent) and charge.get("captured") and charge.get("amount_captured") and known:
         # The refunded charge shows its capture: apply the payment before its refunds.
-        step.succeeded(intent, Money(charge["amount_captured"], charge["currency"]), _invoice_id(charge), charge["id"])
+        amount = Money(charge["amount_captured"], charge["currency"])
+        outcomes.append(step.succeeded(intent, amount, _invoice_id(charge), charge["id"]))
     refunds = [r for r in (charge.get("refunds") or {}).get("data") or [] if r.get("status") == "succeeded"]
-    if not refunds:
+    if not refunds and not outcomes:
         if step.payment(intent) is None:
             raise NotFoundError(f"charge {charge['id']} names no payment or invoice of ours")
         return IGNORED, f"charge {charge['id']} lists no succeeded refund (each comes with its refund event)"
-    outcomes = [_refund(step, intent, refund) for refund in refunds]
+    outcomes += [_refund(step, intent, refund) for refund in refunds]
     return _summary(outcomes)
 
 
@@ -276,7 +287,7 @@ def _refund_updated(step: _Step, refund: dict[str, Any]) -> Outcome:
 
 def _refund(step: _Step, intent: str, refund: dict[str, Any]) -> Outcome:
     amount = int(refund["amount"])
-    if step.payment(intent) is None:
+    if not step.captured(intent):
         return step.defer(intent, REFUND, refund["id"], {"refund_id": refund["id"], "amount": amount})
     new = movements.refund(
         step.work, payment_id_for(PROVIDER, intent), refund_id=refund["id"], amount=amount, at=step.at
@@ -287,7 +298,7 @@ def _refund(step: _Step, intent: str, refund: dict[str, Any]) -> Outcome:
 def _dispute_created(step: _Step, dispute: dict[str, Any]) -> Outcome:
     intent = _intent_of(dispute, "dispute")
     fields = {"dispute_id": dispute["id"], "amount": int(dispute["amount"]), "reason": str(dispute.get("reason") or "")}
-    if step.payment(intent) is None:
+    if not step.captured(intent):
         return step.defer(intent, DISPUTE_OPENED, dispute["id"], fields)
     new = movements.open_dispute(step.work, payment_id_for(PROVIDER, intent), **fields, at=step.at)
     return (APPLIED, f"dispute {dispute['id']} opened") if new else (IGNORED, f"dispute {dispute['id']} already open")
@@ -304,7 +315,7 @@ def _dispute_closed(step: _Step, dispute: dict[str, Any]) -> Outcome:
         "amount": int(dispute["amount"]),
         "reason": str(dispute.get("reason") or ""),
     }
-    if step.payment(intent) is None:
+    if not step.captured(intent):
         return step.defer(intent, DISPUTE_CLOSED, dispute["id"], fields)
     new = movements.close_dispute(step.work, payment_id_for(PROVIDER, intent), **fields, at=step.at)
     return (

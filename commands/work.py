@@ -52,12 +52,15 @@ class Work:
         self._seen: dict[UUID, Aggregate | None] = {}
         self._changed: dict[UUID, None] = {}  # insertion-ordered set of changed ids
         self._backups: list[_Backup] = []  # one per attempt in progress, innermost last
+        self._read: dict[UUID, int | None] = {}  # the stored version of everything loaded (None: absent)
 
     def get(self, aggregate_id: UUID, kind: type[T]) -> T | None:
         """The aggregate as this attempt has it (loaded once), or None if there is none of that kind."""
         self._keep(aggregate_id)
         if aggregate_id not in self._seen:
-            self._seen[aggregate_id] = self._load(aggregate_id)
+            loaded = self._load(aggregate_id)
+            self._seen[aggregate_id] = loaded
+            self._read.setdefault(aggregate_id, None if loaded is None else loaded.version)
         found = self._seen[aggregate_id]
         return found if isinstance(found, kind) else None
 
@@ -88,6 +91,14 @@ class Work:
         """Changed aggregates with events to save, in the order they were first changed."""
         found = [self._seen[i] for i in self._changed]
         return [a for a in found if a is not None and a.pending_events]
+
+    def check_reads(self, unchanged: Callable[[UUID, int | None], bool]) -> None:
+        """StaleReadError if anything this work loaded has been written since it was loaded
+        (`unchanged(id, version)` asks the store). A decision that writes nothing but its own
+        record (a refusal) would not conflict with the writer that made it stale: ask instead."""
+        for aggregate_id, version in self._read.items():
+            if not unchanged(aggregate_id, version):
+                raise StaleReadError(f"{aggregate_id} changed after it was read at version {version}")
 
     def attempt(self, step: Callable[[], R]) -> R:
         """Run `step`; if it raises, undo everything it did to this work, then re-raise."""

@@ -162,11 +162,12 @@ def test_a_refunded_charge_reported_after_a_decline_applies_the_capture_it_shows
 
 
 def test_a_second_report_of_a_waiting_refund_is_not_left_waiting_once_the_payment_arrives(hook: Hook) -> None:
-    """Seen: the first report is marked `applied` when the payment arrives; the second stays
-    `waiting` for ever (the movement keeps only the first report's event id)."""
+    """Was seen: the first report is marked `applied` when the payment arrives; the second stayed
+    `waiting` for ever (the movement keeps only the first report's event id). The second report
+    of a refund already waiting is now `ignored`: it adds nothing, the first one carries it."""
     invoice_id = _invoice(hook.api.app)
     assert hook.deliver("refund.created", "refund", **_refund()) == "waiting"
-    assert hook.deliver("refund.updated", "refund", **_refund()) == "waiting"
+    assert hook.deliver("refund.updated", "refund", **_refund()) == "ignored"
     hook.deliver("payment_intent.succeeded", "payment_intent", **_succeeded(invoice_id))
     assert hook.api.app.invoice(invoice_id).amount_refunded == 5_000
     assert hook.outcome(1) == "applied"
