@@ -57,6 +57,13 @@ Handle = Callable[[Work, datetime], tuple[str, str]]
 
 
 @dataclass(frozen=True)
+class Undecoded:
+    """An event in the log that a reader asked not to decode (see `events_after`)."""
+
+    topic: str
+
+
+@dataclass(frozen=True)
 class Delivery:
     """A verified provider event to ingest, and what runs the steps it reports."""
 
@@ -578,11 +585,23 @@ class BillingApplication(UsageCommands, Application[UUID]):
     def provider_payment(self, provider: str, provider_payment_id: str) -> Payment:
         return self.payment(payment_id_for(provider, provider_payment_id))
 
-    def events_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
-        """Stored events in log order after `position` (a notification id), with their positions."""
+    def events_after(
+        self, position: int, limit: int, *, topics: tuple[str, ...] | None = None
+    ) -> list[tuple[int, Any]]:
+        """Stored events in log order after `position` (a notification id), with their positions.
+
+        With `topics` (prefixes such as "invoice."), only events whose topic starts with one are
+        decoded; the others come as `Undecoded(topic)`, keeping their place in the log for a
+        reader that must track positions but does not read them (decoding is most of a read).
+        """
         with storage_errors_as_unavailable():
             notifications = self.recorder.select_notifications(start=position + 1, limit=limit)
-            return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+            if topics is None:
+                return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+            return [
+                (n.id, self.mapper.to_domain_event(n) if n.topic.startswith(topics) else Undecoded(n.topic))
+                for n in notifications
+            ]
 
     def records_after(self, position: int, limit: int) -> Sequence[Notification]:
         """Raw stored records in log order after `position`, as stored (not decoded): the audit
