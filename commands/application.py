@@ -24,6 +24,7 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import IntegrityError, Notification, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
+from commands.dunning import DunningCommands
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
@@ -59,7 +60,7 @@ BACKOFF_BASE_SECONDS = 0.001
 BACKOFF_CAP_SECONDS = 0.05
 
 
-class BillingApplication(Application[UUID]):
+class BillingApplication(DunningCommands, Application[UUID]):
     """Invoices and payments. Construct through adapters.bootstrap, which picks the store."""
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)

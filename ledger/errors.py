@@ -8,7 +8,8 @@
     │   ├── InvalidTaxRateError
     │   ├── InvalidTextError              wrong type, empty where required, or over its limit
     │   ├── InvalidDateError
-    │   └── InvalidMetadataError
+    │   ├── InvalidMetadataError
+    │   └── InvalidDunningPolicyError     a dunning schedule or max attempts that cannot be followed
     ├── CurrencyMismatchError             two currencies met where one is required (422)
     ├── NotFoundError                     (404)
     │   ├── InvoiceNotFoundError
@@ -30,7 +31,8 @@
     │   ├── PaymentStateError             a payment transition its state forbids
     │   │   └── PaymentAlreadySucceededError  a late failure cannot undo a success
     │   ├── RefundExceedsCapturedError    no refund beyond what a payment captured
-    │   └── DisputeExceedsCapturedError   no dispute beyond what a payment still holds
+    │   ├── DisputeExceedsCapturedError   no dispute beyond what a payment still holds
+    │   └── DunningStateError             a dunning step out of order, or after the dunning finished
     ├── StaleVersionError                 the caller's expected version is not the current one (412)
     ├── IdempotencyKeyReusedError         the same key with a different request (422)
     ├── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
@@ -89,6 +91,10 @@ class InvalidDateError(InvalidInputError):
 
 class InvalidMetadataError(InvalidInputError):
     """Metadata that breaks the key, value or size limits."""
+
+
+class InvalidDunningPolicyError(InvalidInputError):
+    """A dunning schedule or maximum of attempts that cannot be followed (LEDGER_DUNNING_*)."""
 
 
 class CurrencyMismatchError(LedgerError):
@@ -223,6 +229,14 @@ class DisputeExceedsCapturedError(RuleViolationError):
     def __init__(self, payment_id: object, amount: int, disputable: int) -> None:
         super().__init__(f"dispute of {amount} on payment {payment_id} exceeds the {disputable} it still holds")
         self.payment_id = payment_id
+
+
+class DunningStateError(RuleViolationError):
+    """A dunning step taken out of the schedule's order, twice, or after the dunning finished."""
+
+    def __init__(self, dunning_id: object, reason: str) -> None:
+        super().__init__(f"dunning {dunning_id}: {reason}")
+        self.dunning_id = dunning_id
 
 
 class PaymentAlreadySucceededError(PaymentStateError):
