@@ -101,7 +101,7 @@ def plan(*, invoice: InvoiceFacts, progress: Progress | None, policy: DunningPol
     if not due:
         return planned
     taken = due[-1]
-    planned += [Planned(SKIP, i, f"superseded by step {taken}") for i in due[:-1]]
+    planned += [Planned(SKIP, i, f"superseded by {policy.steps[taken]}") for i in due[:-1]]
     action = policy.steps[taken].action
     if action == UNCOLLECTIBLE:
         return [*planned, Planned(EXHAUST, taken, SCHEDULE_DONE)]

@@ -21,6 +21,7 @@ class FakePaymentProvider:
     answers: dict[str, list[str]] = field(default_factory=dict)  # per payment: "succeeded", "declined", ...
     attempts: list[tuple[str, str]] = field(default_factory=list)  # (provider payment id, key) per new attempt
     unavailable: int = 0
+    default: str = "succeeded"  # the answer once a payment's queued answers are used up
     _by_key: dict[str, PaymentRetry | ProviderError] = field(default_factory=dict)
 
     def create_checkout_session(
@@ -56,7 +57,7 @@ class FakePaymentProvider:
 
     def _answer(self, provider_payment_id: str) -> PaymentRetry | ProviderError:
         queued = self.answers.get(provider_payment_id) or []
-        status = queued.pop(0) if queued else "succeeded"
+        status = queued.pop(0) if queued else self.default
         if status == DECLINED:
             return PaymentDeclinedError("fake provider: Your card has insufficient funds.")
         if status in ("not_retryable", "settled"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -232,7 +232,7 @@ def test_the_moment_can_be_past_but_never_future(app: BillingApplication, clock:
     with pytest.raises(InvalidDateError, match="cannot run dunning for"):
         app.advance_dunning(invoice_id, policy=POLICY, as_of=clock.now() + timedelta(seconds=1))
     with pytest.raises(InvalidDateError, match="timezone"):
-        app.advance_dunning(invoice_id, policy=POLICY, as_of=datetime(2026, 3, 12))  # noqa: DTZ001
+        app.advance_dunning(invoice_id, policy=POLICY, as_of=datetime(2026, 3, 12))
     assert app.dunning(invoice_id) is None
     past = datetime(2026, 3, 11, 12, tzinfo=UTC)
     assert kinds(app.advance_dunning(invoice_id, policy=POLICY, as_of=past)) == [("start", None), ("remind", 0)]
@@ -263,7 +263,7 @@ def test_concurrent_passes_take_each_step_once(make_app: AppFactory, clock: Manu
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(kinds(sum(done, []))) == [("remind", 0), ("start", None)]
+    assert sorted(kinds([action for actions in done for action in actions])) == [("remind", 0), ("start", None)]
     assert dunning_topics(first, invoice_id) == ["dunning.started", "dunning.reminder-requested"]
 
 
@@ -283,7 +283,7 @@ def test_the_candidates_are_overdue_open_invoices_and_recently_closed_ones(
     app.create_draft(customer={"email": "d@example.com"}, currency="usd", due_date="2026-01-01")
     runner.catch_up()
 
-    found = dunning_candidates(engine, today=datetime(2026, 3, 10).date(), lookback_days=30)  # noqa: DTZ001
+    found = dunning_candidates(engine, today=date(2026, 3, 10), lookback_days=30)
     assert set(found) == {str(overdue), str(no_due_date_failed), str(recently_paid)}
     assert found[0] == str(overdue)  # oldest due first
     assert str(not_yet_due) not in found

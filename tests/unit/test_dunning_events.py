@@ -27,9 +27,15 @@ def every_dunning_event() -> list[object]:
     exhausted = started()
     exhausted.request_reminder(step=0, reason="scheduled", amount_due=1000, currency="usd", as_of=at(1), at=at(1))
     exhausted.request_retry(
-        step=1, payment_id=str(uuid4()), provider_payment_id="pi_1", outcome="succeeded", detail="", as_of=at(2), at=at(2)
+        step=1,
+        payment_id=str(uuid4()),
+        provider_payment_id="pi_1",
+        outcome="succeeded",
+        detail="",
+        as_of=at(2),
+        at=at(2),
     )
-    exhausted.skip(step=2, reason="superseded by step 3", as_of=at(3), at=at(3))
+    exhausted.skip(step=2, reason="superseded by uncollectible:30", as_of=at(3), at=at(3))
     exhausted.exhaust(reason="schedule", step=3, failed_attempts=2, as_of=at(3), at=at(3))
     stopped = started(uuid4())
     stopped.stop(reason="invoice paid", as_of=at(4), at=at(4))
