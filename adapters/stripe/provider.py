@@ -14,6 +14,10 @@ Errors are mapped at this boundary, as httpx maps httpcore's: nothing above it e
     ├── InvalidRequestError              -> ProviderConfigurationError   (503: we sent what Stripe refuses)
     └── anything else                    -> ProviderUnavailableError
 
+A payment retry (`retry_payment`) answers two InvalidRequestErrors itself, since they are
+facts about the payment, not our setup: `resource_missing` (no such PaymentIntent) and
+`payment_intent_unexpected_state` (it cannot be confirmed now) are `not_retryable`.
+
 The API version is pinned to the one this SDK release was generated for, so an upgrade of the
 account's default version in the dashboard cannot change the shapes we read.
 """
