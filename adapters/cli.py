@@ -27,7 +27,7 @@ from adapters.web_server import serve as serve_api
 from commands.application import BillingApplication
 from commands.dunning import DunningAction
 from ledger.dunning_policy import DunningPolicy
-from ledger.errors import InvalidDateError, LedgerError, NotFoundError, ProviderError
+from ledger.errors import IdempotencyKeyReusedError, InvalidDateError, LedgerError, NotFoundError, ProviderError
 from projections.audit_chain import verify as verify_chain
 from projections.audit_export import export as export_period
 from projections.audit_export import verify_file
@@ -357,7 +357,7 @@ def _dunning_pass(
     for invoice_id in candidates:
         try:
             actions = app.advance_dunning(UUID(invoice_id), policy=policy, payments=payments, as_of=moment)
-        except ProviderError as error:  # nothing stored for this invoice: the next pass tries again
+        except (ProviderError, IdempotencyKeyReusedError) as error:  # nothing stored: the next pass tries again
             print(f"  {invoice_id}: not advanced: {error}")
             failed += 1
             continue
