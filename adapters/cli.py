@@ -25,12 +25,22 @@ from adapters.stripe import StripePaymentProvider
 from adapters.web_server import new_token
 from adapters.web_server import serve as serve_api
 from commands.application import BillingApplication
+from commands.dunning import DunningAction
 from commands.usage_reporting import report_usage
-from ledger.errors import InvalidDateError, LedgerError, NotFoundError, ProviderConfigurationError
+from ledger.dunning_policy import DunningPolicy
+from ledger.errors import (
+    IdempotencyKeyReusedError,
+    InvalidDateError,
+    LedgerError,
+    NotFoundError,
+    ProviderConfigurationError,
+    ProviderError,
+)
 from projections.audit_chain import verify as verify_chain
 from projections.audit_export import export as export_period
 from projections.audit_export import verify_file
 from projections.consistency import check as check_read_models
+from projections.overdue import dunning_candidates
 from projections.queries import trial_balance
 from projections.runner import ProjectionRunner
 
@@ -107,6 +117,17 @@ def _parser() -> argparse.ArgumentParser:
     audit_export.add_argument("--from", dest="start", type=_moment, default=None, help="ISO 8601 (inclusive)")
     audit_export.add_argument("--to", dest="end", type=_moment, default=None, help="ISO 8601 (exclusive)")
     audit_export.set_defaults(run=_audit_export)
+
+    dunning = commands.add_parser("dunning", help="collect unpaid invoices").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    dunning_run = dunning.add_parser(
+        "run", help="take the reminder, retry and uncollectible steps due (LEDGER_DUNNING_SCHEDULE); safe to repeat"
+    )
+    dunning_run.add_argument(
+        "--at", type=_moment, default=None, help="run as of this ISO 8601 moment (default now; never in the future)"
+    )
+    dunning_run.set_defaults(run=_dunning_run)
     return parser
 
 
@@ -334,6 +355,82 @@ def _audit_export(args: argparse.Namespace) -> int:
             done = export_period(app, out, trial_balance(runner.engine), start=args.start, end=args.end)
     print(f"exported {done.count} events to {args.file}: link before {done.link_before}, head {done.head}")
     return 0
+
+
+def _dunning_run(args: argparse.Namespace) -> int:
+    settings = Settings.from_environment()
+    payments = (
+        StripePaymentProvider(settings.stripe_api_key, api_base=settings.stripe_api_base)
+        if settings.stripe_api_key
+        else None
+    )
+    try:
+        with _runner() as (runner, app):
+            return _dunning_pass(app, runner, settings.dunning, payments, args.at)
+    finally:
+        if payments is not None:
+            payments.close()
+
+
+def _dunning_pass(
+    app: BillingApplication,
+    runner: ProjectionRunner,
+    policy: DunningPolicy,
+    payments: StripePaymentProvider | None,
+    at: datetime | None,
+) -> int:
+    now = app.clock.now()
+    moment = at or now
+    if moment > now:
+        raise InvalidDateError(f"--at {moment.isoformat()} is in the future: dunning only runs for now or the past")
+    runner.catch_up()  # the candidates come from the invoice status read model
+    candidates = dunning_candidates(runner.engine, today=moment.astimezone(UTC).date(), lookback_days=policy.span_days)
+    print(f"dunning as of {moment.isoformat()} ({policy.schedule}; at most {policy.max_attempts} attempts)")
+    if payments is None:
+        print("STRIPE_API_KEY is unset: retry steps become reminders")
+    counts: dict[str, int] = {}
+    failed = 0
+    for invoice_id in candidates:
+        try:
+            actions = app.advance_dunning(UUID(invoice_id), policy=policy, payments=payments, as_of=moment)
+        except (ProviderError, IdempotencyKeyReusedError) as error:  # nothing stored: the next pass tries again
+            print(f"  {invoice_id}: not advanced: {error}")
+            failed += 1
+            continue
+        for action in actions:
+            counts[action.kind] = counts.get(action.kind, 0) + 1
+            print(f"  {_dunning_line(app, UUID(invoice_id), action)}")
+    done = ", ".join(f"{counts.get(kind, 0)} {label}" for kind, label in _DUNNING_LABELS.items())
+    print(f"looked at {len(candidates)} invoices: {done}; {failed} not advanced")
+    return 1 if failed else 0
+
+
+_DUNNING_LABELS = {
+    "start": "started",
+    "remind": "reminders",
+    "retry": "retries",
+    "skip": "skipped",
+    "exhaust": "uncollectible",
+    "stop": "stopped",
+}
+
+
+def _dunning_line(app: BillingApplication, invoice_id: UUID, action: DunningAction) -> str:
+    invoice = app.invoice(invoice_id)
+    dunning = app.dunning(invoice_id)
+    step = ""
+    if action.step is not None and dunning is not None:
+        step = f"step {action.step + 1} ({dunning.policy.steps[action.step]}) "
+    what = {
+        "start": "dunning started",
+        "remind": f"{step}reminder requested",
+        "retry": f"{step}payment retry requested",
+        "skip": f"{step}skipped",
+        "exhaust": f"{step}marked uncollectible",
+        "stop": "dunning stopped",
+    }[action.kind]
+    reason = f": {action.reason}" if action.reason else ""
+    return f"{invoice.number or '-':<12} {invoice_id}  {what}{reason}"
 
 
 if __name__ == "__main__":

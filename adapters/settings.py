@@ -1,16 +1,27 @@
 """Settings: read from the environment (and an optional .env file) here and nowhere else.
 
-The process environment wins over .env, which only fills in what is unset.
+The process environment wins over .env, which only fills in what is unset. Settings that
+cannot work (a dunning schedule that cannot be followed) are refused here, at start, with the
+variable's name in the message.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
+
+from ledger.dunning_policy import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_SCHEDULE,
+    DunningPolicy,
+    parse_max_attempts,
+    parse_schedule,
+)
+from ledger.errors import InvalidDunningPolicyError
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ledger.sqlite3"
 
@@ -25,6 +36,7 @@ class Settings:
     stripe_api_base: str | None = None
     smtp_url: str | None = None
     public_url: str | None = None  # where customers reach us: Stripe Checkout's success/cancel pages
+    dunning: DunningPolicy = field(default_factory=DunningPolicy.parse)  # LEDGER_DUNNING_SCHEDULE, _MAX_ATTEMPTS
 
     @classmethod
     def from_environment(
@@ -48,4 +60,17 @@ class Settings:
             stripe_api_base=get("STRIPE_API_BASE"),
             smtp_url=get("LEDGER_SMTP_URL"),
             public_url=get("LEDGER_PUBLIC_URL"),
+            dunning=_dunning_policy(get("LEDGER_DUNNING_SCHEDULE"), get("LEDGER_DUNNING_MAX_ATTEMPTS")),
         )
+
+
+def _dunning_policy(schedule: str | None, max_attempts: str | None) -> DunningPolicy:
+    try:
+        steps = parse_schedule(schedule or DEFAULT_SCHEDULE)
+    except InvalidDunningPolicyError as error:
+        raise InvalidDunningPolicyError(f"LEDGER_DUNNING_SCHEDULE: {error}") from None
+    try:
+        attempts = parse_max_attempts(max_attempts or DEFAULT_MAX_ATTEMPTS)
+    except InvalidDunningPolicyError as error:
+        raise InvalidDunningPolicyError(f"LEDGER_DUNNING_MAX_ATTEMPTS: {error}") from None
+    return DunningPolicy(steps, attempts)

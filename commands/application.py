@@ -26,6 +26,7 @@ from eventsourcing.persistence import IntegrityError, Notification, PersistenceE
 from eventsourcing.utils import Environment, EnvType
 
 from commands import money_movements as movements
+from commands.dunning import DunningCommands
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
@@ -90,8 +91,9 @@ BACKOFF_BASE_SECONDS = 0.001
 BACKOFF_CAP_SECONDS = 0.05
 
 
-class BillingApplication(UsageCommands, Application[UUID]):
-    """Invoices, payments and usage (commands/usage.py). Construct through adapters.bootstrap, which picks the store."""
+class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
+    """Invoices, payments, usage (commands/usage.py) and dunning (commands/dunning.py). Construct
+    through adapters.bootstrap, which picks the store."""
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
 

@@ -32,6 +32,27 @@ class CheckoutSession:
     expires_at: datetime
 
 
+ATTEMPTED = "attempted"
+SETTLED = "settled"
+NOT_RETRYABLE = "not_retryable"
+
+
+@dataclass(frozen=True)
+class PaymentRetry:
+    """What the provider did when asked to charge a failed payment again.
+
+    `outcome` is `attempted` (a new attempt was made and not declined: `status` says whether it
+    succeeded or is still processing), `settled` (no attempt: the payment succeeded or is in
+    flight already) or `not_retryable` (no attempt: nothing to charge, e.g. no payment method
+    left on it). A declined attempt raises `PaymentDeclinedError` instead.
+    """
+
+    provider_payment_id: str
+    outcome: str
+    status: str  # the provider's own status for the payment afterwards (Stripe: the PaymentIntent's)
+    detail: str = ""
+
+
 class PaymentProvider(Protocol):
     """Collects money for invoices (Stripe in production, its test double in tests).
 
@@ -60,4 +81,11 @@ class PaymentProvider(Protocol):
         self, *, event_name: str, customer_id: str, value: int, identifier: str, at: datetime
     ) -> None:
         """Report usage to the provider's meter; `identifier` makes a repeat count once."""
+        ...
+
+    def retry_payment(self, *, provider_payment_id: str, idempotency_key: str) -> PaymentRetry:
+        """Charge a failed payment again, off-session, with the payment method it failed with.
+
+        The same `idempotency_key` makes a repeated request the same attempt, not a second one.
+        """
         ...

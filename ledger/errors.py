@@ -13,7 +13,8 @@
     │   ├── InvalidPriceError             a usage price's model, tiers or package terms are malformed
     │   ├── InvalidTimezoneError          not an IANA timezone name the tz database knows
     │   ├── UnknownReferenceError         a body names a meter, price or usage customer that does not exist
-    │   └── InvalidUsageBatchError        usage records refused: `errors` names each `records[i].field`
+    │   ├── InvalidUsageBatchError        usage records refused: `errors` names each `records[i].field`
+    │   └── InvalidDunningPolicyError     a dunning schedule or max attempts that cannot be followed
     ├── CurrencyMismatchError             two currencies met where one is required (422)
     ├── NotFoundError                     (404)
     │   ├── InvoiceNotFoundError
@@ -42,7 +43,8 @@
     │   ├── MeterExistsError              a meter key is defined once (meters never change)
     │   ├── PriceExistsError              a price key is defined once (prices never change)
     │   ├── UsageCustomerExistsError      a usage customer key is set up once
-    │   └── PeriodNotEndedError           a billing period is closed only after it ends, and only once
+    │   ├── PeriodNotEndedError           a billing period is closed only after it ends, and only once
+    │   └── DunningStateError             a dunning step out of order, or after the dunning finished
     ├── StaleVersionError                 the caller's expected version is not the current one (412)
     ├── IdempotencyKeyReusedError         the same key with a different request (422)
     ├── ConcurrencyRetriesExhaustedError  too many concurrent writers, try again (503)
@@ -127,6 +129,10 @@ class InvalidUsageBatchError(InvalidInputError):
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{first['field']}: {first['message']}{more}", field=first["field"])
         self.errors = errors
+
+
+class InvalidDunningPolicyError(InvalidInputError):
+    """A dunning schedule or maximum of attempts that cannot be followed (LEDGER_DUNNING_*)."""
 
 
 class CurrencyMismatchError(LedgerError):
@@ -279,6 +285,14 @@ class DisputeExceedsCapturedError(RuleViolationError):
     def __init__(self, payment_id: object, amount: int, disputable: int) -> None:
         super().__init__(f"dispute of {amount} on payment {payment_id} exceeds the {disputable} it still holds")
         self.payment_id = payment_id
+
+
+class DunningStateError(RuleViolationError):
+    """A dunning step taken out of the schedule's order, twice, or after the dunning finished."""
+
+    def __init__(self, dunning_id: object, reason: str) -> None:
+        super().__init__(f"dunning {dunning_id}: {reason}")
+        self.dunning_id = dunning_id
 
 
 class PaymentAlreadySucceededError(PaymentStateError):

@@ -7,8 +7,16 @@ It answers the endpoints our adapter calls, the way Stripe does:
 - `Idempotency-Key` honoured: the same key with the same request replays the first response
   (`Idempotent-Replayed: true`); with a different one, 400 `idempotency_error`;
 - `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`, `POST /v1/billing/meter_events`,
-  with objects shaped like Stripe's own fixtures (fixtures3.json of stripe/openapi: the two
-  objects used are copied verbatim into tests/fixtures/stripe_objects.json) and our fields filled in.
+  `GET /v1/payment_intents/{id}`, `POST /v1/payment_intents/{id}/confirm`, with objects shaped
+  like Stripe's own fixtures (fixtures3.json of stripe/openapi: the objects used are copied
+  verbatim into tests/fixtures/stripe_objects.json) and our fields filled in.
+
+`add_failed_payment_intent(...)` puts a PaymentIntent whose last attempt failed (as Stripe
+leaves one: `requires_payment_method`, the failed card in `last_payment_error.payment_method`);
+`confirm_outcomes(pi, ...)` says what its next confirmations do (`succeeded` by default,
+`declined`: a 402 `card_error` naming the PaymentIntent and the new failed charge, as Stripe
+answers, or `processing`). A confirmation in a state that cannot be confirmed answers 400
+`payment_intent_unexpected_state`.
 
 `fail_next(kind, times)` makes the next requests fail with a Stripe error (`card_error` 402,
 `rate_limit` 429, `api_error` 500, `authentication` 401, `permission` 403, `invalid_request`
@@ -77,6 +85,8 @@ class StripeState:
     requests: list[Recorded] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     meter_events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    confirm_outcomes: dict[str, list[str]] = field(default_factory=dict)
     idempotency: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,6 +135,8 @@ class StripeServer:
                 Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
                 Route("/v1/checkout/sessions/{session_id}", self._read_session, methods=["GET"]),
                 Route("/v1/billing/meter_events", self._create_meter_event, methods=["POST"]),
+                Route("/v1/payment_intents/{intent_id}", self._read_payment_intent, methods=["GET"]),
+                Route("/v1/payment_intents/{intent_id}/confirm", self._confirm_payment_intent, methods=["POST"]),
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "DELETE"]),
             ]
         )
@@ -156,6 +168,51 @@ class StripeServer:
     def sessions(self) -> dict[str, dict[str, Any]]:
         with self.state.lock:
             return copy.deepcopy(self.state.sessions)
+
+    @property
+    def payment_intents(self) -> dict[str, dict[str, Any]]:
+        with self.state.lock:
+            return copy.deepcopy(self.state.payment_intents)
+
+    def add_failed_payment_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        invoice_id: str | None = None,
+        payment_method: str | None = "pm_card_chargeDeclined",
+        status: str = "requires_payment_method",
+    ) -> str:
+        """A PaymentIntent whose last attempt was declined, as Stripe leaves it; its id."""
+        intent_id = f"pi_{secrets.token_hex(12)}"
+        intent = copy.deepcopy(self.resources["payment_intent"])
+        charge = f"ch_{secrets.token_hex(12)}"
+        intent.update(
+            id=intent_id,
+            amount=amount,
+            amount_received=0,
+            currency=currency,
+            status=status,
+            canceled_at=None,
+            created=int(time.time()),
+            metadata={"invoice_id": invoice_id} if invoice_id else {},
+            payment_method=None,
+            latest_charge=charge,
+            next_action=None,
+            last_payment_error=None
+            if payment_method is None
+            else _decline(charge, {"id": payment_method, "object": "payment_method", "type": "card"}),
+        )
+        with self.state.lock:
+            self.state.payment_intents[intent_id] = intent
+        return intent_id
+
+    def confirm_outcomes(self, intent_id: str, *outcomes: str) -> None:
+        """What the next confirmations of the PaymentIntent do: succeeded, declined or processing."""
+        if set(outcomes) - {"succeeded", "declined", "processing"}:
+            raise ValueError(f"unknown confirmation outcomes {outcomes}")
+        with self.state.lock:
+            self.state.confirm_outcomes[intent_id] = list(outcomes)
 
     # ------------------------------------------------------------------------------ the protocol
 
@@ -213,6 +270,20 @@ class StripeServer:
 
     async def _create_meter_event(self, request: Request) -> Response:
         return await self._handle(request, self._new_meter_event)
+
+    async def _read_payment_intent(self, request: Request) -> Response:
+        intent_id = request.path_params["intent_id"]
+
+        def answer(_: dict[str, Any]) -> tuple[int, Any]:
+            if intent_id not in self.state.payment_intents:
+                return 404, _missing("payment_intent", intent_id)
+            return 200, self.state.payment_intents[intent_id]
+
+        return await self._handle(request, answer)
+
+    async def _confirm_payment_intent(self, request: Request) -> Response:
+        intent_id = request.path_params["intent_id"]
+        return await self._handle(request, lambda form: self._confirm(intent_id, form))
 
     async def _unknown(self, request: Request) -> Response:
         def answer(_: dict[str, Any]) -> tuple[int, Any]:
@@ -283,6 +354,47 @@ class StripeServer:
         )
         self.state.meter_events.setdefault(identifier, event)
         return 200, self.state.meter_events[identifier]
+
+    def _confirm(self, intent_id: str, form: dict[str, Any]) -> tuple[int, Any]:
+        intent = self.state.payment_intents.get(intent_id)
+        if intent is None:
+            return 404, _missing("payment_intent", intent_id)
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            message = (
+                f"You cannot confirm this PaymentIntent because it has a status of {intent['status']}. "
+                "Only a PaymentIntent with one of the following statuses may be confirmed: "
+                "requires_confirmation, requires_action, requires_payment_method."
+            )
+            error = {"type": "invalid_request_error", "code": "payment_intent_unexpected_state", "message": message}
+            return 400, {"error": {**error, "payment_intent": intent}}
+        method = form.get("payment_method") or intent["payment_method"]
+        if not method:
+            return 400, _invalid("payment_method", "You cannot confirm this PaymentIntent: it has no payment method.")
+        outcomes = self.state.confirm_outcomes.get(intent_id) or []
+        outcome = outcomes.pop(0) if outcomes else "succeeded"
+        charge = f"ch_{secrets.token_hex(12)}"
+        intent["latest_charge"] = charge
+        if outcome == "declined":
+            error = _decline(charge, {"id": method, "object": "payment_method", "type": "card"})
+            intent.update(status="requires_payment_method", payment_method=None, last_payment_error=error)
+            return 402, {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
+        intent.update(status=outcome, payment_method=method, last_payment_error=None)
+        if outcome == "succeeded":
+            intent["amount_received"] = intent["amount"]
+        return 200, intent
+
+
+def _decline(charge: str, payment_method: dict[str, Any]) -> dict[str, Any]:
+    """Stripe's `last_payment_error` (and 402 error body) for a declined card."""
+    return {
+        "type": "card_error",
+        "code": "card_declined",
+        "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds.",
+        "charge": charge,
+        "payment_method": payment_method,
+        "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+    }
 
 
 def _missing_params(form: dict[str, Any], names: list[str]) -> dict[str, Any] | None:

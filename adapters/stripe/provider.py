@@ -14,6 +14,10 @@ Errors are mapped at this boundary, as httpx maps httpcore's: nothing above it e
     ├── InvalidRequestError              -> ProviderConfigurationError   (503: we sent what Stripe refuses)
     └── anything else                    -> ProviderUnavailableError
 
+A payment retry (`retry_payment`) answers two InvalidRequestErrors itself, since they are
+facts about the payment, not our setup: `resource_missing` (no such PaymentIntent) and
+`payment_intent_unexpected_state` (it cannot be confirmed now) are `not_retryable`.
+
 The API version is pinned to the one this SDK release was generated for, so an upgrade of the
 account's default version in the dashboard cannot change the shapes we read.
 """
@@ -27,7 +31,7 @@ from typing import Any
 
 import stripe
 
-from commands.ports import CheckoutSession
+from commands.ports import ATTEMPTED, NOT_RETRYABLE, SETTLED, CheckoutSession, PaymentRetry
 from ledger.errors import (
     IdempotencyKeyReusedError,
     PaymentDeclinedError,
@@ -41,9 +45,14 @@ STRIPE_API_VERSION: str = stripe.api_version
 TIMEOUT_SECONDS = 20.0
 MAX_NETWORK_RETRIES = 2
 
+# A PaymentIntent whose last attempt failed waits in one of these for another confirmation.
+RETRYABLE_STATUSES = ("requires_payment_method", "requires_confirmation")
+# Money is moving or moved already: no new attempt.
+IN_FLIGHT_STATUSES = ("succeeded", "processing", "requires_capture")
+
 
 class StripePaymentProvider:
-    """Checkout Sessions and meter events on Stripe (or on a Stripe-compatible server at
+    """Checkout Sessions, payment retries and meter events on Stripe (or on a Stripe-compatible server at
     `api_base`, e.g. the test server in tests/stripe_server.py)."""
 
     def __init__(
@@ -136,6 +145,53 @@ class StripePaymentProvider:
                 params=params,
                 options={"idempotency_key": key},
             )
+
+    def retry_payment(self, *, provider_payment_id: str, idempotency_key: str) -> PaymentRetry:
+        """Confirm the PaymentIntent again, off-session, with the payment method it last failed with.
+
+        Read first: a PaymentIntent that succeeded or is processing is `settled`, one that was
+        canceled, has no payment method left or does not exist is `not_retryable`. A decline
+        raises PaymentDeclinedError (a CardError, like any other).
+        """
+        intents = self._client.v1.payment_intents
+        with stripe_errors_mapped(idempotency_key):
+            try:
+                intent = intents.retrieve(provider_payment_id).to_dict()
+            except stripe.InvalidRequestError as error:
+                if error.code != "resource_missing":
+                    raise
+                return PaymentRetry(
+                    provider_payment_id, NOT_RETRYABLE, "missing", f"Stripe has no {provider_payment_id}"
+                )
+        status = str(intent.get("status"))
+        if status in IN_FLIGHT_STATUSES:
+            return PaymentRetry(provider_payment_id, SETTLED, status)
+        method = _payment_method_of(intent)
+        if status not in RETRYABLE_STATUSES or method is None:
+            detail = f"the PaymentIntent is {status}" + ("" if method else " and has no payment method")
+            return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, detail)
+        params: Any = {"payment_method": method, "off_session": True}
+        with stripe_errors_mapped(idempotency_key):
+            try:
+                confirmed = intents.confirm(
+                    provider_payment_id, params=params, options={"idempotency_key": idempotency_key}
+                )
+            except stripe.InvalidRequestError as error:
+                if error.code != "payment_intent_unexpected_state":
+                    raise
+                return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, f"Stripe: {error.user_message}")
+        return PaymentRetry(provider_payment_id, ATTEMPTED, str(confirmed.status))
+
+
+def _payment_method_of(intent: dict[str, Any]) -> str | None:
+    """The PaymentIntent's payment method or, after a failure detached it, the one that failed."""
+    error = intent.get("last_payment_error") or {}
+    for candidate in (intent.get("payment_method"), error.get("payment_method")):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+        if isinstance(candidate, dict) and isinstance(candidate.get("id"), str):
+            return str(candidate["id"])
+    return None
 
 
 @contextmanager

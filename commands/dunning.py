@@ -1,0 +1,233 @@
+"""Dunning commands: advance the collection of one unpaid invoice, in one transaction.
+
+`advance_dunning` loads the invoice and its Dunning aggregate, asks ledger.dunning_plan what
+is due at the pass's moment, carries it out and saves every event (the dunning's steps, and the
+invoice's `marked-uncollectible` when collection gives up) atomically. Run twice for the same
+moment, the second run finds nothing due and stores nothing.
+
+A retry step asks the payment provider to charge the invoice's failed payment again, with an
+idempotency key derived from the invoice and the step (`ledger.dunning.retry_key`): if the
+save fails after the provider was asked, or two passes race, the next attempt of the step
+makes the same request and gets the same answer, never a second charge. The provider being
+unreachable stores nothing; the step stays due for the next pass. The failed attempt a
+declined retry makes is recorded on the invoice when the provider reports it (the webhook),
+like any other failed attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Repository
+from eventsourcing.domain import Aggregate
+
+from commands.ports import NOT_RETRYABLE, SETTLED, Clock, PaymentProvider
+from ledger.dunning import Dunning, dunning_id_for, retry_key
+from ledger.dunning_plan import (
+    EXHAUST,
+    NOTHING_TO_RETRY,
+    REMIND,
+    RETRY_PAYMENT,
+    SKIP,
+    START,
+    STOP,
+    InvoiceFacts,
+    Planned,
+    anchor_of,
+    plan,
+)
+from ledger.dunning_policy import DunningPolicy
+from ledger.errors import InvalidDateError, PaymentDeclinedError
+from ledger.invoices import Invoice
+from ledger.payments import FAILED, OFFLINE, Payment
+
+T = TypeVar("T", bound=Aggregate)
+
+NO_PROVIDER = "no payment provider configured"
+DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class DunningAction:
+    """One thing a dunning pass did for an invoice."""
+
+    kind: str  # "start", "skip", "remind", "retry", "exhaust" or "stop"
+    step: int | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "step": self.step, "reason": self.reason}
+
+
+class DunningCommands:
+    """Mixed into BillingApplication: uses its `_execute`, reads and clock."""
+
+    if TYPE_CHECKING:
+        clock: Clock
+        repository: Repository[UUID]
+
+        def _execute(
+            self,
+            command: str,
+            arguments: dict[str, Any],
+            idempotency_key: str | None,
+            decide: Callable[[datetime], tuple[dict[str, Any], Sequence[Aggregate]]],
+        ) -> dict[str, Any]: ...
+
+        def invoice(self, invoice_id: UUID, *, version: int | None = None) -> Invoice: ...
+
+        def _get_or_none(
+            self,
+            aggregate_id: UUID,
+            kind: type[T],
+            repository: Repository[UUID] | None = None,
+            *,
+            version: int | None = None,
+        ) -> T | None: ...
+
+    def advance_dunning(
+        self,
+        invoice_id: UUID,
+        *,
+        policy: DunningPolicy,
+        payments: PaymentProvider | None = None,
+        as_of: datetime | None = None,
+    ) -> list[DunningAction]:
+        """Take the dunning steps due for the invoice at `as_of` (default: now), in one transaction.
+
+        `as_of` may be in the past (a pass re-run for a moment it missed), never in the future.
+        Without `payments`, retries become reminders.
+        """
+        if as_of is not None and as_of.tzinfo is None:
+            raise InvalidDateError("the dunning moment needs a timezone, e.g. 2026-04-01T09:00:00Z", field="at")
+
+        def decide(at: datetime) -> tuple[dict[str, Any], Sequence[Aggregate]]:
+            moment = at if as_of is None else as_of
+            if moment > at:
+                raise InvalidDateError(
+                    f"cannot run dunning for {moment.isoformat()}: it is only {at.isoformat()}", field="at"
+                )
+            invoice = self.invoice(invoice_id)
+            dunning = self._get_or_none(dunning_id_for(invoice_id), Dunning)
+            target = self._retry_target(invoice)
+            facts = InvoiceFacts(
+                status=invoice.status,
+                anchor=anchor_of(invoice.due_date, [attempt["at"] for attempt in invoice.failed_attempts]),
+                failed_attempts=len(invoice.failed_attempts),
+                can_retry=target is not None,
+            )
+            progress = None if dunning is None else dunning.progress
+            planned = plan(invoice=facts, progress=progress, policy=policy, now=moment)
+            done: list[DunningAction] = []
+            for step in planned:
+                if step.kind == RETRY_PAYMENT:
+                    step = self._ask_for_retry(step, invoice, target, payments)
+                dunning = _carry_out(step, dunning, invoice, facts, policy, moment, at)
+                done.append(DunningAction(step.kind, step.step, step.reason))
+            gave_up = any(action.kind == EXHAUST for action in done)
+            changed: list[Aggregate] = [] if dunning is None or not done else [dunning]
+            return {"done": [action.as_dict() for action in done]}, changed + ([invoice] if gave_up else [])
+
+        result = self._execute("advance_dunning", {"invoice_id": invoice_id}, None, decide)
+        return [DunningAction(d["kind"], d["step"], d["reason"]) for d in result["done"]]
+
+    def dunning(self, invoice_id: UUID) -> Dunning | None:
+        """The invoice's dunning, or None if it never started."""
+        return self._get_or_none(dunning_id_for(invoice_id), Dunning)
+
+    # ------------------------------------------------------------------------ helpers
+
+    def _retry_target(self, invoice: Invoice) -> Payment | None:
+        """The provider payment of the latest failed attempt, if it is still failed."""
+        for attempt in reversed(invoice.failed_attempts):
+            payment = self._get_or_none(UUID(attempt["payment_id"]), Payment)
+            if payment is not None and payment.status == FAILED and payment.provider != OFFLINE:
+                return payment
+        return None
+
+    def _ask_for_retry(
+        self, step: Planned, invoice: Invoice, target: Payment | None, payments: PaymentProvider | None
+    ) -> Planned:
+        """Ask the provider; the step becomes a reminder (or a skip) when it cannot retry."""
+        if target is None:
+            return step.instead_remind(NOTHING_TO_RETRY)
+        if payments is None:
+            return step.instead_remind(NO_PROVIDER)
+        assert step.step is not None
+        try:
+            answer = payments.retry_payment(
+                provider_payment_id=target.provider_payment_id,
+                idempotency_key=retry_key(invoice.id, step.step),
+            )
+        except PaymentDeclinedError as error:
+            return _Retry.of(step, target, DECLINED, str(error))
+        if answer.outcome == NOT_RETRYABLE:
+            return step.instead_remind(f"{NOTHING_TO_RETRY}: {answer.detail or answer.status}")
+        if answer.outcome == SETTLED:
+            return step.instead_skip(f"payment {target.provider_payment_id} is {answer.status} at the provider")
+        return _Retry.of(step, target, answer.status, answer.detail)
+
+
+@dataclass(frozen=True)
+class _Retry(Planned):
+    """A retry the provider was asked for, with its answer."""
+
+    payment_id: str = ""
+    provider_payment_id: str = ""
+    outcome: str = ""
+    detail: str = ""
+
+    @classmethod
+    def of(cls, step: Planned, payment: Payment, outcome: str, detail: str) -> _Retry:
+        reason = f"{payment.provider_payment_id}: {outcome}"
+        return cls(RETRY_PAYMENT, step.step, reason, str(payment.id), payment.provider_payment_id, outcome, detail)
+
+
+def _carry_out(
+    step: Planned,
+    dunning: Dunning | None,
+    invoice: Invoice,
+    facts: InvoiceFacts,
+    policy: DunningPolicy,
+    moment: datetime,
+    at: datetime,
+) -> Dunning | None:
+    """Record one planned step on the dunning (and the invoice, when it gives up)."""
+    if step.kind == START:
+        assert facts.anchor is not None
+        return Dunning.start(invoice_id=invoice.id, anchor=facts.anchor, policy=policy, as_of=moment, at=at)
+    if dunning is None:
+        raise AssertionError(f"{step.kind} planned for a dunning that never started")
+    if step.kind == SKIP and step.step is not None:
+        dunning.skip(step=step.step, reason=step.reason, as_of=moment, at=at)
+    elif step.kind == REMIND and step.step is not None:
+        dunning.request_reminder(
+            step=step.step,
+            reason=step.reason,
+            amount_due=invoice.amount_due,
+            currency=invoice.currency,
+            as_of=moment,
+            at=at,
+        )
+    elif isinstance(step, _Retry) and step.step is not None:
+        dunning.request_retry(
+            step=step.step,
+            payment_id=step.payment_id,
+            provider_payment_id=step.provider_payment_id,
+            outcome=step.outcome,
+            detail=step.detail,
+            as_of=moment,
+            at=at,
+        )
+    elif step.kind == EXHAUST:
+        invoice.mark_uncollectible(at=at)
+        dunning.exhaust(reason=step.reason, step=step.step, failed_attempts=facts.failed_attempts, as_of=moment, at=at)
+    elif step.kind == STOP:
+        dunning.stop(reason=step.reason, as_of=moment, at=at)
+    else:
+        raise AssertionError(f"cannot carry out {step}")
+    return dunning
