@@ -78,6 +78,7 @@ class Ingested:
     duplicate: bool  # the event had been recorded before
     outcome: str
     detail: str
+    handled_now: bool = True  # False: answered from its record
 
 
 # Bounded retries on optimistic-concurrency conflicts, with capped exponential "full jitter"
@@ -507,9 +508,16 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
 
         def decide(at: datetime) -> Decision:
             work = self._work()
-            outcomes = [_ingest(work, delivery, at) for delivery in deliveries]
-            if any(isinstance(o, Ingested) and not o.duplicate and o.outcome in (REFUSED, UNMATCHED) for o in outcomes):
-                work.check_reads(self._unchanged)  # a refusal writes no aggregate that could conflict
+            outcomes: list[Ingested | BaseException] = []
+            to_check: list[tuple[UUID, int | None]] = []  # what the refused and unmatched ones read
+            for delivery in deliveries:
+                first = len(work.loads)
+                outcome = _ingest(work, delivery, at)
+                if isinstance(outcome, Ingested) and outcome.outcome in (REFUSED, UNMATCHED) and outcome.handled_now:
+                    to_check += work.loads[first:]
+                outcomes.append(outcome)
+            # A refusal writes no aggregate that could collide with the writer that made it stale.
+            Work.check_reads(to_check, self._unchanged)
             return {"outcomes": outcomes}, work.changed
 
         outcomes: list[Ingested | BaseException] = self._execute("ingest_provider_events", {}, None, decide)["outcomes"]
@@ -727,7 +735,7 @@ def _ingest(work: Work, delivery: Delivery, at: datetime) -> Ingested | BaseExce
     event_key = provider_event_id(delivery.provider, delivery.event.event_id)
     received = work.get(event_key, ProviderEvent)
     if received is not None and received.outcome is not None:
-        return Ingested(duplicate=True, outcome=received.outcome, detail=received.detail)
+        return Ingested(duplicate=True, outcome=received.outcome, detail=received.detail, handled_now=False)
     try:
         outcome, detail = work.attempt(lambda: delivery.handle(work, at))
     except NotFoundError as error:

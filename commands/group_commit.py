@@ -56,41 +56,64 @@ class GroupCommit(Generic[Item, Result]):
             self._waiting.append(slot)
             if not self._leading:
                 self._leading = slot.lead = True
-        while not slot.done:
-            if slot.lead:
-                self._lead(slot)
-            else:
-                slot.ready.wait()
-                slot.ready.clear()
+        try:
+            while not slot.done:
+                if slot.lead:
+                    self._lead(slot)
+                else:
+                    slot.ready.wait()
+                    slot.ready.clear()
+        except BaseException:
+            self._abandon(slot)  # interrupted (a signal, say): never leave the others without a leader
+            raise
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]
 
     def _lead(self, own: _Slot[Item, Result]) -> None:
         """Run batches until our own request is done, then hand the lead to a waiting caller."""
-        while not own.done:
+        try:
+            while not own.done:
+                with self._lock:
+                    batch = self._waiting[: self._max_batch]
+                    del self._waiting[: self._max_batch]
+                self._run(batch)
+        finally:
             with self._lock:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-            self._run(batch)
+                own.lead = False
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Under the lock: the first waiting caller leads next, or nobody is leading."""
+        if self._waiting:
+            successor = self._waiting[0]
+            successor.lead = True
+            successor.ready.set()
+        else:
+            self._leading = False
+
+    def _abandon(self, slot: _Slot[Item, Result]) -> None:
         with self._lock:
-            own.lead = False
-            if self._waiting:
-                successor = self._waiting[0]
-                successor.lead = True
-                successor.ready.set()
-            else:
-                self._leading = False
+            if slot in self._waiting:
+                self._waiting.remove(slot)
+            if slot.lead:  # named to lead, but leaves before leading
+                slot.lead = False
+                self._hand_over()
 
     def _run(self, batch: list[_Slot[Item, Result]]) -> None:
+        interrupted: BaseException | None = None
         try:
-            outcomes = self._run_batch([slot.item for slot in batch])
+            outcomes = list(self._run_batch([slot.item for slot in batch]))
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} gave {len(outcomes)} results")
-        except BaseException as error:  # handed to every caller of the batch
+        except Exception as error:  # handed to every caller of the batch
             outcomes = [error] * len(batch)
-        self.batches += 1
-        self.items += len(batch)
+        except BaseException as error:  # KeyboardInterrupt, SystemExit: the leader's to raise
+            interrupted = error
+            outcomes = [RuntimeError("the batch was interrupted before it committed")] * len(batch)
+        with self._lock:
+            self.batches += 1
+            self.items += len(batch)
         for slot, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 slot.error = outcome
@@ -98,3 +121,5 @@ class GroupCommit(Generic[Item, Result]):
                 slot.result = outcome
             slot.done = True
             slot.ready.set()
+        if interrupted is not None:
+            raise interrupted

@@ -82,8 +82,22 @@ def handle(work: Work, event: VerifiedEvent, at: datetime) -> Outcome:
         return IGNORED, f"{event.event_type}: not a type the ledger acts on"
     try:
         return handler(_Step(work, event, at), event.data_object)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a payload without what its type promises
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        if not _raised_reading_the_payload(error):
+            raise  # a bug below this module: the delivery fails (500) and nothing of it is kept
         raise UnreadableEventError(f"unreadable {event.event_type} payload: {error!r}") from error
+
+
+def _raised_reading_the_payload(error: BaseException) -> bool:
+    """Whether the error was raised in this module's own code (a missing key, `int(None)`): a
+    payload without what its type promises. Raised deeper (the domain, the store), it is a bug,
+    and recording the event as refused would settle it for good."""
+    traceback = error.__traceback__
+    innermost = None
+    while traceback is not None:
+        innermost = traceback.tb_frame
+        traceback = traceback.tb_next
+    return innermost is not None and innermost.f_code.co_filename == __file__
 
 
 class UnreadableEventError(InvalidInputError):

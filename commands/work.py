@@ -15,7 +15,7 @@ first reaches it, so a long batch copies only what its steps share.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from typing import TypeVar
 from uuid import UUID
@@ -52,7 +52,7 @@ class Work:
         self._seen: dict[UUID, Aggregate | None] = {}
         self._changed: dict[UUID, None] = {}  # insertion-ordered set of changed ids
         self._backups: list[_Backup] = []  # one per attempt in progress, innermost last
-        self._read: dict[UUID, int | None] = {}  # the stored version of everything loaded (None: absent)
+        self.loads: list[tuple[UUID, int | None]] = []  # every load from the store: id, version (None: absent)
 
     def get(self, aggregate_id: UUID, kind: type[T]) -> T | None:
         """The aggregate as this attempt has it (loaded once), or None if there is none of that kind."""
@@ -60,7 +60,7 @@ class Work:
         if aggregate_id not in self._seen:
             loaded = self._load(aggregate_id)
             self._seen[aggregate_id] = loaded
-            self._read.setdefault(aggregate_id, None if loaded is None else loaded.version)
+            self.loads.append((aggregate_id, None if loaded is None else loaded.version))
         found = self._seen[aggregate_id]
         return found if isinstance(found, kind) else None
 
@@ -92,11 +92,12 @@ class Work:
         found = [self._seen[i] for i in self._changed]
         return [a for a in found if a is not None and a.pending_events]
 
-    def check_reads(self, unchanged: Callable[[UUID, int | None], bool]) -> None:
-        """StaleReadError if anything this work loaded has been written since it was loaded
+    @staticmethod
+    def check_reads(loads: Sequence[tuple[UUID, int | None]], unchanged: Callable[[UUID, int | None], bool]) -> None:
+        """StaleReadError if any of these loads (from `loads`) has been written since it was made
         (`unchanged(id, version)` asks the store). A decision that writes nothing but its own
         record (a refusal) would not conflict with the writer that made it stale: ask instead."""
-        for aggregate_id, version in self._read.items():
+        for aggregate_id, version in dict(loads).items():
             if not unchanged(aggregate_id, version):
                 raise StaleReadError(f"{aggregate_id} changed after it was read at version {version}")
 
@@ -121,8 +122,12 @@ class Work:
 
     def _restore(self, backup: _Backup) -> None:
         for aggregate_id, kept in backup.seen.items():
+            current = self._seen.get(aggregate_id)
             if kept is _ABSENT:
                 self._seen.pop(aggregate_id, None)
+            elif current is not None and type(current) is type(kept):
+                # In place: a reference a caller still holds sees the state put back too.
+                current.__dict__ = kept.__dict__
             else:
                 self._seen[aggregate_id] = kept  # type: ignore[assignment]
         self._changed = backup.changed

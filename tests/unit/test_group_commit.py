@@ -77,3 +77,19 @@ def test_many_concurrent_callers_all_get_answers() -> None:
     assert results == [n * 20 for n in range(500)]
     assert sorted(i for batch in recorder.batches for i in batch) == [n * 2 for n in range(500)]
     assert max(len(batch) for batch in recorder.batches) <= 7
+
+
+def test_an_interrupted_batch_is_raised_in_its_leader_and_the_next_caller_still_gets_through() -> None:
+    calls: list[list[int]] = []
+
+    def interrupted_once(items: Sequence[int]) -> list[int | BaseException]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return list(items)
+
+    group = GroupCommit(interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        group.submit(1)
+    assert group.submit(2) == 2  # the lead was handed back
+    assert not group._leading

@@ -81,3 +81,20 @@ def test_a_step_that_succeeds_keeps_its_changes_inside_a_failed_outer_step() -> 
         work.attempt(outer)
     assert work.changed == []
     assert work.invoice(invoice.id).lines == {}
+
+
+def test_a_reference_held_across_a_failed_step_sees_the_state_put_back() -> None:
+    invoice = _draft()
+    work = _work(invoice)
+    held = work.invoice(invoice.id)
+    held.add_line(_line(1), at=at(1))
+    work.add(held)
+
+    def fails() -> None:
+        work.invoice(invoice.id).add_line(_line(2), at=at(2))
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        work.attempt(fails)
+    assert list(held.lines) == ["l1"]
+    assert len(held.pending_events) == 1
