@@ -16,16 +16,16 @@ like any other failed attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Repository
 from eventsourcing.domain import Aggregate
 
-from commands.ports import NOT_RETRYABLE, SETTLED, Clock, PaymentProvider
+from commands.host import CommandHost
+from commands.ports import NOT_RETRYABLE, SETTLED, PaymentProvider
 from ledger.dunning import Dunning, dunning_id_for, retry_key
 from ledger.dunning_plan import (
     EXHAUST,
@@ -63,31 +63,8 @@ class DunningAction:
         return {"kind": self.kind, "step": self.step, "reason": self.reason}
 
 
-class DunningCommands:
+class DunningCommands(CommandHost):
     """Mixed into BillingApplication: uses its `_execute`, reads and clock."""
-
-    if TYPE_CHECKING:
-        clock: Clock
-        repository: Repository[UUID]
-
-        def _execute(
-            self,
-            command: str,
-            arguments: dict[str, Any],
-            idempotency_key: str | None,
-            decide: Callable[[datetime], tuple[dict[str, Any], Sequence[Aggregate]]],
-        ) -> dict[str, Any]: ...
-
-        def invoice(self, invoice_id: UUID, *, version: int | None = None) -> Invoice: ...
-
-        def _get_or_none(
-            self,
-            aggregate_id: UUID,
-            kind: type[T],
-            repository: Repository[UUID] | None = None,
-            *,
-            version: int | None = None,
-        ) -> T | None: ...
 
     def advance_dunning(
         self,

@@ -12,16 +12,16 @@ duplicates. Two writers sending the same identifier at once therefore store it o
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, Mapper, PersistenceError
+from eventsourcing.persistence import PersistenceError
 
+from commands.host import CommandHost
 from ledger.catalog import CATALOG_ID, UsageCatalog
 from ledger.errors import (
     InvalidTextError,
@@ -62,7 +62,7 @@ class PeriodClosed:
     period_end: str
 
 
-class UsageCommands:
+class UsageCommands(CommandHost):
     """The usage half of BillingApplication (which provides `_execute` and `_get_or_none`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -71,27 +71,6 @@ class UsageCommands:
         # the customer's version and redo the loser's work; taking turns here costs nothing
         # (the store has one writer at a time anyway). Other processes still collide and retry.
         self._usage_writes = threading.Lock()
-
-    if TYPE_CHECKING:
-        recorder: ApplicationRecorder
-        mapper: Mapper[UUID]
-
-        def _execute(
-            self,
-            command: str,
-            arguments: dict[str, Any],
-            idempotency_key: str | None,
-            decide: Callable[[datetime], Decision],
-        ) -> dict[str, Any]: ...
-
-        def _get_or_none(
-            self,
-            aggregate_id: UUID,
-            kind: type[T],
-            repository: Repository[UUID] | None = None,
-            *,
-            version: int | None = None,
-        ) -> T | None: ...
 
     # ------------------------------------------------------------------------ catalogue
 
