@@ -47,7 +47,7 @@ class GroupCommit(Generic[Item, Result]):
         self._lock = threading.Lock()
         self._waiting: list[_Slot[Item, Result]] = []
         self._leading = False
-        self.batches = 0  # how many batches ran, and how many items they held: for the bench
+        self.batches = 0  # how many batches ran, and how many items they held
         self.items = 0
 
     def submit(self, item: Item) -> Result:

@@ -258,7 +258,6 @@ def _release_deferred(work: Work, payment: Payment, at: datetime) -> None:
         if reported is not None and not reported.settled:
             reported.handled(outcome=outcome, detail=detail, at=at)
             work.add(reported)
-    work.add(kept)
 
 
 def _apply(work: Work, payment_id: UUID, movement: dict[str, Any], at: datetime) -> bool:

@@ -59,11 +59,6 @@ class StripeIngestion:
     def ingest(self, event: VerifiedEvent) -> Ingested:
         return self._group.submit(event)
 
-    @property
-    def batches(self) -> tuple[int, int]:
-        """(batches committed, events they held)."""
-        return self._group.batches, self._group.items
-
     def _run(self, events: Sequence[VerifiedEvent]) -> list[Ingested | BaseException]:
         return self._app.ingest_provider_events([_delivery(event) for event in events])
 

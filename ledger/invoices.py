@@ -464,8 +464,7 @@ class Invoice(CopiedCheaply, Aggregate):
         """Record a hosted payment page opened for the amount due; False if it was recorded before."""
         if session_id in self.checkouts:
             return False
-        if self.status not in (OPEN, UNCOLLECTIBLE) or self.amount_due <= 0:
-            raise InvoiceNotPayableError(self.id, self.status)
+        self.require_collectible()
         self._require_currency(amount)
         if not 0 < amount.amount <= self.amount_due:
             raise InvalidAmountError(f"checkout amount {amount.amount} is not within the {self.amount_due} due")
@@ -605,6 +604,11 @@ class Invoice(CopiedCheaply, Aggregate):
         )
 
     # ----------------------------------------------------------------------------- guards
+
+    def require_collectible(self) -> None:
+        """Something is left to collect: open or uncollectible, with an amount due (else 409)."""
+        if self.status not in (OPEN, UNCOLLECTIBLE) or self.amount_due <= 0:
+            raise InvoiceNotPayableError(self.id, self.status)
 
     def _require_draft(self) -> None:
         if self.status != DRAFT:

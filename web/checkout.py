@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from commands.idempotency import receipt_id_for
 from commands.ports import CheckoutSession, PaymentProvider
-from ledger.errors import InvalidInputError, InvoiceNotFoundError, InvoiceNotPayableError, ProviderConfigurationError
-from ledger.invoices import DELETED, OPEN, UNCOLLECTIBLE, Invoice
+from ledger.errors import InvalidInputError, InvoiceNotFoundError, ProviderConfigurationError
+from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
 from web.body import read_json
 from web.invoices import idempotency_key_of, invoice_id_of, services_of
@@ -130,8 +130,7 @@ def _payable(services: Services, invoice_id: Any) -> Invoice:
     invoice = services.app.invoice(invoice_id)
     if invoice.status == DELETED:
         raise InvoiceNotFoundError(invoice_id)
-    if invoice.status not in (OPEN, UNCOLLECTIBLE) or invoice.amount_due <= 0:
-        raise InvoiceNotPayableError(invoice.id, invoice.status)
+    invoice.require_collectible()  # checked before Stripe is called, and again when the session is recorded
     return invoice
 
 
