@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage] [--events N]`."""
+[--only write|read-models|web|webhooks|usage] [--events N] [--baseline REF]`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import tables
+from bench.baseline import Comparison, current_figures, revision, run_baseline
+from bench.baseline import render as render_baseline
 from bench.machine import header, postgres_version
 from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
@@ -41,7 +43,13 @@ def _sqlite(plan: Plan, directory: Path, profile: bool) -> tuple[BackendReport, 
 
 
 def _postgres(
-    plan: Plan | None, profile: bool, read_model_events: int, web: WebPlan | None, webhooks: WebhookPlan | None
+    plan: Plan | None,
+    profile: bool,
+    read_model_events: int,
+    web: WebPlan | None,
+    webhooks: WebhookPlan | None,
+    baseline: str | None = None,
+    comparisons: list[Comparison] | None = None,
 ) -> tuple[BackendReport | None, str, str, ReadModelsReport | None, WebReport | None, WebhookReport | None]:
     from tests.pg_cluster import running_cluster  # the test helper: initdb + pg_ctl on a free port
 
@@ -68,6 +76,10 @@ def _postgres(
         if webhooks is not None:
             with cluster.database() as url:
                 webhooks_report = run_webhooks("postgres", url, webhooks)
+            if baseline is not None and comparisons is not None:
+                with cluster.database() as url:
+                    figures = run_baseline(baseline, "postgres", url, webhooks)
+                comparisons.append(Comparison("postgres", baseline, figures, current_figures(webhooks_report)))
     return report, extra, version, read_models, web_report, webhooks_report
 
 
@@ -99,7 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help=f"events in the read-models log (default {DEFAULT_EVENTS:,}; --quick: a tenth)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        default=None,
+        help="with webhooks: also run that git revision's own webhook bench in the same run and print the ratio",
+    )
     args = parser.parse_args(argv)
+    baseline = revision(args.baseline) if args.baseline else None
+    comparisons: list[Comparison] = []
     plan = QUICK if args.quick else FULL
     writes = args.only in (None, "write")
     read_model_events = 0
@@ -131,11 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if webhooks is not None:
                 url = f"sqlite:///{Path(directory) / 'webhooks.sqlite3'}"
                 webhook_reports.append(run_webhooks("sqlite", url, webhooks, args.profile))
+                if baseline is not None:
+                    url = f"sqlite:///{Path(directory) / 'webhooks-baseline.sqlite3'}"
+                    figures = run_baseline(baseline, "sqlite", url, webhooks)
+                    comparisons.append(Comparison("sqlite", baseline, figures, current_figures(webhook_reports[-1])))
             if usage is not None:
                 usage_rows.append(run_usage("sqlite", f"sqlite:///{Path(directory) / 'usage.sqlite3'}", usage))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
-            plan if writes else None, args.profile, read_model_events, web, webhooks
+            plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
         )
         if pg_report is not None:
             reports.append(pg_report)
@@ -171,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if webhooks is not None and webhook_reports:
         print()
         print(render_webhooks(webhook_reports, webhooks))
+    if comparisons:
+        print()
+        print(render_baseline(comparisons))
     if usage_rows:
         print()
         print(render_usage(usage_rows))
