@@ -26,8 +26,8 @@ from adapters.web_server import new_token
 from adapters.web_server import serve as serve_api
 from commands.application import BillingApplication
 from commands.dunning import DunningAction
-from commands.usage_reporting import report_usage
-from ledger.dunning_policy import DunningPolicy
+from commands.usage.reporting import report_usage
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import (
     IdempotencyKeyReusedError,
     InvalidDateError,

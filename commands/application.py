@@ -31,7 +31,7 @@ from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
 from commands.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
-from commands.usage import UsageCommands
+from commands.usage.commands import UsageCommands
 from commands.work import StaleReadError, Work
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
@@ -93,7 +93,7 @@ BACKOFF_CAP_SECONDS = 0.05
 
 
 class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
-    """Invoices, payments, usage (commands/usage.py) and dunning (commands/dunning.py). Construct
+    """Invoices, payments, usage (commands/usage/commands.py) and dunning (commands/dunning.py). Construct
     through adapters.bootstrap, which picks the store."""
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)

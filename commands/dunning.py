@@ -1,12 +1,12 @@
 """Dunning commands: advance the collection of one unpaid invoice, in one transaction.
 
-`advance_dunning` loads the invoice and its Dunning aggregate, asks ledger.dunning_plan what
+`advance_dunning` loads the invoice and its Dunning aggregate, asks ledger.dunning.plan what
 is due at the pass's moment, carries it out and saves every event (the dunning's steps, and the
 invoice's `marked-uncollectible` when collection gives up) atomically. Run twice for the same
 moment, the second run finds nothing due and stores nothing.
 
 A retry step asks the payment provider to charge the invoice's failed payment again, with an
-idempotency key derived from the invoice and the step (`ledger.dunning.retry_key`): if the
+idempotency key derived from the invoice and the step (`ledger.dunning.aggregate.retry_key`): if the
 save fails after the provider was asked, or two passes race, the next attempt of the step
 makes the same request and gets the same answer, never a second charge. The provider being
 unreachable stores nothing; the step stays due for the next pass. The failed attempt a
@@ -26,8 +26,8 @@ from eventsourcing.domain import Aggregate
 
 from commands.host import CommandHost
 from commands.ports import NOT_RETRYABLE, SETTLED, PaymentProvider
-from ledger.dunning import Dunning, dunning_id_for, retry_key
-from ledger.dunning_plan import (
+from ledger.dunning.aggregate import Dunning, dunning_id_for, retry_key
+from ledger.dunning.plan import (
     EXHAUST,
     NOTHING_TO_RETRY,
     REMIND,
@@ -40,7 +40,7 @@ from ledger.dunning_plan import (
     anchor_of,
     plan,
 )
-from ledger.dunning_policy import DunningPolicy
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import InvalidDateError, PaymentDeclinedError
 from ledger.invoices import Invoice
 from ledger.payments import FAILED, OFFLINE, Payment

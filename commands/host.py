@@ -1,4 +1,4 @@
-"""What the command mixins (commands/usage.py, commands/dunning.py) use of BillingApplication.
+"""What the command mixins (commands/usage/commands.py, commands/dunning.py) use of BillingApplication.
 
 The mixins are halves of one application class: they run their commands through its
 `_execute` and read through its repository. `CommandHost` declares those members for the type

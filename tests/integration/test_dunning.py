@@ -13,8 +13,8 @@ from adapters.clock import ManualClock
 from commands.application import BillingApplication
 from commands.dunning import DunningAction
 from commands.messages import NewLine
-from ledger.dunning import EXHAUSTED, STOPPED, Dunning, retry_key
-from ledger.dunning_policy import DunningPolicy
+from ledger.dunning.aggregate import EXHAUSTED, STOPPED, Dunning, retry_key
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import InvalidDateError, InvoiceNotFoundError, ProviderUnavailableError
 from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, Invoice
 from ledger.money import Money

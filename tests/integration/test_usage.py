@@ -14,7 +14,7 @@ import pytest
 from adapters.clock import ManualClock
 from adapters.stripe import StripePaymentProvider
 from commands.application import BillingApplication
-from commands.usage_reporting import report_usage
+from commands.usage.reporting import report_usage
 from ledger.errors import InvalidUsageBatchError, PeriodNotEndedError, ProviderUnavailableError
 from ledger.invoices import DRAFT
 from tests.conftest import AppFactory

@@ -33,8 +33,8 @@ from hypothesis.stateful import (
 from adapters.clock import ManualClock
 from commands.application import BillingApplication
 from commands.messages import NewLine
-from ledger.dunning import Dunning
-from ledger.dunning_policy import REMINDER, RETRY, UNCOLLECTIBLE, DunningPolicy, Step
+from ledger.dunning.aggregate import Dunning
+from ledger.dunning.policy import REMINDER, RETRY, UNCOLLECTIBLE, DunningPolicy, Step
 from ledger.invoices import OPEN, Invoice
 from ledger.money import Money
 from tests.fake_payments import FakePaymentProvider

@@ -22,7 +22,6 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import PersistenceError
 
 from commands.host import CommandHost
-from ledger.catalog import CATALOG_ID, UsageCatalog
 from ledger.errors import (
     InvalidTextError,
     InvalidUsageBatchError,
@@ -31,11 +30,12 @@ from ledger.errors import (
     UsageCustomerNotFoundError,
 )
 from ledger.invoices import Invoice
-from ledger.meter_reports import MeterReporter, reporter_id
-from ledger.meters import require_key
-from ledger.periods import moment_text
-from ledger.usage_customers import UsageCustomer, usage_customer_id, usage_invoice_id
-from ledger.usage_records import NewUsageRecord, UsageBatch, UsageRecord, read_records, record_id_for
+from ledger.usage.catalog import CATALOG_ID, UsageCatalog
+from ledger.usage.customers import UsageCustomer, usage_customer_id, usage_invoice_id
+from ledger.usage.meter_reports import MeterReporter, reporter_id
+from ledger.usage.meters import require_key
+from ledger.usage.periods import moment_text
+from ledger.usage.records import NewUsageRecord, UsageBatch, UsageRecord, read_records, record_id_for
 
 if TYPE_CHECKING:
     from commands.application import Decision

@@ -1,6 +1,6 @@
 """Drain the meter-report outbox: report accepted usage of Stripe-billed customers to Stripe.
 
-Reads the usage records stored after the reporter's position (ledger.meter_reports), reports
+Reads the usage records stored after the reporter's position (ledger.usage.meter_reports), reports
 each record of a customer billed by Stripe as a meter event (identifier: the record's id, ours
 and derived, so a repeat counts once at Stripe), and records what it reported with the new
 position. On a provider error it records the progress made so far, then raises: the next run
@@ -17,9 +17,9 @@ from decimal import Decimal
 from commands.application import BillingApplication
 from commands.ports import PaymentProvider
 from ledger.errors import ProviderError
-from ledger.periods import parse_moment
-from ledger.usage_customers import UsageCustomer
-from ledger.usage_records import UsageRecord
+from ledger.usage.customers import UsageCustomer
+from ledger.usage.periods import parse_moment
+from ledger.usage.records import UsageRecord
 
 PROVIDER = "stripe"
 CHUNK = 500
