@@ -392,7 +392,7 @@ def _dunning_pass(
     failed = 0
     for invoice_id in candidates:
         try:
-            actions = app.advance_dunning(UUID(invoice_id), policy=policy, payments=payments, as_of=moment)
+            actions = app.dunning.advance(UUID(invoice_id), policy=policy, payments=payments, as_of=moment).result
         except (ProviderError, IdempotencyKeyReusedError) as error:  # nothing stored: the next pass tries again
             print(f"  {invoice_id}: not advanced: {error}")
             failed += 1
@@ -417,7 +417,7 @@ _DUNNING_LABELS = {
 
 def _dunning_line(app: BillingApplication, invoice_id: UUID, action: DunningAction) -> str:
     invoice = app.invoice(invoice_id)
-    dunning = app.dunning(invoice_id)
+    dunning = app.dunning.get(invoice_id)
     step = ""
     if action.step is not None and dunning is not None:
         step = f"step {action.step + 1} ({dunning.policy.steps[action.step]}) "

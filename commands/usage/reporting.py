@@ -36,11 +36,11 @@ class Reported:
 
 def report_usage(app: BillingApplication, provider: PaymentProvider, *, chunk: int = CHUNK) -> Reported:
     """Report everything not reported yet; how many were reported and skipped, and up to where."""
-    reporter = app.meter_reporter(PROVIDER)
+    reporter = app.usage.meter_reporter(PROVIDER)
     position = 0 if reporter is None else reporter.position
     totals = [0, 0]
     while True:
-        rows = app.usage_records_after(position, chunk)
+        rows = app.usage.records_after(position, chunk)
         if not rows:
             return Reported(totals[0], totals[1], position)
         position = _report_chunk(app, provider, rows, totals)
@@ -56,7 +56,7 @@ def _report_chunk(
     now = app.clock.now()
     try:
         for position, record in rows:
-            customer = customers.get(record.customer) or app.usage_customer(record.customer)
+            customer = customers.get(record.customer) or app.usage.customer(record.customer)
             customers[record.customer] = customer
             identifier = str(record.originator_id)
             if customer.stripe_customer_id is not None:
@@ -75,9 +75,9 @@ def _report_chunk(
             through = position
     except ProviderError:
         if through:
-            app.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
+            app.usage.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
         raise
-    app.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
+    app.usage.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
     totals[0] += len(reported)
     totals[1] += len(skipped)
     return through

@@ -64,7 +64,7 @@ def hook(api: Api) -> Hook:
 def _invoice(app: BillingApplication) -> UUID:
     invoice_id = app.create_draft(
         customer={"email": "ap@acme.example", "name": "Acme"}, currency="usd", lines=[NewLine("Plan", 1, TOTAL)]
-    )
+    ).result
     app.issue(invoice_id)
     return invoice_id
 
