@@ -26,8 +26,8 @@ from adapters.web_server import new_token
 from adapters.web_server import serve as serve_api
 from commands.application import BillingApplication
 from commands.dunning import DunningAction
-from commands.usage_reporting import report_usage
-from ledger.dunning_policy import DunningPolicy
+from commands.usage.reporting import report_usage
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import (
     IdempotencyKeyReusedError,
     InvalidDateError,
@@ -392,7 +392,7 @@ def _dunning_pass(
     failed = 0
     for invoice_id in candidates:
         try:
-            actions = app.advance_dunning(UUID(invoice_id), policy=policy, payments=payments, as_of=moment)
+            actions = app.dunning.advance(UUID(invoice_id), policy=policy, payments=payments, as_of=moment).result
         except (ProviderError, IdempotencyKeyReusedError) as error:  # nothing stored: the next pass tries again
             print(f"  {invoice_id}: not advanced: {error}")
             failed += 1
@@ -417,7 +417,7 @@ _DUNNING_LABELS = {
 
 def _dunning_line(app: BillingApplication, invoice_id: UUID, action: DunningAction) -> str:
     invoice = app.invoice(invoice_id)
-    dunning = app.dunning(invoice_id)
+    dunning = app.dunning.get(invoice_id)
     step = ""
     if action.step is not None and dunning is not None:
         step = f"step {action.step + 1} ({dunning.policy.steps[action.step]}) "

@@ -60,7 +60,7 @@ def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
             memo=memo,
             metadata={"source": "demo"},
             idempotency_key=key(),
-        )
+        ).result
 
     # 1. Paid by card through the processor, with its fee.
     at(1)
@@ -97,7 +97,7 @@ def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
         amount_captured=Money(app.invoice(refunded).total, "usd"),
         fee=7_203,
         charge_id=f"ch_demo_{tag}_2",
-    )
+    ).result
     at(20)
     app.record_refund(payment, refund_id=f"re_demo_{tag}_2", amount=64_250)
     seeded.append(Seeded(refunded, "paid, travel refunded"))
@@ -153,7 +153,7 @@ def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
         amount_captured=Money(app.invoice(disputed).total, "usd"),
         fee=2_910,
         charge_id=f"ch_demo_{tag}_7",
-    )
+    ).result
     at(60)
     app.record_dispute_opened(card, dispute_id=f"dp_demo_{tag}_7", amount=45_000, reason="product_not_received")
     seeded.append(Seeded(disputed, "paid, then disputed"))

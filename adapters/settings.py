@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from ledger.dunning_policy import (
+from ledger.dunning.policy import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_SCHEDULE,
     DunningPolicy,

@@ -111,7 +111,7 @@ def profile_backend(backend: str, url: str, invoices: int, payments: int) -> lis
 
     def create_and_issue() -> None:
         for _ in range(invoices):
-            invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+            invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES).result
             app.issue(invoice_id)
             ids.append(invoice_id)
 

@@ -244,7 +244,7 @@ def _follow_latency(url: str, gate: Gate, notify: bool) -> Measured:
     runner = projection_runner(follower_app, engine)
     waiter = log_waiter(follower_app, url) if notify else Sleeper()
     poll_seconds = FOLLOW_NOTIFY_POLL_SECONDS if notify else FOLLOW_POLL_SECONDS
-    invoice_id = writer.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+    invoice_id = writer.create_draft(customer=CUSTOMER, currency="usd", lines=LINES).result
     writer.issue(invoice_id)
     runner.catch_up(batch_size=REBUILD_BATCH)  # the whole log first: latency is measured caught up
     stop = threading.Event()

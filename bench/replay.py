@@ -35,7 +35,7 @@ class ReplayJob:
 
 
 def build_invoice(app: BillingApplication, clock_: ManualClock, events: int) -> UUID:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES).result
     app.issue(invoice_id)
     invoice = app.invoice(invoice_id)
     while invoice.version < events:

@@ -68,7 +68,7 @@ def _say(backend: Backend, what: str) -> None:
 def _new_invoice(url: str) -> str:
     app = make_app(url)
     try:
-        invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+        invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES).result
         app.issue(invoice_id)
         return str(invoice_id)
     finally:

@@ -366,7 +366,7 @@ def _create_and_issue(job: _Create, gate: Gate) -> Measured:
     began = time.monotonic()
     ids = []
     for _ in range(job.count):
-        invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+        invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES).result
         app.issue(invoice_id)
         ids.append(str(invoice_id))
     amount = int(app.invoice(UUID(ids[0])).amount_due) if ids else 0

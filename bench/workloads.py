@@ -61,7 +61,7 @@ def create_and_issue(job: Job, gate: Gate) -> Measured:
     started = clock()
     for _ in range(job.ops):
         try:
-            invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES)
+            invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=LINES).result
             app.issue(invoice_id)
         except ConcurrencyRetriesExhaustedError:
             exhausted += 1

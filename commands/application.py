@@ -1,40 +1,35 @@
-"""The billing application: one method per command, each one transaction.
+"""The billing application: the event store, the invoice and payment commands, and the feature
+command classes composed on one command runner (`app.usage`, `app.dunning`).
 
-Every command follows one path (`_execute`): load what it needs, let the aggregates decide,
-save every changed aggregate and the idempotency receipt atomically. A conflicting concurrent
-writer makes the save fail as a whole; the command is then re-run from fresh state, a bounded
-number of times. A repeated idempotency key is answered from its receipt and changes nothing.
+Every command, here or in a feature class, runs through `CommandRunner.execute`
+(commands/runner.py): one transaction, idempotency receipts, bounded retries on a write
+conflict. Each answers with an `Outcome` (result, versions left, replayed or not).
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import takewhile
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application, Repository
-from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import IntegrityError, Notification, PersistenceError
+from eventsourcing.application import Application, Repository
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import Notification, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
 from commands import money_movements as movements
 from commands.dunning import DunningCommands
-from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.messages import NewLine
 from commands.ports import Clock
 from commands.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
-from commands.usage import UsageCommands
+from commands.runner import CommandRunner, Decision, Outcome, fold, storage_errors_as_unavailable
+from commands.usage.commands import UsageCommands
 from commands.work import StaleReadError, Work
 from ledger.errors import (
-    ConcurrencyRetriesExhaustedError,
     CurrencyMismatchError,
     InvalidInputError,
     InvoiceNotFoundError,
@@ -42,7 +37,6 @@ from ledger.errors import (
     NotFoundError,
     PaymentNotFoundError,
     RuleViolationError,
-    StaleVersionError,
     StoreUnavailableError,
 )
 from ledger.invoices import OPEN, UNCOLLECTIBLE, Invoice
@@ -51,9 +45,6 @@ from ledger.money import Money
 from ledger.numbering import NumberSeries, series_id
 from ledger.payments import OFFLINE, Payment, payment_id_for
 
-T = TypeVar("T", bound=Aggregate)
-
-Decision = tuple[dict[str, Any], Sequence[Aggregate]]
 Handle = Callable[[Work, datetime], tuple[str, str]]
 
 
@@ -81,32 +72,31 @@ class Ingested:
     handled_now: bool = True  # False: answered from its record
 
 
-# Bounded retries on optimistic-concurrency conflicts, with capped exponential "full jitter"
-# backoff: four writers hammering one invoice all get through, and a hopeless case gives up
-# within about a second instead of hanging.
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 25
 AGGREGATE_CACHE_SIZE = 10_000
-BACKOFF_BASE_SECONDS = 0.001
-BACKOFF_CAP_SECONDS = 0.05
 
 
-class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
-    """Invoices, payments, usage (commands/usage.py) and dunning (commands/dunning.py). Construct
-    through adapters.bootstrap, which picks the store."""
+class BillingApplication(Application[UUID]):
+    """Invoices and payments here; usage (`app.usage`, commands/usage/) and dunning
+    (`app.dunning`, commands/dunning.py) in their own command classes on the same runner.
+    Construct through adapters.bootstrap, which picks the store."""
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
 
     def __init__(self, *, clock: Clock, env: EnvType | None = None) -> None:
         super().__init__(env=env)
         self.clock = clock
-        self._last = threading.local()  # the result of the last command each thread ran
         # Only number series take snapshots; they get their own repository, so loading an
         # invoice or a payment costs one query (its events), not two (snapshot, then events).
         self.series_repository: Repository[UUID] = Repository(
             event_store=self.events, snapshot_store=self.snapshots, cache_maxsize=1_000
         )
+        self.runner = CommandRunner(
+            clock=clock, repository=self.repository, recorder=self.recorder, mapper=self.mapper, save=self.save
+        )
+        self.usage = UsageCommands(self.runner)
+        self.dunning = DunningCommands(self.runner)
 
     def take_snapshot(self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None) -> None:
         """Snapshot a number series from its own repository, starting at its last snapshot."""
@@ -155,7 +145,7 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         metadata: object = None,
         series: object = "INV",
         idempotency_key: str | None = None,
-    ) -> UUID:
+    ) -> Outcome[UUID]:
         arguments = {
             "customer": customer,
             "currency": currency,
@@ -181,7 +171,9 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
                 invoice.add_line(_price(line, str(uuid4())), at=at)
             return {"invoice_id": str(invoice.id)}, [invoice]
 
-        return UUID(self._execute("create_draft", arguments, idempotency_key, decide)["invoice_id"])
+        return self.runner.execute("create_draft", arguments, idempotency_key, decide).map(
+            lambda result: UUID(result["invoice_id"])
+        )
 
     def add_line(
         self,
@@ -190,15 +182,17 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         *,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
-    ) -> str:
+    ) -> Outcome[str]:
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
             priced = _price(line, str(uuid4()))
             invoice.add_line(priced, at=at)
             return {"line_id": priced.line_id}, [invoice]
 
         arguments = {"invoice_id": invoice_id, "line": line.as_dict(), "expected_version": expected_version}
-        return str(self._execute("add_line", arguments, idempotency_key, decide)["line_id"])
+        return self.runner.execute("add_line", arguments, idempotency_key, decide).map(
+            lambda result: str(result["line_id"])
+        )
 
     def change_line(
         self,
@@ -208,9 +202,9 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         *,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
-    ) -> None:
+    ) -> Outcome[None]:
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
             invoice.change_line(_price(line, line_id), at=at)
             return {}, [invoice]
 
@@ -220,7 +214,7 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             "line": line.as_dict(),
             "expected_version": expected_version,
         }
-        self._execute("change_line", arguments, idempotency_key, decide)
+        return self.runner.execute("change_line", arguments, idempotency_key, decide).map(_nothing)
 
     def remove_line(
         self,
@@ -229,14 +223,14 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         *,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
-    ) -> None:
+    ) -> Outcome[None]:
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
             invoice.remove_line(line_id, at=at)
             return {}, [invoice]
 
         arguments = {"invoice_id": invoice_id, "line_id": line_id, "expected_version": expected_version}
-        self._execute("remove_line", arguments, idempotency_key, decide)
+        return self.runner.execute("remove_line", arguments, idempotency_key, decide).map(_nothing)
 
     def change_details(
         self,
@@ -248,9 +242,9 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         metadata: object = None,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
-    ) -> None:
+    ) -> Outcome[None]:
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
             invoice.change_details(at=at, customer=customer, due_date=due_date, memo=memo, metadata=metadata)
             return {}, [invoice]
 
@@ -263,18 +257,18 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             "metadata": metadata,
             "expected_version": expected_version,
         }
-        self._execute("change_details", arguments, idempotency_key, decide)
+        return self.runner.execute("change_details", arguments, idempotency_key, decide).map(_nothing)
 
     def delete_draft(
         self, invoice_id: UUID, *, expected_version: int | None = None, idempotency_key: str | None = None
-    ) -> None:
+    ) -> Outcome[None]:
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
             invoice.delete_draft(at=at)
             return {}, [invoice]
 
         arguments = {"invoice_id": invoice_id, "expected_version": expected_version}
-        self._execute("delete_draft", arguments, idempotency_key, decide)
+        return self.runner.execute("delete_draft", arguments, idempotency_key, decide).map(_nothing)
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -285,12 +279,12 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         due_date: object = None,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
-    ) -> str:
+    ) -> Outcome[str]:
         """Open the invoice and give it the next number of its series, in one transaction."""
 
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
-            series = self._get_or_none(series_id(invoice.series), NumberSeries, self.series_repository)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
+            series = self.runner.get(series_id(invoice.series), NumberSeries, self.series_repository)
             if series is None:
                 series = NumberSeries.start(invoice.series, at=at)
             # Validate before allocating: a refused issue must not consume a number.
@@ -299,33 +293,37 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             return {"number": invoice.number}, [invoice, series]
 
         arguments = {"invoice_id": invoice_id, "due_date": due_date, "expected_version": expected_version}
-        return str(self._execute("issue", arguments, idempotency_key, decide)["number"])
+        return self.runner.execute("issue", arguments, idempotency_key, decide).map(
+            lambda result: str(result["number"])
+        )
 
     def void(
         self, invoice_id: UUID, *, expected_version: int | None = None, idempotency_key: str | None = None
-    ) -> None:
+    ) -> Outcome[None]:
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
             invoice.void(at=at)
             return {}, [invoice]
 
-        self._execute("void", {"invoice_id": invoice_id}, idempotency_key, decide)
+        return self.runner.execute("void", {"invoice_id": invoice_id}, idempotency_key, decide).map(_nothing)
 
     def mark_uncollectible(
         self, invoice_id: UUID, *, expected_version: int | None = None, idempotency_key: str | None = None
-    ) -> None:
+    ) -> Outcome[None]:
         def decide(at: datetime) -> Decision:
-            invoice = self._invoice_for_update(invoice_id, expected_version)
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
             invoice.mark_uncollectible(at=at)
             return {}, [invoice]
 
-        self._execute("mark_uncollectible", {"invoice_id": invoice_id}, idempotency_key, decide)
+        return self.runner.execute("mark_uncollectible", {"invoice_id": invoice_id}, idempotency_key, decide).map(
+            _nothing
+        )
 
     # ------------------------------------------------------------------------ payments
 
     def record_offline_payment(
         self, invoice_id: UUID, amount: Money, *, reference: str = "", idempotency_key: str | None = None
-    ) -> UUID:
+    ) -> Outcome[UUID]:
         """Money received outside any processor (bank transfer, cheque): posted to the bank."""
 
         def decide(at: datetime) -> Decision:
@@ -350,11 +348,13 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             "currency": amount.currency,
             "reference": reference,
         }
-        return UUID(self._execute("record_offline_payment", arguments, idempotency_key, decide)["payment_id"])
+        return self.runner.execute("record_offline_payment", arguments, idempotency_key, decide).map(
+            lambda result: UUID(result["payment_id"])
+        )
 
     def start_checkout(
         self, invoice_id: UUID, *, provider: str, session_id: str, amount: Money, expires_at: datetime
-    ) -> bool:
+    ) -> Outcome[bool]:
         """Record a hosted payment page opened for the invoice (no money yet); False if recorded before."""
 
         def decide(at: datetime) -> Decision:
@@ -364,16 +364,16 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             )
             return {"started": started}, [invoice] if started else []
 
-        return bool(self._execute("start_checkout", {}, None, decide)["started"])
+        return self.runner.execute("start_checkout", {}, None, decide).map(lambda result: bool(result["started"]))
 
     def initiate_provider_payment(
         self, invoice_id: UUID, *, provider: str, provider_payment_id: str, amount: Money | None = None
-    ) -> UUID:
+    ) -> Outcome[UUID]:
         """A payment the provider is collecting (a PaymentIntent), before any report of its outcome."""
 
         def decide(at: datetime) -> Decision:
             payment_id = payment_id_for(provider, provider_payment_id)
-            work = self._work()
+            work = self.runner.work()
             if work.get(payment_id, Payment) is not None:
                 return {"payment_id": str(payment_id)}, []
             invoice = work.invoice(invoice_id)
@@ -382,7 +382,9 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             payment = movements.provider_payment(work, provider, provider_payment_id, invoice_id, amount, at)
             return {"payment_id": str(payment.id)}, work.changed
 
-        return UUID(self._execute("initiate_provider_payment", {}, None, decide)["payment_id"])
+        return self.runner.execute("initiate_provider_payment", {}, None, decide).map(
+            lambda result: UUID(result["payment_id"])
+        )
 
     def record_provider_payment_succeeded(
         self,
@@ -393,11 +395,11 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         fee: int = 0,
         charge_id: str | None = None,
         invoice_id: UUID | None = None,
-    ) -> UUID:
+    ) -> Outcome[UUID]:
         """Apply captured money once, however many times the provider reports it."""
 
         def decide(at: datetime) -> Decision:
-            work = self._work()
+            work = self.runner.work()
             payment, _ = movements.payment_succeeded(
                 work,
                 provider=provider,
@@ -410,7 +412,9 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             )
             return {"payment_id": str(payment.id)}, work.changed
 
-        return UUID(self._execute("record_provider_payment_succeeded", {}, None, decide)["payment_id"])
+        return self.runner.execute("record_provider_payment_succeeded", {}, None, decide).map(
+            lambda result: UUID(result["payment_id"])
+        )
 
     def record_provider_payment_failed(
         self,
@@ -422,7 +426,7 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         message: str,
         invoice_id: UUID | None = None,
         amount: Money | None = None,
-    ) -> bool:
+    ) -> Outcome[bool]:
         """Record a failed attempt on the payment and its invoice, once per attempt id.
 
         False when there is nothing to record: the attempt is known already, or the payment
@@ -430,7 +434,7 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         """
 
         def decide(at: datetime) -> Decision:
-            work = self._work()
+            work = self.runner.work()
             recorded = movements.payment_failed(
                 work,
                 provider=provider,
@@ -444,34 +448,38 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             )
             return {"recorded": recorded}, work.changed
 
-        return bool(self._execute("record_provider_payment_failed", {}, None, decide)["recorded"])
+        return self.runner.execute("record_provider_payment_failed", {}, None, decide).map(
+            lambda result: bool(result["recorded"])
+        )
 
-    def record_refund(self, payment_id: UUID, *, refund_id: str, amount: int) -> bool:
+    def record_refund(self, payment_id: UUID, *, refund_id: str, amount: int) -> Outcome[bool]:
         """Refund part or all of a payment, once per refund id. False if already recorded."""
-        return self._run_step(
+        return self.runner.run_step(
             "record_refund",
             lambda work, at: movements.refund(work, payment_id, refund_id=refund_id, amount=amount, at=at),
         )
 
-    def record_dispute_opened(self, payment_id: UUID, *, dispute_id: str, amount: int, reason: str = "") -> bool:
-        return self._run_step(
+    def record_dispute_opened(
+        self, payment_id: UUID, *, dispute_id: str, amount: int, reason: str = ""
+    ) -> Outcome[bool]:
+        return self.runner.run_step(
             "record_dispute_opened",
             lambda work, at: movements.open_dispute(
                 work, payment_id, dispute_id=dispute_id, amount=amount, reason=reason, at=at
             ),
         )
 
-    def record_dispute_closed(self, payment_id: UUID, *, dispute_id: str, won: bool) -> bool:
-        return self._run_step(
+    def record_dispute_closed(self, payment_id: UUID, *, dispute_id: str, won: bool) -> Outcome[bool]:
+        return self.runner.run_step(
             "record_dispute_closed",
             lambda work, at: movements.close_dispute(work, payment_id, dispute_id=dispute_id, won=won, at=at),
         )
 
     def record_payout(
         self, *, provider: str, provider_payout_id: str, amount: Money, paid: bool, code: str = "", message: str = ""
-    ) -> bool:
+    ) -> Outcome[bool]:
         """The processor paid our balance out to the bank (or the payout failed); once per payout."""
-        return self._run_step(
+        return self.runner.run_step(
             "record_payout",
             lambda work, at: movements.payout(
                 work,
@@ -507,7 +515,7 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         error back; a store failure fails them all."""
 
         def decide(at: datetime) -> Decision:
-            work = self._work()
+            work = self.runner.work()
             outcomes: list[Ingested | BaseException] = []
             to_check: list[tuple[UUID, int | None]] = []  # what the refused and unmatched ones read
             for delivery in deliveries:
@@ -517,45 +525,36 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
                     to_check += work.loads[first:]
                 outcomes.append(outcome)
             # A refusal writes no aggregate that could collide with the writer that made it stale.
-            Work.check_reads(to_check, self._unchanged)
+            Work.check_reads(to_check, self.runner.unchanged)
             return {"outcomes": outcomes}, work.changed
 
-        outcomes: list[Ingested | BaseException] = self._execute("ingest_provider_events", {}, None, decide)["outcomes"]
+        outcomes: list[Ingested | BaseException] = self.runner.execute(
+            "ingest_provider_events", {}, None, decide
+        ).result["outcomes"]
         return outcomes
 
-    def record_provider_event(self, event: VerifiedEvent, *, provider: str) -> bool:
+    def record_provider_event(self, event: VerifiedEvent, *, provider: str) -> Outcome[bool]:
         """Keep a verified provider event as received, unhandled, once. False when it was recorded
         before. (Ingestion records and handles in one transaction: `ingest_provider_event`.)"""
 
         def decide(at: datetime) -> Decision:
             event_key = provider_event_id(provider, event.event_id)
-            if self._get_or_none(event_key, ProviderEvent) is not None:
+            if self.runner.get(event_key, ProviderEvent) is not None:
                 return {"recorded": False}, []
             return {"recorded": True}, [ProviderEvent.receive(provider=provider, event=event, at=at)]
 
         arguments = {"provider": provider, "event_id": event.event_id}
-        return bool(self._execute("record_provider_event", arguments, None, decide)["recorded"])
+        return self.runner.execute("record_provider_event", arguments, None, decide).map(
+            lambda result: bool(result["recorded"])
+        )
 
     def provider_event(self, provider: str, event_id: str) -> ProviderEvent | None:
-        return self._get_or_none(provider_event_id(provider, event_id), ProviderEvent)
+        return self.runner.get(provider_event_id(provider, event_id), ProviderEvent)
 
     # ------------------------------------------------------------------------ reads
 
     def invoice(self, invoice_id: UUID, *, version: int | None = None) -> Invoice:
-        try:
-            with storage_errors_as_unavailable():
-                invoice: object = self.repository.get(invoice_id, version=version, projector_func=fold)
-        except AggregateNotFoundError:
-            raise InvoiceNotFoundError(invoice_id) from None
-        if not isinstance(invoice, Invoice):
-            raise InvoiceNotFoundError(invoice_id)
-        return invoice
-
-    def last_outcome(self) -> dict[str, Any] | None:
-        """What the last command run on this thread returned (replayed from its receipt when it
-        was a repeat), with `versions`: each aggregate it changed and the version it left it at."""
-        outcome: dict[str, Any] | None = getattr(self._last, "outcome", None)
-        return outcome
+        return self.runner.invoice(invoice_id, version=version)
 
     def changed_since(self, aggregate_id: UUID, version: int) -> bool:
         """Whether any event was stored for the aggregate after `version` (one indexed read):
@@ -587,7 +586,7 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             raise InvoiceNotFoundError(invoice_id)
 
     def payment(self, payment_id: UUID, *, version: int | None = None) -> Payment:
-        payment = self._get_or_none(payment_id, Payment, version=version)
+        payment = self.runner.get(payment_id, Payment, version=version)
         if payment is None:
             raise PaymentNotFoundError(payment_id)
         return payment
@@ -624,110 +623,6 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
         with storage_errors_as_unavailable():
             return self.recorder.max_notification_id() or 0
 
-    # ------------------------------------------------------------------------ machinery
-
-    def _execute(
-        self,
-        command: str,
-        arguments: dict[str, Any],
-        idempotency_key: str | None,
-        decide: Callable[[datetime], Decision],
-    ) -> dict[str, Any]:
-        receipt_id = None if idempotency_key is None else receipt_id_for(idempotency_key)
-        digest = fingerprint(command, arguments)
-        self._last.outcome = None
-        with storage_errors_as_unavailable():
-            result = self._attempt(command, receipt_id, idempotency_key, digest, decide)
-        self._last.outcome = result
-        return result
-
-    def _attempt(
-        self,
-        command: str,
-        receipt_id: UUID | None,
-        idempotency_key: str | None,
-        digest: str,
-        decide: Callable[[datetime], Decision],
-    ) -> dict[str, Any]:
-        for attempt in range(MAX_ATTEMPTS):
-            if receipt_id is not None:
-                prior = self._get_or_none(receipt_id, Receipt)
-                if prior is not None:
-                    return prior.replay(digest)
-            at = self.clock.now()
-            try:
-                result, changed = decide(at)
-            except StaleReadError:
-                _back_off(attempt)
-                continue
-            to_save = list(changed)
-            if changed:
-                # What each aggregate's version became: a repeat of the request is answered
-                # with the aggregates as they stood then (the API renders them at these versions).
-                result = {**result, "versions": {str(a.id): a.version for a in changed}}
-            if idempotency_key is not None:
-                to_save.append(
-                    Receipt.record(key=idempotency_key, command=command, fingerprint=digest, result=result, at=at)
-                )
-            if not to_save:
-                return result
-            try:
-                self.save(*to_save)
-            except IntegrityError:
-                # Someone else wrote one of these aggregates first. Nothing of ours was stored:
-                # back off a little and decide again from the state they left.
-                _back_off(attempt)
-                continue
-            return result
-        raise ConcurrencyRetriesExhaustedError(MAX_ATTEMPTS)
-
-    def _get_or_none(
-        self,
-        aggregate_id: UUID,
-        kind: type[T],
-        repository: Repository[UUID] | None = None,
-        *,
-        version: int | None = None,
-    ) -> T | None:
-        try:
-            with storage_errors_as_unavailable():
-                aggregate: object = (repository or self.repository).get(
-                    aggregate_id, version=version, projector_func=fold
-                )
-        except AggregateNotFoundError:
-            return None
-        return aggregate if isinstance(aggregate, kind) else None
-
-    def _invoice_for_update(self, invoice_id: UUID, expected_version: int | None) -> Invoice:
-        invoice = self.invoice(invoice_id)
-        if expected_version is not None and invoice.version != expected_version:
-            raise StaleVersionError(invoice_id, expected_version, invoice.version)
-        return invoice
-
-    def _work(self) -> Work:
-        return Work(lambda aggregate_id: self._get_or_none(aggregate_id, Aggregate))
-
-    def _unchanged(self, aggregate_id: UUID, version: int | None) -> bool:
-        """Whether the store holds nothing for the aggregate beyond `version` (None: nothing at all)."""
-        with storage_errors_as_unavailable():
-            return not self.recorder.select_events(aggregate_id, gt=version, limit=1)
-
-    def _run_step(self, command: str, step: Callable[[Work, datetime], bool]) -> bool:
-        """A command of one money step: True if it changed anything."""
-
-        def decide(at: datetime) -> Decision:
-            work = self._work()
-            changed = step(work, at)
-            return {"recorded": changed}, work.changed
-
-        return bool(self._execute(command, {}, None, decide)["recorded"])
-
-
-def _back_off(attempt: int) -> None:
-    if attempt + 1 < MAX_ATTEMPTS:
-        backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
-        time.sleep(random.uniform(0, backoff))  # noqa: S311 (jitter, not security)
-
 
 def _ingest(work: Work, delivery: Delivery, at: datetime) -> Ingested | BaseException:
     """One delivery of a batch: a duplicate is answered from its record; otherwise its steps run
@@ -755,21 +650,8 @@ def _ingest(work: Work, delivery: Delivery, at: datetime) -> Ingested | BaseExce
     return Ingested(duplicate=duplicate, outcome=outcome, detail=detail)
 
 
-@contextmanager
-def storage_errors_as_unavailable() -> Iterator[None]:
-    """The store failed (lock timeout, lost connection): callers see StoreUnavailableError."""
-    try:
-        yield
-    except PersistenceError as error:
-        raise StoreUnavailableError(str(error)) from error
-
-
-def fold(aggregate: Any, events: Iterable[Any]) -> Any:
-    """Apply events in order. The library's own projector asserts a runtime Protocol on every
-    event, which costs more than applying it (bench/: ~20 us per event on Python 3.11)."""
-    for event in events:
-        aggregate = event.mutate(aggregate)
-    return aggregate
+def _nothing(result: dict[str, Any]) -> None:
+    """The result of a command that answers only with its versions."""
 
 
 def _price(line: NewLine, line_id: str) -> Line:

@@ -1,13 +1,13 @@
 """Dunning commands: advance the collection of one unpaid invoice, in one transaction.
 
-`advance_dunning` loads the invoice and its Dunning aggregate, asks ledger.dunning_plan what
-is due at the pass's moment, carries it out and saves every event (the dunning's steps, and the
+`app.dunning.advance` loads the invoice and its Dunning aggregate, asks ledger.dunning.plan
+what is due at the pass's moment, carries it out and saves every event (the dunning's steps, and the
 invoice's `marked-uncollectible` when collection gives up) atomically. Run twice for the same
 moment, the second run finds nothing due and stores nothing.
 
 A retry step asks the payment provider to charge the invoice's failed payment again, with an
-idempotency key derived from the invoice and the step (`ledger.dunning.retry_key`): if the
-save fails after the provider was asked, or two passes race, the next attempt of the step
+idempotency key derived from the invoice and the step (`ledger.dunning.aggregate.retry_key`):
+if the save fails after the provider was asked, or two passes race, the next attempt of the step
 makes the same request and gets the same answer, never a second charge. The provider being
 unreachable stores nothing; the step stays due for the next pass. The failed attempt a
 declined retry makes is recorded on the invoice when the provider reports it (the webhook),
@@ -16,7 +16,6 @@ like any other failed attempt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -24,10 +23,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from commands.host import CommandHost
 from commands.ports import NOT_RETRYABLE, SETTLED, PaymentProvider
-from ledger.dunning import Dunning, dunning_id_for, retry_key
-from ledger.dunning_plan import (
+from commands.runner import CommandRunner, Decision, Outcome
+from ledger.dunning.aggregate import Dunning, dunning_id_for, retry_key
+from ledger.dunning.plan import (
     EXHAUST,
     NOTHING_TO_RETRY,
     REMIND,
@@ -40,7 +39,7 @@ from ledger.dunning_plan import (
     anchor_of,
     plan,
 )
-from ledger.dunning_policy import DunningPolicy
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import InvalidDateError, PaymentDeclinedError
 from ledger.invoices import Invoice
 from ledger.payments import FAILED, OFFLINE, Payment
@@ -63,17 +62,20 @@ class DunningAction:
         return {"kind": self.kind, "step": self.step, "reason": self.reason}
 
 
-class DunningCommands(CommandHost):
-    """Mixed into BillingApplication: uses its `_execute`, reads and clock."""
+class DunningCommands:
+    """The dunning commands and reads, run on the application's command runner."""
 
-    def advance_dunning(
+    def __init__(self, runner: CommandRunner) -> None:
+        self._runner = runner
+
+    def advance(
         self,
         invoice_id: UUID,
         *,
         policy: DunningPolicy,
         payments: PaymentProvider | None = None,
         as_of: datetime | None = None,
-    ) -> list[DunningAction]:
+    ) -> Outcome[list[DunningAction]]:
         """Take the dunning steps due for the invoice at `as_of` (default: now), in one transaction.
 
         `as_of` may be in the past (a pass re-run for a moment it missed), never in the future.
@@ -82,14 +84,14 @@ class DunningCommands(CommandHost):
         if as_of is not None and as_of.tzinfo is None:
             raise InvalidDateError("the dunning moment needs a timezone, e.g. 2026-04-01T09:00:00Z", field="at")
 
-        def decide(at: datetime) -> tuple[dict[str, Any], Sequence[Aggregate]]:
+        def decide(at: datetime) -> Decision:
             moment = at if as_of is None else as_of
             if moment > at:
                 raise InvalidDateError(
                     f"cannot run dunning for {moment.isoformat()}: it is only {at.isoformat()}", field="at"
                 )
-            invoice = self.invoice(invoice_id)
-            dunning = self._get_or_none(dunning_id_for(invoice_id), Dunning)
+            invoice = self._runner.invoice(invoice_id)
+            dunning = self._runner.get(dunning_id_for(invoice_id), Dunning)
             target = self._retry_target(invoice)
             facts = InvoiceFacts(
                 status=invoice.status,
@@ -109,19 +111,19 @@ class DunningCommands(CommandHost):
             changed: list[Aggregate] = [] if dunning is None or not done else [dunning]
             return {"done": [action.as_dict() for action in done]}, changed + ([invoice] if gave_up else [])
 
-        result = self._execute("advance_dunning", {"invoice_id": invoice_id}, None, decide)
-        return [DunningAction(d["kind"], d["step"], d["reason"]) for d in result["done"]]
+        outcome = self._runner.execute("advance_dunning", {"invoice_id": invoice_id}, None, decide)
+        return outcome.map(lambda result: [DunningAction(d["kind"], d["step"], d["reason"]) for d in result["done"]])
 
-    def dunning(self, invoice_id: UUID) -> Dunning | None:
+    def get(self, invoice_id: UUID) -> Dunning | None:
         """The invoice's dunning, or None if it never started."""
-        return self._get_or_none(dunning_id_for(invoice_id), Dunning)
+        return self._runner.get(dunning_id_for(invoice_id), Dunning)
 
     # ------------------------------------------------------------------------ helpers
 
     def _retry_target(self, invoice: Invoice) -> Payment | None:
         """The provider payment of the latest failed attempt, if it is still failed."""
         for attempt in reversed(invoice.failed_attempts):
-            payment = self._get_or_none(UUID(attempt["payment_id"]), Payment)
+            payment = self._runner.get(UUID(attempt["payment_id"]), Payment)
             if payment is not None and payment.status == FAILED and payment.provider != OFFLINE:
                 return payment
         return None

@@ -2,7 +2,7 @@
 
 Lifecycle, as Stripe's: draft -> open (issued, numbered) -> paid | void | uncollectible, and
 uncollectible -> paid | void. A draft can also be deleted. Each command method validates first,
-then triggers events whose `apply` only mutates state. The amounts follow DESIGN.md:
+then triggers events whose `apply` only mutates state. The amounts are those of docs/db/invoice-model.md:
 
 - `amount_paid` is the gross of applied payments; `amount_refunded` the sum of distinct refunds;
 - lost disputes are kept apart in `amount_dispute_lost`;

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from commands.application import BillingApplication
+from commands.runner import Outcome
 from ledger.errors import InvoiceNotFoundError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
@@ -87,15 +88,10 @@ def _invoice_response(services: Services, invoice: Invoice, status: int = 200) -
     return response
 
 
-def _as_left(app: BillingApplication, invoice_id: UUID) -> Invoice:
-    """The invoice as the command just run on this thread left it: for a repeated request (same
+def _as_left(app: BillingApplication, outcome: Outcome[object], invoice_id: UUID) -> Invoice:
+    """The invoice as the command's outcome says it left it: for a repeated request (same
     Idempotency-Key), the version the first one left, whatever happened since."""
-    return _at(app, invoice_id, _versions(app).get(str(invoice_id)))
-
-
-def _versions(app: BillingApplication) -> dict[str, int]:
-    versions: dict[str, int] = (app.last_outcome() or {}).get("versions", {})
-    return versions
+    return _at(app, invoice_id, outcome.version_of(invoice_id))
 
 
 def _at(app: BillingApplication, invoice_id: UUID, version: int | None) -> Invoice:
@@ -114,7 +110,7 @@ async def create_invoice(request: Request) -> Response:
     key = idempotency_key_of(request)
 
     def run() -> Invoice:
-        invoice_id = services.app.create_draft(
+        outcome = services.app.create_draft(
             customer=new.customer,
             currency=new.currency,
             lines=new.lines,
@@ -123,7 +119,7 @@ async def create_invoice(request: Request) -> Response:
             metadata=new.metadata,
             idempotency_key=key,
         )
-        return _as_left(services.app, invoice_id)
+        return _as_left(services.app, outcome, outcome.result)
 
     return _invoice_response(services, await _blocking(run), 201)
 
@@ -254,7 +250,7 @@ async def mark_uncollectible(request: Request) -> Response:
 async def _change(
     request: Request,
     invoice_id: UUID,
-    command: Callable[[BillingApplication, dict[str, Any]], object],
+    command: Callable[[BillingApplication, dict[str, Any]], Outcome[object]],
     status: int = 200,
 ) -> Response:
     """Run an invoice command with the request's If-Match and Idempotency-Key; answer with the
@@ -264,8 +260,7 @@ async def _change(
     options = {"expected_version": _expected(request), "idempotency_key": key}
 
     def run() -> Invoice:
-        command(services.app, options)
-        return _as_left(services.app, invoice_id)
+        return _as_left(services.app, command(services.app, options), invoice_id)
 
     return _invoice_response(services, await _blocking(run), status)
 
@@ -280,12 +275,11 @@ async def record_payment(request: Request) -> Response:
     def run() -> Response:
         app = services.app
         currency = given.currency or app.invoice(invoice_id).currency
-        payment_id = app.record_offline_payment(
+        outcome = app.record_offline_payment(
             invoice_id, Money(given.amount, currency), reference=given.reference, idempotency_key=key
         )
-        versions = _versions(app)
-        payment = app.payment(payment_id, version=versions.get(str(payment_id)))
-        invoice = _at(app, invoice_id, versions.get(str(invoice_id)))
+        payment = app.payment(outcome.result, version=outcome.version_of(outcome.result))
+        invoice = _at(app, invoice_id, outcome.version_of(invoice_id))
         body = {"payment": payment_json(payment), "invoice": invoice_json(invoice, today=services.clock.now().date())}
         return JSONResponse(body, 201, headers={"ETag": f'"{invoice.version}"'})
 

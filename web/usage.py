@@ -40,10 +40,10 @@ async def create_meter(request: Request) -> Response:
     key = idempotency_key_of(request)
 
     def run() -> Response:
-        meter_key = services.app.define_meter(
+        meter_key = services.app.usage.define_meter(
             key=new.key, name=new.name, aggregation=new.aggregation, event_name=new.event_name, idempotency_key=key
-        )
-        meter = services.app.usage_catalog().meter(meter_key)
+        ).result
+        meter = services.app.usage.catalog().meter(meter_key)
         return JSONResponse(meter_json(meter), 201, headers={"Location": f"/api/meters/{meter_key}"})
 
     return await _blocking(run)
@@ -51,13 +51,13 @@ async def create_meter(request: Request) -> Response:
 
 async def list_meters(request: Request) -> Response:
     services = services_of(request)
-    catalog = await _blocking(services.app.usage_catalog)
+    catalog = await _blocking(services.app.usage.catalog)
     return JSONResponse({"object": "list", "data": [meter_json(m) for _, m in sorted(catalog.meters.items())]})
 
 
 async def read_meter(request: Request) -> Response:
     services = services_of(request)
-    catalog = await _blocking(services.app.usage_catalog)
+    catalog = await _blocking(services.app.usage.catalog)
     meter = catalog.meters.get(request.path_params["key"])
     if meter is None:
         raise MeterNotFoundError(request.path_params["key"])
@@ -71,10 +71,10 @@ async def create_price(request: Request) -> Response:
     key = idempotency_key_of(request)
 
     def run() -> Response:
-        price_key = services.app.define_price(
+        price_key = services.app.usage.define_price(
             key=new.key, meter=new.meter, currency=new.currency, model=new.model, terms=new.terms, idempotency_key=key
-        )
-        definition = services.app.usage_catalog().price(price_key)
+        ).result
+        definition = services.app.usage.catalog().price(price_key)
         return JSONResponse(price_json(definition), 201, headers={"Location": f"/api/prices/{price_key}"})
 
     return await _blocking(run)
@@ -82,13 +82,13 @@ async def create_price(request: Request) -> Response:
 
 async def list_prices(request: Request) -> Response:
     services = services_of(request)
-    catalog = await _blocking(services.app.usage_catalog)
+    catalog = await _blocking(services.app.usage.catalog)
     return JSONResponse({"object": "list", "data": [price_json(p) for _, p in sorted(catalog.prices.items())]})
 
 
 async def read_price(request: Request) -> Response:
     services = services_of(request)
-    catalog = await _blocking(services.app.usage_catalog)
+    catalog = await _blocking(services.app.usage.catalog)
     return JSONResponse(price_json(catalog.price(request.path_params["key"])))
 
 
@@ -99,7 +99,7 @@ async def create_usage_customer(request: Request) -> Response:
     key = idempotency_key_of(request)
 
     def run() -> Response:
-        customer_key = services.app.set_up_usage_customer(
+        customer_key = services.app.usage.set_up_customer(
             key=new.key,
             customer=new.customer,
             currency=new.currency,
@@ -109,8 +109,8 @@ async def create_usage_customer(request: Request) -> Response:
             starts_at=new.starts_at,
             stripe_customer_id=new.stripe_customer_id,
             idempotency_key=key,
-        )
-        customer = services.app.usage_customer(customer_key)
+        ).result
+        customer = services.app.usage.customer(customer_key)
         headers = {"Location": f"/api/usage-customers/{customer_key}"}
         return JSONResponse(usage_customer_json(customer), 201, headers=headers)
 
@@ -119,7 +119,7 @@ async def create_usage_customer(request: Request) -> Response:
 
 async def read_usage_customer(request: Request) -> Response:
     services = services_of(request)
-    customer = await _blocking(services.app.usage_customer, request.path_params["key"])
+    customer = await _blocking(services.app.usage.customer, request.path_params["key"])
     return JSONResponse(usage_customer_json(customer))
 
 
@@ -129,8 +129,8 @@ async def record_usage(request: Request) -> Response:
     services = services_of(request)
     records = usage_requests.usage_records(await read_json(request))
     key = idempotency_key_of(request)
-    accepted = await _blocking(services.app.record_usage, records, idempotency_key=key)
-    return JSONResponse(accepted_json(accepted, records))
+    outcome = await _blocking(services.app.usage.record, records, idempotency_key=key)
+    return JSONResponse(accepted_json(outcome.result, records))
 
 
 async def close_period(request: Request) -> Response:
@@ -143,10 +143,9 @@ async def close_period(request: Request) -> Response:
 
     def run() -> Response:
         app = services.app
-        closed = app.close_usage_period(customer_key, idempotency_key=key)
-        invoice = app.invoice(
-            closed.invoice_id, version=(app.last_outcome() or {}).get("versions", {}).get(str(closed.invoice_id))
-        )
+        outcome = app.usage.close_period(customer_key, idempotency_key=key)
+        closed = outcome.result
+        invoice = app.invoice(closed.invoice_id, version=outcome.version_of(closed.invoice_id))
         body = {
             "object": "period_closed",
             "invoice_id": str(closed.invoice_id),

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.meters import AGGREGATIONS, EVENT_NAME_LIMIT, KEY_LIMIT, MAX_RECORD_QUANTITY
 from ledger.money import MAX_MINOR_UNITS
-from ledger.periods import TIMEZONE_LIMIT
-from ledger.pricing import GRADUATED, MAX_PACKAGE_SIZE, MAX_TIERS, MODELS, PACKAGE, PER_UNIT, VOLUME
-from ledger.usage_customers import MAX_PRICES_PER_CUSTOMER
-from ledger.usage_records import IDENTIFIER_LIMIT
+from ledger.usage.customers import MAX_PRICES_PER_CUSTOMER
+from ledger.usage.meters import AGGREGATIONS, EVENT_NAME_LIMIT, KEY_LIMIT, MAX_RECORD_QUANTITY
+from ledger.usage.periods import TIMEZONE_LIMIT
+from ledger.usage.pricing import GRADUATED, MAX_PACKAGE_SIZE, MAX_TIERS, MODELS, PACKAGE, PER_UNIT, VOLUME
+from ledger.usage.records import IDENTIFIER_LIMIT
 from ledger.validation import NAME_LIMIT
 from web.usage_requests import MAX_RECORDS_PER_REQUEST
 

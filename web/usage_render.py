@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.usage import UsageAccepted
-from ledger.meters import quantity_of
-from ledger.periods import Period, local_dates, moment_text, parse_moment, period_containing
-from ledger.pricing import price
-from ledger.usage_customers import UsageCustomer
+from commands.usage.commands import UsageAccepted
+from ledger.usage.customers import UsageCustomer
+from ledger.usage.meters import quantity_of
+from ledger.usage.periods import Period, local_dates, moment_text, parse_moment, period_containing
+from ledger.usage.pricing import price
 from ledger.validation import canonical_decimal
 
 

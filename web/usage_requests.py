@@ -1,9 +1,9 @@
 """Usage request bodies checked field by field, every bad field named at once.
 
-As web/requests.py: the rules are the domain's (ledger.meters, ledger.pricing, ledger.periods,
-ledger.usage_records); this module walks the JSON, refuses unknown fields and JSON fractions
+As web/requests.py: the rules are the domain's (ledger.usage.meters, ledger.usage.pricing, ledger.usage.periods,
+ledger.usage.records); this module walks the JSON, refuses unknown fields and JSON fractions
 (a decimal is a string here, never a float), and collects every error. Usage records are
-checked by the command itself (ledger.usage_records.read_records, `records[i].field`): a batch
+checked by the command itself (ledger.usage.records.read_records, `records[i].field`): a batch
 of 500 is read once.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 from ledger.currencies import require_currency
 from ledger.errors import InvalidInputError, InvalidTextError
 from ledger.invoices import require_customer
-from ledger.meters import AGGREGATIONS, require_key, require_meter
-from ledger.periods import require_anchor_day, require_timezone
-from ledger.pricing import MODELS, require_terms
-from ledger.usage_records import read_records
+from ledger.usage.meters import AGGREGATIONS, require_key, require_meter
+from ledger.usage.periods import require_anchor_day, require_timezone
+from ledger.usage.pricing import MODELS, require_terms
+from ledger.usage.records import read_records
 from web.requests import Errors, FloatNumber, RequestInvalidError, moment
 
 MAX_RECORDS_PER_REQUEST = 1_000

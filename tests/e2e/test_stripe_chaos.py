@@ -117,7 +117,7 @@ def _open_invoices(app: BillingApplication, rng: random.Random, teller: StoryTel
             lines.append(NewLine("Seats", str(rng.randint(1, 12)), rng.randint(100, 5_000), "20"))
         invoice_id = app.create_draft(
             customer={"email": f"ap{n}@example.com", "name": f"Customer {n}"}, currency=currency, lines=lines
-        )
+        ).result
         app.issue(invoice_id)
         total = app.invoice(invoice_id).total
         story = teller.invoice(invoice_id, currency, total, with_checkout=rng.random() < 0.35)

@@ -1,7 +1,7 @@
 """What the chaos test (test_stripe_chaos.py) found, each shown by the shortest stream that shows it.
 
-Each test states the contract (DESIGN.md "Idempotency and concurrency", the module docstring of
-commands/stripe_events.py) and delivers events in an order Stripe may use. The last two show
+Each test states the contract (docs/stripe.md and docs/adr/0003-idempotency-receipts.md, the module
+docstring of commands/stripe_events.py) and delivers events in an order Stripe may use. The last two show
 what concurrent deliveries do, with the interleaving made deterministic: one event is decided
 on what it read, another commits, then the first commits.
 """
@@ -64,7 +64,7 @@ def hook(api: Api) -> Hook:
 def _invoice(app: BillingApplication) -> UUID:
     invoice_id = app.create_draft(
         customer={"email": "ap@acme.example", "name": "Acme"}, currency="usd", lines=[NewLine("Plan", 1, TOTAL)]
-    )
+    ).result
     app.issue(invoice_id)
     return invoice_id
 

@@ -56,7 +56,7 @@ def _open_invoice(app: BillingApplication) -> UUID:
         customer={"email": "ap@acme.example", "name": "Acme"},
         currency="usd",
         lines=[NewLine("Platform fee", 1, 50_000), NewLine("Seats", "12", 2_500, "20")],
-    )
+    ).result
     app.issue(invoice_id)
     return invoice_id
 

@@ -29,13 +29,15 @@ CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
 def _scenario(app: BillingApplication, clock: ManualClock) -> None:
     ids = []
     for currency, amount in [("usd", 10_000), ("eur", 25_000), ("jpy", 5_000)]:
-        invoice_id = app.create_draft(customer=CUSTOMER, currency=currency, lines=[NewLine("Work", 2, amount, "20")])
+        invoice_id = app.create_draft(
+            customer=CUSTOMER, currency=currency, lines=[NewLine("Work", 2, amount, "20")]
+        ).result
         app.issue(invoice_id)
         ids.append(invoice_id)
         clock.advance(timedelta(hours=1))
     paid = app.record_provider_payment_succeeded(
         provider="stripe", provider_payment_id="pi_1", invoice_id=ids[0], amount_captured=Money(24_000, "usd"), fee=726
-    )
+    ).result
     clock.advance(timedelta(hours=1))
     app.record_refund(paid, refund_id="re_1", amount=4_000)
     app.void(ids[2])

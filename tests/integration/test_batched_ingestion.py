@@ -23,7 +23,7 @@ from tests.stripe_payloads import stripe_object
 def _open_invoice(app: BillingApplication, amount: int = 10_000) -> UUID:
     invoice_id = app.create_draft(
         customer={"email": "ap@acme.example"}, currency="usd", lines=[NewLine("Fee", 1, amount)]
-    )
+    ).result
     app.issue(invoice_id)
     return invoice_id
 

@@ -56,7 +56,7 @@ def _seed(database_url: str, stripe_server: StripeServer, due: datetime) -> tupl
                 currency="usd",
                 lines=[NewLine(description="Support plan", quantity=1, unit_amount=49_900)],
                 due_date=due.date().isoformat(),
-            )
+            ).result
             app.issue(invoice_id)
             ids.append(invoice_id)
         intent = stripe_server.add_failed_payment_intent(amount=49_900, currency="usd", invoice_id=str(ids[0]))

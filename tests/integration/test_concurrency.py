@@ -39,7 +39,9 @@ def _in_threads(work: Callable[[int], None], count: int) -> None:
 
 def test_concurrent_payments_on_one_invoice_are_all_applied_once(make_app: AppFactory) -> None:
     setup = make_app()
-    invoice_id = setup.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("Big order", 1, 1_000_000)])
+    invoice_id = setup.create_draft(
+        customer=CUSTOMER, currency="usd", lines=[NewLine("Big order", 1, 1_000_000)]
+    ).result
     setup.issue(invoice_id)
     apps = [make_app() for _ in range(WRITERS)]
 
@@ -61,7 +63,7 @@ def test_concurrent_reports_of_the_same_provider_payment_apply_it_once(make_app:
     setup = make_app()
     invoice_ids = []
     for _ in range(5):
-        invoice_id = setup.create_draft(customer=CUSTOMER, currency="eur", lines=[NewLine("x", 1, 5_000)])
+        invoice_id = setup.create_draft(customer=CUSTOMER, currency="eur", lines=[NewLine("x", 1, 5_000)]).result
         setup.issue(invoice_id)
         invoice_ids.append(invoice_id)
     apps = [make_app() for _ in range(WRITERS)]
@@ -84,11 +86,11 @@ def test_concurrent_reports_of_the_same_provider_payment_apply_it_once(make_app:
 
 def test_concurrent_refunds_never_exceed_what_was_paid(make_app: AppFactory) -> None:
     setup = make_app()
-    invoice_id = setup.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = setup.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     setup.issue(invoice_id)
     payment_id = setup.record_provider_payment_succeeded(
         provider="stripe", provider_payment_id="pi_r", invoice_id=invoice_id, amount_captured=Money(10_000, "usd")
-    )
+    ).result
     apps = [make_app() for _ in range(WRITERS)]
     refused: list[int] = []
 

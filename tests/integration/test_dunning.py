@@ -13,8 +13,8 @@ from adapters.clock import ManualClock
 from commands.application import BillingApplication
 from commands.dunning import DunningAction
 from commands.messages import NewLine
-from ledger.dunning import EXHAUSTED, STOPPED, Dunning, retry_key
-from ledger.dunning_policy import DunningPolicy
+from ledger.dunning.aggregate import EXHAUSTED, STOPPED, Dunning, retry_key
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import InvalidDateError, InvoiceNotFoundError, ProviderUnavailableError
 from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, Invoice
 from ledger.money import Money
@@ -33,7 +33,7 @@ def open_invoice(app: BillingApplication, *, due_date: str | None = DUE, amount:
         currency="usd",
         lines=[NewLine(description="Consulting", quantity=1, unit_amount=amount)],
         due_date=due_date,
-    )
+    ).result
     app.issue(invoice_id)
     return invoice_id
 
@@ -62,7 +62,7 @@ def kinds(actions: list[DunningAction]) -> list[tuple[str, int | None]]:
 
 
 def dunning_topics(app: BillingApplication, invoice_id: UUID) -> list[str]:
-    dunning = app.dunning(invoice_id)
+    dunning = app.dunning.get(invoice_id)
     assert dunning is not None
     return [type(e).TOPIC for e in app.repository.event_store.get(dunning.id)]  # type: ignore[attr-defined]
 
@@ -76,9 +76,9 @@ def test_an_overdue_invoice_follows_the_schedule_to_uncollectible_once(
     taken: list[tuple[str, int | None]] = []
     for day in range(0, 35):
         days_after_due(clock, day)
-        actions = app.advance_dunning(invoice_id, policy=POLICY, payments=payments)
+        actions = app.dunning.advance(invoice_id, policy=POLICY, payments=payments).result
         head = app.head()
-        assert app.advance_dunning(invoice_id, policy=POLICY, payments=payments) == []  # the same moment again
+        assert app.dunning.advance(invoice_id, policy=POLICY, payments=payments).result == []  # the same moment again
         assert app.head() == head
         taken += kinds(actions)
         if any(a.kind == "retry" for a in actions):  # Stripe reports the declined retry by webhook
@@ -90,7 +90,7 @@ def test_an_overdue_invoice_follows_the_schedule_to_uncollectible_once(
     assert invoice.status == UNCOLLECTIBLE
     assert invoice.written_off == 12_000
     assert len(invoice.failed_attempts) == 3  # the first, then two declined retries...
-    dunning = app.dunning(invoice_id)
+    dunning = app.dunning.get(invoice_id)
     assert dunning is not None
     assert dunning.status == EXHAUSTED
     assert dunning_topics(app, invoice_id) == [
@@ -115,12 +115,12 @@ def test_a_retry_records_what_the_provider_answered(app: BillingApplication, clo
     fail_attempt(app, invoice_id, "ch_first")
     payments = FakePaymentProvider(answers={"pi_1": ["declined"]})
     days_after_due(clock, 3)
-    assert kinds(app.advance_dunning(invoice_id, policy=POLICY, payments=payments)) == [
+    assert kinds(app.dunning.advance(invoice_id, policy=POLICY, payments=payments).result) == [
         ("start", None),
         ("skip", 0),
         ("retry", 1),
     ]
-    dunning = app.dunning(invoice_id)
+    dunning = app.dunning.get(invoice_id)
     assert dunning is not None
     [retry] = [e for e in app.repository.event_store.get(dunning.id) if isinstance(e, Dunning.RetryRequested)]
     assert retry.provider_payment_id == "pi_1"
@@ -138,13 +138,13 @@ def test_more_failed_attempts_than_allowed_mark_the_invoice_uncollectible(
     policy = DunningPolicy.parse("reminder:1,retry:3,uncollectible:30", 2)
     fail_attempt(app, invoice_id, "ch_1")
     days_after_due(clock, 1)
-    assert kinds(app.advance_dunning(invoice_id, policy=policy)) == [("start", None), ("remind", 0)]
+    assert kinds(app.dunning.advance(invoice_id, policy=policy).result) == [("start", None), ("remind", 0)]
     fail_attempt(app, invoice_id, "ch_2")  # the customer tried again themselves
     days_after_due(clock, 2)
-    assert kinds(app.advance_dunning(invoice_id, policy=policy)) == [("exhaust", None)]
+    assert kinds(app.dunning.advance(invoice_id, policy=policy).result) == [("exhaust", None)]
     assert app.invoice(invoice_id).status == UNCOLLECTIBLE
     days_after_due(clock, 40)
-    assert app.advance_dunning(invoice_id, policy=policy) == []
+    assert app.dunning.advance(invoice_id, policy=policy).result == []
 
 
 def test_a_paid_invoice_stops_its_dunning(app: BillingApplication, clock: ManualClock) -> None:
@@ -152,16 +152,16 @@ def test_a_paid_invoice_stops_its_dunning(app: BillingApplication, clock: Manual
     fail_attempt(app, invoice_id, "ch_1")
     payments = FakePaymentProvider()
     days_after_due(clock, 1)
-    app.advance_dunning(invoice_id, policy=POLICY, payments=payments)
+    app.dunning.advance(invoice_id, policy=POLICY, payments=payments)
     app.record_offline_payment(invoice_id, Money(12_000, "usd"), reference="wire 42")
     assert app.invoice(invoice_id).status == PAID
     days_after_due(clock, 3)
-    assert kinds(app.advance_dunning(invoice_id, policy=POLICY, payments=payments)) == [("stop", None)]
+    assert kinds(app.dunning.advance(invoice_id, policy=POLICY, payments=payments).result) == [("stop", None)]
     for day in (4, 14, 40):
         days_after_due(clock, day)
-        assert app.advance_dunning(invoice_id, policy=POLICY, payments=payments) == []
+        assert app.dunning.advance(invoice_id, policy=POLICY, payments=payments).result == []
     assert payments.attempts == []
-    dunning = app.dunning(invoice_id)
+    dunning = app.dunning.get(invoice_id)
     assert dunning is not None
     assert dunning.status == STOPPED
     assert dunning_topics(app, invoice_id)[-1] == "dunning.stopped"
@@ -170,10 +170,10 @@ def test_a_paid_invoice_stops_its_dunning(app: BillingApplication, clock: Manual
 def test_a_void_invoice_stops_its_dunning(app: BillingApplication, clock: ManualClock) -> None:
     invoice_id = open_invoice(app)
     days_after_due(clock, 1)
-    app.advance_dunning(invoice_id, policy=POLICY)
+    app.dunning.advance(invoice_id, policy=POLICY)
     app.void(invoice_id)
     days_after_due(clock, 7)
-    [stop] = app.advance_dunning(invoice_id, policy=POLICY)
+    [stop] = app.dunning.advance(invoice_id, policy=POLICY).result
     assert (stop.kind, stop.reason) == ("stop", "invoice void")
 
 
@@ -181,9 +181,9 @@ def test_a_retry_with_nothing_to_retry_becomes_a_reminder(app: BillingApplicatio
     invoice_id = open_invoice(app)  # sent for payment by transfer: no PaymentIntent ever failed
     payments = FakePaymentProvider()
     days_after_due(clock, 1)
-    app.advance_dunning(invoice_id, policy=POLICY, payments=payments)
+    app.dunning.advance(invoice_id, policy=POLICY, payments=payments)
     days_after_due(clock, 3)
-    [reminder] = app.advance_dunning(invoice_id, policy=POLICY, payments=payments)
+    [reminder] = app.dunning.advance(invoice_id, policy=POLICY, payments=payments).result
     assert (reminder.kind, reminder.step, reminder.reason) == ("remind", 1, "nothing to retry")
     assert payments.attempts == []
 
@@ -192,11 +192,11 @@ def test_a_retry_the_provider_cannot_make_becomes_a_reminder(app: BillingApplica
     invoice_id = open_invoice(app)
     fail_attempt(app, invoice_id, "ch_1")
     days_after_due(clock, 3)
-    no_provider = app.advance_dunning(invoice_id, policy=POLICY, payments=None)
+    no_provider = app.dunning.advance(invoice_id, policy=POLICY, payments=None).result
     assert no_provider[-1] == DunningAction("remind", 1, "no payment provider configured")
     days_after_due(clock, 14)
     canceled = FakePaymentProvider(answers={"pi_1": ["not_retryable"]})
-    [skipped, reminder] = app.advance_dunning(invoice_id, policy=POLICY, payments=canceled)
+    [skipped, reminder] = app.dunning.advance(invoice_id, policy=POLICY, payments=canceled).result
     assert skipped.kind == "skip"
     assert (reminder.kind, reminder.step, reminder.reason) == ("remind", 3, "nothing to retry: canceled")
 
@@ -210,10 +210,10 @@ def test_an_unreachable_provider_stores_nothing_and_the_next_pass_asks_again_wit
     days_after_due(clock, 3)
     head = app.head()
     with pytest.raises(ProviderUnavailableError):
-        app.advance_dunning(invoice_id, policy=POLICY, payments=payments)
+        app.dunning.advance(invoice_id, policy=POLICY, payments=payments)
     assert app.head() == head
-    assert app.dunning(invoice_id) is None
-    actions = app.advance_dunning(invoice_id, policy=POLICY, payments=payments)
+    assert app.dunning.get(invoice_id) is None
+    actions = app.dunning.advance(invoice_id, policy=POLICY, payments=payments).result
     assert kinds(actions)[-1] == ("retry", 1)
     assert payments.attempts == [("pi_1", retry_key(invoice_id, 1))]
 
@@ -221,8 +221,8 @@ def test_an_unreachable_provider_stores_nothing_and_the_next_pass_asks_again_wit
 def test_an_invoice_not_yet_due_has_no_dunning(app: BillingApplication, clock: ManualClock) -> None:
     invoice_id = open_invoice(app)
     days_after_due(clock, 0)
-    assert app.advance_dunning(invoice_id, policy=POLICY) == []
-    assert app.dunning(invoice_id) is None
+    assert app.dunning.advance(invoice_id, policy=POLICY).result == []
+    assert app.dunning.get(invoice_id) is None
     assert app.invoice(invoice_id).status == OPEN
 
 
@@ -230,15 +230,15 @@ def test_the_moment_can_be_past_but_never_future(app: BillingApplication, clock:
     invoice_id = open_invoice(app)
     days_after_due(clock, 20)
     with pytest.raises(InvalidDateError, match="cannot run dunning for"):
-        app.advance_dunning(invoice_id, policy=POLICY, as_of=clock.now() + timedelta(seconds=1))
+        app.dunning.advance(invoice_id, policy=POLICY, as_of=clock.now() + timedelta(seconds=1))
     with pytest.raises(InvalidDateError, match="timezone"):
-        app.advance_dunning(invoice_id, policy=POLICY, as_of=datetime(2026, 3, 12))
-    assert app.dunning(invoice_id) is None
+        app.dunning.advance(invoice_id, policy=POLICY, as_of=datetime(2026, 3, 12))
+    assert app.dunning.get(invoice_id) is None
     past = datetime(2026, 3, 11, 12, tzinfo=UTC)
-    assert kinds(app.advance_dunning(invoice_id, policy=POLICY, as_of=past)) == [("start", None), ("remind", 0)]
-    assert app.advance_dunning(invoice_id, policy=POLICY, as_of=past) == []
+    assert kinds(app.dunning.advance(invoice_id, policy=POLICY, as_of=past).result) == [("start", None), ("remind", 0)]
+    assert app.dunning.advance(invoice_id, policy=POLICY, as_of=past).result == []
     with pytest.raises(InvoiceNotFoundError):
-        app.advance_dunning(UUID(int=0), policy=POLICY)
+        app.dunning.advance(UUID(int=0), policy=POLICY)
 
 
 def test_concurrent_passes_take_each_step_once(make_app: AppFactory, clock: ManualClock) -> None:
@@ -253,7 +253,7 @@ def test_concurrent_passes_take_each_step_once(make_app: AppFactory, clock: Manu
     def run(app: BillingApplication) -> None:
         barrier.wait()
         try:
-            done.append(app.advance_dunning(invoice_id, policy=POLICY))
+            done.append(app.dunning.advance(invoice_id, policy=POLICY).result)
         except BaseException as error:
             errors.append(error)
 

@@ -51,7 +51,7 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def _invoice(app: BillingApplication) -> UUID:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("Work", 2, 10_000, "20")])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("Work", 2, 10_000, "20")]).result
     app.issue(invoice_id)
     return invoice_id
 

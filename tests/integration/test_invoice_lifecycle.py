@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from adapters.clock import ManualClock
 from commands.application import BillingApplication
 from commands.messages import NewLine
+from commands.runner import Outcome
 from ledger.errors import (
     CurrencyMismatchError,
     IdempotencyKeyReusedError,
@@ -29,7 +30,7 @@ CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
 
 
 def _open_invoice(app: BillingApplication, amount: int = 10_000, currency: str = "usd") -> str:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency=currency, lines=[NewLine("Work", 1, amount)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency=currency, lines=[NewLine("Work", 1, amount)]).result
     return str(invoice_id)
 
 
@@ -40,7 +41,7 @@ def test_a_draft_is_created_with_priced_lines_and_read_back(app: BillingApplicat
         due_date="2026-04-01",
         memo="Thanks",
         lines=[NewLine("Consulting", "2.5", 333, "10"), NewLine("Licence", 1, 5_000)],
-    )
+    ).result
     invoice = app.invoice(invoice_id)
     assert invoice.status == "draft"
     assert invoice.number is None
@@ -52,21 +53,23 @@ def test_a_draft_is_created_with_priced_lines_and_read_back(app: BillingApplicat
 def test_issue_numbers_are_sequential_per_series(app: BillingApplication) -> None:
     numbers = []
     for series in ["INV", "INV", "CRD", "INV"]:
-        invoice_id = app.create_draft(customer=CUSTOMER, currency="eur", series=series, lines=[NewLine("x", 1, 100)])
-        numbers.append(app.issue(invoice_id))
+        invoice_id = app.create_draft(
+            customer=CUSTOMER, currency="eur", series=series, lines=[NewLine("x", 1, 100)]
+        ).result
+        numbers.append(app.issue(invoice_id).result)
     assert numbers == ["INV-000001", "INV-000002", "CRD-000001", "INV-000003"]
 
 
 def test_a_refused_issue_consumes_no_number(app: BillingApplication) -> None:
-    empty = app.create_draft(customer=CUSTOMER, currency="usd")
+    empty = app.create_draft(customer=CUSTOMER, currency="usd").result
     with pytest.raises(Exception, match="no lines"):
         app.issue(empty)
-    full = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
-    assert app.issue(full) == "INV-000001"
+    full = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
+    assert app.issue(full).result == "INV-000001"
 
 
 def test_no_edit_after_issue_and_nothing_stored(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
     app.issue(invoice_id)
     version = app.invoice(invoice_id).version
     with pytest.raises(InvoiceNotEditableError):
@@ -86,7 +89,7 @@ def test_bad_input_is_refused_and_stores_nothing(app: BillingApplication) -> Non
 
 
 def test_stale_expected_version_is_refused(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
     version = app.invoice(invoice_id).version
     app.change_details(invoice_id, memo="first", expected_version=version)
     with pytest.raises(StaleVersionError):
@@ -95,27 +98,71 @@ def test_stale_expected_version_is_refused(app: BillingApplication) -> None:
 
 
 def test_a_repeated_idempotency_key_returns_the_first_result_and_changes_nothing(app: BillingApplication) -> None:
-    first = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-1")
+    first = app.create_draft(
+        customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-1"
+    ).result
     before = _event_count(app)
-    again = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-1")
+    again = app.create_draft(
+        customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-1"
+    ).result
     assert again == first
     assert _event_count(app) == before
     with pytest.raises(IdempotencyKeyReusedError):
         app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 2, 100)], idempotency_key="k-1")
 
 
+def test_a_command_answers_with_the_versions_it_left_and_a_repeat_says_it_was_replayed(
+    app: BillingApplication,
+) -> None:
+    created = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-2")
+    assert not created.replayed
+    assert created.versions == {created.result: app.invoice(created.result).version}
+    app.change_details(created.result, memo="later")  # the invoice moves on
+    again = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)], idempotency_key="k-2")
+    assert again.replayed
+    assert again.result == created.result
+    # The repeat is answered with the version the first run left, not the current one.
+    assert again.version_of(created.result) == created.version_of(created.result)
+    assert app.invoice(created.result).version != again.version_of(created.result)
+
+
+def test_an_outcome_names_every_aggregate_the_command_changed(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
+    issued = app.issue(invoice_id)
+    assert issued.result == "INV-000001"
+    assert set(issued.versions) == {invoice_id, series_id("INV")}
+    paid = app.record_offline_payment(invoice_id, Money(100, "usd"))
+    assert set(paid.versions) == {invoice_id, paid.result}
+    assert paid.version_of(invoice_id) == app.invoice(invoice_id).version
+    other = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("y", 1, 50)]).result
+    app.issue(other)
+
+    def report() -> Outcome[UUID]:
+        return app.record_provider_payment_succeeded(
+            provider="stripe", provider_payment_id="pi_2", invoice_id=other, amount_captured=Money(50, "usd")
+        )
+
+    first = report()
+    assert {other, first.result} <= set(first.versions)
+    assert first.version_of(other) == app.invoice(other).version
+    assert first.version_of(first.result) == app.payment(first.result).version
+    redelivered = report()
+    # Nothing changed and no receipt answered: no versions, and not a replay.
+    assert (redelivered.result, redelivered.versions, redelivered.replayed) == (first.result, {}, False)
+
+
 def test_idempotency_survives_a_restart(make_app: AppFactory) -> None:
     first_app = make_app()
-    invoice_id = first_app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    invoice_id = first_app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
     first_app.issue(invoice_id)
-    payment = first_app.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1")
+    payment = first_app.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1").result
     restarted = make_app()
-    assert restarted.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1") == payment
+    assert restarted.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1").result == payment
     assert restarted.invoice(invoice_id).amount_paid == 40
 
 
 def test_provider_reports_apply_money_once(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     for _ in range(3):  # payment_intent.succeeded, charge.succeeded, a redelivery
         payment_id = app.record_provider_payment_succeeded(
@@ -125,31 +172,31 @@ def test_provider_reports_apply_money_once(app: BillingApplication) -> None:
             amount_captured=Money(10_000, "usd"),
             fee=320,
             charge_id="ch_1",
-        )
+        ).result
     assert app.invoice(invoice_id).amount_paid == 10_000
     assert app.invoice(invoice_id).status == "paid"
-    assert app.record_refund(payment_id, refund_id="re_1", amount=2_500) is True
-    assert app.record_refund(payment_id, refund_id="re_1", amount=2_500) is False
+    assert app.record_refund(payment_id, refund_id="re_1", amount=2_500).result is True
+    assert app.record_refund(payment_id, refund_id="re_1", amount=2_500).result is False
     invoice = app.invoice(invoice_id)
     assert (invoice.status, invoice.amount_refunded, invoice.amount_due) == ("paid", 2_500, 0)
 
 
 def test_a_stale_failure_does_not_undo_a_success(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     app.record_provider_payment_succeeded(
         provider="stripe", provider_payment_id="pi_2", invoice_id=invoice_id, amount_captured=Money(10_000, "usd")
     )
     recorded = app.record_provider_payment_failed(
         provider="stripe", provider_payment_id="pi_2", attempt_id="ch_9", code="card_declined", message="declined"
-    )
+    ).result
     assert recorded is False
     assert app.invoice(invoice_id).status == "paid"
     assert app.provider_payment("stripe", "pi_2").status == "succeeded"
 
 
 def test_invoice_as_of_a_moment_and_at_a_version(app: BillingApplication, clock: ManualClock) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     clock.advance(timedelta(days=1))
     app.issue(invoice_id)
     issued_at = clock.now()
@@ -175,7 +222,7 @@ def _event_count(app: BillingApplication) -> int:
 
 
 def test_each_failed_attempt_is_recorded_once_however_often_reported(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     reports = [("ch_a", "card_declined"), ("ch_a", "card_declined"), ("ch_b", "insufficient_funds")]
     recorded = [
@@ -186,7 +233,7 @@ def test_each_failed_attempt_is_recorded_once_however_often_reported(app: Billin
             attempt_id=attempt,
             code=code,
             message="declined",
-        )
+        ).result
         for attempt, code in reports
     ]
     assert recorded == [True, False, True]
@@ -196,7 +243,7 @@ def test_each_failed_attempt_is_recorded_once_however_often_reported(app: Billin
 
 
 def test_issue_accepts_a_due_date_as_text(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
     app.issue(invoice_id, due_date="2026-05-01")
     assert app.invoice(invoice_id).due_date == "2026-05-01"
 
@@ -217,18 +264,18 @@ def test_stray_library_variables_in_the_environment_cannot_redirect_the_store(
 def test_numbering_continues_after_a_restart_from_the_series_snapshot(make_app: AppFactory) -> None:
     app = make_app()
     for _ in range(205):
-        app.issue(app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]))
+        app.issue(app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result)
     assert app.snapshots is not None
     snapshots = list(app.snapshots.get(series_id("INV"), desc=True, limit=1))
     assert snapshots
     assert snapshots[0].originator_version == 200  # taken every 100 events: started + 199 numbers
     restarted = make_app()
-    invoice_id = restarted.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
-    assert restarted.issue(invoice_id) == "INV-000206"
+    invoice_id = restarted.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
+    assert restarted.issue(invoice_id).result == "INV-000206"
 
 
 def test_a_provider_payment_in_another_currency_is_refused_and_stores_nothing(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     before = _event_count(app)
     with pytest.raises(CurrencyMismatchError):
@@ -241,23 +288,23 @@ def test_a_provider_payment_in_another_currency_is_refused_and_stores_nothing(ap
 
 
 def test_a_dispute_id_is_opened_once(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     payment_id = app.record_provider_payment_succeeded(
         provider="stripe", provider_payment_id="pi_d", invoice_id=invoice_id, amount_captured=Money(10_000, "usd")
-    )
-    assert app.record_dispute_opened(payment_id, dispute_id="dp_1", amount=4_000) is True
-    assert app.record_dispute_opened(payment_id, dispute_id="dp_1", amount=4_000) is False
-    assert app.record_dispute_closed(payment_id, dispute_id="dp_1", won=False) is True
-    assert app.record_dispute_closed(payment_id, dispute_id="dp_1", won=False) is False
+    ).result
+    assert app.record_dispute_opened(payment_id, dispute_id="dp_1", amount=4_000).result is True
+    assert app.record_dispute_opened(payment_id, dispute_id="dp_1", amount=4_000).result is False
+    assert app.record_dispute_closed(payment_id, dispute_id="dp_1", won=False).result is True
+    assert app.record_dispute_closed(payment_id, dispute_id="dp_1", won=False).result is False
     invoice = app.invoice(invoice_id)
     assert (invoice.status, invoice.amount_dispute_lost, invoice.amount_disputed) == ("paid", 4_000, 0)
 
 
 def test_draft_edits_retried_with_their_key_apply_once(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
-    line_id = app.add_line(invoice_id, NewLine("y", 2, 50), idempotency_key="add-y")
-    assert app.add_line(invoice_id, NewLine("y", 2, 50), idempotency_key="add-y") == line_id
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
+    line_id = app.add_line(invoice_id, NewLine("y", 2, 50), idempotency_key="add-y").result
+    assert app.add_line(invoice_id, NewLine("y", 2, 50), idempotency_key="add-y").result == line_id
     version = app.invoice(invoice_id).version
     for _ in range(2):  # the second call is a retry of the first: same key, same expected version
         app.change_details(invoice_id, memo="net 30", expected_version=version, idempotency_key="memo-1")
@@ -269,9 +316,9 @@ def test_draft_edits_retried_with_their_key_apply_once(app: BillingApplication) 
 
 
 def test_a_payment_cannot_be_initiated_on_a_draft(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
     with pytest.raises(InvoiceNotPayableError):
         app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_draft")
     app.issue(invoice_id)
-    payment_id = app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_draft")
+    payment_id = app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_draft").result
     assert app.payment(payment_id).amount == 100

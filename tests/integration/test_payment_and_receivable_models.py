@@ -34,7 +34,7 @@ def _invoice(
     due_date: str | None = None,
     issue: bool = True,
 ) -> UUID:
-    invoice_id = app.create_draft(customer=customer, currency=currency, lines=[NewLine("Work", 1, amount)])
+    invoice_id = app.create_draft(customer=customer, currency=currency, lines=[NewLine("Work", 1, amount)]).result
     if issue:
         app.issue(invoice_id, due_date=due_date)
     return invoice_id
@@ -44,7 +44,7 @@ def _payments_history(app: BillingApplication, clock: ManualClock) -> dict[str, 
     """Card payments with fees, retried failures, partial refunds, disputes won and lost, offline."""
     ids: dict[str, UUID] = {}
     card = _invoice(app, 50_000)
-    ids["retried"] = app.initiate_provider_payment(card, provider="stripe", provider_payment_id="pi_retried")
+    ids["retried"] = app.initiate_provider_payment(card, provider="stripe", provider_payment_id="pi_retried").result
     clock.advance(timedelta(minutes=5))
     for attempt in ("ch_declined", "ch_declined", "ch_expired"):  # the first failure is reported twice
         app.record_provider_payment_failed(
@@ -63,9 +63,9 @@ def _payments_history(app: BillingApplication, clock: ManualClock) -> dict[str, 
         charge_id="ch_ok",
     )
     clock.advance(timedelta(days=2))
-    assert app.record_refund(ids["retried"], refund_id="re_1", amount=7_500)
-    assert not app.record_refund(ids["retried"], refund_id="re_1", amount=7_500)  # redelivered
-    assert app.record_refund(ids["retried"], refund_id="re_2", amount=2_500)
+    assert app.record_refund(ids["retried"], refund_id="re_1", amount=7_500).result
+    assert not app.record_refund(ids["retried"], refund_id="re_1", amount=7_500).result  # redelivered
+    assert app.record_refund(ids["retried"], refund_id="re_2", amount=2_500).result
 
     clock.advance(timedelta(hours=1))
     disputed = _invoice(app, 90_000, currency="eur", customer=GLOBEX)
@@ -76,7 +76,7 @@ def _payments_history(app: BillingApplication, clock: ManualClock) -> dict[str, 
         amount_captured=Money(90_000, "eur"),
         fee=2_635,
         charge_id="ch_disputed",
-    )
+    ).result
     clock.advance(timedelta(days=1))
     app.record_dispute_opened(ids["disputed"], dispute_id="dp_won", amount=10_000, reason="fraudulent")
     app.record_dispute_opened(ids["disputed"], dispute_id="dp_lost", amount=20_000, reason="product_not_received")
@@ -87,10 +87,12 @@ def _payments_history(app: BillingApplication, clock: ManualClock) -> dict[str, 
 
     clock.advance(timedelta(hours=1))
     transfer = _invoice(app, 3_000, currency="jpy")
-    ids["offline_part"] = app.record_offline_payment(transfer, Money(1_000, "jpy"), reference="wire-1")
+    ids["offline_part"] = app.record_offline_payment(transfer, Money(1_000, "jpy"), reference="wire-1").result
     clock.advance(timedelta(hours=1))
-    ids["offline_rest"] = app.record_offline_payment(transfer, Money(2_500, "jpy"), reference="wire-2")  # 500 over
-    assert app.record_refund(ids["offline_rest"], refund_id="back-1", amount=500)
+    ids["offline_rest"] = app.record_offline_payment(
+        transfer, Money(2_500, "jpy"), reference="wire-2"
+    ).result  # 500 over
+    assert app.record_refund(ids["offline_rest"], refund_id="back-1", amount=500).result
 
     clock.advance(timedelta(hours=1))
     declined = _invoice(app, 12_000)
@@ -104,7 +106,7 @@ def _payments_history(app: BillingApplication, clock: ManualClock) -> dict[str, 
     )
     ids["declined"] = payment_id_for("stripe", "pi_declined")
     clock.advance(timedelta(hours=1))
-    ids["pending"] = app.initiate_provider_payment(declined, provider="stripe", provider_payment_id="cs_pending")
+    ids["pending"] = app.initiate_provider_payment(declined, provider="stripe", provider_payment_id="cs_pending").result
     return ids
 
 
@@ -297,7 +299,7 @@ def test_customer_balances_count_only_what_is_owed_and_held(
     app.record_offline_payment(partly_paid, Money(4_000, "usd"))
     app.mark_uncollectible(_invoice(app, 2_500))
     overpaid = _invoice(app, 3_000)
-    over = app.record_offline_payment(overpaid, Money(3_700, "usd"))  # 700 of credit
+    over = app.record_offline_payment(overpaid, Money(3_700, "usd")).result  # 700 of credit
     app.record_refund(over, refund_id="back-1", amount=200)  # 200 of it given back
     app.void(_invoice(app, 50_000))
     _invoice(app, 60_000, issue=False)

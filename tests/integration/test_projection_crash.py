@@ -55,7 +55,7 @@ def seed(app: BillingApplication, clock: ManualClock, invoices: int, tag: str) -
             currency=currency,
             lines=[NewLine("Consulting", 1 + i % 3, 1_000 + 37 * i, "20"), NewLine("Support", "2.5", 333)],
             due_date="2026-04-01",
-        )
+        ).result
         app.add_line(invoice_id, NewLine("Licence", 1, 5_000, "7.25"))
         app.issue(invoice_id)
         total = app.invoice(invoice_id).total
@@ -66,7 +66,7 @@ def seed(app: BillingApplication, clock: ManualClock, invoices: int, tag: str) -
                 invoice_id=invoice_id,
                 amount_captured=Money(total, currency),
                 fee=30,
-            )
+            ).result
             app.record_refund(payment, refund_id=f"re_{tag}_{i}", amount=total // 3)
         elif i % 4 == 1:
             app.record_offline_payment(invoice_id, Money(total // 2, currency))

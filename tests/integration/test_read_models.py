@@ -28,13 +28,13 @@ def _scenario(app: BillingApplication, clock: ManualClock) -> list[Any]:
     for currency, amount in [("usd", 10_000), ("eur", 25_000), ("jpy", 5_000), ("usd", 7_000)]:
         invoice_id = app.create_draft(
             customer=CUSTOMER, currency=currency, lines=[NewLine("Work", 2, amount, "20")], due_date="2026-04-01"
-        )
+        ).result
         app.issue(invoice_id)
         ids.append(invoice_id)
         clock.advance(timedelta(hours=1))
     paid = app.record_provider_payment_succeeded(
         provider="stripe", provider_payment_id="pi_1", invoice_id=ids[0], amount_captured=Money(24_000, "usd"), fee=726
-    )
+    ).result
     app.record_refund(paid, refund_id="re_1", amount=4_000)
     app.record_offline_payment(ids[1], Money(10_000, "eur"))
     app.void(ids[2])
@@ -100,10 +100,16 @@ def test_payouts_post_from_the_processor_balance_to_the_bank_and_back_when_they_
     _scenario(app, clock)
     runner.catch_up()
     before = {(r.currency, r.account): r.balance for r in trial_balance(engine)}
-    assert app.record_payout(provider="stripe", provider_payout_id="po_1", amount=Money(10_000, "usd"), paid=True)
-    assert app.record_payout(provider="stripe", provider_payout_id="po_2", amount=Money(3_000, "usd"), paid=True)
-    assert app.record_payout(provider="stripe", provider_payout_id="po_2", amount=Money(3_000, "usd"), paid=False)
-    assert not app.record_payout(provider="stripe", provider_payout_id="po_1", amount=Money(10_000, "usd"), paid=True)
+    assert app.record_payout(
+        provider="stripe", provider_payout_id="po_1", amount=Money(10_000, "usd"), paid=True
+    ).result
+    assert app.record_payout(provider="stripe", provider_payout_id="po_2", amount=Money(3_000, "usd"), paid=True).result
+    assert app.record_payout(
+        provider="stripe", provider_payout_id="po_2", amount=Money(3_000, "usd"), paid=False
+    ).result
+    assert not app.record_payout(
+        provider="stripe", provider_payout_id="po_1", amount=Money(10_000, "usd"), paid=True
+    ).result
     runner.catch_up()
     after = {(r.currency, r.account): r.balance for r in trial_balance(engine)}
     assert after[("usd", "bank")] - before.get(("usd", "bank"), 0) == 10_000

@@ -14,7 +14,7 @@ import pytest
 from adapters.clock import ManualClock
 from adapters.stripe import StripePaymentProvider
 from commands.application import BillingApplication
-from commands.usage_reporting import report_usage
+from commands.usage.reporting import report_usage
 from ledger.errors import InvalidUsageBatchError, PeriodNotEndedError, ProviderUnavailableError
 from ledger.invoices import DRAFT
 from tests.conftest import AppFactory
@@ -25,10 +25,10 @@ JANUARY = "2026-01-15T10:00:00Z"
 
 
 def catalogue(app: BillingApplication, *, stripe_customer: str | None = None) -> None:
-    app.define_meter(key="calls", name="API calls", aggregation="sum", event_name="api_calls")
+    app.usage.define_meter(key="calls", name="API calls", aggregation="sum", event_name="api_calls")
     tiers = [{"up_to": 1000, "unit_amount": 0}, {"up_to": None, "unit_amount": "0.25"}]
-    app.define_price(key="calls", meter="calls", currency="usd", model="graduated", terms={"tiers": tiers})
-    app.set_up_usage_customer(
+    app.usage.define_price(key="calls", meter="calls", currency="usd", model="graduated", terms={"tiers": tiers})
+    app.usage.set_up_customer(
         key="acme",
         customer=CUSTOMER,
         currency="usd",
@@ -54,15 +54,15 @@ def batch(prefix: str, count: int, *, quantity: object = 2, timestamp: str = JAN
 
 def test_a_repeated_identifier_is_ignored_across_batches(app: BillingApplication) -> None:
     catalogue(app)
-    first = app.record_usage(batch("r", 500))
-    again = app.record_usage(batch("r", 10) + batch("s", 5) + batch("s", 1))
+    first = app.usage.record(batch("r", 500)).result
+    again = app.usage.record(batch("r", 10) + batch("s", 5) + batch("s", 1)).result
     assert (first.accepted, first.duplicates) == (500, [])
     assert again.accepted == 5
     assert again.duplicates == [*range(10), 15]
-    customer = app.usage_customer("acme")
+    customer = app.usage.customer("acme")
     assert customer.records == 505
     assert customer.quantity(customer.first_period.key, "calls") == Decimal(1010)
-    assert app.usage_record("acme", "s-3") is not None
+    assert app.usage.stored_record("acme", "s-3") is not None
 
 
 def test_one_bad_record_refuses_the_batch_and_stores_nothing(app: BillingApplication) -> None:
@@ -71,10 +71,10 @@ def test_one_bad_record_refuses_the_batch_and_stores_nothing(app: BillingApplica
     bad[1]["meter"] = "storage"
     bad[2]["customer"] = "nobody"
     with pytest.raises(InvalidUsageBatchError) as refused:
-        app.record_usage(bad)
+        app.usage.record(bad)
     assert [e["field"] for e in refused.value.errors] == ["records[1].meter", "records[2].customer"]
-    assert app.usage_customer("acme").records == 0
-    assert app.usage_record("acme", "r-0") is None
+    assert app.usage.customer("acme").records == 0
+    assert app.usage.stored_record("acme", "r-0") is None
 
 
 def test_two_writers_sending_the_same_identifiers_store_each_once(make_app: AppFactory) -> None:
@@ -89,7 +89,9 @@ def test_two_writers_sending_the_same_identifiers_store_each_once(make_app: AppF
             start.wait()
             # Both send the same 300 identifiers, in different batches and orders.
             records = batch("shared", 300)
-            outcomes[n] = [writers[n].record_usage(part) for part in (records[:150], records[150:])[:: 1 if n else -1]]
+            outcomes[n] = [
+                writers[n].usage.record(part).result for part in (records[:150], records[150:])[:: 1 if n else -1]
+            ]
         except BaseException as error:
             errors.append(error)
 
@@ -102,37 +104,37 @@ def test_two_writers_sending_the_same_identifiers_store_each_once(make_app: AppF
     accepted = sum(result.accepted for results in outcomes for result in results)
     duplicates = sum(len(result.duplicates) for results in outcomes for result in results)
     assert (accepted, duplicates) == (300, 300)
-    customer = make_app().usage_customer("acme")
+    customer = make_app().usage.customer("acme")
     assert customer.records == 300
     assert customer.quantity(customer.first_period.key, "calls") == Decimal(600)
 
 
 def test_closing_a_period_makes_one_draft_and_late_usage_adjusts_the_next(app: BillingApplication) -> None:
     catalogue(app)
-    app.record_usage(batch("jan", 700))  # 1,400 calls: 1,000 free, 400 x 0.25 = 100
-    closed = app.close_usage_period("acme")
+    app.usage.record(batch("jan", 700))  # 1,400 calls: 1,000 free, 400 x 0.25 = 100
+    closed = app.usage.close_period("acme").result
     invoice = app.invoice(closed.invoice_id)
     assert invoice.status == DRAFT
     assert invoice.total == 100
     assert [line.amount for line in invoice.lines.values()] == [0, 100]
     assert invoice.metadata == {"usage_customer": "acme", "period_start": "2026-01-01", "period_end": "2026-02-01"}
 
-    app.record_usage(batch("late", 10, timestamp="2026-01-31T12:00:00Z"))  # 20 more January calls: +5
-    app.record_usage(batch("feb", 1, timestamp="2026-02-10T12:00:00Z"))
-    february = app.invoice(app.close_usage_period("acme").invoice_id)
+    app.usage.record(batch("late", 10, timestamp="2026-01-31T12:00:00Z"))  # 20 more January calls: +5
+    app.usage.record(batch("feb", 1, timestamp="2026-02-10T12:00:00Z"))
+    february = app.invoice(app.usage.close_period("acme").result.invoice_id)
     assert app.invoice(closed.invoice_id).version == invoice.version  # the closed one is untouched
     adjustment = list(february.lines.values())[-1]
     assert adjustment.amount == 5
     assert "2026-01-01 to 2026-02-01" in adjustment.description
     with pytest.raises(PeriodNotEndedError):
-        app.close_usage_period("acme")  # March has not ended on 2026-03-02
+        app.usage.close_period("acme")  # March has not ended on 2026-03-02
 
 
 def test_the_same_close_with_an_idempotency_key_answers_the_same_invoice(app: BillingApplication) -> None:
     catalogue(app)
-    first = app.close_usage_period("acme", idempotency_key="close-jan")
-    assert app.close_usage_period("acme", idempotency_key="close-jan") == first
-    assert app.usage_customer("acme").next_period.key == "2026-02-01T05:00:00.000000Z"
+    first = app.usage.close_period("acme", idempotency_key="close-jan").result
+    assert app.usage.close_period("acme", idempotency_key="close-jan").result == first
+    assert app.usage.customer("acme").next_period.key == "2026-02-01T05:00:00.000000Z"
 
 
 def test_usage_is_reported_to_stripe_once_across_a_restart_and_an_outage(
@@ -140,8 +142,8 @@ def test_usage_is_reported_to_stripe_once_across_a_restart_and_an_outage(
 ) -> None:
     app = make_app()
     catalogue(app, stripe_customer="cus_acme")
-    app.record_usage(batch("r", 5, timestamp="2026-02-20T10:00:00Z"))
-    app.record_usage(batch("old", 1))  # 2026-01-15: beyond Stripe's 35 days on 2026-03-02
+    app.usage.record(batch("r", 5, timestamp="2026-02-20T10:00:00Z"))
+    app.usage.record(batch("old", 1))  # 2026-01-15: beyond Stripe's 35 days on 2026-03-02
     provider = StripePaymentProvider(API_KEY, api_base=stripe_server.base_url, max_network_retries=0)
     try:
         stripe_server.fail_next("api_error")
@@ -153,7 +155,7 @@ def test_usage_is_reported_to_stripe_once_across_a_restart_and_an_outage(
         assert (done.reported, done.skipped) == (5, 1)
         restarted = make_app()
         assert report_usage(restarted, provider).reported == 0  # nothing twice after a restart
-        restarted.record_usage(batch("r", 6, timestamp="2026-02-20T10:00:00Z"))  # r-5 is the only new one
+        restarted.usage.record(batch("r", 6, timestamp="2026-02-20T10:00:00Z"))  # r-5 is the only new one
         assert report_usage(restarted, provider).reported == 1
     finally:
         provider.close()
@@ -163,6 +165,6 @@ def test_usage_is_reported_to_stripe_once_across_a_restart_and_an_outage(
     assert {r.form["event_name"] for r in sent} == {"api_calls"}
     assert {r.form["payload"]["stripe_customer_id"] for r in sent} == {"cus_acme"}
     assert {r.form["payload"]["value"] for r in sent} == {"2"}
-    reporter = make_app().meter_reporter("stripe")
+    reporter = make_app().usage.meter_reporter("stripe")
     assert reporter is not None
     assert (reporter.reported, reporter.skipped) == (6, 1)

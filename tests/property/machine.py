@@ -354,8 +354,10 @@ class LedgerMachine(RuleBasedStateMachine):
             key = self.new_key() if keyed else None
             self.attempt(
                 InvalidInputError,
-                lambda: self.app.create_draft(
-                    customer=CUSTOMER, currency=bad_currency, lines=bad_lines, idempotency_key=key
+                lambda: (
+                    self.app.create_draft(
+                        customer=CUSTOMER, currency=bad_currency, lines=bad_lines, idempotency_key=key
+                    ).result
                 ),
             )
             return multiple()
@@ -366,7 +368,7 @@ class LedgerMachine(RuleBasedStateMachine):
             "series": series,
             "idempotency_key": self.new_key() if keyed else None,
         }
-        ok, invoice_id = self.attempt(None, lambda: self.app.create_draft(**kwargs))
+        ok, invoice_id = self.attempt(None, lambda: self.app.create_draft(**kwargs).result)
         assert ok
         assert invoice_id is not None
         self.remember("create_draft", (), kwargs, invoice_id)
@@ -418,7 +420,7 @@ class LedgerMachine(RuleBasedStateMachine):
             "remove_line": (invoice, line_id),
         }[action]
         kwargs: dict[str, Any] = {"idempotency_key": self.new_key() if keyed else None}
-        ok, result = self.attempt(expected, lambda: getattr(self.app, action)(*args, **kwargs))
+        ok, result = self.attempt(expected, lambda: getattr(self.app, action)(*args, **kwargs).result)
         self.touch(invoice)
         if not ok:
             return
@@ -436,7 +438,7 @@ class LedgerMachine(RuleBasedStateMachine):
         model = self.invoice_models[invoice]
         expected = None if model.status == DRAFT else InvoiceNotEditableError
         kwargs: dict[str, Any] = {"idempotency_key": self.new_key() if keyed else None}
-        ok, result = self.attempt(expected, lambda: self.app.delete_draft(invoice, **kwargs))
+        ok, result = self.attempt(expected, lambda: self.app.delete_draft(invoice, **kwargs).result)
         if ok:
             self.remember("delete_draft", (invoice,), kwargs, result)
             model.status = DELETED
@@ -455,7 +457,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif model.total < 0:
             expected = NegativeTotalError
         kwargs: dict[str, Any] = {"idempotency_key": self.new_key() if keyed else None}
-        ok, number = self.attempt(expected, lambda: self.app.issue(invoice, **kwargs))
+        ok, number = self.attempt(expected, lambda: self.app.issue(invoice, **kwargs).result)
         if ok:
             self.series_last[model.series] += 1
             assert number == f"{model.series}-{self.series_last[model.series]:06d}", "numbers must be gap-free"
@@ -477,7 +479,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif self.amount_paid(model):
             expected = InvoiceHasPaymentsError
         kwargs: dict[str, Any] = {"idempotency_key": self.new_key() if keyed else None}
-        ok, result = self.attempt(expected, lambda: self.app.void(invoice, **kwargs))
+        ok, result = self.attempt(expected, lambda: self.app.void(invoice, **kwargs).result)
         if ok:
             self.remember("void", (invoice,), kwargs, result)
             model.status = VOID
@@ -489,7 +491,7 @@ class LedgerMachine(RuleBasedStateMachine):
         expected = None if model.status == OPEN else InvoiceNotOpenError
         kwargs: dict[str, Any] = {"idempotency_key": self.new_key() if keyed else None}
         due = self.amount_due(model)
-        ok, result = self.attempt(expected, lambda: self.app.mark_uncollectible(invoice, **kwargs))
+        ok, result = self.attempt(expected, lambda: self.app.mark_uncollectible(invoice, **kwargs).result)
         if ok:
             self.remember("mark_uncollectible", (invoice,), kwargs, result)
             model.written_off += due
@@ -517,7 +519,9 @@ class LedgerMachine(RuleBasedStateMachine):
         money = Money(amount, currency)
         expected = self.payment_errors(model, amount, 0, currency)
         kwargs: dict[str, Any] = {"reference": "wire", "idempotency_key": self.new_key() if keyed else None}
-        ok, payment_id = self.attempt(expected, lambda: self.app.record_offline_payment(invoice, money, **kwargs))
+        ok, payment_id = self.attempt(
+            expected, lambda: self.app.record_offline_payment(invoice, money, **kwargs).result
+        )
         self.touch(invoice)
         if not ok:
             return multiple()
@@ -557,8 +561,10 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = tuple(errors) or None
         ok, result = self.attempt(
             expected,
-            lambda: self.app.initiate_provider_payment(
-                invoice, provider=PROVIDER, provider_payment_id=provider_payment_id, amount=money
+            lambda: (
+                self.app.initiate_provider_payment(
+                    invoice, provider=PROVIDER, provider_payment_id=provider_payment_id, amount=money
+                ).result
             ),
         )
         if not ok:
@@ -609,13 +615,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.touch(target, payment_id)
         ok, result = self.attempt(
             expected,
-            lambda: self.app.record_provider_payment_succeeded(
-                provider=PROVIDER,
-                provider_payment_id=provider_payment_id,
-                amount_captured=Money(amount, currency),
-                fee=fee,
-                charge_id=f"ch_{provider_payment_id}",
-                invoice_id=invoice if with_invoice else None,
+            lambda: (
+                self.app.record_provider_payment_succeeded(
+                    provider=PROVIDER,
+                    provider_payment_id=provider_payment_id,
+                    amount_captured=Money(amount, currency),
+                    fee=fee,
+                    charge_id=f"ch_{provider_payment_id}",
+                    invoice_id=invoice if with_invoice else None,
+                ).result
             ),
         )
         if not ok:
@@ -673,14 +681,16 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = tuple(errors) or None
         ok, recorded = self.attempt(
             expected,
-            lambda: self.app.record_provider_payment_failed(
-                provider=PROVIDER,
-                provider_payment_id=provider_payment_id,
-                attempt_id=attempt_id,
-                code="card_declined",
-                message="Your card was declined.",
-                invoice_id=given,
-                amount=money,
+            lambda: (
+                self.app.record_provider_payment_failed(
+                    provider=PROVIDER,
+                    provider_payment_id=provider_payment_id,
+                    attempt_id=attempt_id,
+                    code="card_declined",
+                    message="Your card was declined.",
+                    invoice_id=given,
+                    amount=money,
+                ).result
             ),
         )
         self.touch(target, payment_id)
@@ -733,7 +743,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = tuple(errors) or None
         refunded_before = self.app.invoice(pm.invoice_id).amount_refunded
         ok, recorded = self.attempt(
-            expected, lambda: self.app.record_refund(payment, refund_id=refund_id, amount=amount)
+            expected, lambda: self.app.record_refund(payment, refund_id=refund_id, amount=amount).result
         )
         self.touch(payment, pm.invoice_id)
         if not ok:
@@ -773,7 +783,11 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = tuple(errors) or None
         ok, recorded = self.attempt(
             expected,
-            lambda: self.app.record_dispute_opened(payment, dispute_id=dispute_id, amount=amount, reason="fraudulent"),
+            lambda: (
+                self.app.record_dispute_opened(
+                    payment, dispute_id=dispute_id, amount=amount, reason="fraudulent"
+                ).result
+            ),
         )
         self.touch(payment, pm.invoice_id)
         if ok:
@@ -792,7 +806,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif known[1] != "open":
             expected = NO_STORE  # closed already
         ok, recorded = self.attempt(
-            expected, lambda: self.app.record_dispute_closed(payment, dispute_id=dispute_id, won=won)
+            expected, lambda: self.app.record_dispute_closed(payment, dispute_id=dispute_id, won=won).result
         )
         self.touch(payment, pm.invoice_id)
         if ok:
@@ -807,9 +821,11 @@ class LedgerMachine(RuleBasedStateMachine):
     def repeat_keyed_command(self, index: int) -> None:
         """The same request with the same key: answered as the first time, nothing stored."""
         call = self.keyed[index % len(self.keyed)]
-        ok, result = self.attempt(NO_STORE, lambda: getattr(self.app, call.command)(*call.args, **call.kwargs))
+        ok, outcome = self.attempt(NO_STORE, lambda: getattr(self.app, call.command)(*call.args, **call.kwargs))
         assert ok
-        assert result == call.result
+        assert outcome is not None
+        assert outcome.result == call.result
+        assert outcome.replayed, "a repeat answered from the receipt says so"
 
     @precondition(lambda self: self.keyed)
     @rule(index=st.integers(0, 10_000), other_command=st.booleans())
@@ -819,18 +835,22 @@ class LedgerMachine(RuleBasedStateMachine):
         key = call.kwargs["idempotency_key"]
         elsewhere = UUID(int=7)  # never an invoice of ours
         attempts: dict[str, Callable[[], object]] = {
-            "create_draft": lambda: self.app.create_draft(**{**call.kwargs, "memo": "another memo"}),
-            "issue": lambda: self.app.issue(*call.args, due_date=date(2031, 1, 1), idempotency_key=key),
-            "add_line": lambda: self.app.add_line(call.args[0], NewLine("other", 1, 1), idempotency_key=key),
-            "change_line": lambda: self.app.change_line(*call.args[:2], NewLine("other", 1, 1), idempotency_key=key),
-            "remove_line": lambda: self.app.remove_line(call.args[0], "another-line", idempotency_key=key),
-            "delete_draft": lambda: self.app.delete_draft(elsewhere, idempotency_key=key),
-            "void": lambda: self.app.void(elsewhere, idempotency_key=key),
-            "mark_uncollectible": lambda: self.app.mark_uncollectible(elsewhere, idempotency_key=key),
-            "record_offline_payment": lambda: self.app.record_offline_payment(
-                call.args[0],
-                Money(call.args[1].amount + 1, call.args[1].currency),
-                **call.kwargs,
+            "create_draft": lambda: self.app.create_draft(**{**call.kwargs, "memo": "another memo"}).result,
+            "issue": lambda: self.app.issue(*call.args, due_date=date(2031, 1, 1), idempotency_key=key).result,
+            "add_line": lambda: self.app.add_line(call.args[0], NewLine("other", 1, 1), idempotency_key=key).result,
+            "change_line": lambda: (
+                self.app.change_line(*call.args[:2], NewLine("other", 1, 1), idempotency_key=key).result
+            ),
+            "remove_line": lambda: self.app.remove_line(call.args[0], "another-line", idempotency_key=key).result,
+            "delete_draft": lambda: self.app.delete_draft(elsewhere, idempotency_key=key).result,
+            "void": lambda: self.app.void(elsewhere, idempotency_key=key).result,
+            "mark_uncollectible": lambda: self.app.mark_uncollectible(elsewhere, idempotency_key=key).result,
+            "record_offline_payment": lambda: (
+                self.app.record_offline_payment(
+                    call.args[0],
+                    Money(call.args[1].amount + 1, call.args[1].currency),
+                    **call.kwargs,
+                ).result
             ),
         }
         if other_command:  # the key of one command used for another

@@ -33,8 +33,8 @@ from hypothesis.stateful import (
 from adapters.clock import ManualClock
 from commands.application import BillingApplication
 from commands.messages import NewLine
-from ledger.dunning import Dunning
-from ledger.dunning_policy import REMINDER, RETRY, UNCOLLECTIBLE, DunningPolicy, Step
+from ledger.dunning.aggregate import Dunning
+from ledger.dunning.policy import REMINDER, RETRY, UNCOLLECTIBLE, DunningPolicy, Step
 from ledger.invoices import OPEN, Invoice
 from ledger.money import Money
 from tests.fake_payments import FakePaymentProvider
@@ -79,7 +79,7 @@ class DunningMachine(RuleBasedStateMachine):
             currency="usd",
             lines=[NewLine(description="Plan", quantity=1, unit_amount=AMOUNT)],
             due_date=DUE.isoformat(),
-        )
+        ).result
         self.app.issue(self.invoice_id)
         if failed_first:
             self.customer_attempt_fails()
@@ -130,9 +130,9 @@ class DunningMachine(RuleBasedStateMachine):
         today = self.clock.now().date()
         before = self.app.invoice(self.invoice_id)
         attempts_before = len(self.payments.attempts)
-        actions = self.app.advance_dunning(self.invoice_id, policy=self.policy, payments=self.payments)
+        actions = self.app.dunning.advance(self.invoice_id, policy=self.policy, payments=self.payments).result
         head = self.app.head()
-        assert self.app.advance_dunning(self.invoice_id, policy=self.policy, payments=self.payments) == []
+        assert self.app.dunning.advance(self.invoice_id, policy=self.policy, payments=self.payments).result == []
         assert self.app.head() == head
         asked = [
             a
@@ -154,7 +154,7 @@ class DunningMachine(RuleBasedStateMachine):
     def the_dunning_keeps_its_rules(self) -> None:
         if not hasattr(self, "invoice_id"):
             return
-        dunning = self.app.dunning(self.invoice_id)
+        dunning = self.app.dunning.get(self.invoice_id)
         log = [event for _, event in self.app.events_after(0, 100_000)]
         ours = [e for e in log if isinstance(e, Dunning.Event)]
         if dunning is None:
@@ -187,7 +187,7 @@ class DunningMachine(RuleBasedStateMachine):
         return self.app.invoice(self.invoice_id).status
 
     def _dunning_policy(self) -> DunningPolicy:
-        dunning = self.app.dunning(self.invoice_id)
+        dunning = self.app.dunning.get(self.invoice_id)
         return self.policy if dunning is None else dunning.policy
 
     def _fail(self, attempt: str) -> None:

@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.dunning_plan import EXHAUST, RETRY_PAYMENT, START, STOP, InvoiceFacts, Planned, Progress, plan
-from ledger.dunning_policy import REMINDER, RETRY, UNCOLLECTIBLE, DunningPolicy, Step
+from ledger.dunning.plan import EXHAUST, RETRY_PAYMENT, START, STOP, InvoiceFacts, Planned, Progress, plan
+from ledger.dunning.policy import REMINDER, RETRY, UNCOLLECTIBLE, DunningPolicy, Step
 from ledger.invoices import OPEN, PAID
 
 DUE = date(2026, 3, 10)

@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.periods import next_period, period_containing
-from ledger.pricing import price, require_terms
+from ledger.usage.periods import next_period, period_containing
+from ledger.usage.pricing import price, require_terms
 from tests.property.oracle import half_up
 
 ZONES = [

@@ -1,14 +1,16 @@
-"""The dependency rule of DESIGN.md, checked on every import in the source tree.
+"""The dependency rule of docs/architecture.md, checked on every import in the source tree.
 
 ledger <- commands <- projections; adapters and web depend on those, never the other way.
 The domain imports the standard library and eventsourcing only; only adapters/stripe imports
-stripe; SQL stays in projections and adapters.
+stripe; SQL stays in projections and adapters. No two modules import each other, directly or
+through others.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,84 @@ def _modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
+def _module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _import_graph(root: Path, packages: Sequence[str]) -> dict[str, set[str]]:
+    """Each module of `packages` and the modules of `packages` it imports.
+
+    Every import counts wherever it stands (under `if TYPE_CHECKING:` or inside a function too: a
+    circle hidden there is still a circle), and `from package import name` counts as importing
+    the submodule when `name` is one.
+    """
+    paths = {_module_name(root, path): path for package in packages for path in sorted((root / package).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                targets.update(
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in paths else base for alias in node.names
+                )
+        graph[name] = set()
+        for target in targets:
+            while target and target not in paths:  # `import a.b.c` of a name inside a module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that reach each other through imports (Tarjan's strongly connected
+    components of more than one module), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph[module]):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group: list[str] = []
+            while not group or group[-1] != module:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+# web/openapi.py and web/usage_openapi.py import each other; the contract work of issue 11
+# replaces both with a schema generated from the request and response models. Until it lands
+# the circle is known; once it is gone the second test below fails until this entry is removed.
+KNOWN_CIRCLES: list[list[str]] = [["web.openapi", "web.usage_openapi"]]
+
+
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_each_layer_imports_only_what_the_dependency_rule_allows(package: str) -> None:
     offences = {
@@ -86,3 +166,27 @@ def test_the_rule_itself_catches_an_offence(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import sqlalchemy\nfrom adapters.bootstrap import bootstrap\nimport json\n")
     assert _imports(bad) - ALLOWED["ledger"] == {"sqlalchemy", "adapters"}
+
+
+def test_no_import_circle_among_the_projects_modules() -> None:
+    circles = _circles(_import_graph(ROOT, sorted(ALLOWED)))
+    assert [circle for circle in circles if circle not in KNOWN_CIRCLES] == []
+
+
+def test_every_known_circle_still_exists() -> None:
+    circles = _circles(_import_graph(ROOT, sorted(ALLOWED)))
+    assert [circle for circle in KNOWN_CIRCLES if circle not in circles] == []
+
+
+def test_the_circle_check_sees_a_circle_through_a_submodule_and_a_type_checking_import(tmp_path: Path) -> None:
+    (tmp_path / "app" / "feature").mkdir(parents=True)
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "feature" / "__init__.py").write_text("")
+    (tmp_path / "app" / "main.py").write_text("from app.feature import commands\n")
+    (tmp_path / "app" / "feature" / "commands.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from app.main import Decision\n"
+    )
+    (tmp_path / "app" / "leaf.py").write_text("from . import main\n")
+    graph = _import_graph(tmp_path, ["app"])
+    assert graph["app.leaf"] == {"app.main"}
+    assert _circles(graph) == [["app.feature.commands", "app.main"]]

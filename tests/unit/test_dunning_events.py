@@ -9,8 +9,8 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.utils import get_topic
 
-from ledger.dunning import EXHAUSTED, STOPPED, Dunning, dunning_id_for, retry_key
-from ledger.dunning_policy import DunningPolicy
+from ledger.dunning.aggregate import EXHAUSTED, STOPPED, Dunning, dunning_id_for, retry_key
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import DunningStateError
 from tests.unit.given import T0, at, drain
 from tests.unit.test_event_shapes import LIBRARY_FIELDS, event_classes, non_json_values

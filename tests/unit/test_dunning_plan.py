@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from ledger.dunning_plan import (
+from ledger.dunning.plan import (
     EXHAUST,
     MAX_ATTEMPTS,
     NOTHING_TO_RETRY,
@@ -25,7 +25,7 @@ from ledger.dunning_plan import (
     anchor_of,
     plan,
 )
-from ledger.dunning_policy import DunningPolicy
+from ledger.dunning.policy import DunningPolicy
 from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, VOID
 
 DUE = date(2026, 3, 10)

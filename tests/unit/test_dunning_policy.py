@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters.settings import Settings
-from ledger.dunning_policy import DEFAULT_MAX_ATTEMPTS, DEFAULT_SCHEDULE, DunningPolicy, Step
+from ledger.dunning.policy import DEFAULT_MAX_ATTEMPTS, DEFAULT_SCHEDULE, DunningPolicy, Step
 from ledger.errors import InvalidDunningPolicyError, InvalidInputError
 
 

@@ -11,11 +11,11 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
-from ledger.catalog import UsageCatalog
 from ledger.errors import CurrencyMismatchError, PeriodNotEndedError
-from ledger.meter_reports import MeterReporter
-from ledger.usage_customers import UsageCustomer
-from ledger.usage_records import NewUsageRecord, UsageBatch, UsageRecord, read_records
+from ledger.usage.catalog import UsageCatalog
+from ledger.usage.customers import UsageCustomer
+from ledger.usage.meter_reports import MeterReporter
+from ledger.usage.records import NewUsageRecord, UsageBatch, UsageRecord, read_records
 from tests.unit.given import CUSTOMER, T0, drain
 from tests.unit.test_event_shapes import LIBRARY_FIELDS, event_classes, non_json_values
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ledger.errors import InvalidDateError, InvalidTimezoneError
-from ledger.periods import local_dates, next_period, period_containing, require_anchor_day, require_timezone
+from ledger.usage.periods import local_dates, next_period, period_containing, require_anchor_day, require_timezone
 
 
 def test_a_month_with_a_dst_change_runs_midnight_to_midnight_local_time() -> None:

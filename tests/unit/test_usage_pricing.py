@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import InvalidAmountError, InvalidPriceError, InvalidQuantityError
-from ledger.pricing import price as priced
-from ledger.pricing import require_terms
+from ledger.usage.pricing import price as priced
+from ledger.usage.pricing import require_terms
 
 GRADUATED = require_terms(
     "graduated",

@@ -1,10 +1,10 @@
-"""Usage-based billing commands, mixed into BillingApplication: meters, prices, usage customers,
-batches of usage records, closing a period into a draft invoice, the meter-report outbox.
+"""Usage-based billing commands (`app.usage`): meters, prices, usage customers, batches of usage
+records, closing a period into a draft invoice, the meter-report outbox.
 
-Every command goes through BillingApplication._execute: one transaction, idempotency receipts,
-bounded retries on a write conflict. A batch of records is one transaction however many
-customers it touches. A repeated client identifier is recognised by its record's derived id:
-the first attempt inserts without looking (duplicates are rare and the store refuses them
+Every command goes through the application's CommandRunner (commands/runner.py): one
+transaction, idempotency receipts, bounded retries on a write conflict. A batch of records is
+one transaction however many customers it touches. A repeated client identifier is recognised
+by its record's derived id: the first attempt inserts without looking (duplicates are rare and the store refuses them
 anyway); if the save collides, the retry looks each record up and answers the ones stored as
 duplicates. Two writers sending the same identifier at once therefore store it once.
 """
@@ -15,32 +15,25 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import PersistenceError
 
-from commands.host import CommandHost
-from ledger.catalog import CATALOG_ID, UsageCatalog
+from commands.runner import CommandRunner, Decision, Outcome, storage_errors_as_unavailable
 from ledger.errors import (
     InvalidTextError,
     InvalidUsageBatchError,
-    StoreUnavailableError,
     UsageCustomerExistsError,
     UsageCustomerNotFoundError,
 )
 from ledger.invoices import Invoice
-from ledger.meter_reports import MeterReporter, reporter_id
-from ledger.meters import require_key
-from ledger.periods import moment_text
-from ledger.usage_customers import UsageCustomer, usage_customer_id, usage_invoice_id
-from ledger.usage_records import NewUsageRecord, UsageBatch, UsageRecord, read_records, record_id_for
-
-if TYPE_CHECKING:
-    from commands.application import Decision
-
-T = TypeVar("T", bound=Aggregate)
+from ledger.usage.catalog import CATALOG_ID, UsageCatalog
+from ledger.usage.customers import UsageCustomer, usage_customer_id, usage_invoice_id
+from ledger.usage.meter_reports import MeterReporter, reporter_id
+from ledger.usage.meters import require_key
+from ledger.usage.periods import moment_text
+from ledger.usage.records import NewUsageRecord, UsageBatch, UsageRecord, read_records, record_id_for
 
 
 @dataclass(frozen=True)
@@ -62,11 +55,11 @@ class PeriodClosed:
     period_end: str
 
 
-class UsageCommands(CommandHost):
-    """The usage half of BillingApplication (which provides `_execute` and `_get_or_none`)."""
+class UsageCommands:
+    """The usage commands and reads, run on the application's command runner."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, runner: CommandRunner) -> None:
+        self._runner = runner
         # Batches for one customer written by two threads of this process would only collide on
         # the customer's version and redo the loser's work; taking turns here costs nothing
         # (the store has one writer at a time anyway). Other processes still collide and retry.
@@ -82,14 +75,14 @@ class UsageCommands(CommandHost):
         aggregation: object,
         event_name: object = None,
         idempotency_key: str | None = None,
-    ) -> str:
+    ) -> Outcome[str]:
         def decide(at: datetime) -> Decision:
             catalog = self._catalog_for_update(at)
             meter = catalog.define_meter(key=key, name=name, event_name=event_name, aggregation=aggregation, at=at)
             return {"key": meter["key"]}, [catalog]
 
         arguments = {"key": key, "name": name, "aggregation": aggregation, "event_name": event_name}
-        return str(self._execute("define_meter", arguments, idempotency_key, decide)["key"])
+        return self._runner.execute("define_meter", arguments, idempotency_key, decide).map(_key)
 
     def define_price(
         self,
@@ -100,25 +93,25 @@ class UsageCommands(CommandHost):
         model: object,
         terms: dict[str, Any],
         idempotency_key: str | None = None,
-    ) -> str:
+    ) -> Outcome[str]:
         def decide(at: datetime) -> Decision:
             catalog = self._catalog_for_update(at)
             catalog.define_price(key=key, meter=meter, currency=currency, model=model, terms=terms, at=at)
             return {"key": key}, [catalog]
 
         arguments = {"key": key, "meter": meter, "currency": currency, "model": model, "terms": terms}
-        return str(self._execute("define_price", arguments, idempotency_key, decide)["key"])
+        return self._runner.execute("define_price", arguments, idempotency_key, decide).map(_key)
 
-    def usage_catalog(self) -> UsageCatalog:
+    def catalog(self) -> UsageCatalog:
         """Every meter and price (an empty catalogue before the first is defined)."""
-        return self._get_or_none(CATALOG_ID, UsageCatalog) or UsageCatalog.open(at=datetime.min.replace(tzinfo=UTC))
+        return self._runner.get(CATALOG_ID, UsageCatalog) or UsageCatalog.open(at=datetime.min.replace(tzinfo=UTC))
 
     def _catalog_for_update(self, at: datetime) -> UsageCatalog:
-        return self._get_or_none(CATALOG_ID, UsageCatalog) or UsageCatalog.open(at=at)
+        return self._runner.get(CATALOG_ID, UsageCatalog) or UsageCatalog.open(at=at)
 
     # ------------------------------------------------------------------------ customers
 
-    def set_up_usage_customer(
+    def set_up_customer(
         self,
         *,
         key: object,
@@ -130,17 +123,17 @@ class UsageCommands(CommandHost):
         starts_at: datetime | None = None,
         stripe_customer_id: object = None,
         idempotency_key: str | None = None,
-    ) -> str:
+    ) -> Outcome[str]:
         """A customer billed for usage with `prices` (catalogue keys, one per meter), in periods
         anchored on `billing_anchor_day` in `timezone`; the first period holds `starts_at` (now)."""
 
         def decide(at: datetime) -> Decision:
             checked = require_key(key, field="key")
-            if self._get_or_none(usage_customer_id(checked), UsageCustomer) is not None:
+            if self._runner.get(usage_customer_id(checked), UsageCustomer) is not None:
                 raise UsageCustomerExistsError(checked)
             if not isinstance(prices, list):
                 raise InvalidTextError("prices must be a list of price keys", field="prices")
-            catalog = self.usage_catalog()
+            catalog = self.catalog()
             definitions = [
                 catalog.price(require_key(p, field=f"prices[{i}]"), field=f"prices[{i}]") for i, p in enumerate(prices)
             ]
@@ -168,17 +161,18 @@ class UsageCommands(CommandHost):
             "starts_at": None if starts_at is None else starts_at.isoformat(),
             "stripe_customer_id": stripe_customer_id,
         }
-        return str(self._execute("set_up_usage_customer", arguments, idempotency_key, decide)["key"])
+        # The command's name stays as receipts already stored know it.
+        return self._runner.execute("set_up_usage_customer", arguments, idempotency_key, decide).map(_key)
 
-    def usage_customer(self, key: str, *, version: int | None = None) -> UsageCustomer:
-        found = self._get_or_none(usage_customer_id(key), UsageCustomer, version=version)
+    def customer(self, key: str, *, version: int | None = None) -> UsageCustomer:
+        found = self._runner.get(usage_customer_id(key), UsageCustomer, version=version)
         if found is None:
             raise UsageCustomerNotFoundError(key)
         return found
 
     # ------------------------------------------------------------------------ records
 
-    def record_usage(self, records: Sequence[object], *, idempotency_key: str | None = None) -> UsageAccepted:
+    def record(self, records: Sequence[object], *, idempotency_key: str | None = None) -> Outcome[UsageAccepted]:
         """Accept a batch: every record valid, or none stored; repeated identifiers ignored."""
         new, errors = read_records(records)
         if errors:
@@ -208,13 +202,15 @@ class UsageCommands(CommandHost):
         # The fingerprint only matters with a key: spare every other batch hashing its records.
         arguments = {"records": list(records)} if idempotency_key is not None else {}
         with self._usage_writes:
-            outcome = self._execute("record_usage", arguments, idempotency_key, decide)
-        return UsageAccepted([record.record_id for record in new], list(outcome["duplicates"]))
+            outcome = self._runner.execute("record_usage", arguments, idempotency_key, decide)
+        return outcome.map(
+            lambda result: UsageAccepted([record.record_id for record in new], list(result["duplicates"]))
+        )
 
     def _customers_taking(self, records: list[NewUsageRecord], at: datetime) -> dict[str, UsageCustomer]:
         customers: dict[str, UsageCustomer] = {}
         for key in {record.customer for record in records}:
-            found = self._get_or_none(usage_customer_id(key), UsageCustomer)
+            found = self._runner.get(usage_customer_id(key), UsageCustomer)
             if found is not None:
                 customers[key] = found
         errors: list[dict[str, str]] = []
@@ -249,18 +245,18 @@ class UsageCommands(CommandHost):
         return duplicates, fresh
 
     def _record_stored(self, record_id: UUID) -> bool:
-        return bool(self.recorder.select_events(record_id, limit=1))
+        return bool(self._runner.recorder.select_events(record_id, limit=1))
 
-    def usage_record(self, customer: str, identifier: str) -> UsageRecord | None:
-        return self._get_or_none(record_id_for(customer, identifier), UsageRecord)
+    def stored_record(self, customer: str, identifier: str) -> UsageRecord | None:
+        return self._runner.get(record_id_for(customer, identifier), UsageRecord)
 
     # ------------------------------------------------------------------------ periods
 
-    def close_usage_period(self, key: str, *, idempotency_key: str | None = None) -> PeriodClosed:
+    def close_period(self, key: str, *, idempotency_key: str | None = None) -> Outcome[PeriodClosed]:
         """Close the customer's next period (it must have ended) into a draft invoice."""
 
         def decide(at: datetime) -> Decision:
-            customer = self.usage_customer(key)
+            customer = self.customer(key)
             period = customer.next_period
             invoice_id = usage_invoice_id(customer.key, period.key)
             lines = customer.close_next_period(invoice_id=invoice_id, at=at)
@@ -278,28 +274,28 @@ class UsageCommands(CommandHost):
             result = {"invoice_id": str(invoice_id), "period_start": period.key, "period_end": moment_text(period.end)}
             return result, [customer, invoice]
 
-        outcome = self._execute("close_usage_period", {"key": key}, idempotency_key, decide)
-        return PeriodClosed(UUID(outcome["invoice_id"]), outcome["period_start"], outcome["period_end"])
+        outcome = self._runner.execute("close_usage_period", {"key": key}, idempotency_key, decide)
+        return outcome.map(
+            lambda result: PeriodClosed(UUID(result["invoice_id"]), result["period_start"], result["period_end"])
+        )
 
     # ------------------------------------------------------------------------ meter reports (outbox)
 
     def meter_reporter(self, provider: str) -> MeterReporter | None:
-        return self._get_or_none(reporter_id(provider), MeterReporter)
+        return self._runner.get(reporter_id(provider), MeterReporter)
 
-    def usage_records_after(self, position: int, limit: int) -> list[tuple[int, UsageRecord.Recorded]]:
+    def records_after(self, position: int, limit: int) -> list[tuple[int, UsageRecord.Recorded]]:
         """Stored usage records after log position `position`, oldest first, with their positions."""
-        try:
-            notifications = self.recorder.select_notifications(
+        with storage_errors_as_unavailable():
+            notifications = self._runner.recorder.select_notifications(
                 start=position + 1, limit=limit, topics=[UsageRecord.Recorded.TOPIC]
             )
-            decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
-        except PersistenceError as error:
-            raise StoreUnavailableError(str(error)) from error
+            decoded = [(n.id, self._runner.mapper.to_domain_event(n)) for n in notifications]
         return [(position, event) for position, event in decoded if isinstance(event, UsageRecord.Recorded)]
 
     def record_meter_report(
         self, provider: str, *, through: int, reported: list[str], skipped: list[dict[str, str]]
-    ) -> None:
+    ) -> Outcome[None]:
         def decide(at: datetime) -> Decision:
             reporter = self.meter_reporter(provider) or MeterReporter.start(provider, at=at)
             if through <= reporter.position:
@@ -307,4 +303,8 @@ class UsageCommands(CommandHost):
             reporter.record(through=through, reported=reported, skipped=skipped, at=at)
             return {}, [reporter]
 
-        self._execute("record_meter_report", {}, None, decide)
+        return self._runner.execute("record_meter_report", {}, None, decide).map(lambda result: None)
+
+
+def _key(result: dict[str, Any]) -> str:
+    return str(result["key"])

@@ -7,7 +7,7 @@ policy in force at that moment (a changed configuration applies to dunnings star
 and records every step taken: reminders requested (for the mailer to send), payment retries
 requested (with the provider's answer), steps skipped, then either `exhausted` (the invoice
 was marked uncollectible in the same transaction) or `stopped` (the invoice was paid, voided
-or marked uncollectible by hand). What to do next is decided by ledger.dunning_plan.
+or marked uncollectible by hand). What to do next is decided by ledger.dunning.plan.
 
 Events carry plain JSON values only; `as_of` is the moment the pass planned for (it may be
 earlier than the event's timestamp when a pass is re-run for a past moment).
@@ -21,8 +21,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger.dunning_plan import Progress
-from ledger.dunning_policy import DunningPolicy
+from ledger.dunning.plan import Progress
+from ledger.dunning.policy import DunningPolicy
 from ledger.errors import DunningStateError
 
 ACTIVE = "active"

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
-from ledger.dunning_policy import RETRY, UNCOLLECTIBLE, DunningPolicy
+from ledger.dunning.policy import RETRY, UNCOLLECTIBLE, DunningPolicy
 from ledger.invoices import OPEN
 
 START = "start"

@@ -5,7 +5,7 @@ equals its part's: a part whose units and unit amount an invoice line can hold e
 integer unit amount, units above 0 and within the line limits) becomes `units x unit_amount`;
 otherwise (a decimal unit amount such as 0.25 cents, or more units than a line holds) it
 becomes one line of quantity 1 at the part's rounded amount, with the units and the unit
-amount in its description. Either way the part was rounded once, in ledger.pricing, and the
+amount in its description. Either way the part was rounded once, in ledger.usage.pricing, and the
 line does not round again.
 """
 
@@ -15,7 +15,7 @@ from decimal import Decimal
 from uuid import UUID, uuid5
 
 from ledger.lines import MAX_QUANTITY, QUANTITY_DECIMALS, Line
-from ledger.pricing import PACKAGE, VOLUME, Breakdown, PricePart
+from ledger.usage.pricing import PACKAGE, VOLUME, Breakdown, PricePart
 from ledger.validation import DESCRIPTION_LIMIT, canonical_decimal
 
 

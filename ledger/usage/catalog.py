@@ -23,8 +23,8 @@ from ledger.errors import (
     PriceNotFoundError,
     UnknownReferenceError,
 )
-from ledger.meters import require_key, require_meter
-from ledger.pricing import require_terms
+from ledger.usage.meters import require_key, require_meter
+from ledger.usage.pricing import require_terms
 
 _CATALOG_NAMESPACE = UUID("3e1b6a52-7c0d-4b8e-9f21-5a4c3d2e1f07")
 CATALOG_ID = uuid5(_CATALOG_NAMESPACE, "usage-catalog")

@@ -32,8 +32,9 @@ from ledger.errors import (
 )
 from ledger.invoices import require_customer
 from ledger.lines import Line
-from ledger.meters import BatchStats, Stats, empty_stats, merge, quantity_of, require_key
-from ledger.periods import (
+from ledger.usage.lines import adjustment_line, usage_lines
+from ledger.usage.meters import BatchStats, Stats, empty_stats, merge, quantity_of, require_key
+from ledger.usage.periods import (
     Period,
     local_dates,
     moment_text,
@@ -43,9 +44,8 @@ from ledger.periods import (
     require_anchor_day,
     require_timezone,
 )
-from ledger.pricing import price
-from ledger.usage_lines import adjustment_line, usage_lines
-from ledger.usage_records import EPOCHS, NewUsageRecord, UsageRecord, recorded
+from ledger.usage.pricing import price
+from ledger.usage.records import EPOCHS, NewUsageRecord, UsageRecord, recorded
 from ledger.validation import canonical_decimal
 
 _CUSTOMER_NAMESPACE = UUID("5b7d9f1e-3c2a-4e6b-8d0f-1e2d3c4b5a69")

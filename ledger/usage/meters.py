@@ -15,7 +15,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from ledger.errors import InvalidMeterError, InvalidQuantityError, InvalidTextError
-from ledger.pricing import PRECISION, USAGE_DECIMALS
+from ledger.usage.pricing import PRECISION, USAGE_DECIMALS
 from ledger.validation import NAME_LIMIT, canonical_decimal, parse_decimal, require_text
 
 SUM = "sum"

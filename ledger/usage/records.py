@@ -22,8 +22,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import InvalidInputError
-from ledger.meters import MAX_RECORD_QUANTITY, key_matches, require_key, require_usage_quantity
-from ledger.periods import moment_text
+from ledger.usage.meters import MAX_RECORD_QUANTITY, key_matches, require_key, require_usage_quantity
+from ledger.usage.periods import moment_text
 from ledger.validation import canonical_decimal, require_text
 
 _RECORD_NAMESPACE = UUID("8c2d4e6f-1a3b-4c5d-9e7f-0a1b2c3d4e5f")

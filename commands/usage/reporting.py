@@ -1,6 +1,6 @@
 """Drain the meter-report outbox: report accepted usage of Stripe-billed customers to Stripe.
 
-Reads the usage records stored after the reporter's position (ledger.meter_reports), reports
+Reads the usage records stored after the reporter's position (ledger.usage.meter_reports), reports
 each record of a customer billed by Stripe as a meter event (identifier: the record's id, ours
 and derived, so a repeat counts once at Stripe), and records what it reported with the new
 position. On a provider error it records the progress made so far, then raises: the next run
@@ -17,9 +17,9 @@ from decimal import Decimal
 from commands.application import BillingApplication
 from commands.ports import PaymentProvider
 from ledger.errors import ProviderError
-from ledger.periods import parse_moment
-from ledger.usage_customers import UsageCustomer
-from ledger.usage_records import UsageRecord
+from ledger.usage.customers import UsageCustomer
+from ledger.usage.periods import parse_moment
+from ledger.usage.records import UsageRecord
 
 PROVIDER = "stripe"
 CHUNK = 500
@@ -36,11 +36,11 @@ class Reported:
 
 def report_usage(app: BillingApplication, provider: PaymentProvider, *, chunk: int = CHUNK) -> Reported:
     """Report everything not reported yet; how many were reported and skipped, and up to where."""
-    reporter = app.meter_reporter(PROVIDER)
+    reporter = app.usage.meter_reporter(PROVIDER)
     position = 0 if reporter is None else reporter.position
     totals = [0, 0]
     while True:
-        rows = app.usage_records_after(position, chunk)
+        rows = app.usage.records_after(position, chunk)
         if not rows:
             return Reported(totals[0], totals[1], position)
         position = _report_chunk(app, provider, rows, totals)
@@ -56,7 +56,7 @@ def _report_chunk(
     now = app.clock.now()
     try:
         for position, record in rows:
-            customer = customers.get(record.customer) or app.usage_customer(record.customer)
+            customer = customers.get(record.customer) or app.usage.customer(record.customer)
             customers[record.customer] = customer
             identifier = str(record.originator_id)
             if customer.stripe_customer_id is not None:
@@ -75,9 +75,9 @@ def _report_chunk(
             through = position
     except ProviderError:
         if through:
-            app.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
+            app.usage.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
         raise
-    app.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
+    app.usage.record_meter_report(PROVIDER, through=through, reported=reported, skipped=skipped)
     totals[0] += len(reported)
     totals[1] += len(skipped)
     return through
