@@ -130,9 +130,8 @@ def test_a_webhook_amount_stripe_could_not_have_meant_is_refused_naming_the_fiel
     """An isk amount that is not whole krónur cannot be held by the ledger: the event is kept,
     refused, and says which field."""
     invoice = _issued(api, "isk", 5_000)
-    intent = stripe_object(
-        "payment_intent", amount=500_050, amount_received=500_050, currency="isk", metadata={"invoice_id": invoice["id"]}
-    )
+    metadata = {"invoice_id": invoice["id"]}
+    intent = stripe_object("payment_intent", amount=500_050, amount_received=500_050, currency="isk", metadata=metadata)
     received = _deliver(api, "payment_intent.succeeded", intent)
     assert received["outcome"] == "refused"
     kept = api.app.provider_event("stripe", received["id"])
