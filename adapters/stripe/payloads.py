@@ -82,6 +82,29 @@ class LastPaymentError(msgspec.Struct):
     code: str | None = None
     decline_code: str | None = None
     message: str | None = None
+    payment_method: Expandable = None
+
+
+class RetriedIntent(msgspec.Struct):
+    """What a payment retry reads of a PaymentIntent (adapters/stripe/provider.py)."""
+
+    id: str
+    status: str
+    payment_method: Expandable
+    last_payment_error: LastPaymentError | None
+
+    def failed_payment_method(self) -> str | None:
+        """The PaymentIntent's payment method or, after a failure detached it, the one that failed."""
+        error = self.last_payment_error
+        return _id(self.payment_method) or (_id(error.payment_method) if error is not None else None)
+
+
+def read_retried_intent(obj: dict[str, object]) -> RetriedIntent:
+    """A PaymentIntent as the API returned it, typed; ValueError naming the field if it is not one."""
+    try:
+        return msgspec.convert(obj, RetriedIntent)
+    except msgspec.ValidationError as error:
+        raise ValueError(f"Stripe's PaymentIntent did not decode: {error}") from None
 
 
 class PaymentIntent(msgspec.Struct):

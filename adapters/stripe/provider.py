@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import stripe
 from stripe.params import PaymentIntentConfirmParams
@@ -43,6 +42,7 @@ from stripe.params.billing import MeterEventCreateParams
 from stripe.params.checkout import SessionCreateParams
 
 from adapters.stripe.currency import to_stripe
+from adapters.stripe.payloads import read_retried_intent
 from commands.ports import ATTEMPTED, NOT_RETRYABLE, SETTLED, CheckoutSession, PaymentRetry
 from ledger.errors import (
     IdempotencyKeyReusedError,
@@ -171,17 +171,21 @@ class StripePaymentProvider:
         intents = self._client.v1.payment_intents
         with stripe_errors_mapped(idempotency_key):
             try:
-                intent = intents.retrieve(provider_payment_id).to_dict()
+                answer = intents.retrieve(provider_payment_id).to_dict()
             except stripe.InvalidRequestError as error:
                 if error.code != "resource_missing":
                     raise
                 return PaymentRetry(
                     provider_payment_id, NOT_RETRYABLE, "missing", f"Stripe has no {provider_payment_id}"
                 )
-        status = str(intent.get("status"))
+        try:
+            intent = read_retried_intent(answer)
+        except ValueError as error:  # not what Stripe's API answers: something else is at api_base
+            raise ProviderConfigurationError(str(error)) from None
+        status = intent.status
         if status in IN_FLIGHT_STATUSES:
             return PaymentRetry(provider_payment_id, SETTLED, status)
-        method = _payment_method_of(intent)
+        method = intent.failed_payment_method()
         if status not in RETRYABLE_STATUSES or method is None:
             detail = f"the PaymentIntent is {status}" + ("" if method else " and has no payment method")
             return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, detail)
@@ -196,17 +200,6 @@ class StripePaymentProvider:
                     raise
                 return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, f"Stripe: {error.user_message}")
         return PaymentRetry(provider_payment_id, ATTEMPTED, str(confirmed.status))
-
-
-def _payment_method_of(intent: dict[str, Any]) -> str | None:
-    """The PaymentIntent's payment method or, after a failure detached it, the one that failed."""
-    error = intent.get("last_payment_error") or {}
-    for candidate in (intent.get("payment_method"), error.get("payment_method")):
-        if isinstance(candidate, str) and candidate:
-            return candidate
-        if isinstance(candidate, dict) and isinstance(candidate.get("id"), str):
-            return str(candidate["id"])
-    return None
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from commands.stripe_events import READ_API_VERSIONS, UnreadableEventError, hand
 from commands.work import Work
 from ledger.errors import InvalidAmountError
 from ledger.money import Money
-from tests.stripe_payloads import event_payload, verified_event
+from tests.stripe_payloads import event_payload, stripe_object, verified_event
 from tests.unit.given import T0
 
 # (currency, ledger minor units, Stripe's units): Stripe's currency documentation, special cases.
@@ -156,3 +156,17 @@ def test_an_event_in_a_version_we_did_not_check_is_flagged() -> None:
     outcome, detail = handle(Work(lambda _: None), event, T0)
     assert outcome == "ignored"  # read, since it decodes, and flagged for an operator
     assert "api_version 2019-02-19 is not one the ledger was checked against" in detail
+
+
+def test_a_payment_intent_read_for_a_retry_is_typed_too() -> None:
+    from adapters.stripe.payloads import read_retried_intent
+
+    failed = stripe_object(
+        "payment_intent",
+        status="requires_payment_method",
+        payment_method=None,
+        last_payment_error={"code": "card_declined", "payment_method": {"id": "pm_1", "object": "payment_method"}},
+    )
+    assert read_retried_intent(failed).failed_payment_method() == "pm_1"
+    with pytest.raises(ValueError, match=r"\$\.status"):
+        read_retried_intent({**failed, "status": 3})
