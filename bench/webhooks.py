@@ -602,7 +602,7 @@ def instrumented_app() -> Any:
     app = services.app
     services.ingestion.ingest = _timed("ingest (worker thread)", services.ingestion.ingest)
     web.webhooks.run_in_threadpool = _timed_async("run_in_threadpool (ingest + hop)", web.webhooks.run_in_threadpool)
-    stripe_webhooks._event = _timed("  verify: JSON parse + checks", stripe_webhooks._event)
+    stripe_webhooks.read_event = _timed("  verify: typed decode (msgspec) + codec", stripe_webhooks.read_event)
     if services.webhooks is not None:
         services.webhooks.verify = _timed("verify (signature + JSON)", services.webhooks.verify)
     app.save = _timed("  Application.save", app.save)
@@ -802,7 +802,7 @@ def _render_check(report: WebhookReport) -> str:
 TIMER_ORDER = [
     "ASGI app (after uvicorn parsed the request)",
     "verify (signature + JSON)",
-    "  verify: JSON parse + checks",
+    "  verify: typed decode (msgspec) + codec",
     "run_in_threadpool (ingest + hop)",
     "ingest (worker thread)",
     "  Repository.get (event-store read)",

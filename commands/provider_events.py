@@ -17,6 +17,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from commands.provider_reports import Report
 from ledger.events import CopiedCheaply, SharedWhenCopied
 
 _NAMESPACE = UUID("6d3f1c2a-8e4b-4f7a-9a51-3c0b2e7d9f10")
@@ -43,12 +44,19 @@ class ProviderEvent(CopiedCheaply, Aggregate):
 
     class Received(Event, Aggregate.Created):
         TOPIC = "provider-event.received"
+        class_version = 2
         provider: str
         event_id: str
         event_type: str
         created: int  # the provider's own timestamp (Unix seconds)
         livemode: bool
         payload: str  # the body exactly as delivered (UTF-8 text)
+        api_version: str | None  # the version the payload is written in (v2); None: not said
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Version 1 did not keep it apart; the payload still says it, for whoever re-reads it.
+            state["api_version"] = None
 
     Created = Received
 
@@ -66,9 +74,17 @@ class ProviderEvent(CopiedCheaply, Aggregate):
             aggregate.detail = self.detail
 
     def __init__(
-        self, provider: str, event_id: str, event_type: str, created: int, livemode: bool, payload: str
+        self,
+        provider: str,
+        event_id: str,
+        event_type: str,
+        created: int,
+        livemode: bool,
+        payload: str,
+        api_version: str | None = None,
     ) -> None:
         self.provider = provider
+        self.api_version = api_version
         self.event_id = event_id
         self.event_type = event_type
         self.created = created
@@ -99,6 +115,7 @@ class ProviderEvent(CopiedCheaply, Aggregate):
             created=event.created,
             livemode=event.livemode,
             payload=event.payload,
+            api_version=event.api_version,
         )
 
 
@@ -109,14 +126,22 @@ class WebhookRejectedError(Exception):
 
 @dataclass(frozen=True)
 class VerifiedEvent:
-    """An event whose signature checked out."""
+    """An event whose signature checked out, its object decoded by the adapter.
+
+    `subject` is the object the event reports, typed (commands/provider_reports.py), when it is
+    of a kind the ledger reads; `unreadable` says why it could not be decoded (the field named),
+    in which case `subject` is None and the event is recorded as refused. `api_version` is the
+    version the provider wrote the payload in (Stripe: the webhook endpoint's, not ours).
+    """
 
     event_id: str
     event_type: str
     created: int
     livemode: bool
-    data_object: dict[str, Any]
     payload: str  # the raw body, as text
+    api_version: str | None = None
+    subject: Report | None = None
+    unreadable: str | None = None
 
 
 class WebhookVerifier(Protocol):

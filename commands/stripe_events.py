@@ -17,20 +17,31 @@ Order does not matter:
 An event is handled all or nothing (`Work.attempt`): refused or unmatched, it leaves only its
 own record.
 Payments are keyed by the PaymentIntent id, which every money event names (ADR 0010).
-Stripe objects are read as plain JSON here; only adapters/stripe imports the SDK.
+Stripe's objects arrive decoded and typed (commands/provider_reports.py, decoded by
+adapters/stripe/payloads.py, amounts already converted into the ledger's units); nothing here
+reads JSON, and only adapters/stripe imports the SDK or the decoder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from commands import money_movements as movements
 from commands.application import BillingApplication, Delivery, Ingested
 from commands.group_commit import GroupCommit
 from commands.provider_events import APPLIED, IGNORED, WAITING, VerifiedEvent
+from commands.provider_reports import (
+    ChargeReport,
+    CheckoutReport,
+    DisputeReport,
+    PaymentReport,
+    PayoutReport,
+    RefundReport,
+    Report,
+)
 from commands.work import Work
 from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND
 from ledger.errors import InvalidInputError, NotFoundError
@@ -38,8 +49,15 @@ from ledger.money import Money
 from ledger.payments import SUCCEEDED, Payment, payment_id_for
 
 PROVIDER = "stripe"
+# The API versions whose payloads the ledger's readers were checked against (the one the SDK
+# pins: tests/unit/test_stripe_payloads.py keeps them equal). Webhook payloads are written in the
+# endpoint's version, which the dashboard sets: an event in another version is handled if its
+# object decodes (the typed readers refuse any field we read in another shape) and flagged in
+# its outcome so an operator sees the endpoint has moved.
+READ_API_VERSIONS = frozenset({"2026-10-28.endive"})
 
 Outcome = tuple[str, str]
+R = TypeVar("R", bound=Report)
 
 
 def ingest(app: BillingApplication, event: VerifiedEvent) -> Ingested:
@@ -69,30 +87,23 @@ def _delivery(event: VerifiedEvent) -> Delivery:
 
 def handle(work: Work, event: VerifiedEvent, at: datetime) -> Outcome:
     """Run the steps the event calls for on `work`; (outcome, detail). The caller runs this in a
-    `Work.attempt` and records a raised NotFoundError as unmatched and a rule's refusal as
-    refused (BillingApplication.ingest_provider_events). Store failures propagate: nothing is
-    recorded and Stripe retries."""
+    `Work.attempt` and records a raised NotFoundError as unmatched and a rule's refusal (or an
+    object that did not decode: UnreadableEventError) as refused
+    (BillingApplication.ingest_provider_events). Anything else is a bug or a store failure: it
+    propagates, nothing is recorded, and Stripe delivers again."""
     handler = _HANDLERS.get(event.event_type)
     if handler is None:
         return IGNORED, f"{event.event_type}: not a type the ledger acts on"
-    try:
-        return handler(_Step(work, event, at), event.data_object)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        if not _raised_reading_the_payload(error):
-            raise  # a bug below this module: the delivery fails (500) and nothing of it is kept
-        raise UnreadableEventError(f"unreadable {event.event_type} payload: {error!r}") from error
-
-
-def _raised_reading_the_payload(error: BaseException) -> bool:
-    """Whether the error was raised in this module's own code (a missing key, `int(None)`): a
-    payload without what its type promises. Raised deeper (the domain, the store), it is a bug,
-    and recording the event as refused would settle it for good."""
-    traceback = error.__traceback__
-    innermost = None
-    while traceback is not None:
-        innermost = traceback.tb_frame
-        traceback = traceback.tb_next
-    return innermost is not None and innermost.f_code.co_filename == __file__
+    reads, run = handler
+    if event.unreadable is not None:
+        raise UnreadableEventError(f"unreadable {event.event_type} payload: {event.unreadable}")
+    if not isinstance(event.subject, reads):
+        what = "no object of a kind the ledger reads" if event.subject is None else type(event.subject).__name__
+        raise UnreadableEventError(f"{event.event_type} carries {what}, not a {reads.__name__}")
+    outcome, detail = run(_Step(work, event, at), event.subject)
+    if event.api_version is not None and event.api_version not in READ_API_VERSIONS:
+        detail = f"{detail} [api_version {event.api_version} is not one the ledger was checked against]"
+    return outcome, detail
 
 
 class UnreadableEventError(InvalidInputError):
@@ -165,190 +176,204 @@ class _Step:
 # ------------------------------------------------------------------------------ payments
 
 
-def _payment_succeeded(step: _Step, intent: dict[str, Any]) -> Outcome:
-    amount = Money(intent["amount_received"], intent["currency"])
-    return step.succeeded(intent["id"], amount, _invoice_id(intent), _id(intent.get("latest_charge")))
+def _payment_succeeded(step: _Step, intent: PaymentReport) -> Outcome:
+    return step.succeeded(intent.id, intent.amount_received, intent.invoice_id, intent.latest_charge)
 
 
-def _charge_succeeded(step: _Step, charge: dict[str, Any]) -> Outcome:
-    if not charge.get("captured") or not charge.get("amount_captured"):
-        return IGNORED, f"charge {charge['id']} is authorized, not captured"
-    amount = Money(charge["amount_captured"], charge["currency"])
-    return step.succeeded(_intent_of(charge, "charge"), amount, _invoice_id(charge), charge["id"])
+def _charge_succeeded(step: _Step, charge: ChargeReport) -> Outcome:
+    if not charge.captured or not charge.amount_captured.amount:
+        return IGNORED, f"charge {charge.id} is authorized, not captured"
+    return step.succeeded(_intent_of(charge, "charge"), charge.amount_captured, charge.invoice_id, charge.id)
 
 
-def _payment_failed(step: _Step, intent: dict[str, Any]) -> Outcome:
-    error = intent.get("last_payment_error") or {}
+def _payment_failed(step: _Step, intent: PaymentReport) -> Outcome:
+    error = intent.last_failure
     # One attempt per failed charge; without one, the event itself is the attempt.
-    attempt = _id(error.get("charge")) or step.event.event_id
-    code = str(error.get("decline_code") or error.get("code") or "payment_failed")
-    message = str(error.get("message") or "")
-    return step.failed(intent["id"], attempt, code, message, _invoice_id(intent), _amount(intent))
+    attempt = (error.charge_id if error else None) or step.event.event_id
+    code = (error.code if error else "") or "payment_failed"
+    message = error.message if error else ""
+    return step.failed(intent.id, attempt, code, message, intent.invoice_id, intent.amount)
 
 
-def _charge_failed(step: _Step, charge: dict[str, Any]) -> Outcome:
-    code = str(charge.get("failure_code") or "charge_failed")
-    message = str(charge.get("failure_message") or "")
-    return step.failed(_intent_of(charge, "charge"), charge["id"], code, message, _invoice_id(charge), _amount(charge))
+def _charge_failed(step: _Step, charge: ChargeReport) -> Outcome:
+    code = charge.failure_code or "charge_failed"
+    intent = _intent_of(charge, "charge")
+    return step.failed(intent, charge.id, code, charge.failure_message, charge.invoice_id, charge.amount)
 
 
-def _payment_processing(step: _Step, intent: dict[str, Any]) -> Outcome:
+def _payment_processing(step: _Step, intent: PaymentReport) -> Outcome:
     changed = movements.payment_processing(
         step.work,
         provider=PROVIDER,
-        provider_payment_id=intent["id"],
-        invoice_id=_invoice_id(intent),
-        amount=_amount(intent),
+        provider_payment_id=intent.id,
+        invoice_id=intent.invoice_id,
+        amount=intent.amount,
         at=step.at,
     )
-    return (APPLIED, f"payment {intent['id']} processing") if changed else (IGNORED, "nothing new")
+    return (APPLIED, f"payment {intent.id} processing") if changed else (IGNORED, "nothing new")
 
 
-def _payment_canceled(step: _Step, intent: dict[str, Any]) -> Outcome:
+def _payment_canceled(step: _Step, intent: PaymentReport) -> Outcome:
     changed = movements.payment_canceled(
         step.work,
         provider=PROVIDER,
-        provider_payment_id=intent["id"],
-        reason=str(intent.get("cancellation_reason") or ""),
-        invoice_id=_invoice_id(intent),
-        amount=_amount(intent),
+        provider_payment_id=intent.id,
+        reason=intent.cancellation_reason,
+        invoice_id=intent.invoice_id,
+        amount=intent.amount,
         at=step.at,
     )
-    return (APPLIED, f"payment {intent['id']} canceled") if changed else (IGNORED, "nothing new")
+    return (APPLIED, f"payment {intent.id} canceled") if changed else (IGNORED, "nothing new")
 
 
 # ------------------------------------------------------------------------------ checkout sessions
 
 
-def _session_completed(step: _Step, session: dict[str, Any]) -> Outcome:
-    invoice_id = _session_invoice(session)
-    if session.get("payment_status") != "paid":
+def _session_completed(step: _Step, session: CheckoutReport) -> Outcome:
+    invoice_id = session.invoice_id
+    if session.payment_status != "paid":
         # Paid later by a bank debit: `async_payment_succeeded` / `_failed` say how it ended.
-        intent = _id(session.get("payment_intent"))
+        intent = session.payment_id
         if intent is None:
-            return IGNORED, f"checkout session {session['id']} is {session.get('payment_status')}, not paid"
-        amount = Money(session["amount_total"], session["currency"])
+            return IGNORED, f"checkout session {session.id} is {session.payment_status}, not paid"
         movements.payment_processing(
-            step.work, provider=PROVIDER, provider_payment_id=intent, invoice_id=invoice_id, amount=amount, at=step.at
+            step.work,
+            provider=PROVIDER,
+            provider_payment_id=intent,
+            invoice_id=invoice_id,
+            amount=_total(session),
+            at=step.at,
         )
-        return APPLIED, f"checkout session {session['id']}: payment {intent} processing"
-    amount = Money(session["amount_total"], session["currency"])
-    outcome = step.succeeded(_intent_of(session, "checkout session"), amount, invoice_id, None)
+        return APPLIED, f"checkout session {session.id}: payment {intent} processing"
+    outcome = step.succeeded(_intent_of(session, "checkout session"), _total(session), invoice_id, None)
     if _close_checkout(step, session, invoice_id, completed=True):
-        return _summary([outcome, (APPLIED, f"checkout session {session['id']} completed")])
+        return _summary([outcome, (APPLIED, f"checkout session {session.id} completed")])
     return outcome
 
 
-def _session_async_failed(step: _Step, session: dict[str, Any]) -> Outcome:
+def _session_async_failed(step: _Step, session: CheckoutReport) -> Outcome:
     intent = _intent_of(session, "checkout session")
-    amount = Money(session["amount_total"], session["currency"])
     message = "the delayed payment failed"
     return step.failed(
-        intent, f"{session['id']}:async", "async_payment_failed", message, _session_invoice(session), amount
+        intent, f"{session.id}:async", "async_payment_failed", message, session.invoice_id, _total(session)
     )
 
 
-def _session_expired(step: _Step, session: dict[str, Any]) -> Outcome:
-    invoice_id = _session_invoice(session)
+def _session_expired(step: _Step, session: CheckoutReport) -> Outcome:
+    invoice_id = session.invoice_id
     if invoice_id is None:
-        raise NotFoundError(f"checkout session {session['id']} names no invoice of ours")
+        raise NotFoundError(f"checkout session {session.id} names no invoice of ours")
     closed = _close_checkout(step, session, invoice_id, completed=False)
-    return (
-        (APPLIED, f"checkout session {session['id']} expired") if closed else (IGNORED, "not an open checkout of ours")
-    )
+    return (APPLIED, f"checkout session {session.id} expired") if closed else (IGNORED, "not an open checkout of ours")
 
 
-def _close_checkout(step: _Step, session: dict[str, Any], invoice_id: UUID | None, *, completed: bool) -> bool:
+def _close_checkout(step: _Step, session: CheckoutReport, invoice_id: UUID | None, *, completed: bool) -> bool:
     if invoice_id is None:
         return False
     invoice = step.work.invoice(invoice_id)
-    closed = invoice.close_checkout(session_id=session["id"], completed=completed, at=step.at)
+    closed = invoice.close_checkout(session_id=session.id, completed=completed, at=step.at)
     if closed:
         step.work.add(invoice)
     return closed
 
 
+def _total(session: CheckoutReport) -> Money:
+    if session.amount_total is None:
+        raise UnreadableEventError(f"checkout session {session.id} has no amount_total or currency")
+    return session.amount_total
+
+
 # ------------------------------------------------------------------------------ refunds and disputes
 
 
-def _charge_refunded(step: _Step, charge: dict[str, Any]) -> Outcome:
+def _charge_refunded(step: _Step, charge: ChargeReport) -> Outcome:
     intent = _intent_of(charge, "charge")
     outcomes: list[Outcome] = []
-    known = step.payment(intent) is not None or _invoice_id(charge) is not None
-    if not step.captured(intent) and charge.get("captured") and charge.get("amount_captured") and known:
+    known = step.payment(intent) is not None or charge.invoice_id is not None
+    if not step.captured(intent) and charge.captured and charge.amount_captured.amount and known:
         # The refunded charge shows its capture: apply the payment before its refunds.
-        amount = Money(charge["amount_captured"], charge["currency"])
-        outcomes.append(step.succeeded(intent, amount, _invoice_id(charge), charge["id"]))
-    refunds = [r for r in (charge.get("refunds") or {}).get("data") or [] if r.get("status") == "succeeded"]
+        outcomes.append(step.succeeded(intent, charge.amount_captured, charge.invoice_id, charge.id))
+    refunds = [refund for refund in charge.refunds if refund.status == "succeeded"]
     if not refunds and not outcomes:
         if step.payment(intent) is None:
-            raise NotFoundError(f"charge {charge['id']} names no payment or invoice of ours")
-        return IGNORED, f"charge {charge['id']} lists no succeeded refund (each comes with its refund event)"
+            raise NotFoundError(f"charge {charge.id} names no payment or invoice of ours")
+        return IGNORED, f"charge {charge.id} lists no succeeded refund (each comes with its refund event)"
     outcomes += [_refund(step, intent, refund) for refund in refunds]
     return _summary(outcomes)
 
 
-def _refund_updated(step: _Step, refund: dict[str, Any]) -> Outcome:
-    if refund.get("status") != "succeeded":
-        return IGNORED, f"refund {refund['id']} is {refund.get('status')}"
+def _refund_updated(step: _Step, refund: RefundReport) -> Outcome:
+    if refund.status != "succeeded":
+        return IGNORED, f"refund {refund.id} is {refund.status}"
     return _refund(step, _intent_of(refund, "refund"), refund)
 
 
-def _refund(step: _Step, intent: str, refund: dict[str, Any]) -> Outcome:
-    amount = int(refund["amount"])
+def _refund(step: _Step, intent: str, refund: RefundReport) -> Outcome:
+    amount = refund.amount.amount
     if not step.captured(intent):
-        return step.defer(intent, REFUND, refund["id"], {"refund_id": refund["id"], "amount": amount})
-    new = movements.refund(
-        step.work, payment_id_for(PROVIDER, intent), refund_id=refund["id"], amount=amount, at=step.at
+        return step.defer(intent, REFUND, refund.id, {"refund_id": refund.id, "amount": amount})
+    new = movements.refund(step.work, payment_id_for(PROVIDER, intent), refund_id=refund.id, amount=amount, at=step.at)
+    return (APPLIED, f"refund {refund.id} applied") if new else (IGNORED, f"refund {refund.id} already applied")
+
+
+def _dispute_created(step: _Step, dispute: DisputeReport) -> Outcome:
+    intent = _intent_of(dispute, "dispute")
+    fields = {"dispute_id": dispute.id, "amount": dispute.amount.amount, "reason": dispute.reason}
+    if not step.captured(intent):
+        return step.defer(intent, DISPUTE_OPENED, dispute.id, fields)
+    new = movements.open_dispute(
+        step.work,
+        payment_id_for(PROVIDER, intent),
+        dispute_id=dispute.id,
+        amount=dispute.amount.amount,
+        reason=dispute.reason,
+        at=step.at,
     )
-    return (APPLIED, f"refund {refund['id']} applied") if new else (IGNORED, f"refund {refund['id']} already applied")
+    return (APPLIED, f"dispute {dispute.id} opened") if new else (IGNORED, f"dispute {dispute.id} already open")
 
 
-def _dispute_created(step: _Step, dispute: dict[str, Any]) -> Outcome:
+def _dispute_closed(step: _Step, dispute: DisputeReport) -> Outcome:
     intent = _intent_of(dispute, "dispute")
-    fields = {"dispute_id": dispute["id"], "amount": int(dispute["amount"]), "reason": str(dispute.get("reason") or "")}
-    if not step.captured(intent):
-        return step.defer(intent, DISPUTE_OPENED, dispute["id"], fields)
-    new = movements.open_dispute(step.work, payment_id_for(PROVIDER, intent), **fields, at=step.at)
-    return (APPLIED, f"dispute {dispute['id']} opened") if new else (IGNORED, f"dispute {dispute['id']} already open")
-
-
-def _dispute_closed(step: _Step, dispute: dict[str, Any]) -> Outcome:
-    intent = _intent_of(dispute, "dispute")
-    status = dispute.get("status")
+    status = dispute.status
     if status not in ("won", "lost"):
-        return IGNORED, f"dispute {dispute['id']} closed as {status}"
+        return IGNORED, f"dispute {dispute.id} closed as {status}"
     fields = {
-        "dispute_id": dispute["id"],
+        "dispute_id": dispute.id,
         "won": status == "won",
-        "amount": int(dispute["amount"]),
-        "reason": str(dispute.get("reason") or ""),
+        "amount": dispute.amount.amount,
+        "reason": dispute.reason,
     }
     if not step.captured(intent):
-        return step.defer(intent, DISPUTE_CLOSED, dispute["id"], fields)
-    new = movements.close_dispute(step.work, payment_id_for(PROVIDER, intent), **fields, at=step.at)
-    return (
-        (APPLIED, f"dispute {dispute['id']} {status}") if new else (IGNORED, f"dispute {dispute['id']} closed already")
+        return step.defer(intent, DISPUTE_CLOSED, dispute.id, fields)
+    new = movements.close_dispute(
+        step.work,
+        payment_id_for(PROVIDER, intent),
+        dispute_id=dispute.id,
+        won=status == "won",
+        amount=dispute.amount.amount,
+        reason=dispute.reason,
+        at=step.at,
     )
+    return (APPLIED, f"dispute {dispute.id} {status}") if new else (IGNORED, f"dispute {dispute.id} closed already")
 
 
 # ------------------------------------------------------------------------------ payouts
 
 
-def _payout(step: _Step, payout: dict[str, Any]) -> Outcome:
+def _payout(step: _Step, payout: PayoutReport) -> Outcome:
     paid = step.event.event_type == "payout.paid"
     changed = movements.payout(
         step.work,
         provider=PROVIDER,
-        provider_payout_id=payout["id"],
-        amount=_amount(payout),
+        provider_payout_id=payout.id,
+        amount=payout.amount,
         paid=paid,
-        code=str(payout.get("failure_code") or ("" if paid else "payout_failed")),
-        message=str(payout.get("failure_message") or ""),
+        code=payout.failure_code or ("" if paid else "payout_failed"),
+        message=payout.failure_message,
         at=step.at,
     )
     what = "paid into the bank" if paid else "failed"
-    return (APPLIED, f"payout {payout['id']} {what}") if changed else (IGNORED, f"payout {payout['id']}: nothing new")
+    return (APPLIED, f"payout {payout.id} {what}") if changed else (IGNORED, f"payout {payout.id}: nothing new")
 
 
 def _summary(outcomes: list[Outcome]) -> Outcome:
@@ -359,68 +384,40 @@ def _summary(outcomes: list[Outcome]) -> Outcome:
     return IGNORED, "; ".join(detail for _, detail in outcomes)
 
 
-Handler = Callable[[_Step, dict[str, Any]], Outcome]
-
-_HANDLERS: dict[str, Handler] = {
-    "payment_intent.succeeded": _payment_succeeded,
-    "payment_intent.payment_failed": _payment_failed,
-    "payment_intent.processing": _payment_processing,
-    "payment_intent.canceled": _payment_canceled,
-    "charge.succeeded": _charge_succeeded,
-    "charge.failed": _charge_failed,
-    "charge.refunded": _charge_refunded,
-    "refund.created": _refund_updated,
-    "refund.updated": _refund_updated,
-    "charge.refund.updated": _refund_updated,
-    "charge.dispute.created": _dispute_created,
-    "charge.dispute.closed": _dispute_closed,
-    "checkout.session.completed": _session_completed,
-    "checkout.session.async_payment_succeeded": _session_completed,
-    "checkout.session.async_payment_failed": _session_async_failed,
-    "checkout.session.expired": _session_expired,
-    "payout.paid": _payout,
-    "payout.failed": _payout,
-}
-
-
-# ------------------------------------------------------------------------------ reading Stripe objects
-
-
-def _id(value: object) -> str | None:
-    """An expandable field: the id string, or the expanded object's id."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return str(value["id"])
-    return None
-
-
 class _NoPaymentIntentError(NotFoundError):
     """The object names no PaymentIntent: nothing of ours to match it with."""
 
 
-def _intent_of(obj: dict[str, Any], kind: str) -> str:
-    intent = _id(obj.get("payment_intent"))
-    if intent is None:
-        raise _NoPaymentIntentError(f"{kind} {obj['id']} names no PaymentIntent")
-    return intent
+def _intent_of(obj: ChargeReport | RefundReport | DisputeReport | CheckoutReport, kind: str) -> str:
+    if obj.payment_id is None:
+        raise _NoPaymentIntentError(f"{kind} {obj.id} names no PaymentIntent")
+    return obj.payment_id
 
 
-def _uuid(value: object) -> UUID | None:
-    try:
-        return UUID(str(value)) if value else None
-    except ValueError:
-        return None
+def _handler(
+    reads: type[R], run: Callable[[_Step, R], Outcome]
+) -> tuple[type[object], Callable[[_Step, Any], Outcome]]:
+    """The kind of object an event type reports and what is done with it."""
+    return reads, run
 
 
-def _invoice_id(obj: dict[str, Any]) -> UUID | None:
-    metadata = obj.get("metadata") or {}
-    return _uuid(metadata.get("invoice_id")) if isinstance(metadata, dict) else None
-
-
-def _session_invoice(session: dict[str, Any]) -> UUID | None:
-    return _invoice_id(session) or _uuid(session.get("client_reference_id"))
-
-
-def _amount(obj: dict[str, Any]) -> Money:
-    return Money(obj["amount"], obj["currency"])
+_HANDLERS: dict[str, tuple[type[object], Callable[[_Step, Any], Outcome]]] = {
+    "payment_intent.succeeded": _handler(PaymentReport, _payment_succeeded),
+    "payment_intent.payment_failed": _handler(PaymentReport, _payment_failed),
+    "payment_intent.processing": _handler(PaymentReport, _payment_processing),
+    "payment_intent.canceled": _handler(PaymentReport, _payment_canceled),
+    "charge.succeeded": _handler(ChargeReport, _charge_succeeded),
+    "charge.failed": _handler(ChargeReport, _charge_failed),
+    "charge.refunded": _handler(ChargeReport, _charge_refunded),
+    "refund.created": _handler(RefundReport, _refund_updated),
+    "refund.updated": _handler(RefundReport, _refund_updated),
+    "charge.refund.updated": _handler(RefundReport, _refund_updated),
+    "charge.dispute.created": _handler(DisputeReport, _dispute_created),
+    "charge.dispute.closed": _handler(DisputeReport, _dispute_closed),
+    "checkout.session.completed": _handler(CheckoutReport, _session_completed),
+    "checkout.session.async_payment_succeeded": _handler(CheckoutReport, _session_completed),
+    "checkout.session.async_payment_failed": _handler(CheckoutReport, _session_async_failed),
+    "checkout.session.expired": _handler(CheckoutReport, _session_expired),
+    "payout.paid": _handler(PayoutReport, _payout),
+    "payout.failed": _handler(PayoutReport, _payout),
+}

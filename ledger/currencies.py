@@ -1,8 +1,10 @@
 """ISO 4217 currencies and their exponents (digits after the decimal point).
 
 Codes are lowercase, as Stripe writes them. The exponent is ISO 4217's, which is what a
-currency's minor unit means in our amounts; where Stripe charges some currencies in a coarser
-unit (for example isk or huf in whole units), the adapter converts at the boundary.
+currency's minor unit means in our amounts. Stripe's units differ for some currencies (mga is
+zero-decimal there, isk two-decimal in whole krónur, three-decimal amounts must end in 0): the
+Stripe adapter converts every amount at the boundary, both ways, and refuses what Stripe cannot
+represent (adapters/stripe/currency.py, docs/stripe.md).
 """
 
 from __future__ import annotations

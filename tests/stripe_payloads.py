@@ -9,6 +9,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from adapters.stripe import STRIPE_API_VERSION
+from adapters.stripe.payloads import read_event
+from commands.provider_events import VerifiedEvent
+
 # Copied from Stripe's fixtures3.json (the resources used here), so a clean clone has them.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "stripe_objects.json"
 
@@ -34,7 +38,17 @@ def event_payload(
     event.update(
         id=event_id,
         type=event_type,
+        api_version=STRIPE_API_VERSION,  # as an endpoint created at the SDK's version writes it
         created=int(time.time()) if created is None else created,
         data={"object": stripe_object(resource, **changes)},
     )
     return json.dumps(event, separators=(",", ":")).encode()
+
+
+def verified_event(
+    event_id: str, event_type: str, resource: str, *, created: int = 1_700_000_000, **changes: Any
+) -> VerifiedEvent:
+    """The event as the Stripe adapter hands it over once verified: Stripe's example event around
+    an example object, decoded by adapters/stripe/payloads.py."""
+    payload = event_payload(event_type, resource, event_id=event_id, created=created, **changes)
+    return read_event(payload.decode())

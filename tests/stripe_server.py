@@ -18,9 +18,17 @@ leaves one: `requires_payment_method`, the failed card in `last_payment_error.pa
 answers, or `processing`). A confirmation in a state that cannot be confirmed answers 400
 `payment_intent_unexpected_state`.
 
+`complete_session(id)` pays an open session as a customer would (the session `complete`/`paid`,
+its PaymentIntent `succeeded`), so a test can send the webhooks Stripe would.
+
+Every object it returns has every field the SDK's resource class declares: Stripe's example
+objects, plus the fields API versions newer than the examples added (`NEWER_FIELDS`, null as
+Stripe writes them when unused); tests/integration/test_stripe_server.py keeps that true.
+
 `fail_next(kind, times)` makes the next requests fail with a Stripe error (`card_error` 402,
 `rate_limit` 429, `api_error` 500, `authentication` 401, `permission` 403, `invalid_request`
-400); a failed request is not kept against its idempotency key, as Stripe does not keep
+400), or with what is not Stripe at all (`not_json_404`: an HTML 404, as a wrong
+STRIPE_API_BASE or a proxy answers); a failed request is not kept against its idempotency key, as Stripe does not keep
 requests that never ran. Every request is recorded (`requests`) for assertions.
 """
 
@@ -69,6 +77,37 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
+# Not Stripe's API: a page from whatever answers at a wrong base URL.
+NOT_JSON: dict[str, tuple[int, str]] = {
+    "not_json_404": (404, "<html><body><h1>404 Not Found</h1>nginx</body></html>"),
+}
+
+# Fields the SDK's resource classes declare that Stripe's examples (fixtures3.json, written for an
+# older API version) lack: each null, as Stripe writes an unused one.
+NEWER_FIELDS: dict[str, tuple[str, ...]] = {
+    "checkout.session": (
+        "allowed_payment_method_types",
+        "branding_settings",
+        "excluded_payment_method_types",
+        "line_items",
+        "name_collection",
+        "optional_items",
+        "presentment_details",
+        "redirect_on_completion",
+        "return_url",
+        "tax_id_collection",
+    ),
+    "payment_intent": (
+        "allowed_payment_method_types",
+        "hooks",
+        "payment_details",
+        "payment_record",
+        "presentment_details",
+    ),
+    "billing.meter_event": (),
+}
+
+
 @dataclass
 class Recorded:
     method: str
@@ -84,6 +123,7 @@ class StripeState:
     base_url: str = ""
     requests: list[Recorded] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    intent_metadata: dict[str, dict[str, str]] = field(default_factory=dict)  # by session id
     meter_events: dict[str, dict[str, Any]] = field(default_factory=dict)
     payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     confirm_outcomes: dict[str, list[str]] = field(default_factory=dict)
@@ -121,6 +161,8 @@ def _error(status: int, error: dict[str, Any], headers: dict[str, str] | None = 
 
 def _resources() -> dict[str, Any]:
     resources: dict[str, Any] = json.loads(FIXTURES.read_text())["resources"]
+    for resource, fields in NEWER_FIELDS.items():
+        resources[resource] = {**dict.fromkeys(fields), **resources[resource]}
     return resources
 
 
@@ -151,7 +193,7 @@ class StripeServer:
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         """The next `times` requests fail with the Stripe error `kind` (see ERRORS)."""
-        if kind not in ERRORS:
+        if kind not in ERRORS and kind not in NOT_JSON:
             raise ValueError(f"unknown Stripe error kind {kind!r}")
         with self.state.lock:
             self.state.failures.extend([kind] * times)
@@ -207,6 +249,33 @@ class StripeServer:
             self.state.payment_intents[intent_id] = intent
         return intent_id
 
+    def complete_session(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Pay the open session as its customer would: (the session, its PaymentIntent), each as
+        Stripe shows it afterwards, `payment_intent_data.metadata` on the intent."""
+        with self.state.lock:
+            session = self.state.sessions[session_id]
+            intent_id = f"pi_{secrets.token_hex(12)}"
+            intent = copy.deepcopy(self.resources["payment_intent"])
+            intent.update(
+                id=intent_id,
+                amount=session["amount_total"],
+                amount_received=session["amount_total"],
+                amount_capturable=0,
+                currency=session["currency"],
+                status="succeeded",
+                canceled_at=None,
+                cancellation_reason=None,
+                created=int(time.time()),
+                metadata=dict(self.state.intent_metadata.get(session_id, {})),
+                latest_charge=f"ch_{secrets.token_hex(12)}",
+                last_payment_error=None,
+                next_action=None,
+                livemode=False,
+            )
+            self.state.payment_intents[intent_id] = intent
+            session.update(status="complete", payment_status="paid", payment_intent=intent_id)
+            return copy.deepcopy(session), copy.deepcopy(intent)
+
     def confirm_outcomes(self, intent_id: str, *outcomes: str) -> None:
         """What the next confirmations of the PaymentIntent do: succeeded, declined or processing."""
         if set(outcomes) - {"succeeded", "declined", "processing"}:
@@ -234,6 +303,9 @@ class StripeServer:
         if request.headers.get("authorization") != f"Bearer {self.state.api_key}":
             status, error = ERRORS["authentication"]
             return _error(status, error, headers)
+        if self.state.failures and self.state.failures[0] in NOT_JSON:
+            status, page = NOT_JSON[self.state.failures.pop(0)]
+            return Response(page, status, media_type="text/html")
         if self.state.failures:
             status, error = ERRORS[self.state.failures.pop(0)]
             # Stripe's answers say whether a retry may help; the SDK follows them.
@@ -336,6 +408,8 @@ class StripeServer:
             currency_conversion=None,
         )
         self.state.sessions[session_id] = session
+        # Kept for `complete_session` (Stripe puts it on the PaymentIntent it creates then).
+        self.state.intent_metadata[session_id] = (form.get("payment_intent_data") or {}).get("metadata", {})
         return 200, session
 
     def _new_meter_event(self, form: dict[str, Any]) -> tuple[int, Any]:

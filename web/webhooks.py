@@ -1,7 +1,8 @@
 """`POST /webhooks/stripe`: a delivery is verified on its raw bytes, then recorded once.
 
-- 400 (problem+json) for a missing or bad signature, a stale timestamp, or a body that is not an
-  event: nothing is recorded;
+- 400 (problem+json) for a missing or bad signature, a timestamp outside the tolerance (either
+  way), or a body that does not decode as an event (including JSON nested too deep to decode):
+  nothing is recorded;
 - 200 `{"received": true, "duplicate": ..., "outcome": ...}` once the event is durably recorded
   and handled (commands/stripe_events.py: `applied`, `unmatched`, `refused` or `ignored`); a
   redelivery of a handled event is a duplicate: 200, nothing changes;

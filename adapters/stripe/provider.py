@@ -9,6 +9,9 @@ Errors are mapped at this boundary, as httpx maps httpcore's: nothing above it e
     ├── RateLimitError                   -> ProviderUnavailableError     (503)
     ├── APIConnectionError               -> ProviderUnavailableError     (503: timeout, refused, reset)
     ├── APIError                         -> ProviderUnavailableError     (503: Stripe's 5xx)
+    │     with a 4xx and a body that is
+    │     not JSON                       -> ProviderConfigurationError   (503: not Stripe's API at
+    │                                                                     STRIPE_API_BASE, or a proxy)
     ├── AuthenticationError              -> ProviderConfigurationError   (503: bad key)
     ├── PermissionError                  -> ProviderConfigurationError   (503: restricted key)
     ├── InvalidRequestError              -> ProviderConfigurationError   (503: we sent what Stripe refuses)
@@ -18,8 +21,13 @@ A payment retry (`retry_payment`) answers two InvalidRequestErrors itself, since
 facts about the payment, not our setup: `resource_missing` (no such PaymentIntent) and
 `payment_intent_unexpected_state` (it cannot be confirmed now) are `not_retryable`.
 
-The API version is pinned to the one this SDK release was generated for, so an upgrade of the
-account's default version in the dashboard cannot change the shapes we read.
+Amounts cross in Stripe's units for their currency (adapters/stripe/currency.py): an amount
+Stripe cannot take raises StripeAmountError (422) before any request. Every request is typed
+with the SDK's own parameter TypedDicts, so mypy checks its shape against Stripe's.
+
+The API version of our requests is pinned to the one this SDK release was generated for, so an
+upgrade of the account's default version cannot change the responses we read. Webhook payloads
+are another matter: Stripe writes them in the webhook endpoint's version (docs/stripe.md).
 """
 
 from __future__ import annotations
@@ -27,10 +35,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import stripe
+from stripe.params import PaymentIntentConfirmParams
+from stripe.params.billing import MeterEventCreateParams
+from stripe.params.checkout import SessionCreateParams
 
+from adapters.stripe.currency import to_stripe
+from adapters.stripe.payloads import read_retried_intent
 from commands.ports import ATTEMPTED, NOT_RETRYABLE, SETTLED, CheckoutSession, PaymentRetry
 from ledger.errors import (
     IdempotencyKeyReusedError,
@@ -39,11 +51,14 @@ from ledger.errors import (
     ProviderError,
     ProviderUnavailableError,
 )
+from ledger.money import Money
 
 STRIPE_API_VERSION: str = stripe.api_version
 # A web request waits on these calls: fail within seconds rather than Stripe's default 80 s.
 TIMEOUT_SECONDS = 20.0
 MAX_NETWORK_RETRIES = 2
+# 4xx statuses that say "later", whatever the body: a timeout, a conflict, a rate limit.
+_TRANSIENT = (408, 409, 429)
 
 # A PaymentIntent whose last attempt failed waits in one of these for another confirmation.
 RETRYABLE_STATUSES = ("requires_payment_method", "requires_confirmation")
@@ -96,15 +111,15 @@ class StripePaymentProvider:
     ) -> CheckoutSession:
         """One line for the amount due: the invoice's own lines are already priced and taxed by us."""
         metadata = {"invoice_id": invoice_id}
-        # The SDK's TypedDicts (SessionCreateParams) name these same keys.
-        params: Any = {
+        unit_amount = to_stripe(Money(amount, currency))  # refused here, before any request
+        params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
                 {
                     "quantity": 1,
                     "price_data": {
                         "currency": currency,
-                        "unit_amount": amount,
+                        "unit_amount": unit_amount,
                         "product_data": {"name": description},
                     },
                 }
@@ -133,7 +148,7 @@ class StripePaymentProvider:
         self, *, event_name: str, customer_id: str, value: int, identifier: str, at: datetime
     ) -> None:
         """Stripe counts an `identifier` once; it is also the request's idempotency key."""
-        params: Any = {
+        params: MeterEventCreateParams = {
             "event_name": event_name,
             "payload": {"stripe_customer_id": customer_id, "value": str(value)},
             "identifier": identifier,
@@ -156,21 +171,25 @@ class StripePaymentProvider:
         intents = self._client.v1.payment_intents
         with stripe_errors_mapped(idempotency_key):
             try:
-                intent = intents.retrieve(provider_payment_id).to_dict()
+                answer = intents.retrieve(provider_payment_id).to_dict()
             except stripe.InvalidRequestError as error:
                 if error.code != "resource_missing":
                     raise
                 return PaymentRetry(
                     provider_payment_id, NOT_RETRYABLE, "missing", f"Stripe has no {provider_payment_id}"
                 )
-        status = str(intent.get("status"))
+        try:
+            intent = read_retried_intent(answer)
+        except ValueError as error:  # not what Stripe's API answers: something else is at api_base
+            raise ProviderConfigurationError(str(error)) from None
+        status = intent.status
         if status in IN_FLIGHT_STATUSES:
             return PaymentRetry(provider_payment_id, SETTLED, status)
-        method = _payment_method_of(intent)
+        method = intent.failed_payment_method()
         if status not in RETRYABLE_STATUSES or method is None:
             detail = f"the PaymentIntent is {status}" + ("" if method else " and has no payment method")
             return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, detail)
-        params: Any = {"payment_method": method, "off_session": True}
+        params: PaymentIntentConfirmParams = {"payment_method": method, "off_session": True}
         with stripe_errors_mapped(idempotency_key):
             try:
                 confirmed = intents.confirm(
@@ -181,17 +200,6 @@ class StripePaymentProvider:
                     raise
                 return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, f"Stripe: {error.user_message}")
         return PaymentRetry(provider_payment_id, ATTEMPTED, str(confirmed.status))
-
-
-def _payment_method_of(intent: dict[str, Any]) -> str | None:
-    """The PaymentIntent's payment method or, after a failure detached it, the one that failed."""
-    error = intent.get("last_payment_error") or {}
-    for candidate in (intent.get("payment_method"), error.get("payment_method")):
-        if isinstance(candidate, str) and candidate:
-            return candidate
-        if isinstance(candidate, dict) and isinstance(candidate.get("id"), str):
-            return str(candidate["id"])
-    return None
 
 
 @contextmanager
@@ -214,4 +222,14 @@ def _mapped(error: stripe.StripeError, idempotency_key: str) -> ProviderError | 
         return IdempotencyKeyReusedError(idempotency_key)
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError | stripe.InvalidRequestError):
         return ProviderConfigurationError(detail, request_id=request_id)
+    status = error.http_status
+    if isinstance(error, stripe.APIError) and status is not None and 400 <= status < 500 and status not in _TRANSIENT:
+        # Stripe answers every error with JSON; a 4xx without is not from Stripe's API: a wrong
+        # STRIPE_API_BASE, a proxy or a firewall in the way. Retrying the same will not help.
+        return ProviderConfigurationError(
+            f"the Stripe API answered {status} with a body that is not JSON: check STRIPE_API_BASE and any proxy "
+            "between us and Stripe (a configuration error, not a temporary failure)"
+            + (f" (request {request_id})" if request_id else ""),
+            request_id=request_id,
+        )
     return ProviderUnavailableError(detail, request_id=request_id)

@@ -1,17 +1,21 @@
 """Stripe webhook deliveries checked as Stripe documents: the `Stripe-Signature` header's
-HMAC-SHA256 over `timestamp.body` with the endpoint secret, and a timestamp no older than the
-tolerance (300 s by default), then the body read as an event.
+HMAC-SHA256 over `timestamp.body` with the endpoint secret, and a timestamp within the
+tolerance (300 s by default) of our clock, then the body read as an event
+(adapters/stripe/payloads.py).
 
 Verification runs on the raw bytes, before any parsing: a re-encoded body would not verify.
+The SDK refuses only a timestamp older than the tolerance; one as far in the future is refused
+here too, since a signed delivery stamped ahead could be replayed until that moment passes.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import time
+from collections.abc import Callable
 
 import stripe
 
+from adapters.stripe.payloads import read_event
 from commands.provider_events import VerifiedEvent, WebhookRejectedError
 
 PROVIDER = "stripe"
@@ -21,11 +25,14 @@ TOLERANCE_SECONDS = 300
 class StripeWebhookVerifier:
     provider = PROVIDER
 
-    def __init__(self, secret: str, tolerance_seconds: int = TOLERANCE_SECONDS) -> None:
+    def __init__(
+        self, secret: str, tolerance_seconds: int = TOLERANCE_SECONDS, now: Callable[[], float] = time.time
+    ) -> None:
         if not secret:
             raise ValueError("a webhook signing secret is required (STRIPE_WEBHOOK_SECRET)")
         self._secret = secret
         self._tolerance = tolerance_seconds
+        self._now = now
 
     def verify(self, payload: bytes, signature: str | None) -> VerifiedEvent:
         if not signature:
@@ -35,34 +42,21 @@ class StripeWebhookVerifier:
         except UnicodeDecodeError:
             raise WebhookRejectedError("the body is not UTF-8") from None
         try:
-            stripe.WebhookSignature.verify_header(text, signature, self._secret, self._tolerance)
+            stripe.WebhookSignature.verify_header(text, signature, self._secret, tolerance=None)
         except stripe.SignatureVerificationError as error:
             raise WebhookRejectedError(f"signature: {error.user_message or error}") from None
-        return _event(text)
+        self._check_timestamp(signature)
+        return read_event(text)
 
-
-def _event(text: str) -> VerifiedEvent:
-    try:
-        body: Any = json.loads(text)
-    except ValueError:
-        raise WebhookRejectedError("the body is not JSON") from None
-    if not isinstance(body, dict) or body.get("object") != "event":
-        raise WebhookRejectedError("the body is not a Stripe event")
-    event_id, event_type, created = body.get("id"), body.get("type"), body.get("created")
-    data = body.get("data")
-    if not isinstance(event_id, str) or not event_id.startswith("evt_") or len(event_id) > 255:
-        raise WebhookRejectedError("the event has no valid id")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
-        raise WebhookRejectedError("the event has no type")
-    if isinstance(created, bool) or not isinstance(created, int):
-        raise WebhookRejectedError("the event has no creation time")
-    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
-        raise WebhookRejectedError("the event has no data.object")
-    return VerifiedEvent(
-        event_id=event_id,
-        event_type=event_type,
-        created=created,
-        livemode=bool(body.get("livemode", False)),
-        data_object=data["object"],
-        payload=text,
-    )
+    def _check_timestamp(self, signature: str) -> None:
+        """Within the tolerance either way (the header's `t`, which the signature covers)."""
+        stamps = [part[2:] for part in signature.split(",") if part.startswith("t=")]
+        timestamp = int(stamps[0]) if stamps and stamps[0].isdigit() and stamps[0].isascii() else None
+        if timestamp is None:
+            raise WebhookRejectedError("signature: no timestamp")
+        skew = timestamp - self._now()
+        if abs(skew) > self._tolerance:
+            side = "ahead of" if skew > 0 else "behind"
+            raise WebhookRejectedError(
+                f"signature: the timestamp is {abs(int(skew))} s {side} our clock (tolerance {self._tolerance} s)"
+            )

@@ -8,7 +8,6 @@ on what it read, another commits, then the first commits.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -26,7 +25,7 @@ from ledger.money import Money
 from ledger.payments import Payment, payment_id_for
 from tests.conftest import AppFactory
 from tests.e2e.conftest import WEBHOOK_SECRET, Api
-from tests.stripe_payloads import event_payload
+from tests.stripe_payloads import event_payload, verified_event
 
 PI = "pi_3QFinding0001"
 CHARGE = "ch_3QFinding0001"
@@ -178,8 +177,7 @@ def test_a_second_report_of_a_waiting_refund_is_not_left_waiting_once_the_paymen
 
 
 def _verified(event_id: str, event_type: str, resource: str, **obj: Any) -> VerifiedEvent:
-    body = event_payload(event_type, resource, event_id=event_id, created=1_772_442_000, **obj)
-    return VerifiedEvent(event_id, event_type, 1_772_442_000, False, json.loads(body)["data"]["object"], body.decode())
+    return verified_event(event_id, event_type, resource, created=1_772_442_000, **obj)
 
 
 def test_a_refund_deferred_while_its_payment_is_being_applied_is_not_lost(make_app: AppFactory) -> None:

@@ -12,13 +12,12 @@ import stripe
 
 from commands.application import BillingApplication
 from commands.messages import NewLine
-from commands.provider_events import VerifiedEvent
 from ledger.errors import PaymentNotFoundError
 from ledger.money import Money
 from ledger.payments import payment_id_for
 from ledger.payouts import payout_id_for
 from tests.e2e.conftest import WEBHOOK_SECRET, Api
-from tests.stripe_payloads import event_payload
+from tests.stripe_payloads import event_payload, verified_event
 
 PI = "pi_3QLedgerTest0001"
 CHARGE = "ch_3QLedgerTest0001"
@@ -197,7 +196,7 @@ def test_an_event_recorded_but_never_handled_is_handled_on_redelivery(stripe_: S
     invoice_id = _open_invoice(stripe_.app)
     body = _succeeded(invoice_id)
     stripe_.app.record_provider_event(
-        VerifiedEvent("evt_3QInterrupted", "payment_intent.succeeded", 1, False, body, "{}"), provider="stripe"
+        verified_event("evt_3QInterrupted", "payment_intent.succeeded", "payment_intent", **body), provider="stripe"
     )
     assert stripe_.app.invoice(invoice_id).amount_paid == 0
     answer = stripe_.deliver("payment_intent.succeeded", "payment_intent", event_id="evt_3QInterrupted", **body)

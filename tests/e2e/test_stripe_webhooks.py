@@ -98,11 +98,15 @@ def _tampered(body: bytes) -> bytes:
         "tampered body",
         "wrong secret",
         "stale timestamp",
+        "future timestamp",
+        "years in the future",
         "no header",
         "garbage header",
         "not JSON",
         "not an event",
         "event without id",
+        "nested 10,000 deep",
+        "object nested 10,000 deep",
     ],
 )
 def test_rejected_deliveries_record_nothing(hook: Hook, delivery: str) -> None:
@@ -114,8 +118,9 @@ def test_rejected_deliveries_record_nothing(hook: Hook, delivery: str) -> None:
         post["headers"] = {
             "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(body.decode(), "whsec_other")
         }
-    elif delivery in ("stale timestamp", "future timestamp"):
-        moment = int(time.time()) + (-301 if delivery == "stale timestamp" else 301)
+    elif delivery in ("stale timestamp", "future timestamp", "years in the future"):
+        skew = {"stale timestamp": -301, "future timestamp": 301, "years in the future": 5 * 365 * 86_400}
+        moment = int(time.time()) + skew[delivery]
         post["headers"] = {
             "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET, moment)
         }
@@ -128,6 +133,10 @@ def test_rejected_deliveries_record_nothing(hook: Hook, delivery: str) -> None:
             "not JSON": b"{not json",
             "not an event": json.dumps({"object": "charge", "id": "ch_1"}).encode(),
             "event without id": json.dumps({**json.loads(body), "id": None}).encode(),
+            "nested 10,000 deep": b"[" * 10_000 + b"]" * 10_000,
+            "object nested 10,000 deep": body.replace(
+                b'"object":{', b'"object":' + b"[" * 10_000 + b"]" * 10_000 + b',"x":{', 1
+            ),
         }[delivery]
         post = {
             "content": content,

@@ -3,7 +3,6 @@ be alone, a redelivery within the batch is a duplicate, and one bad delivery spo
 
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -17,7 +16,7 @@ from commands.stripe_events import StripeIngestion, handle
 from commands.work import Work
 from ledger.payments import payment_id_for
 from tests.conftest import AppFactory
-from tests.stripe_payloads import stripe_object
+from tests.stripe_payloads import verified_event
 
 
 def _open_invoice(app: BillingApplication, amount: int = 10_000) -> UUID:
@@ -29,8 +28,7 @@ def _open_invoice(app: BillingApplication, amount: int = 10_000) -> UUID:
 
 
 def _event(event_id: str, event_type: str, resource: str, **changes: Any) -> VerifiedEvent:
-    obj = stripe_object(resource, **changes)
-    return VerifiedEvent(event_id, event_type, 1_700_000_000, False, obj, json.dumps({"id": event_id, "data": obj}))
+    return verified_event(event_id, event_type, resource, **changes)
 
 
 def _story(invoice_id: UUID, n: int) -> list[VerifiedEvent]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.stripe import STRIPE_API_VERSION, StripePaymentProvider
+from adapters.stripe.currency import StripeAmountError
 from commands.ports import CheckoutSession, PaymentProvider
 from ledger.errors import (
     IdempotencyKeyReusedError,
@@ -205,3 +206,35 @@ def test_a_meter_event_is_reported_once_per_identifier(
     ] * 2
     assert {r.headers["idempotency-key"] for r in sent} == {"meter-event-usage-1"}
     assert list(stripe_server.state.meter_events) == ["usage-1"]
+
+
+def test_a_4xx_that_is_not_json_is_a_configuration_error_not_a_temporary_failure(
+    provider: StripePaymentProvider, stripe_server: StripeServer
+) -> None:
+    """An HTML 404 is not Stripe's API answering (a wrong STRIPE_API_BASE, a proxy): retrying
+    will not help, an operator has to act."""
+    stripe_server.fail_next("not_json_404")
+    with pytest.raises(ProviderConfigurationError, match="not JSON") as raised:
+        _checkout(provider)
+    assert not isinstance(raised.value, ProviderUnavailableError)
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "sent"),
+    [("usd", 309_219, 309_219), ("jpy", 5_000, 5_000), ("isk", 5, 500), ("mga", 12_300, 123), ("kwd", 5_120, 5_120)],
+)
+def test_checkout_sends_the_amount_in_stripes_units(
+    provider: StripePaymentProvider, stripe_server: StripeServer, currency: str, amount: int, sent: int
+) -> None:
+    _checkout(provider, amount=amount, currency=currency)
+    [request] = stripe_server.requests_to("POST", "/v1/checkout/sessions")
+    assert request.form["line_items"][0]["price_data"]["unit_amount"] == str(sent)
+
+
+@pytest.mark.parametrize(("currency", "amount"), [("kwd", 5_124), ("mga", 12_345), ("clf", 10_000)])
+def test_an_amount_stripe_cannot_represent_is_refused_before_any_request(
+    provider: StripePaymentProvider, stripe_server: StripeServer, currency: str, amount: int
+) -> None:
+    with pytest.raises(StripeAmountError):
+        _checkout(provider, amount=amount, currency=currency)
+    assert stripe_server.requests == []

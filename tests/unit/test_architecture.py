@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
         "sqlalchemy",
         "psycopg",
         "stripe",
+        "msgspec",  # adapters/stripe/payloads.py: Stripe's payloads, typed (ADR 0014)
         "dotenv",
         "uvicorn",
         "starlette",

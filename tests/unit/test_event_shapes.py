@@ -113,7 +113,9 @@ def every_provider_event() -> list[Any]:
     deferred.arrive(at=at(1))
     deferred.release("refund:re_1", outcome="applied", detail="", at=at(1))
     received = ProviderEvent.receive(
-        provider="stripe", event=VerifiedEvent("evt_1", "refund.created", 1, False, {}, "{}"), at=T0
+        provider="stripe",
+        event=VerifiedEvent("evt_1", "refund.created", 1, False, "{}", api_version="2026-10-28.endive"),
+        at=T0,
     )
     received.handled(outcome="waiting", detail="for pi_1", at=T0)
     received.handled(outcome="applied", detail="", at=at(1))
