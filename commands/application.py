@@ -36,6 +36,7 @@ from commands.work import StaleReadError, Work
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
     CurrencyMismatchError,
+    DuplicatePaymentError,
     InvalidInputError,
     InvoiceNotFoundError,
     InvoiceNotPayableError,
@@ -49,7 +50,7 @@ from ledger.invoices import OPEN, UNCOLLECTIBLE, Invoice
 from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries, series_id
-from ledger.payments import OFFLINE, Payment, payment_id_for
+from ledger.payments import OFFLINE, Payment, offline_payment_id, payment_id_for, require_payment_reference
 
 T = TypeVar("T", bound=Aggregate)
 
@@ -324,17 +325,33 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
     # ------------------------------------------------------------------------ payments
 
     def record_offline_payment(
-        self, invoice_id: UUID, amount: Money, *, reference: str = "", idempotency_key: str | None = None
+        self,
+        invoice_id: UUID,
+        amount: Money,
+        *,
+        reference: str,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> UUID:
-        """Money received outside any processor (bank transfer, cheque): posted to the bank."""
+        """Money received outside any processor (bank transfer, cheque): posted to the bank.
+
+        The payment's id comes from the invoice and the `reference`, so the same reference again
+        (a client's retry, with or without a key) is the payment recorded the first time; with
+        another amount it is refused (DuplicatePaymentError).
+        """
+        payment_id = offline_payment_id(invoice_id, reference)
 
         def decide(at: datetime) -> Decision:
-            invoice = self.invoice(invoice_id)
+            recorded = self._get_or_none(payment_id, Payment)
+            if recorded is not None:  # before the version: the retry of a request that went through
+                _require_same_offline_payment(recorded, amount)
+                return {"payment_id": str(payment_id)}, []
+            invoice = self._invoice_for_update(invoice_id, expected_version)
             payment = Payment.initiate(
-                payment_id=uuid4(),
+                payment_id=payment_id,
                 invoice_id=invoice.id,
                 provider=OFFLINE,
-                provider_payment_id=reference or "manual",
+                provider_payment_id=require_payment_reference(reference),
                 amount=amount,
                 at=at,
             )
@@ -349,6 +366,7 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             "amount": amount.amount,
             "currency": amount.currency,
             "reference": reference,
+            "expected_version": expected_version,
         }
         return UUID(self._execute("record_offline_payment", arguments, idempotency_key, decide)["payment_id"])
 
@@ -721,6 +739,18 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
             return {"recorded": changed}, work.changed
 
         return bool(self._execute(command, {}, None, decide)["recorded"])
+
+
+def _require_same_offline_payment(recorded: Payment, amount: Money) -> None:
+    """The reference was recorded before: the same money is the same payment, other money is a
+    clash the client must resolve (a typo in the reference, or in the amount)."""
+    if (recorded.amount, recorded.currency) != (amount.amount, amount.currency):
+        raise DuplicatePaymentError(
+            recorded.invoice_id,
+            recorded.id,
+            f" with reference {recorded.provider_payment_id!r} for {recorded.amount} {recorded.currency}, "
+            f"not {amount.amount} {amount.currency}",
+        )
 
 
 def _back_off(attempt: int) -> None:

@@ -26,6 +26,7 @@ from ledger.errors import (
     CurrencyMismatchError,
     DisputeExceedsPaidError,
     DuplicateDisputeError,
+    DuplicatePaymentError,
     DuplicateRefundError,
     EmptyInvoiceError,
     InvalidAmountError,
@@ -430,6 +431,8 @@ class Invoice(CopiedCheaply, Aggregate):
         if fee > amount.amount:
             raise InvalidAmountError(f"fee {fee} exceeds the payment of {amount.amount}", field="fee")
         _require_cash_account(cash_account)
+        if payment_id in self.payment_ids:  # a second report of the same money is not more money
+            raise DuplicatePaymentError(self.id, payment_id)
         due = self.amount_due
         recovered = min(amount.amount, self.written_off - self.recovered)
         self.trigger_event(

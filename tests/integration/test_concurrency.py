@@ -45,9 +45,13 @@ def test_concurrent_payments_on_one_invoice_are_all_applied_once(make_app: AppFa
 
     def pay(n: int) -> None:
         for i in range(PAYMENTS_EACH):
-            apps[n].record_offline_payment(invoice_id, Money(100 + n, "usd"), idempotency_key=f"pay-{n}-{i}")
+            apps[n].record_offline_payment(
+                invoice_id, Money(100 + n, "usd"), reference=f"wire {n}-{i}", idempotency_key=f"pay-{n}-{i}"
+            )
             # Every payment is also retried once, as a client that lost the response would.
-            apps[n].record_offline_payment(invoice_id, Money(100 + n, "usd"), idempotency_key=f"pay-{n}-{i}")
+            apps[n].record_offline_payment(
+                invoice_id, Money(100 + n, "usd"), reference=f"wire {n}-{i}", idempotency_key=f"pay-{n}-{i}"
+            )
 
     _in_threads(pay, WRITERS)
     invoice = setup.invoice(invoice_id)
