@@ -3,17 +3,20 @@
 A posting needs the event and its invoice's currency, nothing else of the invoice: the journal
 keeps each invoice's currency (fixed when the draft is created) instead of folding invoices.
 Payout events carry their currency; their postings name the payout instead of an invoice.
+
+Each row keeps the revision of the posting rule that wrote it (`rule_revision`): a rule changed
+since shows up in `ledger rebuild --check` as rows whose revision differs, named by topic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Table
 
-from ledger.accounting import postings_for
+from ledger.accounting import RULES, PostingRule, posting_rule
 from ledger.invoices import Invoice
 from ledger.payouts import Payout
 from projections.bulk import insert_rows
@@ -26,8 +29,11 @@ class JournalProjection:
     name = "journal"
     tables: tuple[Table, ...] = (journal,)
 
-    def __init__(self, load: LoadInvoice, max_invoices: int = 100_000) -> None:
+    def __init__(
+        self, load: LoadInvoice, max_invoices: int = 100_000, rules: Mapping[str, PostingRule] = RULES
+    ) -> None:
         self._load = load
+        self.rules = rules
         self._currencies: dict[UUID, str] = {}
         self._max_invoices = max_invoices
 
@@ -45,7 +51,10 @@ class JournalProjection:
                 currency, source = event.currency, {"invoice_id": None, "payout_id": str(event.originator_id)}
             else:
                 continue
-            for line, posting in enumerate(postings_for(event, currency)):
+            rule = posting_rule(event, self.rules)
+            if rule is None:
+                continue
+            for line, posting in enumerate(rule.post(event, currency)):
                 rows.append(
                     {
                         "position": position,
@@ -53,6 +62,7 @@ class JournalProjection:
                         **source,
                         "event_topic": getattr(type(event), "TOPIC", type(event).__name__),
                         "event_version": event.originator_version,
+                        "rule_revision": rule.revision,
                         "occurred_at": event.timestamp,
                         "account": posting.account,
                         "currency": posting.currency,
