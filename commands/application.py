@@ -347,6 +347,8 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
                 _require_same_offline_payment(recorded, amount)
                 return {"payment_id": str(payment_id)}, []
             invoice = self._invoice_for_update(invoice_id, expected_version)
+            if str(payment_id) in invoice.payment_ids:  # recorded by another writer between our two reads
+                raise StaleReadError(f"offline payment {payment_id} was recorded meanwhile")
             payment = Payment.initiate(
                 payment_id=payment_id,
                 invoice_id=invoice.id,

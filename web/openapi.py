@@ -863,6 +863,7 @@ def _paths() -> dict[str, Schema]:
                         "401",
                         "404",
                         "409",
+                        "412",
                         *BODY,
                     ),
                     "402": {"$ref": "#/components/responses/PaymentDeclined"},
@@ -873,9 +874,10 @@ def _paths() -> dict[str, Schema]:
                     "(409 otherwise) and records it on the invoice (`invoice.checkout-started`); the payment is "
                     "recorded when Stripe's webhooks report it. Retrying with the same "
                     "Idempotency-Key (or, without one, the same request on the same invoice version) returns "
-                    "the same session."
+                    "the same session. If-Match is checked before Stripe is called: 412 when the amount due, "
+                    "status or total changed since that version (a session opened since does not count)."
                 ),
-                parameters=[_param("IdempotencyKey")],
+                parameters=[_param("IfMatch"), _param("IdempotencyKey")],
                 body=_body("CheckoutOptions", required=False),
             ),
         },
