@@ -45,12 +45,16 @@ def money_context() -> AbstractContextManager[Context]:
     return localcontext(MONEY_CONTEXT)
 
 
+#: The money context without the Inexact trap: for `round_half_up` alone. Passed to `quantize`
+#: as an argument rather than installed (installing a context costs a copy per call); nothing
+#: reads its flags, so sharing it between threads is harmless.
+_ROUNDING_CONTEXT = MONEY_CONTEXT.copy()
+_ROUNDING_CONTEXT.traps[Inexact] = False
+
+
 def round_half_up(value: Decimal) -> int:
     """Round a decimal count of minor units to an integer, half away from zero.
 
-    The one place rounding is meant: the quantize runs in the money context without the
-    Inexact trap, and nowhere else does.
+    The one place rounding is meant, and the only one whose context does not trap Inexact.
     """
-    with localcontext(MONEY_CONTEXT) as context:
-        context.traps[Inexact] = False
-        return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_ROUNDING_CONTEXT))

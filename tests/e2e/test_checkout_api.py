@@ -144,7 +144,7 @@ def test_an_uncollectible_invoice_can_still_be_paid_and_a_partly_paid_one_for_wh
     api: Api, stripe_server: StripeServer
 ) -> None:
     invoice = _issued(api)
-    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 10_000})
+    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 10_000, "reference": "w"})
     assert paid.status_code == 201, paid.text
     assert api.client.post(f"/api/invoices/{invoice['id']}/mark-uncollectible").status_code == 200
 
@@ -162,7 +162,9 @@ def test_only_an_invoice_with_something_to_pay_goes_to_checkout(
     else:
         invoice = _issued(api)
         if state == "paid":
-            paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": invoice["amount_due"]})
+            paid = api.client.post(
+                f"/api/invoices/{invoice['id']}/payments", json={"amount": invoice["amount_due"], "reference": "w"}
+            )
             assert paid.status_code == 201
         else:
             assert api.client.post(f"/api/invoices/{invoice['id']}/void").status_code == 200
