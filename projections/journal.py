@@ -16,7 +16,8 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Table
 
-from ledger.accounting import RULES, PostingRule, posting_rule
+from ledger.accounting import RULES, NoPostingRuleError, PostingRule, posting_rule
+from ledger.events import MovesMoney
 from ledger.invoices import Invoice
 from ledger.payouts import Payout
 from projections.bulk import insert_rows
@@ -49,6 +50,8 @@ class JournalProjection:
                 currency, source = self._currency(event), {"invoice_id": str(event.originator_id), "payout_id": None}
             elif isinstance(event, Payout.Paid | Payout.Failed):
                 currency, source = event.currency, {"invoice_id": None, "payout_id": str(event.originator_id)}
+            elif isinstance(event, MovesMoney):  # money the journal cannot place: a bug, never skipped
+                raise NoPostingRuleError(getattr(type(event), "TOPIC", type(event).__name__))
             else:
                 continue
             rule = posting_rule(event, self.rules)

@@ -506,3 +506,12 @@ def test_each_rule_names_its_revision() -> None:
     assert rule is RULES["invoice.issued"]
     assert rule.post(issued, "usd") == postings_for(issued, "usd")
     assert posting_rule(object()) is None
+
+
+def test_the_journal_stops_at_a_money_event_it_cannot_place_instead_of_skipping_it() -> None:
+    from projections.journal import JournalProjection
+
+    journal = JournalProjection(load=lambda invoice_id, version: draft())
+    minted = Minted(originator_id=uuid4(), originator_version=1, timestamp=T0, amount=100)
+    with pytest.raises(NoPostingRuleError, match=r"tests\.minted"):
+        journal.process(None, [(1, minted)])  # type: ignore[arg-type]  # refused before any row is written
