@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 from typing import Any, _ProtocolMeta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import Application, Repository, project_aggregate
 from eventsourcing.persistence import JSONTranscoder, Mapper
@@ -117,7 +117,7 @@ def profile_backend(backend: str, url: str, invoices: int, payments: int) -> lis
 
     def pay() -> None:
         for n in range(payments):
-            app.record_offline_payment(ids[n % len(ids)], PAYMENT)
+            app.record_offline_payment(ids[n % len(ids)], PAYMENT, reference=uuid4().hex)
 
     try:
         return [

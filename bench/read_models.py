@@ -257,7 +257,7 @@ def _follow_latency(url: str, gate: Gate, notify: bool) -> Measured:
     started = clock()
     try:
         for _ in range(FOLLOW_SAMPLES):
-            writer.record_offline_payment(invoice_id, PAYMENT)
+            writer.record_offline_payment(invoice_id, PAYMENT, reference=uuid4().hex)
             saved = time.perf_counter()
             version = writer.invoice(invoice_id).version
             while True:

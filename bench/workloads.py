@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
@@ -84,7 +84,7 @@ def pay(job: Job, gate: Gate) -> Measured:
     started = mark = clock()
     for n in range(job.ops):
         try:
-            app.record_offline_payment(ids[n % len(ids)], PAYMENT)
+            app.record_offline_payment(ids[n % len(ids)], PAYMENT, reference=uuid4().hex)
         except ConcurrencyRetriesExhaustedError:
             exhausted += 1
         if job.bucket and (n + 1) % job.bucket == 0:

@@ -31,6 +31,7 @@ from commands.usage.commands import UsageCommands
 from commands.work import StaleReadError, Work
 from ledger.errors import (
     CurrencyMismatchError,
+    DuplicatePaymentError,
     InvalidInputError,
     InvoiceNotFoundError,
     InvoiceNotPayableError,
@@ -43,7 +44,7 @@ from ledger.invoices import OPEN, UNCOLLECTIBLE, Invoice
 from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries, series_id
-from ledger.payments import OFFLINE, Payment, payment_id_for
+from ledger.payments import OFFLINE, Payment, offline_payment_id, payment_id_for, require_payment_reference
 
 Handle = Callable[[Work, datetime], tuple[str, str]]
 
@@ -322,17 +323,35 @@ class BillingApplication(Application[UUID]):
     # ------------------------------------------------------------------------ payments
 
     def record_offline_payment(
-        self, invoice_id: UUID, amount: Money, *, reference: str = "", idempotency_key: str | None = None
+        self,
+        invoice_id: UUID,
+        amount: Money,
+        *,
+        reference: str,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Outcome[UUID]:
-        """Money received outside any processor (bank transfer, cheque): posted to the bank."""
+        """Money received outside any processor (bank transfer, cheque): posted to the bank.
+
+        The payment's id comes from the invoice and the `reference`, so the same reference again
+        (a client's retry, with or without a key) is the payment recorded the first time; with
+        another amount it is refused (DuplicatePaymentError).
+        """
+        payment_id = offline_payment_id(invoice_id, reference)
 
         def decide(at: datetime) -> Decision:
-            invoice = self.invoice(invoice_id)
+            recorded = self.runner.get(payment_id, Payment)
+            if recorded is not None:  # before the version: the retry of a request that went through
+                _require_same_offline_payment(recorded, amount)
+                return {"payment_id": str(payment_id)}, []
+            invoice = self.runner.invoice_for_update(invoice_id, expected_version)
+            if str(payment_id) in invoice.payment_ids:  # recorded by another writer between our two reads
+                raise StaleReadError(f"offline payment {payment_id} was recorded meanwhile")
             payment = Payment.initiate(
-                payment_id=uuid4(),
+                payment_id=payment_id,
                 invoice_id=invoice.id,
                 provider=OFFLINE,
-                provider_payment_id=reference or "manual",
+                provider_payment_id=require_payment_reference(reference),
                 amount=amount,
                 at=at,
             )
@@ -347,6 +366,7 @@ class BillingApplication(Application[UUID]):
             "amount": amount.amount,
             "currency": amount.currency,
             "reference": reference,
+            "expected_version": expected_version,
         }
         return self.runner.execute("record_offline_payment", arguments, idempotency_key, decide).map(
             lambda result: UUID(result["payment_id"])

@@ -74,6 +74,8 @@ def payment_succeeded(
     if payment.status == SUCCEEDED:
         return payment, False
     invoice = work.invoice(UUID(payment.invoice_id))
+    if str(payment.id) in invoice.payment_ids:  # another writer committed between our two reads
+        raise StaleReadError(f"payment {provider}:{provider_payment_id} was applied meanwhile")
     payment.succeed(amount_captured=amount_captured.amount, fee=fee, charge_id=charge_id, at=at)
     invoice.apply_payment(
         payment_id=str(payment.id), amount=amount_captured, fee=fee, cash_account=payment.cash_account, at=at

@@ -19,17 +19,24 @@ and post nothing. Payout events post the processor sending our balance to the ba
 
 Cash is `processor_balance` for provider payments and `bank` for offline ones. A lost dispute
 posts nothing more: the processor already withdrew the money when the dispute opened.
+
+Rules are found by the event's stored topic (`TOPIC`), the name that stays when a class is
+renamed or moved. Every event class marked `MovesMoney` has a rule (a test walks them all); an
+event so marked without one raises `NoPostingRuleError` rather than posting nothing. Each rule
+has a `revision`: change what a rule posts and its revision goes up by one. The journal keeps
+the revision on each row, so `ledger rebuild --check` names a rule that changed since the rows
+were written instead of a rebuild silently rewriting the past.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.invoices import DISPUTE_WON, Invoice
-from ledger.payouts import Payout
+from ledger.events import MovesMoney
+from ledger.invoices import DISPUTE_WON
 
 RECEIVABLES = "accounts_receivable"
 REVENUE = "revenue"
@@ -85,11 +92,34 @@ def _entries(currency: str, *pairs: tuple[Callable[[str, str, int], Posting], st
     return [side(account, currency, amount) for side, account, amount in pairs if amount != 0]
 
 
-def postings_for(event: object, currency: str) -> list[Posting]:
+Post = Callable[[Any, str], list[Posting]]
+
+
+@dataclass(frozen=True, slots=True)
+class PostingRule:
+    """How one topic posts, and which revision of that rule it is (raise it on every change)."""
+
+    revision: int
+    post: Post
+
+
+def posting_rule(event: object, rules: Mapping[str, PostingRule] | None = None) -> PostingRule | None:
+    """The rule for the event's topic; None for an event that moves no money.
+
+    Raises NoPostingRuleError for an event marked `MovesMoney` that has no rule.
+    """
+    topic = getattr(type(event), "TOPIC", None)
+    rule = (RULES if rules is None else rules).get(topic) if isinstance(topic, str) else None
+    if rule is None and isinstance(event, MovesMoney):
+        raise NoPostingRuleError(topic)
+    return rule
+
+
+def postings_for(event: object, currency: str, rules: Mapping[str, PostingRule] | None = None) -> list[Posting]:
     """The postings one event yields, in the invoice's (or the payout's) currency; [] for events
     that move no money."""
-    rule = _RULES.get(type(event).__qualname__)
-    return rule(event, currency) if rule else []
+    rule = posting_rule(event, rules)
+    return rule.post(event, currency) if rule else []
 
 
 def _issued(e: Any, c: str) -> list[Posting]:
@@ -151,17 +181,19 @@ def _payout_failed(e: Any, c: str) -> list[Posting]:
     return _entries(c, (_debit, PROCESSOR_BALANCE, e.reversed), (_credit, BANK, e.reversed))
 
 
-_RULES: dict[str, Callable[[Any, str], list[Posting]]] = {
-    Invoice.Issued.__qualname__: _issued,
-    Invoice.PaymentApplied.__qualname__: _payment_applied,
-    Invoice.Overpaid.__qualname__: _overpaid,
-    Invoice.RefundApplied.__qualname__: _refund_applied,
-    Invoice.DisputeOpened.__qualname__: _dispute_opened,
-    Invoice.DisputeClosed.__qualname__: _dispute_closed,
-    Invoice.MarkedUncollectible.__qualname__: _marked_uncollectible,
-    Invoice.Voided.__qualname__: _voided,
-    Payout.Paid.__qualname__: _payout_paid,
-    Payout.Failed.__qualname__: _payout_failed,
+#: The posting rule of every topic that moves money. Raise a rule's revision whenever what it
+#: posts changes.
+RULES: Mapping[str, PostingRule] = {
+    "invoice.issued": PostingRule(1, _issued),
+    "invoice.payment-applied": PostingRule(1, _payment_applied),
+    "invoice.overpaid": PostingRule(1, _overpaid),
+    "invoice.refund-applied": PostingRule(1, _refund_applied),
+    "invoice.dispute-opened": PostingRule(1, _dispute_opened),
+    "invoice.dispute-closed": PostingRule(1, _dispute_closed),
+    "invoice.marked-uncollectible": PostingRule(1, _marked_uncollectible),
+    "invoice.voided": PostingRule(1, _voided),
+    "payout.paid": PostingRule(1, _payout_paid),
+    "payout.failed": PostingRule(1, _payout_failed),
 }
 
 
@@ -179,3 +211,14 @@ def totals_by_currency(postings: Iterable[Posting]) -> dict[str, int]:
     for posting in postings:
         totals[posting.currency] += posting.signed
     return dict(totals)
+
+
+class NoPostingRuleError(LookupError):
+    """An event that moves money has no posting rule: a bug in the ledger, never bad input.
+
+    Raised rather than posting nothing, which would leave the books silently unbalanced.
+    """
+
+    def __init__(self, topic: object) -> None:
+        super().__init__(f"no posting rule for {topic!r}, an event that moves money (ledger/accounting.py RULES)")
+        self.topic = topic

@@ -32,6 +32,7 @@
     │   ├── InvoiceNotOpenError           void / mark uncollectible need an open invoice
     │   ├── InvoiceHasPaymentsError       no void of a paid or partially paid invoice
     │   ├── RefundExceedsPaidError        no refund beyond what was paid
+    │   ├── DuplicatePaymentError         one payment id, applied once (an offline reference again, with another amount)
     │   ├── DuplicateRefundError          one refund id, applied once
     │   ├── DuplicateDisputeError         one dispute id, opened once
     │   ├── DisputeExceedsPaidError
@@ -240,6 +241,18 @@ class RefundExceedsPaidError(RuleViolationError):
     def __init__(self, invoice_id: object, amount: int, refundable: int) -> None:
         super().__init__(f"refund of {amount} on invoice {invoice_id} exceeds the {refundable} still refundable")
         self.invoice_id = invoice_id
+
+
+class DuplicatePaymentError(RuleViolationError):
+    """The payment id was applied already: the same money cannot be received twice.
+
+    For an offline payment the id comes from the invoice and the client's reference, so this is
+    also the answer to the same reference sent again with another amount or currency.
+    """
+
+    def __init__(self, owner_id: object, payment_id: object, detail: str = "") -> None:
+        super().__init__(f"payment {payment_id} was already applied to {owner_id}{detail}")
+        self.payment_id = payment_id
 
 
 class DuplicateRefundError(RuleViolationError):

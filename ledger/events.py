@@ -1,4 +1,12 @@
-"""Copying aggregates cheaply: what our aggregates and events share.
+"""What our aggregates and events share: copying cheaply, and the mark of a money event.
+
+`MovesMoney`, on an event class, declares that the event changes the ledger's books: the
+journal (ledger/accounting.py) must have a posting rule for its topic, a test walks every event
+class to check it, and an event so marked without a rule raises instead of posting nothing.
+The Payment aggregate's events are not marked: they are the provider's view of movements that
+the invoice's events post.
+
+Copying:
 
 Aggregates are copied often: every load from the repository's cache is a `deepcopy`, and
 `Work.attempt` copies what a step reaches so that it can put it back. The generic deepcopy
@@ -21,6 +29,10 @@ from uuid import UUID
 T = TypeVar("T")
 
 _IMMUTABLE = (str, int, bool, type(None), UUID, datetime, date)
+
+
+class MovesMoney:
+    """Marks an event class whose events post to the journal (see the module docstring)."""
 
 
 class SharedWhenCopied:

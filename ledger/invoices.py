@@ -26,6 +26,7 @@ from ledger.errors import (
     CurrencyMismatchError,
     DisputeExceedsPaidError,
     DuplicateDisputeError,
+    DuplicatePaymentError,
     DuplicateRefundError,
     EmptyInvoiceError,
     InvalidAmountError,
@@ -40,7 +41,7 @@ from ledger.errors import (
     TooManyLinesError,
     UnknownDisputeError,
 )
-from ledger.events import CopiedCheaply, SharedWhenCopied
+from ledger.events import CopiedCheaply, MovesMoney, SharedWhenCopied
 from ledger.lines import Line
 from ledger.money import Money, require_minor_units
 from ledger.validation import (
@@ -155,7 +156,7 @@ class Invoice(CopiedCheaply, Aggregate):
         def apply(self, aggregate: Invoice) -> None:
             aggregate.status = DELETED
 
-    class Issued(Event):
+    class Issued(MovesMoney, Event):
         TOPIC = "invoice.issued"
         number: str
         sequence: int
@@ -172,7 +173,7 @@ class Invoice(CopiedCheaply, Aggregate):
             aggregate.due_date = self.due_date
             aggregate.frozen_totals = {"subtotal": self.subtotal, "tax": self.tax, "total": self.total}
 
-    class PaymentApplied(Event):
+    class PaymentApplied(MovesMoney, Event):
         TOPIC = "invoice.payment-applied"
         payment_id: str
         amount: int
@@ -235,7 +236,7 @@ class Invoice(CopiedCheaply, Aggregate):
             aggregate.status = PAID
             aggregate.paid_at = self.timestamp
 
-    class Overpaid(Event):
+    class Overpaid(MovesMoney, Event):
         TOPIC = "invoice.overpaid"
         payment_id: str
         amount: int
@@ -243,7 +244,7 @@ class Invoice(CopiedCheaply, Aggregate):
         def apply(self, aggregate: Invoice) -> None:
             aggregate.amount_overpaid += self.amount
 
-    class RefundApplied(Event):
+    class RefundApplied(MovesMoney, Event):
         TOPIC = "invoice.refund-applied"
         payment_id: str
         refund_id: str
@@ -256,7 +257,7 @@ class Invoice(CopiedCheaply, Aggregate):
             aggregate.credit_refunded += self.from_credit
             aggregate.refund_ids.append(self.refund_id)
 
-    class DisputeOpened(Event):
+    class DisputeOpened(MovesMoney, Event):
         TOPIC = "invoice.dispute-opened"
         payment_id: str
         dispute_id: str
@@ -269,7 +270,7 @@ class Invoice(CopiedCheaply, Aggregate):
                 "status": DISPUTE_OPEN,
             }
 
-    class DisputeClosed(Event):
+    class DisputeClosed(MovesMoney, Event):
         TOPIC = "invoice.dispute-closed"
         dispute_id: str
         amount: int
@@ -278,7 +279,7 @@ class Invoice(CopiedCheaply, Aggregate):
         def apply(self, aggregate: Invoice) -> None:
             aggregate.disputes[self.dispute_id]["status"] = self.outcome
 
-    class Voided(Event):
+    class Voided(MovesMoney, Event):
         TOPIC = "invoice.voided"
         subtotal: int
         tax: int
@@ -288,7 +289,7 @@ class Invoice(CopiedCheaply, Aggregate):
         def apply(self, aggregate: Invoice) -> None:
             aggregate.status = VOID
 
-    class MarkedUncollectible(Event):
+    class MarkedUncollectible(MovesMoney, Event):
         TOPIC = "invoice.marked-uncollectible"
         amount: int
 
@@ -430,6 +431,8 @@ class Invoice(CopiedCheaply, Aggregate):
         if fee > amount.amount:
             raise InvalidAmountError(f"fee {fee} exceeds the payment of {amount.amount}", field="fee")
         _require_cash_account(cash_account)
+        if payment_id in self.payment_ids:  # a second report of the same money is not more money
+            raise DuplicatePaymentError(self.id, payment_id)
         due = self.amount_due
         recovered = min(amount.amount, self.written_off - self.recovered)
         self.trigger_event(

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from ledger.errors import InvalidQuantityError, InvalidTaxRateError
 from ledger.money import MAX_MINOR_UNITS, require_minor_units
-from ledger.rounding import round_half_up
-from ledger.validation import DESCRIPTION_LIMIT, canonical_decimal, parse_decimal, require_text
+from ledger.rounding import money_context, round_half_up
+from ledger.validation import DESCRIPTION_LIMIT, canonical_decimal, decimal_places, parse_decimal, require_text
 
 MAX_QUANTITY = Decimal(1_000_000_000)
 QUANTITY_DECIMALS = 12
@@ -27,8 +27,7 @@ def require_quantity(value: object, *, field: str = "quantity") -> Decimal:
         raise InvalidQuantityError(f"{field} must be greater than zero, got {value}", field=field)
     if number > MAX_QUANTITY:
         raise InvalidQuantityError(f"{field} {value} is beyond the limit of {MAX_QUANTITY}", field=field)
-    exp = number.normalize().as_tuple().exponent
-    if isinstance(exp, int) and -exp > QUANTITY_DECIMALS:
+    if decimal_places(number) > QUANTITY_DECIMALS:
         raise InvalidQuantityError(f"{field} {value} has more than {QUANTITY_DECIMALS} decimal places", field=field)
     return number
 
@@ -43,8 +42,7 @@ def require_tax_rate(value: object, *, field: str = "tax_rate") -> Decimal | Non
             f"{field} must be a percentage from 0 to 100 as a decimal string, got {value!r}",
             field=field,
         )
-    exp = number.normalize().as_tuple().exponent
-    if isinstance(exp, int) and -exp > TAX_RATE_DECIMALS:
+    if decimal_places(number) > TAX_RATE_DECIMALS:
         raise InvalidTaxRateError(f"{field} {value} has more than {TAX_RATE_DECIMALS} decimal places", field=field)
     return number
 
@@ -76,9 +74,10 @@ class Line:
         qty = require_quantity(quantity)
         unit = require_minor_units(unit_amount, field="unit_amount", allow_negative=True)
         rate = require_tax_rate(tax_rate)
-        amount = round_half_up(qty * unit)
-        require_minor_units(amount, field="amount", allow_negative=True)
-        tax = 0 if rate is None else round_half_up(Decimal(amount) * rate / 100)
+        with money_context():  # exact whatever the thread's own decimal context says
+            amount = round_half_up(qty * unit)
+            require_minor_units(amount, field="amount", allow_negative=True)
+            tax = 0 if rate is None else round_half_up(Decimal(amount) * rate / 100)
         if abs(amount + tax) > MAX_MINOR_UNITS:
             require_minor_units(amount + tax, field="amount", allow_negative=True)
         return cls(

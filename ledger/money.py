@@ -7,10 +7,11 @@ No float ever becomes Money: the constructor accepts `int` only, and parsing goe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, Inexact, localcontext
+from decimal import Decimal, Inexact
 
 from ledger.currencies import exponent, require_currency
 from ledger.errors import CurrencyMismatchError, InvalidAmountError
+from ledger.rounding import money_context
 from ledger.validation import parse_decimal
 
 #: The largest absolute amount the ledger accepts, in minor units. It stays below 2**53, so
@@ -53,9 +54,7 @@ class Money:
         major = parse_decimal(text)
         if major is None:
             raise InvalidAmountError(f"{text!r} is not a decimal amount")
-        with localcontext() as context:
-            # scaleb rounds to the context's precision (28 digits by default): trap it, never round.
-            context.traps[Inexact] = True
+        with money_context():  # scaleb rounds to the context's precision: the money context traps it
             try:
                 minor = major.scaleb(exponent(currency))
             except Inexact:
@@ -67,7 +66,8 @@ class Money:
     def format(self) -> str:
         """The amount in major units with the currency's own decimals: '12.34 USD'."""
         digits = exponent(self.currency)
-        major = Decimal(self.amount).scaleb(-digits)
+        with money_context():  # the thread's context could cut the digits of a large amount
+            major = Decimal(self.amount).scaleb(-digits)
         return f"{major:,.{digits}f} {self.currency.upper()}"
 
     def __str__(self) -> str:

@@ -44,11 +44,25 @@ OFFLINE = "offline"
 
 _PAYMENT_NAMESPACE = UUID("6f0f7f4e-1c2b-4a6e-9a55-0d1c3b8a2e11")
 PROVIDER_ID_LIMIT = 255
+REFERENCE_LIMIT = 255
 
 
 def payment_id_for(provider: str, provider_payment_id: str) -> UUID:
     """A provider's payment gets a deterministic id: a second creation collides, never duplicates."""
     return uuid5(_PAYMENT_NAMESPACE, f"{provider}:{provider_payment_id}")
+
+
+def require_payment_reference(value: object) -> str:
+    """An offline payment's reference (cheque number, bank transfer id): non-empty text, without
+    the spaces around it, so that a retry typed with a stray space is the same payment."""
+    return require_text(value, field="reference", limit=REFERENCE_LIMIT).strip()
+
+
+def offline_payment_id(invoice_id: UUID, reference: str) -> UUID:
+    """The same reference on the same invoice is the same payment: a client's retry finds the
+    payment it recorded instead of recording the money twice. A reference may pay several
+    invoices (one transfer for two invoices), so the invoice is part of the id."""
+    return uuid5(_PAYMENT_NAMESPACE, f"{OFFLINE}:{invoice_id}:{require_payment_reference(reference)}")
 
 
 class Payment(CopiedCheaply, Aggregate):

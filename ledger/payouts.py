@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.currencies import require_currency
 from ledger.errors import InvalidAmountError
-from ledger.events import CopiedCheaply, SharedWhenCopied
+from ledger.events import CopiedCheaply, MovesMoney, SharedWhenCopied
 from ledger.money import Money
 from ledger.validation import require_text
 
@@ -45,7 +45,7 @@ class Payout(CopiedCheaply, Aggregate):
 
     Created = Reported
 
-    class Paid(Event):
+    class Paid(MovesMoney, Event):
         """The money reached the bank: Dr bank, Cr processor_balance."""
 
         TOPIC = "payout.paid"
@@ -55,7 +55,7 @@ class Payout(CopiedCheaply, Aggregate):
         def apply(self, aggregate: Payout) -> None:
             aggregate.status = PAID
 
-    class Failed(Event):
+    class Failed(MovesMoney, Event):
         """The payout failed; `reversed` is what comes back to the processor balance (the amount,
         when it had been reported paid; 0 otherwise)."""
 

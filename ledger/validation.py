@@ -98,9 +98,24 @@ def parse_decimal(value: object) -> Decimal | None:
 
 
 def canonical_decimal(number: Decimal) -> str:
-    """A stable text form of a decimal: no exponent, no trailing zeros ('1.50' -> '1.5')."""
-    text = format(number.normalize(), "f")
+    """A stable text form of a decimal: no exponent, no trailing zeros ('1.50' -> '1.5').
+
+    Text only, no arithmetic: `normalize()` would round to the calling thread's precision.
+    """
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text if text != "-0" else "0"
+
+
+def decimal_places(number: Decimal) -> int:
+    """How many decimals `number` needs ('1.50' -> 1, '100' -> 0), read from its digits, so that
+    no decimal context (which could round) is involved."""
+    _, digits, exponent = number.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0 or not any(digits):
+        return 0
+    trailing = len(digits) - len(bytes(digits).rstrip(b"\0"))
+    return max(0, -exponent - trailing)
 
 
 def as_json_value(value: Any) -> Any:

@@ -59,10 +59,13 @@ class TableDiff:
     only_live: list[Key] = field(default_factory=list)
     only_rebuilt: list[Key] = field(default_factory=list)
     differing: list[RowDiff] = field(default_factory=list)
+    # Tables that record the rule revision of each row (the journal): topic -> (revisions in the
+    # live rows, in the rebuilt ones), for each topic whose rule changed since its rows were written.
+    rule_changes: dict[str, tuple[set[int], set[int]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not (self.only_live or self.only_rebuilt or self.differing)
+        return not (self.only_live or self.only_rebuilt or self.differing or self.rule_changes)
 
     def lines(self) -> list[str]:
         if self.ok:
@@ -70,6 +73,11 @@ class TableDiff:
         out = [
             f"{self.table}: {len(self.only_live)} rows only live, {len(self.only_rebuilt)} rows only rebuilt, "
             f"{len(self.differing)} rows differ (live {self.live_rows:,} rows, rebuilt {self.rebuilt_rows:,})"
+        ]
+        out += [
+            f"  posting rule {topic}: revision {_revisions(live)} in the live rows, {_revisions(rebuilt)} in a rebuild"
+            " (a rebuild would rewrite these rows with the current rule)"
+            for topic, (live, rebuilt) in sorted(self.rule_changes.items())
         ]
         keys = ", ".join(self.key_columns)
         out += [f"  only live     ({keys}) = {_key(k)}" for k in self.only_live[:EXAMPLES]]
@@ -178,7 +186,30 @@ def _compare(table: Table, live: dict[Key, Row], rebuilt: dict[Key, Row]) -> Tab
         columns = {c: (a[c], b[c]) for c in a if a[c] != b[c]}
         if columns:
             diff.differing.append(RowDiff(key, columns))
+    if {"event_topic", "rule_revision"} <= set(table.columns.keys()):
+        diff.rule_changes = _rule_changes(live, rebuilt)
     return diff
+
+
+def _rule_changes(live: dict[Key, Row], rebuilt: dict[Key, Row]) -> dict[str, tuple[set[int], set[int]]]:
+    """Per topic, the rule revisions its rows carry live and rebuilt, where they differ."""
+
+    def by_topic(rows: dict[Key, Row]) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for row in rows.values():
+            found.setdefault(str(row["event_topic"]), set()).add(int(row["rule_revision"]))
+        return found
+
+    was, now = by_topic(live), by_topic(rebuilt)
+    return {
+        topic: (was.get(topic, set()), now.get(topic, set()))
+        for topic in sorted(set(was) | set(now))
+        if was.get(topic, set()) != now.get(topic, set())
+    }
+
+
+def _revisions(revisions: set[int]) -> str:
+    return ", ".join(str(r) for r in sorted(revisions)) or "none"
 
 
 @contextmanager

@@ -7,7 +7,7 @@ applied; it is written in the same transaction as the rows that event produced.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -63,6 +63,8 @@ journal = Table(
     Column("debit", BigInteger, nullable=False),
     Column("credit", BigInteger, nullable=False),
     Column("payout_id", String(36), index=True),  # the payout whose event posted (revision 0002)
+    # The revision of the posting rule that wrote the row (ledger/accounting.py; migration 0003).
+    Column("rule_revision", Integer, nullable=False, server_default=text("1")),
 )
 
 payments = Table(

@@ -14,6 +14,7 @@ from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
 from adapters.settings import Settings
 from commands.application import BillingApplication
+from tests.event_examples import record_examples
 from tests.pg_cluster import Cluster, find_pg_bin, running_cluster
 from tests.stripe_server import StripeServer
 
@@ -73,6 +74,8 @@ def make_app(database_url: str, clock: ManualClock) -> Iterator[AppFactory]:
 
     yield make
     for app in apps:
+        if os.environ.get("LEDGER_RECORD_EVENT_EXAMPLES") == "1":  # see tests/event_examples.py
+            record_examples(app)
         app.close()
 
 

@@ -23,9 +23,10 @@ from starlette.routing import Route
 
 from commands.idempotency import receipt_id_for
 from commands.ports import CheckoutSession, PaymentProvider
-from ledger.errors import InvalidInputError, InvoiceNotFoundError, ProviderConfigurationError
+from ledger.errors import InvalidInputError, InvoiceNotFoundError, ProviderConfigurationError, StaleVersionError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
+from web import requests
 from web.body import read_json
 from web.invoices import idempotency_key_of, invoice_id_of, services_of
 from web.render import invoice_json
@@ -92,10 +93,12 @@ async def create_checkout(request: Request) -> Response:
     key = idempotency_key_of(request)
     if key is not None:
         receipt_id_for(key)  # the same limits as every other write's key (1 to 255 characters)
+    expected = requests.version(request.headers.get("if-match"))
     base = (services.public_url or str(request.base_url)).rstrip("/")
 
     def run() -> Response:
         invoice = _payable(services, invoice_id)
+        _require_version(services, invoice, expected)  # before Stripe is called
         payments = _provider(services)
         success_url = urls.success_url or f"{base}/portal/invoices/{invoice_id}?checkout=success"
         cancel_url = urls.cancel_url or f"{base}/portal/invoices/{invoice_id}?checkout=cancel"
@@ -132,6 +135,25 @@ def _payable(services: Services, invoice_id: Any) -> Invoice:
         raise InvoiceNotFoundError(invoice_id)
     invoice.require_collectible()  # checked before Stripe is called, and again when the session is recorded
     return invoice
+
+
+def _require_version(services: Services, invoice: Invoice, expected: int | None) -> None:
+    """If-Match on checkout: 412 when what the checkout pays for changed since that version.
+
+    Opening or closing a session moves the version on without changing what is due, so a retry
+    of a checkout sent with If-Match is not stale for that alone: it meets its own session again.
+    """
+    if expected is None or expected == invoice.version:
+        return
+    if 0 < expected < invoice.version and _pays_for(services.app.invoice(invoice.id, version=expected)) == _pays_for(
+        invoice
+    ):
+        return
+    raise StaleVersionError(invoice.id, expected, invoice.version)
+
+
+def _pays_for(invoice: Invoice) -> tuple[object, ...]:
+    return (invoice.status, invoice.currency, invoice.total, invoice.amount_paid, invoice.amount_refunded)
 
 
 def _open_session(

@@ -270,13 +270,17 @@ async def record_payment(request: Request) -> Response:
     services = services_of(request)
     invoice_id = invoice_id_of(request)
     given = requests.offline_payment(await read_json(request))
-    key = idempotency_key_of(request)
+    expected, key = _expected(request), idempotency_key_of(request)
 
     def run() -> Response:
         app = services.app
         currency = given.currency or app.invoice(invoice_id).currency
         outcome = app.record_offline_payment(
-            invoice_id, Money(given.amount, currency), reference=given.reference, idempotency_key=key
+            invoice_id,
+            Money(given.amount, currency),
+            reference=given.reference,
+            expected_version=expected,
+            idempotency_key=key,
         )
         payment = app.payment(outcome.result, version=outcome.version_of(outcome.result))
         invoice = _at(app, invoice_id, outcome.version_of(invoice_id))

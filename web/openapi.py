@@ -250,11 +250,16 @@ EMPTY: Schema = {
 NEW_PAYMENT: Schema = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["amount"],
+    "required": ["amount", "reference"],
     "properties": {
         "amount": _amount("What was received, in integer minor units.", minimum=1),
         "currency": {**CURRENCY, "description": "Defaults to the invoice's; another one is refused."},
-        "reference": _text(REFERENCE_LIMIT, "The bank transfer's or cheque's reference."),
+        "reference": _text(
+            REFERENCE_LIMIT,
+            "The bank transfer's or cheque's reference. The same reference on the same invoice is the same "
+            "payment: sent again with the same amount it is answered as the first time, with another 409.",
+            required=True,
+        ),
     },
     "examples": [{"amount": 80000, "currency": "usd", "reference": "BT-2026-0042"}],
 }
@@ -840,9 +845,10 @@ def _paths() -> dict[str, Schema]:
                     *ON_INVOICE,
                     *BODY,
                     "409",
+                    "412",
                 ),
                 description="Money received outside any processor (bank transfer, cheque), posted to the bank.",
-                parameters=[_param("IdempotencyKey")],
+                parameters=[_param("IfMatch"), _param("IdempotencyKey")],
                 body=_body("NewPayment"),
             ),
         },
@@ -857,6 +863,7 @@ def _paths() -> dict[str, Schema]:
                         "401",
                         "404",
                         "409",
+                        "412",
                         *BODY,
                     ),
                     "402": {"$ref": "#/components/responses/PaymentDeclined"},
@@ -867,9 +874,10 @@ def _paths() -> dict[str, Schema]:
                     "(409 otherwise) and records it on the invoice (`invoice.checkout-started`); the payment is "
                     "recorded when Stripe's webhooks report it. Retrying with the same "
                     "Idempotency-Key (or, without one, the same request on the same invoice version) returns "
-                    "the same session."
+                    "the same session. If-Match is checked before Stripe is called: 412 when the amount due, "
+                    "status or total changed since that version (a session opened since does not count)."
                 ),
-                parameters=[_param("IdempotencyKey")],
+                parameters=[_param("IfMatch"), _param("IdempotencyKey")],
                 body=_body("CheckoutOptions", required=False),
             ),
         },

@@ -19,6 +19,8 @@ from ledger.errors import InvalidInputError
 from ledger.invoices import DELETED, DRAFT, OPEN, PAID, UNCOLLECTIBLE, VOID
 from ledger.lines import require_quantity, require_tax_rate
 from ledger.money import require_minor_units
+from ledger.payments import REFERENCE_LIMIT as REFERENCE_LIMIT  # the domain's, re-exported for the schema
+from ledger.payments import require_payment_reference
 from ledger.validation import (
     DESCRIPTION_LIMIT,
     MEMO_LIMIT,
@@ -31,7 +33,6 @@ from ledger.validation import (
 
 MAX_LINES_PER_REQUEST = 250
 INVOICE_STATUSES = (DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE, DELETED)
-REFERENCE_LIMIT = 255
 
 
 class FloatNumber(str):
@@ -259,20 +260,20 @@ def offline_payment(body: object) -> OfflinePayment:
     errors.raise_if_any()
     assert fields is not None
     _unknown(fields, {"amount", "currency", "reference"}, "", errors)
-    _required(fields, ["amount"], "", errors)
+    _required(fields, ["amount", "reference"], "", errors)
     amount = _integer(fields["amount"], "amount", errors) if "amount" in fields else None
     if amount is not None and amount <= 0:
         errors.add("amount", "must be greater than zero")
     currency = None
     if "currency" in fields:
         currency = errors.check("currency", lambda: require_currency(fields["currency"]))
-    reference = errors.check(
-        "reference",
-        lambda: require_text(fields.get("reference", ""), field="reference", limit=REFERENCE_LIMIT, required=False),
-    )
+    reference = None
+    if "reference" in fields:  # the domain's rule: the same reference on an invoice is the same payment
+        reference = errors.check("reference", lambda: require_payment_reference(fields["reference"]))
     errors.raise_if_any()
     assert amount is not None
-    return OfflinePayment(amount, currency, reference or "")
+    assert reference is not None
+    return OfflinePayment(amount, currency, reference)
 
 
 def empty(body: object) -> None:

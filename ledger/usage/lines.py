@@ -15,8 +15,9 @@ from decimal import Decimal
 from uuid import UUID, uuid5
 
 from ledger.lines import MAX_QUANTITY, QUANTITY_DECIMALS, Line
+from ledger.rounding import money_context
 from ledger.usage.pricing import PACKAGE, VOLUME, Breakdown, PricePart
-from ledger.validation import DESCRIPTION_LIMIT, canonical_decimal
+from ledger.validation import DESCRIPTION_LIMIT, canonical_decimal, decimal_places
 
 
 def line_id(invoice_id: UUID, number: int) -> str:
@@ -58,7 +59,8 @@ def _part_lines(meter_name: str, breakdown: Breakdown, part: PricePart) -> list[
     if _exact(part):
         found.append((f"{label}: {units} x {unit}", units, int(part.unit_amount)))
     else:
-        exact = canonical_decimal(part.units * part.unit_amount)
+        with money_context():  # the shown product is exact, whatever the thread's context
+            exact = canonical_decimal(part.units * part.unit_amount)
         found.append((f"{label}: {units} x {unit} = {exact}, rounded half-up", 1, part.unit_total))
     if part.flat_amount:
         found.append((f"{label}: flat fee", 1, part.flat_amount))
@@ -66,8 +68,7 @@ def _part_lines(meter_name: str, breakdown: Breakdown, part: PricePart) -> list[
 
 
 def _exact(part: PricePart) -> bool:
-    exponent = part.units.normalize().as_tuple().exponent
-    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    decimals = decimal_places(part.units)
     return (
         part.unit_amount == part.unit_amount.to_integral_value()
         and Decimal(0) < part.units <= MAX_QUANTITY

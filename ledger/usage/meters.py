@@ -11,12 +11,13 @@ plain JSON (decimals as canonical strings) so they can live in events.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from ledger.errors import InvalidMeterError, InvalidQuantityError, InvalidTextError
-from ledger.usage.pricing import PRECISION, USAGE_DECIMALS
-from ledger.validation import NAME_LIMIT, canonical_decimal, parse_decimal, require_text
+from ledger.rounding import money_context
+from ledger.usage.pricing import USAGE_DECIMALS
+from ledger.validation import NAME_LIMIT, canonical_decimal, decimal_places, parse_decimal, require_text
 
 SUM = "sum"
 COUNT = "count"
@@ -74,8 +75,7 @@ def require_usage_quantity(value: object, *, field: str = "quantity") -> Decimal
         )
     if number < 0 or number > MAX_RECORD_QUANTITY:
         raise InvalidQuantityError(f"{field} must be from 0 to {MAX_RECORD_QUANTITY}, got {value}", field=field)
-    exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > USAGE_DECIMALS:
+    if decimal_places(number) > USAGE_DECIMALS:
         raise InvalidQuantityError(f"{field} has more than {USAGE_DECIMALS} decimal places", field=field)
     return number
 
@@ -121,8 +121,7 @@ class BatchStats:
 
 def merge(into: Stats, other: Stats) -> None:
     """Fold `other` into `into`. Associative; `last` prefers the later timestamp, then `other`."""
-    with localcontext() as context:
-        context.prec = PRECISION
+    with money_context():  # a sum that would round raises instead
         into["sum"] = canonical_decimal(Decimal(into["sum"]) + Decimal(other["sum"]))
     into["count"] += other["count"]
     if other["max"] is not None and (into["max"] is None or Decimal(other["max"]) > Decimal(into["max"])):

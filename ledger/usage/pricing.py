@@ -18,13 +18,13 @@ as plain JSON (canonical decimal strings), so they can be stored in events as th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from ledger.errors import InvalidAmountError, InvalidPriceError, InvalidQuantityError
 from ledger.money import MAX_MINOR_UNITS, require_minor_units
-from ledger.rounding import round_half_up
-from ledger.validation import canonical_decimal, parse_decimal
+from ledger.rounding import money_context, round_half_up
+from ledger.validation import canonical_decimal, decimal_places, parse_decimal
 
 PER_UNIT = "per_unit"
 PACKAGE = "package"
@@ -37,7 +37,6 @@ UNIT_AMOUNT_DECIMALS = 12
 USAGE_DECIMALS = 12
 MAX_PACKAGE_SIZE = 1_000_000_000
 MAX_TIER_BOUND = Decimal(10**15)
-PRECISION = 60  # every product and sum we form fits: no silent rounding of a quantity
 
 Terms = dict[str, Any]
 
@@ -178,8 +177,7 @@ def _only_tier(tier: dict[str, Any], path: str) -> None:
 
 
 def _decimals(number: Decimal) -> int:
-    exponent = number.normalize().as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return decimal_places(number)
 
 
 # ------------------------------------------------------------------------------ pricing
@@ -190,8 +188,7 @@ def price(terms: Terms, quantity: Decimal) -> Breakdown:
     if quantity < 0:
         raise InvalidQuantityError(f"a usage quantity cannot be negative, got {quantity}", field="quantity")
     model = terms["model"]
-    with localcontext() as context:
-        context.prec = PRECISION
+    with money_context():  # exact, whatever the thread's context: a product that would round raises
         if model == PER_UNIT:
             parts = _per_unit(terms, quantity)
         elif model == PACKAGE:
@@ -214,7 +211,8 @@ def _package(terms: Terms, quantity: Decimal) -> list[PricePart]:
     if quantity == 0:
         return []
     size, amount = terms["package_size"], terms["package_amount"]
-    packages = int((quantity / size).to_integral_value(rounding=ROUND_CEILING))
+    whole, part = divmod(quantity, size)  # exact, where quantity / size may not be (1 / 3)
+    packages = int(whole) + (1 if part else 0)
     return [PricePart(None, quantity, Decimal(amount), 0, packages * amount, packages=packages, package_size=size)]
 
 

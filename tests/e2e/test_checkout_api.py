@@ -144,7 +144,7 @@ def test_an_uncollectible_invoice_can_still_be_paid_and_a_partly_paid_one_for_wh
     api: Api, stripe_server: StripeServer
 ) -> None:
     invoice = _issued(api)
-    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 10_000})
+    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 10_000, "reference": "w"})
     assert paid.status_code == 201, paid.text
     assert api.client.post(f"/api/invoices/{invoice['id']}/mark-uncollectible").status_code == 200
 
@@ -162,7 +162,9 @@ def test_only_an_invoice_with_something_to_pay_goes_to_checkout(
     else:
         invoice = _issued(api)
         if state == "paid":
-            paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": invoice["amount_due"]})
+            paid = api.client.post(
+                f"/api/invoices/{invoice['id']}/payments", json={"amount": invoice["amount_due"], "reference": "w"}
+            )
             assert paid.status_code == 201
         else:
             assert api.client.post(f"/api/invoices/{invoice['id']}/void").status_code == 200
@@ -253,3 +255,36 @@ def test_a_key_that_cannot_be_a_stripe_header_is_sent_as_a_digest(api: Api, stri
     assert {r.headers["idempotency-key"] for r in stripe_server.requests} == {
         "ledger-key-" + hashlib.sha256("clé 1".encode()).hexdigest()
     }
+
+
+def test_checkout_honours_if_match_before_stripe_is_called(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    version = f'"{invoice["version"]}"'
+    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 1_000, "reference": "wire 1"})
+    assert paid.status_code == 201, paid.text
+    head = api.app.head()
+
+    stale = _checkout(api, invoice["id"], **{"If-Match": version})  # the amount due changed since that version
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["type"] == "urn:ledger:problem:stale-version"
+    assert stripe_server.requests == []
+    assert api.app.head() == head
+
+    bad = _checkout(api, invoice["id"], **{"If-Match": "soon"})
+    assert bad.status_code == 422, bad.text
+    assert "If-Match" in {e["field"] for e in bad.json()["errors"]}
+
+    current = _checkout(api, invoice["id"], **{"If-Match": paid.headers["ETag"]})
+    assert current.status_code == 201, current.text
+
+
+def test_a_checkout_retried_with_its_if_match_gets_the_same_session(api: Api, stripe_server: StripeServer) -> None:
+    invoice = _issued(api)
+    headers = {"If-Match": f'"{invoice["version"]}"', "Idempotency-Key": "pay-1"}
+    first = _checkout(api, invoice["id"], **headers)
+    # Opening the session moved the invoice's version on; it changed nothing the checkout pays for.
+    again = _checkout(api, invoice["id"], **headers)
+
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["session_id"] == first.json()["session_id"]
+    assert len(stripe_server.sessions) == 1

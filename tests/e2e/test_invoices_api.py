@@ -197,7 +197,7 @@ def test_issue_pay_and_read_the_trail(api: Api) -> None:
         "wire 7781",
     )
     assert (after["amount_paid"], after["amount_due"]) == (6_000, 80_000)
-    rest = api.client.post(url + "/payments", json={"amount": 80_000, "currency": "usd"})
+    rest = api.client.post(url + "/payments", json={"amount": 80_000, "currency": "usd", "reference": "wire 7790"})
     assert rest.json()["invoice"]["status"] == "paid"
     trail = api.client.get(url + "/events").json()["data"]
     assert [e["type"] for e in trail] == [
@@ -219,13 +219,13 @@ def test_void_and_mark_uncollectible_follow_the_rules(api: Api) -> None:
     api.client.post(f"/api/invoices/{first}/issue")
     voided = api.client.post(f"/api/invoices/{first}/void")
     assert (voided.status_code, voided.json()["status"], voided.json()["amount_due"]) == (200, "void", 0)
-    _problem(api.client.post(f"/api/invoices/{first}/payments", json={"amount": 100}), 409)
+    _problem(api.client.post(f"/api/invoices/{first}/payments", json={"amount": 100, "reference": "w"}), 409)
 
     second = _create(api).json()["id"]
     api.client.post(f"/api/invoices/{second}/issue")
     written_off = api.client.post(f"/api/invoices/{second}/mark-uncollectible")
     assert written_off.json()["status"] == "uncollectible"
-    recovered = api.client.post(f"/api/invoices/{second}/payments", json={"amount": 86_000})
+    recovered = api.client.post(f"/api/invoices/{second}/payments", json={"amount": 86_000, "reference": "w"})
     assert recovered.json()["invoice"]["status"] == "paid"
     assert _fields(api.client.post(f"/api/invoices/{second}/void", json={"reason": "x"})) == {"reason": "unknown field"}
 
@@ -233,15 +233,20 @@ def test_void_and_mark_uncollectible_follow_the_rules(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"amount": 0}, "amount"),
-        ({"amount": -5}, "amount"),
-        ({"amount": 10.5}, "amount"),
-        ({"amount": "100"}, "amount"),
-        ({"amount": True}, "amount"),
-        ({"amount": 10**16}, "amount"),
-        ({}, "amount"),
-        ({"amount": 100, "currency": "usdollars"}, "currency"),
-        ({"amount": 100, "fee": 1}, "fee"),
+        ({"amount": 0, "reference": "w"}, "amount"),
+        ({"amount": -5, "reference": "w"}, "amount"),
+        ({"amount": 10.5, "reference": "w"}, "amount"),
+        ({"amount": "100", "reference": "w"}, "amount"),
+        ({"amount": True, "reference": "w"}, "amount"),
+        ({"amount": 10**16, "reference": "w"}, "amount"),
+        ({"reference": "w"}, "amount"),
+        ({"amount": 100, "currency": "usdollars", "reference": "w"}, "currency"),
+        ({"amount": 100, "fee": 1, "reference": "w"}, "fee"),
+        ({"amount": 100}, "reference"),
+        ({"amount": 100, "reference": ""}, "reference"),
+        ({"amount": 100, "reference": "   "}, "reference"),
+        ({"amount": 100, "reference": 42}, "reference"),
+        ({"amount": 100, "reference": "x" * 256}, "reference"),
     ],
 )
 def test_payment_input_is_refused_by_field(api: Api, body: dict[str, Any], field: str) -> None:
@@ -255,7 +260,10 @@ def test_payment_input_is_refused_by_field(api: Api, body: dict[str, Any], field
 def test_a_payment_in_another_currency_is_refused(api: Api) -> None:
     invoice = _create(api).json()["id"]
     api.client.post(f"/api/invoices/{invoice}/issue")
-    _problem(api.client.post(f"/api/invoices/{invoice}/payments", json={"amount": 100, "currency": "eur"}), 422)
+    _problem(
+        api.client.post(f"/api/invoices/{invoice}/payments", json={"amount": 100, "currency": "eur", "reference": "w"}),
+        422,
+    )
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -362,8 +370,9 @@ def test_a_retry_with_the_same_key_returns_the_first_response(api: Api) -> None:
 
     pay_key = {"Idempotency-Key": "pay-1"}
     api.client.post(f"/api/invoices/{invoice_id}/issue")
-    paid = api.client.post(f"/api/invoices/{invoice_id}/payments", json={"amount": 700}, headers=pay_key)
-    repeat = api.client.post(f"/api/invoices/{invoice_id}/payments", json={"amount": 700}, headers=pay_key)
+    pay = {"amount": 700, "reference": "wire 1"}
+    paid = api.client.post(f"/api/invoices/{invoice_id}/payments", json=pay, headers=pay_key)
+    repeat = api.client.post(f"/api/invoices/{invoice_id}/payments", json=pay, headers=pay_key)
     assert repeat.json() == paid.json()
     assert api.client.get(f"/api/invoices/{invoice_id}").json()["amount_paid"] == 700
 
@@ -393,7 +402,9 @@ def test_concurrent_payments_on_one_invoice_are_never_lost_or_doubled(api: Api) 
         amount, key = item
         with httpx.Client(base_url=api.base_url, headers=AUTH, timeout=60) as client:
             response = client.post(
-                f"/api/invoices/{invoice_id}/payments", json={"amount": amount}, headers={"Idempotency-Key": key}
+                f"/api/invoices/{invoice_id}/payments",
+                json={"amount": amount, "reference": f"wire {key}"},
+                headers={"Idempotency-Key": key},
             )
         return response.status_code
 
@@ -448,3 +459,56 @@ def test_a_read_never_serves_a_kept_rendering_after_another_process_wrote(api: A
     assert now.headers["etag"] == f'"{invoice["version"] + 1}"'
     api.clock.advance(timedelta(days=40))  # past the due date: "overdue" is a function of the day
     assert api.client.get(url).json()["overdue"] is True
+
+
+# ------------------------------------------------------------------------------ offline payments
+
+
+def test_a_payment_retried_without_a_key_is_recorded_once_by_its_reference(api: Api) -> None:
+    invoice = _create(api).json()["id"]
+    api.client.post(f"/api/invoices/{invoice}/issue")
+    body = {"amount": 6_000, "reference": "BACS 88213"}
+    first = api.client.post(f"/api/invoices/{invoice}/payments", json=body)
+    assert first.status_code == 201, first.text
+    head = api.app.head()
+    again = api.client.post(f"/api/invoices/{invoice}/payments", json=body)  # the response was lost: retried
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert api.app.head() == head  # nothing stored
+    assert api.client.get(f"/api/invoices/{invoice}").json()["amount_paid"] == 6_000
+
+    other = _problem(api.client.post(f"/api/invoices/{invoice}/payments", json={**body, "amount": 7_000}), 409)
+    assert "BACS 88213" in other["detail"]
+    assert api.app.head() == head
+
+
+def test_a_payment_honours_if_match(api: Api) -> None:
+    invoice = _create(api).json()["id"]
+    issued = api.client.post(f"/api/invoices/{invoice}/issue")
+    version = issued.headers["ETag"]
+    paid = api.client.post(
+        f"/api/invoices/{invoice}/payments",
+        json={"amount": 1_000, "reference": "wire 1"},
+        headers={"If-Match": version},
+    )
+    assert paid.status_code == 201, paid.text
+    head = api.app.head()
+    stale = api.client.post(
+        f"/api/invoices/{invoice}/payments",
+        json={"amount": 1_000, "reference": "wire 2"},
+        headers={"If-Match": version},
+    )
+    _problem(stale, 412)
+    assert api.app.head() == head
+    assert "If-Match" in _fields(
+        api.client.post(
+            f"/api/invoices/{invoice}/payments", json={"amount": 1, "reference": "wire 3"}, headers={"If-Match": "soon"}
+        )
+    )
+    current = paid.headers["ETag"]
+    fresh = api.client.post(
+        f"/api/invoices/{invoice}/payments",
+        json={"amount": 1_000, "reference": "wire 2"},
+        headers={"If-Match": current},
+    )
+    assert fresh.status_code == 201, fresh.text

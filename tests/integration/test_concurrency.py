@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from uuid import UUID
 
 from commands.application import BillingApplication
 from commands.messages import NewLine
@@ -11,6 +12,7 @@ from ledger.accounting import postings_for, totals_by_currency
 from ledger.errors import RefundExceedsCapturedError, RefundExceedsPaidError
 from ledger.invoices import Invoice
 from ledger.money import Money
+from ledger.payments import offline_payment_id
 from tests.conftest import AppFactory
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
@@ -47,9 +49,13 @@ def test_concurrent_payments_on_one_invoice_are_all_applied_once(make_app: AppFa
 
     def pay(n: int) -> None:
         for i in range(PAYMENTS_EACH):
-            apps[n].record_offline_payment(invoice_id, Money(100 + n, "usd"), idempotency_key=f"pay-{n}-{i}")
+            apps[n].record_offline_payment(
+                invoice_id, Money(100 + n, "usd"), reference=f"wire {n}-{i}", idempotency_key=f"pay-{n}-{i}"
+            )
             # Every payment is also retried once, as a client that lost the response would.
-            apps[n].record_offline_payment(invoice_id, Money(100 + n, "usd"), idempotency_key=f"pay-{n}-{i}")
+            apps[n].record_offline_payment(
+                invoice_id, Money(100 + n, "usd"), reference=f"wire {n}-{i}", idempotency_key=f"pay-{n}-{i}"
+            )
 
     _in_threads(pay, WRITERS)
     invoice = setup.invoice(invoice_id)
@@ -82,6 +88,27 @@ def test_concurrent_reports_of_the_same_provider_payment_apply_it_once(make_app:
     for invoice_id in invoice_ids:
         invoice = setup.invoice(invoice_id)
         assert (invoice.status, invoice.amount_paid, invoice.amount_overpaid) == ("paid", 5_000, 0)
+
+
+def test_an_offline_payment_sent_by_several_writers_at_once_is_recorded_once(make_app: AppFactory) -> None:
+    setup = make_app()
+    invoice_ids = []
+    for _ in range(5):
+        invoice_id = setup.create_draft(customer=CUSTOMER, currency="eur", lines=[NewLine("x", 1, 5_000)])
+        setup.issue(invoice_id)
+        invoice_ids.append(invoice_id)
+    apps = [make_app() for _ in range(WRITERS)]
+    recorded: list[set[UUID]] = [set() for _ in invoice_ids]
+
+    def pay(n: int) -> None:  # a client retrying on every worker at once, without a key
+        for k, invoice_id in enumerate(invoice_ids):
+            recorded[k].add(apps[n].record_offline_payment(invoice_id, Money(2_000, "eur"), reference=f"SEPA {k}"))
+
+    _in_threads(pay, WRITERS)
+    for k, invoice_id in enumerate(invoice_ids):
+        invoice = setup.invoice(invoice_id)
+        assert recorded[k] == {offline_payment_id(invoice_id, f"SEPA {k}")}
+        assert (invoice.amount_paid, invoice.payment_ids) == (2_000, [str(*recorded[k])])
 
 
 def test_concurrent_refunds_never_exceed_what_was_paid(make_app: AppFactory) -> None:

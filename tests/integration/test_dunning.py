@@ -277,9 +277,9 @@ def test_the_candidates_are_overdue_open_invoices_and_recently_closed_ones(
     fail_attempt(app, no_due_date_failed, "ch_9", intent="pi_9")
     open_invoice(app, due_date=None)  # never attempted: nothing to dun
     recently_paid = open_invoice(app, due_date="2026-03-05")
-    app.record_offline_payment(recently_paid, Money(12_000, "usd"))
+    app.record_offline_payment(recently_paid, Money(12_000, "usd"), reference="wire 1")
     long_paid = open_invoice(app, due_date="2025-12-01")
-    app.record_offline_payment(long_paid, Money(12_000, "usd"))
+    app.record_offline_payment(long_paid, Money(12_000, "usd"), reference="wire 2")
     app.create_draft(customer={"email": "d@example.com"}, currency="usd", due_date="2026-01-01")
     runner.catch_up()
 

@@ -114,7 +114,7 @@ def test_a_notification_wakes_the_follower_long_before_its_poll(
             for _ in range(3):
                 invoice_id = _invoice(writer)
                 _shows(engine, writer, invoice_id)
-                writer.record_offline_payment(invoice_id, Money(5_000, "usd"))
+                writer.record_offline_payment(invoice_id, Money(5_000, "usd"), reference="wire")
                 _shows(engine, writer, invoice_id)
         assert waiter.timed_out == 0, "a wait ran to the poll interval: the follower was not woken by NOTIFY"
         assert waiter.notified >= 1

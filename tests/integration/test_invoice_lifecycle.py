@@ -14,8 +14,10 @@ from commands.messages import NewLine
 from commands.runner import Outcome
 from ledger.errors import (
     CurrencyMismatchError,
+    DuplicatePaymentError,
     IdempotencyKeyReusedError,
     InvalidQuantityError,
+    InvalidTextError,
     InvoiceNotEditableError,
     InvoiceNotFoundError,
     InvoiceNotPayableError,
@@ -24,6 +26,7 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.numbering import series_id
+from ledger.payments import offline_payment_id
 from tests.conftest import AppFactory
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
@@ -155,9 +158,10 @@ def test_idempotency_survives_a_restart(make_app: AppFactory) -> None:
     first_app = make_app()
     invoice_id = first_app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
     first_app.issue(invoice_id)
-    payment = first_app.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1").result
+    payment = first_app.record_offline_payment(invoice_id, Money(40, "usd"), reference="w", idempotency_key="pay-1").result
     restarted = make_app()
-    assert restarted.record_offline_payment(invoice_id, Money(40, "usd"), idempotency_key="pay-1").result == payment
+    again = restarted.record_offline_payment(invoice_id, Money(40, "usd"), reference="w", idempotency_key="pay-1").result
+    assert again == payment
     assert restarted.invoice(invoice_id).amount_paid == 40
 
 
@@ -201,7 +205,7 @@ def test_invoice_as_of_a_moment_and_at_a_version(app: BillingApplication, clock:
     app.issue(invoice_id)
     issued_at = clock.now()
     clock.advance(timedelta(days=10))
-    app.record_offline_payment(invoice_id, Money(10_000, "usd"))
+    app.record_offline_payment(invoice_id, Money(10_000, "usd"), reference="wire")
     before_payment = app.invoice_as_of(invoice_id, issued_at + timedelta(days=5))
     assert (before_payment.status, before_payment.amount_due) == ("open", 10_000)
     assert app.invoice_as_of(invoice_id, clock.now()).status == "paid"
@@ -322,3 +326,66 @@ def test_a_payment_cannot_be_initiated_on_a_draft(app: BillingApplication) -> No
     app.issue(invoice_id)
     payment_id = app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_draft").result
     assert app.payment(payment_id).amount == 100
+
+
+# ------------------------------------------------------------------------------ offline payments
+
+
+def test_an_offline_payment_retried_with_its_reference_records_the_money_once(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    first = app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference="BACS 88213")
+    before = _event_count(app)
+    again = app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference="BACS 88213")  # no key: a retry
+    assert again == first
+    assert _event_count(app) == before
+    invoice = app.invoice(invoice_id)
+    assert (invoice.amount_paid, invoice.payment_ids) == (4_000, [str(first)])
+    assert app.payment(first).provider_payment_id == "BACS 88213"
+
+
+def test_the_same_reference_with_another_amount_is_refused(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference="cheque 1")
+    before = _event_count(app)
+    with pytest.raises(DuplicatePaymentError, match="4000"):
+        app.record_offline_payment(invoice_id, Money(5_000, "usd"), reference="cheque 1")
+    assert _event_count(app) == before
+    second = app.record_offline_payment(invoice_id, Money(5_000, "usd"), reference="cheque 2")
+    assert app.invoice(invoice_id).payment_ids[-1] == str(second)
+
+
+def test_the_same_reference_may_pay_another_invoice(app: BillingApplication) -> None:
+    ids = [app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]) for _ in range(2)]
+    for invoice_id in ids:
+        app.issue(invoice_id)
+    payments = {app.record_offline_payment(i, Money(10_000, "usd"), reference="one transfer") for i in ids}
+    assert len(payments) == 2
+    assert [app.invoice(i).status for i in ids] == ["paid", "paid"]
+
+
+@pytest.mark.parametrize("reference", ["", "  ", "x" * 256])
+def test_an_offline_payment_needs_a_reference(app: BillingApplication, reference: str) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    before = _event_count(app)
+    with pytest.raises(InvalidTextError) as raised:
+        app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference=reference)
+    assert raised.value.field == "reference"
+    assert _event_count(app) == before
+
+
+def test_an_offline_payment_honours_the_expected_version(app: BillingApplication) -> None:
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    app.issue(invoice_id)
+    version = app.invoice(invoice_id).version
+    app.record_offline_payment(invoice_id, Money(1_000, "usd"), reference="wire 1", expected_version=version)
+    before = _event_count(app)
+    with pytest.raises(StaleVersionError):
+        app.record_offline_payment(invoice_id, Money(1_000, "usd"), reference="wire 2", expected_version=version)
+    assert _event_count(app) == before
+    # The first request again, with the version it was sent with: the payment it recorded.
+    assert app.record_offline_payment(
+        invoice_id, Money(1_000, "usd"), reference="wire 1", expected_version=version
+    ) == offline_payment_id(invoice_id, "wire 1")

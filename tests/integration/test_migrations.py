@@ -251,7 +251,7 @@ def test_a_journal_at_revision_0001_keeps_its_postings_and_gains_payouts(engine:
             {"at": datetime(2026, 3, 2, tzinfo=UTC)},
         )
     upgrade(engine)
-    assert _versions(engine) == ["0002"]
+    assert _versions(engine) == [head_revision()]
     with engine.begin() as conn:
         kept = conn.execute(text("SELECT invoice_id, payout_id, credit FROM journal_postings")).all()
         conn.execute(
@@ -262,3 +262,22 @@ def test_a_journal_at_revision_0001_keeps_its_postings_and_gains_payouts(engine:
             {"at": datetime(2026, 3, 2, tzinfo=UTC)},
         )
     assert [tuple(row) for row in kept] == [("inv", None, 100)]
+
+
+def test_a_journal_at_revision_0002_keeps_its_postings_as_written_by_revision_1_of_their_rules(engine: Engine) -> None:
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0002")
+        conn.execute(
+            text(
+                "INSERT INTO journal_postings (position, line, invoice_id, event_topic, event_version, occurred_at,"
+                " account, currency, debit, credit) VALUES (1, 0, 'inv', 'invoice.issued', 2, :at, 'revenue', 'usd',"
+                " 0, 100)"
+            ),
+            {"at": datetime(2026, 3, 2, tzinfo=UTC)},
+        )
+    upgrade(engine)
+    assert _versions(engine) == ["0003"]
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT position, credit, rule_revision FROM journal_postings")).all()
+    assert [tuple(row) for row in kept] == [(1, 100, 1)]
+    assert "rule_revision" in {c["name"] for c in inspect(engine).get_columns("journal_postings")}

@@ -242,12 +242,12 @@ def test_receivables_are_aged_into_buckets_at_their_boundaries(
         clock.advance(timedelta(hours=1))
     _invoice(app, 51_200)  # no due date: current
     partly_paid = _invoice(app, 100_000, due_date="2026-05-20")  # 12 days late, 40_000 still due
-    app.record_offline_payment(partly_paid, Money(60_000, "usd"))
+    app.record_offline_payment(partly_paid, Money(60_000, "usd"), reference="w1")
     written_off = _invoice(app, 70_000, due_date="2026-01-31")  # uncollectible: still owed, 121 days late
     app.mark_uncollectible(written_off)
     # Owing nothing: paid, void, draft and deleted invoices.
     paid = _invoice(app, 5_000, due_date="2026-02-01")
-    app.record_offline_payment(paid, Money(5_000, "usd"))
+    app.record_offline_payment(paid, Money(5_000, "usd"), reference="w2")
     app.void(_invoice(app, 6_000, due_date="2026-02-01"))
     _invoice(app, 7_000, issue=False)
     app.delete_draft(_invoice(app, 8_000, issue=False))
@@ -296,15 +296,15 @@ def test_customer_balances_count_only_what_is_owed_and_held(
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:
     partly_paid = _invoice(app, 10_000, due_date="2026-04-01")
-    app.record_offline_payment(partly_paid, Money(4_000, "usd"))
+    app.record_offline_payment(partly_paid, Money(4_000, "usd"), reference="w3")
     app.mark_uncollectible(_invoice(app, 2_500))
     overpaid = _invoice(app, 3_000)
-    over = app.record_offline_payment(overpaid, Money(3_700, "usd")).result  # 700 of credit
+    over = app.record_offline_payment(overpaid, Money(3_700, "usd"), reference="w4").result  # 700 of credit
     app.record_refund(over, refund_id="back-1", amount=200)  # 200 of it given back
     app.void(_invoice(app, 50_000))
     _invoice(app, 60_000, issue=False)
     paid = _invoice(app, 70_000)
-    app.record_offline_payment(paid, Money(70_000, "usd"))
+    app.record_offline_payment(paid, Money(70_000, "usd"), reference="w5")
     _invoice(app, 1_000, currency="eur")
     settled = _invoice(app, 8_000, customer=GLOBEX)  # Globex owes nothing and has no credit
     app.record_provider_payment_succeeded(

@@ -69,7 +69,7 @@ def seed(app: BillingApplication, clock: ManualClock, invoices: int, tag: str) -
             ).result
             app.record_refund(payment, refund_id=f"re_{tag}_{i}", amount=total // 3)
         elif i % 4 == 1:
-            app.record_offline_payment(invoice_id, Money(total // 2, currency))
+            app.record_offline_payment(invoice_id, Money(total // 2, currency), reference=f"wire {tag} {i}")
         elif i % 4 == 2:
             app.void(invoice_id)
         else:

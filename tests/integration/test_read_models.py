@@ -36,7 +36,7 @@ def _scenario(app: BillingApplication, clock: ManualClock) -> list[Any]:
         provider="stripe", provider_payment_id="pi_1", invoice_id=ids[0], amount_captured=Money(24_000, "usd"), fee=726
     ).result
     app.record_refund(paid, refund_id="re_1", amount=4_000)
-    app.record_offline_payment(ids[1], Money(10_000, "eur"))
+    app.record_offline_payment(ids[1], Money(10_000, "eur"), reference="SEPA 1")
     app.void(ids[2])
     app.mark_uncollectible(ids[3])
     app.record_provider_payment_failed(
@@ -134,7 +134,7 @@ def test_a_rebuild_from_the_log_equals_the_incrementally_built_read_models(
 ) -> None:
     ids = _scenario(app, clock)
     runner.catch_up(batch_size=2)
-    app.record_offline_payment(ids[1], Money(50_000, "eur"))  # pays it, and over
+    app.record_offline_payment(ids[1], Money(50_000, "eur"), reference="SEPA 2")  # pays it, and over
     runner.catch_up(batch_size=2)
     incremental = _dump(engine)
     seen: list[tuple[int, int]] = []

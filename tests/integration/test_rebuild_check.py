@@ -13,7 +13,9 @@ from adapters.cli import main
 from adapters.clock import ManualClock
 from adapters.read_models import read_model_engine, read_model_projections
 from commands.application import BillingApplication
+from ledger.accounting import RULES, PostingRule
 from projections.consistency import Report, check
+from projections.journal import JournalProjection
 from projections.runner import ProjectionRunner
 from projections.tables import invoice_status, journal, payments, tracking
 from tests.integration.test_read_models import _scenario
@@ -115,6 +117,41 @@ def test_scratch_tables_are_dropped_when_the_check_fails(
     with pytest.raises(RuntimeError, match="boom"):
         check(engine, app, broken)
     assert _scratch_left(engine) == []
+
+
+def test_a_changed_posting_rule_is_named_instead_of_silently_rewriting_the_past(
+    app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
+) -> None:
+    _scenario(app, clock)
+    runner.catch_up()
+    with engine.connect() as conn:
+        written = set(conn.execute(select(journal.c.event_topic, journal.c.rule_revision)).all())
+    assert ("invoice.voided", 1) in written
+    assert {revision for _, revision in written} == {1}
+
+    # Someone changes what a void posts (here: the written-off part to revenue, not bad debt)
+    # and, as the rule asks, raises its revision. The rows written by revision 1 stay as they are.
+    voided = RULES["invoice.voided"]
+    changed = {**RULES, "invoice.voided": PostingRule(voided.revision + 1, voided.post)}
+
+    def with_the_changed_rule() -> list[Any]:
+        projections = read_model_projections(app)
+        for projection in projections:
+            if isinstance(projection, JournalProjection):
+                projection.rules = changed
+        return projections
+
+    report = check(engine, app, with_the_changed_rule, batch_size=3)
+
+    assert not report.ok
+    postings = report.table("journal_postings")
+    assert postings.differing
+    assert {tuple(d.columns) for d in postings.differing} == {("rule_revision",)}
+    assert postings.rule_changes == {"invoice.voided": ({1}, {2})}
+    shown = str(report)
+    assert "posting rule invoice.voided: revision 1 in the live rows, 2 in a rebuild" in shown
+    with engine.connect() as conn:  # the check rewrote nothing
+        assert set(conn.execute(select(journal.c.event_topic, journal.c.rule_revision)).all()) == written
 
 
 def _explode(*_: Any) -> None:

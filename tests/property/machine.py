@@ -518,7 +518,9 @@ class LedgerMachine(RuleBasedStateMachine):
         currency = self.other_currency(model.currency) if wrong_currency else model.currency
         money = Money(amount, currency)
         expected = self.payment_errors(model, amount, 0, currency)
-        kwargs: dict[str, Any] = {"reference": "wire", "idempotency_key": self.new_key() if keyed else None}
+        # A reference of its own: the same reference again is the same payment (tested on its own).
+        reference = f"wire {self.new_key()}"
+        kwargs: dict[str, Any] = {"reference": reference, "idempotency_key": self.new_key() if keyed else None}
         ok, payment_id = self.attempt(
             expected, lambda: self.app.record_offline_payment(invoice, money, **kwargs).result
         )

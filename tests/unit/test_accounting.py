@@ -6,6 +6,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from eventsourcing.domain import Aggregate
 
 from ledger.accounting import (
     BAD_DEBT,
@@ -17,17 +18,22 @@ from ledger.accounting import (
     RECEIVABLES,
     REFUNDS,
     REVENUE,
+    RULES,
     TAX_PAYABLE,
+    NoPostingRuleError,
     Posting,
     balances,
+    posting_rule,
     postings_for,
     totals_by_currency,
 )
+from ledger.events import MovesMoney
 from ledger.invoices import Invoice
 from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries
 from ledger.payments import Payment
+from tests.unit.event_classes import stored_event_classes
 from tests.unit.given import CUSTOMER, T0, at, drain
 
 
@@ -443,3 +449,69 @@ def test_a_payout_failing_after_it_was_paid_is_reversed_and_one_failing_before_p
     [_, failed] = drain(never_paid)
     assert postings_for(failed, "eur") == []
     assert never_paid.pay(at=at(2)) is False  # a late "paid" after the failure changes nothing
+
+
+# ------------------------------------------------------------------------------ the rules themselves
+
+
+def test_every_event_class_that_moves_money_has_a_posting_rule() -> None:
+    moving = {cls.TOPIC for cls in stored_event_classes() if issubclass(cls, MovesMoney)}  # type: ignore[attr-defined]
+    assert moving  # the walk found them: the invoice's and the payout's
+    assert sorted(moving - set(RULES)) == []
+    # and no rule for a topic that moves no money (a rule for a renamed topic would never run)
+    assert sorted(set(RULES) - moving) == []
+
+
+def test_the_rules_are_the_documented_ones() -> None:
+    assert set(RULES) == {
+        "invoice.issued",
+        "invoice.payment-applied",
+        "invoice.overpaid",
+        "invoice.refund-applied",
+        "invoice.dispute-opened",
+        "invoice.dispute-closed",
+        "invoice.marked-uncollectible",
+        "invoice.voided",
+        "payout.paid",
+        "payout.failed",
+    }
+    assert all(rule.revision >= 1 for rule in RULES.values())
+
+
+class Minted(MovesMoney, Aggregate.Event):
+    """An event that says it moves money, with no rule: a bug the journal must not hide."""
+
+    TOPIC = "tests.minted"
+    amount: int
+
+
+def test_an_event_that_moves_money_without_a_rule_raises_instead_of_posting_nothing() -> None:
+    minted = Minted(originator_id=uuid4(), originator_version=1, timestamp=T0, amount=100)
+    with pytest.raises(NoPostingRuleError, match=r"tests\.minted"):
+        postings_for(minted, "usd")
+
+
+def test_rules_are_found_by_topic_not_by_class_name() -> None:
+    # A class named like the invoice's event, of another topic: not an issued invoice.
+    lookalike = type("Issued", (), {"TOPIC": "elsewhere.issued", "total": 100, "subtotal": 100, "tax": 0})
+    lookalike.__qualname__ = "Invoice.Issued"
+    assert postings_for(lookalike(), "usd") == []
+
+
+def test_each_rule_names_its_revision() -> None:
+    invoice = draft(line("l1", 1000))
+    invoice.issue(sequence=1, at=at(1))
+    issued = drain(invoice)[-1]
+    rule = posting_rule(issued)
+    assert rule is RULES["invoice.issued"]
+    assert rule.post(issued, "usd") == postings_for(issued, "usd")
+    assert posting_rule(object()) is None
+
+
+def test_the_journal_stops_at_a_money_event_it_cannot_place_instead_of_skipping_it() -> None:
+    from projections.journal import JournalProjection
+
+    journal = JournalProjection(load=lambda invoice_id, version: draft())
+    minted = Minted(originator_id=uuid4(), originator_version=1, timestamp=T0, amount=100)
+    with pytest.raises(NoPostingRuleError, match=r"tests\.minted"):
+        journal.process(None, [(1, minted)])  # type: ignore[arg-type]  # refused before any row is written

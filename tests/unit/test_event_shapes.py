@@ -1,15 +1,27 @@
-"""Stored events have explicit, stable topics and carry plain JSON values only (no Enum, no tuple)."""
+"""Stored events have explicit, stable topics, carry plain JSON values only (no Enum, no tuple),
+and every shape ever stored stays readable.
+
+The aggregates and their events are found by walking the code (tests/unit/event_classes.py),
+not from a list: a new aggregate or event class is checked without anyone adding it here. Every
+topic at every `class_version` has a pinned example (tests/fixtures/events, recorded by
+tests/event_examples.py), loaded through the application's mapper on every run.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import get_topic
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic, resolve_topic
 
+from adapters.clock import ManualClock
+from commands.application import BillingApplication
 from commands.provider_events import ProviderEvent, VerifiedEvent
 from ledger.deferred import DISPUTE_CLOSED, REFUND, DeferredMovements
 from ledger.invoices import BANK, PROCESSOR_BALANCE, Invoice
@@ -18,19 +30,15 @@ from ledger.money import Money
 from ledger.numbering import NumberSeries
 from ledger.payments import Payment
 from ledger.payouts import Payout
+from tests.event_examples import FIXTURES, example_path, read_example
+from tests.unit.event_classes import event_classes, stored_aggregates, stored_event_classes
 from tests.unit.given import T0, at, drain
 
-AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries, DeferredMovements, ProviderEvent, Payout]
+AGGREGATES: list[type[Aggregate]] = stored_aggregates()
+#: The aggregates the stories below drive through their commands (the others' shapes are pinned).
+STORY_AGGREGATES: list[type[Aggregate]] = [Invoice, Payment, NumberSeries, DeferredMovements, ProviderEvent, Payout]
 LIBRARY_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-
-
-def event_classes(aggregate: type[Aggregate]) -> dict[str, type]:
-    """The concrete event classes an aggregate stores (not the abstract base `Event`)."""
-    return {
-        name: value
-        for name, value in vars(aggregate).items()
-        if isinstance(value, type) and issubclass(value, Aggregate.Event) and name != "Event"
-    }
+EXAMPLES = sorted(FIXTURES.glob("*/v*.json"))
 
 
 def every_invoice_event() -> list[Any]:
@@ -193,7 +201,7 @@ def test_the_invoice_topics_are_the_documented_ones() -> None:
 def test_the_stories_trigger_every_event_class() -> None:
     stories = every_invoice_event() + every_payment_and_series_event() + every_provider_event()
     triggered = {type(event) for event in stories}
-    declared = {cls for aggregate in AGGREGATES for cls in event_classes(aggregate).values()}
+    declared = {cls for aggregate in STORY_AGGREGATES for cls in event_classes(aggregate).values()}
     assert declared - triggered == set()
 
 
@@ -220,3 +228,67 @@ def test_the_plain_json_check_catches_tuples_enums_and_decimals() -> None:
     assert non_json_values([Colour.RED], "x") == ["x[0]: Colour"]
     assert non_json_values({"a": Decimal("1")}, "x") == ["x.a: Decimal"]
     assert non_json_values({"a": [1, "b", None, True, {"c": 2}]}, "x") == []
+
+
+# ------------------------------------------------------------------------------ pinned shapes
+
+
+def class_version(cls: type) -> int:
+    version = getattr(cls, "class_version", 1)
+    assert isinstance(version, int)
+    return version
+
+
+@pytest.fixture(scope="module")
+def mapper() -> Mapper[UUID]:
+    """The mapper of the application as it is composed (transcodings, upcasting), on no store."""
+    app = BillingApplication(clock=ManualClock(T0), env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    return app.mapper
+
+
+def test_the_walk_finds_every_aggregate_we_store() -> None:
+    names = {aggregate.__name__ for aggregate in AGGREGATES}
+    assert set(STORY_AGGREGATES) <= set(AGGREGATES)
+    assert {"Receipt", "UsageCatalog", "UsageCustomer", "UsageRecord", "Dunning", "MeterReporter"} <= names
+
+
+def test_every_topic_at_every_class_version_has_a_pinned_example() -> None:
+    missing = [
+        f"{cls.TOPIC} v{version}"  # type: ignore[attr-defined]
+        for cls in stored_event_classes()
+        for version in range(1, class_version(cls) + 1)
+        if not example_path(cls.TOPIC, version).exists()  # type: ignore[attr-defined]
+    ]
+    assert missing == [], "record an example of each (tests/event_examples.py says how) and commit it"
+
+
+def test_every_pinned_example_is_of_a_topic_we_still_store() -> None:
+    topics = {cls.TOPIC for cls in stored_event_classes()}  # type: ignore[attr-defined]
+    orphans = [str(path.relative_to(FIXTURES)) for path in EXAMPLES if path.parent.name not in topics]
+    assert orphans == [], "stored events of these topics could no longer be read"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.name}@{p.stem}")
+def test_a_pinned_example_loads_through_the_applications_mapper(path: Path, mapper: Mapper[UUID]) -> None:
+    example = read_example(path)
+    assert (example["topic"], f"v{example['class_version']}") == (path.parent.name, path.stem)
+    stored = StoredEvent(
+        originator_id=UUID(example["originator_id"]),
+        originator_version=example["originator_version"],
+        topic=example["topic"],
+        state=json.dumps(example["state"]).encode(),
+    )
+    event = mapper.to_domain_event(stored)
+    cls = resolve_topic(example["topic"])
+    assert type(event) is cls  # upcast to the current class, whatever version was stored
+    assert (event.originator_id, event.originator_version) == (stored.originator_id, stored.originator_version)
+    fields = {f.name for f in dataclasses.fields(cls)} - {"originator_id", "originator_version"}
+    missing = fields - set(vars(event))
+    assert not missing, f"{example['topic']} v{example['class_version']} loads without {sorted(missing)}: upcast it"
+    offences = [bad for name in fields - LIBRARY_FIELDS for bad in non_json_values(getattr(event, name), name)]
+    assert offences == []
+    if example["class_version"] == class_version(cls):
+        # The current shape is exactly the pinned one: a field added, renamed or dropped without
+        # a new class_version (and an upcaster from this one) fails here.
+        assert set(example["state"]) - {"class_version"} == fields
+        assert json.loads(mapper.to_stored_event(event).state) == example["state"]

@@ -17,6 +17,7 @@ import pytest
 from ledger.errors import (
     CurrencyMismatchError,
     DisputeExceedsPaidError,
+    DuplicatePaymentError,
     EmptyInvoiceError,
     InvalidAmountError,
     InvalidDateError,
@@ -925,7 +926,7 @@ def test_a_partial_payment_on_an_uncollectible_invoice_is_recovered_and_keeps_it
 def test_only_the_written_off_part_counts_as_recovered() -> None:
     invoice = uncollectible(1000, paid_first=300)
     assert invoice.written_off == 700
-    events = pay(invoice, 900, minute=70)
+    events = pay(invoice, 900, payment_id="pay_2", minute=70)
     assert kinds(events) == [Invoice.PaymentApplied, Invoice.Paid, Invoice.Overpaid]
     assert (events[0].recovered, events[2].amount) == (700, 200)
     assert (invoice.status, invoice.recovered, invoice.amount_overpaid) == ("paid", 700, 200)
@@ -985,3 +986,13 @@ def test_events_carry_the_invoice_id_and_consecutive_versions() -> None:
     assert [event.originator_id for event in events] == [invoice_id] * 3
     assert [event.originator_version for event in events] == [1, 2, 3]
     assert [event.timestamp for event in events] == [T0, at(1), at(2)]
+
+
+def test_a_payment_id_already_applied_is_refused_and_changes_nothing() -> None:
+    invoice = issued(1000)
+    pay(invoice, 600, payment_id="pay_1", cash_account=BANK)
+    with pytest.raises(DuplicatePaymentError) as raised:
+        pay(invoice, 600, payment_id="pay_1", cash_account=BANK, minute=22)
+    assert raised.value.payment_id == "pay_1"
+    assert (invoice.amount_paid, invoice.amount_due, invoice.payment_ids) == (600, 400, ["pay_1"])
+    assert drain(invoice) == []

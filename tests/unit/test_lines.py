@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import decimal
+import threading
+from collections.abc import Callable
 from decimal import Decimal
+from typing import TypeVar
 
 import pytest
 
@@ -10,6 +14,8 @@ from ledger.errors import InvalidAmountError, InvalidQuantityError, InvalidTaxRa
 from ledger.lines import Line, require_quantity
 from ledger.money import MAX_MINOR_UNITS
 from ledger.rounding import round_half_up
+
+T = TypeVar("T")
 
 
 def priced(
@@ -234,3 +240,34 @@ def test_a_line_whose_amount_plus_tax_is_beyond_the_limit_is_refused() -> None:
 def test_a_quantity_must_be_a_plain_decimal_string(text: str) -> None:
     with pytest.raises(InvalidQuantityError):
         require_quantity(text)
+
+
+# ------------------------------------------------------------------------------ the thread's context
+
+
+def _in_a_thread_of_precision(digits: int, work: Callable[[], T]) -> T:
+    """Run `work` in a fresh thread whose decimal context keeps `digits` significant digits."""
+    results: list[T] = []
+
+    def run() -> None:
+        decimal.getcontext().prec = digits
+        results.append(work())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return results[0]
+
+
+def test_a_large_line_is_priced_exactly_whatever_the_threads_decimal_precision() -> None:
+    # 123456.789123456 x 987654321 = 121932631234567.120853376 minor units: 24 significant digits.
+    line = _in_a_thread_of_precision(12, lambda: priced(quantity="123456.789123456", unit_amount=987_654_321))
+    assert line.amount == 121_932_631_234_567
+    assert line.quantity == "123456.789123456"  # its canonical text is not cut to 12 digits either
+    assert line == priced(quantity="123456.789123456", unit_amount=987_654_321)
+
+
+def test_a_large_lines_tax_is_exact_whatever_the_threads_decimal_precision() -> None:
+    line = _in_a_thread_of_precision(6, lambda: priced(quantity=1, unit_amount=987_654_321_987, tax_rate="7.125"))
+    assert line.tax == 70_370_370_442  # 987654321987 x 7.125 / 100 = 70370370441.57375, exact before rounding
+    assert line.tax == round_half_up(Decimal(987_654_321_987) * Decimal("0.07125"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
+import threading
 from decimal import Decimal
 
 import pytest
@@ -244,3 +246,19 @@ def test_money_does_not_combine_with_a_bare_number() -> None:
 def test_parse_accepts_only_plain_decimal_text(text: str) -> None:
     with pytest.raises(InvalidAmountError):
         Money.parse(text, "usd")
+
+
+def test_format_and_parse_are_exact_whatever_the_threads_decimal_precision() -> None:
+    shown: list[str] = []
+    read: list[Money] = []
+
+    def run() -> None:
+        decimal.getcontext().prec = 6
+        shown.append(Money(987_654_321_987_654, "usd").format())
+        read.append(Money.parse("9876543219876.54", "usd"))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert shown == ["9,876,543,219,876.54 USD"]
+    assert read == [Money(987_654_321_987_654, "usd")]

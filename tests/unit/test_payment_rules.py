@@ -21,7 +21,7 @@ from ledger.errors import (
     UnknownDisputeError,
 )
 from ledger.money import Money
-from ledger.payments import Payment, payment_id_for
+from ledger.payments import OFFLINE, Payment, offline_payment_id, payment_id_for, require_payment_reference
 from tests.unit.given import T0, at, drain
 
 INVOICE_ID = UUID("00000000-0000-4000-8000-0000000000aa")
@@ -388,3 +388,32 @@ def test_a_refund_id_is_applied_once() -> None:
     payment.refund(refund_id="re_1", amount=100, at=at(10))
     drain(payment)
     refused(payment, DuplicateRefundError, lambda: payment.refund(refund_id="re_1", amount=100, at=at(11)))
+
+
+# ------------------------------------------------------------------------------ offline payments
+
+
+def test_an_offline_payment_id_is_derived_from_the_invoice_and_the_reference() -> None:
+    first = offline_payment_id(INVOICE_ID, "BACS 88213")
+    assert first == offline_payment_id(INVOICE_ID, "BACS 88213")
+    assert first == offline_payment_id(INVOICE_ID, " BACS 88213 ")  # the same cheque, typed with a stray space
+    assert first != offline_payment_id(INVOICE_ID, "BACS 88214")
+    assert first != offline_payment_id(uuid4(), "BACS 88213")  # one reference may pay several invoices
+    assert first != payment_id_for(OFFLINE, "BACS 88213")
+
+
+def test_the_offline_payment_id_does_not_change_between_releases() -> None:
+    # A retry after an upgrade must find the payment recorded before it.
+    assert offline_payment_id(INVOICE_ID, "wire 42") == UUID("65466131-dcf1-5d5f-9792-2d2406021ae4")
+
+
+@pytest.mark.parametrize("reference", ["", "   ", None, 42, "x" * 256, "nul\x00"])
+def test_an_offline_payment_reference_is_non_empty_text_of_bounded_length(reference: object) -> None:
+    with pytest.raises(InvalidTextError) as raised:
+        require_payment_reference(reference)
+    assert raised.value.field == "reference"
+
+
+def test_an_offline_payment_reference_is_kept_without_surrounding_spaces() -> None:
+    assert require_payment_reference("  cheque 001234 ") == "cheque 001234"
+    assert require_payment_reference("x" * 255) == "x" * 255

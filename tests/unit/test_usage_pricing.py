@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import threading
 from decimal import Decimal
 
 import pytest
@@ -109,3 +111,25 @@ def test_malformed_terms_are_refused_naming_the_field(model: str, terms: dict[st
 def test_a_negative_quantity_cannot_be_priced() -> None:
     with pytest.raises(InvalidQuantityError):
         priced(GRADUATED, Decimal(-1))
+
+
+def test_usage_is_priced_exactly_whatever_the_threads_decimal_precision() -> None:
+    terms = require_terms("per_unit", {"unit_amount": "987.654321"})
+    totals: list[int] = []
+
+    def run() -> None:
+        decimal.getcontext().prec = 12
+        totals.append(priced(terms, Decimal("987654321.123456789")).total)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    # 987654321.123456789 x 987.654321 = 975461057911.903672112635269: 27 significant digits
+    assert totals == [975_461_057_912]
+
+
+def test_a_package_count_is_exact_when_the_size_does_not_divide_the_quantity() -> None:
+    terms = require_terms("package", {"package_size": 3, "package_amount": 100})
+    assert priced(terms, Decimal(1)).total == 100
+    assert priced(terms, Decimal("3.000000000001")).total == 200
+    assert priced(terms, Decimal(6)).total == 200
