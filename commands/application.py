@@ -644,6 +644,18 @@ class BillingApplication(Application[UUID]):
             return self.recorder.max_notification_id() or 0
 
 
+def _require_same_offline_payment(recorded: Payment, amount: Money) -> None:
+    """The reference was recorded before: the same money is the same payment, other money is a
+    clash the client must resolve (a typo in the reference, or in the amount)."""
+    if (recorded.amount, recorded.currency) != (amount.amount, amount.currency):
+        raise DuplicatePaymentError(
+            recorded.invoice_id,
+            recorded.id,
+            f" with reference {recorded.provider_payment_id!r} for {recorded.amount} {recorded.currency}, "
+            f"not {amount.amount} {amount.currency}",
+        )
+
+
 def _ingest(work: Work, delivery: Delivery, at: datetime) -> Ingested | BaseException:
     """One delivery of a batch: a duplicate is answered from its record; otherwise its steps run
     all or nothing and the event is recorded with what they did."""

@@ -158,9 +158,10 @@ def test_idempotency_survives_a_restart(make_app: AppFactory) -> None:
     first_app = make_app()
     invoice_id = first_app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
     first_app.issue(invoice_id)
-    payment = first_app.record_offline_payment(invoice_id, Money(40, "usd"), reference="w", idempotency_key="pay-1").result
+    paid = Money(40, "usd")
+    payment = first_app.record_offline_payment(invoice_id, paid, reference="w", idempotency_key="pay-1").result
     restarted = make_app()
-    again = restarted.record_offline_payment(invoice_id, Money(40, "usd"), reference="w", idempotency_key="pay-1").result
+    again = restarted.record_offline_payment(invoice_id, paid, reference="w", idempotency_key="pay-1").result
     assert again == payment
     assert restarted.invoice(invoice_id).amount_paid == 40
 
