@@ -134,7 +134,7 @@ def test_an_outcome_names_every_aggregate_the_command_changed(app: BillingApplic
     issued = app.issue(invoice_id)
     assert issued.result == "INV-000001"
     assert set(issued.versions) == {invoice_id, series_id("INV")}
-    paid = app.record_offline_payment(invoice_id, Money(100, "usd"))
+    paid = app.record_offline_payment(invoice_id, Money(100, "usd"), reference="cheque 1")
     assert set(paid.versions) == {invoice_id, paid.result}
     assert paid.version_of(invoice_id) == app.invoice(invoice_id).version
     other = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("y", 1, 50)]).result
@@ -333,11 +333,13 @@ def test_a_payment_cannot_be_initiated_on_a_draft(app: BillingApplication) -> No
 
 
 def test_an_offline_payment_retried_with_its_reference_records_the_money_once(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
-    first = app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference="BACS 88213")
+    first = app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference="BACS 88213").result
     before = _event_count(app)
-    again = app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference="BACS 88213")  # no key: a retry
+    again = app.record_offline_payment(
+        invoice_id, Money(4_000, "usd"), reference="BACS 88213"
+    ).result  # no key: a retry
     assert again == first
     assert _event_count(app) == before
     invoice = app.invoice(invoice_id)
@@ -346,29 +348,31 @@ def test_an_offline_payment_retried_with_its_reference_records_the_money_once(ap
 
 
 def test_the_same_reference_with_another_amount_is_refused(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     app.record_offline_payment(invoice_id, Money(4_000, "usd"), reference="cheque 1")
     before = _event_count(app)
     with pytest.raises(DuplicatePaymentError, match="4000"):
         app.record_offline_payment(invoice_id, Money(5_000, "usd"), reference="cheque 1")
     assert _event_count(app) == before
-    second = app.record_offline_payment(invoice_id, Money(5_000, "usd"), reference="cheque 2")
+    second = app.record_offline_payment(invoice_id, Money(5_000, "usd"), reference="cheque 2").result
     assert app.invoice(invoice_id).payment_ids[-1] == str(second)
 
 
 def test_the_same_reference_may_pay_another_invoice(app: BillingApplication) -> None:
-    ids = [app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]) for _ in range(2)]
+    ids = [
+        app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result for _ in range(2)
+    ]
     for invoice_id in ids:
         app.issue(invoice_id)
-    payments = {app.record_offline_payment(i, Money(10_000, "usd"), reference="one transfer") for i in ids}
+    payments = {app.record_offline_payment(i, Money(10_000, "usd"), reference="one transfer").result for i in ids}
     assert len(payments) == 2
     assert [app.invoice(i).status for i in ids] == ["paid", "paid"]
 
 
 @pytest.mark.parametrize("reference", ["", "  ", "x" * 256])
 def test_an_offline_payment_needs_a_reference(app: BillingApplication, reference: str) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     before = _event_count(app)
     with pytest.raises(InvalidTextError) as raised:
@@ -378,7 +382,7 @@ def test_an_offline_payment_needs_a_reference(app: BillingApplication, reference
 
 
 def test_an_offline_payment_honours_the_expected_version(app: BillingApplication) -> None:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)])
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 10_000)]).result
     app.issue(invoice_id)
     version = app.invoice(invoice_id).version
     app.record_offline_payment(invoice_id, Money(1_000, "usd"), reference="wire 1", expected_version=version)
@@ -389,4 +393,4 @@ def test_an_offline_payment_honours_the_expected_version(app: BillingApplication
     # The first request again, with the version it was sent with: the payment it recorded.
     assert app.record_offline_payment(
         invoice_id, Money(1_000, "usd"), reference="wire 1", expected_version=version
-    ) == offline_payment_id(invoice_id, "wire 1")
+    ).result == offline_payment_id(invoice_id, "wire 1")
