@@ -46,6 +46,8 @@ def _event(text: str) -> VerifiedEvent:
         body: Any = json.loads(text)
     except ValueError:
         raise WebhookRejectedError("the body is not JSON") from None
+    except RecursionError:  # a signed body nested 10,000 deep is a bad payload, not a server error
+        raise WebhookRejectedError("the body nests too deeply") from None
     if not isinstance(body, dict) or body.get("object") != "event":
         raise WebhookRejectedError("the body is not a Stripe event")
     event_id, event_type, created = body.get("id"), body.get("type"), body.get("created")

@@ -8,11 +8,11 @@ from typing import Any
 
 from tests.e2e.conftest import Api
 from tests.e2e.test_openapi import conforms
-from web.usage_openapi import NEW_METER, NEW_PRICE, NEW_USAGE_CUSTOMER
+from web.usage.models import NewMeter, NewPrice, NewUsageCustomer
 
-METER: dict[str, Any] = NEW_METER["examples"][0]
-PRICE: dict[str, Any] = NEW_PRICE["examples"][0]
-CUSTOMER: dict[str, Any] = NEW_USAGE_CUSTOMER["examples"][0]
+METER: dict[str, Any] = NewMeter.model_json_schema()["examples"][0]
+PRICE: dict[str, Any] = NewPrice.model_json_schema()["examples"][0]
+CUSTOMER: dict[str, Any] = NewUsageCustomer.model_json_schema()["examples"][0]
 
 
 def _record(identifier: str, quantity: object = 3, timestamp: str = "2026-01-15T10:00:00Z") -> dict[str, Any]:
