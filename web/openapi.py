@@ -135,14 +135,17 @@ def _schemas(endpoints: list[Endpoint]) -> dict[str, Schema]:
     for (kind, _mode), schema in tops.items():
         if "$ref" not in schema:
             schemas[kind.__name__] = schema
-    return _without_null_defaults(schemas)
+    cleaned: dict[str, Schema] = _without_null_defaults(schemas)
+    return cleaned
 
 
 def _without_null_defaults(schema: Any) -> Any:
     """`= None` on a field means "absent", not a value the field takes: not a documented default
     (where the field refuses null, a null default would contradict its own schema)."""
     if isinstance(schema, dict):
-        return {key: _without_null_defaults(value) for key, value in schema.items() if (key, value) != ("default", None)}
+        return {
+            key: _without_null_defaults(value) for key, value in schema.items() if (key, value) != ("default", None)
+        }
     if isinstance(schema, list):
         return [_without_null_defaults(value) for value in schema]
     return schema

@@ -129,7 +129,6 @@ def test_return_pages_can_be_chosen(api: Api, stripe_server: StripeServer) -> No
         ({"success_url": "https://" + "a" * 2050 + ".example"}, "success_url"),
         ({"success_url": 7}, "success_url"),
         ({"return_url": "https://acme.example"}, "return_url"),
-        (["https://acme.example"], "body"),
     ],
 )
 def test_bad_return_pages_are_refused(api: Api, stripe_server: StripeServer, body: Any, field: str) -> None:
@@ -144,7 +143,7 @@ def test_an_uncollectible_invoice_can_still_be_paid_and_a_partly_paid_one_for_wh
     api: Api, stripe_server: StripeServer
 ) -> None:
     invoice = _issued(api)
-    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 10_000})
+    paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": 10_000, "reference": "BT-1"})
     assert paid.status_code == 201, paid.text
     assert api.client.post(f"/api/invoices/{invoice['id']}/mark-uncollectible").status_code == 200
 
@@ -162,7 +161,9 @@ def test_only_an_invoice_with_something_to_pay_goes_to_checkout(
     else:
         invoice = _issued(api)
         if state == "paid":
-            paid = api.client.post(f"/api/invoices/{invoice['id']}/payments", json={"amount": invoice["amount_due"]})
+            paid = api.client.post(
+                f"/api/invoices/{invoice['id']}/payments", json={"amount": invoice["amount_due"], "reference": "BT-1"}
+            )
             assert paid.status_code == 201
         else:
             assert api.client.post(f"/api/invoices/{invoice['id']}/void").status_code == 200

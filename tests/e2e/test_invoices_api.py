@@ -197,7 +197,7 @@ def test_issue_pay_and_read_the_trail(api: Api) -> None:
         "wire 7781",
     )
     assert (after["amount_paid"], after["amount_due"]) == (6_000, 80_000)
-    rest = api.client.post(url + "/payments", json={"amount": 80_000, "currency": "usd"})
+    rest = api.client.post(url + "/payments", json={"amount": 80_000, "currency": "usd", "reference": "wire 7790"})
     assert rest.json()["invoice"]["status"] == "paid"
     trail = api.client.get(url + "/events").json()["data"]
     assert [e["type"] for e in trail] == [
@@ -219,13 +219,13 @@ def test_void_and_mark_uncollectible_follow_the_rules(api: Api) -> None:
     api.client.post(f"/api/invoices/{first}/issue")
     voided = api.client.post(f"/api/invoices/{first}/void")
     assert (voided.status_code, voided.json()["status"], voided.json()["amount_due"]) == (200, "void", 0)
-    _problem(api.client.post(f"/api/invoices/{first}/payments", json={"amount": 100}), 409)
+    _problem(api.client.post(f"/api/invoices/{first}/payments", json={"amount": 100, "reference": "BT-1"}), 409)
 
     second = _create(api).json()["id"]
     api.client.post(f"/api/invoices/{second}/issue")
     written_off = api.client.post(f"/api/invoices/{second}/mark-uncollectible")
     assert written_off.json()["status"] == "uncollectible"
-    recovered = api.client.post(f"/api/invoices/{second}/payments", json={"amount": 86_000})
+    recovered = api.client.post(f"/api/invoices/{second}/payments", json={"amount": 86_000, "reference": "BT-2"})
     assert recovered.json()["invoice"]["status"] == "paid"
     assert _fields(api.client.post(f"/api/invoices/{second}/void", json={"reason": "x"})) == {"reason": "unknown field"}
 
@@ -255,7 +255,12 @@ def test_payment_input_is_refused_by_field(api: Api, body: dict[str, Any], field
 def test_a_payment_in_another_currency_is_refused(api: Api) -> None:
     invoice = _create(api).json()["id"]
     api.client.post(f"/api/invoices/{invoice}/issue")
-    _problem(api.client.post(f"/api/invoices/{invoice}/payments", json={"amount": 100, "currency": "eur"}), 422)
+    _problem(
+        api.client.post(
+            f"/api/invoices/{invoice}/payments", json={"amount": 100, "currency": "eur", "reference": "BT-1"}
+        ),
+        422,
+    )
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -314,7 +319,7 @@ def test_every_bad_field_is_named_at_once(api: Api) -> None:
         (b'{"currency": NaN}', "application/json", 400),
         (b'{"currency": "usd", "currency": "eur"}', "application/json", 400),
         (b"\xff\xfe", "application/json", 400),
-        (b"[1, 2]", "application/json", 422),
+        (b"[1, 2]", "application/json", 400),  # not an object: not a request at all
         (b"currency=usd", "application/x-www-form-urlencoded", 415),
         (b"x" * (1024 * 1024 + 1), "application/json", 413),
     ],
@@ -362,8 +367,12 @@ def test_a_retry_with_the_same_key_returns_the_first_response(api: Api) -> None:
 
     pay_key = {"Idempotency-Key": "pay-1"}
     api.client.post(f"/api/invoices/{invoice_id}/issue")
-    paid = api.client.post(f"/api/invoices/{invoice_id}/payments", json={"amount": 700}, headers=pay_key)
-    repeat = api.client.post(f"/api/invoices/{invoice_id}/payments", json={"amount": 700}, headers=pay_key)
+    paid = api.client.post(
+        f"/api/invoices/{invoice_id}/payments", json={"amount": 700, "reference": "BT-7"}, headers=pay_key
+    )
+    repeat = api.client.post(
+        f"/api/invoices/{invoice_id}/payments", json={"amount": 700, "reference": "BT-7"}, headers=pay_key
+    )
     assert repeat.json() == paid.json()
     assert api.client.get(f"/api/invoices/{invoice_id}").json()["amount_paid"] == 700
 
@@ -393,7 +402,9 @@ def test_concurrent_payments_on_one_invoice_are_never_lost_or_doubled(api: Api) 
         amount, key = item
         with httpx.Client(base_url=api.base_url, headers=AUTH, timeout=60) as client:
             response = client.post(
-                f"/api/invoices/{invoice_id}/payments", json={"amount": amount}, headers={"Idempotency-Key": key}
+                f"/api/invoices/{invoice_id}/payments",
+                json={"amount": amount, "reference": key},
+                headers={"Idempotency-Key": key},
             )
         return response.status_code
 

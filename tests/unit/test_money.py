@@ -142,7 +142,10 @@ def test_parse_refuses_extra_decimals_even_past_the_default_decimal_precision() 
         Money.parse("1.0000000000000000000000000001", "usd")
 
 
-@pytest.mark.parametrize("text", ["abc", "", "   ", "1,000.00", "12.3.4", "12 usd", "$12", "NaN", "Infinity", "-inf", " 12.34 ", "١٢", "+5", "5\n"])
+@pytest.mark.parametrize(
+    "text",
+    ["abc", "", "   ", "1,000.00", "12.3.4", "12 usd", "$12", "NaN", "Infinity", "-inf", " 12.34 ", "١٢", "+5", "5\n"],
+)
 def test_parse_refuses_text_that_is_not_a_finite_decimal(text: str) -> None:
     with pytest.raises(InvalidAmountError):
         Money.parse(text, "usd")

@@ -208,7 +208,7 @@ class UsageRecordInput(Request):
     identifier: Annotated[str, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": IDENTIFIER_LIMIT})]
 
 
-class UsageBatch(Request):
+class NewUsageBatch(Request):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -304,7 +304,7 @@ class RecordOutcome(TypedDict):
 
 
 @with_config(CLOSED)
-class UsageAccepted(TypedDict):
+class UsageBatch(TypedDict):
     object: Literal["usage_batch"]
     accepted: int
     duplicates: int

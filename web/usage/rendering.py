@@ -102,7 +102,7 @@ def _period_json(customer: UsageCustomer, key: str) -> dict[str, Any]:
     }
 
 
-def accepted_json(accepted: UsageAccepted, records: list[object]) -> models.UsageAccepted:
+def accepted_json(accepted: UsageAccepted, records: list[object]) -> models.UsageBatch:
     duplicates = set(accepted.duplicates)
     return {
         "object": "usage_batch",

@@ -51,7 +51,7 @@ def routes() -> list[Route]:
             "closeUsagePeriod", "Close the next billing period into a draft invoice", 201, models.PeriodClosed,
             Empty, headers=key, problems=(*write, 404), response_headers=("Location",))),
         Endpoint("/api/usage", record_usage, "POST", Operation(
-            "recordUsage", "Record a batch of usage records", response=models.UsageAccepted, body=models.UsageBatch,
+            "recordUsage", "Record a batch of usage records", response=models.UsageBatch, body=models.NewUsageBatch,
             body_required=True, headers=key, problems=(*WRITE, 404))),
     ]  # fmt: skip
 
@@ -163,7 +163,7 @@ async def record_usage(request: Request) -> Response:
     """A batch of usage records: 200 naming each one accepted or duplicate; 422 (nothing stored)
     if any record is bad, each named as `records[i].field`."""
     services = services_of(request)
-    records = decode(models.UsageBatch, await read_json(request)).records
+    records = decode(models.NewUsageBatch, await read_json(request)).records
     key = idempotency_key_of(request)
     accepted = await _blocking(services.app.record_usage, records, idempotency_key=key)
     return JSONResponse(accepted_json(accepted, records))
