@@ -33,8 +33,20 @@ ALLOWED: dict[str, set[str]] = {
         "dotenv",
         "uvicorn",
         "starlette",
+        "rich",
     },
-    "web": {"ledger", "commands", "projections", "web", "adapters", "eventsourcing", "starlette"},
+    "web": {
+        "ledger",
+        "commands",
+        "projections",
+        "web",
+        "adapters",
+        "eventsourcing",
+        "starlette",
+        "pydantic",  # the request models and the OpenAPI schema (docs/adr/0015)
+        "pydantic_core",
+        "typing_extensions",
+    },
 }
 
 
