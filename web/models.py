@@ -140,7 +140,12 @@ METADATA_SCHEMA: dict[str, Any] = {
         f"of at most {METADATA_VALUE_LIMIT} characters (Stripe's limits)."
     ),
 }
-Metadata = Annotated[dict[str, str], PlainValidator(rule(require_metadata)), WithJsonSchema(METADATA_SCHEMA)]
+# null is no metadata (`require_metadata(None)` is {}): on a PATCH it clears them.
+Metadata = Annotated[
+    dict[str, str],
+    PlainValidator(rule(require_metadata)),
+    WithJsonSchema({**METADATA_SCHEMA, "type": ["object", "null"]}),
+]
 
 
 def Amount(description: str, *, minimum: int = -MAX_MINOR_UNITS) -> Any:
