@@ -8,11 +8,21 @@ each field with a domain rule is checked by that rule: nothing here restates a r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator, with_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+    with_config,
+)
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
@@ -39,7 +49,7 @@ from ledger.validation import (
 from projections.paging import MAX_PAGE
 from web.decoding import rule
 
-MAX_LINES_PER_REQUEST = min(250, MAX_LINES)
+MAX_LINES_PER_REQUEST = MAX_LINES  # a new invoice can be created whole
 REFERENCE_LIMIT = 255
 URL_LIMIT = 2048
 TAX_RATE_MAX = 100  # a percentage
@@ -247,6 +257,28 @@ def ReturnUrl(outcome: str) -> Any:
 # ------------------------------------------------------------------------------ request bodies
 
 
+def _not_null(value: object) -> object:
+    """For a field that may be absent but not null (a default is not validated; null is)."""
+    if value is None:
+        raise PydanticCustomError("not_null", "must not be null; leave the field out instead")
+    return value
+
+
+def _absent_not_null(*names: str, **extra: Any) -> Callable[[dict[str, Any]], None]:
+    """The schema of fields that may be left out but not sent as null (`_not_null`): pydantic
+    writes `X | None` as "X or null"; the document says X."""
+
+    def adjust(schema: dict[str, Any]) -> None:
+        for name in names:
+            field = schema["properties"][name]
+            options = [option for option in field.pop("anyOf", []) if option.get("type") != "null"]
+            if len(options) == 1:
+                field.update(options[0])
+        schema.update(extra)
+
+    return adjust
+
+
 class CustomerInput(Request):
     model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ap@acme.example", "name": "Acme Ltd"}]})
 
@@ -286,16 +318,17 @@ class InvoiceChanges(Request):
     """Only the fields given change."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"memo": "March services, revised", "due_date": "2026-04-15"}],
-            "minProperties": 1,
-        }
+        json_schema_extra=_absent_not_null(
+            "customer", examples=[{"memo": "March services, revised", "due_date": "2026-04-15"}], minProperties=1
+        )
     )
 
-    customer: CustomerInput | None = None
+    customer: CustomerInput | None = None  # absent: unchanged; null is refused (`_given`)
     due_date: Date | None = Field(None, description="YYYY-MM-DD; null removes the due date.")
     memo: Text(MEMO_LIMIT, "Free text printed on the invoice.", field="memo") = ""  # type: ignore[valid-type]
-    metadata: Metadata = Field(default_factory=dict, description="Replaces the metadata.")
+    metadata: Metadata = Field(default_factory=dict, description="Replaces the metadata; null clears them.")
+
+    _given = field_validator("customer", mode="before")(lambda value: _not_null(value))
 
     @model_validator(mode="after")
     def _something(self) -> InvoiceChanges:
@@ -329,10 +362,13 @@ class NewPayment(Request):
     same payment: a retry records nothing twice."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"amount": 80000, "currency": "usd", "reference": "BT-2026-0042"}]}
+        json_schema_extra=_absent_not_null(
+            "currency", examples=[{"amount": 80000, "currency": "usd", "reference": "BT-2026-0042"}]
+        )
     )
 
     amount: Amount("What was received, in integer minor units.", minimum=1)  # type: ignore[valid-type]
+    _given = field_validator("currency", mode="before")(lambda value: _not_null(value))
     currency: Currency | None = Field(None, description="Defaults to the invoice's; another one is refused.")
     reference: Text(REFERENCE_LIMIT, "The bank transfer's or cheque's reference.", field="reference", required=True)  # type: ignore[valid-type]
 
