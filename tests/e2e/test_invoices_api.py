@@ -276,6 +276,9 @@ def test_a_payment_in_another_currency_is_refused(api: Api) -> None:
         (lambda b: b["lines"][0].update(quantity=-1), "lines[0].quantity"),
         (lambda b: b["lines"][0].update(quantity=1.5), "lines[0].quantity"),
         (lambda b: b["lines"][0].update(quantity="1e3"), "lines[0].quantity"),
+        (lambda b: b["lines"][0].update(quantity="٣"), "lines[0].quantity"),  # was stored as 3
+        (lambda b: b["lines"][0].update(quantity=" 1 "), "lines[0].quantity"),  # was stored as 1
+        (lambda b: b["lines"][1].update(tax_rate="+20"), "lines[1].tax_rate"),
         (lambda b: b["lines"][1].update(tax_rate="120"), "lines[1].tax_rate"),
         (lambda b: b["lines"][0].update(colour="red"), "lines[0].colour"),
         (lambda b: b["lines"][0].pop("description"), "lines[0].description"),

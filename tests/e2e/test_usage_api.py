@@ -91,13 +91,21 @@ def test_each_bad_record_is_named_and_nothing_is_stored(api: Api) -> None:
         {**_record("unknown-meter"), "meter": "storage"},
         {**_record("zone-less"), "timestamp": "2026-01-15T10:00:00"},
         {**_record("extra"), "colour": "red"},
+        {**_record("arabic-indic"), "quantity": "٣"},  # was stored as 3
+        {**_record("padded"), "quantity": " 1 "},  # was stored as 1
     ]
     refused = api.client.post("/api/usage", json={"records": records})
     assert refused.status_code == 422
     assert refused.headers["content-type"] == "application/problem+json"
     conforms(refused.json(), "Problem")
     fields = {error["field"] for error in refused.json()["errors"]}
-    assert fields == {"records[1].quantity", "records[3].timestamp", "records[4].colour"}
+    assert fields == {
+        "records[1].quantity",
+        "records[3].timestamp",
+        "records[4].colour",
+        "records[5].quantity",
+        "records[6].quantity",
+    }
     unknown = api.client.post("/api/usage", json={"records": [records[2]]})
     assert [e["field"] for e in unknown.json()["errors"]] == ["records[0].meter"]
     assert api.client.get("/api/usage-customers/acme").json()["records"] == 0
