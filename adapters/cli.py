@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from rich.console import Console
+from rich.table import Table
+
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
 from adapters.demo import seed_demo
@@ -148,6 +151,14 @@ def _moment(text: str) -> datetime:
     return moment
 
 
+def _console() -> Console:
+    """stdout for tables: as wide as the terminal, or unbounded when piped (no wrapped rows)."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=1_000, no_color=True)
+    return console
+
+
 def _demo(args: argparse.Namespace) -> int:
     settings = Settings.from_environment()
     clock = ManualClock(datetime.now(tz=UTC))
@@ -155,15 +166,23 @@ def _demo(args: argparse.Namespace) -> int:
     seeded = seed_demo(app, clock)
     today = datetime.now(tz=UTC).date()
     print(f"Demo data in {settings.database_url}\n")
-    print(f"{'number':<12} {'status':<24} {'customer':<20} {'total':>18} {'paid':>18} {'due':>18}  story")
+    table = Table("number", "status", "customer", "total", "paid", "due", "story", box=None, pad_edge=False)
+    for column in table.columns[3:6]:
+        column.justify = "right"
     for item in seeded:
         inv = app.invoice(item.invoice_id)
         status = inv.status + (" (overdue)" if inv.is_overdue(today) else "")
         c = inv.currency
-        print(
-            f"{inv.number or '-':<12} {status:<24} {inv.customer['name'][:20]:<20} {money(inv.total, c):>18} "
-            f"{money(inv.amount_paid, c):>18} {money(inv.amount_due, c):>18}  {item.story}"
+        table.add_row(
+            inv.number or "-",
+            status,
+            inv.customer["name"][:20],
+            money(inv.total, c),
+            money(inv.amount_paid, c),
+            money(inv.amount_due, c),
+            item.story,
         )
+    _console().print(table)
     print("\nTry:")
     print(f"  .venv/bin/ledger invoice show {seeded[1].invoice_id}")
     before_refund = (datetime.now(tz=UTC) - timedelta(days=55)).date().isoformat()

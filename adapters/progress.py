@@ -1,36 +1,44 @@
-"""A one-line progress bar on stderr, redrawn at most ten times a second."""
+"""The CLI's progress bar (rich) on stderr.
+
+On a terminal it is rich's bar, with rate and time left. Anywhere else (a log file, a pipe, CI)
+it stays quiet: one line when the work starts and one when it ends, no redraws.
+"""
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import TextIO
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 
 class ProgressBar:
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(self, total: int, label: str, console: Console | None = None) -> None:
         self.total = max(total, 1)
         self.label = label
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.started = time.perf_counter()
-        self._drawn_at = 0.0
-        self._shown = -1
+        self.console = console or Console(stderr=True)
+        self._started = False
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
+        )
+        self._task = self._progress.add_task(label, total=self.total)
 
     def show(self, done: int) -> None:
-        now = time.perf_counter()
-        if done == self._shown or (now - self._drawn_at < 0.1 and done < self.total):
-            return
-        self._shown = done
-        self._drawn_at = now
-        share = min(done / self.total, 1.0)
-        filled = int(share * self.width)
-        rate = done / (now - self.started) if now > self.started else 0.0
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {share:6.1%} {done:,}/{self.total:,} ({rate:,.0f}/s)")
-        self.stream.flush()
+        if not self._started:
+            self._started = True
+            if self.console.is_terminal:
+                self._progress.start()
+            else:
+                self.console.print(f"{self.label}: {self.total:,} to replay", highlight=False)
+        self._progress.update(self._task, completed=min(done, self.total))
 
     def finish(self) -> None:
         self.show(self.total)
-        self.stream.write("\n")
-        self.stream.flush()
+        if self.console.is_terminal:
+            self._progress.stop()
+        else:
+            self.console.print(f"{self.label}: done", highlight=False)

@@ -47,7 +47,7 @@ from uuid import uuid4
 
 from bench.procs import Gate, Measured, Outcome, clock, run_workers
 from bench.report import fmt, table
-from web.openapi import EXAMPLE_INVOICE
+from web.models import EXAMPLE_INVOICE
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789abcdef"

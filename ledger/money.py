@@ -51,7 +51,7 @@ class Money:
         """Read a decimal string in major units ("12.34" usd -> 1234). Extra digits are refused."""
         if not isinstance(text, str):
             raise InvalidAmountError(f"expected a decimal string, got {type(text).__name__}")
-        major = parse_decimal(text)
+        major = parse_decimal(text, signed=True)
         if major is None:
             raise InvalidAmountError(f"{text!r} is not a decimal amount")
         with money_context():  # scaleb rounds to the context's precision: the money context traps it

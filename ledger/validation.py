@@ -66,7 +66,12 @@ def require_metadata(value: object, *, field: str = "metadata") -> dict[str, str
     return checked
 
 
-_PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# ASCII digits only, with an optional point; no padding, no exponent. `\d` would also match "٣"
+# (which Decimal reads as 3) and `$` a trailing newline, so neither is used: a quantity is
+# stored as the characters the client meant, or refused.
+_UNSIGNED_DECIMAL = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_SIGNED_DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+DECIMAL_TEXT_LIMIT = 40
 
 
 def require_date(value: object, *, field: str = "due_date") -> date:
@@ -82,15 +87,21 @@ def require_date(value: object, *, field: str = "due_date") -> date:
     raise InvalidDateError(f"{field} must be a date as YYYY-MM-DD, got {value!r}", field=field)
 
 
-def parse_decimal(value: object) -> Decimal | None:
-    """An int or a decimal string as a finite Decimal; None for anything else (floats too)."""
+def parse_decimal(value: object, *, signed: bool = False) -> Decimal | None:
+    """An int or a decimal string as a finite Decimal; None for anything else (floats too).
+
+    A string is ASCII digits with an optional point, at most DECIMAL_TEXT_LIMIT characters, and
+    a leading "-" only when `signed` (where negatives are allowed); an int keeps its sign, the
+    caller's range check decides.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return Decimal(value)
-    if isinstance(value, str) and len(value) <= 40 and _PLAIN_DECIMAL.match(value.strip()):
+    pattern = _SIGNED_DECIMAL if signed else _UNSIGNED_DECIMAL
+    if isinstance(value, str) and len(value) <= DECIMAL_TEXT_LIMIT and pattern.fullmatch(value):
         try:
-            number = Decimal(value.strip())
+            number = Decimal(value)
         except InvalidOperation:
             return None
         return number if number.is_finite() else None

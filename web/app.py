@@ -10,20 +10,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from ledger.errors import LedgerError
-from web import checkout, invoices, usage, webhooks
 from web.auth import BearerTokenAuth
 from web.body import BodyError
-from web.docs import docs_page
 from web.openapi import openapi_document
 from web.problems import on_http_error, on_ledger_error, on_unexpected_error, problem
+from web.routes import route_table
 from web.services import Services
 
 
@@ -44,15 +41,7 @@ def create_app(
                 on_shutdown()
 
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/docs", docs, methods=["GET"]),
-            *invoices.routes(),
-            *checkout.routes(),
-            *usage.routes(),
-            *webhooks.routes(),
-        ],
+        routes=route_table(),
         middleware=[Middleware(BearerTokenAuth, token=services.api_token)],
         exception_handlers={
             LedgerError: on_ledger_error,
@@ -63,27 +52,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.openapi = openapi_document()
     return app
 
 
 async def on_body_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, BodyError)
     return problem(error.status, error.title, error.detail, slug=error.title.lower().replace(" ", "-"))
-
-
-async def healthz(request: Request) -> Response:
-    """200 when the event store answers; 503 (problem+json) when it does not."""
-    services: Services = request.app.state.services
-    try:
-        head = await run_in_threadpool(services.app.head)
-    except LedgerError as error:
-        return problem(503, "Unhealthy", str(error), slug="store-unavailable", headers={"Retry-After": "1"})
-    return JSONResponse({"status": "ok", "database": "ok", "log_position": head})
-
-
-async def openapi(_: Request) -> Response:
-    return JSONResponse(openapi_document())
-
-
-async def docs(_: Request) -> Response:
-    return HTMLResponse(docs_page(openapi_document()))

@@ -14,9 +14,20 @@ from typing import Any
 
 from starlette.requests import Request
 
-from web.requests import FloatNumber
-
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class FloatNumber:
+    """A JSON number written with a fraction or exponent, kept as its text: never a float, and
+    not a str either, so that no field that wants text or an integer takes it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 class BodyError(Exception):
@@ -50,7 +61,7 @@ async def read_json(request: Request) -> Any:
     except RecursionError:
         raise BodyError(400, "Malformed JSON", "the body nests too deeply") from None
     try:  # a "\ud800" escape decodes to a lone surrogate: not a character, and no store can keep it
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        json.dumps(value, ensure_ascii=False, default=repr).encode("utf-8")
     except UnicodeEncodeError:
         raise BodyError(400, "Malformed JSON", "a \\u escape names a lone surrogate, not a character") from None
     return value

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,62 +21,32 @@ from starlette.routing import Route
 
 from commands.idempotency import receipt_id_for
 from commands.ports import CheckoutSession, PaymentProvider
-from ledger.errors import InvalidInputError, InvoiceNotFoundError, ProviderConfigurationError, StaleVersionError
+from ledger.errors import InvoiceNotFoundError, ProviderConfigurationError, StaleVersionError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
-from web import requests
+from web import models
 from web.body import read_json
-from web.invoices import idempotency_key_of, invoice_id_of, services_of
+from web.decoding import decode
+from web.invoices import expected_version_of, idempotency_key_of, invoice_id_of, services_of
+from web.operations import BODY, ON_INVOICE, Endpoint, Operation
 from web.render import invoice_json
-from web.requests import Errors, RequestInvalidError
 from web.services import Services
 
 PROVIDER = "stripe"
-URL_LIMIT = 2048
 
 
 def routes() -> list[Route]:
-    return [Route("/api/invoices/{invoice_id}/checkout", create_checkout, methods=["POST"])]
-
-
-@dataclass(frozen=True)
-class ReturnUrls:
-    success_url: str | None
-    cancel_url: str | None
-
-
-def return_urls(body: object) -> ReturnUrls:
-    """The optional body: `success_url` and `cancel_url`, absolute http(s) URLs."""
-    if body is None:
-        return ReturnUrls(None, None)
-    if not isinstance(body, dict):
-        raise RequestInvalidError([{"field": "body", "message": "must be a JSON object"}])
-    errors = Errors()
-    for name in sorted(set(body) - {"success_url", "cancel_url"}):
-        errors.add(name, "unknown field")
-    success_url = errors.check("success_url", lambda: _url(body.get("success_url"), "success_url"))
-    cancel_url = errors.check("cancel_url", lambda: _url(body.get("cancel_url"), "cancel_url"))
-    errors.raise_if_any()
-    return ReturnUrls(success_url, cancel_url)
-
-
-def _url(value: object, name: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInputError("must be a string", field=name)
-    if len(value) > URL_LIMIT:
-        raise InvalidInputError(f"must be at most {URL_LIMIT} characters", field=name)
-    if not value.isascii() or any(not character.isprintable() or character.isspace() for character in value):
-        raise InvalidInputError("must be a URL without spaces or control characters", field=name)
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018  (raises on a port that is not a number)
-    except ValueError:
-        raise InvalidInputError("is not a URL", field=name) from None
-    if not value.startswith(("http://", "https://")) or not parts.hostname:
-        raise InvalidInputError("must be an absolute http or https URL", field=name)
-    return value
+    operation = Operation(
+        "createCheckout",
+        "Open a Stripe Checkout page for what is due",
+        201,
+        models.CheckoutStarted,
+        models.CheckoutOptions,
+        headers=("If-Match", "Idempotency-Key"),
+        problems=(*ON_INVOICE, *BODY, 409, 412),
+        response_headers=("ETag",),
+    )
+    return [Endpoint("/api/invoices/{invoice_id}/checkout", create_checkout, "POST", operation)]
 
 
 async def create_checkout(request: Request) -> Response:
@@ -89,11 +57,11 @@ async def create_checkout(request: Request) -> Response:
     """
     services = services_of(request)
     invoice_id = invoice_id_of(request)
-    urls = return_urls(await read_json(request))
+    urls = decode(models.CheckoutOptions, await read_json(request))
     key = idempotency_key_of(request)
     if key is not None:
         receipt_id_for(key)  # the same limits as every other write's key (1 to 255 characters)
-    expected = requests.version(request.headers.get("if-match"))
+    expected = expected_version_of(request)
     base = (services.public_url or str(request.base_url)).rstrip("/")
 
     def run() -> Response:
@@ -111,7 +79,7 @@ async def create_checkout(request: Request) -> Response:
             expires_at=session.expires_at,
         )
         current = services.app.invoice(invoice.id)
-        body: dict[str, Any] = {
+        body: models.CheckoutStarted = {
             "checkout_url": session.url,
             "session_id": session.id,
             "expires_at": session.expires_at.isoformat().replace("+00:00", "Z"),

@@ -12,40 +12,158 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from commands.application import BillingApplication
+from commands.messages import NewLine
 from commands.runner import Outcome
 from ledger.errors import InvoiceNotFoundError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
-from web import requests
+from web import models
 from web.body import read_json
+from web.decoding import RequestInvalidError, decode
+from web.operations import ON_INVOICE, READ, UPDATE, WRITE, Endpoint, Operation
 from web.problems import problem
 from web.render import event_json, invoice_json, payment_json, row_json
 from web.rendered import Rendered
 from web.services import Services
 
 T = TypeVar("T")
+Q = TypeVar("Q", bound=BaseModel)
 
 
 def routes() -> list[Route]:
+    invoice, key, match = models.Invoice, ("Idempotency-Key",), ("Idempotency-Key", "If-Match")
+    etag = ("ETag",)
+
+    def change(operation_id: str, summary: str, body: type[Any] = models.Empty) -> Operation:
+        return Operation(
+            operation_id, summary, response=invoice, body=body, headers=match, problems=UPDATE, response_headers=etag
+        )
+
     return [
-        Route("/api/invoices", create_invoice, methods=["POST"]),
-        Route("/api/invoices", list_invoices, methods=["GET"]),
-        Route("/api/invoices/{invoice_id}", read_invoice, methods=["GET"]),
-        Route("/api/invoices/{invoice_id}", update_invoice, methods=["PATCH"]),
-        Route("/api/invoices/{invoice_id}", delete_invoice, methods=["DELETE"]),
-        Route("/api/invoices/{invoice_id}/lines", add_line, methods=["POST"]),
-        Route("/api/invoices/{invoice_id}/lines/{line_id}", remove_line, methods=["DELETE"]),
-        Route("/api/invoices/{invoice_id}/issue", issue_invoice, methods=["POST"]),
-        Route("/api/invoices/{invoice_id}/void", void_invoice, methods=["POST"]),
-        Route("/api/invoices/{invoice_id}/mark-uncollectible", mark_uncollectible, methods=["POST"]),
-        Route("/api/invoices/{invoice_id}/payments", record_payment, methods=["POST"]),
-        Route("/api/invoices/{invoice_id}/events", invoice_events, methods=["GET"]),
+        Endpoint(
+            "/api/invoices",
+            create_invoice,
+            "POST",
+            Operation(
+                "createInvoice",
+                "Create a draft invoice",
+                201,
+                invoice,
+                models.NewInvoice,
+                body_required=True,
+                headers=key,
+                problems=WRITE,
+                response_headers=("ETag", "Location"),
+            ),
+        ),
+        Endpoint(
+            "/api/invoices",
+            list_invoices,
+            "GET",
+            Operation(
+                "listInvoices",
+                "List invoices, newest first",
+                response=models.InvoiceList,
+                query=models.InvoiceListQuery,
+                problems=(*READ, 422),
+            ),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}",
+            read_invoice,
+            "GET",
+            Operation(
+                "getInvoice",
+                "Read an invoice (as it stands, or as it stood)",
+                response=invoice,
+                query=models.InvoiceReadQuery,
+                problems=(*ON_INVOICE, 422),
+                response_headers=etag,
+            ),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}",
+            update_invoice,
+            "PATCH",
+            change("updateInvoice", "Change a draft's customer, due date, memo or metadata", models.InvoiceChanges),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}",
+            delete_invoice,
+            "DELETE",
+            Operation("deleteInvoice", "Delete a draft", 204, None, models.Empty, headers=match, problems=UPDATE),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}/lines",
+            add_line,
+            "POST",
+            Operation(
+                "addLine",
+                "Add a line to a draft",
+                201,
+                invoice,
+                models.NewLine,
+                body_required=True,
+                headers=match,
+                problems=UPDATE,
+                response_headers=etag,
+            ),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}/lines/{line_id}",
+            remove_line,
+            "DELETE",
+            change("removeLine", "Remove a line from a draft"),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}/issue",
+            issue_invoice,
+            "POST",
+            change("issueInvoice", "Issue a draft: it gets its number and opens", models.IssueOptions),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}/void", void_invoice, "POST", change("voidInvoice", "Void an open invoice")
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}/mark-uncollectible",
+            mark_uncollectible,
+            "POST",
+            change("markUncollectible", "Write an open invoice off as uncollectible"),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}/payments",
+            record_payment,
+            "POST",
+            Operation(
+                "recordPayment",
+                "Record an offline payment (bank transfer, cheque)",
+                201,
+                models.PaymentRecorded,
+                models.NewPayment,
+                body_required=True,
+                headers=match,
+                problems=UPDATE,
+                response_headers=etag,
+            ),
+        ),
+        Endpoint(
+            "/api/invoices/{invoice_id}/events",
+            invoice_events,
+            "GET",
+            Operation(
+                "listInvoiceEvents",
+                "The invoice's audit trail: every event, oldest first",
+                response=models.EventList,
+                problems=ON_INVOICE,
+            ),
+        ),
     ]
 
 
@@ -74,8 +192,21 @@ def idempotency_key_of(request: Request) -> str | None:
     return request.headers.get("idempotency-key")
 
 
-def _expected(request: Request) -> int | None:
-    return requests.version(request.headers.get("if-match"))
+def expected_version_of(request: Request) -> int | None:
+    """`If-Match: 7` or `If-Match: "7"` (an ETag); None when absent."""
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    text = value.strip()
+    text = text.removeprefix("W/").strip('"')
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise RequestInvalidError([{"field": "If-Match", "message": 'must be the invoice\'s version, e.g. "3"'}])
+    return int(text)
+
+
+def _query(model: type[Q], request: Request) -> Q:
+    """The query string as `model`; a parameter given twice counts as its last value."""
+    return decode(model, dict(request.query_params))
 
 
 def _invoice_response(services: Services, invoice: Invoice, status: int = 200) -> Response:
@@ -106,14 +237,14 @@ def _at(app: BillingApplication, invoice_id: UUID, version: int | None) -> Invoi
 
 async def create_invoice(request: Request) -> Response:
     services = services_of(request)
-    new = requests.new_invoice(await read_json(request))
+    new = decode(models.NewInvoice, await read_json(request))
     key = idempotency_key_of(request)
 
     def run() -> Invoice:
         outcome = services.app.create_draft(
-            customer=new.customer,
+            customer=new.customer.model_dump(),
             currency=new.currency,
-            lines=new.lines,
+            lines=[NewLine(line.description, line.quantity, line.unit_amount, line.tax_rate) for line in new.lines],
             due_date=new.due_date,
             memo=new.memo,
             metadata=new.metadata,
@@ -126,47 +257,35 @@ async def create_invoice(request: Request) -> Response:
 
 async def list_invoices(request: Request) -> Response:
     services = services_of(request)
-    query = request.query_params
-    unknown = sorted(set(query) - {"status", "customer", "currency", "created_from", "created_to", "limit", "cursor"})
-    if unknown:
-        raise requests.RequestInvalidError([{"field": name, "message": "unknown query parameter"} for name in unknown])
-    limit = requests.limit(query.get("limit"))
-    created_from = requests.moment(query["created_from"], "created_from") if "created_from" in query else None
-    created_to = requests.moment(query["created_to"], "created_to") if "created_to" in query else None
-
-    filters = requests.invoice_filters(query.get("status"), query.get("customer"), query.get("currency"))
+    query = _query(models.InvoiceListQuery, request)
+    filters = {"status": query.status, "customer": query.customer, "currency": query.currency}
 
     def run() -> Any:
         services.read_models.catch_up()  # the caller's own writes show in the list
         return services.list_invoices(
             **filters,
-            created_from=created_from,
-            created_to=created_to,
-            limit=limit,
-            cursor=query.get("cursor") or None,
+            created_from=query.created_from,
+            created_to=query.created_to,
+            limit=query.limit,
+            cursor=query.cursor or None,
         )
 
     page = await _blocking(run)
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [row_json(row) for row in page.rows],
-            "has_more": page.next_cursor is not None,
-            "next_cursor": page.next_cursor,
-        }
-    )
+    body: models.InvoiceList = {
+        "object": "list",
+        "data": [row_json(row) for row in page.rows],
+        "has_more": page.next_cursor is not None,
+        "next_cursor": page.next_cursor,
+    }
+    return JSONResponse(body)
 
 
 async def read_invoice(request: Request) -> Response:
     services = services_of(request)
     invoice_id = invoice_id_of(request)
-    as_of = request.query_params.get("as_of")
-    unknown = sorted(set(request.query_params) - {"as_of"})
-    if unknown:
-        raise requests.RequestInvalidError([{"field": name, "message": "unknown query parameter"} for name in unknown])
-    if as_of is not None:
-        moment = requests.moment(as_of, "as_of")
-        invoice = await _blocking(services.app.invoice_as_of, invoice_id, moment)
+    query = _query(models.InvoiceReadQuery, request)
+    if query.as_of is not None:
+        invoice = await _blocking(services.app.invoice_as_of, invoice_id, query.as_of)
         return _invoice_response(services, invoice)
     if services.inline_reads:
         # One indexed read of a local file (~20 us) costs less than the trip to a worker
@@ -203,47 +322,48 @@ def _current_invoice(services: Services, invoice_id: UUID) -> Response:
 
 async def update_invoice(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
-    changes = requests.invoice_changes(await read_json(request))
+    changes = decode(models.InvoiceChanges, await read_json(request)).changes()
     return await _change(request, invoice_id, lambda app, options: app.change_details(invoice_id, **changes, **options))
 
 
 async def delete_invoice(request: Request) -> Response:
     services = services_of(request)
     invoice_id = invoice_id_of(request)
-    requests.empty(await read_json(request))
-    expected, key = _expected(request), idempotency_key_of(request)
+    decode(models.Empty, await read_json(request))
+    expected, key = expected_version_of(request), idempotency_key_of(request)
     await _blocking(services.app.delete_draft, invoice_id, expected_version=expected, idempotency_key=key)
     return Response(status_code=204)
 
 
 async def add_line(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
-    line = requests.new_line(await read_json(request))
+    given = decode(models.NewLine, await read_json(request))
+    line = NewLine(given.description, given.quantity, given.unit_amount, given.tax_rate)
     return await _change(request, invoice_id, lambda app, options: app.add_line(invoice_id, line, **options), 201)
 
 
 async def remove_line(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
     line_id = request.path_params["line_id"]
-    requests.empty(await read_json(request))
+    decode(models.Empty, await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.remove_line(invoice_id, line_id, **options))
 
 
 async def issue_invoice(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
-    due_date = requests.issue_options(await read_json(request))
+    due_date = decode(models.IssueOptions, await read_json(request)).due_date
     return await _change(request, invoice_id, lambda app, options: app.issue(invoice_id, due_date=due_date, **options))
 
 
 async def void_invoice(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
-    requests.empty(await read_json(request))
+    decode(models.Empty, await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.void(invoice_id, **options))
 
 
 async def mark_uncollectible(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
-    requests.empty(await read_json(request))
+    decode(models.Empty, await read_json(request))
     return await _change(request, invoice_id, lambda app, options: app.mark_uncollectible(invoice_id, **options))
 
 
@@ -257,7 +377,7 @@ async def _change(
     invoice as that command left it."""
     services = services_of(request)
     key = idempotency_key_of(request)
-    options = {"expected_version": _expected(request), "idempotency_key": key}
+    options = {"expected_version": expected_version_of(request), "idempotency_key": key}
 
     def run() -> Invoice:
         return _as_left(services.app, command(services.app, options), invoice_id)
@@ -269,8 +389,8 @@ async def record_payment(request: Request) -> Response:
     """An offline payment (bank transfer, cheque): 201 with the payment and the invoice after it."""
     services = services_of(request)
     invoice_id = invoice_id_of(request)
-    given = requests.offline_payment(await read_json(request))
-    expected, key = _expected(request), idempotency_key_of(request)
+    given = decode(models.NewPayment, await read_json(request))
+    expected, key = expected_version_of(request), idempotency_key_of(request)
 
     def run() -> Response:
         app = services.app
@@ -284,7 +404,10 @@ async def record_payment(request: Request) -> Response:
         )
         payment = app.payment(outcome.result, version=outcome.version_of(outcome.result))
         invoice = _at(app, invoice_id, outcome.version_of(invoice_id))
-        body = {"payment": payment_json(payment), "invoice": invoice_json(invoice, today=services.clock.now().date())}
+        body: models.PaymentRecorded = {
+            "payment": payment_json(payment),
+            "invoice": invoice_json(invoice, today=services.clock.now().date()),
+        }
         return JSONResponse(body, 201, headers={"ETag": f'"{invoice.version}"'})
 
     return await _blocking(run)
@@ -294,4 +417,5 @@ async def invoice_events(request: Request) -> Response:
     services = services_of(request)
     invoice_id = invoice_id_of(request)
     events = await _blocking(lambda: list(services.app.invoice_history(invoice_id)))
-    return JSONResponse({"object": "list", "invoice_id": str(invoice_id), "data": [event_json(e) for e in events]})
+    body: models.EventList = {"object": "list", "invoice_id": str(invoice_id), "data": [event_json(e) for e in events]}
+    return JSONResponse(body)

@@ -1,4 +1,5 @@
-"""The JSON shapes of the API: an invoice, a payment, an event of the audit trail, a list row.
+"""The JSON shapes of the API: an invoice, a payment, an event of the audit trail, a list row,
+each a TypedDict of web/models.py (mypy holds this module to the documented shapes).
 
 Money is integer minor units beside its `currency`; moments are ISO 8601 in UTC; dates are
 YYYY-MM-DD. Quantities and tax rates are decimal strings, as given.
@@ -13,6 +14,7 @@ from typing import Any
 
 from ledger.invoices import Invoice
 from ledger.payments import Payment
+from web import models
 
 _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
@@ -25,7 +27,7 @@ def moment(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def invoice_json(invoice: Invoice, *, today: date | None = None) -> dict[str, Any]:
+def invoice_json(invoice: Invoice, *, today: date | None = None) -> models.Invoice:
     return {
         "id": str(invoice.id),
         "object": "invoice",
@@ -33,7 +35,7 @@ def invoice_json(invoice: Invoice, *, today: date | None = None) -> dict[str, An
         "status": invoice.status,
         "overdue": invoice.is_overdue(today) if today is not None else None,
         "currency": invoice.currency,
-        "customer": dict(invoice.customer),
+        "customer": {"email": invoice.customer["email"], "name": invoice.customer["name"]},
         "lines": [
             {
                 "id": line.line_id,
@@ -59,7 +61,7 @@ def invoice_json(invoice: Invoice, *, today: date | None = None) -> dict[str, An
         "due_date": invoice.due_date,
         "memo": invoice.memo,
         "metadata": dict(invoice.metadata),
-        "failed_attempts": [dict(attempt) for attempt in invoice.failed_attempts],
+        "failed_attempts": [_attempt(attempt) for attempt in invoice.failed_attempts],
         "version": invoice.version,
         "created_at": moment(invoice.created_on),
         "updated_at": moment(invoice.modified_on),
@@ -68,7 +70,16 @@ def invoice_json(invoice: Invoice, *, today: date | None = None) -> dict[str, An
     }
 
 
-def payment_json(payment: Payment) -> dict[str, Any]:
+def _attempt(attempt: dict[str, str]) -> models.FailedAttempt:
+    return {
+        "payment_id": attempt["payment_id"],
+        "code": attempt["code"],
+        "message": attempt["message"],
+        "at": attempt["at"],
+    }
+
+
+def payment_json(payment: Payment) -> models.Payment:
     return {
         "id": str(payment.id),
         "object": "payment",
@@ -86,7 +97,7 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     }
 
 
-def event_json(event: Invoice.Event) -> dict[str, Any]:
+def event_json(event: Invoice.Event) -> models.Event:
     data: dict[str, Any] = {}
     if is_dataclass(event):
         data = {f.name: _plain(getattr(event, f.name)) for f in fields(event) if f.name not in _BASE_FIELDS}
@@ -98,7 +109,7 @@ def event_json(event: Invoice.Event) -> dict[str, Any]:
     }
 
 
-def row_json(row: dict[str, Any]) -> dict[str, Any]:
+def row_json(row: dict[str, Any]) -> models.InvoiceSummary:
     """A row of the invoice_status read model, as a list item."""
     return {
         "id": row["invoice_id"],

@@ -22,13 +22,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from commands.provider_events import WebhookRejectedError
+from web import models
 from web.body import read_raw
+from web.operations import Endpoint, Operation
 from web.problems import problem
 from web.services import Services
 
 
 def routes() -> list[Route]:
-    return [Route("/webhooks/stripe", stripe_webhook, methods=["POST"])]
+    operation = Operation(
+        "receiveStripeWebhook",
+        "Receive a Stripe event (signed; no bearer token)",
+        response=models.WebhookReceived,
+        headers=("Stripe-Signature",),
+        problems=(400, 413, 503),
+        secured=False,
+    )
+    return [Endpoint("/webhooks/stripe", stripe_webhook, "POST", operation)]
 
 
 async def stripe_webhook(request: Request) -> Response:
@@ -48,4 +58,10 @@ async def stripe_webhook(request: Request) -> Response:
     except WebhookRejectedError as error:
         return problem(400, "Webhook rejected", str(error), slug="webhook-rejected")
     done = await run_in_threadpool(services.ingestion.ingest, event)
-    return JSONResponse({"received": True, "duplicate": done.duplicate, "id": event.event_id, "outcome": done.outcome})
+    body: models.WebhookReceived = {
+        "received": True,
+        "duplicate": done.duplicate,
+        "id": event.event_id,
+        "outcome": done.outcome,
+    }
+    return JSONResponse(body)

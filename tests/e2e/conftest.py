@@ -27,7 +27,7 @@ from tests.conftest import AppFactory
 from tests.served import ServedApp
 from tests.stripe_server import API_KEY, StripeServer
 from web.app import create_app
-from web.openapi import EXAMPLE_INVOICE
+from web.models import EXAMPLE_INVOICE
 from web.services import Services
 
 TOKEN = "test-token-0123456789"

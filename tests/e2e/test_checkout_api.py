@@ -129,7 +129,6 @@ def test_return_pages_can_be_chosen(api: Api, stripe_server: StripeServer) -> No
         ({"success_url": "https://" + "a" * 2050 + ".example"}, "success_url"),
         ({"success_url": 7}, "success_url"),
         ({"return_url": "https://acme.example"}, "return_url"),
-        (["https://acme.example"], "body"),
     ],
 )
 def test_bad_return_pages_are_refused(api: Api, stripe_server: StripeServer, body: Any, field: str) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from tests.e2e.conftest import Api
 from tests.e2e.test_openapi import conforms
-from web.usage_openapi import NEW_METER, NEW_PRICE, NEW_USAGE_CUSTOMER
+from web.usage.models import NewMeter, NewPrice, NewUsageCustomer
 
-METER: dict[str, Any] = NEW_METER["examples"][0]
-PRICE: dict[str, Any] = NEW_PRICE["examples"][0]
-CUSTOMER: dict[str, Any] = NEW_USAGE_CUSTOMER["examples"][0]
+METER: dict[str, Any] = NewMeter.model_json_schema()["examples"][0]
+PRICE: dict[str, Any] = NewPrice.model_json_schema()["examples"][0]
+CUSTOMER: dict[str, Any] = NewUsageCustomer.model_json_schema()["examples"][0]
 
 
 def _record(identifier: str, quantity: object = 3, timestamp: str = "2026-01-15T10:00:00Z") -> dict[str, Any]:
@@ -91,13 +91,21 @@ def test_each_bad_record_is_named_and_nothing_is_stored(api: Api) -> None:
         {**_record("unknown-meter"), "meter": "storage"},
         {**_record("zone-less"), "timestamp": "2026-01-15T10:00:00"},
         {**_record("extra"), "colour": "red"},
+        {**_record("arabic-indic"), "quantity": "٣"},  # was stored as 3
+        {**_record("padded"), "quantity": " 1 "},  # was stored as 1
     ]
     refused = api.client.post("/api/usage", json={"records": records})
     assert refused.status_code == 422
     assert refused.headers["content-type"] == "application/problem+json"
     conforms(refused.json(), "Problem")
     fields = {error["field"] for error in refused.json()["errors"]}
-    assert fields == {"records[1].quantity", "records[3].timestamp", "records[4].colour"}
+    assert fields == {
+        "records[1].quantity",
+        "records[3].timestamp",
+        "records[4].colour",
+        "records[5].quantity",
+        "records[6].quantity",
+    }
     unknown = api.client.post("/api/usage", json={"records": [records[2]]})
     assert [e["field"] for e in unknown.json()["errors"]] == ["records[0].meter"]
     assert api.client.get("/api/usage-customers/acme").json()["records"] == 0

@@ -87,7 +87,7 @@ def plain(number: Decimal) -> str:
 quantities = st.one_of(
     st.integers(1, 40),
     st.decimals(min_value="0.001", max_value="40", places=3, allow_nan=False, allow_infinity=False).map(plain),
-    st.sampled_from(["0.5", "2.5", "1.005", "0.125", "3.333", " 2 ", "2.50"]),
+    st.sampled_from(["0.5", "2.5", "1.005", "0.125", "3.333", "2.50"]),
 )
 unit_amounts = st.one_of(
     st.integers(1, 20_000),
@@ -107,8 +107,9 @@ new_lines = st.builds(
     unit_amount=unit_amounts,
     tax_rate=tax_rates,
 )
+BAD_QUANTITIES = [0, -1, "0", "-2.5", "abc", "NaN", "1E+1", " 2 ", "٣"]  # padding and other digits too
 invalid_lines = st.one_of(
-    st.builds(NewLine, description=st.just("x"), quantity=st.sampled_from([0, -1, "0", "-2.5", "abc", "NaN", "1E+1"]),
+    st.builds(NewLine, description=st.just("x"), quantity=st.sampled_from(BAD_QUANTITIES),
               unit_amount=st.just(100)),
     st.builds(NewLine, description=st.just("x"), quantity=st.just(1.5), unit_amount=st.just(100)),  # a float
     st.builds(NewLine, description=st.just("x"), quantity=st.just(1), unit_amount=st.just(100),

@@ -11,9 +11,11 @@ from typing import TypeVar
 import pytest
 
 from ledger.errors import InvalidAmountError, InvalidQuantityError, InvalidTaxRateError, InvalidTextError
-from ledger.lines import Line, require_quantity
+from ledger.lines import Line, require_quantity, require_tax_rate
 from ledger.money import MAX_MINOR_UNITS
 from ledger.rounding import round_half_up
+from ledger.usage.meters import require_usage_quantity
+from ledger.validation import parse_decimal
 
 T = TypeVar("T")
 
@@ -148,7 +150,6 @@ def test_as_event_fields_carries_every_field_as_plain_values() -> None:
     [
         (1, "1"),
         ("1", "1"),
-        (" 2.5 ", "2.5"),
         ("0.000000000001", "0.000000000001"),
         ("1000000000", "1000000000"),
         (1_000_000_000, "1000000000"),
@@ -271,3 +272,21 @@ def test_a_large_lines_tax_is_exact_whatever_the_threads_decimal_precision() -> 
     line = _in_a_thread_of_precision(6, lambda: priced(quantity=1, unit_amount=987_654_321_987, tax_rate="7.125"))
     assert line.tax == 70_370_370_442  # 987654321987 x 7.125 / 100 = 70370370441.57375, exact before rounding
     assert line.tax == round_half_up(Decimal(987_654_321_987) * Decimal("0.07125"))
+
+
+@pytest.mark.parametrize("text", ["٣", "１", "3\u0663", " 1 ", "1 ", "\t1", "1\n", "+1", "²"])
+def test_a_quantity_is_ascii_digits_without_padding_or_sign(text: str) -> None:
+    # "٣" was stored as 3 and " 1 " as 1: a decimal string is ASCII digits and a point, nothing else.
+    with pytest.raises(InvalidQuantityError):
+        require_quantity(text)
+    with pytest.raises(InvalidQuantityError):
+        require_usage_quantity(text)
+    with pytest.raises(InvalidTaxRateError):
+        require_tax_rate(text)
+
+
+def test_a_negative_decimal_string_is_read_only_where_negatives_are_allowed() -> None:
+    assert parse_decimal("-1.5", signed=True) == Decimal("-1.5")
+    assert parse_decimal("-1.5") is None
+    assert parse_decimal("+1.5", signed=True) is None
+    assert parse_decimal("٣", signed=True) is None

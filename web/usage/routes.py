@@ -5,38 +5,61 @@ period into a draft invoice. Parse -> command or query -> render; writes take
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ledger.errors import MeterNotFoundError
-from web import usage_requests
+from ledger.errors import InvalidInputError, MeterNotFoundError
+from ledger.usage.pricing import require_terms
 from web.body import read_json
+from web.decoding import RequestInvalidError, decode
 from web.invoices import _blocking, idempotency_key_of, services_of
+from web.models import Empty
+from web.operations import READ, WRITE, Endpoint, Operation
 from web.render import invoice_json
-from web.requests import empty
-from web.usage_render import accepted_json, meter_json, price_json, usage_customer_json
+from web.usage import models
+from web.usage.rendering import accepted_json, meter_json, price_json, usage_customer_json
 
 
 def routes() -> list[Route]:
+    key, write = ("Idempotency-Key",), (*WRITE, 409)
     return [
-        Route("/api/meters", create_meter, methods=["POST"]),
-        Route("/api/meters", list_meters, methods=["GET"]),
-        Route("/api/meters/{key}", read_meter, methods=["GET"]),
-        Route("/api/prices", create_price, methods=["POST"]),
-        Route("/api/prices", list_prices, methods=["GET"]),
-        Route("/api/prices/{key}", read_price, methods=["GET"]),
-        Route("/api/usage-customers", create_usage_customer, methods=["POST"]),
-        Route("/api/usage-customers/{key}", read_usage_customer, methods=["GET"]),
-        Route("/api/usage-customers/{key}/close-period", close_period, methods=["POST"]),
-        Route("/api/usage", record_usage, methods=["POST"]),
-    ]
+        Endpoint("/api/meters", create_meter, "POST", Operation(
+            "createMeter", "Define a meter", 201, models.Meter, models.NewMeter, body_required=True, headers=key,
+            problems=write, response_headers=("Location",))),
+        Endpoint("/api/meters", list_meters, "GET", Operation(
+            "listMeters", "List the meters", response=models.MeterList)),
+        Endpoint("/api/meters/{key}", read_meter, "GET", Operation(
+            "getMeter", "Read a meter", response=models.Meter, problems=(*READ, 404))),
+        Endpoint("/api/prices", create_price, "POST", Operation(
+            "createPrice", "Define a metered price", 201, models.Price, models.NewPrice, body_required=True,
+            headers=key, problems=write, response_headers=("Location",))),
+        Endpoint("/api/prices", list_prices, "GET", Operation(
+            "listPrices", "List the prices", response=models.PriceList)),
+        Endpoint("/api/prices/{key}", read_price, "GET", Operation(
+            "getPrice", "Read a price", response=models.Price, problems=(*READ, 404))),
+        Endpoint("/api/usage-customers", create_usage_customer, "POST", Operation(
+            "createUsageCustomer", "Set up a customer billed for usage", 201, models.UsageCustomer,
+            models.NewUsageCustomer, body_required=True, headers=key, problems=write,
+            response_headers=("Location",))),
+        Endpoint("/api/usage-customers/{key}", read_usage_customer, "GET", Operation(
+            "getUsageCustomer", "Read a usage customer and its periods", response=models.UsageCustomer,
+            problems=(*READ, 404))),
+        Endpoint("/api/usage-customers/{key}/close-period", close_period, "POST", Operation(
+            "closeUsagePeriod", "Close the next billing period into a draft invoice", 201, models.PeriodClosed,
+            Empty, headers=key, problems=(*write, 404), response_headers=("Location",))),
+        Endpoint("/api/usage", record_usage, "POST", Operation(
+            "recordUsage", "Record a batch of usage records", response=models.UsageBatch, body=models.NewUsageBatch,
+            body_required=True, headers=key, problems=(*WRITE, 404))),
+    ]  # fmt: skip
 
 
 async def create_meter(request: Request) -> Response:
     """Define a meter: 201 with it; 409 if the key is taken (meters never change)."""
     services = services_of(request)
-    new = usage_requests.new_meter(await read_json(request))
+    new = decode(models.NewMeter, await read_json(request))
     key = idempotency_key_of(request)
 
     def run() -> Response:
@@ -52,7 +75,8 @@ async def create_meter(request: Request) -> Response:
 async def list_meters(request: Request) -> Response:
     services = services_of(request)
     catalog = await _blocking(services.app.usage.catalog)
-    return JSONResponse({"object": "list", "data": [meter_json(m) for _, m in sorted(catalog.meters.items())]})
+    body: models.MeterList = {"object": "list", "data": [meter_json(m) for _, m in sorted(catalog.meters.items())]}
+    return JSONResponse(body)
 
 
 async def read_meter(request: Request) -> Response:
@@ -67,12 +91,13 @@ async def read_meter(request: Request) -> Response:
 async def create_price(request: Request) -> Response:
     """Define a metered price: 201 with it; 409 if the key is taken (prices never change)."""
     services = services_of(request)
-    new = usage_requests.new_price(await read_json(request))
+    new = decode(models.NewPrice, await read_json(request))
+    terms = _terms(new)
     key = idempotency_key_of(request)
 
     def run() -> Response:
         price_key = services.app.usage.define_price(
-            key=new.key, meter=new.meter, currency=new.currency, model=new.model, terms=new.terms, idempotency_key=key
+            key=new.key, meter=new.meter, currency=new.currency, model=new.model, terms=terms, idempotency_key=key
         ).result
         definition = services.app.usage.catalog().price(price_key)
         return JSONResponse(price_json(definition), 201, headers={"Location": f"/api/prices/{price_key}"})
@@ -83,7 +108,8 @@ async def create_price(request: Request) -> Response:
 async def list_prices(request: Request) -> Response:
     services = services_of(request)
     catalog = await _blocking(services.app.usage.catalog)
-    return JSONResponse({"object": "list", "data": [price_json(p) for _, p in sorted(catalog.prices.items())]})
+    body: models.PriceList = {"object": "list", "data": [price_json(p) for _, p in sorted(catalog.prices.items())]}
+    return JSONResponse(body)
 
 
 async def read_price(request: Request) -> Response:
@@ -92,16 +118,26 @@ async def read_price(request: Request) -> Response:
     return JSONResponse(price_json(catalog.price(request.path_params["key"])))
 
 
+def _terms(new: models.NewPrice) -> dict[str, Any]:
+    """The price's terms, checked here by the domain's rule so that a bad term is named as a field."""
+    terms = new.terms()
+    try:
+        require_terms(new.model, terms)
+    except InvalidInputError as error:
+        raise RequestInvalidError([{"field": error.field or "model", "message": str(error)}]) from None
+    return terms
+
+
 async def create_usage_customer(request: Request) -> Response:
     """Set up a customer billed for usage: 201 with it."""
     services = services_of(request)
-    new = usage_requests.new_usage_customer(await read_json(request))
+    new = decode(models.NewUsageCustomer, await read_json(request))
     key = idempotency_key_of(request)
 
     def run() -> Response:
         customer_key = services.app.usage.set_up_customer(
             key=new.key,
-            customer=new.customer,
+            customer=new.customer.model_dump(),
             currency=new.currency,
             timezone=new.timezone,
             prices=new.prices,
@@ -127,7 +163,7 @@ async def record_usage(request: Request) -> Response:
     """A batch of usage records: 200 naming each one accepted or duplicate; 422 (nothing stored)
     if any record is bad, each named as `records[i].field`."""
     services = services_of(request)
-    records = usage_requests.usage_records(await read_json(request))
+    records = decode(models.NewUsageBatch, await read_json(request)).records
     key = idempotency_key_of(request)
     outcome = await _blocking(services.app.usage.record, records, idempotency_key=key)
     return JSONResponse(accepted_json(outcome.result, records))
@@ -137,7 +173,7 @@ async def close_period(request: Request) -> Response:
     """Close the customer's next billing period into a draft invoice: 201 with its id and the draft;
     409 if that period has not ended."""
     services = services_of(request)
-    empty(await read_json(request))
+    decode(Empty, await read_json(request))
     customer_key = request.path_params["key"]
     key = idempotency_key_of(request)
 
@@ -146,7 +182,7 @@ async def close_period(request: Request) -> Response:
         outcome = app.usage.close_period(customer_key, idempotency_key=key)
         closed = outcome.result
         invoice = app.invoice(closed.invoice_id, version=outcome.version_of(closed.invoice_id))
-        body = {
+        body: models.PeriodClosed = {
             "object": "period_closed",
             "invoice_id": str(closed.invoice_id),
             "period_start": closed.period_start,

@@ -1,4 +1,5 @@
-"""The JSON shapes of the usage API: a meter, a price, a usage customer with its periods."""
+"""The JSON shapes of the usage API (web/usage/models.py): a meter, a price, a usage customer with
+its periods, a batch's outcome."""
 
 from __future__ import annotations
 
@@ -10,26 +11,41 @@ from ledger.usage.meters import quantity_of
 from ledger.usage.periods import Period, local_dates, moment_text, parse_moment, period_containing
 from ledger.usage.pricing import price
 from ledger.validation import canonical_decimal
+from web.usage import models
 
 
-def meter_json(meter: dict[str, Any]) -> dict[str, Any]:
-    return {"object": "meter", **{k: meter[k] for k in ("key", "name", "event_name", "aggregation", "created_at")}}
-
-
-def price_json(definition: dict[str, Any]) -> dict[str, Any]:
-    terms = {k: v for k, v in definition["terms"].items() if k != "model"}
+def meter_json(meter: dict[str, Any]) -> models.Meter:
     return {
+        "object": "meter",
+        "key": meter["key"],
+        "name": meter["name"],
+        "event_name": meter["event_name"],
+        "aggregation": meter["aggregation"],
+        "created_at": meter["created_at"],
+    }
+
+
+def price_json(definition: dict[str, Any]) -> models.Price:
+    terms = definition["terms"]
+    body: models.Price = {
         "object": "price",
         "key": definition["key"],
         "meter": definition["meter"],
         "currency": definition["currency"],
-        "model": definition["terms"]["model"],
-        **terms,
+        "model": terms["model"],
         "created_at": definition["created_at"],
     }
+    if "unit_amount" in terms:
+        body["unit_amount"] = terms["unit_amount"]
+    if "package_size" in terms:
+        body["package_size"] = terms["package_size"]
+        body["package_amount"] = terms["package_amount"]
+    if "tiers" in terms:
+        body["tiers"] = terms["tiers"]
+    return body
 
 
-def usage_customer_json(customer: UsageCustomer) -> dict[str, Any]:
+def usage_customer_json(customer: UsageCustomer) -> models.UsageCustomer:
     periods = sorted(set(customer.usage) | set(customer.closed) | {customer.next_period.key})
     return {
         "object": "usage_customer",
@@ -86,7 +102,7 @@ def _period_json(customer: UsageCustomer, key: str) -> dict[str, Any]:
     }
 
 
-def accepted_json(accepted: UsageAccepted, records: list[object]) -> dict[str, Any]:
+def accepted_json(accepted: UsageAccepted, records: list[object]) -> models.UsageBatch:
     duplicates = set(accepted.duplicates)
     return {
         "object": "usage_batch",

@@ -1,0 +1,92 @@
+"""The routes about the service itself, served without a token: health, the OpenAPI document and
+its interactive viewer.
+
+`/docs` is Swagger UI 5 (it reads OpenAPI 3.1), its assets installed from PyPI with the
+`swagger-ui-py` package and served by this app from `/docs/assets/`: the page works offline and
+behind a firewall, and the bearer token is set in the page (Authorize) to try requests.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from ledger.errors import LedgerError
+from web import models
+from web.operations import Endpoint, Operation
+from web.problems import problem
+from web.services import Services
+
+# Only what the page loads; the package also ships Swagger Editor, which is not served.
+ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Endpoint("/healthz", healthz, "GET", Operation(
+            "health", "Is the service up, and does the event store answer?", response=models.Health,
+            problems=(503,), secured=False)),
+        Endpoint("/openapi.json", openapi, "GET", Operation(
+            "openapi", "This document", response=None, problems=(), secured=False)),
+        Endpoint("/docs", docs, "GET", Operation(
+            "docs", "The interactive API documentation (Swagger UI)", response=None, problems=(), secured=False,
+            media_type="text/html")),
+        Mount("/docs/assets", app=StaticFiles(directory=assets_directory()), name="docs-assets"),
+    ]  # fmt: skip
+
+
+def assets_directory() -> Path:
+    return Path(str(files("swagger_ui") / "static"))
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the event store answers; 503 (problem+json) when it does not."""
+    services: Services = request.app.state.services
+    try:
+        head = await run_in_threadpool(services.app.head)
+    except LedgerError as error:
+        return problem(503, "Unhealthy", str(error), slug="store-unavailable", headers={"Retry-After": "1"})
+    body: models.Health = {"status": "ok", "database": "ok", "log_position": head}
+    return JSONResponse(body)
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Billing ledger API</title>
+  <link rel="icon" href="docs/assets/favicon-32x32.png">
+  <link rel="stylesheet" href="docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="docs/assets/swagger-ui-bundle.js"></script>
+  <script src="docs/assets/swagger-ui-standalone-preset.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "openapi.json",
+      dom_id: "#swagger-ui",
+      deepLinking: true,
+      persistAuthorization: true,
+      tryItOutEnabled: true,
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      layout: "StandaloneLayout"
+    });
+  </script>
+</body>
+</html>
+"""
+
+
+async def docs(_: Request) -> Response:
+    return HTMLResponse(PAGE)

@@ -1,0 +1,12 @@
+"""The route table: every route of the app, each documented by the operation it carries."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from web import checkout, invoices, meta, webhooks
+from web.usage import routes as usage
+
+
+def route_table() -> list[BaseRoute]:
+    return [*meta.routes(), *invoices.routes(), *checkout.routes(), *usage.routes(), *webhooks.routes()]
