@@ -452,8 +452,7 @@ PROBLEM: Schema = _object(
 HEALTH: Schema = _object(
     {
         "status": _const("ok"),
-        "database": _const("ok"),
-        "log_position": {"type": "integer", "minimum": 0, "description": "The last stored event's position."},
+        "database": _const("up"),
     }
 )
 
@@ -662,8 +661,8 @@ def _paths() -> dict[str, Schema]:
                 "health",
                 "Health check",
                 {
-                    "200": _json("The event store answers.", "Health"),
-                    "503": _problem("The event store does not answer.", ["Retry-After"]),
+                    "200": _json("The database answers.", "Health"),
+                    "503": _problem('The database does not answer (`"database": "down"`).', ["Retry-After"]),
                 },
                 tag="service",
                 secured=False,
