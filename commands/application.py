@@ -37,6 +37,7 @@ from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
     CurrencyMismatchError,
     InvalidInputError,
+    InvoiceDeletedError,
     InvoiceNotFoundError,
     InvoiceNotPayableError,
     NotFoundError,
@@ -45,7 +46,7 @@ from ledger.errors import (
     StaleVersionError,
     StoreUnavailableError,
 )
-from ledger.invoices import OPEN, UNCOLLECTIBLE, Invoice
+from ledger.invoices import DELETED, OPEN, UNCOLLECTIBLE, Invoice
 from ledger.lines import Line
 from ledger.money import Money
 from ledger.numbering import NumberSeries, series_id
@@ -700,6 +701,8 @@ class BillingApplication(DunningCommands, UsageCommands, Application[UUID]):
 
     def _invoice_for_update(self, invoice_id: UUID, expected_version: int | None) -> Invoice:
         invoice = self.invoice(invoice_id)
+        if invoice.status == DELETED:  # gone, as a read says: a second DELETE is a 404, not a 409
+            raise InvoiceDeletedError(invoice_id)
         if expected_version is not None and invoice.version != expected_version:
             raise StaleVersionError(invoice_id, expected_version, invoice.version)
         return invoice

@@ -18,12 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from commands.application import BillingApplication
-from ledger.errors import InvoiceNotFoundError
+from ledger.errors import InvoiceDeletedError, InvoiceNotFoundError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
 from web import requests
 from web.body import read_json
-from web.problems import problem
 from web.render import event_json, invoice_json, payment_json, row_json
 from web.rendered import Rendered
 from web.services import Services
@@ -196,12 +195,7 @@ def _current_invoice(services: Services, invoice_id: UUID) -> Response:
         return kept
     invoice = services.app.invoice(invoice_id)
     if invoice.status == DELETED:  # as Stripe: a deleted draft is gone; its history is not
-        return problem(
-            404,
-            "Not found",
-            f"invoice {invoice_id} was a deleted draft; its history is at /api/invoices/{invoice_id}/events",
-            slug="invoice-deleted",
-        )
+        raise InvoiceDeletedError(invoice_id)
     return _invoice_response(services, invoice)
 
 

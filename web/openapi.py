@@ -639,7 +639,11 @@ def _transition(operation_id: str, summary: str, description: str) -> Schema:
 def _paths() -> dict[str, Schema]:
     invoice_id = [_param("InvoiceId")]
     list_parameters = [
-        _query("status", {"type": "string", "enum": INVOICE_STATUSES}, "Only invoices in this status."),
+        _query(
+            "status",
+            {"type": "string", "enum": [s for s in INVOICE_STATUSES if s != DELETED]},
+            "Only invoices in this status (a deleted draft is in no list).",
+        ),
         _query(
             "customer",
             {"type": "string", "maxLength": EMAIL_LIMIT, "pattern": NO_NUL},

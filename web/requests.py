@@ -16,7 +16,7 @@ from typing import Any
 from commands.messages import NewLine
 from ledger.currencies import require_currency
 from ledger.errors import InvalidInputError
-from ledger.invoices import DELETED, DRAFT, OPEN, PAID, UNCOLLECTIBLE, VOID
+from ledger.invoices import DRAFT, OPEN, PAID, UNCOLLECTIBLE, VOID
 from ledger.lines import require_quantity, require_tax_rate
 from ledger.money import require_minor_units
 from ledger.validation import (
@@ -30,7 +30,7 @@ from ledger.validation import (
 )
 
 MAX_LINES_PER_REQUEST = 250
-INVOICE_STATUSES = (DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE, DELETED)
+INVOICE_STATUSES = (DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE)  # what a list shows: not deleted drafts
 REFERENCE_LIMIT = 255
 
 
