@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -100,7 +100,9 @@ def _check_outage(own_cluster: Cluster, client: httpx.Client) -> None:
             ("POST", invoice + "/issue", {"headers": AUTH}),
             ("POST", "/webhooks/stripe", _signed_webhook()),
         ]
-        for method, path, options in requests:
+        # Twice: first the pool hands out connections the server dropped; then it has none and
+        # each request waits for one, up to the bound.
+        for method, path, options in requests * 2:
             started = time.monotonic()
             response = client.request(method, path, **options)
             took = time.monotonic() - started
@@ -111,3 +113,17 @@ def _check_outage(own_cluster: Cluster, client: httpx.Client) -> None:
     finally:
         own_cluster.start()
     assert client.get("/healthz").json() == {"status": "ok", "database": "up"}
+    # Nothing of the refused requests was stored, and the store's pool reconnects by itself.
+    again = _until_not_503(lambda: client.get(invoice, headers=AUTH))
+    assert (again.status_code, again.json()["status"]) == (200, "draft")
+    assert client.post("/webhooks/stripe", **_signed_webhook()).status_code == 200
+
+
+def _until_not_503(request: Callable[[], httpx.Response]) -> httpx.Response:
+    """The pool reconnects with a backoff of its own: ask again (as a client told Retry-After would)."""
+    for _ in range(60):
+        response = request()
+        if response.status_code != 503:
+            return response
+        time.sleep(1)
+    return response
