@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
         "eventsourcing",
         "sqlalchemy",
         "psycopg",
+        "psycopg_pool",  # its PoolTimeout: the wait for a connection ran out (adapters/postgres_store.py)
         "stripe",
         "dotenv",
         "uvicorn",
