@@ -5,8 +5,8 @@ each attempt waits for a pooled connection: with the database gone a request too
 fail. Here a wait for a pooled connection is given `wait_seconds` at most, and ends the call
 (no retry: the pool has been trying to connect all that time); so does a second connection
 error in a row on one thread (the first may be a pooled connection the server has dropped, which
-the library's retry rightly replaces; a lock timeout counts as one too). A call therefore fails within about `wait_seconds` plus
-one of the library's retry pauses.
+the library's retry rightly replaces; a lock timeout counts as one too). A call therefore fails
+within about `wait_seconds` plus one of the library's retry pauses.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ def read_model_engine(database_url: str, timeout_seconds: float = DATABASE_TIMEO
 def _lost_database_as_unavailable(context: ExceptionContext) -> None:
     """A read model that cannot reach its database is the store being unavailable (a 503 to
     retry), as for the event store, not an unexpected error (a 500)."""
+    if not isinstance(context.original_exception, Exception):  # Ctrl-C mid-query (SQLAlchemy calls it a
+        return  # disconnect too): it stops the command, as it would have without this hook
     if context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError):
         raise StoreUnavailableError(str(context.original_exception)) from context.original_exception
 

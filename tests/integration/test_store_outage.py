@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from sqlalchemy import Engine, event, text
 
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
@@ -127,3 +128,14 @@ def _until_not_503(request: Callable[[], httpx.Response]) -> httpx.Response:
             return response
         time.sleep(1)
     return response
+
+
+def test_ctrl_c_during_a_read_model_query_still_stops_the_command(engine: Engine) -> None:
+    """SQLAlchemy reports a KeyboardInterrupt mid-query as a disconnect: it must not become a 503."""
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    event.listen(engine, "before_cursor_execute", interrupted)
+    with pytest.raises(KeyboardInterrupt), engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
