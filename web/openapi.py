@@ -445,6 +445,7 @@ PROBLEM: Schema = _object(
             "items": _object({"field": {"type": "string"}, "message": {"type": "string"}}),
             "description": "For invalid input: each bad field, by its path (`lines[2].unit_amount`).",
         },
+        "database": {**_const("down"), "description": "`GET /healthz` only: the database does not answer."},
     },
     required=["type", "title", "status", "detail"],
 )
