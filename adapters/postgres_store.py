@@ -4,9 +4,10 @@ The library retries every recorder call on a connection error (10 attempts, 0.2 
 each attempt waits for a pooled connection: with the database gone a request took 40-50 s to
 fail. Here a wait for a pooled connection is given `wait_seconds` at most, and ends the call
 (no retry: the pool has been trying to connect all that time); so does a second connection
-error in a row on one thread (the first may be a pooled connection the server has dropped, which
-the library's retry rightly replaces; a lock timeout counts as one too). A call therefore fails
-within about `wait_seconds` plus one of the library's retry pauses.
+error in a row on one thread. After the first, the pool's idle connections are checked and the
+broken ones replaced (a restarted server drops them all), so the library's one retry gets a live
+connection or waits for a new one. A lock timeout counts as a connection error too. A call
+therefore fails within about `wait_seconds` plus one of the library's retry pauses.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class BoundedPostgresDatastore(PostgresDatastore):
                 self._last_failure.at = None
                 raise DatabaseUnavailableError(str(error)) from error
             self._last_failure.at = time.monotonic()
+            # The server may have dropped every idle connection (a restart, a failover): test
+            # and replace them now, so that the library's retry gets a live one, or waits for one.
+            self.pool.check()
             raise
         self._last_failure.at = None
 
