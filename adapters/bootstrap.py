@@ -14,4 +14,6 @@ from commands.ports import Clock
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> BillingApplication:
     settings = settings or Settings.from_environment()
-    return BillingApplication(clock=clock or SystemClock(), env=event_store_env(settings.database_url))
+    return BillingApplication(
+        clock=clock or SystemClock(), env=event_store_env(settings.database_url, settings.database_timeout)
+    )

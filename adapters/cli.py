@@ -227,7 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _runner() -> Iterator[tuple[ProjectionRunner, BillingApplication]]:
     settings = Settings.from_environment()
     app = bootstrap(settings)
-    engine = read_model_engine(settings.database_url)
+    engine = read_model_engine(settings.database_url, settings.database_timeout)
     try:
         yield projection_runner(app, engine), app
     finally:
@@ -245,7 +245,7 @@ def _rebuild(args: argparse.Namespace) -> int:
 def _rebuild_check(batch_size: int) -> int:
     settings = Settings.from_environment()
     app = bootstrap(settings)
-    engine = read_model_engine(settings.database_url)
+    engine = read_model_engine(settings.database_url, settings.database_timeout)
     try:
         report = check_read_models(engine, app, lambda: read_model_projections(app), batch_size=batch_size)
     finally:
@@ -345,7 +345,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         return 0 if file_verdict.ok else 1
     settings = Settings.from_environment()
     app = bootstrap(settings)
-    engine = read_model_engine(settings.database_url)
+    engine = read_model_engine(settings.database_url, settings.database_timeout)
     try:
         try:
             audit_chain_runner(app, engine).catch_up(batch_size=10_000)  # chain what was logged since

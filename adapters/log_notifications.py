@@ -30,8 +30,9 @@ from typing import Any, Protocol
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from adapters.persistence import POSTGRES_LOCK_TIMEOUT_SECONDS, event_store_env
+from adapters.persistence import POSTGRES_LOCK_TIMEOUT_SECONDS, postgres_connect_args
 from commands.application import BillingApplication
 
 logger = logging.getLogger(__name__)
@@ -76,23 +77,13 @@ def log_waiter(app: BillingApplication, database_url: str) -> LogWaiter:
 
 def postgres_connector(database_url: str) -> Connect:
     """A function opening a new psycopg connection to `database_url`'s database."""
-    env = event_store_env(database_url)
+    # A listener only reads: TCP keepalives tell it when a silent server is gone.
+    args = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
+    args.update(postgres_connect_args(database_url))
+    conninfo = make_conninfo("", **args)
 
     def connect(autocommit: bool = False) -> Connection:
-        return psycopg.connect(
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            dbname=env["POSTGRES_DBNAME"],
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"],
-            connect_timeout=env["POSTGRES_CONNECT_TIMEOUT"],
-            autocommit=autocommit,
-            # A listener only reads: TCP keepalives tell it when a silent server is gone.
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
-        )
+        return psycopg.connect(conninfo, autocommit=autocommit)
 
     return connect
 

@@ -8,12 +8,14 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from adapters.log_notifications import LogWaiter, Sleeper, log_waiter
-from adapters.persistence import read_model_url
+from adapters.persistence import DATABASE_TIMEOUT_SECONDS, read_model_url
 from commands.application import BillingApplication
+from ledger.errors import StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.payments import Payment
 from projections.audit_chain import AuditChain
@@ -26,11 +28,22 @@ from projections.tracked import Projection
 log = logging.getLogger("ledger.read_models")
 
 
-def read_model_engine(database_url: str) -> Engine:
-    engine = create_engine(read_model_url(database_url))
+def read_model_engine(database_url: str, timeout_seconds: float = DATABASE_TIMEOUT_SECONDS) -> Engine:
+    # A request waits for a pooled connection as long as it waits for the event store's.
+    engine = create_engine(read_model_url(database_url), pool_timeout=timeout_seconds)
+    event.listen(engine, "handle_error", _lost_database_as_unavailable)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _lost_database_as_unavailable(context: ExceptionContext) -> None:
+    """A read model that cannot reach its database is the store being unavailable (a 503 to
+    retry), as for the event store, not an unexpected error (a 500)."""
+    if not isinstance(context.original_exception, Exception):  # Ctrl-C mid-query (SQLAlchemy calls it a
+        return  # disconnect too): it stops the command, as it would have without this hook
+    if context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError):
+        raise StoreUnavailableError(str(context.original_exception)) from context.original_exception
 
 
 def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:

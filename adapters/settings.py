@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from adapters.persistence import DATABASE_TIMEOUT_SECONDS, ConfigurationError
 from ledger.dunning.policy import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_SCHEDULE,
@@ -37,6 +38,8 @@ class Settings:
     smtp_url: str | None = None
     public_url: str | None = None  # where customers reach us: Stripe Checkout's success/cancel pages
     dunning: DunningPolicy = field(default_factory=DunningPolicy.parse)  # LEDGER_DUNNING_SCHEDULE, _MAX_ATTEMPTS
+    # LEDGER_DATABASE_TIMEOUT: how long a request waits for a database that does not answer.
+    database_timeout: float = DATABASE_TIMEOUT_SECONDS
 
     @classmethod
     def from_environment(
@@ -61,6 +64,9 @@ class Settings:
             smtp_url=get("LEDGER_SMTP_URL"),
             public_url=get("LEDGER_PUBLIC_URL"),
             dunning=_dunning_policy(get("LEDGER_DUNNING_SCHEDULE"), get("LEDGER_DUNNING_MAX_ATTEMPTS")),
+            database_timeout=_seconds(
+                "LEDGER_DATABASE_TIMEOUT", get("LEDGER_DATABASE_TIMEOUT"), DATABASE_TIMEOUT_SECONDS
+            ),
         )
 
 
@@ -74,3 +80,15 @@ def _dunning_policy(schedule: str | None, max_attempts: str | None) -> DunningPo
     except InvalidDunningPolicyError as error:
         raise InvalidDunningPolicyError(f"LEDGER_DUNNING_MAX_ATTEMPTS: {error}") from None
     return DunningPolicy(steps, attempts)
+
+
+def _seconds(name: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:  # also refuses nan and inf
+        raise ConfigurationError(f"{name} must be a number of seconds above 0 (at most 3600): {value!r}")
+    return seconds

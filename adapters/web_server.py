@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from adapters.bootstrap import bootstrap
 from adapters.clock import SystemClock
-from adapters.persistence import ConfigurationError
+from adapters.persistence import ConfigurationError, database_probe
 from adapters.read_models import InProcessProjections, read_model_engine
 from adapters.settings import Settings
 from adapters.stripe import StripePaymentProvider
@@ -39,7 +39,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         raise ConfigurationError("set LEDGER_API_TOKEN: every /api request must carry it as a bearer token")
     clock = SystemClock()
     app = _with_retries(lambda: bootstrap(settings, clock=clock))
-    engine = read_model_engine(settings.database_url)
+    engine = read_model_engine(settings.database_url, settings.database_timeout)
     read_models = _with_retries(lambda: InProcessProjections(app, engine, settings.database_url))
     payments = _payments(settings)
     services = Services(
@@ -51,6 +51,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         payments=payments,
         public_url=settings.public_url,
         webhooks=StripeWebhookVerifier(settings.stripe_webhook_secret) if settings.stripe_webhook_secret else None,
+        database_up=database_probe(settings.database_url, settings.database_timeout),
     )
 
     def start() -> None:

@@ -30,11 +30,12 @@ from commands.ports import Clock
 from commands.work import StaleReadError, Work
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
+    InvoiceDeletedError,
     InvoiceNotFoundError,
     StaleVersionError,
     StoreUnavailableError,
 )
-from ledger.invoices import Invoice
+from ledger.invoices import DELETED, Invoice
 
 A = TypeVar("A", bound=Aggregate)
 R_co = TypeVar("R_co", covariant=True)
@@ -192,6 +193,8 @@ class CommandRunner:
 
     def invoice_for_update(self, invoice_id: UUID, expected_version: int | None) -> Invoice:
         invoice = self.invoice(invoice_id)
+        if invoice.status == DELETED:  # gone, as a read says: a second DELETE is a 404, not a 409
+            raise InvoiceDeletedError(invoice_id)
         if expected_version is not None and invoice.version != expected_version:
             raise StaleVersionError(invoice_id, expected_version, invoice.version)
         return invoice

@@ -18,6 +18,7 @@
     ├── CurrencyMismatchError             two currencies met where one is required (422)
     ├── NotFoundError                     (404)
     │   ├── InvoiceNotFoundError
+    │   │   └── InvoiceDeletedError       a deleted draft: gone, as in Stripe (its history stays)
     │   ├── PaymentNotFoundError
     │   ├── LineNotFoundError
     │   ├── MeterNotFoundError
@@ -152,6 +153,14 @@ class NotFoundError(LedgerError):
 class InvoiceNotFoundError(NotFoundError):
     def __init__(self, invoice_id: object) -> None:
         super().__init__(f"invoice {invoice_id} not found")
+        self.invoice_id = invoice_id
+
+
+class InvoiceDeletedError(InvoiceNotFoundError):
+    """A deleted draft: reads, lists and commands treat it as gone; its events are still there."""
+
+    def __init__(self, invoice_id: object) -> None:
+        NotFoundError.__init__(self, f"invoice {invoice_id} was a deleted draft")
         self.invoice_id = invoice_id
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from ledger.invoices import DELETED
 from projections.paging import MAX_PAGE, Page, keyset_page, with_utc
 from projections.tables import invoice_status, journal
 
@@ -58,7 +59,8 @@ def list_invoices(
 
     `created_from` / `created_to` bound the creation moment as a half-open interval [from, to).
     """
-    query = select(invoice_status)
+    # A deleted draft is gone, as a read of it says (404); its history is in the log.
+    query = select(invoice_status).where(invoice_status.c.status != DELETED)
     # Stored in UTC (SQLite keeps the text without its zone): compare in UTC.
     if created_from is not None:
         query = query.where(invoice_status.c.created_at >= created_from.astimezone(UTC))

@@ -42,6 +42,18 @@ class Cluster:
     data_dir: Path
     port: int
     as_user: str | None
+    options: str = ""
+
+    def start(self) -> None:
+        log = self.data_dir.parent / "log"
+        _run(
+            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", self.options, "-l", str(log), "-w", "start"],
+            self.as_user,
+        )
+
+    def stop(self) -> None:
+        """Stop the server at once (`-m immediate`: sessions are cut, as when a host dies)."""
+        _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"], self.as_user)
 
     def url(self, dbname: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -79,7 +91,11 @@ def running_cluster() -> Iterator[Cluster]:
     if as_user:
         shutil.chown(root, user=as_user)
     port = free_port()
-    cluster = Cluster(bin_dir, data_dir, port, as_user)
+    options = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB"
+    )
+    cluster = Cluster(bin_dir, data_dir, port, as_user, options)
     try:
         _run(
             [
@@ -95,16 +111,9 @@ def running_cluster() -> Iterator[Cluster]:
             ],
             as_user,
         )
-        options = (
-            f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB"
-        )
-        _run(
-            [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l", str(root / "log"), "-w", "start"],
-            as_user,
-        )
+        cluster.start()
         yield cluster
     finally:
         if (data_dir / "postmaster.pid").exists():
-            _run([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "stop"], as_user)
+            cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -21,14 +21,13 @@ from starlette.routing import Route
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from commands.runner import Outcome
-from ledger.errors import InvoiceNotFoundError
+from ledger.errors import InvoiceDeletedError, InvoiceNotFoundError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
 from web import models
 from web.body import read_json
 from web.decoding import RequestInvalidError, decode
 from web.operations import ON_INVOICE, READ, UPDATE, WRITE, Endpoint, Operation
-from web.problems import problem
 from web.render import event_json, invoice_json, payment_json, row_json
 from web.rendered import Rendered
 from web.services import Services
@@ -311,12 +310,7 @@ def _current_invoice(services: Services, invoice_id: UUID) -> Response:
         return kept
     invoice = services.app.invoice(invoice_id)
     if invoice.status == DELETED:  # as Stripe: a deleted draft is gone; its history is not
-        return problem(
-            404,
-            "Not found",
-            f"invoice {invoice_id} was a deleted draft; its history is at /api/invoices/{invoice_id}/events",
-            slug="invoice-deleted",
-        )
+        raise InvoiceDeletedError(invoice_id)
     return _invoice_response(services, invoice)
 
 

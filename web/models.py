@@ -28,7 +28,7 @@ from typing_extensions import TypedDict
 
 from ledger.currencies import EXPONENTS, require_currency
 from ledger.errors import InvalidInputError
-from ledger.invoices import DELETED, DRAFT, MAX_LINES, OPEN, PAID, UNCOLLECTIBLE, VOID
+from ledger.invoices import DRAFT, MAX_LINES, OPEN, PAID, UNCOLLECTIBLE, VOID
 from ledger.lines import MAX_QUANTITY, QUANTITY_DECIMALS, TAX_RATE_DECIMALS, require_quantity, require_tax_rate
 from ledger.money import MAX_MINOR_UNITS
 from ledger.payments import CANCELED, FAILED, PENDING, PROCESSING, REFERENCE_LIMIT, SUCCEEDED
@@ -53,7 +53,7 @@ MAX_LINES_PER_REQUEST = MAX_LINES  # a new invoice can be created whole
 
 URL_LIMIT = 2048
 TAX_RATE_MAX = 100  # a percentage
-INVOICE_STATUSES = [DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE, DELETED]
+INVOICE_STATUSES = [DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE]  # what a list shows and reads answer: not deleted drafts
 PAYMENT_STATUSES = [PENDING, PROCESSING, SUCCEEDED, FAILED, CANCELED]
 CURRENCIES = sorted(EXPONENTS)
 
@@ -613,13 +613,15 @@ class Problem(TypedDict):
     status: int
     detail: str
     errors: NotRequired[list[FieldError]]
+    database: NotRequired[Annotated[Literal["down"], Field(description="/healthz only: the database does not answer.")]]
 
 
 @with_config(CLOSED)
 class Health(TypedDict):
+    """Up, and the database answers. Nothing more: /healthz answers anyone."""
+
     status: Literal["ok"]
-    database: Literal["ok"]
-    log_position: int | None
+    database: Literal["up"]
 
 
 @with_config(CLOSED)

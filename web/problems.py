@@ -68,12 +68,14 @@ def problem(
     slug: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": f"{TYPE_BASE}{slug}" if slug else "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
+        **(extensions or {}),
     }
     if errors:
         body["errors"] = errors

@@ -3,6 +3,7 @@ the payment provider (None when Stripe is not configured)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +39,9 @@ class Services:
     public_url: str | None = None
     # Checks webhook deliveries (adapters/stripe/webhooks.py); None when no secret is configured.
     webhooks: WebhookVerifier | None = None
+    # Whether the database answers now, on a connection of its own (adapters/persistence.py's
+    # database_probe), for /healthz; None: whether the event store can read its head.
+    database_up: Callable[[], bool] | None = None
     # Records and handles verified deliveries, several to a commit when they arrive together.
     ingestion: StripeIngestion = field(init=False)
 

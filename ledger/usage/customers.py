@@ -25,13 +25,17 @@ from eventsourcing.domain import Aggregate
 from ledger.currencies import require_currency
 from ledger.errors import (
     CurrencyMismatchError,
+    InvalidAmountError,
     InvalidDateError,
     InvalidPriceError,
+    InvalidQuantityError,
     InvalidTextError,
+    InvalidUsageBatchError,
     PeriodNotEndedError,
 )
-from ledger.invoices import require_customer
+from ledger.invoices import MAX_LINES, require_customer
 from ledger.lines import Line
+from ledger.money import MAX_MINOR_UNITS
 from ledger.usage.lines import adjustment_line, usage_lines
 from ledger.usage.meters import BatchStats, Stats, empty_stats, merge, quantity_of, require_key
 from ledger.usage.periods import (
@@ -201,6 +205,7 @@ class UsageCustomer(Aggregate):
         batch = BatchStats()
         late: set[str] = set()
         events: list[UsageRecord.Recorded] = []
+        first: dict[str, int] = {}  # period -> the position in the request of its first record here
         period = self.next_period
         for record in records:
             if not period.contains(record.timestamp):
@@ -208,10 +213,12 @@ class UsageCustomer(Aggregate):
             is_late = period.key in self.closed
             if is_late:
                 late.add(period.key)
+            first.setdefault(period.key, record.index)
             event = recorded(record, period=period.key, late=is_late, at=at)
             batch.add(period.key, record.meter, record.quantity, event.occurred_at)
             events.append(event)
         if events:
+            self._require_billable(batch.as_json(), first)
             self.trigger_event(
                 self.UsageAdded, timestamp=at, usage=batch.as_json(), records=len(events), late=sorted(late)
             )
@@ -222,24 +229,7 @@ class UsageCustomer(Aggregate):
         period = self.next_period
         if period.end > at:
             raise PeriodNotEndedError(self.key, period.key, moment_text(period.end))
-        lines: list[Line] = []
-        billed: dict[str, str] = {}
-        for meter, billing in sorted(self.prices.items()):
-            quantity = self.quantity(period.key, meter)
-            billed[meter] = canonical_decimal(quantity)
-            lines += usage_lines(billing["meter"]["name"], price(billing["terms"], quantity), invoice_id, len(lines))
-        adjusted: dict[str, dict[str, str]] = {}
-        for closed_period, closed in sorted(self.closed.items()):
-            for meter, before in sorted(closed["billed"].items()):
-                now = self.quantity(closed_period, meter)
-                if canonical_decimal(now) == before:
-                    continue
-                terms = self.prices[meter]["terms"]
-                delta = price(terms, now).total - price(terms, Decimal(before)).total
-                span = self.local_span(Period(parse_moment(closed_period), parse_moment(closed["end"])))
-                name = self.prices[meter]["meter"]["name"]
-                lines.append(adjustment_line(name, span, before, canonical_decimal(now), delta, invoice_id, len(lines)))
-                adjusted.setdefault(closed_period, {})[meter] = canonical_decimal(now)
+        lines, billed, adjusted = self._bill(period.key, self.usage, invoice_id)
         following = next_period(period, self.timezone, self.billing_anchor_day)
         self.trigger_event(
             self.PeriodClosed,
@@ -254,6 +244,51 @@ class UsageCustomer(Aggregate):
         )
         return lines
 
+    def _bill(
+        self, period: str, usage: dict[str, dict[str, Stats]], invoice_id: UUID
+    ) -> tuple[list[Line], dict[str, str], dict[str, dict[str, str]]]:
+        """What closing `period` with `usage` bills: its lines, the quantities billed, and the
+        closed periods adjusted (late usage) with their quantities now."""
+        lines: list[Line] = []
+        billed: dict[str, str] = {}
+        for meter, billing in sorted(self.prices.items()):
+            quantity = quantity_of(usage.get(period, {}).get(meter), billing["meter"]["aggregation"])
+            billed[meter] = canonical_decimal(quantity)
+            lines += usage_lines(billing["meter"]["name"], price(billing["terms"], quantity), invoice_id, len(lines))
+        adjusted: dict[str, dict[str, str]] = {}
+        for closed_period, closed in sorted(self.closed.items()):
+            for meter, before in sorted(closed["billed"].items()):
+                billing = self.prices[meter]
+                now = quantity_of(usage.get(closed_period, {}).get(meter), billing["meter"]["aggregation"])
+                if canonical_decimal(now) == before:
+                    continue
+                delta = price(billing["terms"], now).total - price(billing["terms"], Decimal(before)).total
+                span = self.local_span(Period(parse_moment(closed_period), parse_moment(closed["end"])))
+                name = billing["meter"]["name"]
+                lines.append(adjustment_line(name, span, before, canonical_decimal(now), delta, invoice_id, len(lines)))
+                adjusted.setdefault(closed_period, {})[meter] = canonical_decimal(now)
+        return lines, billed, adjusted
+
+    def _require_billable(self, added: dict[str, dict[str, Stats]], first: dict[str, int]) -> None:
+        """Refuse usage after which a period could not be closed: its invoice (with the late
+        usage adjustments the next close bills) must fit MAX_LINES lines of at most
+        MAX_MINOR_UNITS each, and MAX_MINOR_UNITS in all. Accepted, it would answer 422 forever."""
+        usage = dict(self.usage)
+        for period, meters in added.items():
+            held = usage[period] = {meter: dict(stats) for meter, stats in usage.get(period, {}).items()}
+            for meter, stats in meters.items():
+                merge(held.setdefault(meter, empty_stats()), stats)
+        # Each invoice checked, with the records of this batch that feed it (the first of each
+        # period): a period's own records, and late records for the next close's adjustments.
+        feeding = {period: [first[period]] for period in added if period not in self.closed}
+        late = [first[period] for period in added if period in self.closed]
+        if late:
+            feeding[self.next_period.key] = sorted(feeding.get(self.next_period.key, []) + late)
+        for period, indexes in sorted(feeding.items()):
+            problem = _unbillable(self._bill, period, usage)
+            if problem is not None:
+                raise InvalidUsageBatchError([{"field": f"records[{i}].quantity", "message": problem} for i in indexes])
+
     # ----------------------------------------------------------------------------- queries
 
     def quantity(self, period: str, meter: str) -> Decimal:
@@ -266,6 +301,26 @@ class UsageCustomer(Aggregate):
 
     def invoice_memo(self, period: Period) -> str:
         return f"Usage from {self.local_span(period)} ({self.timezone}); the end date is not included."
+
+
+_NO_INVOICE = UUID(int=0)  # lines built only to be measured
+
+
+def _unbillable(bill: Any, period: str, usage: dict[str, dict[str, Stats]]) -> str | None:
+    """Why the invoice closing `period` could not be drawn up, or None."""
+    try:
+        lines: list[Line] = bill(period, usage, _NO_INVOICE)[0]
+    except (InvalidAmountError, InvalidQuantityError) as error:
+        return f"its billing period could not be invoiced: {error}"
+    if len(lines) > MAX_LINES:
+        return f"its billing period's invoice would need {len(lines)} lines, beyond the limit of {MAX_LINES}"
+    total = sum(line.amount + line.tax for line in lines)
+    if abs(total) > MAX_MINOR_UNITS:
+        return (
+            f"its billing period's invoice would total {total} minor units, "
+            f"beyond the limit of {MAX_MINOR_UNITS} an invoice holds"
+        )
+    return None
 
 
 def _billed_prices(

@@ -5,8 +5,8 @@ equals its part's: a part whose units and unit amount an invoice line can hold e
 integer unit amount, units above 0 and within the line limits) becomes `units x unit_amount`;
 otherwise (a decimal unit amount such as 0.25 cents, or more units than a line holds) it
 becomes one line of quantity 1 at the part's rounded amount, with the units and the unit
-amount in its description. Either way the part was rounded once, in ledger.usage.pricing, and the
-line does not round again.
+amount in its description (as does a package part of more packages than a line holds).
+Either way the part was rounded once, in ledger.usage.pricing, and the line does not round again.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def _part_lines(meter_name: str, breakdown: Breakdown, part: PricePart) -> list[
     unit = canonical_decimal(part.unit_amount)
     if breakdown.model == PACKAGE:
         text = f"{meter_name}: {units} units in {part.packages} package(s) of {part.package_size}"
+        if part.packages is not None and part.packages > MAX_QUANTITY:  # more than a line's quantity holds
+            return [(f"{text} x {unit}", 1, part.amount)]
         return [(text, part.packages, int(part.unit_amount))]
     label = meter_name if part.tier is None else f"{meter_name}, tier {part.tier} ({_range(part)})"
     if breakdown.model == VOLUME:

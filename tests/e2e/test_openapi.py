@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from adapters.clock import ManualClock
 from tests.e2e.conftest import TOKEN, Api
+from tests.served import ServedApp
 from web.app import create_app
 from web.openapi import openapi_document
 from web.services import Services
@@ -64,6 +65,25 @@ def test_every_route_is_documented_and_nothing_else() -> None:
     }
     assert routes, "no routes found"
     assert routes == _spec_operations()
+
+
+def test_health_with_the_database_down_fits_the_document() -> None:
+    services = Services(
+        app=cast(Any, None),
+        read_models=cast(Any, None),
+        clock=ManualClock(datetime.now(UTC)),
+        api_token=TOKEN,
+        database_up=lambda: False,  # a database that does not answer
+    )
+    served = ServedApp(create_app(services))
+    try:
+        health = httpx.get(served.base_url + "/healthz")
+    finally:
+        served.stop()
+    assert (health.status_code, health.headers["content-type"]) == (503, "application/problem+json")
+    assert health.headers["Retry-After"]
+    assert health.json()["database"] == "down"
+    conforms(health.json(), "Problem")
 
 
 def test_every_api_operation_needs_the_token_and_the_others_do_not() -> None:

@@ -168,3 +168,50 @@ def test_usage_is_reported_to_stripe_once_across_a_restart_and_an_outage(
     reporter = make_app().usage.meter_reporter("stripe")
     assert reporter is not None
     assert (reporter.reported, reporter.skipped) == (6, 1)
+
+
+UNIT = "998.999999999999"  # with 10**12 bytes and 10**12 hits, exactly the most an invoice holds
+
+
+def _big_customer(app: BillingApplication) -> None:
+    """Prices at which the largest record quantities reach the amount an invoice can hold."""
+    app.define_meter(key="bytes", name="Bytes", aggregation="sum")
+    app.define_meter(key="hits", name="Hits", aggregation="sum")
+    app.define_price(key="bytes", meter="bytes", currency="usd", model="per_unit", terms={"unit_amount": UNIT})
+    app.define_price(
+        key="hits", meter="hits", currency="usd", model="package", terms={"package_size": 1, "package_amount": 1}
+    )
+    app.set_up_usage_customer(
+        key="big",
+        customer=CUSTOMER,
+        currency="usd",
+        timezone="UTC",
+        prices=["bytes", "hits"],
+        starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def _record(meter: str, quantity: object, identifier: str) -> dict[str, Any]:
+    return {"customer": "big", "meter": meter, "quantity": quantity, "timestamp": JANUARY, "identifier": identifier}
+
+
+def test_usage_its_period_could_not_bill_is_refused_and_the_largest_accepted_period_closes(
+    app: BillingApplication,
+) -> None:
+    _big_customer(app)
+    most = 10**12  # the largest quantity a record may have
+    app.record_usage([_record("bytes", most, "b-1"), _record("hits", most, "h-1")])  # 10**15 - 1 in all
+
+    with pytest.raises(InvalidUsageBatchError) as refused:  # beyond what an invoice holds
+        app.record_usage([_record("bytes", 1, "b-2"), _record("hits", "0.5", "h-2"), _record("hits", 1, "h-3")])
+    assert [error["field"] for error in refused.value.errors] == ["records[0].quantity"]
+    assert "invoice" in refused.value.errors[0]["message"]
+    assert app.usage_record("big", "b-2") is None
+
+    closed = app.close_usage_period("big")
+    invoice = app.invoice(closed.invoice_id)
+    assert invoice.total == 10**15 - 1
+    assert [(line.quantity, line.amount) for line in invoice.lines.values()] == [
+        ("1", 998_999_999_999_999),
+        ("1", most),
+    ]

@@ -49,6 +49,7 @@ from ledger.errors import (
     IdempotencyKeyReusedError,
     InvalidAmountError,
     InvalidInputError,
+    InvoiceDeletedError,
     InvoiceHasPaymentsError,
     InvoiceNotEditableError,
     InvoiceNotFoundError,
@@ -411,7 +412,9 @@ class LedgerMachine(RuleBasedStateMachine):
         line_ids = list(model.lines)
         line_id = line_ids[index] if index < len(line_ids) else "no-such-line"
         expected: Expected = None
-        if model.status != DRAFT:
+        if model.status == DELETED:  # gone, as a read of it says
+            expected = InvoiceDeletedError
+        elif model.status != DRAFT:
             expected = InvoiceNotEditableError
         elif action != "add_line" and line_id not in model.lines:
             expected = LineNotFoundError
@@ -437,7 +440,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(invoice=invoices, keyed=st.booleans())
     def delete_draft(self, invoice: UUID, keyed: bool) -> None:
         model = self.invoice_models[invoice]
-        expected = None if model.status == DRAFT else InvoiceNotEditableError
+        expected = {DRAFT: None, DELETED: InvoiceDeletedError}.get(model.status, InvoiceNotEditableError)
         kwargs: dict[str, Any] = {"idempotency_key": self.new_key() if keyed else None}
         ok, result = self.attempt(expected, lambda: self.app.delete_draft(invoice, **kwargs).result)
         if ok:
@@ -451,7 +454,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def issue(self, invoice: UUID, keyed: bool) -> None:
         model = self.invoice_models[invoice]
         expected: Expected = None
-        if model.status != DRAFT:
+        if model.status == DELETED:
+            expected = InvoiceDeletedError
+        elif model.status != DRAFT:
             expected = InvoiceNotEditableError
         elif not model.lines:
             expected = EmptyInvoiceError
@@ -475,7 +480,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def void(self, invoice: UUID, keyed: bool) -> None:
         model = self.invoice_models[invoice]
         expected: Expected = None
-        if model.status not in (OPEN, UNCOLLECTIBLE):
+        if model.status == DELETED:
+            expected = InvoiceDeletedError
+        elif model.status not in (OPEN, UNCOLLECTIBLE):
             expected = InvoiceNotOpenError
         elif self.amount_paid(model):
             expected = InvoiceHasPaymentsError
@@ -489,7 +496,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(invoice=invoices, keyed=st.booleans())
     def mark_uncollectible(self, invoice: UUID, keyed: bool) -> None:
         model = self.invoice_models[invoice]
-        expected = None if model.status == OPEN else InvoiceNotOpenError
+        expected = {OPEN: None, DELETED: InvoiceDeletedError}.get(model.status, InvoiceNotOpenError)
         kwargs: dict[str, Any] = {"idempotency_key": self.new_key() if keyed else None}
         due = self.amount_due(model)
         ok, result = self.attempt(expected, lambda: self.app.mark_uncollectible(invoice, **kwargs).result)

@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
         "eventsourcing",
         "sqlalchemy",
         "psycopg",
+        "psycopg_pool",  # its PoolTimeout: the wait for a connection ran out (adapters/postgres_store.py)
         "stripe",
         "msgspec",  # adapters/stripe/payloads.py: Stripe's payloads, typed (ADR 0014)
         "dotenv",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
+from sqlalchemy import make_url
 
-from adapters.persistence import ConfigurationError, event_store_env
+from adapters.persistence import DATABASE_TIMEOUT_SECONDS, ConfigurationError, event_store_env, read_model_url
 from adapters.settings import DEFAULT_DATABASE_URL, Settings
 
 
@@ -36,7 +38,7 @@ def test_sqlite_urls_map_to_relative_and_absolute_files(tmp_path: Path, monkeypa
 
 def test_postgres_urls_set_a_lock_timeout_and_never_enable_db_functions() -> None:
     env = event_store_env("postgresql://led%40ger:s3cr%2Ft@db.internal:6543/billing")
-    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert env["PERSISTENCE_MODULE"] == "adapters.postgres_store:BoundedPostgresFactory"
     assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]) == ("led@ger", "s3cr/t")
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == ("db.internal", "6543", "billing")
     assert int(env["POSTGRES_LOCK_TIMEOUT"]) > 0
@@ -44,8 +46,45 @@ def test_postgres_urls_set_a_lock_timeout_and_never_enable_db_functions() -> Non
 
 
 @pytest.mark.parametrize(
-    "url", ["mysql://x/y", "sqlite://", "postgresql:///nohost", "nonsense", "postgresql://u@h/db?sslmode=require"]
+    "url",
+    [
+        "mysql://x/y",
+        "sqlite://",
+        "postgresql:///nohost",
+        "nonsense",
+        "postgresql://u@h/db?sslmod=require",  # a typo: libpq knows no such parameter
+        "postgresql://u@h/db?sslmode",  # a parameter without its value
+    ],
 )
 def test_unsupported_database_urls_are_configuration_errors(url: str) -> None:
     with pytest.raises(ConfigurationError):
         event_store_env(url)
+
+
+def test_libpq_parameters_in_a_postgres_url_are_kept_for_both_connections() -> None:
+    url = "postgresql://u:pw@db.internal/billing?sslmode=require&application_name=ledger%20web&connect_timeout=3"
+    env = event_store_env(url)
+    assert dict(parse_qsl(env["LEDGER_LIBPQ_OPTIONS"])) == {
+        "sslmode": "require",
+        "application_name": "ledger web",
+        "connect_timeout": "3",
+    }
+    assert make_url(read_model_url(url)).query == {
+        "sslmode": "require",
+        "application_name": "ledger web",
+        "connect_timeout": "3",
+    }
+
+
+def test_the_database_timeout_is_read_from_the_environment(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.env"
+    assert Settings.from_environment({}, dotenv_path=missing).database_timeout == DATABASE_TIMEOUT_SECONDS
+    settings = Settings.from_environment({"LEDGER_DATABASE_TIMEOUT": "1.5"}, dotenv_path=missing)
+    assert settings.database_timeout == 1.5
+    assert event_store_env("postgresql://u@h/db", settings.database_timeout)["LEDGER_STORE_WAIT_SECONDS"] == "1.5"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf", "86400"])
+def test_a_database_timeout_that_cannot_work_is_refused_naming_the_variable(value: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="LEDGER_DATABASE_TIMEOUT"):
+        Settings.from_environment({"LEDGER_DATABASE_TIMEOUT": value}, dotenv_path=tmp_path / "missing.env")

@@ -11,7 +11,7 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
-from ledger.errors import CurrencyMismatchError, PeriodNotEndedError
+from ledger.errors import CurrencyMismatchError, InvalidUsageBatchError, PeriodNotEndedError
 from ledger.usage.catalog import UsageCatalog
 from ledger.usage.customers import UsageCustomer
 from ledger.usage.meter_reports import MeterReporter
@@ -177,3 +177,40 @@ def test_usage_aggregates_and_events_have_explicit_topics_of_their_own(aggregate
         assert isinstance(topic, str), name
         assert topic.startswith(f"{vars(aggregate)['TOPIC']}.")
         assert get_topic(cls) == topic
+
+
+def big_spender() -> UsageCustomer:
+    found = UsageCatalog.open(at=T0)
+    found.define_meter(key="bytes", name="Bytes", event_name=None, aggregation="sum", at=T0)
+    found.define_price(key="bytes", meter="bytes", currency="usd", model="per_unit", terms={"unit_amount": 600}, at=T0)
+    return UsageCustomer.set_up(
+        key="acme",
+        customer=CUSTOMER,
+        currency="usd",
+        timezone="Europe/Paris",
+        billing_anchor_day=1,
+        prices=[found.price("bytes")],
+        meters={"bytes": found.meter("bytes")},
+        starts_at=datetime(2026, 1, 10, tzinfo=UTC),
+        stripe_customer_id=None,
+        at=T0,
+    )
+
+
+def test_late_usage_the_next_invoice_could_not_hold_is_refused_naming_the_late_record() -> None:
+    acme = big_spender()
+    most = 10**12
+    acme.add_usage(records(("bytes", most, "2026-01-15T10:00:00Z", "jan")), at=T0)  # 6 x 10**14
+    acme.close_next_period(invoice_id=uuid4(), at=T0)
+    acme.add_usage(records(("bytes", most, "2026-02-15T10:00:00Z", "feb")), at=T0)  # 6 x 10**14 more
+    with pytest.raises(InvalidUsageBatchError) as refused:  # February's invoice would also bill 6 x 10**14 for January
+        acme.add_usage(
+            records(("bytes", 1, "2026-02-16T10:00:00Z", "fine"), ("bytes", most, "2026-01-20T10:00:00Z", "late")),
+            at=T0,
+        )
+    assert [error["field"] for error in refused.value.errors] == ["records[0].quantity", "records[1].quantity"]
+    assert "beyond the limit" in refused.value.errors[0]["message"]
+    assert acme.quantity(acme.first_period.key, "bytes") == Decimal(most)  # nothing was added
+
+    lines = acme.close_next_period(invoice_id=uuid4(), at=datetime(2026, 3, 1, tzinfo=UTC))
+    assert sum(line.amount for line in lines) == 600 * most
