@@ -21,11 +21,11 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Notification, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
-from commands import money_movements as movements
 from commands.dunning import DunningCommands
+from commands.ingestion import money_movements as movements
+from commands.ingestion.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
 from commands.messages import NewLine
 from commands.ports import Clock
-from commands.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
 from commands.runner import CommandRunner, Decision, Outcome, fold, storage_errors_as_unavailable
 from commands.usage.commands import UsageCommands
 from commands.work import StaleReadError, Work

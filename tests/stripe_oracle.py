@@ -1,6 +1,6 @@
 """Where each invoice of a Stripe story must end, whatever order its events were delivered in.
 
-A small model, written from the contract (docs/stripe.md, commands/stripe_events.py), not from the
+A small model, written from the contract (docs/stripe.md, commands/ingestion/stripe_events.py), not from the
 ledger's code. Most of the end state does not depend on the order: every capture, refund and
 dispute is applied once. What does is which declined attempts count: a decline counts when the
 ledger took it before the payment's success, and is ignored after. Deliveries run concurrently,

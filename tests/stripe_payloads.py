@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.stripe import STRIPE_API_VERSION
 from adapters.stripe.payloads import read_event
-from commands.provider_events import VerifiedEvent
+from commands.ingestion.provider_events import VerifiedEvent
 
 # Copied from Stripe's fixtures3.json (the resources used here), so a clean clone has them.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "stripe_objects.json"

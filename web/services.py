@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from commands.application import BillingApplication
+from commands.ingestion.provider_events import WebhookVerifier
+from commands.ingestion.stripe_events import StripeIngestion
 from commands.ports import Clock, PaymentProvider
-from commands.provider_events import WebhookVerifier
-from commands.stripe_events import StripeIngestion
 from projections.queries import Page, list_invoices
 from web.rendered import RenderedInvoices
 

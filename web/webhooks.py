@@ -4,11 +4,11 @@
   way), or a body that does not decode as an event (including JSON nested too deep to decode):
   nothing is recorded;
 - 200 `{"received": true, "duplicate": ..., "outcome": ...}` once the event is durably recorded
-  and handled (commands/stripe_events.py: `applied`, `unmatched`, `refused` or `ignored`); a
+  and handled (commands/ingestion/stripe_events.py: `applied`, `unmatched`, `refused` or `ignored`); a
   redelivery of a handled event is a duplicate: 200, nothing changes;
 - 503 when the store cannot commit (Stripe retries), or when no signing secret is configured.
 
-Deliveries that arrive together share one commit (commands/group_commit.py); each is answered
+Deliveries that arrive together share one commit (commands/ingestion/group_commit.py); each is answered
 only after the commit that holds it.
 
 No bearer token here: the signature is the authentication.
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from commands.provider_events import WebhookRejectedError
+from commands.ingestion.provider_events import WebhookRejectedError
 from web import models
 from web.body import read_raw
 from web.operations import Endpoint, Operation

@@ -7,7 +7,7 @@ Only the fields the ledger reads are declared; Stripe's others are skipped. Two 
    is kept;
 2. `data.object`, by its own `object` field (payment_intent, charge, refund, dispute,
    checkout.session, payout), into a Struct, then into the provider-neutral report of
-   commands/provider_reports.py with every amount converted by the currency codec
+   commands/ingestion/provider_reports.py with every amount converted by the currency codec
    (adapters/stripe/currency.py). An object that does not decode leaves the event readable but
    its object `unreadable`, with the field named: the event is kept and recorded as refused.
 
@@ -24,8 +24,8 @@ from uuid import UUID
 import msgspec
 
 from adapters.stripe.currency import from_stripe
-from commands.provider_events import VerifiedEvent, WebhookRejectedError
-from commands.provider_reports import (
+from commands.ingestion.provider_events import VerifiedEvent, WebhookRejectedError
+from commands.ingestion.provider_reports import (
     ChargeReport,
     CheckoutReport,
     DisputeReport,

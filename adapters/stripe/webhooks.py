@@ -16,7 +16,7 @@ from collections.abc import Callable
 import stripe
 
 from adapters.stripe.payloads import read_event
-from commands.provider_events import VerifiedEvent, WebhookRejectedError
+from commands.ingestion.provider_events import VerifiedEvent, WebhookRejectedError
 
 PROVIDER = "stripe"
 TOLERANCE_SECONDS = 300

@@ -21,8 +21,8 @@ from adapters.read_models import InProcessProjections, read_model_engine
 from adapters.stripe import StripePaymentProvider
 from adapters.stripe.webhooks import StripeWebhookVerifier
 from commands.application import BillingApplication
+from commands.ingestion.provider_events import WebhookVerifier
 from commands.ports import PaymentProvider
-from commands.provider_events import WebhookVerifier
 from tests.conftest import AppFactory
 from tests.served import ServedApp
 from tests.stripe_server import API_KEY, StripeServer

@@ -34,8 +34,8 @@ import stripe
 
 from adapters.read_models import projection_runner
 from commands.application import BillingApplication
+from commands.ingestion.provider_events import ProviderEvent
 from commands.messages import NewLine
-from commands.provider_events import ProviderEvent
 from ledger.errors import PaymentNotFoundError
 from ledger.invoices import Invoice
 from ledger.money import Money

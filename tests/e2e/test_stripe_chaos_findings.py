@@ -1,7 +1,7 @@
 """What the chaos test (test_stripe_chaos.py) found, each shown by the shortest stream that shows it.
 
 Each test states the contract (docs/stripe.md and docs/adr/0003-idempotency-receipts.md, the module
-docstring of commands/stripe_events.py) and delivers events in an order Stripe may use. The last two show
+docstring of commands/ingestion/stripe_events.py) and delivers events in an order Stripe may use. The last two show
 what concurrent deliveries do, with the interleaving made deterministic: one event is decided
 on what it read, another commits, then the first commits.
 """
@@ -16,10 +16,10 @@ import httpx
 import pytest
 import stripe
 
-from commands import stripe_events
 from commands.application import BillingApplication
+from commands.ingestion import stripe_events
+from commands.ingestion.provider_events import VerifiedEvent
 from commands.messages import NewLine
-from commands.provider_events import VerifiedEvent
 from commands.work import Work
 from ledger.money import Money
 from ledger.payments import Payment, payment_id_for

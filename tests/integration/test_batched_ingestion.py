@@ -10,9 +10,9 @@ from typing import Any
 from uuid import UUID
 
 from commands.application import BillingApplication, Delivery, Ingested
+from commands.ingestion.provider_events import VerifiedEvent
+from commands.ingestion.stripe_events import StripeIngestion, handle
 from commands.messages import NewLine
-from commands.provider_events import VerifiedEvent
-from commands.stripe_events import StripeIngestion, handle
 from commands.work import Work
 from ledger.payments import payment_id_for
 from tests.conftest import AppFactory

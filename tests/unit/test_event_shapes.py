@@ -22,7 +22,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from adapters.clock import ManualClock
 from commands.application import BillingApplication
-from commands.provider_events import ProviderEvent, VerifiedEvent
+from commands.ingestion.provider_events import ProviderEvent, VerifiedEvent
 from ledger.deferred import DISPUTE_CLOSED, REFUND, DeferredMovements
 from ledger.invoices import BANK, PROCESSOR_BALANCE, Invoice
 from ledger.lines import Line

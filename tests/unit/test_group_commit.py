@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from commands.group_commit import GroupCommit
+from commands.ingestion.group_commit import GroupCommit
 
 
 class Recorder:

@@ -11,9 +11,9 @@ import pytest
 from adapters.stripe import STRIPE_API_VERSION
 from adapters.stripe.currency import StripeAmountError, from_stripe, to_stripe
 from adapters.stripe.payloads import read_event
-from commands.provider_events import WebhookRejectedError
-from commands.provider_reports import ChargeReport, PaymentReport
-from commands.stripe_events import READ_API_VERSIONS, UnreadableEventError, handle
+from commands.ingestion.provider_events import WebhookRejectedError
+from commands.ingestion.provider_reports import ChargeReport, PaymentReport
+from commands.ingestion.stripe_events import READ_API_VERSIONS, UnreadableEventError, handle
 from commands.work import Work
 from ledger.errors import InvalidAmountError
 from ledger.money import Money

@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from commands.provider_reports import Report
+from commands.ingestion.provider_reports import Report
 from ledger.events import CopiedCheaply, SharedWhenCopied
 
 _NAMESPACE = UUID("6d3f1c2a-8e4b-4f7a-9a51-3c0b2e7d9f10")
@@ -128,7 +128,7 @@ class WebhookRejectedError(Exception):
 class VerifiedEvent:
     """An event whose signature checked out, its object decoded by the adapter.
 
-    `subject` is the object the event reports, typed (commands/provider_reports.py), when it is
+    `subject` is the object the event reports, typed (commands/ingestion/provider_reports.py), when it is
     of a kind the ledger reads; `unreadable` says why it could not be decoded (the field named),
     in which case `subject` is None and the event is recorded as refused. `api_version` is the
     version the provider wrote the payload in (Stripe: the webhook endpoint's, not ours).

@@ -3,7 +3,7 @@
 Every step works on a `Work` (one attempt of one command) and says whether it changed
 anything: a second report of the same capture, refund, dispute or failed attempt finds it
 recorded and changes nothing. The application's commands run one step each; a webhook event
-runs the steps it reports, in one transaction with its own record (commands/stripe_events.py).
+runs the steps it reports, in one transaction with its own record (commands/ingestion/stripe_events.py).
 
 A refund or dispute reported before its payment is deferred (ledger/deferred.py) and applied
 when the payment succeeds, in the same transaction as the success.
@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands.provider_events import APPLIED, REFUSED, ProviderEvent, provider_event_id
+from commands.ingestion.provider_events import APPLIED, REFUSED, ProviderEvent, provider_event_id
 from commands.work import StaleReadError, Work
 from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND, DeferredMovements, deferred_id_for
 from ledger.errors import (

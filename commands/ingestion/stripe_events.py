@@ -17,7 +17,7 @@ Order does not matter:
 An event is handled all or nothing (`Work.attempt`): refused or unmatched, it leaves only its
 own record.
 Payments are keyed by the PaymentIntent id, which every money event names (ADR 0010).
-Stripe's objects arrive decoded and typed (commands/provider_reports.py, decoded by
+Stripe's objects arrive decoded and typed (commands/ingestion/provider_reports.py, decoded by
 adapters/stripe/payloads.py, amounts already converted into the ledger's units); nothing here
 reads JSON, and only adapters/stripe imports the SDK or the decoder.
 """
@@ -29,11 +29,11 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from commands import money_movements as movements
 from commands.application import BillingApplication, Delivery, Ingested
-from commands.group_commit import GroupCommit
-from commands.provider_events import APPLIED, IGNORED, WAITING, VerifiedEvent
-from commands.provider_reports import (
+from commands.ingestion import money_movements as movements
+from commands.ingestion.group_commit import GroupCommit
+from commands.ingestion.provider_events import APPLIED, IGNORED, WAITING, VerifiedEvent
+from commands.ingestion.provider_reports import (
     ChargeReport,
     CheckoutReport,
     DisputeReport,
@@ -67,7 +67,7 @@ def ingest(app: BillingApplication, event: VerifiedEvent) -> Ingested:
 
 class StripeIngestion:
     """Ingests events as `ingest` does, sharing one commit among the events that arrive together
-    (commands/group_commit.py): each caller is answered once the transaction with its event has
+    (commands/ingestion/group_commit.py): each caller is answered once the transaction with its event has
     committed. One per process, shared by every request thread."""
 
     def __init__(self, app: BillingApplication, max_batch: int = 200) -> None:
