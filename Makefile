@@ -17,8 +17,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# The webhook figures are also printed against this revision, measured in the same run
+# (bench/baseline.py): the main of before issue 11 (typed Stripe payloads, the command runner).
+# `make bench BASELINE=` skips the comparison; any other commit or branch name may be given.
+BASELINE ?= 1cb0e84
+
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(BASELINE),--baseline $(BASELINE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

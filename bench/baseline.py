@@ -57,13 +57,15 @@ class Comparison:
     current: Figures
 
 
-def revision(ref: str) -> str:
-    """The commit `ref` names, abbreviated; a clear error when it names none."""
+def revision(ref: str) -> str | None:
+    """The commit `ref` names, abbreviated; None (said on stderr) when this clone does not have it,
+    e.g. a shallow one: the rest of the bench still runs."""
     done = subprocess.run(
         ["git", "rev-parse", "--short", f"{ref}^{{commit}}"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise SystemExit(f"--baseline {ref}: not a commit of this repository ({done.stderr.strip()})")
+        print(f"--baseline {ref}: not a commit of this clone, no comparison ({done.stderr.strip()})", file=sys.stderr)
+        return None
     return done.stdout.strip()
 
 
