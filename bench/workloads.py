@@ -26,7 +26,7 @@ class CountingApplication(BillingApplication):
     """The production application, counting saves refused by a concurrent writer.
 
     Built exactly as adapters.bootstrap builds it; only `save` is wrapped, to observe the
-    optimistic-concurrency conflicts that `_execute` retries.
+    optimistic-concurrency conflicts that `CommandRunner.execute` retries.
     """
 
     conflicts = 0

@@ -306,7 +306,9 @@ class BillingApplication(Application[UUID]):
             invoice.void(at=at)
             return {}, [invoice]
 
-        return self.runner.execute("void", {"invoice_id": invoice_id}, idempotency_key, decide).map(_nothing)
+        return self.runner.execute("void", _on_invoice(invoice_id, expected_version), idempotency_key, decide).map(
+            _nothing
+        )
 
     def mark_uncollectible(
         self, invoice_id: UUID, *, expected_version: int | None = None, idempotency_key: str | None = None
@@ -316,9 +318,8 @@ class BillingApplication(Application[UUID]):
             invoice.mark_uncollectible(at=at)
             return {}, [invoice]
 
-        return self.runner.execute("mark_uncollectible", {"invoice_id": invoice_id}, idempotency_key, decide).map(
-            _nothing
-        )
+        arguments = _on_invoice(invoice_id, expected_version)
+        return self.runner.execute("mark_uncollectible", arguments, idempotency_key, decide).map(_nothing)
 
     # ------------------------------------------------------------------------ payments
 
@@ -642,6 +643,15 @@ class BillingApplication(Application[UUID]):
         """The position of the last stored event (0 for an empty log)."""
         with storage_errors_as_unavailable():
             return self.recorder.max_notification_id() or 0
+
+
+def _on_invoice(invoice_id: UUID, expected_version: int | None) -> dict[str, Any]:
+    """What a key's fingerprint covers for a command on an invoice: the expected version too, when
+    one was sent (so the same key with another If-Match is another request); receipts stored
+    before it was covered still replay, since an absent version adds nothing."""
+    if expected_version is None:
+        return {"invoice_id": invoice_id}
+    return {"invoice_id": invoice_id, "expected_version": expected_version}
 
 
 def _require_same_offline_payment(recorded: Payment, amount: Money) -> None:

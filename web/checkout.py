@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from commands.idempotency import receipt_id_for
 from commands.ports import CheckoutSession, PaymentProvider
-from ledger.errors import InvoiceNotFoundError, ProviderConfigurationError, StaleVersionError
+from ledger.errors import InvoiceDeletedError, ProviderConfigurationError, StaleVersionError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
 from web import models
@@ -100,7 +100,7 @@ def _payable(services: Services, invoice_id: Any) -> Invoice:
     """Only an open or uncollectible invoice with something left to pay goes to checkout (409 otherwise)."""
     invoice = services.app.invoice(invoice_id)
     if invoice.status == DELETED:
-        raise InvoiceNotFoundError(invoice_id)
+        raise InvoiceDeletedError(invoice_id)
     invoice.require_collectible()  # checked before Stripe is called, and again when the session is recorded
     return invoice
 

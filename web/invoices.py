@@ -198,7 +198,9 @@ def expected_version_of(request: Request) -> int | None:
         return None
     text = value.strip()
     text = text.removeprefix("W/").strip('"')
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+    # At most 18 digits (as the document's pattern says): a longer one is no version, and int()
+    # of thousands of digits would be refused by Python itself.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
         raise RequestInvalidError([{"field": "If-Match", "message": 'must be the invoice\'s version, e.g. "3"'}])
     return int(text)
 
@@ -285,7 +287,7 @@ async def read_invoice(request: Request) -> Response:
     query = _query(models.InvoiceReadQuery, request)
     if query.as_of is not None:
         invoice = await _blocking(services.app.invoice_as_of, invoice_id, query.as_of)
-        return _invoice_response(services, invoice)
+        return _invoice_response(services, _not_deleted(invoice))
     if services.inline_reads:
         # One indexed read of a local file (~20 us) costs less than the trip to a worker
         # thread and back (~130 us): check what was kept here, on the event loop.
@@ -308,10 +310,15 @@ def _current_invoice(services: Services, invoice_id: UUID) -> Response:
     kept = _kept_response(services, invoice_id)
     if kept is not None:
         return kept
-    invoice = services.app.invoice(invoice_id)
-    if invoice.status == DELETED:  # as Stripe: a deleted draft is gone; its history is not
-        raise InvoiceDeletedError(invoice_id)
-    return _invoice_response(services, invoice)
+    return _invoice_response(services, _not_deleted(services.app.invoice(invoice_id)))
+
+
+def _not_deleted(invoice: Invoice) -> Invoice:
+    """As Stripe: a deleted draft is gone (404), now and as of any moment after its deletion; its
+    history is not (/events)."""
+    if invoice.status == DELETED:
+        raise InvoiceDeletedError(invoice.id)
+    return invoice
 
 
 async def update_invoice(request: Request) -> Response:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount
-from starlette.staticfiles import StaticFiles
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute
 
 from ledger.errors import LedgerError
 from web import models
@@ -30,19 +29,29 @@ ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-prese
 def routes() -> list[BaseRoute]:
     return [
         Endpoint("/healthz", healthz, "GET", Operation(
-            "health", "Is the service up, and does the event store answer?", response=models.Health,
+            "health", "Is the service up, and does its database answer?", response=models.Health,
             problems=(503,), secured=False)),
         Endpoint("/openapi.json", openapi, "GET", Operation(
             "openapi", "This document", response=None, problems=(), secured=False)),
         Endpoint("/docs", docs, "GET", Operation(
             "docs", "The interactive API documentation (Swagger UI)", response=None, problems=(), secured=False,
             media_type="text/html")),
-        Mount("/docs/assets", app=StaticFiles(directory=assets_directory()), name="docs-assets"),
+        Endpoint("/docs/assets/{name}", docs_asset, "GET", Operation(
+            "docsAsset", "A file the interactive documentation loads (Swagger UI's own)", response=None,
+            problems=(404,), secured=False, media_type="application/octet-stream")),
     ]  # fmt: skip
 
 
 def assets_directory() -> Path:
     return Path(str(files("swagger_ui") / "static"))
+
+
+async def docs_asset(request: Request) -> Response:
+    """One of the files the page loads (ASSETS), from the installed package; nothing else of it."""
+    name = request.path_params["name"]
+    if name not in ASSETS:
+        return problem(404, "Not found", f"no asset {name!r}", slug="not-found")
+    return FileResponse(assets_directory() / name, headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def healthz(request: Request) -> Response:

@@ -58,7 +58,10 @@ REQUEST_HEADERS: dict[str, Schema] = {
     "If-Match": {
         "name": "If-Match",
         "in": "header",
-        "description": "The invoice's version (its ETag): 412 if it has changed since.",
+        "description": (
+            "The invoice's version (its ETag): 412 if it has changed since (on checkout, a session "
+            "opened or closed since does not count: it changes nothing that is due)."
+        ),
         "schema": {"type": "string", "pattern": '^(W/)?"?[1-9][0-9]{0,17}"?$'},
     },
     "Stripe-Signature": {

@@ -137,9 +137,13 @@ def payment_canceled(
     return changed
 
 
-def refund(work: Work, payment_id: UUID, *, refund_id: str, amount: int, at: datetime) -> bool:
-    """Refund part or all of a payment, once per refund id. False if already recorded."""
+def refund(
+    work: Work, payment_id: UUID, *, refund_id: str, amount: int, at: datetime, currency: str | None = None
+) -> bool:
+    """Refund part or all of a payment, once per refund id. False if already recorded. `currency`,
+    when the report names one, must be the payment's (CurrencyMismatchError: refused)."""
     payment = work.payment(payment_id)
+    _require_currency_of(payment, currency)
     if payment.has_refund(refund_id):
         return False
     invoice = work.invoice(UUID(payment.invoice_id))
@@ -155,8 +159,18 @@ def refund(work: Work, payment_id: UUID, *, refund_id: str, amount: int, at: dat
     return True
 
 
-def open_dispute(work: Work, payment_id: UUID, *, dispute_id: str, amount: int, reason: str, at: datetime) -> bool:
+def open_dispute(
+    work: Work,
+    payment_id: UUID,
+    *,
+    dispute_id: str,
+    amount: int,
+    reason: str,
+    at: datetime,
+    currency: str | None = None,
+) -> bool:
     payment = work.payment(payment_id)
+    _require_currency_of(payment, currency)
     if payment.has_dispute(dispute_id):
         return False
     invoice = work.invoice(UUID(payment.invoice_id))
@@ -177,10 +191,12 @@ def close_dispute(
     at: datetime,
     amount: int | None = None,
     reason: str = "",
+    currency: str | None = None,
 ) -> bool:
     """Close a dispute as won or lost, once. A closing reported before the opening opens it
     first when the report says how much was disputed (Stripe's dispute object does)."""
     payment = work.payment(payment_id)
+    _require_currency_of(payment, currency)
     dispute = payment.disputes.get(dispute_id)
     if dispute is None and amount is not None:
         open_dispute(work, payment_id, dispute_id=dispute_id, amount=amount, reason=reason, at=at)
@@ -239,6 +255,13 @@ def defer(
     return changed
 
 
+def _require_currency_of(payment: Payment, currency: str | None) -> None:
+    """A refund or dispute moves money in its payment's currency; a report in another one is not
+    this payment's money (refused, never applied at another currency's scale)."""
+    if currency is not None and currency != payment.currency:
+        raise CurrencyMismatchError(payment.currency, currency)
+
+
 def _release_deferred(work: Work, payment: Payment, at: datetime) -> None:
     """Record the payment's arrival and apply what was waiting for it; each movement all or
     nothing, and the event that reported it marked with what was done."""
@@ -265,10 +288,23 @@ def _release_deferred(work: Work, payment: Payment, at: datetime) -> None:
 def _apply(work: Work, payment_id: UUID, movement: dict[str, Any], at: datetime) -> bool:
     fields = movement["fields"]
     if movement["kind"] == REFUND:
-        return refund(work, payment_id, refund_id=fields["refund_id"], amount=fields["amount"], at=at)
+        return refund(
+            work,
+            payment_id,
+            refund_id=fields["refund_id"],
+            amount=fields["amount"],
+            at=at,
+            currency=fields.get("currency"),  # kept since the reports carry it; absent in older ones
+        )
     if movement["kind"] == DISPUTE_OPENED:
         return open_dispute(
-            work, payment_id, dispute_id=fields["dispute_id"], amount=fields["amount"], reason=fields["reason"], at=at
+            work,
+            payment_id,
+            dispute_id=fields["dispute_id"],
+            amount=fields["amount"],
+            reason=fields["reason"],
+            at=at,
+            currency=fields.get("currency"),
         )
     if movement["kind"] == DISPUTE_CLOSED:
         return close_dispute(
@@ -279,5 +315,6 @@ def _apply(work: Work, payment_id: UUID, movement: dict[str, Any], at: datetime)
             amount=fields["amount"],
             reason=fields["reason"],
             at=at,
+            currency=fields.get("currency"),
         )
     raise ValueError(f"unknown movement kind {movement['kind']!r}")

@@ -309,16 +309,24 @@ def _refund_updated(step: _Step, refund: RefundReport) -> Outcome:
 
 
 def _refund(step: _Step, intent: str, refund: RefundReport) -> Outcome:
-    amount = refund.amount.amount
+    amount, currency = refund.amount.amount, refund.amount.currency
     if not step.captured(intent):
-        return step.defer(intent, REFUND, refund.id, {"refund_id": refund.id, "amount": amount})
-    new = movements.refund(step.work, payment_id_for(PROVIDER, intent), refund_id=refund.id, amount=amount, at=step.at)
+        fields = {"refund_id": refund.id, "amount": amount, "currency": currency}
+        return step.defer(intent, REFUND, refund.id, fields)
+    new = movements.refund(
+        step.work, payment_id_for(PROVIDER, intent), refund_id=refund.id, amount=amount, at=step.at, currency=currency
+    )
     return (APPLIED, f"refund {refund.id} applied") if new else (IGNORED, f"refund {refund.id} already applied")
 
 
 def _dispute_created(step: _Step, dispute: DisputeReport) -> Outcome:
     intent = _intent_of(dispute, "dispute")
-    fields = {"dispute_id": dispute.id, "amount": dispute.amount.amount, "reason": dispute.reason}
+    fields = {
+        "dispute_id": dispute.id,
+        "amount": dispute.amount.amount,
+        "currency": dispute.amount.currency,
+        "reason": dispute.reason,
+    }
     if not step.captured(intent):
         return step.defer(intent, DISPUTE_OPENED, dispute.id, fields)
     new = movements.open_dispute(
@@ -328,6 +336,7 @@ def _dispute_created(step: _Step, dispute: DisputeReport) -> Outcome:
         amount=dispute.amount.amount,
         reason=dispute.reason,
         at=step.at,
+        currency=dispute.amount.currency,
     )
     return (APPLIED, f"dispute {dispute.id} opened") if new else (IGNORED, f"dispute {dispute.id} already open")
 
@@ -341,6 +350,7 @@ def _dispute_closed(step: _Step, dispute: DisputeReport) -> Outcome:
         "dispute_id": dispute.id,
         "won": status == "won",
         "amount": dispute.amount.amount,
+        "currency": dispute.amount.currency,
         "reason": dispute.reason,
     }
     if not step.captured(intent):
@@ -353,6 +363,7 @@ def _dispute_closed(step: _Step, dispute: DisputeReport) -> Outcome:
         amount=dispute.amount.amount,
         reason=dispute.reason,
         at=step.at,
+        currency=dispute.amount.currency,
     )
     return (APPLIED, f"dispute {dispute.id} {status}") if new else (IGNORED, f"dispute {dispute.id} closed already")
 

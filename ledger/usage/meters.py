@@ -99,7 +99,8 @@ class BatchStats:
         if held is None:
             self._held[(period, meter)] = [quantity, 1, quantity, quantity, at]
             return
-        held[0] += quantity
+        with money_context():  # exact whatever the calling thread's context (a sum can outgrow 28 digits)
+            held[0] += quantity
         held[1] += 1
         if quantity > held[2]:
             held[2] = quantity

@@ -224,6 +224,11 @@ def test_the_document_and_the_docs_are_served_without_a_token(api: Api) -> None:
             assert served.status_code == 200, asset
             assert len(served.content) > 1000, asset
         bundle = anonymous.get("/docs/assets/swagger-ui-bundle.js").text
+        # Only what the page loads: not the rest of the package (its editor, its sample initializer).
+        others = [
+            anonymous.get(f"/docs/assets/{name}").status_code for name in ("swagger-initializer.js", "..%2Fapp.py")
+        ]
+    assert others == [404, 404]
     assert 'PACKAGE_VERSION:"5.' in bundle  # Swagger UI 5: it reads OpenAPI 3.1
     assert "persistAuthorization: true" in docs.text  # the token set with Authorize outlives a reload
     assert refused.status_code == 401

@@ -382,3 +382,23 @@ def test_payouts_move_the_processor_balance_to_the_bank_once_and_back_when_they_
     assert (kept.status, kept.failure) == ("failed", {"code": "account_closed", "message": "closed"})
     other = {**payout, "amount": 1}
     assert stripe_.deliver("payout.failed", "payout", **other)["outcome"] == "refused"  # not the amount on record
+
+
+def test_a_refund_or_dispute_in_another_currency_than_its_payment_is_refused_not_rescaled(stripe_: Stripe) -> None:
+    # A jpy refund of 6,000 against a usd payment is not 60.00 usd: it is not this payment's money.
+    invoice_id = _open_invoice(stripe_.app)
+    waiting = stripe_.deliver(
+        "refund.created", "refund", event_id="evt_3QYenEarly", **{**_refund(6_000), "currency": "jpy"}
+    )
+    assert waiting["outcome"] == "waiting"
+    stripe_.deliver("payment_intent.succeeded", "payment_intent", **_succeeded(invoice_id))
+    early = stripe_.app.provider_event("stripe", "evt_3QYenEarly")
+    assert early is not None
+    assert early.outcome == "refused"
+    late = stripe_.deliver("refund.created", "refund", **{**_refund(6_000, "re_3QYen"), "currency": "jpy"})
+    assert late["outcome"] == "refused"
+    disputed = stripe_.deliver("charge.dispute.created", "dispute", **{**_dispute("needs_response"), "currency": "eur"})
+    assert disputed["outcome"] == "refused"
+    invoice = stripe_.app.invoice(invoice_id)
+    assert (invoice.status, invoice.amount_paid, invoice.amount_refunded) == ("paid", TOTAL, 0)
+    assert invoice.disputes == {}

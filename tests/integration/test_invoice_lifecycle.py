@@ -114,6 +114,18 @@ def test_a_repeated_idempotency_key_returns_the_first_result_and_changes_nothing
         app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 2, 100)], idempotency_key="k-1")
 
 
+def test_the_same_key_with_another_expected_version_is_another_request(app: BillingApplication) -> None:
+    for command in (app.void, app.mark_uncollectible):
+        invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
+        app.issue(invoice_id)
+        version = app.invoice(invoice_id).version
+        key = f"{command.__name__}-1"
+        command(invoice_id, expected_version=version, idempotency_key=key)
+        command(invoice_id, expected_version=version, idempotency_key=key)  # the same request: replayed
+        with pytest.raises(IdempotencyKeyReusedError):
+            command(invoice_id, expected_version=version + 5, idempotency_key=key)
+
+
 def test_a_command_answers_with_the_versions_it_left_and_a_repeat_says_it_was_replayed(
     app: BillingApplication,
 ) -> None:

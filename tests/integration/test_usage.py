@@ -175,13 +175,13 @@ UNIT = "998.999999999999"  # with 10**12 bytes and 10**12 hits, exactly the most
 
 def _big_customer(app: BillingApplication) -> None:
     """Prices at which the largest record quantities reach the amount an invoice can hold."""
-    app.define_meter(key="bytes", name="Bytes", aggregation="sum")
-    app.define_meter(key="hits", name="Hits", aggregation="sum")
-    app.define_price(key="bytes", meter="bytes", currency="usd", model="per_unit", terms={"unit_amount": UNIT})
-    app.define_price(
+    app.usage.define_meter(key="bytes", name="Bytes", aggregation="sum")
+    app.usage.define_meter(key="hits", name="Hits", aggregation="sum")
+    app.usage.define_price(key="bytes", meter="bytes", currency="usd", model="per_unit", terms={"unit_amount": UNIT})
+    app.usage.define_price(
         key="hits", meter="hits", currency="usd", model="package", terms={"package_size": 1, "package_amount": 1}
     )
-    app.set_up_usage_customer(
+    app.usage.set_up_customer(
         key="big",
         customer=CUSTOMER,
         currency="usd",
@@ -200,15 +200,15 @@ def test_usage_its_period_could_not_bill_is_refused_and_the_largest_accepted_per
 ) -> None:
     _big_customer(app)
     most = 10**12  # the largest quantity a record may have
-    app.record_usage([_record("bytes", most, "b-1"), _record("hits", most, "h-1")])  # 10**15 - 1 in all
+    app.usage.record([_record("bytes", most, "b-1"), _record("hits", most, "h-1")])  # 10**15 - 1 in all
 
     with pytest.raises(InvalidUsageBatchError) as refused:  # beyond what an invoice holds
-        app.record_usage([_record("bytes", 1, "b-2"), _record("hits", "0.5", "h-2"), _record("hits", 1, "h-3")])
+        app.usage.record([_record("bytes", 1, "b-2"), _record("hits", "0.5", "h-2"), _record("hits", 1, "h-3")])
     assert [error["field"] for error in refused.value.errors] == ["records[0].quantity"]
     assert "invoice" in refused.value.errors[0]["message"]
-    assert app.usage_record("big", "b-2") is None
+    assert app.usage.stored_record("big", "b-2") is None
 
-    closed = app.close_usage_period("big")
+    closed = app.usage.close_period("big").result
     invoice = app.invoice(closed.invoice_id)
     assert invoice.total == 10**15 - 1
     assert [(line.quantity, line.amount) for line in invoice.lines.values()] == [

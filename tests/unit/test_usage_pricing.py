@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import InvalidAmountError, InvalidPriceError, InvalidQuantityError
+from ledger.usage.meters import BatchStats
 from ledger.usage.pricing import price as priced
 from ledger.usage.pricing import require_terms
 
@@ -133,3 +134,20 @@ def test_a_package_count_is_exact_when_the_size_does_not_divide_the_quantity() -
     assert priced(terms, Decimal(1)).total == 100
     assert priced(terms, Decimal("3.000000000001")).total == 200
     assert priced(terms, Decimal(6)).total == 200
+
+
+def test_a_batch_sums_usage_exactly_whatever_the_threads_decimal_precision() -> None:
+    # At precision 12, 999999999999.123456 + 1.000001 was kept as 1000000000000: digits lost.
+    sums: list[str] = []
+
+    def run() -> None:
+        decimal.getcontext().prec = 12
+        stats = BatchStats()
+        stats.add("2026-01", "bytes", Decimal("999999999999.123456"), "2026-01-02T00:00:00Z")
+        stats.add("2026-01", "bytes", Decimal("1.000001"), "2026-01-03T00:00:00Z")
+        sums.append(stats.as_json()["2026-01"]["bytes"]["sum"])
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert sums == ["1000000000000.123457"]
