@@ -94,7 +94,7 @@ def test_an_offline_payment_sent_by_several_writers_at_once_is_recorded_once(mak
     setup = make_app()
     invoice_ids = []
     for _ in range(5):
-        invoice_id = setup.create_draft(customer=CUSTOMER, currency="eur", lines=[NewLine("x", 1, 5_000)])
+        invoice_id = setup.create_draft(customer=CUSTOMER, currency="eur", lines=[NewLine("x", 1, 5_000)]).result
         setup.issue(invoice_id)
         invoice_ids.append(invoice_id)
     apps = [make_app() for _ in range(WRITERS)]
@@ -102,7 +102,9 @@ def test_an_offline_payment_sent_by_several_writers_at_once_is_recorded_once(mak
 
     def pay(n: int) -> None:  # a client retrying on every worker at once, without a key
         for k, invoice_id in enumerate(invoice_ids):
-            recorded[k].add(apps[n].record_offline_payment(invoice_id, Money(2_000, "eur"), reference=f"SEPA {k}"))
+            recorded[k].add(
+                apps[n].record_offline_payment(invoice_id, Money(2_000, "eur"), reference=f"SEPA {k}").result
+            )
 
     _in_threads(pay, WRITERS)
     for k, invoice_id in enumerate(invoice_ids):

@@ -31,7 +31,7 @@ def test_libpq_parameters_in_the_url_reach_the_server(pg_cluster: Cluster, clock
         app = bootstrap(Settings(database_url=url), clock=clock)
         engine = read_model_engine(url)
         try:
-            invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)])
+            invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("x", 1, 100)]).result
             assert app.invoice(invoice_id).total == 100
             assert NAME in _application_names(pg_cluster, dbname)  # the event store's pool
             app.close()
