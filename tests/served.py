@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 import uvicorn
 
 from tests.pg_cluster import free_port
@@ -29,3 +31,15 @@ class ServedApp:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+def until_not_503(request: Callable[[], httpx.Response], *, tries: int = 60) -> httpx.Response:
+    """Ask again while the answer is 503, a second apart, as a client told Retry-After would (Stripe
+    redelivers for days): after an outage the connection pool reconnects with a backoff of its own."""
+    response = request()
+    for _ in range(tries - 1):
+        if response.status_code != 503:
+            break
+        time.sleep(1)
+        response = request()
+    return response

@@ -19,6 +19,7 @@ from commands.application import BillingApplication
 from tests.conftest import AppFactory
 from tests.e2e.conftest import WEBHOOK_SECRET, Api, serve
 from tests.pg_cluster import Cluster
+from tests.served import until_not_503
 from tests.stripe_payloads import event_payload
 
 SECRET = WEBHOOK_SECRET
@@ -187,7 +188,7 @@ def test_a_lost_database_answers_503_and_redelivery_loses_nothing(pg_cluster: Cl
             assert refused.headers["retry-after"]
             with pg_cluster.admin() as admin:
                 admin.execute(f'ALTER DATABASE "{dbname}" WITH ALLOW_CONNECTIONS true')
-            redelivered = hook.deliver(during)  # Stripe retries
+            redelivered = until_not_503(lambda: hook.deliver(during))  # Stripe retries until it is taken
             assert (redelivered.status_code, redelivered.json()["duplicate"]) == (200, False)
             assert hook.deliver(before).json()["duplicate"] is True
             kept = app.provider_event("stripe", "evt_1DuringOutage")

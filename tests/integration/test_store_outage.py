@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ from adapters.web_server import build_app
 from commands.messages import NewLine
 from ledger.errors import StoreUnavailableError
 from tests.pg_cluster import Cluster, find_pg_bin, running_cluster
-from tests.served import ServedApp
+from tests.served import ServedApp, until_not_503
 from tests.stripe_payloads import event_payload
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
@@ -115,19 +115,9 @@ def _check_outage(own_cluster: Cluster, client: httpx.Client) -> None:
         own_cluster.start()
     assert client.get("/healthz").json() == {"status": "ok", "database": "up"}
     # Nothing of the refused requests was stored, and the store's pool reconnects by itself.
-    again = _until_not_503(lambda: client.get(invoice, headers=AUTH))
+    again = until_not_503(lambda: client.get(invoice, headers=AUTH))
     assert (again.status_code, again.json()["status"]) == (200, "draft")
     assert client.post("/webhooks/stripe", **_signed_webhook()).status_code == 200
-
-
-def _until_not_503(request: Callable[[], httpx.Response]) -> httpx.Response:
-    """The pool reconnects with a backoff of its own: ask again (as a client told Retry-After would)."""
-    for _ in range(60):
-        response = request()
-        if response.status_code != 503:
-            return response
-        time.sleep(1)
-    return response
 
 
 def test_ctrl_c_during_a_read_model_query_still_stops_the_command(engine: Engine) -> None:
