@@ -15,7 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Inspector, inspect, select, text
+from sqlalchemy import Connection, Engine, Inspector, inspect, select, text
 
 from projections.schema import (
     ADVISORY_LOCK_KEY,
@@ -239,17 +239,22 @@ def test_an_upgrade_waits_for_the_schema_lock(engine: Engine) -> None:
     assert _versions(engine) == [head_revision()]
 
 
+def _insert_an_issued_invoices_posting(conn: Connection) -> None:
+    """One posting as revisions 0001 and 0002 of the journal wrote it: 100 usd of revenue."""
+    conn.execute(
+        text(
+            "INSERT INTO journal_postings (position, line, invoice_id, event_topic, event_version, occurred_at,"
+            " account, currency, debit, credit) VALUES (1, 0, 'inv', 'invoice.issued', 2, :at, 'revenue', 'usd',"
+            " 0, 100)"
+        ),
+        {"at": datetime(2026, 3, 2, tzinfo=UTC)},
+    )
+
+
 def test_a_journal_at_revision_0001_keeps_its_postings_and_gains_payouts(engine: Engine) -> None:
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
-        conn.execute(
-            text(
-                "INSERT INTO journal_postings (position, line, invoice_id, event_topic, event_version, occurred_at,"
-                " account, currency, debit, credit) VALUES (1, 0, 'inv', 'invoice.issued', 2, :at, 'revenue', 'usd',"
-                " 0, 100)"
-            ),
-            {"at": datetime(2026, 3, 2, tzinfo=UTC)},
-        )
+        _insert_an_issued_invoices_posting(conn)
     upgrade(engine)
     assert _versions(engine) == [head_revision()]
     with engine.begin() as conn:
@@ -267,14 +272,7 @@ def test_a_journal_at_revision_0001_keeps_its_postings_and_gains_payouts(engine:
 def test_a_journal_at_revision_0002_keeps_its_postings_as_written_by_revision_1_of_their_rules(engine: Engine) -> None:
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0002")
-        conn.execute(
-            text(
-                "INSERT INTO journal_postings (position, line, invoice_id, event_topic, event_version, occurred_at,"
-                " account, currency, debit, credit) VALUES (1, 0, 'inv', 'invoice.issued', 2, :at, 'revenue', 'usd',"
-                " 0, 100)"
-            ),
-            {"at": datetime(2026, 3, 2, tzinfo=UTC)},
-        )
+        _insert_an_issued_invoices_posting(conn)
     upgrade(engine)
     assert _versions(engine) == ["0003"]
     with engine.connect() as conn:
