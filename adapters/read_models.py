@@ -57,9 +57,10 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
     cursor.close()
 
 
-# The topics the read models read (invoice status, payments, journal); the audit chain reads the
-# stored bytes of every record itself. Usage records and webhook records are not decoded for them.
-READ_MODEL_TOPICS = ("invoice.", "payment.", "payout.")
+# The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
+# side, its items and runs, the webhook inbox); the audit chain reads the stored bytes of every
+# record itself. Usage records, receipts and the like are not decoded for them.
+READ_MODEL_TOPICS = ("invoice.", "payment.", "payout.", "processor-fee.", "reconciliation-", "provider-event.")
 
 
 class _ReadModelLog:

@@ -16,6 +16,11 @@ and post nothing. Payout events post the processor sending our balance to the ba
     invoice.voided               Dr revenue, Dr tax_payable   Cr receivables, Cr bad_debt
     payout.paid                  Dr bank amount               Cr processor_balance amount
     payout.failed (after paid)   Dr processor_balance         Cr bank (the payout reversed)
+    processor-fee.recorded       Dr processor_fees amount     Cr processor_balance amount
+
+Processor fees reach the books from the provider's balance transactions (reconciliation reads
+them; ledger/fees.py): webhooks never carry them, so a provider payment posts its whole amount
+to `processor_balance` and the fee is taken from it when it is known.
 
 Cash is `processor_balance` for provider payments and `bank` for offline ones. A lost dispute
 posts nothing more: the processor already withdrew the money when the dispute opened.
@@ -181,6 +186,10 @@ def _payout_failed(e: Any, c: str) -> list[Posting]:
     return _entries(c, (_debit, PROCESSOR_BALANCE, e.reversed), (_credit, BANK, e.reversed))
 
 
+def _fee_recorded(e: Any, c: str) -> list[Posting]:
+    return _entries(c, (_debit, PROCESSOR_FEES, e.amount), (_credit, PROCESSOR_BALANCE, e.amount))
+
+
 #: The posting rule of every topic that moves money. Raise a rule's revision whenever what it
 #: posts changes.
 RULES: Mapping[str, PostingRule] = {
@@ -194,6 +203,7 @@ RULES: Mapping[str, PostingRule] = {
     "invoice.voided": PostingRule(1, _voided),
     "payout.paid": PostingRule(1, _payout_paid),
     "payout.failed": PostingRule(1, _payout_failed),
+    "processor-fee.recorded": PostingRule(1, _fee_recorded),
 }
 
 

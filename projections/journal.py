@@ -3,6 +3,7 @@
 A posting needs the event and its invoice's currency, nothing else of the invoice: the journal
 keeps each invoice's currency (fixed when the draft is created) instead of folding invoices.
 Payout events carry their currency; their postings name the payout instead of an invoice.
+A processor fee carries its currency and names the invoice it was taken for, if any.
 
 Each row keeps the revision of the posting rule that wrote it (`rule_revision`): a rule changed
 since shows up in `ledger rebuild --check` as rows whose revision differs, named by topic.
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Table
 
 from ledger.accounting import RULES, NoPostingRuleError, PostingRule, posting_rule
 from ledger.events import MovesMoney
+from ledger.fees import ProcessorFee
 from ledger.invoices import Invoice
 from ledger.payouts import Payout
 from projections.bulk import insert_rows
@@ -50,6 +52,8 @@ class JournalProjection:
                 currency, source = self._currency(event), {"invoice_id": str(event.originator_id), "payout_id": None}
             elif isinstance(event, Payout.Paid | Payout.Failed):
                 currency, source = event.currency, {"invoice_id": None, "payout_id": str(event.originator_id)}
+            elif isinstance(event, ProcessorFee.Recorded):  # on the invoice it was taken for, when ours
+                currency, source = event.currency, {"invoice_id": event.invoice_id, "payout_id": None}
             elif isinstance(event, MovesMoney):  # money the journal cannot place: a bug, never skipped
                 raise NoPostingRuleError(getattr(type(event), "TOPIC", type(event).__name__))
             else:

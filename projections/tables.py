@@ -103,3 +103,121 @@ audit_chain = Table(
     Column("topic", Text, nullable=False),
     Column("link", String(64), nullable=False),
 )
+
+# --------------------------------------------------------------------------- reconciliation (0004)
+
+# What the provider's balance transactions told us it kept (ledger/fees.py), one row per fee.
+processor_fees = Table(
+    "processor_fees",
+    metadata,
+    Column("fee_id", String(36), primary_key=True),
+    Column("provider", String(40), nullable=False),
+    Column("balance_transaction_id", String(255), nullable=False, unique=True),
+    Column("source_id", String(255), index=True),  # the charge, refund or dispute it was taken on
+    Column("invoice_id", String(36), index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("position", BigInteger, nullable=False),  # the recording event's place in the log
+)
+
+# Every payout the ledger recorded (ledger/payouts.py), by the provider's id.
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("payout_id", String(36), primary_key=True),
+    Column("provider", String(40), nullable=False),
+    Column("provider_payout_id", String(255), nullable=False, unique=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("reported_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# Every refund and dispute recorded on a payment (payment.refunded, payment.disputed, ...),
+# by the provider's id: the ledger side of refund and dispute matching.
+payment_refunds = Table(
+    "payment_refunds",
+    metadata,
+    Column("refund_id", String(255), primary_key=True),  # the provider's refund id
+    Column("payment_id", String(36), nullable=False, index=True),
+    Column("invoice_id", String(36), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+payment_disputes = Table(
+    "payment_disputes",
+    metadata,
+    Column("dispute_id", String(255), primary_key=True),  # the provider's dispute id
+    Column("payment_id", String(36), nullable=False, index=True),
+    Column("invoice_id", String(36), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),  # open | won | lost
+    Column("opened_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("position", BigInteger, nullable=False),  # the last event that changed it
+)
+
+# The latest state of every reconciliation item (ledger/reconciliation/items.py).
+reconciliation_items = Table(
+    "reconciliation_items",
+    metadata,
+    Column("item_id", String(36), primary_key=True),
+    Column("class", String(40), nullable=False, index=True),
+    Column("status", String(20), nullable=False, index=True),
+    Column("currency", String(3)),
+    Column("amount_ledger", BigInteger),
+    Column("amount_stripe", BigInteger),
+    Column("stripe_id", String(255), index=True),
+    Column("invoice_id", String(36), index=True),
+    Column("payment_id", String(36)),
+    Column("explanation", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON: the ledger events involved
+    Column("detected_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("last_run_id", String(36)),  # the last run that found it
+    Column("resolution", Text),  # JSON: by, at, action, note, events; null while open
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("period_end", DateTime(timezone=True), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("requested_by", String(200), nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("summary", Text),  # JSON, once completed
+    Column("failure", Text),
+    Column("version", Integer, nullable=False),
+)
+
+# The webhook inbox: every provider event received, and what was done with it.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("event_key", String(36), primary_key=True),  # the ProviderEvent aggregate's id
+    Column("provider", String(40), nullable=False),
+    Column("event_id", String(255), nullable=False, index=True),
+    Column("event_type", String(100), nullable=False, index=True),
+    Column("object_id", String(255), index=True),  # the object the event reports (pi_..., ch_...)
+    Column("created", BigInteger, nullable=False),  # the provider's timestamp (Unix seconds)
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("handled_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False, index=True),
+    Column("detail", Text, nullable=False),
+    Column("api_version", String(40)),
+    Column("position", BigInteger, nullable=False),  # the received event's place in the log
+    Column("version", Integer, nullable=False),
+)

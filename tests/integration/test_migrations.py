@@ -274,7 +274,7 @@ def test_a_journal_at_revision_0002_keeps_its_postings_as_written_by_revision_1_
         command.upgrade(alembic_config(conn), "0002")
         _insert_an_issued_invoices_posting(conn)
     upgrade(engine)
-    assert _versions(engine) == ["0003"]
+    assert _versions(engine) == [head_revision()]
     with engine.connect() as conn:
         kept = conn.execute(text("SELECT position, credit, rule_revision FROM journal_postings")).all()
     assert [tuple(row) for row in kept] == [(1, 100, 1)]

@@ -27,7 +27,9 @@ from ledger.accounting import (
     postings_for,
     totals_by_currency,
 )
+from ledger.errors import InvalidAmountError
 from ledger.events import MovesMoney
+from ledger.fees import ProcessorFee
 from ledger.invoices import Invoice
 from ledger.lines import Line
 from ledger.money import Money
@@ -451,6 +453,26 @@ def test_a_payout_failing_after_it_was_paid_is_reversed_and_one_failing_before_p
     assert never_paid.pay(at=at(2)) is False  # a late "paid" after the failure changes nothing
 
 
+def test_a_processor_fee_is_taken_from_the_processor_balance_and_a_returned_one_goes_back() -> None:
+    def fee(amount: int, transaction: str) -> list[Posting]:
+        recorded = ProcessorFee.record(
+            provider="stripe",
+            balance_transaction_id=transaction,
+            amount=Money(amount, "eur"),
+            source_id="ch_1",
+            invoice_id=None,
+            at=at(1),
+        )
+        [event] = drain(recorded)
+        return postings_for(event, "eur")
+
+    assert fee(59, "txn_1") == [Posting(PROCESSOR_FEES, "eur", 59, 0), Posting(PROCESSOR_BALANCE, "eur", 0, 59)]
+    assert fee(-59, "txn_2") == [Posting(PROCESSOR_FEES, "eur", 0, 59), Posting(PROCESSOR_BALANCE, "eur", 59, 0)]
+    assert sum(p.signed for p in fee(1_234, "txn_3")) == 0
+    with pytest.raises(InvalidAmountError):
+        fee(0, "txn_4")
+
+
 # ------------------------------------------------------------------------------ the rules themselves
 
 
@@ -474,6 +496,7 @@ def test_the_rules_are_the_documented_ones() -> None:
         "invoice.voided",
         "payout.paid",
         "payout.failed",
+        "processor-fee.recorded",
     }
     assert all(rule.revision >= 1 for rule in RULES.values())
 
