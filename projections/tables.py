@@ -73,7 +73,7 @@ payments = Table(
     Column("payment_id", String(36), primary_key=True),
     Column("invoice_id", String(36), nullable=False, index=True),
     Column("provider", String(40), nullable=False),
-    Column("provider_payment_id", String(255), nullable=False),
+    Column("provider_payment_id", String(255), nullable=False, index=True),
     Column("charge_id", String(255)),
     Column("currency", String(3), nullable=False),
     Column("amount", BigInteger, nullable=False),

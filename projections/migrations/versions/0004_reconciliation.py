@@ -1,5 +1,5 @@
 """reconciliation: the ledger side of the match (fees, payouts, refunds, disputes), the items
-and runs, and the webhook inbox.
+and runs, the webhook inbox, and payments indexed by the provider's id.
 
 Revision ID: 0004
 Revises: 0003
@@ -32,7 +32,11 @@ _TABLES = (
 
 def upgrade() -> None:
     # A database made by `metadata.create_all` (then stamped) has them already.
-    existing = set(sa.inspect(op.get_bind()).get_table_names())
+    inspector = sa.inspect(op.get_bind())
+    existing = set(inspector.get_table_names())
+    # Reconciliation finds payments by the provider's id, a page of them at a time.
+    if "ix_payments_provider_payment_id" not in {i["name"] for i in inspector.get_indexes("payments")}:
+        op.create_index("ix_payments_provider_payment_id", "payments", ["provider_payment_id"])
     if "processor_fees" not in existing:
         op.create_table(
             "processor_fees",
@@ -162,5 +166,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_provider_payment_id", table_name="payments")
     for name in reversed(_TABLES):
         op.drop_table(name)

@@ -1,0 +1,950 @@
+"""Finding the differences: set-based queries joining the staged provider records with the ledger's
+read models, one query per class of difference (never one per object).
+
+Each function answers `Difference`s (ledger/reconciliation/items.py) with the report's fixed
+shape: amounts in minor units of `currency`, the provider's and the ledger's ids, a sentence a
+finance person understands, the ledger events involved, and `facts`: what `apply` needs to bring
+the provider's side into the ledger without asking the provider again.
+
+Whose clock: the provider's objects are in the period when the provider created them in it;
+the ledger's when the ledger recorded them in it. A payment created just before the period
+and recorded inside it is still matched: the staging reads a lookback (staging.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from commands.reconciliation.facts import Period
+from ledger.money import Money
+from ledger.reconciliation.items import (
+    AMOUNT_MISMATCH,
+    DISPUTE_MISMATCH,
+    DUPLICATE_PAYMENT,
+    FEE_MISMATCH,
+    INVOICE_INCONSISTENT,
+    MISSING_IN_LEDGER,
+    MISSING_IN_STRIPE,
+    PAYOUT_MISMATCH,
+    REFUND_MISSING_IN_LEDGER,
+    REFUND_MISSING_IN_STRIPE,
+    STUCK_EVENT,
+    UNATTRIBUTED,
+    Difference,
+    item_id_for,
+)
+from projections.reconciliation import staging as s
+from projections.tables import (
+    invoice_status,
+    payment_disputes,
+    payment_refunds,
+    payments,
+    payouts,
+    processor_fees,
+    webhook_events,
+)
+
+PROVIDER = "stripe"
+OPEN_DISPUTE = "open"
+# Stripe's dispute statuses, as the ledger records a dispute: open until won or lost. An inquiry
+# closed without a chargeback (`warning_closed`) took no money: the ledger's "won".
+DISPUTE_OUTCOMES = {"won": "won", "lost": "lost", "warning_closed": "won"}
+
+
+def ledger_dispute_status(stripe_status: str) -> str:
+    return DISPUTE_OUTCOMES.get(stripe_status, OPEN_DISPUTE)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The period, as both clocks see it."""
+
+    period: Period
+
+    @property
+    def start(self) -> datetime:
+        return self.period.start
+
+    @property
+    def end(self) -> datetime:
+        return self.period.end
+
+    def ledger(self, column: Any) -> ColumnElement[bool]:
+        return and_(column >= self.start, column < self.end)
+
+
+def money(amount: int | None, currency: str | None) -> str:
+    if amount is None or currency is None:
+        return "nothing"
+    return Money(amount, currency).format()
+
+
+def _events(*refs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [ref for ref in refs if ref]
+
+
+def _payment_ref(row: Any) -> dict[str, Any] | None:
+    if row.get("payment_id") is None:
+        return None
+    return {"id": row["payment_id"], "version": row.get("payment_version")}
+
+
+def _intent_key() -> ColumnElement[Any]:
+    """The payment a charge belongs to: its PaymentIntent, or the charge itself when it has none
+    (a charge made without one is keyed by its own id, as the webhooks key it)."""
+    return func.coalesce(s.charges.c.payment_intent, s.charges.c.id)
+
+
+def _succeeded_charge() -> ColumnElement[bool]:
+    return and_(s.charges.c.status == "succeeded", s.charges.c.captured == true())
+
+
+# ------------------------------------------------------------------------------ payments
+
+
+def payments_against_stripe(conn: Connection, window: Window) -> tuple[list[Difference], dict[str, int]]:
+    """missing_in_ledger, unattributed and amount_mismatch, from Stripe's succeeded charges; and
+    how many payments agreed."""
+    key = _intent_key().label("intent")
+    invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id, payments.c.invoice_id).label("invoice")
+    query = (
+        select(
+            s.charges.c.id.label("charge"),
+            key,
+            invoice,
+            s.charges.c.currency,
+            s.charges.c.amount_captured,
+            s.charges.c.in_period,
+            payments.c.payment_id,
+            payments.c.version.label("payment_version"),
+            payments.c.status.label("payment_status"),
+            payments.c.amount_captured.label("ledger_amount"),
+            payments.c.currency.label("ledger_currency"),
+        )
+        .select_from(
+            s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent).outerjoin(
+                payments, and_(payments.c.provider == PROVIDER, payments.c.provider_payment_id == _intent_key())
+            )
+        )
+        .where(_succeeded_charge())
+    )
+    agreed = and_(
+        payments.c.status == "succeeded",
+        payments.c.amount_captured == s.charges.c.amount_captured,
+        payments.c.currency == s.charges.c.currency,
+    )
+    matched = conn.execute(select(func.count()).select_from(query.where(agreed).subquery())).scalar_one()
+    # Only what disagrees comes back: the rows that agree are counted, never held.
+    query = query.where(
+        not_(agreed),
+        or_(s.charges.c.in_period == true(), window.ledger(payments.c.created_at)),
+    )
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    numbers = _invoice_numbers(conn, {r["invoice"] for r in rows if r["invoice"]})
+    found: list[Difference] = []
+    for row in rows:
+        if row["payment_status"] == "succeeded":
+            found.append(_amount_mismatch(row, numbers))
+        elif not row["in_period"]:
+            continue  # before the period, not applied: the run for that period reports it
+        elif row["invoice"] and row["invoice"] in numbers:
+            found.append(_missing_in_ledger(row, numbers))
+        elif row["payment_id"] is None:
+            found.append(_unattributed(row))
+    return found, {"payments": matched}
+
+
+def _missing_in_ledger(row: dict[str, Any], numbers: dict[str, str | None]) -> Difference:
+    amount = money(row["amount_captured"], row["currency"])
+    invoice = _invoice_name(row["invoice"], numbers)
+    state = (
+        f"the ledger's payment for it is {row['payment_status']}"
+        if row["payment_status"]
+        else "the ledger has no payment for it"
+    )
+    return Difference(
+        id=str(item_id_for(MISSING_IN_LEDGER, row["intent"])),
+        cls=MISSING_IN_LEDGER,
+        currency=row["currency"],
+        amount_ledger=None,
+        amount_stripe=row["amount_captured"],
+        stripe_id=row["intent"],
+        invoice_id=row["invoice"],
+        payment_id=row["payment_id"],
+        explanation=(
+            f"Stripe collected {amount} for {invoice} (charge {row['charge']}, PaymentIntent "
+            f"{row['intent']}) and {state}: its webhook never arrived or was not applied."
+        ),
+        events=_events(_payment_ref(row)),
+        facts={
+            "kind": "payment",
+            "payment_intent": row["intent"],
+            "charge": row["charge"],
+            "invoice_id": row["invoice"],
+            "amount": row["amount_captured"],
+            "currency": row["currency"],
+        },
+    )
+
+
+def _unattributed(row: dict[str, Any]) -> Difference:
+    amount = money(row["amount_captured"], row["currency"])
+    named = f"names invoice {row['invoice']}, which the ledger does not have" if row["invoice"] else "names no invoice"
+    return Difference(
+        id=str(item_id_for(UNATTRIBUTED, row["charge"])),
+        cls=UNATTRIBUTED,
+        currency=row["currency"],
+        amount_ledger=None,
+        amount_stripe=row["amount_captured"],
+        stripe_id=row["charge"],
+        invoice_id=None,
+        payment_id=None,
+        explanation=(
+            f"Stripe charge {row['charge']} of {amount} {named}: money in the Stripe balance that "
+            "belongs to no invoice of ours (another application on the account, or a manual charge)."
+        ),
+        facts={"kind": "none"},
+    )
+
+
+def _amount_mismatch(row: dict[str, Any], numbers: dict[str, str | None]) -> Difference:
+    ours = money(row["ledger_amount"], row["ledger_currency"])
+    theirs = money(row["amount_captured"], row["currency"])
+    return Difference(
+        id=str(item_id_for(AMOUNT_MISMATCH, row["intent"])),
+        cls=AMOUNT_MISMATCH,
+        currency=row["currency"],
+        amount_ledger=row["ledger_amount"],
+        amount_stripe=row["amount_captured"],
+        stripe_id=row["intent"],
+        invoice_id=row["invoice"],
+        payment_id=row["payment_id"],
+        explanation=(
+            f"The ledger recorded {ours} for PaymentIntent {row['intent']} "
+            f"({_invoice_name(row['invoice'], numbers)}); Stripe captured {theirs} (charge {row['charge']})."
+        ),
+        events=_events(_payment_ref(row)),
+        facts={"kind": "none"},
+    )
+
+
+def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Difference]:
+    """Succeeded Stripe payments the ledger recorded in the period that Stripe does not show
+    succeeded (no charge at all, or one that failed or is pending)."""
+    stripe_side = (
+        select(s.charges.c.status, s.charges.c.captured)
+        .where(_intent_key() == payments.c.provider_payment_id)
+        .order_by(s.charges.c.created.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    succeeded_there = exists().where(_intent_key() == payments.c.provider_payment_id, _succeeded_charge())
+    query = (
+        select(
+            payments.c.payment_id,
+            payments.c.version.label("payment_version"),
+            payments.c.invoice_id,
+            payments.c.provider_payment_id,
+            payments.c.charge_id,
+            payments.c.currency,
+            payments.c.amount_captured,
+            stripe_side.label("stripe_status"),
+            invoice_status.c.number,
+        )
+        .select_from(payments.outerjoin(invoice_status, invoice_status.c.invoice_id == payments.c.invoice_id))
+        .where(
+            payments.c.provider == PROVIDER,
+            payments.c.status == "succeeded",
+            window.ledger(payments.c.created_at),
+            not_(succeeded_there),
+        )
+    )
+    found = []
+    for row in conn.execute(query).mappings():
+        amount = money(row["amount_captured"], row["currency"])
+        there = (
+            f"Stripe shows its latest charge {row['stripe_status']}"
+            if row["stripe_status"]
+            else "Stripe has no charge for it in the period"
+        )
+        found.append(
+            Difference(
+                id=str(item_id_for(MISSING_IN_STRIPE, row["payment_id"])),
+                cls=MISSING_IN_STRIPE,
+                currency=row["currency"],
+                amount_ledger=row["amount_captured"],
+                amount_stripe=None,
+                stripe_id=row["provider_payment_id"],
+                invoice_id=row["invoice_id"],
+                payment_id=row["payment_id"],
+                explanation=(
+                    f"The ledger recorded a payment of {amount} on {_name(row)} (PaymentIntent "
+                    f"{row['provider_payment_id']}) and {there}."
+                ),
+                events=_events(_payment_ref(row)),
+                facts={"kind": "none"},
+            )
+        )
+    return found
+
+
+def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> list[Difference]:
+    """Invoices paid more than once beyond their total: in the ledger (overpaid by more than one
+    succeeded payment) and, with Stripe staged, by Stripe's succeeded charges."""
+    succeeded = payments.c.status == "succeeded"
+    ledger_side = (
+        select(
+            payments.c.invoice_id,
+            func.count().label("count"),
+            func.sum(payments.c.amount_captured).label("paid"),
+        )
+        .where(succeeded)
+        .group_by(payments.c.invoice_id)
+        .having(func.count() > 1)
+        .subquery()
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    query = select(
+        invoice_status.c.invoice_id,
+        invoice_status.c.number,
+        invoice_status.c.currency,
+        invoice_status.c.total,
+        ledger_side.c.count,
+        ledger_side.c.paid,
+    ).select_from(invoice_status.join(ledger_side, ledger_side.c.invoice_id == invoice_status.c.invoice_id))
+    query = query.where(ledger_side.c.paid > invoice_status.c.total)
+    for row in conn.execute(query).mappings():
+        rows[row["invoice_id"]] = dict(row)
+    if stripe:
+        invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id).label("invoice_id")
+        charged = (
+            select(
+                invoice,
+                func.count(func.distinct(_intent_key())).label("count"),
+                func.sum(s.charges.c.amount_captured).label("paid"),
+                func.max(s.charges.c.in_period).label("in_period"),
+            )
+            .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
+            .where(_succeeded_charge())
+            .group_by(invoice)
+            .having(func.count(func.distinct(_intent_key())) > 1)
+            .subquery()
+        )
+        query = select(
+            invoice_status.c.invoice_id,
+            invoice_status.c.number,
+            invoice_status.c.currency,
+            invoice_status.c.total,
+            charged.c.count,
+            charged.c.paid,
+        ).select_from(invoice_status.join(charged, charged.c.invoice_id == invoice_status.c.invoice_id))
+        query = query.where(charged.c.paid > invoice_status.c.total, charged.c.in_period == true())
+        for charged_row in conn.execute(query).mappings():
+            invoice_id = charged_row["invoice_id"]
+            if invoice_id not in rows or charged_row["paid"] > rows[invoice_id]["paid"]:
+                rows[invoice_id] = dict(charged_row)
+    found = []
+    for invoice_id, row in rows.items():
+        latest = _latest_payment(conn, invoice_id, stripe=stripe)
+        total = money(row["total"], row["currency"])
+        paid = money(row["paid"], row["currency"])
+        facts: dict[str, Any] = {"kind": "none"}
+        if latest is not None and latest["charge"]:
+            facts = {
+                "kind": "duplicate",
+                "payment_intent": latest["intent"],
+                "charge": latest["charge"],
+                "amount": latest["amount"],
+                "currency": row["currency"],
+            }
+        refund = f" The latest, {latest['intent']}, is the one to refund." if latest is not None else ""
+        found.append(
+            Difference(
+                id=str(item_id_for(DUPLICATE_PAYMENT, invoice_id)),
+                cls=DUPLICATE_PAYMENT,
+                currency=row["currency"],
+                amount_ledger=row["total"],
+                amount_stripe=row["paid"],
+                stripe_id=latest["charge"] if latest else None,
+                invoice_id=invoice_id,
+                payment_id=latest["payment_id"] if latest else None,
+                explanation=(
+                    f"{_name(row).capitalize()} totals {total} and was paid {row['count']} times, "
+                    f"{paid} in all: an overpayment.{refund}"
+                ),
+                events=[],
+                facts=facts,
+            )
+        )
+    return found
+
+
+def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[str, Any] | None:
+    """The newest succeeded payment of an invoice: the one a duplicate refund gives back."""
+    if stripe:
+        invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id)
+        row = (
+            conn.execute(
+                select(
+                    s.charges.c.id.label("charge"),
+                    _intent_key().label("intent"),
+                    s.charges.c.amount_captured.label("amount"),
+                )
+                .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
+                .where(_succeeded_charge(), invoice == invoice_id)
+                .order_by(s.charges.c.created.desc(), s.charges.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if row is not None:
+            payment = conn.execute(
+                select(payments.c.payment_id).where(
+                    payments.c.provider == PROVIDER, payments.c.provider_payment_id == row["intent"]
+                )
+            ).scalar()
+            return {**row, "payment_id": payment}
+    ledger = (
+        conn.execute(
+            select(
+                payments.c.payment_id,
+                payments.c.charge_id.label("charge"),
+                payments.c.provider_payment_id.label("intent"),
+                payments.c.amount_captured.label("amount"),
+                payments.c.provider,
+            )
+            .where(payments.c.invoice_id == invoice_id, payments.c.status == "succeeded")
+            .order_by(payments.c.updated_at.desc(), payments.c.payment_id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    if ledger is None:
+        return None
+    charge = ledger["charge"] if ledger["provider"] == PROVIDER else None
+    return {**ledger, "charge": charge}
+
+
+# ------------------------------------------------------------------------------ refunds
+
+
+def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Difference], dict[str, int]]:
+    """refund_missing_in_ledger: Stripe's succeeded refunds of our payments that the ledger lacks."""
+    intent = func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent).label("intent")
+    query = (
+        select(
+            s.refunds.c.id,
+            s.refunds.c.charge_id,
+            s.refunds.c.currency,
+            s.refunds.c.amount,
+            s.refunds.c.in_period,
+            intent,
+            payments.c.payment_id,
+            payments.c.version.label("payment_version"),
+            payments.c.invoice_id,
+            payments.c.status.label("payment_status"),
+            payment_refunds.c.amount.label("ledger_amount"),
+            payment_refunds.c.position,
+            invoice_status.c.number,
+        )
+        .select_from(
+            s.refunds.outerjoin(s.charges, s.charges.c.id == s.refunds.c.charge_id)
+            .outerjoin(
+                payments,
+                and_(
+                    payments.c.provider == PROVIDER,
+                    payments.c.provider_payment_id
+                    == func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent, s.refunds.c.charge_id),
+                ),
+            )
+            .outerjoin(payment_refunds, payment_refunds.c.refund_id == s.refunds.c.id)
+            .outerjoin(invoice_status, invoice_status.c.invoice_id == payments.c.invoice_id)
+        )
+        .where(s.refunds.c.status == "succeeded")
+    )
+    known = payment_refunds.c.amount.is_not(None)
+    matched = conn.execute(select(func.count()).select_from(query.where(known).subquery())).scalar_one()
+    # A refund of a payment that is not ours belongs to an unattributed charge; another period's
+    # is that period's.
+    query = query.where(not_(known), payments.c.payment_id.is_not(None), s.refunds.c.in_period == true())
+    found = []
+    for row in conn.execute(query).mappings():
+        amount = money(row["amount"], row["currency"])
+        pending = "" if row["payment_status"] == "succeeded" else " (apply the payment's own item first)"
+        found.append(
+            Difference(
+                id=str(item_id_for(REFUND_MISSING_IN_LEDGER, row["id"])),
+                cls=REFUND_MISSING_IN_LEDGER,
+                currency=row["currency"],
+                amount_ledger=None,
+                amount_stripe=row["amount"],
+                stripe_id=row["id"],
+                invoice_id=row["invoice_id"],
+                payment_id=row["payment_id"],
+                explanation=(
+                    f"Stripe refunded {amount} of {_name(row)} (refund {row['id']} on PaymentIntent "
+                    f"{row['intent']}) and the ledger has no such refund{pending}."
+                ),
+                events=_events(_payment_ref(row)),
+                facts={
+                    "kind": "refund",
+                    "payment_intent": row["intent"],
+                    "refund": row["id"],
+                    "amount": row["amount"],
+                    "currency": row["currency"],
+                },
+            )
+        )
+    return found, {"refunds": matched}
+
+
+def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Difference]:
+    stripe_status = select(s.refunds.c.status).where(s.refunds.c.id == payment_refunds.c.refund_id).scalar_subquery()
+    query = (
+        select(
+            payment_refunds.c.refund_id,
+            payment_refunds.c.payment_id,
+            payment_refunds.c.invoice_id,
+            payment_refunds.c.currency,
+            payment_refunds.c.amount,
+            payment_refunds.c.position,
+            payments.c.provider_payment_id,
+            stripe_status.label("stripe_status"),
+            invoice_status.c.number,
+        )
+        .select_from(
+            payment_refunds.join(payments, payments.c.payment_id == payment_refunds.c.payment_id).outerjoin(
+                invoice_status, invoice_status.c.invoice_id == payment_refunds.c.invoice_id
+            )
+        )
+        .where(
+            payments.c.provider == PROVIDER,
+            window.ledger(payment_refunds.c.recorded_at),
+            or_(stripe_status.is_(None), stripe_status != "succeeded"),
+        )
+    )
+    found = []
+    for row in conn.execute(query).mappings():
+        amount = money(row["amount"], row["currency"])
+        there = f"it is {row['stripe_status']} there" if row["stripe_status"] else "Stripe has no such refund"
+        found.append(
+            Difference(
+                id=str(item_id_for(REFUND_MISSING_IN_STRIPE, row["refund_id"])),
+                cls=REFUND_MISSING_IN_STRIPE,
+                currency=row["currency"],
+                amount_ledger=row["amount"],
+                amount_stripe=None,
+                stripe_id=row["refund_id"],
+                invoice_id=row["invoice_id"],
+                payment_id=row["payment_id"],
+                explanation=(
+                    f"The ledger recorded refund {row['refund_id']} of {amount} on {_name(row)} "
+                    f"(PaymentIntent {row['provider_payment_id']}) and {there}."
+                ),
+                events=[{"id": row["payment_id"], "position": row["position"]}],
+                facts={"kind": "none"},
+            )
+        )
+    return found
+
+
+# ------------------------------------------------------------------------------ disputes
+
+
+def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Difference], dict[str, int]]:
+    """dispute_mismatch: a dispute of our payment missing here, or with another status or amount;
+    and a dispute the ledger recorded in the period that Stripe does not have."""
+    intent = func.coalesce(s.disputes.c.payment_intent, s.charges.c.payment_intent, s.disputes.c.charge_id)
+    query = (
+        select(
+            s.disputes.c.id,
+            s.disputes.c.currency,
+            s.disputes.c.amount,
+            s.disputes.c.status,
+            s.disputes.c.reason,
+            s.disputes.c.in_period,
+            intent.label("intent"),
+            payments.c.payment_id,
+            payments.c.version.label("payment_version"),
+            payments.c.invoice_id,
+            payment_disputes.c.amount.label("ledger_amount"),
+            payment_disputes.c.status.label("ledger_status"),
+            payment_disputes.c.opened_at.label("ledger_at"),
+            invoice_status.c.number,
+        )
+        .select_from(
+            s.disputes.outerjoin(s.charges, s.charges.c.id == s.disputes.c.charge_id)
+            .outerjoin(payments, and_(payments.c.provider == PROVIDER, payments.c.provider_payment_id == intent))
+            .outerjoin(payment_disputes, payment_disputes.c.dispute_id == s.disputes.c.id)
+            .outerjoin(invoice_status, invoice_status.c.invoice_id == payments.c.invoice_id)
+        )
+        .where(payments.c.payment_id.is_not(None))
+    )
+    found = []
+    matched = 0
+    for row in conn.execute(query).mappings():  # disputes are few: each is a case of its own
+        status = ledger_dispute_status(row["status"])
+        amount = money(row["amount"], row["currency"])
+        ledger_in_period = row["ledger_at"] is not None and window.start <= _utc(row["ledger_at"]) < window.end
+        if row["ledger_status"] is None:
+            if not row["in_period"]:
+                continue
+            what = f"and the ledger has no such dispute (Stripe says {row['status']})"
+        elif row["ledger_status"] != status or row["ledger_amount"] != row["amount"]:
+            if not (row["in_period"] or ledger_in_period):
+                continue
+            ours = money(row["ledger_amount"], row["currency"])
+            what = f"and the ledger holds it as {row['ledger_status']} for {ours} (Stripe: {row['status']})"
+        else:
+            matched += 1
+            continue
+        found.append(
+            Difference(
+                id=str(item_id_for(DISPUTE_MISMATCH, row["id"])),
+                cls=DISPUTE_MISMATCH,
+                currency=row["currency"],
+                amount_ledger=row["ledger_amount"],
+                amount_stripe=row["amount"],
+                stripe_id=row["id"],
+                invoice_id=row["invoice_id"],
+                payment_id=row["payment_id"],
+                explanation=f"The customer disputed {amount} of {_name(row)} (dispute {row['id']}) {what}.",
+                events=_events(_payment_ref(row)),
+                facts={
+                    "kind": "dispute",
+                    "payment_intent": row["intent"],
+                    "dispute": row["id"],
+                    "amount": row["amount"],
+                    "currency": row["currency"],
+                    "status": status,
+                    "reason": row["reason"],
+                },
+            )
+        )
+    unknown = not_(exists().where(s.disputes.c.id == payment_disputes.c.dispute_id))
+    query = (
+        select(payment_disputes, payments.c.provider_payment_id, invoice_status.c.number)
+        .select_from(
+            payment_disputes.join(payments, payments.c.payment_id == payment_disputes.c.payment_id).outerjoin(
+                invoice_status, invoice_status.c.invoice_id == payment_disputes.c.invoice_id
+            )
+        )
+        .where(payments.c.provider == PROVIDER, window.ledger(payment_disputes.c.opened_at), unknown)
+    )
+    for row in conn.execute(query).mappings():
+        amount = money(row["amount"], row["currency"])
+        found.append(
+            Difference(
+                id=str(item_id_for(DISPUTE_MISMATCH, row["dispute_id"])),
+                cls=DISPUTE_MISMATCH,
+                currency=row["currency"],
+                amount_ledger=row["amount"],
+                amount_stripe=None,
+                stripe_id=row["dispute_id"],
+                invoice_id=row["invoice_id"],
+                payment_id=row["payment_id"],
+                explanation=(
+                    f"The ledger holds dispute {row['dispute_id']} of {amount} on {_name(row)} as "
+                    f"{row['status']} and Stripe has no such dispute."
+                ),
+                events=[{"id": row["payment_id"], "position": row["position"]}],
+                facts={"kind": "none"},
+            )
+        )
+    return found, {"disputes": matched}
+
+
+# ------------------------------------------------------------------------------ fees
+
+
+def fee_mismatches(conn: Connection) -> tuple[list[Difference], dict[str, int]]:
+    """A fee the ledger holds that differs from the balance transaction's: recorded from another
+    reading of the transaction, or carried on the payment itself."""
+    found = []
+    recorded = (
+        select(s.transactions, processor_fees.c.amount.label("ledger_fee"), processor_fees.c.position)
+        .select_from(
+            s.transactions.join(processor_fees, processor_fees.c.balance_transaction_id == s.transactions.c.id)
+        )
+        .where(s.transactions.c.in_period == true())
+    )
+    same = processor_fees.c.amount == s.transactions.c.fee
+    matched = conn.execute(select(func.count()).select_from(recorded.where(same).subquery())).scalar_one()
+    for row in conn.execute(recorded.where(not_(same))).mappings():
+        found.append(_fee_mismatch(row, row["ledger_fee"], [{"position": row["position"]}]))
+    on_payments = (
+        select(
+            s.transactions,
+            payments.c.fee.label("ledger_fee"),
+            payments.c.payment_id,
+            payments.c.version.label("payment_version"),
+            payments.c.invoice_id,
+        )
+        .select_from(
+            s.transactions.join(s.charges, s.charges.c.balance_transaction == s.transactions.c.id).join(
+                payments, and_(payments.c.provider == PROVIDER, payments.c.provider_payment_id == _intent_key())
+            )
+        )
+        .where(payments.c.fee != 0, payments.c.fee != s.transactions.c.fee, s.transactions.c.in_period == true())
+    )
+    for row in conn.execute(on_payments).mappings():
+        found.append(_fee_mismatch(row, row["ledger_fee"], _events(_payment_ref(row))))
+    return found, {"fees": matched}
+
+
+def _fee_mismatch(row: Any, ledger_fee: int, events: list[dict[str, Any]]) -> Difference:
+    return Difference(
+        id=str(item_id_for(FEE_MISMATCH, row["id"])),
+        cls=FEE_MISMATCH,
+        currency=row["currency"],
+        amount_ledger=ledger_fee,
+        amount_stripe=row["fee"],
+        stripe_id=row["id"],
+        invoice_id=row.get("invoice_id"),
+        payment_id=row.get("payment_id"),
+        explanation=(
+            f"Stripe kept a fee of {money(row['fee'], row['currency'])} on balance transaction {row['id']} "
+            f"({row['kind']} {row['source']}); the ledger recorded {money(ledger_fee, row['currency'])}."
+        ),
+        events=events,
+        facts={"kind": "none"},
+    )
+
+
+# ------------------------------------------------------------------------------ payouts
+
+
+def payouts_against_stripe(conn: Connection) -> tuple[list[Difference], dict[str, int]]:
+    """payout_mismatch: a paid or failed payout the ledger has not recorded (or holds otherwise),
+    and a payout whose amount is not the sum of the balance transactions it carried."""
+    query = select(
+        s.payouts,
+        payouts.c.payout_id.label("ledger_id"),
+        payouts.c.amount.label("ledger_amount"),
+        payouts.c.status.label("ledger_status"),
+        payouts.c.version.label("ledger_version"),
+    ).select_from(s.payouts.outerjoin(payouts, payouts.c.provider_payout_id == s.payouts.c.id))
+    found = []
+    matched = 0
+    for row in conn.execute(query).mappings():
+        amount = money(row["amount"], row["currency"])
+        settled = row["status"] in ("paid", "failed")
+        agreed = True
+        if settled and (row["ledger_status"] != row["status"] or row["ledger_amount"] != row["amount"]):
+            agreed = False
+            if row["ledger_id"] is None:
+                what = "the ledger has not recorded it"
+            else:
+                ours = money(row["ledger_amount"], row["currency"])
+                what = f"the ledger holds it as {row['ledger_status']}, {ours}"
+            applicable = row["ledger_id"] is None or row["ledger_amount"] == row["amount"]
+            found.append(
+                Difference(
+                    id=str(item_id_for(PAYOUT_MISMATCH, f"{row['id']}:recorded")),
+                    cls=PAYOUT_MISMATCH,
+                    currency=row["currency"],
+                    amount_ledger=row["ledger_amount"],
+                    amount_stripe=row["amount"],
+                    stripe_id=row["id"],
+                    invoice_id=None,
+                    payment_id=None,
+                    explanation=f"Stripe payout {row['id']} of {amount} is {row['status']} and {what}.",
+                    events=[{"id": row["ledger_id"], "version": row["ledger_version"]}] if row["ledger_id"] else [],
+                    facts={
+                        "kind": "payout",
+                        "payout": row["id"],
+                        "amount": row["amount"],
+                        "currency": row["currency"],
+                        "status": row["status"],
+                        "failure_code": row["failure_code"],
+                        "failure_message": row["failure_message"],
+                    }
+                    if applicable
+                    else {"kind": "none"},
+                )
+            )
+        if row["carried_count"] and row["carried"] != row["amount"]:
+            agreed = False
+            carried = money(row["carried"], row["currency"])
+            found.append(
+                Difference(
+                    id=str(item_id_for(PAYOUT_MISMATCH, f"{row['id']}:carried")),
+                    cls=PAYOUT_MISMATCH,
+                    currency=row["currency"],
+                    amount_ledger=None,
+                    amount_stripe=row["amount"],
+                    stripe_id=row["id"],
+                    invoice_id=None,
+                    payment_id=None,
+                    explanation=(
+                        f"Stripe payout {row['id']} is {amount}, but the {row['carried_count']} balance "
+                        f"transactions it carried come to {carried}."
+                    ),
+                    facts={"kind": "none"},
+                )
+            )
+        if agreed and settled:
+            matched += 1
+    return found, {"payouts": matched}
+
+
+# ------------------------------------------------------------------------------ the ledger alone
+
+
+def stuck_events(conn: Connection, *, older_than: datetime) -> list[Difference]:
+    query = (
+        select(webhook_events)
+        .where(webhook_events.c.status.in_(("unmatched", "waiting")), webhook_events.c.received_at < older_than)
+        .order_by(webhook_events.c.received_at)
+    )
+    found = []
+    for row in conn.execute(query).mappings():
+        received = _utc(row["received_at"]).isoformat(timespec="seconds")
+        found.append(
+            Difference(
+                id=str(item_id_for(STUCK_EVENT, row["event_id"])),
+                cls=STUCK_EVENT,
+                currency=None,
+                amount_ledger=None,
+                amount_stripe=None,
+                stripe_id=row["event_id"],
+                invoice_id=None,
+                payment_id=None,
+                explanation=(
+                    f"Stripe event {row['event_id']} ({row['event_type']}"
+                    + (f" for {row['object_id']}" if row["object_id"] else "")
+                    + f") received {received} is still {row['status']}: {row['detail'] or 'no detail'}."
+                ),
+                events=[{"id": row["event_key"], "position": row["position"]}],
+                facts={"kind": "none"},
+            )
+        )
+    return found
+
+
+def inconsistent_invoices(conn: Connection) -> list[Difference]:
+    """Invoices whose status or amounts disagree with their own payments."""
+    succeeded = (
+        select(
+            payments.c.invoice_id,
+            func.sum(payments.c.amount_captured).label("captured"),
+            func.sum(payments.c.amount_refunded).label("refunded"),
+        )
+        .where(payments.c.status == "succeeded")
+        .group_by(payments.c.invoice_id)
+        .subquery()
+    )
+    captured = func.coalesce(succeeded.c.captured, 0)
+    refunded = func.coalesce(succeeded.c.refunded, 0)
+    i = invoice_status.c
+    query = (
+        select(invoice_status, captured.label("captured"), refunded.label("refunded"))
+        .select_from(invoice_status.outerjoin(succeeded, succeeded.c.invoice_id == i.invoice_id))
+        .where(
+            i.status != "deleted",
+            or_(
+                i.amount_paid != captured,
+                i.amount_refunded != refunded,
+                and_(i.status == "paid", i.amount_paid < i.total),
+                and_(i.status.in_(("open", "uncollectible")), i.total > 0, i.amount_paid >= i.total),
+                and_(i.status.in_(("open", "uncollectible")), i.amount_due != i.total - i.amount_paid),
+            ),
+        )
+    )
+    found = []
+    for row in conn.execute(query).mappings():
+        reasons = _inconsistencies(row)
+        found.append(
+            Difference(
+                id=str(item_id_for(INVOICE_INCONSISTENT, row["invoice_id"])),
+                cls=INVOICE_INCONSISTENT,
+                currency=row["currency"],
+                amount_ledger=row["amount_paid"],
+                amount_stripe=None,
+                stripe_id=None,
+                invoice_id=row["invoice_id"],
+                payment_id=None,
+                explanation=f"{_name(row).capitalize()} is {row['status']} but " + "; ".join(reasons) + ".",
+                events=[{"id": row["invoice_id"], "version": row["version"]}],
+                facts={"kind": "none"},
+            )
+        )
+    return found
+
+
+def _inconsistencies(row: Any) -> list[str]:
+    c = row["currency"]
+    reasons = []
+    if row["amount_paid"] != row["captured"]:
+        reasons.append(
+            f"shows {money(row['amount_paid'], c)} paid while its succeeded payments captured "
+            f"{money(row['captured'], c)}"
+        )
+    if row["amount_refunded"] != row["refunded"]:
+        reasons.append(
+            f"shows {money(row['amount_refunded'], c)} refunded while its payments were refunded "
+            f"{money(row['refunded'], c)}"
+        )
+    if row["status"] == "paid" and row["amount_paid"] < row["total"]:
+        reasons.append(f"only {money(row['amount_paid'], c)} of its {money(row['total'], c)} was paid")
+    if row["status"] in ("open", "uncollectible") and row["total"] > 0 and row["amount_paid"] >= row["total"]:
+        reasons.append(f"its {money(row['total'], c)} was paid in full")
+    if row["status"] in ("open", "uncollectible") and row["amount_due"] != row["total"] - row["amount_paid"]:
+        reasons.append(f"shows {money(row['amount_due'], c)} due, not its total less what was paid")
+    return reasons or ["its amounts disagree"]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _invoice_numbers(conn: Connection, ids: Iterable[str]) -> dict[str, str | None]:
+    """Invoice numbers by id, for the invoices of ours among `ids` (in chunks: one query per
+    thousand, whatever the count)."""
+    wanted = sorted(set(ids))
+    numbers: dict[str, str | None] = {}
+    for first in range(0, len(wanted), 1_000):
+        chunk = wanted[first : first + 1_000]
+        query = select(invoice_status.c.invoice_id, invoice_status.c.number).where(
+            invoice_status.c.invoice_id.in_(chunk)
+        )
+        numbers.update({row.invoice_id: row.number for row in conn.execute(query)})
+    return numbers
+
+
+def _invoice_name(invoice_id: str | None, numbers: dict[str, str | None]) -> str:
+    if invoice_id is None:
+        return "no invoice"
+    number = numbers.get(invoice_id)
+    return f"invoice {number}" if number else f"invoice {invoice_id}"
+
+
+def _name(row: Any) -> str:
+    number = row.get("number")
+    return f"invoice {number}" if number else f"invoice {row['invoice_id']}"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` this run read from the provider (its objects, or a charge's PaymentIntent):
+    an earlier item about one of them, not found again, was fixed; one about an object this run
+    did not read (another period) says nothing either way."""
+    wanted = sorted(set(ids))
+    seen: set[str] = set()
+    for first in range(0, len(wanted), 1_000):
+        chunk = wanted[first : first + 1_000]
+        for table in (s.charges, s.intents, s.refunds, s.disputes, s.payouts, s.transactions):
+            seen.update(row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(chunk))))
+        query = select(s.charges.c.payment_intent).where(s.charges.c.payment_intent.in_(chunk))
+        seen.update(row[0] for row in conn.execute(query))
+    return seen
