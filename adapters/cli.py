@@ -15,6 +15,7 @@ from uuid import UUID
 from rich.console import Console
 from rich.table import Table
 
+from adapters import reconciliation
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
 from adapters.demo import seed_demo
@@ -131,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
         "--at", type=_moment, default=None, help="run as of this ISO 8601 moment (default now; never in the future)"
     )
     dunning_run.set_defaults(run=_dunning_run)
+
+    reconciliation.add_commands(commands, _moment)
     return parser
 
 

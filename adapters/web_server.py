@@ -22,9 +22,11 @@ from adapters.bootstrap import bootstrap
 from adapters.clock import SystemClock
 from adapters.persistence import ConfigurationError, database_probe
 from adapters.read_models import InProcessProjections, read_model_engine
+from adapters.reconciliation import records_for
 from adapters.settings import Settings
 from adapters.stripe import StripePaymentProvider
 from adapters.stripe.webhooks import StripeWebhookVerifier
+from ledger.reconciliation.runs import LEDGER, STRIPE
 from web.app import create_app
 from web.services import Services
 
@@ -52,6 +54,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         public_url=settings.public_url,
         webhooks=StripeWebhookVerifier(settings.stripe_webhook_secret) if settings.stripe_webhook_secret else None,
         database_up=database_probe(settings.database_url, settings.database_timeout),
+        records=records_for(settings, STRIPE if settings.stripe_api_key else LEDGER),
     )
 
     def start() -> None:

@@ -5,8 +5,16 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from web import checkout, invoices, meta, webhooks
+from web.reconciliation import routes as reconciliation
 from web.usage import routes as usage
 
 
 def route_table() -> list[BaseRoute]:
-    return [*meta.routes(), *invoices.routes(), *checkout.routes(), *usage.routes(), *webhooks.routes()]
+    return [
+        *meta.routes(),
+        *invoices.routes(),
+        *checkout.routes(),
+        *usage.routes(),
+        *webhooks.routes(),
+        *reconciliation.routes(),
+    ]

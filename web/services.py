@@ -11,6 +11,7 @@ from commands.application import BillingApplication
 from commands.ingestion.provider_events import WebhookVerifier
 from commands.ingestion.stripe_events import StripeIngestion
 from commands.ports import Clock, PaymentProvider
+from commands.reconciliation.facts import ProviderRecords
 from projections.queries import Page, list_invoices
 from web.rendered import RenderedInvoices
 
@@ -18,7 +19,8 @@ from web.rendered import RenderedInvoices
 class ReadSide(Protocol):
     """The read models in this process: `catch_up` applies what is logged so far."""
 
-    engine: Any
+    @property
+    def engine(self) -> Any: ...
 
     def catch_up(self) -> None: ...
 
@@ -42,6 +44,8 @@ class Services:
     # Whether the database answers now, on a connection of its own (adapters/persistence.py's
     # database_probe), for /healthz; None: whether the event store can read its head.
     database_up: Callable[[], bool] | None = None
+    # The provider's records for reconciliation runs (adapters/stripe/listing.py); None without Stripe.
+    records: ProviderRecords | None = None
     # Records and handles verified deliveries, several to a commit when they arrive together.
     ingestion: StripeIngestion = field(init=False)
 

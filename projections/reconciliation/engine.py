@@ -18,15 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from commands.reconciliation.commands import FeeToRecord
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from commands.application import BillingApplication
 from commands.reconciliation.facts import Period, ProviderRecords
-from ledger.errors import InvalidInputError, LedgerError
+from commands.runner import storage_errors_as_unavailable
+from ledger.errors import InvalidInputError, LedgerError, NotFoundError
 from ledger.money import Money
 from ledger.reconciliation.items import (
     AMOUNT_MISMATCH,
@@ -40,11 +41,10 @@ from ledger.reconciliation.items import (
     STUCK_EVENT,
     Difference,
 )
-from ledger.reconciliation.runs import LEDGER, STRIPE
+from ledger.reconciliation.runs import COMPLETED, FAILED, LEDGER, RUNNING, STRIPE, ReconciliationRun
 from projections.reconciliation import matching, staging
 from projections.reconciliation import staging as s
 from projections.reconciliation.summary import summarise
-from projections.runner import ProjectionRunner
 from projections.tables import payment_refunds, payments, processor_fees, reconciliation_items
 
 STUCK_AFTER = timedelta(hours=1)
@@ -60,6 +60,16 @@ GLOBAL_CLASSES = frozenset({DUPLICATE_PAYMENT, STUCK_EVENT, INVOICE_INCONSISTENT
 LEDGER_SUBJECTS = frozenset({MISSING_IN_STRIPE, REFUND_MISSING_IN_STRIPE})
 
 Progress = Callable[[str, int], None]
+
+
+class ReadModels(Protocol):
+    """The read models a run reads: `catch_up` applies what is logged so far (ProjectionRunner,
+    or the web process's in-process projections)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def catch_up(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ class Report:
 
 def reconcile(
     app: BillingApplication,
-    runner: ProjectionRunner,
+    runner: ReadModels,
     *,
     period: Period,
     records: ProviderRecords | None,
@@ -108,7 +118,7 @@ def reconcile(
 
 def _run(
     app: BillingApplication,
-    runner: ProjectionRunner,
+    runner: ReadModels,
     run_id: UUID,
     period: Period,
     records: ProviderRecords | None,
@@ -318,3 +328,30 @@ class PeriodError(InvalidInputError):
             f"the period must end after it starts: {period.start.isoformat()} .. {period.end.isoformat()}",
             field="to",
         )
+
+
+def past_report(app: BillingApplication, run_id: UUID) -> tuple[Report, str]:
+    """A recorded run's report exactly as it was shown (its items as they stood then), read back
+    from the run's events; with the run's status (`completed`, `failed`, `running`)."""
+    with storage_errors_as_unavailable():
+        events = list(app.repository.event_store.get(run_id))
+    if not events or not isinstance(events[0], ReconciliationRun.Started):
+        raise ReconciliationRunNotFoundError(run_id)
+    started = events[0]
+    period = Period(datetime.fromisoformat(started.period_start), datetime.fromisoformat(started.period_end))
+    items: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    status = RUNNING
+    for event in events[1:]:
+        if isinstance(event, ReconciliationRun.ItemsFound):
+            items.extend(event.items)
+        elif isinstance(event, ReconciliationRun.Completed):
+            summary, status = dict(event.summary), COMPLETED
+        elif isinstance(event, ReconciliationRun.Failed):
+            summary, status = {"failure": event.reason}, FAILED
+    return Report(run_id, period, started.source, summary, items), status
+
+
+class ReconciliationRunNotFoundError(NotFoundError):
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"reconciliation run {run_id} not found")

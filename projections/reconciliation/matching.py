@@ -319,8 +319,8 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
         ledger_side.c.paid,
     ).select_from(invoice_status.join(ledger_side, ledger_side.c.invoice_id == invoice_status.c.invoice_id))
     query = query.where(ledger_side.c.paid > invoice_status.c.total)
-    for row in conn.execute(query).mappings():
-        rows[row["invoice_id"]] = dict(row)
+    for paid_row in conn.execute(query).mappings():
+        rows[paid_row["invoice_id"]] = dict(paid_row)
     if stripe:
         invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id).label("invoice_id")
         charged = (

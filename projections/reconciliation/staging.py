@@ -138,6 +138,8 @@ class Staged:
 
 
 Progress = Callable[[str, int], None]  # (what is being read, objects read so far in all)
+
+
 class _Created(Protocol):
     @property
     def created(self) -> int: ...
