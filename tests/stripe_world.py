@@ -225,7 +225,7 @@ class StripeWorld:
 
     def payout(self) -> Fact | None:
         """Pay the balance out: every movement not paid out yet, if it comes to more than zero."""
-        carried = [txn for txn in self._unpaid_out]
+        carried = list(self._unpaid_out)
         amount = sum(txn.net.amount for txn in carried)
         if amount <= 0:
             return None
