@@ -28,7 +28,7 @@ from commands.idempotency import Receipt, receipt_id_for
 from commands.ingestion import money_movements as movements
 from commands.ports import PaymentProvider
 from commands.reconciliation.facts import Period
-from commands.runner import CommandRunner, Decision, Outcome
+from commands.runner import CommandRunner, Decision, Outcome, storage_errors_as_unavailable
 from commands.work import Work
 from ledger.errors import InvalidDateError, InvalidInputError, ProviderConfigurationError
 from ledger.fees import ProcessorFee, fee_id_for
@@ -187,7 +187,8 @@ class ReconciliationCommands:
 
     def run_items(self, run_id: UUID) -> list[dict[str, Any]]:
         """The items a run's report showed, as they stood then, from its events."""
-        events = self._runner.repository.event_store.get(run_id)
+        with storage_errors_as_unavailable():
+            events = list(self._runner.repository.event_store.get(run_id))
         return [item for event in events if isinstance(event, ReconciliationRun.ItemsFound) for item in event.items]
 
     # ------------------------------------------------------------------------ settling
@@ -212,7 +213,7 @@ class ReconciliationCommands:
         """
         arguments = {"item_id": item_id, "action": action, "note": note, "by": by}
         if action == REFUND_DUPLICATE:
-            return self._refund_duplicate(item_id, arguments, idempotency_key)
+            return self._refund_duplicate(item_id, note, by, arguments, idempotency_key)
 
         def decide(at: datetime) -> Decision:
             work = self._runner.work()
@@ -226,7 +227,7 @@ class ReconciliationCommands:
         return self._runner.execute("resolve_reconciliation_item", arguments, idempotency_key, decide).map(_item_of)
 
     def _refund_duplicate(
-        self, item_id: UUID, arguments: dict[str, Any], idempotency_key: str | None
+        self, item_id: UUID, note: str, by: str, arguments: dict[str, Any], idempotency_key: str | None
     ) -> Outcome[dict[str, Any]]:
         """Ask the provider for the refund, then settle the item with the refund's id in its note.
 
@@ -234,7 +235,6 @@ class ReconciliationCommands:
         provider's idempotency key comes from the item: a retry after a failed save, or two
         people racing, ask for the same refund and get it once.
         """
-        note, by = str(arguments["note"]), str(arguments["by"])
         if idempotency_key is None or self._runner.get(receipt_id_for(idempotency_key), Receipt) is None:
             item = self.item(item_id)
             item.require_settleable(REFUND_DUPLICATE, note=note, by=by, note_limit=NOTE_LIMIT - REFUND_NOTE_ROOM)

@@ -3,9 +3,11 @@ one settlement, reopened when found again after it was resolved."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from ledger.errors import InvalidTextError
+from ledger.errors import InvalidTextError, LedgerError
 from ledger.reconciliation.items import (
     APPLY,
     CLASSES,
@@ -22,14 +24,18 @@ from ledger.reconciliation.items import (
     REFUND_DUPLICATE,
     REFUND_MISSING_IN_LEDGER,
     RESOLVED,
+    ApplyRefusedError,
     Difference,
     ItemSettledError,
+    PaymentNotInLedgerError,
     ReconciliationActionError,
     ReconciliationItem,
+    ReconciliationItemNotFoundError,
     allowed_actions,
     item_id_for,
 )
 from tests.unit.given import T0, at, drain
+from web.problems import ledger_problem
 
 
 def difference(cls: str = MISSING_IN_LEDGER, key: str = "pi_1", amount: int = 5_000) -> Difference:
@@ -137,7 +143,8 @@ def test_an_item_is_settled_once() -> None:
     for action in (APPLY, EXPLAIN):
         with pytest.raises(ItemSettledError):
             item.settle(action=action, by="bo", note="again", at=at(2))
-    assert item.resolution is not None and item.resolution["by"] == "ana"
+    assert item.resolution is not None
+    assert item.resolution["by"] == "ana"
     assert drain(item) == []
 
 
@@ -163,7 +170,8 @@ def test_fixed_after_it_was_resolved_is_a_no_op() -> None:
     drain(item)
     item.settle(action=FIXED, by="ledger", note="not found again", at=at(2))
     assert drain(item) == []
-    assert item.resolution is not None and item.resolution["action"] == APPLY
+    assert item.resolution is not None
+    assert item.resolution["action"] == APPLY
 
 
 def test_fixed_resolves_an_explained_item_that_is_no_longer_found() -> None:
@@ -194,3 +202,22 @@ def test_found_again_while_open_or_explained_it_stays_as_it_is(settled: str | No
     assert item.reopen(difference(amount=4_000), run_id="run-2", at=at(2)) is False
     assert drain(item) == []
     assert item.found == difference()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ReconciliationActionError(MISSING_IN_STRIPE, APPLY), 422),
+        (ItemSettledError("item", EXPLAINED), 409),
+        (ReconciliationItemNotFoundError("item"), 404),
+        (ApplyRefusedError("a closed dispute is not reopened"), 409),
+        (PaymentNotInLedgerError("pi_1", "missing", "refund re_1"), 409),
+    ],
+)
+def test_the_api_answers_each_refusal_with_its_status(error: LedgerError, status: int) -> None:
+    response = ledger_problem(error)
+    assert response.status_code == status
+    body = json.loads(bytes(response.body))
+    assert (body["status"], body["detail"]) == (status, str(error))
+    if isinstance(error, ReconciliationActionError):
+        assert body["errors"] == [{"field": "action", "message": str(error)}]
