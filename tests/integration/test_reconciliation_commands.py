@@ -389,10 +389,6 @@ def test_items_no_longer_found_are_fixed_by_the_events_that_fixed_them(app: Bill
     ingest(app, payment_webhook(invoice_id, "pi_missed"))
     payment = app.payment(payment_id_for("stripe", "pi_missed"))
     fixing = [{"id": str(payment.id), "version": payment.version, "position": app.head()}]
-    stale = nothing_to_apply("pi_c")
-    record_run(app, stale)
-    app.reconciliation.resolve(UUID(stale.id), action=EXPLAIN, note="explained", by="bo")
-    resolved_meanwhile = item_of(app, stale)
     items = record_run(
         app,
         explained,
@@ -407,10 +403,20 @@ def test_items_no_longer_found_are_fixed_by_the_events_that_fixed_them(app: Bill
     resolution = items[1]["resolution"]
     assert (resolution["action"], resolution["by"], resolution["events"]) == (FIXED, "ledger", fixing)
     assert resolution["note"].startswith("not found again: the ledger now agrees with Stripe")
+    assert items[1]["amount_stripe"] == 10_000  # as it was found
     # Fixed after it was resolved: nothing more to say, and not in the report.
-    assert [i["id"] for i in record_run(app, fixed=[(UUID(late.id), [])])] == []
+    assert record_run(app, fixed=[(UUID(late.id), [])]) == []
     assert topics(app, UUID(late.id)) == ["reconciliation-item.detected", "reconciliation-item.settled"]
-    assert item_of(app, stale).version == resolved_meanwhile.version
+
+
+def test_an_item_a_person_resolved_since_the_engine_looked_is_not_fixed_again(app: BillingApplication) -> None:
+    item = missing_payment(open_invoice(app))
+    record_run(app, item)
+    app.reconciliation.resolve(UUID(item.id), action=APPLY, note="applied", by="ana")
+    assert record_run(app, fixed=[(UUID(item.id), [])]) == []
+    resolution = item_of(app, item).resolution
+    assert resolution is not None
+    assert (resolution["action"], resolution["by"]) == (APPLY, "ana")
 
 
 def test_fixing_an_item_that_does_not_exist_refuses_the_run(app: BillingApplication) -> None:
@@ -540,8 +546,17 @@ def test_apply_of_a_refund_whose_payment_is_missing_says_to_apply_the_payment_fi
     assert item_of(app, item).status == OPEN
 
 
-@pytest.mark.parametrize(("status", "won"), [("open", None), ("lost", False), ("won", True)])
-def test_apply_brings_the_dispute_in_as_stripe_shows_it(app: BillingApplication, status: str, won: bool | None) -> None:
+@pytest.mark.parametrize(
+    ("status", "event_type", "stripe_status"),
+    [
+        ("open", "charge.dispute.created", "needs_response"),
+        ("lost", "charge.dispute.closed", "lost"),
+        ("won", "charge.dispute.closed", "won"),
+    ],
+)
+def test_apply_brings_the_dispute_in_as_stripe_shows_it_and_its_late_webhook_changes_nothing(
+    app: BillingApplication, status: str, event_type: str, stripe_status: str
+) -> None:
     invoice_id = paid_invoice(app, "pi_d")
     item = dispute("pi_d", status)
     record_run(app, item)
@@ -549,25 +564,24 @@ def test_apply_brings_the_dispute_in_as_stripe_shows_it(app: BillingApplication,
     payment = app.payment(payment_id_for("stripe", "pi_d"))
     assert payment.disputes["dp_rec"]["status"] == status
     assert payment.disputes["dp_rec"]["amount"] == 4_000
-    # The closing webhook, late: recorded once.
-    version = payment.version
+    version, invoice_version = payment.version, app.invoice(invoice_id).version
     ingest(
         app,
         verified_event(
             "evt_late_dispute",
-            "charge.dispute.created",
+            event_type,
             "dispute",
             id="dp_rec",
             amount=4_000,
             currency="usd",
             payment_intent="pi_d",
             charge="ch_pi_d",
-            status="needs_response",
+            status=stripe_status,
             reason="fraudulent",
         ),
     )
     assert app.payment(payment.id).version == version
-    assert app.invoice(invoice_id).status == PAID
+    assert app.invoice(invoice_id).version == invoice_version
 
 
 def test_apply_closes_a_dispute_the_ledger_has_open(app: BillingApplication) -> None:
