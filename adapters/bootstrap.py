@@ -5,15 +5,27 @@ Nothing is built at import time; callers ask for an application when they need o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from adapters.clock import SystemClock
 from adapters.persistence import event_store_env
 from adapters.settings import Settings
 from commands.application import BillingApplication
-from commands.ports import Clock
+from commands.ports import Clock, PaymentProvider
 
 
-def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> BillingApplication:
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    payments: Callable[[], PaymentProvider | None] | None = None,
+) -> BillingApplication:
+    """The application on the configured store. `payments` gives the payment provider to the
+    commands that call it themselves (reconciliation's refund_duplicate); the caller builds it
+    (adapters/web_server.py and the CLI own its lifetime), only when asked."""
     settings = settings or Settings.from_environment()
     return BillingApplication(
-        clock=clock or SystemClock(), env=event_store_env(settings.database_url, settings.database_timeout)
+        clock=clock or SystemClock(),
+        env=event_store_env(settings.database_url, settings.database_timeout),
+        payments=payments,
     )

@@ -40,10 +40,10 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
     if not settings.api_token:
         raise ConfigurationError("set LEDGER_API_TOKEN: every /api request must carry it as a bearer token")
     clock = SystemClock()
-    app = _with_retries(lambda: bootstrap(settings, clock=clock))
+    payments = _payments(settings)
+    app = _with_retries(lambda: bootstrap(settings, clock=clock, payments=lambda: payments))
     engine = read_model_engine(settings.database_url, settings.database_timeout)
     read_models = _with_retries(lambda: InProcessProjections(app, engine, settings.database_url))
-    payments = _payments(settings)
     services = Services(
         app=app,
         read_models=read_models,

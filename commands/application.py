@@ -1,5 +1,5 @@
 """The billing application: the event store, the invoice and payment commands, and the feature
-command classes composed on one command runner (`app.usage`, `app.dunning`).
+command classes composed on one command runner (`app.usage`, `app.dunning`, `app.reconciliation`).
 
 Every command, here or in a feature class, runs through `CommandRunner.execute`
 (commands/runner.py): one transaction, idempotency receipts, bounded retries on a write
@@ -25,7 +25,8 @@ from commands.dunning import DunningCommands
 from commands.ingestion import money_movements as movements
 from commands.ingestion.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
 from commands.messages import NewLine
-from commands.ports import Clock
+from commands.ports import Clock, PaymentProvider
+from commands.reconciliation.commands import ReconciliationCommands
 from commands.runner import CommandRunner, Decision, Outcome, fold, storage_errors_as_unavailable
 from commands.usage.commands import UsageCommands
 from commands.work import StaleReadError, Work
@@ -79,13 +80,25 @@ AGGREGATE_CACHE_SIZE = 10_000
 
 
 class BillingApplication(Application[UUID]):
-    """Invoices and payments here; usage (`app.usage`, commands/usage/) and dunning
-    (`app.dunning`, commands/dunning.py) in their own command classes on the same runner.
-    Construct through adapters.bootstrap, which picks the store."""
+    """Invoices and payments here; usage (`app.usage`, commands/usage/), dunning
+    (`app.dunning`, commands/dunning.py) and reconciliation (`app.reconciliation`,
+    commands/reconciliation/) in their own command classes on the same runner.
+    Construct through adapters.bootstrap, which picks the store.
+
+    `payments` gives the payment provider to the commands that ask it for something of their
+    own (reconciliation's refund of a duplicate charge); None, or a callable answering None:
+    none is configured.
+    """
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
 
-    def __init__(self, *, clock: Clock, env: EnvType | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        env: EnvType | None = None,
+        payments: Callable[[], PaymentProvider | None] | None = None,
+    ) -> None:
         super().__init__(env=env)
         self.clock = clock
         # Only number series take snapshots; they get their own repository, so loading an
@@ -98,6 +111,7 @@ class BillingApplication(Application[UUID]):
         )
         self.usage = UsageCommands(self.runner)
         self.dunning = DunningCommands(self.runner)
+        self.reconciliation = ReconciliationCommands(self.runner, payments)
 
     def take_snapshot(self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None) -> None:
         """Snapshot a number series from its own repository, starting at its last snapshot."""

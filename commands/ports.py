@@ -89,3 +89,11 @@ class PaymentProvider(Protocol):
         The same `idempotency_key` makes a repeated request the same attempt, not a second one.
         """
         ...
+
+    def refund_charge(self, *, charge_id: str, amount: int, currency: str, idempotency_key: str) -> str:
+        """Ask the provider to refund `amount` (ledger minor units) of a charge; the refund's id.
+
+        The refund itself reaches the ledger as a webhook, like any other. The same
+        `idempotency_key` with the same arguments is the same refund, not a second one.
+        """
+        ...

@@ -59,6 +59,11 @@
 The web layer maps the branches to the HTTP statuses shown; nothing above the adapters ever
 sees a storage or provider exception (adapters/stripe maps every Stripe error into the
 ProviderError branch).
+
+Errors of one feature live beside the aggregate that raises them, in the branch they belong to:
+ledger/reconciliation/items.py has ReconciliationActionError (InvalidInputError),
+ReconciliationItemNotFoundError (NotFoundError), ItemSettledError and ApplyRefusedError, with its
+PaymentNotInLedgerError (RuleViolationError).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Retries answer what the test set for the payment (`answers`), `attempted`/`succeeded` by
 default; a repeated idempotency key gets the first answer again without a new attempt, as
-Stripe does. `unavailable` makes the next retries raise ProviderUnavailableError.
+Stripe does. `unavailable` makes the next retries and refunds raise ProviderUnavailableError.
+Refunds are kept in `refunds`, one per idempotency key; the same key with other arguments is
+refused, as Stripe refuses it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from commands.ports import ATTEMPTED, CheckoutSession, PaymentRetry
-from ledger.errors import PaymentDeclinedError, ProviderError, ProviderUnavailableError
+from ledger.errors import (
+    PaymentDeclinedError,
+    ProviderConfigurationError,
+    ProviderError,
+    ProviderUnavailableError,
+)
 
 DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class FakeRefund:
+    refund_id: str
+    charge_id: str
+    amount: int
+    currency: str
 
 
 @dataclass
@@ -23,6 +38,7 @@ class FakePaymentProvider:
     unavailable: int = 0
     default: str = "succeeded"  # the answer once a payment's queued answers are used up
     _by_key: dict[str, PaymentRetry | ProviderError] = field(default_factory=dict)
+    refunds: dict[str, FakeRefund] = field(default_factory=dict)  # by idempotency key
 
     def create_checkout_session(
         self,
@@ -54,6 +70,16 @@ class FakePaymentProvider:
         if isinstance(answer, ProviderError):
             raise answer
         return answer
+
+    def refund_charge(self, *, charge_id: str, amount: int, currency: str, idempotency_key: str) -> str:
+        if self.unavailable:
+            self.unavailable -= 1
+            raise ProviderUnavailableError("fake provider: down")
+        asked = FakeRefund(f"re_fake{len(self.refunds) + 1}", charge_id, amount, currency)
+        kept = self.refunds.setdefault(idempotency_key, asked)
+        if (kept.charge_id, kept.amount, kept.currency) != (charge_id, amount, currency):
+            raise ProviderConfigurationError(f"fake provider: key {idempotency_key!r} reused with other arguments")
+        return kept.refund_id
 
     def _answer(self, provider_payment_id: str) -> PaymentRetry | ProviderError:
         queued = self.answers.get(provider_payment_id) or []

@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import InvalidInputError, RuleViolationError
+from ledger.errors import InvalidInputError, NotFoundError, RuleViolationError
 from ledger.events import CopiedCheaply, SharedWhenCopied
 from ledger.validation import require_text
 
@@ -188,11 +188,7 @@ class ReconciliationItem(CopiedCheaply, Aggregate):
         """Record how the item was settled. A person's action needs a note and is refused on an
         item settled already or an action its class does not allow."""
         if action != FIXED:
-            if action not in allowed_actions(self.cls):
-                raise ReconciliationActionError(self.cls, action)
-            if self.status != OPEN:
-                raise ItemSettledError(str(self.id), self.status)
-            note = require_text(note, field="note", limit=NOTE_LIMIT)
+            note = self.require_settleable(action, note=note, by=by)
         elif self.status == RESOLVED:
             return  # fixed after it was resolved: nothing more to say
         self.trigger_event(
@@ -203,6 +199,16 @@ class ReconciliationItem(CopiedCheaply, Aggregate):
             note=note[:NOTE_LIMIT],
             events=list(events or []),
         )
+
+    def require_settleable(self, action: str, *, note: str, by: str, note_limit: int = NOTE_LIMIT) -> str:
+        """Refuse what `settle` would refuse of a person's action, without settling: lets a command
+        check before it asks the provider for something it could then not record. The note."""
+        if action not in ACTIONS or action not in allowed_actions(self.cls):
+            raise ReconciliationActionError(self.cls, action)
+        if self.status != OPEN:
+            raise ItemSettledError(str(self.id), self.status)
+        require_text(by, field="by", limit=BY_LIMIT)
+        return require_text(note, field="note", limit=note_limit)
 
     def reopen(self, difference: Difference, *, run_id: str, at: datetime) -> bool:
         """Found again after it was resolved: open again. An explained item stays explained
@@ -216,10 +222,9 @@ class ReconciliationItem(CopiedCheaply, Aggregate):
 class ReconciliationActionError(InvalidInputError):
     """An action this class of difference does not allow (`apply` on a missing_in_stripe, say)."""
 
-    def __init__(self, cls: str, action: str) -> None:
-        super().__init__(
-            f"{action!r} does not settle a {cls} item; allowed: {', '.join(allowed_actions(cls))}", field="action"
-        )
+    def __init__(self, cls: str, action: str, reason: str = "") -> None:
+        because = reason or f"allowed: {', '.join(allowed_actions(cls))}"
+        super().__init__(f"{action!r} does not settle a {cls} item; {because}", field="action")
 
 
 class ItemSettledError(RuleViolationError):
@@ -227,3 +232,26 @@ class ItemSettledError(RuleViolationError):
 
     def __init__(self, item_id: str, status: str) -> None:
         super().__init__(f"reconciliation item {item_id} is {status} already")
+
+
+class ReconciliationItemNotFoundError(NotFoundError):
+    def __init__(self, item_id: object) -> None:
+        super().__init__(f"reconciliation item {item_id} not found")
+        self.item_id = item_id
+
+
+class ApplyRefusedError(RuleViolationError):
+    """`apply` of a fact the ledger cannot take as it stands (409): a closed dispute the provider
+    shows otherwise, say. Nothing was stored; such an item is explained."""
+
+
+class PaymentNotInLedgerError(ApplyRefusedError):
+    """`apply` of a refund or dispute whose payment has not succeeded in the ledger (409): the
+    missing payment is an item of its own, to apply first."""
+
+    def __init__(self, provider_payment_id: str, status: str, what: str) -> None:
+        super().__init__(
+            f"{what} is on payment {provider_payment_id}, which is {status} in the ledger: "
+            "apply the payment's missing_in_ledger item first"
+        )
+        self.provider_payment_id = provider_payment_id
