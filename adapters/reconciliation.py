@@ -279,18 +279,20 @@ def add_commands(commands: Any, moment: Any) -> None:
 
 
 @contextmanager
-def _ledger() -> Iterator[tuple[Any, Any, Settings]]:
+def _ledger(payments: Any = None) -> Iterator[tuple[Any, Any, Settings]]:
     from adapters.bootstrap import bootstrap
     from adapters.read_models import projection_runner, read_model_engine
 
     settings = Settings.from_environment()
-    app = bootstrap(settings)
+    app = bootstrap(settings, payments=lambda: payments)
     engine = read_model_engine(settings.database_url, settings.database_timeout)
     try:
         yield app, projection_runner(app, engine), settings
     finally:
         engine.dispose()
         app.close()
+        if payments is not None:
+            payments.close()
 
 
 def run_reconcile(args: Any) -> int:
@@ -316,9 +318,9 @@ def run_reconcile(args: Any) -> int:
 
 def run_resolve(args: Any) -> int:
     item_id = as_uuid(args.item_id, "reconciliation item")
-    with _ledger() as (app, _, settings):
-        if args.action == "refund_duplicate":
-            app.reconciliation.provider = _provider(settings)
+    # Only a refund asks Stripe anything: apply and explain work without a key.
+    payments = _provider(Settings.from_environment()) if args.action == "refund_duplicate" else None
+    with _ledger(payments) as (app, _, _settings):
         item = app.reconciliation.resolve(item_id, action=args.action, note=args.note, by=requester(args.by)).result
     print(f"{item['id']} {item['class']}: {item['status']} ({args.action})")
     return 0
