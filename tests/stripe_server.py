@@ -41,8 +41,9 @@ Stripe writes them when unused); tests/integration/test_stripe_server.py keeps t
 `fail_next(kind, times)` makes the next requests fail with a Stripe error (`card_error` 402,
 `rate_limit` 429, `api_error` 500, `authentication` 401, `permission` 403, `invalid_request`
 400), or with what is not Stripe at all (`not_json_404`: an HTML 404, as a wrong
-STRIPE_API_BASE or a proxy answers); a failed request is not kept against its idempotency key, as Stripe does not keep
-requests that never ran. Every request is recorded (`requests`) for assertions.
+STRIPE_API_BASE or a proxy answers; `not_json_200`: an HTML page, as a captive proxy answers);
+a failed request is not kept against its idempotency key, as Stripe does not keep requests
+that never ran. Every request is recorded (`requests`) for assertions.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
 # Not Stripe's API: a page from whatever answers at a wrong base URL.
 NOT_JSON: dict[str, tuple[int, str]] = {
     "not_json_404": (404, "<html><body><h1>404 Not Found</h1>nginx</body></html>"),
+    "not_json_200": (200, "<html><body><h1>Sign in to continue</h1></body></html>"),  # a captive proxy
 }
 
 # Fields the SDK's resource classes declare that Stripe's examples (fixtures3.json, written for an

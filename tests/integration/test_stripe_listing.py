@@ -437,8 +437,9 @@ def test_a_wrong_key_is_a_configuration_error_naming_the_masked_key(stripe_serve
     assert wrong.waits == []
 
 
-def test_an_answer_that_is_not_json_says_so(records: Records, stripe_server: StripeServer) -> None:
-    stripe_server.fail_next("not_json_404")
+@pytest.mark.parametrize("kind", ["not_json_404", "not_json_200"])
+def test_an_answer_that_is_not_json_says_so(records: Records, stripe_server: StripeServer, kind: str) -> None:
+    stripe_server.fail_next(kind)
 
     with pytest.raises(ProviderConfigurationError, match=r"not JSON.*STRIPE_API_BASE") as raised:
         _all(records.reader.disputes(MARCH))
