@@ -55,6 +55,9 @@
         ├── PaymentDeclinedError          the provider declined the payment (402)
         ├── ProviderUnavailableError      the provider is down, slow or rate limiting: retry (503)
         └── ProviderConfigurationError    our provider setup is missing or wrong (no or bad key) (503)
+            └── ProviderRecordsError      the provider's records do not read as documented: a field
+                                          of the wrong type, named (another API version, or not
+                                          the provider's API at its address)
 
 The web layer maps the branches to the HTTP statuses shown; nothing above the adapters ever
 sees a storage or provider exception (adapters/stripe maps every Stripe error into the
@@ -413,3 +416,14 @@ class ProviderUnavailableError(ProviderError):
 class ProviderConfigurationError(ProviderError):
     """Our side of the provider is set up wrong: no API key, a bad or restricted key, a request
     the provider refuses as invalid. An operator has to act; retrying will not help."""
+
+
+class ProviderRecordsError(ProviderConfigurationError):
+    """The provider answered records we cannot read: a field missing or of the wrong type, or an
+    amount the ledger cannot hold. `field` names it (`data[3].amount` of the page, with the
+    object's id when known). Like any configuration error an operator has to act (an API version
+    we were not checked against, or not the provider's API at its address); retrying will not help."""
+
+    def __init__(self, message: str, *, field: str | None = None, request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.field = field

@@ -7,9 +7,22 @@ It answers the endpoints our adapter calls, the way Stripe does:
 - `Idempotency-Key` honoured: the same key with the same request replays the first response
   (`Idempotent-Replayed: true`); with a different one, 400 `idempotency_error`;
 - `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`, `POST /v1/billing/meter_events`,
-  `GET /v1/payment_intents/{id}`, `POST /v1/payment_intents/{id}/confirm`, with objects shaped
-  like Stripe's own fixtures (fixtures3.json of stripe/openapi: the objects used are copied
-  verbatim into tests/fixtures/stripe_objects.json) and our fields filled in.
+  `GET /v1/payment_intents/{id}`, `POST /v1/payment_intents/{id}/confirm`, `POST /v1/refunds`
+  (`charge` or `payment_intent`, `amount`: all that is left by default, never more; the refund
+  and its balance transaction are kept), with objects shaped like Stripe's own fixtures
+  (fixtures3.json of stripe/openapi: the objects used are copied verbatim into
+  tests/fixtures/stripe_objects.json) and our fields filled in;
+- the list endpoints of balance transactions, charges, refunds, disputes, payouts and
+  PaymentIntents, paged and filtered as Stripe's (tests/stripe_lists.py: `limit`,
+  `starting_after`, `ending_before`, `created[...]`, `payout=`).
+
+The account's records are seeded in Stripe's units (not the ledger's Money: tests/stripe_lists.py
+says why): `seed_payment(amount=, currency=, fee=, invoice_id=, created=)` puts a succeeded
+PaymentIntent, its charge and the charge's balance transaction in one call; `seed_charge`,
+`seed_payment_intent`, `seed_balance_transaction`, `seed_refund(charge=...)`,
+`seed_dispute(charge=...)` and `seed_payout(transactions=[...])` one object each (a refund,
+dispute or payout with its own balance transaction), and `objects(kind)` shows them. Checkout
+completions and successful or declined confirmations are recorded as charges too.
 
 `add_failed_payment_intent(...)` puts a PaymentIntent whose last attempt failed (as Stripe
 leaves one: `requires_payment_method`, the failed card in `last_payment_error.payment_method`);
@@ -28,8 +41,9 @@ Stripe writes them when unused); tests/integration/test_stripe_server.py keeps t
 `fail_next(kind, times)` makes the next requests fail with a Stripe error (`card_error` 402,
 `rate_limit` 429, `api_error` 500, `authentication` 401, `permission` 403, `invalid_request`
 400), or with what is not Stripe at all (`not_json_404`: an HTML 404, as a wrong
-STRIPE_API_BASE or a proxy answers); a failed request is not kept against its idempotency key, as Stripe does not keep
-requests that never ran. Every request is recorded (`requests`) for assertions.
+STRIPE_API_BASE or a proxy answers; `not_json_200`: an HTML page, as a captive proxy answers);
+a failed request is not kept against its idempotency key, as Stripe does not keep requests
+that never ran. Every request is recorded (`requests`) for assertions.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +66,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.served import ServedApp
+from tests.stripe_lists import PATHS, ListRequestError, SeededPayment, StripeRecords
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe_objects.json"
 API_KEY = "sk_test_ledger_0123456789"
@@ -80,6 +96,7 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
 # Not Stripe's API: a page from whatever answers at a wrong base URL.
 NOT_JSON: dict[str, tuple[int, str]] = {
     "not_json_404": (404, "<html><body><h1>404 Not Found</h1>nginx</body></html>"),
+    "not_json_200": (200, "<html><body><h1>Sign in to continue</h1></body></html>"),  # a captive proxy
 }
 
 # Fields the SDK's resource classes declare that Stripe's examples (fixtures3.json, written for an
@@ -105,6 +122,19 @@ NEWER_FIELDS: dict[str, tuple[str, ...]] = {
         "presentment_details",
     ),
     "billing.meter_event": (),
+    "balance_transaction": (),
+    "charge": ("authorization_code", "level3", "presentment_details", "radar_options", "transfer"),
+    "refund": (
+        "description",
+        "failure_balance_transaction",
+        "failure_reason",
+        "instructions_email",
+        "next_action",
+        "pending_reason",
+        "presentment_details",
+    ),
+    "dispute": ("intended_submission_method", "network_reason_code"),
+    "payout": (),
 }
 
 
@@ -125,11 +155,16 @@ class StripeState:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     intent_metadata: dict[str, dict[str, str]] = field(default_factory=dict)  # by session id
     meter_events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: StripeRecords = field(default_factory=lambda: StripeRecords(_resources()))
     confirm_outcomes: dict[str, list[str]] = field(default_factory=dict)
     idempotency: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Reentrant: a seeding helper may build on another (a payment's charge, its transaction).
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def payment_intents(self) -> dict[str, dict[str, Any]]:
+        return self.records.kinds["payment_intent"].objects
 
 
 def parse_form(body: bytes) -> dict[str, Any]:
@@ -171,9 +206,12 @@ class StripeServer:
 
     def __init__(self, api_key: str = API_KEY) -> None:
         self.state = StripeState(api_key=api_key)
-        self.resources = _resources()
+        self.resources = self.state.records.resources
+        lists = [Route(path, self._list(kind), methods=["GET"]) for kind, path in PATHS.items()]
         asgi = Starlette(
             routes=[
+                *lists,
+                Route("/v1/refunds", self._create_refund, methods=["POST"]),
                 Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
                 Route("/v1/checkout/sessions/{session_id}", self._read_session, methods=["GET"]),
                 Route("/v1/billing/meter_events", self._create_meter_event, methods=["POST"]),
@@ -246,35 +284,78 @@ class StripeServer:
             else _decline(charge, {"id": payment_method, "object": "payment_method", "type": "card"}),
         )
         with self.state.lock:
-            self.state.payment_intents[intent_id] = intent
+            self.state.records.kinds["payment_intent"].add(intent)
         return intent_id
 
-    def complete_session(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def complete_session(self, session_id: str, *, fee: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
         """Pay the open session as its customer would: (the session, its PaymentIntent), each as
-        Stripe shows it afterwards, `payment_intent_data.metadata` on the intent."""
+        Stripe shows it afterwards, `payment_intent_data.metadata` on the intent and its charge;
+        the charge and its balance transaction (`fee` kept by Stripe) are listed like any other."""
         with self.state.lock:
             session = self.state.sessions[session_id]
-            intent_id = f"pi_{secrets.token_hex(12)}"
-            intent = copy.deepcopy(self.resources["payment_intent"])
-            intent.update(
-                id=intent_id,
+            paid = self.state.records.payment(
                 amount=session["amount_total"],
-                amount_received=session["amount_total"],
-                amount_capturable=0,
                 currency=session["currency"],
-                status="succeeded",
-                canceled_at=None,
-                cancellation_reason=None,
-                created=int(time.time()),
+                fee=fee,
                 metadata=dict(self.state.intent_metadata.get(session_id, {})),
-                latest_charge=f"ch_{secrets.token_hex(12)}",
-                last_payment_error=None,
-                next_action=None,
-                livemode=False,
             )
-            self.state.payment_intents[intent_id] = intent
-            session.update(status="complete", payment_status="paid", payment_intent=intent_id)
+            intent = self.state.payment_intents[paid.payment_intent]
+            session.update(status="complete", payment_status="paid", payment_intent=paid.payment_intent)
             return copy.deepcopy(session), copy.deepcopy(intent)
+
+    # ------------------------------------------------------------------------------ the account's records
+    # Amounts in Stripe's units (tests/stripe_lists.py says why); each answers the object's id.
+
+    def seed_payment(
+        self,
+        *,
+        amount: int,
+        currency: str = "usd",
+        fee: int = 0,
+        invoice_id: str | None = None,
+        metadata: dict[str, str] | None = None,
+        created: int | None = None,
+    ) -> SeededPayment:
+        """A succeeded payment: PaymentIntent, charge and balance transaction (gross, fee, net)."""
+        with self.state.lock:
+            return self.state.records.payment(
+                amount=amount, currency=currency, fee=fee, invoice_id=invoice_id, metadata=metadata, created=created
+            )
+
+    def seed_payment_intent(self, **fields: Any) -> str:
+        """A PaymentIntent (`amount`, `currency`, `status`, `invoice_id`, `latest_charge`, `created`, ...)."""
+        with self.state.lock:
+            return str(self.state.records.payment_intent(**fields)["id"])
+
+    def seed_charge(self, **fields: Any) -> str:
+        """A charge (`amount`, `currency`, `payment_intent`, `invoice_id`, `status`, `balance_transaction`, ...)."""
+        with self.state.lock:
+            return str(self.state.records.charge(**fields)["id"])
+
+    def seed_balance_transaction(self, **fields: Any) -> str:
+        """A balance transaction (`amount`, `currency`, `fee`, `type`, `source`, `status`, `created`)."""
+        with self.state.lock:
+            return str(self.state.records.balance_transaction(**fields)["id"])
+
+    def seed_refund(self, *, charge: str, **fields: Any) -> str:
+        """A refund of a seeded charge (all that is left of it by default), with its balance transaction."""
+        with self.state.lock:
+            return str(self.state.records.refund(charge=charge, **fields)["id"])
+
+    def seed_dispute(self, *, charge: str, **fields: Any) -> str:
+        """A dispute of a seeded charge (`amount`, `status`, `reason`, `fee`), with its balance transaction."""
+        with self.state.lock:
+            return str(self.state.records.dispute(charge=charge, **fields)["id"])
+
+    def seed_payout(self, *, transactions: Sequence[str] = (), **fields: Any) -> str:
+        """A payout carrying seeded balance transactions (their net by default), with its own."""
+        with self.state.lock:
+            return str(self.state.records.payout(transactions=transactions, **fields)["id"])
+
+    def objects(self, kind: str) -> dict[str, dict[str, Any]]:
+        """A copy of every object of `kind` (`charge`, `refund`, ...) the account holds, by id."""
+        with self.state.lock:
+            return copy.deepcopy(self.state.records.kinds[kind].objects)
 
     def confirm_outcomes(self, intent_id: str, *outcomes: str) -> None:
         """What the next confirmations of the PaymentIntent do: succeeded, declined or processing."""
@@ -288,7 +369,7 @@ class StripeServer:
     async def _handle(self, request: Request, answer: Any) -> Response:
         """Authentication, injected failures, idempotency, then `answer(form)` -> (status, object)."""
         body = await request.body()
-        form = parse_form(body) if request.method == "POST" else dict(request.query_params)
+        form = parse_form(body if request.method == "POST" else request.scope["query_string"])
         recorded = Recorded(request.method, request.url.path, dict(request.headers), form)
         with self.state.lock:
             self.state.requests.append(recorded)
@@ -326,6 +407,21 @@ class StripeServer:
         if key is not None and status < 500:
             self.state.idempotency[key] = (fingerprint, status, content)
         return JSONResponse(content, status, headers)
+
+    def _list(self, kind: str) -> Any:
+        async def endpoint(request: Request) -> Response:
+            def answer(query: dict[str, Any]) -> tuple[int, Any]:
+                try:
+                    return 200, self.state.records.page(kind, query)
+                except ListRequestError as refused:
+                    return refused.status, {"error": refused.error}
+
+            return await self._handle(request, answer)
+
+        return endpoint
+
+    async def _create_refund(self, request: Request) -> Response:
+        return await self._handle(request, self._new_refund)
 
     async def _create_session(self, request: Request) -> Response:
         return await self._handle(request, self._new_session)
@@ -429,6 +525,37 @@ class StripeServer:
         self.state.meter_events.setdefault(identifier, event)
         return 200, self.state.meter_events[identifier]
 
+    def _new_refund(self, form: dict[str, Any]) -> tuple[int, Any]:
+        records = self.state.records
+        charge_id = form.get("charge")
+        if not charge_id and form.get("payment_intent"):
+            intent = records.get("payment_intent", form["payment_intent"])
+            if intent is None:
+                return 400, {
+                    "error": _missing("payment_intent", form["payment_intent"])["error"] | {"param": "payment_intent"}
+                }
+            charge_id = intent["latest_charge"]
+        if not charge_id:
+            return 400, _invalid(
+                "charge", "One of the following params should be provided for this request: payment_intent or charge."
+            )
+        charge = records.get("charge", charge_id)
+        if charge is None:
+            return 400, {"error": _missing("charge", charge_id)["error"] | {"param": "charge"}}
+        left = charge["amount_captured"] - charge["amount_refunded"]
+        if left <= 0:
+            error = {"type": "invalid_request_error", "code": "charge_already_refunded"}
+            return 400, {"error": error | {"message": f"Charge {charge_id} has already been refunded."}}
+        amount = left
+        if "amount" in form:
+            if not str(form["amount"]).isdigit() or int(form["amount"]) < 1:
+                return 400, _invalid("amount", f"Invalid positive integer: {form['amount']}")
+            amount = int(form["amount"])
+        if amount > left:
+            message = f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})"
+            return 400, _invalid("amount", message)
+        return 200, records.refund(charge=charge_id, amount=amount, reason=form.get("reason"))
+
     def _confirm(self, intent_id: str, form: dict[str, Any]) -> tuple[int, Any]:
         intent = self.state.payment_intents.get(intent_id)
         if intent is None:
@@ -448,13 +575,26 @@ class StripeServer:
         outcome = outcomes.pop(0) if outcomes else "succeeded"
         charge = f"ch_{secrets.token_hex(12)}"
         intent["latest_charge"] = charge
+        records = self.state.records
+        money = {"amount": intent["amount"], "currency": intent["currency"]}
         if outcome == "declined":
+            records.charge(
+                **money, payment_intent=intent_id, metadata=intent["metadata"], status="failed", object_id=charge
+            )
             error = _decline(charge, {"id": method, "object": "payment_method", "type": "card"})
             intent.update(status="requires_payment_method", payment_method=None, last_payment_error=error)
             return 402, {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
         intent.update(status=outcome, payment_method=method, last_payment_error=None)
         if outcome == "succeeded":
             intent["amount_received"] = intent["amount"]
+            txn = records.balance_transaction(**money, source=charge)
+            records.charge(
+                **money,
+                payment_intent=intent_id,
+                metadata=intent["metadata"],
+                balance_transaction=txn["id"],
+                object_id=charge,
+            )
         return 200, intent
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from adapters.stripe.provider import STRIPE_API_VERSION, StripePaymentProvider
+from adapters.stripe.client import STRIPE_API_VERSION
+from adapters.stripe.listing import StripeRecords
+from adapters.stripe.provider import StripePaymentProvider
 
-__all__ = ["STRIPE_API_VERSION", "StripePaymentProvider"]
+__all__ = ["STRIPE_API_VERSION", "StripePaymentProvider", "StripeRecords"]

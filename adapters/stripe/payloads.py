@@ -47,7 +47,7 @@ class _Ref(msgspec.Struct):
 Expandable = str | _Ref | None
 
 
-def _id(value: Expandable) -> str | None:
+def ref_id(value: Expandable) -> str | None:
     if isinstance(value, _Ref):
         return value.id
     return value or None
@@ -96,7 +96,7 @@ class RetriedIntent(msgspec.Struct):
     def failed_payment_method(self) -> str | None:
         """The PaymentIntent's payment method or, after a failure detached it, the one that failed."""
         error = self.last_payment_error
-        return _id(self.payment_method) or (_id(error.payment_method) if error is not None else None)
+        return ref_id(self.payment_method) or (ref_id(error.payment_method) if error is not None else None)
 
 
 def read_retried_intent(obj: dict[str, object]) -> RetriedIntent:
@@ -171,7 +171,7 @@ class Payout(msgspec.Struct):
     failure_message: str | None
 
 
-def _uuid(value: str | None) -> UUID | None:
+def invoice_uuid(value: str | None) -> UUID | None:
     """Our invoice id from `metadata.invoice_id`: anything else is someone else's object."""
     try:
         return UUID(value) if value else None
@@ -182,7 +182,7 @@ def _uuid(value: str | None) -> UUID | None:
 def _refund(refund: Refund, field: str) -> RefundReport:
     return RefundReport(
         id=refund.id,
-        payment_id=_id(refund.payment_intent),
+        payment_id=ref_id(refund.payment_intent),
         amount=from_stripe(refund.amount, refund.currency, field=f"{field}.amount"),
         status=refund.status or "",
     )
@@ -195,8 +195,8 @@ def _payment(intent: PaymentIntent) -> PaymentReport:
         amount=from_stripe(intent.amount, intent.currency),
         amount_received=from_stripe(intent.amount_received, intent.currency, field="amount_received"),
         status=intent.status,
-        invoice_id=_uuid(intent.metadata.get("invoice_id")),
-        latest_charge=_id(intent.latest_charge),
+        invoice_id=invoice_uuid(intent.metadata.get("invoice_id")),
+        latest_charge=ref_id(intent.latest_charge),
         last_failure=None
         if error is None
         else PaymentFailure(error.charge, error.decline_code or error.code or "", error.message or ""),
@@ -208,11 +208,11 @@ def _charge(charge: Charge) -> ChargeReport:
     refunds = charge.refunds.data if charge.refunds is not None else []
     return ChargeReport(
         id=charge.id,
-        payment_id=_id(charge.payment_intent),
+        payment_id=ref_id(charge.payment_intent),
         amount=from_stripe(charge.amount, charge.currency),
         amount_captured=from_stripe(charge.amount_captured, charge.currency, field="amount_captured"),
         captured=charge.captured,
-        invoice_id=_uuid(charge.metadata.get("invoice_id")),
+        invoice_id=invoice_uuid(charge.metadata.get("invoice_id")),
         failure_code=charge.failure_code or "",
         failure_message=charge.failure_message or "",
         refunds=tuple(_refund(refund, f"refunds.data[{i}]") for i, refund in enumerate(refunds)),
@@ -222,7 +222,7 @@ def _charge(charge: Charge) -> ChargeReport:
 def _dispute(dispute: Dispute) -> DisputeReport:
     return DisputeReport(
         id=dispute.id,
-        payment_id=_id(dispute.payment_intent),
+        payment_id=ref_id(dispute.payment_intent),
         amount=from_stripe(dispute.amount, dispute.currency),
         status=dispute.status,
         reason=dispute.reason or "",
@@ -237,9 +237,9 @@ def _checkout(session: CheckoutSession) -> CheckoutReport:
     return CheckoutReport(
         id=session.id,
         payment_status=session.payment_status,
-        payment_id=_id(session.payment_intent),
+        payment_id=ref_id(session.payment_intent),
         amount_total=total,
-        invoice_id=_uuid(metadata.get("invoice_id")) or _uuid(session.client_reference_id),
+        invoice_id=invoice_uuid(metadata.get("invoice_id")) or invoice_uuid(session.client_reference_id),
     )
 
 

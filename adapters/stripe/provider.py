@@ -1,21 +1,5 @@
-"""`PaymentProvider` on Stripe, through `stripe.StripeClient`.
-
-Errors are mapped at this boundary, as httpx maps httpcore's: nothing above it ever sees a
-`stripe.*` exception.
-
-    stripe.StripeError
-    ├── CardError                        -> PaymentDeclinedError         (402)
-    ├── IdempotencyError                 -> IdempotencyKeyReusedError    (422: same key, other request)
-    ├── RateLimitError                   -> ProviderUnavailableError     (503)
-    ├── APIConnectionError               -> ProviderUnavailableError     (503: timeout, refused, reset)
-    ├── APIError                         -> ProviderUnavailableError     (503: Stripe's 5xx)
-    │     with a 4xx and a body that is
-    │     not JSON                       -> ProviderConfigurationError   (503: not Stripe's API at
-    │                                                                     STRIPE_API_BASE, or a proxy)
-    ├── AuthenticationError              -> ProviderConfigurationError   (503: bad key)
-    ├── PermissionError                  -> ProviderConfigurationError   (503: restricted key)
-    ├── InvalidRequestError              -> ProviderConfigurationError   (503: we sent what Stripe refuses)
-    └── anything else                    -> ProviderUnavailableError
+"""`PaymentProvider` on Stripe, through `stripe.StripeClient` (built, and its errors mapped, by
+adapters/stripe/client.py: nothing above this module ever sees a `stripe.*` exception).
 
 A payment retry (`retry_payment`) answers two InvalidRequestErrors itself, since they are
 facts about the payment, not our setup: `resource_missing` (no such PaymentIntent) and
@@ -25,40 +9,25 @@ Amounts cross in Stripe's units for their currency (adapters/stripe/currency.py)
 Stripe cannot take raises StripeAmountError (422) before any request. Every request is typed
 with the SDK's own parameter TypedDicts, so mypy checks its shape against Stripe's.
 
-The API version of our requests is pinned to the one this SDK release was generated for, so an
-upgrade of the account's default version cannot change the responses we read. Webhook payloads
-are another matter: Stripe writes them in the webhook endpoint's version (docs/stripe.md).
+Requests pin the SDK's API version (adapters/stripe/client.py). Webhook payloads are another
+matter: Stripe writes them in the webhook endpoint's version (docs/stripe.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import stripe
-from stripe.params import PaymentIntentConfirmParams
+from stripe.params import PaymentIntentConfirmParams, RefundCreateParams
 from stripe.params.billing import MeterEventCreateParams
 from stripe.params.checkout import SessionCreateParams
 
+from adapters.stripe.client import MAX_NETWORK_RETRIES, STRIPE_API_VERSION, TIMEOUT_SECONDS, StripeConnection
 from adapters.stripe.currency import to_stripe
 from adapters.stripe.payloads import read_retried_intent
 from commands.ports import ATTEMPTED, NOT_RETRYABLE, SETTLED, CheckoutSession, PaymentRetry
-from ledger.errors import (
-    IdempotencyKeyReusedError,
-    PaymentDeclinedError,
-    ProviderConfigurationError,
-    ProviderError,
-    ProviderUnavailableError,
-)
+from ledger.errors import ProviderConfigurationError
 from ledger.money import Money
-
-STRIPE_API_VERSION: str = stripe.api_version
-# A web request waits on these calls: fail within seconds rather than Stripe's default 80 s.
-TIMEOUT_SECONDS = 20.0
-MAX_NETWORK_RETRIES = 2
-# 4xx statuses that say "later", whatever the body: a timeout, a conflict, a rate limit.
-_TRANSIENT = (408, 409, 429)
 
 # A PaymentIntent whose last attempt failed waits in one of these for another confirmation.
 RETRYABLE_STATUSES = ("requires_payment_method", "requires_confirmation")
@@ -67,7 +36,7 @@ IN_FLIGHT_STATUSES = ("succeeded", "processing", "requires_capture")
 
 
 class StripePaymentProvider:
-    """Checkout Sessions, payment retries and meter events on Stripe (or on a Stripe-compatible server at
+    """Checkout Sessions, payment retries, refunds and meter events on Stripe (or on a Stripe-compatible server at
     `api_base`, e.g. the test server in tests/stripe_server.py)."""
 
     def __init__(
@@ -79,23 +48,20 @@ class StripePaymentProvider:
         max_network_retries: int = MAX_NETWORK_RETRIES,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
-        if not api_key:
-            raise ProviderConfigurationError("set STRIPE_API_KEY to take payments with Stripe")
-        self.api_version = api_version
-        # The SDK's default client (requests), with our timeout: it keeps a session per thread;
-        # urllib3 closes a pool's connections when the pool is collected.
-        self._http = stripe.RequestsClient(timeout=timeout)
-        self._client = stripe.StripeClient(
+        self._stripe = StripeConnection(
             api_key,
-            stripe_version=api_version,
-            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+            needed_for="take payments with Stripe",
+            api_base=api_base,
+            api_version=api_version,
             max_network_retries=max_network_retries,
-            http_client=self._http,
+            timeout=timeout,
         )
+        self.api_version = api_version
+        self._client = self._stripe.client
 
     def close(self) -> None:
         """Close the connections this thread keeps open to Stripe (other threads' close when collected)."""
-        self._http.close()  # type: ignore[no-untyped-call]
+        self._stripe.close()
 
     def create_checkout_session(
         self,
@@ -131,7 +97,7 @@ class StripePaymentProvider:
             "metadata": metadata,
             "payment_intent_data": {"description": description, "metadata": metadata},
         }
-        with stripe_errors_mapped(idempotency_key):
+        with self._stripe.errors_mapped(idempotency_key):
             session = self._client.v1.checkout.sessions.create(
                 params=params,
                 options={"idempotency_key": idempotency_key},
@@ -155,11 +121,22 @@ class StripePaymentProvider:
             "timestamp": int(at.timestamp()),
         }
         key = f"meter-event-{identifier}"
-        with stripe_errors_mapped(key):
+        with self._stripe.errors_mapped(key):
             self._client.v1.billing.meter_events.create(
                 params=params,
                 options={"idempotency_key": key},
             )
+
+    def refund_charge(self, *, charge_id: str, amount: int, currency: str, idempotency_key: str) -> str:
+        """Refund `amount` (ledger minor units of `currency`, the charge's) of a charge; the refund's id.
+
+        Only `charge` and `amount` are sent: Stripe refunds in the charge's currency. The refund
+        reaches the ledger as a webhook (`refund.created`, `charge.refunded`), like any other.
+        """
+        params: RefundCreateParams = {"charge": charge_id, "amount": to_stripe(Money(amount, currency))}
+        with self._stripe.errors_mapped(idempotency_key):
+            refund = self._client.v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
+        return refund.id
 
     def retry_payment(self, *, provider_payment_id: str, idempotency_key: str) -> PaymentRetry:
         """Confirm the PaymentIntent again, off-session, with the payment method it last failed with.
@@ -169,7 +146,7 @@ class StripePaymentProvider:
         raises PaymentDeclinedError (a CardError, like any other).
         """
         intents = self._client.v1.payment_intents
-        with stripe_errors_mapped(idempotency_key):
+        with self._stripe.errors_mapped(idempotency_key):
             try:
                 answer = intents.retrieve(provider_payment_id).to_dict()
             except stripe.InvalidRequestError as error:
@@ -190,7 +167,7 @@ class StripePaymentProvider:
             detail = f"the PaymentIntent is {status}" + ("" if method else " and has no payment method")
             return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, detail)
         params: PaymentIntentConfirmParams = {"payment_method": method, "off_session": True}
-        with stripe_errors_mapped(idempotency_key):
+        with self._stripe.errors_mapped(idempotency_key):
             try:
                 confirmed = intents.confirm(
                     provider_payment_id, params=params, options={"idempotency_key": idempotency_key}
@@ -200,36 +177,3 @@ class StripePaymentProvider:
                     raise
                 return PaymentRetry(provider_payment_id, NOT_RETRYABLE, status, f"Stripe: {error.user_message}")
         return PaymentRetry(provider_payment_id, ATTEMPTED, str(confirmed.status))
-
-
-@contextmanager
-def stripe_errors_mapped(idempotency_key: str) -> Iterator[None]:
-    """Turn every Stripe error into the ledger's ProviderError branch (or a reused key into 422)."""
-    try:
-        yield
-    except stripe.StripeError as error:
-        raise _mapped(error, idempotency_key) from error
-
-
-def _mapped(error: stripe.StripeError, idempotency_key: str) -> ProviderError | IdempotencyKeyReusedError:
-    request_id = error.request_id
-    detail = f"Stripe: {error.user_message or type(error).__name__}" + (
-        f" (request {request_id})" if request_id else ""
-    )
-    if isinstance(error, stripe.CardError):
-        return PaymentDeclinedError(detail, request_id=request_id)
-    if isinstance(error, stripe.IdempotencyError):
-        return IdempotencyKeyReusedError(idempotency_key)
-    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError | stripe.InvalidRequestError):
-        return ProviderConfigurationError(detail, request_id=request_id)
-    status = error.http_status
-    if isinstance(error, stripe.APIError) and status is not None and 400 <= status < 500 and status not in _TRANSIENT:
-        # Stripe answers every error with JSON; a 4xx without is not from Stripe's API: a wrong
-        # STRIPE_API_BASE, a proxy or a firewall in the way. Retrying the same will not help.
-        return ProviderConfigurationError(
-            f"the Stripe API answered {status} with a body that is not JSON: check STRIPE_API_BASE and any proxy "
-            "between us and Stripe (a configuration error, not a temporary failure)"
-            + (f" (request {request_id})" if request_id else ""),
-            request_id=request_id,
-        )
-    return ProviderUnavailableError(detail, request_id=request_id)

@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
         "psycopg",
         "psycopg_pool",  # its PoolTimeout: the wait for a connection ran out (adapters/postgres_store.py)
         "stripe",
-        "msgspec",  # adapters/stripe/payloads.py: Stripe's payloads, typed (ADR 0014)
+        "msgspec",  # adapters/stripe/payloads.py, listing.py: Stripe's payloads and lists, typed (ADR 0014)
         "dotenv",
         "uvicorn",
         "starlette",
