@@ -301,16 +301,21 @@ def run_reconcile(args: Any) -> int:
     with _ledger() as (app, runner, settings):
         records = records_for(settings, args.source)
         period = period_of(args.start, args.end, app.clock.now())
-        with progress_bar(args.quiet) as progress:
-            report = reconcile(
-                app,
-                runner,
-                period=period,
-                records=records,
-                requested_by=requester(args.by),
-                stuck_after=timedelta(minutes=args.stuck_after),
-                progress=progress,
-            )
+        try:
+            with progress_bar(args.quiet) as progress:
+                report = reconcile(
+                    app,
+                    runner,
+                    period=period,
+                    records=records,
+                    requested_by=requester(args.by),
+                    stuck_after=timedelta(minutes=args.stuck_after),
+                    progress=progress,
+                )
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
     with output_to(args.output) as out:
         render(report, args.format, out)
     return 1 if any(item["status"] == OPEN for item in report.items) else 0
