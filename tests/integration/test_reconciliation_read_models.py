@@ -384,7 +384,10 @@ def test_a_failed_run_and_a_large_one_are_shown_as_they_ended(
     )
     failed_at = clock.advance(timedelta(seconds=30))
     run.fail("Stripe answered 401: the API key was refused", at=failed_at)
-    app.save(run)
+    running = ReconciliationRun.start(
+        run_id=uuid4(), start=PERIOD[0], end=PERIOD[1], source="stripe", requested_by="api", at=failed_at
+    )
+    app.save(run, running)
     many = [_difference(STUCK_EVENT, f"evt_{n}") for n in range(1_201)]  # three items-found events
     big = _run(app, clock, many, items_first=False)
     runner.catch_up(batch_size=2)
@@ -398,6 +401,18 @@ def test_a_failed_run_and_a_large_one_are_shown_as_they_ended(
         None,
         "ledger",
     )
+    assert run_row(engine, str(running.id)) == {
+        "id": str(running.id),
+        "started_at": failed_at.isoformat(),
+        "completed_at": None,
+        "period": {"from": PERIOD[0].isoformat(), "to": PERIOD[1].isoformat()},
+        "source": "stripe",
+        "status": "running",
+        "requested_by": "api",
+        "items": 0,
+        "summary": None,
+        "failure": None,
+    }
     shown = run_row(engine, str(big))
     assert shown is not None
     assert (shown["status"], shown["items"]) == ("completed", 1_201)
