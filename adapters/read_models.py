@@ -22,6 +22,9 @@ from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
 from projections.payments import PaymentsProjection
+from projections.reconciliation.items import ReconciliationItemsProjection
+from projections.reconciliation.ledger_side import LedgerSideProjection
+from projections.reconciliation.runs import ReconciliationRunsProjection
 from projections.runner import ProjectionRunner
 from projections.tracked import Projection
 
@@ -96,6 +99,9 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         InvoiceStatusProjection(load),
         JournalProjection(load),
         PaymentsProjection(load_payment),
+        LedgerSideProjection(load_payment),
+        ReconciliationItemsProjection(),
+        ReconciliationRunsProjection(),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections

@@ -480,8 +480,9 @@ def render(reports: list[ReadModelsReport]) -> str:
         rows.append([r.backend, "audit verify (whole chain)", fmt(n), fmt(seconds, 2), fmt(n / seconds), "", ""])
         rows[-1][-1] = _verdict(n / seconds, t["verify"])
     title = (
-        "Read models. rebuild: projection_runner(...).rebuild() of invoice_status, journal, payments, and the audit\n"
-        "chain extended (never rebuilt: the larger rebuild chains only the events added since the smaller one);\n"
+        "Read models. rebuild: projection_runner(...).rebuild() of invoice_status, journal, payments, the\n"
+        "reconciliation models (ledger side, items, runs), and the audit chain extended (never rebuilt: the larger\n"
+        "rebuild chains only the events added since the smaller one);\n"
         "events/s = events in the log / seconds. peak RSS = VmHWM of the rebuilding process: not flat below the cap,\n"
         f"projections keep the latest state of up to {STATES_KEPT:,} aggregates per kind (invoice, payment)\n"
         "eventsourcing ProjectionRunner: the library's subscription thread, one process_event + transaction per event."
