@@ -135,8 +135,8 @@ class ReconciliationCommands:
     ) -> Outcome[list[dict[str, Any]]]:
         """One transaction: the run (started, items found, completed); each difference detected
         (a new item) or reopened (it had been resolved; an open or explained one stays as it is);
-        each `fixed` item (open before, not found now) settled with action "fixed" by "ledger"
-        and the events that fixed it.
+        each `fixed` item (open or explained before, not found now) settled with action "fixed"
+        by "ledger" and the events that fixed it (one resolved already is shown as it stands).
 
         Answers the report's items as they stand after this run, in the order given: each
         difference found, then each item this run fixed (the difference it was detected as).
@@ -328,11 +328,12 @@ def _found(work: Work, difference: Difference, run_id: UUID, at: datetime) -> di
 
 
 def _fix(work: Work, item_id: UUID, events: list[dict[str, Any]], note: str, at: datetime) -> list[dict[str, Any]]:
-    """An item open before that this run no longer finds: resolved by the events that fixed it.
-    Resolved already (by a person, since the engine looked): nothing to say, and not reported."""
+    """An item this run could have found and did not: open or explained before, it is resolved
+    by the events that fixed it; resolved already (applied, refunded, fixed by an earlier run),
+    it is shown as it stands, so that a rerun of the period shows what was settled, and how."""
     item = _item(work, item_id)
     if item.status == RESOLVED:
-        return []
+        return [item_json(item)]
     item.settle(action=FIXED, by=BY_LEDGER, note=note, at=at, events=events)
     work.add(item)
     return [item_json(item)]

@@ -36,7 +36,9 @@ from ledger.reconciliation.items import (
     INVOICE_INCONSISTENT,
     MISSING_IN_LEDGER,
     MISSING_IN_STRIPE,
+    EXPLAINED,
     OPEN,
+    RESOLVED,
     REFUND_MISSING_IN_STRIPE,
     STUCK_EVENT,
     Difference,
@@ -258,8 +260,9 @@ def _unrecorded_fees() -> Any:
 def _fixed(
     conn: Connection, differences: Sequence[Difference], window: matching.Window, *, stripe: bool
 ) -> list[tuple[UUID, list[dict[str, Any]]]]:
-    """Items open before this run, that this run could have found and did not: fixed, by the
-    ledger events that now agree (a late webhook, an applied refund, ...)."""
+    """Items this run could have found and did not: those open or explained are fixed by the
+    ledger events that now agree (a late webhook, say); those resolved already (applied,
+    refunded) are listed again as they stand, so that a rerun shows how the period was settled."""
     found = {d.id for d in differences}
     checked = STRIPE_CLASSES if stripe else LEDGER_CLASSES
     rows = conn.execute(
@@ -268,7 +271,7 @@ def _fixed(
             reconciliation_items.c["class"],
             reconciliation_items.c.stripe_id,
             reconciliation_items.c.payment_id,
-        ).where(reconciliation_items.c.status == OPEN)
+        ).where(reconciliation_items.c.status.in_((OPEN, EXPLAINED, RESOLVED)))
     ).mappings()
     candidates = [dict(r) for r in rows if r["item_id"] not in found and r["class"] in checked]
     seen = matching.staged_among(conn, [c["stripe_id"] for c in candidates if c["stripe_id"]]) if stripe else set()

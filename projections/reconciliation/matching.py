@@ -142,7 +142,7 @@ def payments_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
     matched = conn.execute(select(func.count()).select_from(query.where(agreed).subquery())).scalar_one()
     # Only what disagrees comes back: the rows that agree are counted, never held.
     query = query.where(
-        not_(agreed),
+        or_(payments.c.payment_id.is_(None), not_(agreed)),  # no payment: NOT(NULL AND ...) is NULL
         or_(s.charges.c.in_period == true(), window.ledger(payments.c.created_at)),
     )
     rows = [dict(r) for r in conn.execute(query).mappings()]
@@ -238,7 +238,7 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
     """Succeeded Stripe payments the ledger recorded in the period that Stripe does not show
     succeeded (no charge at all, or one that failed or is pending)."""
     stripe_side = (
-        select(s.charges.c.status, s.charges.c.captured)
+        select(s.charges.c.status)
         .where(_intent_key() == payments.c.provider_payment_id)
         .order_by(s.charges.c.created.desc())
         .limit(1)

@@ -63,7 +63,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, int, int]]:
     )
 
 
-@settings(max_examples=20, deadline=None)
+@settings(settings.get_profile("integration"), max_examples=20)
 @given(history=histories(), seed=st.integers(0, 2**32 - 1), withheld=st.floats(0, 0.6))
 def test_reconcile_finds_exactly_the_withheld_facts_and_apply_makes_the_books_whole(
     fresh_databases: DatabaseFactory,
