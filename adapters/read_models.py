@@ -24,6 +24,7 @@ from projections.journal import JournalProjection
 from projections.payments import PaymentsProjection
 from projections.runner import ProjectionRunner
 from projections.tracked import Projection
+from projections.webhook_inbox import WebhookInboxProjection
 
 log = logging.getLogger("ledger.read_models")
 
@@ -96,6 +97,7 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         InvoiceStatusProjection(load),
         JournalProjection(load),
         PaymentsProjection(load_payment),
+        WebhookInboxProjection(),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections

@@ -6,7 +6,15 @@ from starlette.routing import BaseRoute
 
 from web import checkout, invoices, meta, webhooks
 from web.usage import routes as usage
+from web.webhook_events import routes as webhook_events
 
 
 def route_table() -> list[BaseRoute]:
-    return [*meta.routes(), *invoices.routes(), *checkout.routes(), *usage.routes(), *webhooks.routes()]
+    return [
+        *meta.routes(),
+        *invoices.routes(),
+        *checkout.routes(),
+        *usage.routes(),
+        *webhooks.routes(),
+        *webhook_events.routes(),
+    ]
