@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -26,10 +27,12 @@ from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
 from adapters.settings import Settings
 from adapters.stripe import StripePaymentProvider
+from adapters.stripe.payloads import read_event
 from adapters.web_server import new_token
 from adapters.web_server import serve as serve_api
 from commands.application import BillingApplication
 from commands.dunning import DunningAction
+from commands.ingestion import stripe_events
 from commands.usage.reporting import report_usage
 from ledger.dunning.policy import DunningPolicy
 from ledger.errors import (
@@ -47,6 +50,7 @@ from projections.consistency import check as check_read_models
 from projections.overdue import dunning_candidates
 from projections.queries import trial_balance
 from projections.runner import ProjectionRunner
+from projections.webhook_inbox import STATUSES, list_webhook_events
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,6 +136,20 @@ def _parser() -> argparse.ArgumentParser:
         "--at", type=_moment, default=None, help="run as of this ISO 8601 moment (default now; never in the future)"
     )
     dunning_run.set_defaults(run=_dunning_run)
+
+    webhooks = commands.add_parser("webhooks", help="the Stripe events received (the webhook inbox)")
+    webhook_actions = webhooks.add_subparsers(required=True, metavar="ACTION")
+    webhooks_list = webhook_actions.add_parser("list", help="the events received, newest first")
+    webhooks_list.add_argument("--status", choices=STATUSES, default=None)
+    webhooks_list.add_argument("--limit", type=int, default=50, help="at most this many (1 to 200, default 50)")
+    webhooks_list.add_argument("--cursor", default=None, help="the next_cursor a previous --format json printed")
+    webhooks_list.add_argument("--format", choices=("table", "json"), default="table")
+    webhooks_list.set_defaults(run=_webhooks_list)
+    webhooks_reprocess = webhook_actions.add_parser(
+        "reprocess", help="handle an unmatched, rejected or never-handled event again (e.g. once its invoice exists)"
+    )
+    webhooks_reprocess.add_argument("event_id", help="Stripe's event id (evt_...)")
+    webhooks_reprocess.set_defaults(run=_webhooks_reprocess)
 
     reconciliation.add_commands(commands, _moment)
     return parser
@@ -435,6 +453,34 @@ _DUNNING_LABELS = {
     "exhaust": "uncollectible",
     "stop": "stopped",
 }
+
+
+def _webhooks_list(args: argparse.Namespace) -> int:
+    with _runner() as (runner, _):
+        runner.catch_up()  # the inbox shows every event stored so far
+        page = list_webhook_events(runner.engine, status=args.status, limit=args.limit, cursor=args.cursor)
+    if args.format == "json":
+        print(json.dumps({"data": page.rows, "next_cursor": page.next_cursor}, indent=2))
+        return 0
+    table = Table("received at", "event", "type", "object", "status", "detail", box=None, pad_edge=False)
+    for row in page.rows:
+        received = datetime.fromisoformat(row["received_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(received, row["id"], row["type"], row["object_id"] or "-", row["status"], row["detail"])
+    _console().print(table)
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+def _webhooks_reprocess(args: argparse.Namespace) -> int:
+    app = bootstrap()
+    try:
+        done = stripe_events.reprocess(app, args.event_id, decode=read_event)
+    finally:
+        app.close()
+    before = done.previous_outcome or "never handled"
+    print(f"{done.event_id}: {before} -> {done.outcome} (reprocessing {done.reprocessing}): {done.detail}")
+    return 0
 
 
 def _dunning_line(app: BillingApplication, invoice_id: UUID, action: DunningAction) -> str:

@@ -27,6 +27,7 @@ from projections.reconciliation.ledger_side import LedgerSideProjection
 from projections.reconciliation.runs import ReconciliationRunsProjection
 from projections.runner import ProjectionRunner
 from projections.tracked import Projection
+from projections.webhook_inbox import WebhookInboxProjection
 
 log = logging.getLogger("ledger.read_models")
 
@@ -102,6 +103,7 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         LedgerSideProjection(load_payment),
         ReconciliationItemsProjection(),
         ReconciliationRunsProjection(),
+        WebhookInboxProjection(),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections

@@ -70,15 +70,15 @@ TIMERS_PATH = "/bench/timers"  # instrumented_app: GET returns the timers, DELET
 PROJECTION_THREAD = "ledger-projections"
 
 # What the ledger may answer for each kind of delivery (the outcome; redeliveries: duplicate). Of
-# the two reports of one payment, the first is applied and the second ignored (nothing new):
+# the two reports of one payment, the first is applied and the second a duplicate (the same money):
 # the check also counts, per invoice, that exactly one report applied the payment.
 SUCCESSES = ("payment_intent.succeeded", "charge.succeeded")
 KINDS: dict[str, tuple[str, ...]] = {
-    "payment_intent.succeeded": ("applied", "ignored"),
-    "charge.succeeded": ("applied", "ignored"),
+    "payment_intent.succeeded": ("applied", "duplicate"),
+    "charge.succeeded": ("applied", "duplicate"),
     "charge.refunded": ("applied",),
     "payment_intent.payment_failed": ("applied",),
-    "redelivery": ("applied", "ignored"),  # of payment_intent.succeeded: answered as the first one was
+    "redelivery": ("applied", "duplicate"),  # of payment_intent.succeeded: answered as the first one was
     "unknown": ("ignored",),
 }
 

@@ -23,7 +23,16 @@ from eventsourcing.utils import Environment, EnvType
 
 from commands.dunning import DunningCommands
 from commands.ingestion import money_movements as movements
-from commands.ingestion.provider_events import REFUSED, UNMATCHED, ProviderEvent, VerifiedEvent, provider_event_id
+from commands.ingestion.provider_events import (
+    REFUSED,
+    UNMATCHED,
+    ProviderEvent,
+    ProviderEventNotFoundError,
+    ProviderEventNotReprocessableError,
+    VerifiedEvent,
+    WebhookRejectedError,
+    provider_event_id,
+)
 from commands.messages import NewLine
 from commands.ports import Clock, PaymentProvider
 from commands.reconciliation.commands import ReconciliationCommands
@@ -64,6 +73,32 @@ class Delivery:
     event: VerifiedEvent
     provider: str
     handle: Handle
+
+
+@dataclass(frozen=True)
+class Reprocessed:
+    """What handling a kept provider event again gave."""
+
+    event_id: str
+    previous_outcome: str | None  # None: it had never been handled
+    outcome: str
+    detail: str
+    reprocessing: int  # 1 for the first time it was reprocessed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "previous_outcome": self.previous_outcome,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "reprocessing": self.reprocessing,
+        }
+
+    @classmethod
+    def from_dict(cls, result: dict[str, Any]) -> Reprocessed:
+        return cls(
+            result["event_id"], result["previous_outcome"], result["outcome"], result["detail"], result["reprocessing"]
+        )
 
 
 @dataclass(frozen=True)
@@ -583,6 +618,54 @@ class BillingApplication(Application[UUID]):
             lambda result: bool(result["recorded"])
         )
 
+    def reprocess_provider_event(
+        self,
+        provider: str,
+        event_id: str,
+        *,
+        decode: Callable[[str], VerifiedEvent],
+        handle: Callable[[VerifiedEvent], Handle],
+        idempotency_key: str | None = None,
+    ) -> Outcome[Reprocessed]:
+        """Handle a kept event again, as ingestion does (`handle(event)` runs its steps), and
+        record what it gave beside the first attempt (`ProviderEvent.Reprocessed`).
+
+        For an event that was unmatched, refused or never handled (the invoice it names exists
+        now, a bug was fixed): its kept payload is decoded again by `decode` (the adapter's
+        reader: the signature was checked when it arrived); a payload that no longer decodes is
+        refused again. Every step is keyed by the provider's ids, so reprocessing never applies
+        money twice; an event that was applied since is refused
+        (ProviderEventNotReprocessableError, as for applied, duplicate, ignored and waiting
+        ones); an id never received is ProviderEventNotFoundError.
+        """
+
+        def decide(at: datetime) -> Decision:
+            work = self.runner.work()
+            kept = work.get(provider_event_id(provider, event_id), ProviderEvent)
+            if kept is None:
+                raise ProviderEventNotFoundError(provider, event_id)
+            if not kept.reprocessable:
+                raise ProviderEventNotReprocessableError(event_id, kept.outcome)
+            previous = kept.outcome
+            try:
+                event = decode(kept.payload)
+            except WebhookRejectedError as error:
+                outcome, detail = REFUSED, f"the kept payload no longer decodes: {error}"
+            else:
+                outcome, detail = _steps(work, handle(event), at)
+            if outcome in (REFUSED, UNMATCHED):
+                # Nothing but its record is written: a stale read would not collide (as in ingestion).
+                Work.check_reads(work.loads, self.runner.unchanged)
+            kept.reprocess(outcome=outcome, detail=detail, at=at)
+            work.add(kept)
+            result = Reprocessed(event_id, previous, outcome, detail, kept.reprocessings)
+            return result.as_dict(), work.changed
+
+        arguments = {"provider": provider, "event_id": event_id}
+        return self.runner.execute("reprocess_provider_event", arguments, idempotency_key, decide).map(
+            Reprocessed.from_dict
+        )
+
     def provider_event(self, provider: str, event_id: str) -> ProviderEvent | None:
         return self.runner.get(provider_event_id(provider, event_id), ProviderEvent)
 
@@ -688,11 +771,7 @@ def _ingest(work: Work, delivery: Delivery, at: datetime) -> Ingested | BaseExce
     if received is not None and received.outcome is not None:
         return Ingested(duplicate=True, outcome=received.outcome, detail=received.detail, handled_now=False)
     try:
-        outcome, detail = work.attempt(lambda: delivery.handle(work, at))
-    except NotFoundError as error:
-        outcome, detail = UNMATCHED, str(error)
-    except (RuleViolationError, InvalidInputError, CurrencyMismatchError) as error:
-        outcome, detail = REFUSED, str(error)
+        outcome, detail = _steps(work, delivery.handle, at)
     except (StoreUnavailableError, PersistenceError, StaleReadError):
         raise  # the whole batch: nothing can be recorded, or it is decided again
     except Exception as error:  # this delivery alone fails (its steps were undone); the others are kept
@@ -704,6 +783,17 @@ def _ingest(work: Work, delivery: Delivery, at: datetime) -> Ingested | BaseExce
     received.handled(outcome=outcome, detail=detail, at=at)
     work.add(received)
     return Ingested(duplicate=duplicate, outcome=outcome, detail=detail)
+
+
+def _steps(work: Work, handle: Handle, at: datetime) -> tuple[str, str]:
+    """Run an event's steps all or nothing: (outcome, detail), a step naming nothing we know
+    being `unmatched` and a refused one `refused`. Anything else propagates, its steps undone."""
+    try:
+        return work.attempt(lambda: handle(work, at))
+    except NotFoundError as error:
+        return UNMATCHED, str(error)
+    except (RuleViolationError, InvalidInputError, CurrencyMismatchError) as error:
+        return REFUSED, str(error)
 
 
 def _nothing(result: dict[str, Any]) -> None:

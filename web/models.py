@@ -629,4 +629,6 @@ class WebhookReceived(TypedDict):
     received: Literal[True]
     duplicate: bool
     id: str
-    outcome: Annotated[str, Field(description="`applied`, `unmatched`, `refused` or `ignored`.")]
+    outcome: Annotated[
+        str, Field(description="`applied`, `duplicate`, `waiting`, `unmatched`, `refused` or `ignored`.")
+    ]

@@ -180,10 +180,10 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Schema]) -> Schema:
 def _tag(path: str) -> str:
     if path.startswith("/api/invoices"):
         return "invoices"
+    if path.startswith("/webhooks/") or path.startswith("/api/webhook-events"):
+        return "webhooks"
     if path.startswith("/api/"):
         return "usage"
-    if path.startswith("/webhooks/"):
-        return "webhooks"
     return "service"
 
 

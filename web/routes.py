@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute
 from web import checkout, invoices, meta, webhooks
 from web.reconciliation import routes as reconciliation
 from web.usage import routes as usage
+from web.webhook_events import routes as webhook_events
 
 
 def route_table() -> list[BaseRoute]:
@@ -17,4 +18,5 @@ def route_table() -> list[BaseRoute]:
         *usage.routes(),
         *webhooks.routes(),
         *reconciliation.routes(),
+        *webhook_events.routes(),
     ]

@@ -4,8 +4,9 @@
   way), or a body that does not decode as an event (including JSON nested too deep to decode):
   nothing is recorded;
 - 200 `{"received": true, "duplicate": ..., "outcome": ...}` once the event is durably recorded
-  and handled (commands/ingestion/stripe_events.py: `applied`, `unmatched`, `refused` or `ignored`); a
-  redelivery of a handled event is a duplicate: 200, nothing changes;
+  and handled (commands/ingestion/stripe_events.py: `applied`, `duplicate`, `waiting`, `unmatched`,
+  `refused` or `ignored`); a redelivery of a handled event is a duplicate: 200, nothing changes
+  (GET /api/webhook-events lists them all: web/webhook_events/);
 - 503 when the store cannot commit (Stripe retries), or when no signing secret is configured.
 
 Deliveries that arrive together share one commit (commands/ingestion/group_commit.py); each is answered

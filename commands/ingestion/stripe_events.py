@@ -29,10 +29,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from commands.application import BillingApplication, Delivery, Ingested
+from commands.application import BillingApplication, Delivery, Ingested, Reprocessed
 from commands.ingestion import money_movements as movements
 from commands.ingestion.group_commit import GroupCommit
-from commands.ingestion.provider_events import APPLIED, IGNORED, WAITING, VerifiedEvent
+from commands.ingestion.provider_events import APPLIED, DUPLICATE, IGNORED, WAITING, VerifiedEvent
 from commands.ingestion.provider_reports import (
     ChargeReport,
     CheckoutReport,
@@ -47,6 +47,9 @@ from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND
 from ledger.errors import InvalidInputError, NotFoundError
 from ledger.money import Money
 from ledger.payments import SUCCEEDED, Payment, payment_id_for
+from ledger.payouts import FAILED as PAYOUT_FAILED
+from ledger.payouts import PAID as PAYOUT_PAID
+from ledger.payouts import Payout, payout_id_for
 
 PROVIDER = "stripe"
 # The API versions whose payloads the ledger's readers were checked against (the one the SDK
@@ -63,6 +66,24 @@ R = TypeVar("R", bound=Report)
 def ingest(app: BillingApplication, event: VerifiedEvent) -> Ingested:
     """Record the event once, handle it if it was never handled, say what was done."""
     return app.ingest_provider_event(event, provider=PROVIDER, handle=lambda work, at: handle(work, event, at))
+
+
+def reprocess(
+    app: BillingApplication,
+    event_id: str,
+    *,
+    decode: Callable[[str], VerifiedEvent],
+    idempotency_key: str | None = None,
+) -> Reprocessed:
+    """Handle a kept Stripe event again, through the same steps as `ingest` (see
+    BillingApplication.reprocess_provider_event); `decode` is the adapter's payload reader."""
+    return app.reprocess_provider_event(
+        PROVIDER,
+        event_id,
+        decode=decode,
+        handle=lambda event: lambda work, at: handle(work, event, at),
+        idempotency_key=idempotency_key,
+    ).result
 
 
 class StripeIngestion:
@@ -137,11 +158,16 @@ class _Step:
             invoice_id=invoice_id,
             at=self.at,
         )
-        return (APPLIED if changed else IGNORED), f"payment {payment.id} succeeded" + ("" if changed else " (already)")
+        if not changed:
+            return DUPLICATE, f"payment {payment.id} succeeded (already)"
+        return APPLIED, f"payment {payment.id} succeeded"
 
     def failed(
         self, intent: str, attempt: str, code: str, message: str, invoice_id: UUID | None, amount: Money
     ) -> Outcome:
+        known = self.payment(intent)
+        if known is not None and known.has_failed_attempt(attempt):
+            return DUPLICATE, f"attempt {attempt} failed already"
         recorded = movements.payment_failed(
             self.work,
             provider=PROVIDER,
@@ -169,7 +195,7 @@ class _Step:
             at=self.at,
         )
         if not new:  # reported before, and kept: that report's event is the one released with it
-            return IGNORED, f"{kind} {movement_id} is waiting for PaymentIntent {intent} already"
+            return DUPLICATE, f"{kind} {movement_id} is waiting for PaymentIntent {intent} already"
         return WAITING, f"{kind} {movement_id} waits for PaymentIntent {intent}"
 
 
@@ -316,7 +342,7 @@ def _refund(step: _Step, intent: str, refund: RefundReport) -> Outcome:
     new = movements.refund(
         step.work, payment_id_for(PROVIDER, intent), refund_id=refund.id, amount=amount, at=step.at, currency=currency
     )
-    return (APPLIED, f"refund {refund.id} applied") if new else (IGNORED, f"refund {refund.id} already applied")
+    return (APPLIED, f"refund {refund.id} applied") if new else (DUPLICATE, f"refund {refund.id} already applied")
 
 
 def _dispute_created(step: _Step, dispute: DisputeReport) -> Outcome:
@@ -338,7 +364,7 @@ def _dispute_created(step: _Step, dispute: DisputeReport) -> Outcome:
         at=step.at,
         currency=dispute.amount.currency,
     )
-    return (APPLIED, f"dispute {dispute.id} opened") if new else (IGNORED, f"dispute {dispute.id} already open")
+    return (APPLIED, f"dispute {dispute.id} opened") if new else (DUPLICATE, f"dispute {dispute.id} already open")
 
 
 def _dispute_closed(step: _Step, dispute: DisputeReport) -> Outcome:
@@ -365,7 +391,7 @@ def _dispute_closed(step: _Step, dispute: DisputeReport) -> Outcome:
         at=step.at,
         currency=dispute.amount.currency,
     )
-    return (APPLIED, f"dispute {dispute.id} {status}") if new else (IGNORED, f"dispute {dispute.id} closed already")
+    return (APPLIED, f"dispute {dispute.id} {status}") if new else (DUPLICATE, f"dispute {dispute.id} closed already")
 
 
 # ------------------------------------------------------------------------------ payouts
@@ -373,6 +399,8 @@ def _dispute_closed(step: _Step, dispute: DisputeReport) -> Outcome:
 
 def _payout(step: _Step, payout: PayoutReport) -> Outcome:
     paid = step.event.event_type == "payout.paid"
+    kept = step.work.get(payout_id_for(PROVIDER, payout.id), Payout)
+    before = None if kept is None else kept.status
     changed = movements.payout(
         step.work,
         provider=PROVIDER,
@@ -384,12 +412,17 @@ def _payout(step: _Step, payout: PayoutReport) -> Outcome:
         at=step.at,
     )
     what = "paid into the bank" if paid else "failed"
-    return (APPLIED, f"payout {payout.id} {what}") if changed else (IGNORED, f"payout {payout.id}: nothing new")
+    if changed:
+        return APPLIED, f"payout {payout.id} {what}"
+    if before == (PAYOUT_PAID if paid else PAYOUT_FAILED):
+        return DUPLICATE, f"payout {payout.id} {what} already"
+    return IGNORED, f"payout {payout.id} is {before}: a late report changes nothing"
 
 
 def _summary(outcomes: list[Outcome]) -> Outcome:
-    """One outcome for an event that reported several movements: applied if any was."""
-    for wanted in (APPLIED, WAITING):
+    """One outcome for an event that reported several movements: applied if any was, then
+    waiting, then duplicate (what it reports was in already)."""
+    for wanted in (APPLIED, WAITING, DUPLICATE):
         if any(outcome == wanted for outcome, _ in outcomes):
             return wanted, "; ".join(detail for _, detail in outcomes)
     return IGNORED, "; ".join(detail for _, detail in outcomes)

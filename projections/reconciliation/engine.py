@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from commands.reconciliation.commands import FeeToRecord
 from sqlalchemy import Connection, Engine, and_, func, select
 
 from commands.application import BillingApplication
+from commands.reconciliation.commands import FeeToRecord
 from commands.reconciliation.facts import Period, ProviderRecords
 from commands.runner import storage_errors_as_unavailable
 from ledger.errors import InvalidInputError, LedgerError, NotFoundError
@@ -33,13 +33,13 @@ from ledger.reconciliation.items import (
     AMOUNT_MISMATCH,
     CLASSES,
     DUPLICATE_PAYMENT,
+    EXPLAINED,
     INVOICE_INCONSISTENT,
     MISSING_IN_LEDGER,
     MISSING_IN_STRIPE,
-    EXPLAINED,
     OPEN,
-    RESOLVED,
     REFUND_MISSING_IN_STRIPE,
+    RESOLVED,
     STUCK_EVENT,
     Difference,
 )

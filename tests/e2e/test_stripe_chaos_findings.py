@@ -163,10 +163,10 @@ def test_a_refunded_charge_reported_after_a_decline_applies_the_capture_it_shows
 def test_a_second_report_of_a_waiting_refund_is_not_left_waiting_once_the_payment_arrives(hook: Hook) -> None:
     """Was seen: the first report is marked `applied` when the payment arrives; the second stayed
     `waiting` for ever (the movement keeps only the first report's event id). The second report
-    of a refund already waiting is now `ignored`: it adds nothing, the first one carries it."""
+    of a refund already waiting is now a `duplicate`: it adds nothing, the first one carries it."""
     invoice_id = _invoice(hook.api.app)
     assert hook.deliver("refund.created", "refund", **_refund()) == "waiting"
-    assert hook.deliver("refund.updated", "refund", **_refund()) == "ignored"
+    assert hook.deliver("refund.updated", "refund", **_refund()) == "duplicate"
     hook.deliver("payment_intent.succeeded", "payment_intent", **_succeeded(invoice_id))
     assert hook.api.app.invoice(invoice_id).amount_refunded == 5_000
     assert hook.outcome(1) == "applied"
@@ -240,7 +240,7 @@ def test_a_refund_is_not_refused_as_a_duplicate_on_a_stale_read_of_its_payment(m
     assert first.invoice(invoice_id).amount_refunded == 5_000
     kept = first.provider_event("stripe", "evt_3QStaleCharge")
     assert kept is not None
-    assert kept.outcome == "ignored", kept.detail  # the refund was applied once, by the other report
+    assert kept.outcome == "duplicate", kept.detail  # the refund was applied once, by the other report
 
 
 def test_a_refunded_charge_that_applies_its_payment_is_marked_applied(hook: Hook) -> None:

@@ -103,7 +103,7 @@ def test_an_invoice_is_charged_in_stripes_units_and_paid_in_ours(
 
     session, intent = stripe_server.complete_session(session_id)
     assert _deliver(api, "checkout.session.completed", session)["outcome"] == "applied"
-    assert _deliver(api, "payment_intent.succeeded", intent)["outcome"] == "ignored"  # the same money, once
+    assert _deliver(api, "payment_intent.succeeded", intent)["outcome"] == "duplicate"  # the same money, once
 
     paid = api.client.get(f"/api/invoices/{invoice['id']}").json()
     assert (paid["status"], paid["amount_paid"], paid["amount_due"]) == ("paid", amount, 0)

@@ -101,7 +101,7 @@ def test_one_payment_reported_three_ways_is_applied_once(stripe_: Stripe) -> Non
         stripe_.deliver("checkout.session.completed", "checkout.session", **session)["outcome"],
         stripe_.deliver("payment_intent.succeeded", "payment_intent", **_succeeded(invoice_id))["outcome"],
     ]
-    assert outcomes == ["applied", "ignored", "ignored"]  # the second and third report nothing new
+    assert outcomes == ["applied", "duplicate", "duplicate"]  # the second and third report the same money
     invoice = stripe_.app.invoice(invoice_id)
     assert (invoice.status, invoice.amount_paid, invoice.amount_due) == ("paid", TOTAL, 0)
     assert stripe_.app.payment(payment_id_for("stripe", PI)).charge_id == CHARGE
@@ -160,7 +160,7 @@ def test_refunds_are_applied_once_by_refund_id(stripe_: Stripe) -> None:
         refunds={"object": "list", "data": [refund], "has_more": False},
     )
     assert stripe_.deliver("charge.refunded", "charge", **refunded)["outcome"] == "applied"
-    assert stripe_.deliver("refund.updated", "refund", **refund)["outcome"] == "ignored"  # the same refund
+    assert stripe_.deliver("refund.updated", "refund", **refund)["outcome"] == "duplicate"  # the same refund
     invoice = stripe_.app.invoice(invoice_id)
     assert (invoice.amount_paid, invoice.amount_refunded, invoice.status) == (TOTAL, 6_000, "paid")
 
@@ -236,7 +236,7 @@ def test_a_refund_before_its_payment_waits_and_is_applied_with_it(stripe_: Strip
     assert kept.outcome == "applied"
     # Its redelivery, and the later report of the same refund, change nothing.
     assert stripe_.deliver("refund.created", "refund", event_id="evt_3QEarlyRefund", **_refund(6_000))["duplicate"]
-    assert stripe_.deliver("refund.updated", "refund", **_refund(6_000))["outcome"] == "ignored"
+    assert stripe_.deliver("refund.updated", "refund", **_refund(6_000))["outcome"] == "duplicate"
     assert stripe_.app.invoice(invoice_id).amount_refunded == 6_000
 
 
@@ -259,7 +259,7 @@ def test_a_closing_reported_before_the_opening_opens_and_closes_the_dispute(stri
     stripe_.deliver("payment_intent.succeeded", "payment_intent", **_succeeded(invoice_id))
     assert stripe_.deliver("charge.dispute.closed", "dispute", **_dispute("won", 5_000))["outcome"] == "applied"
     assert stripe_.deliver("charge.dispute.created", "dispute", **_dispute("needs_response", 5_000))["outcome"] == (
-        "ignored"
+        "duplicate"
     )
     invoice = stripe_.app.invoice(invoice_id)
     assert invoice.disputes["dp_3QEarly"]["status"] == "won"
@@ -271,7 +271,7 @@ def test_a_refunded_charge_seen_first_applies_its_payment_then_its_refunds(strip
     refunded = _charge(invoice_id, refunds={"object": "list", "data": [_refund(1_000)], "has_more": False})
     assert stripe_.deliver("charge.refunded", "charge", **refunded)["outcome"] == "applied"
     assert stripe_.deliver("payment_intent.succeeded", "payment_intent", **_succeeded(invoice_id))["outcome"] == (
-        "ignored"
+        "duplicate"
     )
     invoice = stripe_.app.invoice(invoice_id)
     assert (invoice.amount_paid, invoice.amount_refunded) == (TOTAL, 1_000)
@@ -373,13 +373,14 @@ def test_a_refused_event_leaves_nothing_but_its_own_record(stripe_: Stripe) -> N
 def test_payouts_move_the_processor_balance_to_the_bank_once_and_back_when_they_fail(stripe_: Stripe) -> None:
     payout = {"id": "po_3QWeekly", "amount": 50_000, "currency": "usd", "status": "paid"}
     assert stripe_.deliver("payout.paid", "payout", **payout)["outcome"] == "applied"
-    assert stripe_.deliver("payout.paid", "payout", **payout)["outcome"] == "ignored"  # another event, same payout
+    assert stripe_.deliver("payout.paid", "payout", **payout)["outcome"] == "duplicate"  # another event, same payout
     kept = stripe_.app.repository.get(payout_id_for("stripe", "po_3QWeekly"))
     assert (kept.status, kept.amount) == ("paid", 50_000)
     failed = {**payout, "status": "failed", "failure_code": "account_closed", "failure_message": "closed"}
     assert stripe_.deliver("payout.failed", "payout", **failed)["outcome"] == "applied"
     kept = stripe_.app.repository.get(payout_id_for("stripe", "po_3QWeekly"))
     assert (kept.status, kept.failure) == ("failed", {"code": "account_closed", "message": "closed"})
+    assert stripe_.deliver("payout.paid", "payout", **payout)["outcome"] == "ignored"  # late: it failed since
     other = {**payout, "amount": 1}
     assert stripe_.deliver("payout.failed", "payout", **other)["outcome"] == "refused"  # not the amount on record
 

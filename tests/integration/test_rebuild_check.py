@@ -49,9 +49,14 @@ def test_live_models_built_incrementally_equal_a_rebuild(
     report = _check(app, engine)
     assert report.ok, str(report)
     assert report.positions == {p.name: app.head() for p in runner.rebuildable()}
-    assert {"invoice_status", "journal", "payments", "reconciliation_ledger", "reconciliation_items"} <= set(
-        report.positions
-    )
+    assert {
+        "invoice_status",
+        "journal",
+        "payments",
+        "reconciliation_ledger",
+        "reconciliation_items",
+        "webhook_inbox",
+    } <= set(report.positions)
     assert report.table("journal_postings").live_rows > 0
     assert str(report).startswith("OK")
     assert _live(engine) == before

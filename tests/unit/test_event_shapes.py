@@ -127,10 +127,15 @@ def every_provider_event() -> list[Any]:
     )
     received.handled(outcome="waiting", detail="for pi_1", at=T0)
     received.handled(outcome="applied", detail="", at=at(1))
+    unmatched = ProviderEvent.receive(
+        provider="stripe", event=VerifiedEvent("evt_3", "payment_intent.succeeded", 1, False, "{}"), at=T0
+    )
+    unmatched.handled(outcome="unmatched", detail="no invoice", at=T0)
+    unmatched.reprocess(outcome="applied", detail="payment succeeded", at=at(2))
     payout = Payout.report(provider="stripe", provider_payout_id="po_1", amount=Money(1000, "usd"), at=T0)
     payout.pay(at=at(1))
     payout.fail(code="account_closed", message="The bank account was closed", at=at(2))
-    return drain(deferred) + drain(received) + drain(payout)
+    return drain(deferred) + drain(received) + drain(unmatched) + drain(payout)
 
 
 def non_json_values(value: Any, path: str) -> list[str]:
