@@ -152,6 +152,7 @@ def _run(
             fixed = _fixed(conn, differences, window, stripe=stripe)
             conn.rollback()
         finally:
+            conn.rollback()  # a failed statement leaves PostgreSQL's transaction aborted
             staging.drop(conn)
             conn.commit()
     summary = {**summary, "run": str(run_id)}

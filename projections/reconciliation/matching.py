@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, not_, or_, select, true
+from sqlalchemy import Connection, and_, case, exists, func, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from commands.reconciliation.facts import Period
@@ -328,7 +328,8 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
                 invoice,
                 func.count(func.distinct(_intent_key())).label("count"),
                 func.sum(s.charges.c.amount_captured).label("paid"),
-                func.max(s.charges.c.in_period).label("in_period"),
+                # PostgreSQL has no max(boolean): count the charges in the period instead.
+                func.sum(case((s.charges.c.in_period == true(), 1), else_=0)).label("in_period"),
             )
             .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
             .where(_succeeded_charge())
@@ -344,7 +345,7 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
             charged.c.count,
             charged.c.paid,
         ).select_from(invoice_status.join(charged, charged.c.invoice_id == invoice_status.c.invoice_id))
-        query = query.where(charged.c.paid > invoice_status.c.total, charged.c.in_period == true())
+        query = query.where(charged.c.paid > invoice_status.c.total, charged.c.in_period > 0)
         for charged_row in conn.execute(query).mappings():
             invoice_id = charged_row["invoice_id"]
             if invoice_id not in rows or charged_row["paid"] > rows[invoice_id]["paid"]:
