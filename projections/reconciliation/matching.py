@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, func, not_, or_, select, true
+from sqlalchemy import BigInteger, Connection, and_, case, cast, exists, func, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from commands.reconciliation.facts import Period
@@ -295,39 +295,42 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
 
 
 def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> list[Difference]:
-    """Invoices paid more than once beyond their total: in the ledger (overpaid by more than one
-    succeeded payment) and, with Stripe staged, by Stripe's succeeded charges."""
-    succeeded = payments.c.status == "succeeded"
-    ledger_side = (
-        select(
-            payments.c.invoice_id,
-            func.count().label("count"),
-            func.sum(payments.c.amount_captured).label("paid"),
-        )
-        .where(succeeded)
-        .group_by(payments.c.invoice_id)
-        .having(func.count() > 1)
-        .subquery()
-    )
+    """Invoices paid more than once beyond their total, net of what was refunded: by Stripe's
+    succeeded charges when Stripe is read (its charges say what was collected and given back),
+    by the ledger's succeeded payments when the ledger is checked alone."""
     rows: dict[str, dict[str, Any]] = {}
-    query = select(
-        invoice_status.c.invoice_id,
-        invoice_status.c.number,
-        invoice_status.c.currency,
-        invoice_status.c.total,
-        ledger_side.c.count,
-        ledger_side.c.paid,
-    ).select_from(invoice_status.join(ledger_side, ledger_side.c.invoice_id == invoice_status.c.invoice_id))
-    query = query.where(ledger_side.c.paid > invoice_status.c.total)
-    for paid_row in conn.execute(query).mappings():
-        rows[paid_row["invoice_id"]] = dict(paid_row)
-    if stripe:
+    if not stripe:
+        ledger_side = (
+            select(
+                payments.c.invoice_id,
+                func.count().label("count"),
+                _total(payments.c.amount_captured - payments.c.amount_refunded).label("paid"),
+            )
+            .where(payments.c.status == "succeeded")
+            .group_by(payments.c.invoice_id)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        query = select(
+            invoice_status.c.invoice_id,
+            invoice_status.c.number,
+            invoice_status.c.currency,
+            invoice_status.c.total,
+            ledger_side.c.count,
+            ledger_side.c.paid,
+        ).select_from(invoice_status.join(ledger_side, ledger_side.c.invoice_id == invoice_status.c.invoice_id))
+        query = query.where(ledger_side.c.paid > invoice_status.c.total)
+        for paid_row in conn.execute(query).mappings():
+            rows[paid_row["invoice_id"]] = dict(paid_row)
+    else:
+        # Stripe's charges say what was collected and what went back; a refund Stripe made that
+        # the ledger has not heard of is an item of its own (refund_missing_in_ledger).
         invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id).label("invoice_id")
         charged = (
             select(
                 invoice,
                 func.count(func.distinct(_intent_key())).label("count"),
-                func.sum(s.charges.c.amount_captured).label("paid"),
+                _total(s.charges.c.amount_captured - s.charges.c.amount_refunded).label("paid"),
                 # PostgreSQL has no max(boolean): count the charges in the period instead.
                 func.sum(case((s.charges.c.in_period == true(), 1), else_=0)).label("in_period"),
             )
@@ -347,9 +350,7 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
         ).select_from(invoice_status.join(charged, charged.c.invoice_id == invoice_status.c.invoice_id))
         query = query.where(charged.c.paid > invoice_status.c.total, charged.c.in_period > 0)
         for charged_row in conn.execute(query).mappings():
-            invoice_id = charged_row["invoice_id"]
-            if invoice_id not in rows or charged_row["paid"] > rows[invoice_id]["paid"]:
-                rows[invoice_id] = dict(charged_row)
+            rows[charged_row["invoice_id"]] = dict(charged_row)
     found = []
     for invoice_id, row in rows.items():
         latest = _latest_payment(conn, invoice_id, stripe=stripe)
@@ -376,7 +377,7 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
                 invoice_id=invoice_id,
                 payment_id=latest["payment_id"] if latest else None,
                 explanation=(
-                    f"{_name(row).capitalize()} totals {total} and was paid {row['count']} times, "
+                    f"{_sentence(_name(row))} totals {total} and was paid {row['count']} times, "
                     f"{paid} in all: an overpayment.{refund}"
                 ),
                 events=[],
@@ -836,8 +837,8 @@ def inconsistent_invoices(conn: Connection) -> list[Difference]:
     succeeded = (
         select(
             payments.c.invoice_id,
-            func.sum(payments.c.amount_captured).label("captured"),
-            func.sum(payments.c.amount_refunded).label("refunded"),
+            _total(payments.c.amount_captured).label("captured"),
+            _total(payments.c.amount_refunded).label("refunded"),
         )
         .where(payments.c.status == "succeeded")
         .group_by(payments.c.invoice_id)
@@ -873,7 +874,7 @@ def inconsistent_invoices(conn: Connection) -> list[Difference]:
                 stripe_id=None,
                 invoice_id=row["invoice_id"],
                 payment_id=None,
-                explanation=f"{_name(row).capitalize()} is {row['status']} but " + "; ".join(reasons) + ".",
+                explanation=f"{_sentence(_name(row))} is {row['status']} but " + "; ".join(reasons) + ".",
                 events=[{"id": row["invoice_id"], "version": row["version"]}],
                 facts={"kind": "none"},
             )
@@ -949,3 +950,13 @@ def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
         query = select(s.charges.c.payment_intent).where(s.charges.c.payment_intent.in_(chunk))
         seen.update(row[0] for row in conn.execute(query))
     return seen
+
+
+def _sentence(text: str) -> str:
+    """Upper-case the first letter only (`str.capitalize` would lower-case an invoice number)."""
+    return text[:1].upper() + text[1:]
+
+
+def _total(amounts: Any) -> Any:
+    """SUM as an integer: PostgreSQL sums bigints into numeric, which psycopg reads as Decimal."""
+    return cast(func.sum(amounts), BigInteger)
