@@ -209,7 +209,9 @@ def _record_fees(app: BillingApplication, conn: Connection, provider: str, progr
     left out: the charge itself is not in our books either."""
     batch: list[FeeToRecord] = []
     recorded = 0
-    for row in conn.execute(_unrecorded_fees()).mappings():
+    # Streamed (a server-side cursor on PostgreSQL): a first run may find a fee on every charge.
+    # (On the statement: a connection's execution options would stay for every later statement.)
+    for row in conn.execute(_unrecorded_fees().execution_options(yield_per=1_000)).mappings():
         if row["invoice_id"] is None or row["payment_fee"]:
             continue
         batch.append(FeeToRecord(row["id"], Money(row["fee"], row["currency"]), row["source"], UUID(row["invoice_id"])))

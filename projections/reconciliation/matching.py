@@ -98,7 +98,7 @@ def _payment_ref(row: Any) -> dict[str, Any] | None:
 def _intent_key() -> ColumnElement[Any]:
     """The payment a charge belongs to: its PaymentIntent, or the charge itself when it has none
     (a charge made without one is keyed by its own id, as the webhooks key it)."""
-    return func.coalesce(s.charges.c.payment_intent, s.charges.c.id)
+    return s.charges.c.intent_key  # staged as such, and indexed: payments look their charge up by it
 
 
 def _succeeded_charge() -> ColumnElement[bool]:

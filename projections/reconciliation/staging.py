@@ -57,13 +57,17 @@ charges = _temporary(
     "recon_charges",
     _key(),
     Column("payment_intent", String(255), index=True),
+    # The payment it belongs to as the ledger keys payments: its PaymentIntent, or the charge
+    # itself when it has none. Kept as a column, indexed, so that a payment finds its charge by
+    # an index rather than by scanning every charge for an expression.
+    Column("intent_key", String(255), nullable=False, index=True),
     Column("invoice_id", String(36), index=True),
     *_money(),
     Column("amount_captured", BigInteger, nullable=False),
     Column("amount_refunded", BigInteger, nullable=False),
     Column("status", String(20), nullable=False),
     Column("captured", Boolean, nullable=False),
-    Column("balance_transaction", String(255)),
+    Column("balance_transaction", String(255), index=True),
     *_when(),
 )
 
@@ -211,6 +215,7 @@ def _charge_row(fact: ChargeFact, in_period: bool) -> dict[str, Any]:
     return {
         "id": fact.id,
         "payment_intent": fact.payment_id,
+        "intent_key": fact.payment_id or fact.id,
         "invoice_id": str(fact.invoice_id) if fact.invoice_id else None,
         "currency": fact.amount.currency,
         "amount": fact.amount.amount,

@@ -106,7 +106,7 @@ def _ledger_side(conn: Connection, window: Window, *, stripe: bool) -> dict[str,
 
     def charged(*, in_period: bool) -> Any:
         where = [
-            func.coalesce(s.charges.c.payment_intent, s.charges.c.id) == payments.c.provider_payment_id,
+            s.charges.c.intent_key == payments.c.provider_payment_id,
             s.charges.c.status == "succeeded",
         ]
         if in_period:
