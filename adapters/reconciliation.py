@@ -134,8 +134,9 @@ def write_csv(items: Sequence[dict[str, Any]], out: TextIO) -> None:
 
 def render_table(report: Report, out: TextIO) -> None:
     console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out), soft_wrap=False)
-    period = f"{report.period.start.isoformat()} .. {report.period.end.isoformat()}"
-    console.print(f"Reconciliation {report.summary.get('run', '')} ({report.source}), {period}")
+    start, end = (moment.isoformat(timespec="seconds") for moment in (report.period.start, report.period.end))
+    console.print(f"Reconciliation {report.summary.get('run', '')} ({report.source})")
+    console.print(f"Period {start} .. {end}")
     currencies = report.summary.get("currencies", {})
     if currencies:
         console.print(_summary_table(currencies, stripe=report.source == STRIPE))
@@ -204,16 +205,19 @@ def _is_terminal(out: TextIO) -> bool:
 
 
 def history_table(runs: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """One run a line, its full id first (what `reconcile show` takes), in 100 columns."""
     console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out))
-    table = Table("run", "started", "source", "period", "status", "items", box=None, pad_edge=False)
+    table = Table("run", "started (UTC)", "source", "period", "status", "items", box=None, pad_edge=False)
+    table.columns[0].no_wrap = True
     for run in runs:
-        started = run["started_at"]
+        started = str(run["started_at"])
         period = run["period"]
+        start, end = str(period["from"])[:10], str(period["to"])[:10]
         table.add_row(
             run["id"],
-            started[:19] if isinstance(started, str) else started.isoformat()[:19],
+            started[:16].replace("T", " "),
             run["source"],
-            f"{str(period['from'])[:10]} .. {str(period['to'])[:10]}",
+            f"{start}..{end[5:] if end[:4] == start[:4] else end}",
             run["status"],
             str(run["items"]),
         )
