@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import BigInteger, Boolean, Column, Connection, MetaData, String, Table
@@ -33,6 +33,7 @@ from commands.reconciliation.facts import (
 )
 
 LOOKBACK = timedelta(days=3)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 staged = MetaData()
 
@@ -162,7 +163,7 @@ def drop(conn: Connection) -> None:
 
 def stage(conn: Connection, records: ProviderRecords, period: Period, progress: Progress | None = None) -> Staged:
     """Stream every list of the period (and its lookback) into the staging tables."""
-    window = Period(period.start - LOOKBACK, period.end)
+    window = Period(max(period.start, EPOCH + LOOKBACK) - LOOKBACK, period.end)  # Stripe counts from 1970
     start = int(period.start.timestamp())
     counts: dict[str, int] = {}
     read = 0

@@ -10,7 +10,7 @@ GET  /api/reconciliation/runs/{id}             one run, with its report exactly 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -140,7 +140,7 @@ async def start_run(request: Request) -> Response:
     if source == STRIPE and services.records is None:
         raise ProviderConfigurationError("a Stripe reconciliation needs STRIPE_API_KEY on the server")
     end = new.to or services.clock.now()
-    start = new.from_ or end - timedelta(days=DEFAULT_DAYS)
+    start = new.from_ or _days_before(end, DEFAULT_DAYS)
     from commands.reconciliation.facts import Period
 
     def run() -> Any:
@@ -180,6 +180,14 @@ async def read_run(request: Request) -> Response:
     services = services_of(request)
     run_id = _run_id(request)
     return JSONResponse(await _blocking(_run_json, services, run_id))
+
+
+def _days_before(moment: datetime, days: int) -> datetime:
+    """`days` before `moment`, or the first moment there is (a `to` in year 1 has no 30 days before it)."""
+    try:
+        return moment - timedelta(days=days)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _run_json(services: Any, run_id: UUID) -> models.Run:
