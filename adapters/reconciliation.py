@@ -24,14 +24,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 from uuid import UUID
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from adapters.settings import Settings
 from commands.reconciliation.facts import Period, ProviderRecords
-from ledger.errors import ProviderConfigurationError
+from ledger.errors import InvalidInputError, ProviderConfigurationError
 from ledger.money import Money
 from ledger.reconciliation.items import OPEN
 from ledger.reconciliation.runs import LEDGER, STRIPE
@@ -134,8 +135,8 @@ def write_csv(items: Sequence[dict[str, Any]], out: TextIO) -> None:
 
 def render_table(report: Report, out: TextIO) -> None:
     console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out), soft_wrap=False)
-    period = f"{report.period.start.isoformat()} .. {report.period.end.isoformat()}"
-    console.print(f"Reconciliation {report.summary.get('run', '')} ({report.source}), {period}")
+    console.print(f"Reconciliation {report.summary.get('run', '')} ({report.source})")
+    console.print(f"period {report.period.start.isoformat()} .. {report.period.end.isoformat()}")
     currencies = report.summary.get("currencies", {})
     if currencies:
         console.print(_summary_table(currencies, stripe=report.source == STRIPE))
@@ -171,25 +172,25 @@ def _summary_table(currencies: dict[str, Any], *, stripe: bool) -> Table:
     return table
 
 
-def _item_text(item: dict[str, Any]) -> Text:
+def _item_text(item: dict[str, Any]) -> Group:
+    """An item as a block indented under its class, status and id; long lines wrap inside it."""
     currency = item.get("currency")
     text = Text()
-    text.append(f"\n{item['class']}", style="bold")
-    text.append(f"  [{item['status']}]  {item['id']}\n")
-    facts = []
+    text.append(item["class"], style="bold")
+    text.append(f"  [{item['status']}]  {item['id']}")
+    lines = []
+    # Amounts on one line, ids on the next: an id split across two lines cannot be copied.
     if item.get("amount_ledger") is not None or item.get("amount_stripe") is not None:
-        facts.append(f"ledger {_amount(item.get('amount_ledger'), currency)}")
-        facts.append(f"stripe {_amount(item.get('amount_stripe'), currency)}")
-    for key in ("stripe_id", "invoice_id"):
-        if item.get(key):
-            facts.append(f"{key.removesuffix('_id')} {item[key]}")
-    if facts:
-        text.append("  " + " · ".join(facts) + "\n")
-    text.append(f"  {item['explanation']}")
+        ours, theirs = _amount(item.get("amount_ledger"), currency), _amount(item.get("amount_stripe"), currency)
+        lines.append(f"ledger {ours}, stripe {theirs} {(currency or '').upper()}")
+    ids = [f"{key.removesuffix('_id')} {item[key]}" for key in ("stripe_id", "invoice_id") if item.get(key)]
+    if ids:
+        lines.append("  ".join(ids))
+    lines.append(item["explanation"])
     resolution = item.get("resolution")
     if resolution:
-        text.append(f"\n  {resolution['action']} by {resolution['by']} at {resolution['at']}: {resolution['note']}")
-    return text
+        lines.append(f"{resolution['action']} by {resolution['by']} at {resolution['at']}: {resolution['note']}")
+    return Group(Text(), text, Padding(Text("\n".join(lines)), (0, 0, 0, 2), expand=False))
 
 
 def _amount(amount: int | None, currency: str | None) -> str:
@@ -204,16 +205,22 @@ def _is_terminal(out: TextIO) -> bool:
 
 
 def history_table(runs: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """One line per run, its id whole (`show` takes it): 36 + 16 + 6 + 22 + 9 + 5 columns and
+    one space between them fit in 100."""
     console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out))
-    table = Table("run", "started", "source", "period", "status", "items", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    table.add_column("run", no_wrap=True)
+    for heading in ("started", "source", "period", "status"):
+        table.add_column(heading, no_wrap=True)
+    table.add_column("items", justify="right", no_wrap=True)
     for run in runs:
         started = run["started_at"]
         period = run["period"]
         table.add_row(
             run["id"],
-            started[:19] if isinstance(started, str) else started.isoformat()[:19],
+            (started if isinstance(started, str) else started.isoformat())[:16].replace("T", " "),
             run["source"],
-            f"{str(period['from'])[:10]} .. {str(period['to'])[:10]}",
+            f"{str(period['from'])[:10]}..{str(period['to'])[:10]}",
             run["status"],
             str(run["items"]),
         )
@@ -230,7 +237,7 @@ def as_uuid(text: str, what: str) -> UUID:
     try:
         return UUID(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a {what} id (a UUID)") from None
+        raise InvalidInputError(f"{text!r} is not a {what} id (a UUID)") from None
 
 
 def now() -> datetime:

@@ -165,7 +165,7 @@ def _run(
         summary=summary,
         fixed=fixed,
     ).result
-    summary["classes"] = dict.fromkeys(CLASSES, 0) | _open_counts(items)
+    summary["classes"] = _open_classes(items)
     return Report(run_id, period, STRIPE if stripe else LEDGER, summary, items)
 
 
@@ -318,11 +318,14 @@ def _closing_events(conn: Connection, item: dict[str, Any]) -> list[dict[str, An
     return [{"id": row.payment_id, "version": row.version}] if row else []
 
 
-def _open_counts(items: Sequence[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _open_classes(items: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """The report's `classes`: how many of its items are open, per class. The run records its
+    summary before its items' statuses are known (an item found again may stay explained), so the
+    shown counts are derived from the items, when shown and when a past report is read back."""
+    counts = dict.fromkeys(CLASSES, 0)
     for item in items:
         if item["status"] == OPEN:
-            counts[item["class"]] = counts.get(item["class"], 0) + 1
+            counts[item["class"]] += 1
     return counts
 
 
@@ -350,7 +353,7 @@ def past_report(app: BillingApplication, run_id: UUID) -> tuple[Report, str]:
         if isinstance(event, ReconciliationRun.ItemsFound):
             items.extend(event.items)
         elif isinstance(event, ReconciliationRun.Completed):
-            summary, status = dict(event.summary), COMPLETED
+            summary, status = {**event.summary, "classes": _open_classes(items)}, COMPLETED
         elif isinstance(event, ReconciliationRun.Failed):
             summary, status = {"failure": event.reason}, FAILED
     return Report(run_id, period, started.source, summary, items), status
