@@ -302,10 +302,15 @@ def test_history_lists_the_runs_newest_first_and_bad_ids_are_clear_errors(
         ["stripe", period, "completed", "1"],
     ]
 
-    for argv in (("resolve", "not-an-id", "--action", "explain", "--note", "x"), ("show", "not-an-id")):
+    for argv, named in (
+        (("resolve", "not-an-id", "--action", "explain", "--note", "x"), "not-an-id"),
+        (("show", "not-an-id"), "not-an-id"),
+        (("--from", "1960-01-01T00:00:00Z", "--to", "1961-01-01T00:00:00Z"), "1970-01-04"),  # before Stripe's clock
+        (("--from", "2026-03-02T00:00:00Z", "--to", "2026-03-01T00:00:00Z"), "end after it starts"),
+    ):
         code, out, err = _run(capsys, "reconcile", *argv)
         assert (code, out) == (2, "")
-        assert "not-an-id" in err and "Traceback" not in err
+        assert named in err and "Traceback" not in err
     code, _, err = _run(capsys, "reconcile", "show", "9f4c2a10-0000-4000-8000-000000000000")
     assert code == 3
     assert "not found" in err
