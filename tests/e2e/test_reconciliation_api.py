@@ -156,9 +156,7 @@ def test_a_run_answers_with_its_report_and_reads_back_exactly_as_it_was(
     assert rest.json()["has_more"] is False
 
 
-def test_items_are_listed_by_class_and_status_a_keyset_page_at_a_time(
-    recon: Api, stripe_server: StripeServer
-) -> None:
+def test_items_are_listed_by_class_and_status_a_keyset_page_at_a_time(recon: Api, stripe_server: StripeServer) -> None:
     missing = {_missing_in_ledger(recon, stripe_server) for _ in range(3)}
     ours = _missing_in_stripe(recon)
     run = _run(recon)
@@ -310,4 +308,3 @@ def test_the_document_describes_every_reconciliation_operation() -> None:
     item = schemas["ReconciliationItem"]
     assert set(item["required"]) == set(item["properties"]) >= {"id", "class", "status", "explanation", "resolution"}
     assert set(schemas["Report"]["properties"]) == {"period", "source", "summary", "items"}
-

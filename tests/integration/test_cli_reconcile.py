@@ -114,14 +114,18 @@ def test_a_clean_period_prints_the_report_as_json_and_exits_zero(
     assert set(report["period"]) == {"from", "to"}
     usd = report["summary"]["currencies"]["usd"]
     assert set(usd["ledger"]) == set(usd["stripe"]) == HEADINGS
-    assert usd["ledger"] == usd["stripe"] == {
-        "gross": 49_900,
-        "refunds": 0,
-        "disputes": 0,
-        "fees": 1_477,
-        "net": 48_423,
-        "payouts": 0,
-    }
+    assert (
+        usd["ledger"]
+        == usd["stripe"]
+        == {
+            "gross": 49_900,
+            "refunds": 0,
+            "disputes": 0,
+            "fees": 1_477,
+            "net": 48_423,
+            "payouts": 0,
+        }
+    )
     assert usd["difference"] == 0
     assert set(report["summary"]["classes"].values()) == {0}
     assert report["summary"]["matched"]["payments"] == 1
@@ -152,7 +156,11 @@ def test_open_items_exit_one_and_read_the_same_in_json_csv_and_a_table_of_100_co
     for row, item in zip(rows, report["items"], strict=True):
         assert row["amount_stripe"] == str(item["amount_stripe"])
         assert row["amount_ledger"] == ""
-        assert (row["class"], row["stripe_id"], row["invoice_id"]) == (item["class"], item["stripe_id"], item["invoice_id"])
+        assert (row["class"], row["stripe_id"], row["invoice_id"]) == (
+            item["class"],
+            item["stripe_id"],
+            item["invoice_id"],
+        )
         assert row["explanation"] == item["explanation"]
         assert json.loads(row["events"]) == item["events"]
         assert row["resolution"] == ""
@@ -234,10 +242,20 @@ def test_an_explained_item_stays_explained_and_a_past_report_still_shows_it_open
     [item] = first["items"]
 
     code, out, err = _run(
-        capsys, "reconcile", "resolve", item["id"], "--action", "explain", "--note", "paid twice by the customer", "--by", "ana"
+        capsys,
+        "reconcile",
+        "resolve",
+        item["id"],
+        "--action",
+        "explain",
+        "--note",
+        "paid twice by the customer",
+        "--by",
+        "ana",
     )
     assert (code, err) == (0, "")
-    assert item["id"] in out and "explained" in out
+    assert item["id"] in out
+    assert "explained" in out
 
     code, again, _ = _report(capsys)
     assert code == 0  # nothing open: an explained item is settled
@@ -310,7 +328,8 @@ def test_history_lists_the_runs_newest_first_and_bad_ids_are_clear_errors(
     ):
         code, out, err = _run(capsys, "reconcile", *argv)
         assert (code, out) == (2, "")
-        assert named in err and "Traceback" not in err
+        assert named in err
+        assert "Traceback" not in err
     code, _, err = _run(capsys, "reconcile", "show", "9f4c2a10-0000-4000-8000-000000000000")
     assert code == 3
     assert "not found" in err

@@ -14,8 +14,6 @@ from datetime import timedelta
 from typing import Any, cast
 from uuid import UUID
 
-from projections.reconciliation.items import item_row, list_items
-from projections.reconciliation.runs import list_runs, run_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,6 +22,8 @@ from ledger.errors import ProviderConfigurationError
 from ledger.reconciliation.items import ReconciliationItemNotFoundError
 from ledger.reconciliation.runs import LEDGER, STRIPE
 from projections.reconciliation.engine import ReconciliationRunNotFoundError, past_report, reconcile
+from projections.reconciliation.items import item_row, list_items
+from projections.reconciliation.runs import list_runs, run_row
 from web.body import read_json
 from web.decoding import decode
 from web.invoices import _blocking, _query, idempotency_key_of, services_of
