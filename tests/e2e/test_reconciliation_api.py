@@ -138,9 +138,11 @@ def test_a_run_answers_with_its_report_and_reads_back_exactly_as_it_was(
 
     settled = _resolve(recon, item["id"], action="explain", note="a test payment, refunded by hand")
     assert settled.status_code == 200, settled.text
+    recon.clock.advance(timedelta(minutes=5))  # runs are listed newest first, by when they started
     later = _run(recon)
     assert [i["status"] for i in later["report"]["items"]] == ["explained"]
     assert later["report"]["summary"]["classes"]["missing_in_ledger"] == 0
+    assert later["summary"] == later["report"]["summary"]
 
     again = recon.client.get(f"/api/reconciliation/runs/{run['id']}")
     assert again.json()["report"] == run["report"]  # still open, as it was shown then
