@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import getpass
+import io
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -134,7 +135,11 @@ def write_csv(items: Sequence[dict[str, Any]], out: TextIO) -> None:
 
 
 def render_table(report: Report, out: TextIO) -> None:
-    console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out), soft_wrap=False)
+    with _console(out) as console:
+        _print_report(report, console)
+
+
+def _print_report(report: Report, console: Console) -> None:
     console.print(f"Reconciliation {report.summary.get('run', '')} ({report.source})")
     console.print(f"period {report.period.start.isoformat()} .. {report.period.end.isoformat()}")
     currencies = report.summary.get("currencies", {})
@@ -207,7 +212,6 @@ def _is_terminal(out: TextIO) -> bool:
 def history_table(runs: Sequence[dict[str, Any]], out: TextIO) -> None:
     """One line per run, its id whole (`show` takes it): 36 + 16 + 6 + 22 + 9 + 5 columns and
     one space between them fit in 100."""
-    console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out))
     table = Table(box=None, pad_edge=False, padding=(0, 1), collapse_padding=True)
     table.add_column("run", no_wrap=True)
     for heading in ("started", "source", "period", "status"):
@@ -224,7 +228,18 @@ def history_table(runs: Sequence[dict[str, Any]], out: TextIO) -> None:
             run["status"],
             str(run["items"]),
         )
-    console.print(table)
+    with _console(out) as console:
+        console.print(table)
+
+
+@contextmanager
+def _console(out: TextIO) -> Iterator[Console]:
+    """A 100-column console whose lines reach `out` without the padding rich puts after them
+    (colour only on a terminal)."""
+    buffer = io.StringIO()
+    terminal = _is_terminal(out)
+    yield Console(file=buffer, width=WIDTH, highlight=False, force_terminal=terminal, no_color=not terminal)
+    out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
 
 
 def output_to(path: str | None) -> Any:
