@@ -14,6 +14,7 @@ reason on stderr, and the run recorded as failed).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import getpass
 import io
@@ -37,6 +38,7 @@ from ledger.errors import InvalidInputError, ProviderConfigurationError
 from ledger.money import Money
 from ledger.reconciliation.items import OPEN
 from ledger.reconciliation.runs import LEDGER, STRIPE
+from projections.paging import MAX_PAGE
 from projections.reconciliation.engine import Report
 
 DEFAULT_DAYS = 30
@@ -255,6 +257,17 @@ def as_uuid(text: str, what: str) -> UUID:
         raise InvalidInputError(f"{text!r} is not a {what} id (a UUID)") from None
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1, for argparse (which prints the message and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def now() -> datetime:
     return datetime.now(tz=UTC)
 
@@ -277,7 +290,7 @@ def add_commands(commands: Any, moment: Any) -> None:
     reconcile.add_argument("--quiet", action="store_true", help="no progress display")
     reconcile.add_argument("--by", default=None, help="who runs it (default: the OS user)")
     reconcile.add_argument(
-        "--stuck-after", type=int, default=60, help="minutes after which an unmatched or waiting webhook is stuck"
+        "--stuck-after", type=positive, default=60, help="minutes after which an unmatched or waiting webhook is stuck"
     )
     reconcile.set_defaults(run=run_reconcile)
     actions = reconcile.add_subparsers(metavar="ACTION", required=False)
@@ -290,7 +303,7 @@ def add_commands(commands: Any, moment: Any) -> None:
     resolve.set_defaults(run=run_resolve)
 
     history = actions.add_parser("history", help="the runs recorded, newest first")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--limit", type=positive, default=20, help=f"how many runs (at most {MAX_PAGE})")
     history.set_defaults(run=run_history)
 
     show = actions.add_parser("show", help="a past run's report, exactly as it was")
@@ -358,7 +371,7 @@ def run_history(args: Any) -> int:
 
     with _ledger() as (_, runner, _settings):
         runner.catch_up()
-        page = list_runs(runner.engine, limit=args.limit)
+        page = list_runs(runner.engine, limit=min(args.limit, MAX_PAGE))
     history_table(page.rows, sys.stdout)
     return 0
 

@@ -188,6 +188,9 @@ def test_items_are_listed_by_class_and_status_a_keyset_page_at_a_time(recon: Api
     assert {i["stripe_id"] for i in still_open.json()["data"]} == missing
     everything = recon.client.get("/api/reconciliation")
     assert len(everything.json()["data"]) == 4
+    later = (recon.clock.now() + timedelta(seconds=1)).isoformat()
+    assert recon.client.get("/api/reconciliation", params={"from": later}).json()["data"] == []
+    assert len(recon.client.get("/api/reconciliation", params={"to": later}).json()["data"]) == 4
 
     for params in ({"class": "lost"}, {"status": "closed"}, {"limit": 0}, {"limit": 10_000}, {"cursor": "!!"}):
         _problem(recon.client.get("/api/reconciliation", params=params), 422)
@@ -225,6 +228,8 @@ def test_an_item_is_read_and_settled_once(recon: Api, stripe_server: StripeServe
     assert applied.json()["resolution"]["events"]
     replayed = _resolve(recon, theirs["id"], key, action="apply", note="the webhook was lost", by="ana")
     assert (replayed.status_code, replayed.json()) == (200, applied.json())  # the same answer, nothing twice
+    other = _resolve(recon, theirs["id"], key, action="apply", note="another note")
+    _problem(other, 422)  # the key was used for another request
     invoice = recon.client.get(f"/api/invoices/{theirs['invoice_id']}")
     assert invoice.json()["status"] == "paid"
 

@@ -330,6 +330,11 @@ def test_history_lists_the_runs_newest_first_and_bad_ids_are_clear_errors(
         assert (code, out) == (2, "")
         assert named in err
         assert "Traceback" not in err
+    for argv in (("--stuck-after", "0"), ("history", "--limit", "0")):
+        with pytest.raises(SystemExit) as exited:  # argparse's own refusal, with the usage
+            main(["reconcile", *argv])
+        assert exited.value.code == 2
+        assert "is not at least 1" in capsys.readouterr().err
     code, _, err = _run(capsys, "reconcile", "show", "9f4c2a10-0000-4000-8000-000000000000")
     assert code == 3
     assert "not found" in err
