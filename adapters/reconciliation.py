@@ -142,7 +142,7 @@ def render_table(report: Report, out: TextIO) -> None:
 
 
 def _print_report(report: Report, console: Console) -> None:
-    console.print(f"Reconciliation {report.summary.get('run', '')} ({report.source})")
+    console.print(f"Reconciliation {report.run_id} ({report.source})")
     console.print(f"period {report.period.start.isoformat()} .. {report.period.end.isoformat()}")
     currencies = report.summary.get("currencies", {})
     if currencies:

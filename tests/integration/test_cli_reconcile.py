@@ -231,6 +231,9 @@ def test_a_refused_key_is_a_clear_error_naming_it_masked_and_the_run_is_recorded
     assert code == 0
     assert f"run {run_id} is failed" in err
     assert "sk_test_...6789" in json.loads(shown)["summary"]["failure"]
+    code, table, _ = _run(capsys, "reconcile", "show", run_id)
+    assert code == 0
+    assert table.splitlines()[0] == f"Reconciliation {run_id} (stripe)"
 
 
 def test_an_explained_item_stays_explained_and_a_past_report_still_shows_it_open(
