@@ -11,27 +11,36 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
+from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
 from adapters.read_models import read_model_engine
+from adapters.settings import Settings
+from adapters.stripe import StripePaymentProvider
 from ledger.money import Money
 from tests.conftest import AppFactory
 from tests.e2e.conftest import AUTH, INVOICE, Api, serve, served_api
 from tests.e2e.test_openapi import conforms
-from tests.stripe_server import StripeServer
+from tests.stripe_server import API_KEY, StripeServer
 from web.openapi import openapi_document
 
 FEE = 2_524  # what Stripe keeps of the example invoice's 860.00 USD
 
 
 @pytest.fixture
-def recon(make_app: AppFactory, database_url: str, clock: ManualClock, stripe_server: StripeServer) -> Iterator[Api]:
-    """The API with a Stripe stand-in of its own: a run lists every object the account holds."""
+def recon(database_url: str, clock: ManualClock, stripe_server: StripeServer) -> Iterator[Api]:
+    """The API with a Stripe stand-in of its own: a run lists every object the account holds.
+    The application asks Stripe for refunds itself (refund_duplicate), as adapters/web_server.py
+    composes it."""
+    provider = StripePaymentProvider(API_KEY, api_base=stripe_server.base_url, max_network_retries=0)
+    app = bootstrap(Settings(database_url=database_url), clock=clock, payments=lambda: provider)
     engine = read_model_engine(database_url)
     try:
-        with served_api(make_app(), engine, clock, stripe_server.base_url) as api:
+        with served_api(app, engine, clock, stripe_server.base_url) as api:
             yield api
     finally:
         engine.dispose()
+        app.close()
+        provider.close()
 
 
 def _period(api: Api) -> dict[str, str]:
@@ -315,3 +324,30 @@ def test_the_document_describes_every_reconciliation_operation() -> None:
     item = schemas["ReconciliationItem"]
     assert set(item["required"]) == set(item["properties"]) >= {"id", "class", "status", "explanation", "resolution"}
     assert set(schemas["Report"]["properties"]) == {"period", "source", "summary", "items"}
+
+
+def test_a_duplicate_payment_is_refunded_through_stripe(recon: Api, stripe_server: StripeServer) -> None:
+    invoice_id = _paid_on_both_sides(recon, stripe_server)
+    recon.clock.advance(timedelta(minutes=2))
+    second = _stripe_collects(recon, stripe_server, invoice_id)
+    recon.app.record_provider_payment_succeeded(
+        provider="stripe",
+        provider_payment_id=second.payment_intent,
+        amount_captured=Money(86_000, "usd"),
+        fee=FEE,
+        charge_id=second.charge,
+        invoice_id=UUID(invoice_id),
+    )
+    [duplicate] = _run(recon)["report"]["items"]
+    assert (duplicate["class"], duplicate["invoice_id"]) == ("duplicate_payment", invoice_id)
+    _problem(_resolve(recon, duplicate["id"], action="apply", note="x"), 422)
+
+    refunded = _resolve(recon, duplicate["id"], action="refund_duplicate", note="paid twice", by="ana")
+
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["status"] == "resolved"
+    [sent] = stripe_server.requests_to("POST", "/v1/refunds")
+    assert sent.form["charge"] == second.charge  # the later payment is the one refunded
+    assert sent.form["amount"] == "86000"
+    [refund_id] = stripe_server.objects("refund")
+    assert refund_id in refunded.json()["resolution"]["note"]
