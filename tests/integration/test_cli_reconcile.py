@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,12 @@ def _invoice(app: BillingApplication, amount: int, currency: str = "usd") -> UUI
     return invoice_id
 
 
-def _paid_on_both_sides(app: BillingApplication, stripe_server: StripeServer, amount: int, fee: int) -> UUID:
-    """An invoice Stripe collected and whose webhook the ledger applied."""
+def _paid_on_both_sides(
+    app: BillingApplication, stripe_server: StripeServer, amount: int, fee: int, *, created: int | None = None
+) -> UUID:
+    """An invoice Stripe collected (at `created`, default now) and whose webhook the ledger applied."""
     invoice_id = _invoice(app, amount)
-    paid = stripe_server.seed_payment(amount=amount, fee=fee, invoice_id=str(invoice_id))
+    paid = stripe_server.seed_payment(amount=amount, fee=fee, invoice_id=str(invoice_id), created=created)
     app.record_provider_payment_succeeded(
         provider="stripe",
         provider_payment_id=paid.payment_intent,
@@ -341,3 +344,32 @@ def test_history_lists_the_runs_newest_first_and_bad_ids_are_clear_errors(
     code, _, err = _run(capsys, "reconcile", "show", "9f4c2a10-0000-4000-8000-000000000000")
     assert code == 3
     assert "not found" in err
+
+
+def test_a_duplicate_payment_is_refunded_through_stripe_from_the_command_line(
+    ledger: BillingApplication, stripe_server: StripeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    an_hour_ago = int(time.time()) - 3600
+    invoice_id = _paid_on_both_sides(ledger, stripe_server, 49_900, 1_477, created=an_hour_ago)
+    again = stripe_server.seed_payment(amount=49_900, fee=1_477, invoice_id=str(invoice_id))
+    ledger.record_provider_payment_succeeded(
+        provider="stripe",
+        provider_payment_id=again.payment_intent,
+        amount_captured=Money(49_900, "usd"),
+        fee=1_477,
+        charge_id=again.charge,
+        invoice_id=invoice_id,
+    )
+    code, report, _ = _report(capsys)
+    assert code == 1
+    [duplicate] = report["items"]
+    assert duplicate["class"] == "duplicate_payment"
+
+    code, out, err = _run(
+        capsys, "reconcile", "resolve", duplicate["id"], "--action", "refund_duplicate", "--note", "paid twice"
+    )
+
+    assert (code, err) == (0, "")
+    assert "resolved (refund_duplicate)" in out
+    [sent] = stripe_server.requests_to("POST", "/v1/refunds")
+    assert (sent.form["charge"], sent.form["amount"]) == (again.charge, "49900")
