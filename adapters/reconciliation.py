@@ -17,17 +17,16 @@ from __future__ import annotations
 import argparse
 import csv
 import getpass
-import io
 import json
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 from uuid import UUID
 
-from rich.console import Console, Group
-from rich.padding import Padding
+from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -137,13 +136,10 @@ def write_csv(items: Sequence[dict[str, Any]], out: TextIO) -> None:
 
 
 def render_table(report: Report, out: TextIO) -> None:
-    with _console(out) as console:
-        _print_report(report, console)
-
-
-def _print_report(report: Report, console: Console) -> None:
-    console.print(f"Reconciliation {report.run_id} ({report.source})")
-    console.print(f"period {report.period.start.isoformat()} .. {report.period.end.isoformat()}")
+    console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out), soft_wrap=False)
+    start, end = (moment.isoformat(timespec="seconds") for moment in (report.period.start, report.period.end))
+    console.print(f"Reconciliation {report.summary.get('run', '')} ({report.source})")
+    console.print(f"Period {start} .. {end}")
     currencies = report.summary.get("currencies", {})
     if currencies:
         console.print(_summary_table(currencies, stripe=report.source == STRIPE))
@@ -179,14 +175,15 @@ def _summary_table(currencies: dict[str, Any], *, stripe: bool) -> Table:
     return table
 
 
-def _item_text(item: dict[str, Any]) -> Group:
-    """An item as a block indented under its class, status and id; long lines wrap inside it."""
+def _item_text(item: dict[str, Any]) -> Text:
+    """An item as a block under its class, status and id. Amounts on one line, ids on the next
+    (an id split across two lines cannot be copied), the explanation wrapped, indented, in 100
+    columns."""
     currency = item.get("currency")
     text = Text()
-    text.append(item["class"], style="bold")
-    text.append(f"  [{item['status']}]  {item['id']}")
+    text.append(f"\n{item['class']}", style="bold")
+    text.append(f"  [{item['status']}]  {item['id']}\n")
     lines = []
-    # Amounts on one line, ids on the next: an id split across two lines cannot be copied.
     if item.get("amount_ledger") is not None or item.get("amount_stripe") is not None:
         ours, theirs = _amount(item.get("amount_ledger"), currency), _amount(item.get("amount_stripe"), currency)
         lines.append(f"ledger {ours}, stripe {theirs} {(currency or '').upper()}")
@@ -197,7 +194,12 @@ def _item_text(item: dict[str, Any]) -> Group:
     resolution = item.get("resolution")
     if resolution:
         lines.append(f"{resolution['action']} by {resolution['by']} at {resolution['at']}: {resolution['note']}")
-    return Group(Text(), text, Padding(Text("\n".join(lines)), (0, 0, 0, 2), expand=False))
+    wrapped = (
+        textwrap.fill(line, WIDTH, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+        for line in lines
+    )
+    text.append("\n".join(wrapped))
+    return text
 
 
 def _amount(amount: int | None, currency: str | None) -> str:
@@ -212,36 +214,23 @@ def _is_terminal(out: TextIO) -> bool:
 
 
 def history_table(runs: Sequence[dict[str, Any]], out: TextIO) -> None:
-    """One line per run, its id whole (`show` takes it): 36 + 16 + 6 + 22 + 9 + 5 columns and
-    one space between them fit in 100."""
-    table = Table(box=None, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    table.add_column("run", no_wrap=True)
-    for heading in ("started", "source", "period", "status"):
-        table.add_column(heading, no_wrap=True)
-    table.add_column("items", justify="right", no_wrap=True)
+    """One run a line, its full id first (what `reconcile show` takes), in 100 columns."""
+    console = Console(file=out, width=WIDTH, highlight=False, no_color=not _is_terminal(out))
+    table = Table("run", "started (UTC)", "source", "period", "status", "items", box=None, pad_edge=False)
+    table.columns[0].no_wrap = True
     for run in runs:
-        started = run["started_at"]
+        started = str(run["started_at"])
         period = run["period"]
+        start, end = str(period["from"])[:10], str(period["to"])[:10]
         table.add_row(
             run["id"],
-            (started if isinstance(started, str) else started.isoformat())[:16].replace("T", " "),
+            started[:16].replace("T", " "),
             run["source"],
-            f"{str(period['from'])[:10]}..{str(period['to'])[:10]}",
+            f"{start}..{end[5:] if end[:4] == start[:4] else end}",
             run["status"],
             str(run["items"]),
         )
-    with _console(out) as console:
-        console.print(table)
-
-
-@contextmanager
-def _console(out: TextIO) -> Iterator[Console]:
-    """A 100-column console whose lines reach `out` without the padding rich puts after them
-    (colour only on a terminal)."""
-    buffer = io.StringIO()
-    terminal = _is_terminal(out)
-    yield Console(file=buffer, width=WIDTH, highlight=False, force_terminal=terminal, no_color=not terminal)
-    out.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
+    console.print(table)
 
 
 def output_to(path: str | None) -> Any:

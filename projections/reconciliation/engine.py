@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -50,8 +50,6 @@ from projections.reconciliation.summary import summarise
 from projections.tables import payment_refunds, payments, processor_fees, reconciliation_items
 
 STUCK_AFTER = timedelta(hours=1)
-# Stripe's clock is Unix time: a period (with the lookback staged before it) cannot start earlier.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC) + staging.LOOKBACK
 FEES_PER_COMMAND = 500
 
 # What each source checks. Items of other classes are never marked fixed by a run of that source.
@@ -107,7 +105,7 @@ def reconcile(
     run_id: UUID | None = None,
 ) -> Report:
     """Run one reconciliation and record it (see the module docstring)."""
-    if period.end <= period.start or period.start < EARLIEST:
+    if period.end <= period.start:
         raise PeriodError(period)
     run_id = run_id or uuid4()
     source = STRIPE if records is not None else LEDGER
@@ -333,11 +331,9 @@ def _open_classes(items: Sequence[dict[str, Any]]) -> dict[str, int]:
 
 class PeriodError(InvalidInputError):
     def __init__(self, period: Period) -> None:
-        early = period.start < EARLIEST
         super().__init__(
-            f"the period must {f'start at or after {EARLIEST.isoformat()}' if early else 'end after it starts'}: "
-            f"{period.start.isoformat()} .. {period.end.isoformat()}",
-            field="from" if early else "to",
+            f"the period must end after it starts: {period.start.isoformat()} .. {period.end.isoformat()}",
+            field="to",
         )
 
 
@@ -359,7 +355,7 @@ def past_report(app: BillingApplication, run_id: UUID) -> tuple[Report, str]:
         elif isinstance(event, ReconciliationRun.Completed):
             summary, status = {**event.summary, "classes": _open_classes(items)}, COMPLETED
         elif isinstance(event, ReconciliationRun.Failed):
-            summary, status = {"failure": event.reason}, FAILED
+            summary, status = {"failure": event.reason, "run": str(run_id)}, FAILED
     return Report(run_id, period, started.source, summary, items), status
 
 

@@ -318,9 +318,10 @@ def test_history_lists_the_runs_newest_first_and_bad_ids_are_clear_errors(
     assert code == 0
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 100
-    assert lines[0].split() == ["run", "started", "source", "period", "status", "items"]
+    assert lines[0].split() == ["run", "started", "(UTC)", "source", "period", "status", "items"]
     assert [line.split()[0] for line in lines[1:]] == [ledger_run["summary"]["run"], stripe_run["summary"]["run"]]
-    period = f"{stripe_run['period']['from'][:10]}..{stripe_run['period']['to'][:10]}"
+    start, end = stripe_run["period"]["from"][:10], stripe_run["period"]["to"][:10]
+    period = f"{start}..{end[5:] if end[:4] == start[:4] else end}"
     assert [line.split()[3:] for line in lines[1:]] == [
         ["ledger", period, "completed", "0"],
         ["stripe", period, "completed", "1"],
@@ -329,7 +330,6 @@ def test_history_lists_the_runs_newest_first_and_bad_ids_are_clear_errors(
     for argv, named in (
         (("resolve", "not-an-id", "--action", "explain", "--note", "x"), "not-an-id"),
         (("show", "not-an-id"), "not-an-id"),
-        (("--from", "1960-01-01T00:00:00Z", "--to", "1961-01-01T00:00:00Z"), "1970-01-04"),  # before Stripe's clock
         (("--from", "2026-03-02T00:00:00Z", "--to", "2026-03-01T00:00:00Z"), "end after it starts"),
     ):
         code, out, err = _run(capsys, "reconcile", *argv)

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from ledger.errors import ProviderConfigurationError
 from ledger.reconciliation.items import ReconciliationItemNotFoundError
-from ledger.reconciliation.runs import COMPLETED, LEDGER, STRIPE
+from ledger.reconciliation.runs import LEDGER, STRIPE
 from projections.reconciliation.engine import ReconciliationRunNotFoundError, past_report, reconcile
 from projections.reconciliation.items import item_row, list_items
 from projections.reconciliation.runs import list_runs, run_row
@@ -183,12 +183,11 @@ async def read_run(request: Request) -> Response:
 
 
 def _run_json(services: Any, run_id: UUID) -> models.Run:
-    report, status = past_report(services.app, run_id)  # 404 when there is no such run
+    report, _ = past_report(services.app, run_id)  # 404 when there is no such run
     services.read_models.catch_up()
     row = run_row(services.read_models.engine, str(run_id))
     if row is None:
         raise ReconciliationRunNotFoundError(run_id)
-    if status == COMPLETED:
-        # The summary as the report showed it: its `classes` count the items open then.
+    if row["summary"] is not None:  # completed: the summary as the report showed it (`classes` open then)
         row["summary"] = report.summary
     return cast(models.Run, {**row, "report": report.as_json()})
