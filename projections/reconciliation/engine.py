@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -105,6 +105,7 @@ def reconcile(
     run_id: UUID | None = None,
 ) -> Report:
     """Run one reconciliation and record it (see the module docstring)."""
+    period = _in_utc(period)
     if period.end <= period.start:
         raise PeriodError(period)
     run_id = run_id or uuid4()
@@ -329,11 +330,20 @@ def _open_classes(items: Sequence[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def _in_utc(period: Period) -> Period:
+    """The period in UTC, as runs are recorded and shown: ISO 8601 allows offsets up to 23:59,
+    PostgreSQL's timestamps only up to 15:59. A moment UTC cannot hold is refused."""
+    try:
+        return Period(period.start.astimezone(UTC), period.end.astimezone(UTC))
+    except OverflowError:
+        raise PeriodError(period, "must be a moment UTC can hold", field="from") from None
+
+
 class PeriodError(InvalidInputError):
-    def __init__(self, period: Period) -> None:
+    def __init__(self, period: Period, problem: str = "must end after it starts", *, field: str = "to") -> None:
         super().__init__(
-            f"the period must end after it starts: {period.start.isoformat()} .. {period.end.isoformat()}",
-            field="to",
+            f"the period {problem}: {period.start.isoformat()} .. {period.end.isoformat()}",
+            field=field,
         )
 
 

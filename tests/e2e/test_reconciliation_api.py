@@ -248,7 +248,8 @@ def test_an_item_is_read_and_settled_once(recon: Api, stripe_server: StripeServe
 
 
 def test_runs_unknown_or_malformed_are_problems(recon: Api) -> None:
-    """Each a problem, never a 500; only the one valid run (the widest period Stripe can list) is recorded."""
+    """Each a problem, never a 500; only the valid runs (the widest period Stripe can list, one in
+    far offsets) are recorded."""
     _problem(recon.client.get(f"/api/reconciliation/runs/{uuid4()}"), 404)
     _problem(recon.client.get("/api/reconciliation/runs/not-a-uuid"), 404)
     now = recon.clock.now().isoformat()
@@ -256,10 +257,14 @@ def test_runs_unknown_or_malformed_are_problems(recon: Api) -> None:
     _problem(recon.client.post("/api/reconciliation/runs", json={"source": "paypal"}), 422)
     widest = _run(recon, **{"from": "1970-01-04T00:00:00Z", "to": "9999-12-31T23:59:59Z"})
     assert widest["report"]["items"] == []
+    # Offsets ISO 8601 allows and PostgreSQL's timestamps do not (beyond 15:59): kept in UTC.
+    far = _run(recon, **{"from": "2026-03-02T08:00:00+23:30", "to": "2026-03-01T12:00:00-23:00"})
+    assert far["period"] == {"from": "2026-03-01T08:30:00+00:00", "to": "2026-03-02T11:00:00+00:00"}
+    assert far["report"]["period"] == far["period"]
     _problem(recon.client.post("/api/reconciliation/runs", json={"stuck_after_minutes": 0}), 422)
     _problem(recon.client.post("/api/reconciliation/runs", json={"surprise": 1}), 422)
     _problem(recon.client.get("/api/reconciliation/runs", params={"limit": -1}), 422)
-    assert [r["status"] for r in recon.client.get("/api/reconciliation/runs").json()["data"]] == ["completed"]
+    assert [r["status"] for r in recon.client.get("/api/reconciliation/runs").json()["data"]] == ["completed"] * 2
 
 
 def test_a_refused_key_is_a_503_and_the_run_is_recorded_failed(recon: Api, stripe_server: StripeServer) -> None:

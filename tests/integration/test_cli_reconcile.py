@@ -331,6 +331,7 @@ def test_history_lists_the_runs_newest_first_and_bad_ids_are_clear_errors(
         (("resolve", "not-an-id", "--action", "explain", "--note", "x"), "not-an-id"),
         (("show", "not-an-id"), "not-an-id"),
         (("--from", "2026-03-02T00:00:00Z", "--to", "2026-03-01T00:00:00Z"), "end after it starts"),
+        (("--from", "0001-01-01T00:00:00+01:00"), "UTC can hold"),
     ):
         code, out, err = _run(capsys, "reconcile", *argv)
         assert (code, out) == (2, "")
