@@ -14,10 +14,12 @@ reason on stderr, and the run recorded as failed).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import getpass
 import json
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -31,10 +33,11 @@ from rich.text import Text
 
 from adapters.settings import Settings
 from commands.reconciliation.facts import Period, ProviderRecords
-from ledger.errors import ProviderConfigurationError
+from ledger.errors import InvalidInputError, ProviderConfigurationError
 from ledger.money import Money
 from ledger.reconciliation.items import OPEN
 from ledger.reconciliation.runs import LEDGER, STRIPE
+from projections.paging import MAX_PAGE
 from projections.reconciliation.engine import Report
 
 DEFAULT_DAYS = 30
@@ -173,23 +176,29 @@ def _summary_table(currencies: dict[str, Any], *, stripe: bool) -> Table:
 
 
 def _item_text(item: dict[str, Any]) -> Text:
+    """An item as a block under its class, status and id. Amounts on one line, ids on the next
+    (an id split across two lines cannot be copied), the explanation wrapped, indented, in 100
+    columns."""
     currency = item.get("currency")
     text = Text()
     text.append(f"\n{item['class']}", style="bold")
     text.append(f"  [{item['status']}]  {item['id']}\n")
-    facts = []
+    lines = []
     if item.get("amount_ledger") is not None or item.get("amount_stripe") is not None:
-        facts.append(f"ledger {_amount(item.get('amount_ledger'), currency)}")
-        facts.append(f"stripe {_amount(item.get('amount_stripe'), currency)}")
-    for key in ("stripe_id", "invoice_id"):
-        if item.get(key):
-            facts.append(f"{key.removesuffix('_id')} {item[key]}")
-    if facts:
-        text.append("  " + " · ".join(facts) + "\n")
-    text.append(f"  {item['explanation']}")
+        ours, theirs = _amount(item.get("amount_ledger"), currency), _amount(item.get("amount_stripe"), currency)
+        lines.append(f"ledger {ours}, stripe {theirs} {(currency or '').upper()}")
+    ids = [f"{key.removesuffix('_id')} {item[key]}" for key in ("stripe_id", "invoice_id") if item.get(key)]
+    if ids:
+        lines.append("  ".join(ids))
+    lines.append(item["explanation"])
     resolution = item.get("resolution")
     if resolution:
-        text.append(f"\n  {resolution['action']} by {resolution['by']} at {resolution['at']}: {resolution['note']}")
+        lines.append(f"{resolution['action']} by {resolution['by']} at {resolution['at']}: {resolution['note']}")
+    wrapped = (
+        textwrap.fill(line, WIDTH, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+        for line in lines
+    )
+    text.append("\n".join(wrapped))
     return text
 
 
@@ -234,7 +243,18 @@ def as_uuid(text: str, what: str) -> UUID:
     try:
         return UUID(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a {what} id (a UUID)") from None
+        raise InvalidInputError(f"{text!r} is not a {what} id (a UUID)") from None
+
+
+def positive(text: str) -> int:
+    """A whole number of at least 1, for argparse (which prints the message and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def now() -> datetime:
@@ -259,7 +279,7 @@ def add_commands(commands: Any, moment: Any) -> None:
     reconcile.add_argument("--quiet", action="store_true", help="no progress display")
     reconcile.add_argument("--by", default=None, help="who runs it (default: the OS user)")
     reconcile.add_argument(
-        "--stuck-after", type=int, default=60, help="minutes after which an unmatched or waiting webhook is stuck"
+        "--stuck-after", type=positive, default=60, help="minutes after which an unmatched or waiting webhook is stuck"
     )
     reconcile.set_defaults(run=run_reconcile)
     actions = reconcile.add_subparsers(metavar="ACTION", required=False)
@@ -272,7 +292,7 @@ def add_commands(commands: Any, moment: Any) -> None:
     resolve.set_defaults(run=run_resolve)
 
     history = actions.add_parser("history", help="the runs recorded, newest first")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--limit", type=positive, default=20, help=f"how many runs (at most {MAX_PAGE})")
     history.set_defaults(run=run_history)
 
     show = actions.add_parser("show", help="a past run's report, exactly as it was")
@@ -340,7 +360,7 @@ def run_history(args: Any) -> int:
 
     with _ledger() as (_, runner, _settings):
         runner.catch_up()
-        page = list_runs(runner.engine, limit=args.limit)
+        page = list_runs(runner.engine, limit=min(args.limit, MAX_PAGE))
     history_table(page.rows, sys.stdout)
     return 0
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -105,6 +105,7 @@ def reconcile(
     run_id: UUID | None = None,
 ) -> Report:
     """Run one reconciliation and record it (see the module docstring)."""
+    period = _in_utc(period)
     if period.end <= period.start:
         raise PeriodError(period)
     run_id = run_id or uuid4()
@@ -165,7 +166,7 @@ def _run(
         summary=summary,
         fixed=fixed,
     ).result
-    summary["classes"] = dict.fromkeys(CLASSES, 0) | _open_counts(items)
+    summary["classes"] = _open_classes(items)
     return Report(run_id, period, STRIPE if stripe else LEDGER, summary, items)
 
 
@@ -320,19 +321,31 @@ def _closing_events(conn: Connection, item: dict[str, Any]) -> list[dict[str, An
     return [{"id": row.payment_id, "version": row.version}] if row else []
 
 
-def _open_counts(items: Sequence[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _open_classes(items: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """The report's `classes`: how many of its items are open, per class. The run records its
+    summary before its items' statuses are known (an item found again may stay explained), so the
+    shown counts are derived from the items, when shown and when a past report is read back."""
+    counts = dict.fromkeys(CLASSES, 0)
     for item in items:
         if item["status"] == OPEN:
-            counts[item["class"]] = counts.get(item["class"], 0) + 1
+            counts[item["class"]] += 1
     return counts
 
 
+def _in_utc(period: Period) -> Period:
+    """The period in UTC, as runs are recorded and shown: ISO 8601 allows offsets up to 23:59,
+    PostgreSQL's timestamps only up to 15:59. A moment UTC cannot hold is refused."""
+    try:
+        return Period(period.start.astimezone(UTC), period.end.astimezone(UTC))
+    except OverflowError:
+        raise PeriodError(period, "must be a moment UTC can hold", field="from") from None
+
+
 class PeriodError(InvalidInputError):
-    def __init__(self, period: Period) -> None:
+    def __init__(self, period: Period, problem: str = "must end after it starts", *, field: str = "to") -> None:
         super().__init__(
-            f"the period must end after it starts: {period.start.isoformat()} .. {period.end.isoformat()}",
-            field="to",
+            f"the period {problem}: {period.start.isoformat()} .. {period.end.isoformat()}",
+            field=field,
         )
 
 
@@ -352,9 +365,9 @@ def past_report(app: BillingApplication, run_id: UUID) -> tuple[Report, str]:
         if isinstance(event, ReconciliationRun.ItemsFound):
             items.extend(event.items)
         elif isinstance(event, ReconciliationRun.Completed):
-            summary, status = dict(event.summary), COMPLETED
+            summary, status = {**event.summary, "classes": _open_classes(items)}, COMPLETED
         elif isinstance(event, ReconciliationRun.Failed):
-            summary, status = {"failure": event.reason}, FAILED
+            summary, status = {"failure": event.reason, "run": str(run_id)}, FAILED
     return Report(run_id, period, started.source, summary, items), status
 
 

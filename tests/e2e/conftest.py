@@ -18,11 +18,12 @@ from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
 from adapters.read_models import InProcessProjections, read_model_engine
-from adapters.stripe import StripePaymentProvider
+from adapters.stripe import StripePaymentProvider, StripeRecords
 from adapters.stripe.webhooks import StripeWebhookVerifier
 from commands.application import BillingApplication
 from commands.ingestion.provider_events import WebhookVerifier
 from commands.ports import PaymentProvider
+from commands.reconciliation.facts import ProviderRecords
 from tests.conftest import AppFactory
 from tests.served import ServedApp
 from tests.stripe_server import API_KEY, StripeServer
@@ -55,6 +56,7 @@ def serve(
     payments: PaymentProvider | None = None,
     webhooks: WebhookVerifier | None = None,
     public_url: str | None = None,
+    records: ProviderRecords | None = None,
 ) -> ServedApp:
     read_models = InProcessProjections(app, engine)
     services = Services(
@@ -66,6 +68,7 @@ def serve(
         payments=payments,
         webhooks=webhooks,
         public_url=public_url,
+        records=records,
     )
     asgi = create_app(services, on_startup=read_models.start if follow else None, on_shutdown=read_models.stop)
     return ServedApp(asgi)
@@ -76,16 +79,19 @@ def served_api(
     app: BillingApplication, engine: Engine, clock: ManualClock, stripe_url: str, public_url: str | None = None
 ) -> Iterator[Api]:
     """The API with Stripe configured (the test server at `stripe_url` stands in for it:
-    checkout answers, and webhooks are checked against WEBHOOK_SECRET)."""
+    checkout answers, reconciliation runs read its records, and webhooks are checked against
+    WEBHOOK_SECRET)."""
     payments = StripePaymentProvider(API_KEY, api_base=stripe_url, max_network_retries=0)
     webhooks = StripeWebhookVerifier(WEBHOOK_SECRET)
-    served = serve(app, engine, clock, payments=payments, webhooks=webhooks, public_url=public_url)
+    records = StripeRecords(API_KEY, api_base=stripe_url, sleep=lambda _: None)  # a retry does not wait
+    served = serve(app, engine, clock, payments=payments, webhooks=webhooks, public_url=public_url, records=records)
     try:
         with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=30) as client:
             yield Api(client, served.base_url, app, engine, clock)
     finally:
         served.stop()
         payments.close()
+        records.close()
 
 
 @pytest.fixture

@@ -117,7 +117,17 @@ def test_operations_are_unique_and_named() -> None:
 
 def test_request_bodies_refuse_unknown_fields() -> None:
     schemas = openapi_document()["components"]["schemas"]
-    for name in ("NewInvoice", "NewLine", "InvoiceChanges", "IssueOptions", "Empty", "NewPayment", "CustomerInput"):
+    for name in (
+        "NewInvoice",
+        "NewLine",
+        "InvoiceChanges",
+        "IssueOptions",
+        "Empty",
+        "NewPayment",
+        "CustomerInput",
+        "NewRun",
+        "Resolution",
+    ):
         assert schemas[name]["additionalProperties"] is False, name
 
 

@@ -196,4 +196,6 @@ def _run_json(services: Any, run_id: UUID) -> models.Run:
     row = run_row(services.read_models.engine, str(run_id))
     if row is None:
         raise ReconciliationRunNotFoundError(run_id)
+    if row["summary"] is not None:  # completed: the summary as the report showed it (`classes` open then)
+        row["summary"] = report.summary
     return cast(models.Run, {**row, "report": report.as_json()})
