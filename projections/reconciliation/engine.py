@@ -16,6 +16,7 @@ and the error propagates: a clear message for the command line and the API, neve
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -112,10 +113,14 @@ def reconcile(
     source = STRIPE if records is not None else LEDGER
     try:
         return _run(app, runner, run_id, period, records, requested_by, stuck_after, progress)
-    except LedgerError as error:
-        app.reconciliation.fail_run(
-            run_id=run_id, period=period, source=source, requested_by=requested_by, reason=str(error)
-        )
+    except Exception as error:
+        # Whatever stopped it, the run is recorded as failed (a bug too, by its type), never left
+        # running; the error goes on to the caller.
+        reason = str(error) if isinstance(error, LedgerError) else f"{type(error).__name__}: {error}"
+        with suppress(LedgerError):  # the store itself is down: the original error says more
+            app.reconciliation.fail_run(
+                run_id=run_id, period=period, source=source, requested_by=requested_by, reason=reason
+            )
         raise
 
 
@@ -146,10 +151,7 @@ def _run(
             differences, matched = _differences(
                 conn, window, stripe=stripe, now=app.clock.now(), stuck_after=stuck_after
             )
-            classes = dict.fromkeys(CLASSES, 0)
-            for difference in differences:
-                classes[difference.cls] += 1
-            summary = summarise(conn, window, stripe=stripe, classes=classes, matched=matched)
+            summary = summarise(conn, window, stripe=stripe, classes=_open_after(conn, differences), matched=matched)
             fixed = _fixed(conn, differences, window, stripe=stripe)
             conn.rollback()
         finally:
@@ -168,6 +170,24 @@ def _run(
     ).result
     summary["classes"] = _open_classes(items)
     return Report(run_id, period, STRIPE if stripe else LEDGER, summary, items)
+
+
+def _open_after(conn: Connection, differences: Sequence[Difference]) -> dict[str, int]:
+    """Per class, the items this run leaves open: every difference found, but those explained
+    before (they stay explained); a resolved one found again is reopened."""
+    classes = dict.fromkeys(CLASSES, 0)
+    ids = [d.id for d in differences]
+    explained: set[str] = set()
+    for first in range(0, len(ids), 1_000):
+        query = select(reconciliation_items.c.item_id).where(
+            reconciliation_items.c.item_id.in_(ids[first : first + 1_000]),
+            reconciliation_items.c.status == EXPLAINED,
+        )
+        explained.update(row[0] for row in conn.execute(query))
+    for difference in differences:
+        if difference.id not in explained:
+            classes[difference.cls] += 1
+    return classes
 
 
 def _differences(
