@@ -513,3 +513,26 @@ def test_a_period_that_ends_before_it_starts_is_refused(books: Books) -> None:
     moment = datetime(2026, 3, 2, tzinfo=UTC)
     with pytest.raises(PeriodError, match="must end after it starts"):
         reconcile(books.app, books.runner, period=Period(moment, moment), records=None, requested_by="test")
+
+
+class _Broken(StripeRecords):
+    """A reader with a bug in it: the run must still be recorded, as failed, by its type."""
+
+    def charges(self, period: Period) -> Iterator[list[Any]]:
+        raise RuntimeError("a bug while reading charges")
+
+
+def test_a_run_stopped_by_a_bug_is_recorded_as_failed_not_left_running(books: Books) -> None:
+    broken = _Broken(API_KEY, api_base=books.stripe.base_url)
+    try:
+        with pytest.raises(RuntimeError):
+            reconcile(books.app, books.runner, period=books.period, records=broken, requested_by="test")
+    finally:
+        broken.close()
+    books.runner.catch_up()
+    with books.runner.engine.connect() as conn:
+        from projections.tables import reconciliation_runs
+
+        [row] = conn.execute(select(reconciliation_runs.c.status, reconciliation_runs.c.failure)).all()
+    assert row.status == FAILED
+    assert row.failure == "RuntimeError: a bug while reading charges"
