@@ -32,6 +32,7 @@ from ledger.money import Money
 from ledger.reconciliation.items import (
     AMOUNT_MISMATCH,
     CLASSES,
+    DISPUTE_MISMATCH,
     DUPLICATE_PAYMENT,
     EXPLAINED,
     INVOICE_INCONSISTENT,
@@ -47,7 +48,7 @@ from ledger.reconciliation.runs import COMPLETED, FAILED, LEDGER, RUNNING, STRIP
 from projections.reconciliation import matching, staging
 from projections.reconciliation import staging as s
 from projections.reconciliation.summary import summarise
-from projections.tables import payment_refunds, payments, processor_fees, reconciliation_items
+from projections.tables import payment_disputes, payment_refunds, payments, processor_fees, reconciliation_items
 
 STUCK_AFTER = timedelta(hours=1)
 FEES_PER_COMMAND = 500
@@ -60,6 +61,9 @@ STRIPE_CLASSES = frozenset(CLASSES)
 GLOBAL_CLASSES = frozenset({DUPLICATE_PAYMENT, STUCK_EVENT, INVOICE_INCONSISTENT})
 # Classes whose subject is the ledger's own record, in scope when the ledger recorded it in the period.
 LEDGER_SUBJECTS = frozenset({MISSING_IN_STRIPE, REFUND_MISSING_IN_STRIPE})
+# Classes the run also compares for Stripe's objects of the lookback when the ledger recorded
+# them in the period (a late webhook): in scope then, though Stripe made them before the period.
+LOOKBACK_MATCHED = frozenset({MISSING_IN_LEDGER, AMOUNT_MISMATCH, DISPUTE_MISMATCH})
 
 Progress = Callable[[str, int], None]
 
@@ -285,10 +289,24 @@ def _fixed(
             cls in GLOBAL_CLASSES
             or (item["stripe_id"] in seen)
             or (cls in LEDGER_SUBJECTS and _recorded_in(conn, item, window))
+            or (cls in LOOKBACK_MATCHED and _matched_in(conn, item, window))
         )
         if in_scope:
             fixed.append((UUID(item["item_id"]), _closing_events(conn, item)))
     return fixed
+
+
+def _matched_in(conn: Connection, item: dict[str, Any], window: matching.Window) -> bool:
+    """A payment or dispute Stripe made in the lookback before the period, that the ledger
+    recorded in the period: the run compares the two (matching.py), so it would have seen it."""
+    if item["class"] == DISPUTE_MISMATCH:
+        query = select(payment_disputes.c.opened_at).where(payment_disputes.c.dispute_id == item["stripe_id"])
+    else:
+        query = select(payments.c.created_at).where(
+            payments.c.provider == matching.PROVIDER, payments.c.provider_payment_id == item["stripe_id"]
+        )
+    at = conn.execute(query).scalar()
+    return at is not None and window.start <= matching._utc(at) < window.end
 
 
 def _recorded_in(conn: Connection, item: dict[str, Any], window: matching.Window) -> bool:

@@ -440,7 +440,11 @@ def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[
 
 def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Difference], dict[str, int]]:
     """refund_missing_in_ledger: Stripe's succeeded refunds of our payments that the ledger lacks."""
-    intent = func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent).label("intent")
+    # The payment's key as the ledger holds it: the PaymentIntent, or the charge made without one
+    # (as `apply` keyed it): `apply` of the refund looks the payment up by it.
+    intent = func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent, s.refunds.c.charge_id).label(
+        "intent"
+    )
     query = (
         select(
             s.refunds.c.id,
@@ -459,14 +463,7 @@ def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Diffe
         )
         .select_from(
             s.refunds.outerjoin(s.charges, s.charges.c.id == s.refunds.c.charge_id)
-            .outerjoin(
-                payments,
-                and_(
-                    payments.c.provider == PROVIDER,
-                    payments.c.provider_payment_id
-                    == func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent, s.refunds.c.charge_id),
-                ),
-            )
+            .outerjoin(payments, and_(payments.c.provider == PROVIDER, payments.c.provider_payment_id == intent))
             .outerjoin(payment_refunds, payment_refunds.c.refund_id == s.refunds.c.id)
             .outerjoin(invoice_status, invoice_status.c.invoice_id == payments.c.invoice_id)
         )
@@ -492,8 +489,8 @@ def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Diffe
                 invoice_id=row["invoice_id"],
                 payment_id=row["payment_id"],
                 explanation=(
-                    f"Stripe refunded {amount} of {_name(row)} (refund {row['id']} on PaymentIntent "
-                    f"{row['intent']}) and the ledger has no such refund{pending}."
+                    f"Stripe refunded {amount} of {_name(row)} (refund {row['id']} on {_payment_name(row)}) "
+                    f"and the ledger has no such refund{pending}."
                 ),
                 events=_events(_payment_ref(row)),
                 facts={
@@ -928,6 +925,13 @@ def _invoice_name(invoice_id: str | None, numbers: dict[str, str | None]) -> str
     return f"invoice {number}" if number else f"invoice {invoice_id}"
 
 
+def _payment_name(row: Any) -> str:
+    """A refund's payment as Stripe names it: its PaymentIntent, or its charge when it has none."""
+    if row["intent"] == row["charge_id"]:
+        return f"charge {row['charge_id']}"
+    return f"PaymentIntent {row['intent']}"
+
+
 def _name(row: Any) -> str:
     number = row.get("number")
     return f"invoice {number}" if number else f"invoice {row['invoice_id']}"
@@ -938,16 +942,20 @@ def _utc(moment: datetime) -> datetime:
 
 
 def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
-    """Which of `ids` this run read from the provider (its objects, or a charge's PaymentIntent):
-    an earlier item about one of them, not found again, was fixed; one about an object this run
-    did not read (another period) says nothing either way."""
+    """Which of `ids` this run read from the provider as the period's own (its objects, or a
+    charge's PaymentIntent): an earlier item about one of them, not found again, was fixed; one
+    about an object this run did not read, or read only in the lookback before the period (whose
+    differences the run does not report: they are the previous period's), says nothing either way."""
     wanted = sorted(set(ids))
     seen: set[str] = set()
     for first in range(0, len(wanted), 1_000):
         chunk = wanted[first : first + 1_000]
         for table in (s.charges, s.intents, s.refunds, s.disputes, s.payouts, s.transactions):
-            seen.update(row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(chunk))))
-        query = select(s.charges.c.payment_intent).where(s.charges.c.payment_intent.in_(chunk))
+            query = select(table.c.id).where(table.c.id.in_(chunk), table.c.in_period == true())
+            seen.update(row[0] for row in conn.execute(query))
+        query = select(s.charges.c.intent_key).where(
+            s.charges.c.intent_key.in_(chunk), s.charges.c.in_period == true()
+        )
         seen.update(row[0] for row in conn.execute(query))
     return seen
 

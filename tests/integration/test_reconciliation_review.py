@@ -1,0 +1,235 @@
+"""Reconciliation, reviewed: the cases a finance team meets that the first stories did not.
+
+Each test stages Stripe's side with the in-memory account of tests/stripe_world.py (its
+`FakeRecords` pages and filters as Stripe's list endpoints do) and the ledger through webhooks,
+then checks one thing the engine must get right. Both backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import Engine
+
+from adapters.clock import ManualClock
+from adapters.read_models import projection_runner
+from adapters.stripe.payloads import read_event
+from commands.application import BillingApplication
+from commands.ingestion.stripe_events import ingest
+from commands.messages import NewLine
+from commands.reconciliation.facts import BalanceTransactionFact, Period, RefundFact
+from ledger.money import Money
+from ledger.reconciliation.items import (
+    DUPLICATE_PAYMENT,
+    MISSING_IN_LEDGER,
+    OPEN,
+    REFUND_MISSING_IN_LEDGER,
+    item_id_for,
+)
+from projections.reconciliation.engine import Report, reconcile
+from projections.runner import ProjectionRunner
+from tests.conftest import AppFactory
+from tests.stripe_world import Fact, FakeRecords, StripeWorld
+
+DAY = timedelta(days=1)
+
+
+@dataclass
+class Account:
+    app: BillingApplication
+    runner: ProjectionRunner
+    clock: ManualClock
+    world: StripeWorld
+
+    def invoice(self, total: int, currency: str = "usd") -> UUID:
+        invoice_id = self.app.create_draft(
+            customer={"email": "ap@example.com", "name": "Example"},
+            currency=currency,
+            lines=[NewLine("Consulting", 1, total)],
+        ).result
+        self.app.issue(invoice_id)
+        return invoice_id
+
+    def at(self, moment: datetime) -> None:
+        """Both clocks at `moment`: the ledger's and Stripe's."""
+        self.clock.set(moment)
+        self.world.clock = int(moment.timestamp())
+
+    def deliver(self, fact: Fact) -> None:
+        for body in fact.webhooks:
+            ingest(self.app, read_event(body.decode()))
+
+    def reconcile(self, period: Period, *, stripe: bool = True) -> Report:
+        records = FakeRecords(self.world) if stripe else None
+        return reconcile(self.app, self.runner, period=period, records=records, requested_by="review")
+
+    def status(self, item_id: UUID) -> str:
+        return self.app.reconciliation.item(item_id).status
+
+
+@pytest.fixture
+def account(make_app: AppFactory, engine: Engine, clock: ManualClock) -> Account:
+    app = make_app()
+    world = StripeWorld()
+    world.clock = int(clock.now().timestamp())
+    return Account(app, projection_runner(app, engine), clock, world)
+
+
+def open_items(report: Report) -> list[dict[str, Any]]:
+    return [item for item in report.items if item["status"] == OPEN]
+
+
+def around(moment: datetime) -> Period:
+    return Period(moment - DAY, moment + DAY)
+
+
+# ------------------------------------------------------------------------------ the period's edges
+
+
+def test_an_item_of_the_last_period_is_not_fixed_by_a_run_that_read_it_only_as_lookback(account: Account) -> None:
+    """The staging reads three days before the period so that late webhooks still match; what it
+    reads there is not the period's, and an item about it is not this run's to call fixed."""
+    start = account.clock.now()
+    march = Period(start, start + DAY)
+    account.at(start + DAY - timedelta(hours=1))  # the last hour of the first period
+    invoice_id = account.invoice(5_000)
+    payment = account.world.pay(invoice_id, 5_000, 0)  # its webhook never arrives
+
+    [item] = open_items(account.reconcile(march))
+    assert (item["class"], item["stripe_id"]) == (MISSING_IN_LEDGER, payment.stripe_id)
+
+    account.at(start + DAY + timedelta(hours=2))
+    next_day = Period(start + DAY, start + 2 * DAY)
+    report = account.reconcile(next_day)
+    assert item["id"] not in {i["id"] for i in report.items}  # not this period's difference
+    assert account.status(UUID(item["id"])) == OPEN  # nothing fixed it: the payment is still missing
+
+
+# ------------------------------------------------------------------------------ a charge without a PaymentIntent
+
+
+def test_a_refund_of_a_charge_made_without_a_payment_intent_can_be_applied(account: Account) -> None:
+    """A charge made with the Charges API has no PaymentIntent: the ledger keys its payment by the
+    charge, and a refund of it must name that key for `apply`, and the charge in its sentence."""
+    now = account.clock.now()
+    invoice_id = account.invoice(8_000)
+    world = account.world
+    world.pay(invoice_id, 8_000, 0)
+    world.charges[-1] = replace(world.charges[-1], payment_id=None)
+    world.intents.clear()
+    charge = world.charges[-1]
+    world.clock += 60
+    refund_txn = BalanceTransactionFact(
+        id="txn_RefundOfBareCharge",
+        kind="refund",
+        amount=Money(-2_000, "usd"),
+        fee=Money(0, "usd"),
+        net=Money(-2_000, "usd"),
+        source="re_OfBareCharge",
+        status="available",
+        created=world.clock,
+    )
+    world.transactions.append(refund_txn)
+    world.refunds.append(
+        RefundFact(
+            id="re_OfBareCharge",
+            charge_id=charge.id,
+            payment_id=None,
+            amount=Money(2_000, "usd"),
+            status="succeeded",
+            balance_transaction=refund_txn.id,
+            created=world.clock,
+        )
+    )
+
+    [payment_item] = open_items(account.reconcile(around(now)))
+    assert (payment_item["class"], payment_item["stripe_id"]) == (MISSING_IN_LEDGER, charge.id)
+    account.app.reconciliation.resolve(UUID(payment_item["id"]), action="apply", note="from Stripe", by="review")
+
+    [refund_item] = open_items(account.reconcile(around(now)))
+    assert refund_item["class"] == REFUND_MISSING_IN_LEDGER
+    assert "None" not in refund_item["explanation"]
+    assert charge.id in refund_item["explanation"]
+    account.app.reconciliation.resolve(UUID(refund_item["id"]), action="apply", note="from Stripe", by="review")
+    assert account.app.invoice(invoice_id).amount_refunded == 2_000
+    assert open_items(account.reconcile(around(now))) == []
+
+
+# ------------------------------------------------------------------------------ duplicates, seen by both kinds of run
+
+
+def test_a_duplicate_only_stripe_can_see_is_not_fixed_by_a_ledger_only_run(account: Account) -> None:
+    """Paid twice at Stripe, the second webhook lost: the ledger alone sees one payment, and
+    cannot tell that the overpayment is gone."""
+    now = account.clock.now()
+    invoice_id = account.invoice(3_000)
+    account.deliver(account.world.pay(invoice_id, 3_000, 0))
+    account.world.pay(invoice_id, 3_000, 0)  # its webhook never arrives
+
+    report = account.reconcile(around(now))
+    assert sorted(i["class"] for i in open_items(report)) == [DUPLICATE_PAYMENT, MISSING_IN_LEDGER]
+    duplicate = item_id_for(DUPLICATE_PAYMENT, str(invoice_id))
+
+    account.reconcile(around(now), stripe=False)
+    assert account.status(duplicate) == OPEN
+
+
+def test_a_duplicate_the_ledger_holds_is_not_fixed_by_a_stripe_run_that_did_not_read_the_first_charge(
+    account: Account,
+) -> None:
+    """Paid on the 2nd and again on the 20th: a Stripe run of the 20th reads only the second
+    charge (and three days before); the ledger still holds both payments, so the duplicate stands."""
+    start = account.clock.now()
+    invoice_id = account.invoice(3_000)
+    account.deliver(account.world.pay(invoice_id, 3_000, 0))
+    later = start + 18 * DAY
+    account.at(later)
+    account.deliver(account.world.pay(invoice_id, 3_000, 0))
+
+    ledger_run = account.reconcile(around(later), stripe=False)
+    assert [i["class"] for i in open_items(ledger_run)] == [DUPLICATE_PAYMENT]
+    duplicate = item_id_for(DUPLICATE_PAYMENT, str(invoice_id))
+
+    account.reconcile(around(later))
+    assert account.status(duplicate) == OPEN
+    assert account.app.invoice(invoice_id).amount_paid == 6_000  # still paid twice
+
+
+# ------------------------------------------------------------------------------ the summary
+
+
+def test_a_refund_that_failed_at_stripe_leaves_stripes_own_figures_adding_up(account: Account) -> None:
+    """A refund Stripe could not make (the card closed) returns the money with a `refund_failure`
+    balance transaction: Stripe's refunds for the period are then nil, and its headings still
+    add up to its net, as a finance person checks them."""
+    now = account.clock.now()
+    invoice_id = account.invoice(10_000)
+    world = account.world
+    payment = world.pay(invoice_id, 10_000, 320)
+    account.deliver(payment)
+    refund = world.refund(payment, 3_000)
+    account.deliver(refund)
+    world.clock += 60
+    world.refunds[-1] = replace(world.refunds[-1], status="failed")
+    world.transactions.append(
+        BalanceTransactionFact(
+            id="txn_RefundFailure",
+            kind="refund_failure",
+            amount=Money(3_000, "usd"),
+            fee=Money(0, "usd"),
+            net=Money(3_000, "usd"),
+            source=refund.stripe_id,
+            status="available",
+            created=world.clock,
+        )
+    )
+
+    report = account.reconcile(around(now))
+    theirs = report.summary["currencies"]["usd"]["stripe"]
+    assert theirs["net"] == 10_000 - 320
+    assert theirs["gross"] - theirs["refunds"] - theirs["disputes"] - theirs["fees"] == theirs["net"]
+    assert theirs["refunds"] == 0
