@@ -48,7 +48,14 @@ from ledger.reconciliation.runs import COMPLETED, FAILED, LEDGER, RUNNING, STRIP
 from projections.reconciliation import matching, staging
 from projections.reconciliation import staging as s
 from projections.reconciliation.summary import summarise
-from projections.tables import payment_disputes, payment_refunds, payments, processor_fees, reconciliation_items
+from projections.tables import (
+    payment_disputes,
+    payment_refunds,
+    payments,
+    processor_fees,
+    reconciliation_items,
+    reconciliation_runs,
+)
 
 STUCK_AFTER = timedelta(hours=1)
 FEES_PER_COMMAND = 500
@@ -278,13 +285,30 @@ def _fixed(
             reconciliation_items.c["class"],
             reconciliation_items.c.stripe_id,
             reconciliation_items.c.payment_id,
-        ).where(reconciliation_items.c.status.in_((OPEN, EXPLAINED, RESOLVED)))
+            reconciliation_items.c.status,
+            reconciliation_runs.c.source.label("found_by"),
+        )
+        .select_from(
+            reconciliation_items.outerjoin(
+                reconciliation_runs, reconciliation_runs.c.run_id == reconciliation_items.c.last_run_id
+            )
+        )
+        .where(reconciliation_items.c.status.in_((OPEN, EXPLAINED, RESOLVED)))
     ).mappings()
     candidates = [dict(r) for r in rows if r["item_id"] not in found and r["class"] in checked]
     seen = matching.staged_among(conn, [c["stripe_id"] for c in candidates if c["stripe_id"]]) if stripe else set()
+    # A duplicate is judged by each kind of run on what it reads: a Stripe run on the charges of
+    # the period and its lookback (an earlier payment of the invoice is not among them), a ledger
+    # run on the ledger's payments (a payment whose webhook was lost is not among them). Neither
+    # may call fixed what only the other can see: a Stripe run leaves a duplicate the ledger's
+    # own payments still show, a ledger run one that a Stripe run found.
+    still_paid_twice = {d.id for d in matching.duplicate_payments(conn, window, stripe=False)} if stripe else set()
     fixed = []
     for item in candidates:
         cls = item["class"]
+        unseen = item["item_id"] in still_paid_twice or (not stripe and item["found_by"] == STRIPE)
+        if cls == DUPLICATE_PAYMENT and item["status"] != RESOLVED and unseen:
+            continue
         in_scope = (
             cls in GLOBAL_CLASSES
             or (item["stripe_id"] in seen)

@@ -953,9 +953,7 @@ def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
         for table in (s.charges, s.intents, s.refunds, s.disputes, s.payouts, s.transactions):
             query = select(table.c.id).where(table.c.id.in_(chunk), table.c.in_period == true())
             seen.update(row[0] for row in conn.execute(query))
-        query = select(s.charges.c.intent_key).where(
-            s.charges.c.intent_key.in_(chunk), s.charges.c.in_period == true()
-        )
+        query = select(s.charges.c.intent_key).where(s.charges.c.intent_key.in_(chunk), s.charges.c.in_period == true())
         seen.update(row[0] for row in conn.execute(query))
     return seen
 

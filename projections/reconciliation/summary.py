@@ -3,7 +3,7 @@
 Both sides use the same headings, in minor units of the currency:
 
     gross     money collected (Stripe: `charge` and `payment` balance transactions)
-    refunds   money given back (Stripe: `refund`, `payment_refund`; positive here)
+    refunds   money given back (Stripe: `refund`, `payment_refund`, less `refund_failure`; positive here)
     disputes  money withdrawn by disputes not won (Stripe: `adjustment`; positive here)
     fees      what the processor kept (Stripe: every transaction's `fee`)
     net       gross - refunds - disputes - fees (Stripe: the sum of `net`, payouts excluded)
@@ -31,7 +31,9 @@ from projections.tables import journal, payment_disputes, payment_refunds, payme
 
 HEADINGS = ("gross", "refunds", "disputes", "fees", "net", "payouts")
 GROSS_KINDS = ("charge", "payment")
-REFUND_KINDS = ("refund", "payment_refund")
+# A refund that failed after it was made (the card closed) comes back as `refund_failure`, a
+# positive amount: it takes the refund back out of the period's refunds, as it does out of net.
+REFUND_KINDS = ("refund", "payment_refund", "refund_failure")
 DISPUTE_KINDS = ("adjustment",)
 PAYOUT_KINDS = ("payout", "payout_failure", "payout_cancel")
 

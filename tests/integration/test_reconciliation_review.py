@@ -28,6 +28,7 @@ from ledger.reconciliation.items import (
     MISSING_IN_LEDGER,
     OPEN,
     REFUND_MISSING_IN_LEDGER,
+    REFUND_MISSING_IN_STRIPE,
     item_id_for,
 )
 from projections.reconciliation.engine import Report, reconcile
@@ -233,3 +234,12 @@ def test_a_refund_that_failed_at_stripe_leaves_stripes_own_figures_adding_up(acc
     assert theirs["net"] == 10_000 - 320
     assert theirs["gross"] - theirs["refunds"] - theirs["disputes"] - theirs["fees"] == theirs["net"]
     assert theirs["refunds"] == 0
+    # The ledger still holds the refund: one item says so, and it is the whole difference.
+    [item] = open_items(report)
+    assert (item["class"], item["stripe_id"], item["amount_ledger"]) == (
+        REFUND_MISSING_IN_STRIPE,
+        refund.stripe_id,
+        3_000,
+    )
+    assert "it is failed there" in item["explanation"]
+    assert report.summary["currencies"]["usd"]["difference"] == -3_000
