@@ -34,6 +34,7 @@ from ledger.reconciliation.items import (
     PAYOUT_MISMATCH,
     REFUND_MISSING_IN_LEDGER,
     REFUND_MISSING_IN_STRIPE,
+    RESOLVED,
     STUCK_EVENT,
     UNATTRIBUTED,
     Difference,
@@ -47,6 +48,7 @@ from projections.tables import (
     payments,
     payouts,
     processor_fees,
+    reconciliation_items,
     webhook_events,
 )
 
@@ -263,6 +265,7 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
             payments.c.status == "succeeded",
             window.ledger(payments.c.created_at),
             not_(succeeded_there),
+            not_(seen_at_stripe(MISSING_IN_LEDGER, payments.c.provider_payment_id)),
         )
     )
     found = []
@@ -528,6 +531,9 @@ def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Differen
             payments.c.provider == PROVIDER,
             window.ledger(payment_refunds.c.recorded_at),
             or_(stripe_status.is_(None), stripe_status != "succeeded"),
+            or_(
+                stripe_status.is_not(None), not_(seen_at_stripe(REFUND_MISSING_IN_LEDGER, payment_refunds.c.refund_id))
+            ),
         )
     )
     found = []
@@ -628,7 +634,10 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
                 },
             )
         )
-    unknown = not_(exists().where(s.disputes.c.id == payment_disputes.c.dispute_id))
+    unknown = and_(
+        not_(exists().where(s.disputes.c.id == payment_disputes.c.dispute_id)),
+        not_(seen_at_stripe(DISPUTE_MISMATCH, payment_disputes.c.dispute_id)),
+    )
     query = (
         select(payment_disputes, payments.c.provider_payment_id, invoice_status.c.number)
         .select_from(
@@ -939,6 +948,19 @@ def _name(row: Any) -> str:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def seen_at_stripe(cls: str, stripe_id: Any) -> ColumnElement[bool]:
+    """An earlier run read this object from Stripe, found the ledger without it (`cls`), and the
+    item is resolved: applied, or fixed by the late webhook. The ledger then recorded it when it
+    learnt of it, maybe weeks after Stripe made it: a later period's run, which does not read
+    Stripe that far back, must not take it for something Stripe does not have (Stripe's
+    payments, refunds and disputes are not taken back; a refund that fails shows as failed)."""
+    return exists().where(
+        reconciliation_items.c["class"] == cls,
+        reconciliation_items.c.stripe_id == stripe_id,
+        reconciliation_items.c.status == RESOLVED,
+    )
 
 
 def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:

@@ -243,3 +243,37 @@ def test_a_refund_that_failed_at_stripe_leaves_stripes_own_figures_adding_up(acc
     )
     assert "it is failed there" in item["explanation"]
     assert report.summary["currencies"]["usd"]["difference"] == -3_000
+
+
+# ------------------------------------------------------------------------------ applied in a later period
+
+
+def test_a_payment_applied_while_reconciling_last_month_is_not_missing_in_stripe_this_month(
+    account: Account,
+) -> None:
+    """March is reconciled on April 5th, and a payment of March 21st is applied then: the ledger
+    records it in April, but Stripe made it in March, where it is matched. April's run, which
+    reads Stripe from March 29th on only, must not call it a payment Stripe does not have."""
+    march_start = account.clock.now()
+    march = Period(march_start, march_start + 30 * DAY)
+    april = Period(march.end, march.end + 30 * DAY)
+    account.at(march.end - 10 * DAY)  # before April's lookback
+    invoice_id = account.invoice(5_000)
+    account.world.pay(invoice_id, 5_000, 150)  # its webhook never arrives
+    refund = account.world.refund(account.world.facts[-1], 1_000)  # nor does the refund's
+
+    account.at(april.start + 5 * DAY)
+    [item] = open_items(account.reconcile(march))
+    account.app.reconciliation.resolve(UUID(item["id"]), action="apply", note="from Stripe", by="review")
+    [refund_item] = open_items(account.reconcile(march))
+    assert refund_item["stripe_id"] == refund.stripe_id
+    account.app.reconciliation.resolve(UUID(refund_item["id"]), action="apply", note="from Stripe", by="review")
+    settled = account.reconcile(march)
+    assert open_items(settled) == []
+    assert settled.summary["currencies"]["usd"]["difference"] == 0
+
+    account.at(april.end - DAY)
+    report = account.reconcile(april)
+    assert open_items(report) == []
+    usd = report.summary["currencies"].get("usd")
+    assert usd is None or (usd["ledger"]["gross"], usd["ledger"]["refunds"], usd["difference"]) == (0, 0, 0)
