@@ -801,7 +801,77 @@ def payouts_against_stripe(conn: Connection) -> tuple[list[Difference], dict[str
             )
         if agreed and settled:
             matched += 1
+    found += _payouts_returned(conn)
     return found, {"payouts": matched}
+
+
+def _payouts_returned(conn: Connection) -> list[Difference]:
+    """A payout made before the period that failed in it: Stripe lists the payout in the period
+    it was made, and in this one only the `payout_failure` balance transaction that put the money
+    back. The ledger that still holds it as paid (its webhook lost) has money in the bank that is
+    in Stripe's balance: the same item as when the payout's own period is run again."""
+    t = s.transactions.c
+    query = (
+        select(
+            t.id,
+            t.source,
+            t.currency,
+            t.amount,
+            payouts.c.payout_id.label("ledger_id"),
+            payouts.c.amount.label("ledger_amount"),
+            payouts.c.status.label("ledger_status"),
+            payouts.c.version.label("ledger_version"),
+        )
+        .select_from(
+            s.transactions.outerjoin(
+                payouts, and_(payouts.c.provider == PROVIDER, payouts.c.provider_payout_id == t.source)
+            )
+        )
+        .where(
+            t.kind == "payout_failure",
+            t.in_period == true(),
+            t.source.is_not(None),
+            not_(exists().where(s.payouts.c.id == t.source)),  # staged: compared with its own status
+            or_(payouts.c.status.is_(None), payouts.c.status != "failed"),
+        )
+    )
+    found = []
+    for row in conn.execute(query).mappings():
+        amount = money(row["amount"], row["currency"])
+        if row["ledger_id"] is None:
+            what = "the ledger has not recorded it"
+        else:
+            what = f"the ledger holds it as {row['ledger_status']}, {money(row['ledger_amount'], row['currency'])}"
+        applicable = row["ledger_id"] is None or row["ledger_amount"] == row["amount"]
+        found.append(
+            Difference(
+                id=str(item_id_for(PAYOUT_MISMATCH, f"{row['source']}:recorded")),
+                cls=PAYOUT_MISMATCH,
+                currency=row["currency"],
+                amount_ledger=row["ledger_amount"],
+                amount_stripe=row["amount"],
+                stripe_id=row["source"],
+                invoice_id=None,
+                payment_id=None,
+                explanation=(
+                    f"Stripe payout {row['source']} of {amount} failed: Stripe put the money back in its "
+                    f"balance (balance transaction {row['id']}) and {what}."
+                ),
+                events=[{"id": row["ledger_id"], "version": row["ledger_version"]}] if row["ledger_id"] else [],
+                facts={
+                    "kind": "payout",
+                    "payout": row["source"],
+                    "amount": row["amount"],
+                    "currency": row["currency"],
+                    "status": "failed",
+                    "failure_code": "payout_failed",  # the webhook's code when Stripe gives none
+                    "failure_message": f"returned by balance transaction {row['id']}",
+                }
+                if applicable
+                else {"kind": "none"},
+            )
+        )
+    return found
 
 
 # ------------------------------------------------------------------------------ the ledger alone
@@ -976,6 +1046,13 @@ def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
             query = select(table.c.id).where(table.c.id.in_(chunk), table.c.in_period == true())
             seen.update(row[0] for row in conn.execute(query))
         query = select(s.charges.c.intent_key).where(s.charges.c.intent_key.in_(chunk), s.charges.c.in_period == true())
+        seen.update(row[0] for row in conn.execute(query))
+        # A payout of an earlier period that failed in this one: read through its failure.
+        query = select(s.transactions.c.source).where(
+            s.transactions.c.source.in_(chunk),
+            s.transactions.c.kind == "payout_failure",
+            s.transactions.c.in_period == true(),
+        )
         seen.update(row[0] for row in conn.execute(query))
     return seen
 

@@ -27,13 +27,16 @@ from ledger.reconciliation.items import (
     DUPLICATE_PAYMENT,
     MISSING_IN_LEDGER,
     OPEN,
+    PAYOUT_MISMATCH,
     REFUND_MISSING_IN_LEDGER,
     REFUND_MISSING_IN_STRIPE,
+    RESOLVED,
     item_id_for,
 )
 from projections.reconciliation.engine import Report, reconcile
 from projections.runner import ProjectionRunner
 from tests.conftest import AppFactory
+from tests.stripe_payloads import event_payload
 from tests.stripe_world import Fact, FakeRecords, StripeWorld
 
 DAY = timedelta(days=1)
@@ -277,3 +280,66 @@ def test_a_payment_applied_while_reconciling_last_month_is_not_missing_in_stripe
     assert open_items(report) == []
     usd = report.summary["currencies"].get("usd")
     assert usd is None or (usd["ledger"]["gross"], usd["ledger"]["refunds"], usd["difference"]) == (0, 0, 0)
+
+
+# ------------------------------------------------------------------------------ payouts
+
+
+@pytest.mark.parametrize("late_webhook", [False, True], ids=["applied", "late-webhook"])
+def test_a_payout_that_fails_the_month_after_it_was_paid_is_found_in_the_month_it_failed(
+    account: Account, late_webhook: bool
+) -> None:
+    """A payout paid on March 28th bounces on April 3rd (the bank account closed): Stripe puts the
+    money back with a `payout_failure` balance transaction in April. The payout itself was made
+    in March, so April's run does not list it; the failure is April's, and its webhook was lost."""
+    march_start = account.clock.now()
+    march = Period(march_start, march_start + 30 * DAY)
+    april = Period(march.end, march.end + 30 * DAY)
+    account.at(march.end - 5 * DAY)
+    invoice_id = account.invoice(10_000)
+    account.deliver(account.world.pay(invoice_id, 10_000, 0))
+    account.at(march.end - 3 * DAY)
+    payout = account.world.payout()
+    assert payout is not None
+    account.deliver(payout)
+    assert open_items(account.reconcile(march)) == []
+
+    account.at(april.start + 2 * DAY)
+    world = account.world
+    world.payouts[-1] = replace(world.payouts[-1], status="failed", failure_code="account_closed")
+    world.transactions.append(
+        BalanceTransactionFact(
+            id="txn_PayoutFailure",
+            kind="payout_failure",
+            amount=Money(10_000, "usd"),
+            fee=Money(0, "usd"),
+            net=Money(10_000, "usd"),
+            source=payout.stripe_id,
+            status="available",
+            created=world.clock,
+        )
+    )
+
+    [item] = open_items(account.reconcile(april))
+    assert (item["class"], item["stripe_id"]) == (PAYOUT_MISMATCH, payout.stripe_id)
+    assert (item["amount_stripe"], item["amount_ledger"]) == (10_000, 10_000)
+    assert "100.00 USD" in item["explanation"]
+    if late_webhook:
+        body = event_payload(
+            "payout.failed",
+            "payout",
+            event_id="evt_PayoutFailedLate",
+            created=world.clock,
+            id=payout.stripe_id,
+            amount=10_000,
+            currency="usd",
+            status="failed",
+        )
+        ingest(account.app, read_event(body.decode()))
+        rerun = account.reconcile(april)
+        fixed = next(i for i in rerun.items if i["id"] == item["id"])
+        assert (fixed["status"], fixed["resolution"]["action"]) == (RESOLVED, "fixed")
+    else:
+        account.app.reconciliation.resolve(UUID(item["id"]), action="apply", note="the bank returned it", by="review")
+    assert open_items(account.reconcile(april)) == []
+    assert open_items(account.reconcile(march)) == []  # the same difference, settled
