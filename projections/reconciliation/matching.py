@@ -360,15 +360,20 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
         total = money(row["total"], row["currency"])
         paid = money(row["paid"], row["currency"])
         facts: dict[str, Any] = {"kind": "none"}
-        if latest is not None and latest["charge"]:
-            facts = {
-                "kind": "duplicate",
-                "payment_intent": latest["intent"],
-                "charge": latest["charge"],
-                "amount": latest["amount"],
-                "currency": row["currency"],
-            }
-        refund = f" The latest, {latest['intent']}, is the one to refund." if latest is not None else ""
+        refund = ""
+        if latest is not None:
+            # What goes back is the overpayment, no more (paid 30.00 twice for 50.00: 10.00), and
+            # no more than the charge still holds.
+            back = min(latest["amount"], row["paid"] - row["total"])
+            refund = f" Refund {money(back, row['currency'])} of the latest payment, {latest['intent']}."
+            if latest["charge"]:
+                facts = {
+                    "kind": "duplicate",
+                    "payment_intent": latest["intent"],
+                    "charge": latest["charge"],
+                    "amount": back,
+                    "currency": row["currency"],
+                }
         found.append(
             Difference(
                 id=str(item_id_for(DUPLICATE_PAYMENT, invoice_id)),
@@ -391,7 +396,8 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
 
 
 def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[str, Any] | None:
-    """The newest succeeded payment of an invoice: the one a duplicate refund gives back."""
+    """The newest succeeded payment of an invoice that still holds money (not refunded in full
+    already): the one a duplicate refund gives back; `amount` is what it still holds."""
     if stripe:
         invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id)
         row = (
@@ -399,10 +405,14 @@ def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[
                 select(
                     s.charges.c.id.label("charge"),
                     _intent_key().label("intent"),
-                    s.charges.c.amount_captured.label("amount"),
+                    (s.charges.c.amount_captured - s.charges.c.amount_refunded).label("amount"),
                 )
                 .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
-                .where(_succeeded_charge(), invoice == invoice_id)
+                .where(
+                    _succeeded_charge(),
+                    invoice == invoice_id,
+                    s.charges.c.amount_captured > s.charges.c.amount_refunded,
+                )
                 .order_by(s.charges.c.created.desc(), s.charges.c.id.desc())
                 .limit(1)
             )
@@ -422,11 +432,16 @@ def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[
                 payments.c.payment_id,
                 payments.c.charge_id.label("charge"),
                 payments.c.provider_payment_id.label("intent"),
-                payments.c.amount_captured.label("amount"),
+                (payments.c.amount_captured - payments.c.amount_refunded).label("amount"),
                 payments.c.provider,
             )
-            .where(payments.c.invoice_id == invoice_id, payments.c.status == "succeeded")
-            .order_by(payments.c.updated_at.desc(), payments.c.payment_id.desc())
+            .where(
+                payments.c.invoice_id == invoice_id,
+                payments.c.status == "succeeded",
+                payments.c.amount_captured > payments.c.amount_refunded,
+            )
+            # The newest by when it was made (a refund of an older one changes its updated_at).
+            .order_by(payments.c.created_at.desc(), payments.c.payment_id.desc())
             .limit(1)
         )
         .mappings()

@@ -343,3 +343,98 @@ def test_a_payout_that_fails_the_month_after_it_was_paid_is_found_in_the_month_i
         account.app.reconciliation.resolve(UUID(item["id"]), action="apply", note="the bank returned it", by="review")
     assert open_items(account.reconcile(april)) == []
     assert open_items(account.reconcile(march)) == []  # the same difference, settled
+
+
+# ------------------------------------------------------------------------------ currencies
+
+
+def test_a_period_in_three_currencies_is_summed_and_explained_in_each(account: Account) -> None:
+    """Dollars, yen (no decimals) and Kuwaiti dinars (three): each currency summed on its own,
+    and each amount written with its currency's own decimals."""
+    now = account.clock.now()
+    world = account.world
+    delivered = []
+    for currency, amount, fee in (("usd", 12_345, 390), ("jpy", 5_000, 180), ("kwd", 12_340, 370)):
+        world.currency = currency
+        invoice_id = account.invoice(amount, currency)
+        delivered.append((currency, world.pay(invoice_id, amount, fee)))
+    for currency, payment in delivered:
+        if currency != "jpy":
+            account.deliver(payment)
+
+    report = account.reconcile(around(now))
+    [item] = open_items(report)
+    assert (item["class"], item["currency"], item["amount_stripe"]) == (MISSING_IN_LEDGER, "jpy", 5_000)
+    assert "5,000 JPY" in item["explanation"]
+    currencies = report.summary["currencies"]
+    assert sorted(currencies) == ["jpy", "kwd", "usd"]
+    assert currencies["usd"]["stripe"]["net"] == currencies["usd"]["ledger"]["net"] == 12_345 - 390
+    assert currencies["kwd"]["stripe"]["net"] == currencies["kwd"]["ledger"]["net"] == 12_340 - 370
+    assert (currencies["usd"]["difference"], currencies["kwd"]["difference"]) == (0, 0)
+    # The yen were collected at Stripe and are not in the books: the fee is, the payment is not.
+    assert currencies["jpy"]["stripe"]["net"] == 5_000 - 180
+    assert currencies["jpy"]["ledger"] == {
+        "gross": 0,
+        "refunds": 0,
+        "disputes": 0,
+        "fees": 180,
+        "net": -180,
+        "payouts": 0,
+    }
+    assert currencies["jpy"]["difference"] == -5_000
+
+    account.app.reconciliation.resolve(UUID(item["id"]), action="apply", note="from Stripe", by="review")
+    settled = account.reconcile(around(now))
+    assert open_items(settled) == []
+    assert {c: v["difference"] for c, v in settled.summary["currencies"].items()} == {"jpy": 0, "kwd": 0, "usd": 0}
+    assert set(settled.summary["journal"].values()) == {0}
+
+
+# ------------------------------------------------------------------------------ what a duplicate's refund gives back
+
+
+def duplicate_facts(account: Account, invoice_id: UUID) -> dict[str, Any]:
+    return account.app.reconciliation.item(item_id_for(DUPLICATE_PAYMENT, str(invoice_id))).found.facts
+
+
+@pytest.mark.parametrize("stripe", [True, False], ids=["stripe", "ledger"])
+def test_a_duplicate_refund_gives_back_the_overpayment_not_more(account: Account, stripe: bool) -> None:
+    """An invoice of 50.00 paid 30.00 and then 30.00 again is overpaid by 10.00: refunding the
+    whole second charge would leave it 20.00 short."""
+    now = account.clock.now()
+    invoice_id = account.invoice(5_000)
+    account.deliver(account.world.pay(invoice_id, 3_000, 0))
+    account.clock.advance(timedelta(minutes=5))
+    second = account.world.pay(invoice_id, 3_000, 0)
+    account.deliver(second)
+
+    [item] = open_items(account.reconcile(around(now), stripe=stripe))
+    assert (item["class"], item["amount_ledger"], item["amount_stripe"]) == (DUPLICATE_PAYMENT, 5_000, 6_000)
+    facts = duplicate_facts(account, invoice_id)
+    assert (facts["payment_intent"], facts["amount"]) == (second.stripe_id, 1_000)
+    assert "10.00 USD" in item["explanation"]
+
+
+@pytest.mark.parametrize("stripe", [True, False], ids=["stripe", "ledger"])
+def test_a_duplicate_refund_names_a_payment_that_still_holds_the_money(account: Account, stripe: bool) -> None:
+    """Paid three times; the third was refunded in full already, and the first partly (so the
+    ledger touched it last). The one to refund is the second: the latest that still holds money."""
+    now = account.clock.now()
+    invoice_id = account.invoice(3_000)
+    payments = []
+    for _ in range(3):
+        payments.append(account.world.pay(invoice_id, 3_000, 0))
+        account.deliver(payments[-1])
+        account.clock.advance(timedelta(minutes=5))
+    world = account.world
+    for payment, amount in ((payments[2], 3_000), (payments[0], 500)):
+        account.deliver(world.refund(payment, amount))
+        index = next(i for i, c in enumerate(world.charges) if c.payment_id == payment.stripe_id)
+        world.charges[index] = replace(world.charges[index], amount_refunded=Money(amount, "usd"))
+        account.clock.advance(timedelta(minutes=5))
+
+    [item] = open_items(account.reconcile(around(now), stripe=stripe))
+    assert (item["class"], item["amount_stripe"]) == (DUPLICATE_PAYMENT, 5_500)
+    facts = duplicate_facts(account, invoice_id)
+    assert (facts["payment_intent"], facts["amount"]) == (payments[1].stripe_id, 2_500)
+    assert payments[1].stripe_id in item["explanation"]
