@@ -141,11 +141,13 @@ def payments_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
         payments.c.amount_captured == s.charges.c.amount_captured,
         payments.c.currency == s.charges.c.currency,
     )
-    matched = conn.execute(select(func.count()).select_from(query.where(agreed).subquery())).scalar_one()
+    # The period's: made at Stripe in it, or recorded here in it (the lookback's are not counted).
+    periods = or_(s.charges.c.in_period == true(), window.ledger(payments.c.created_at))
+    matched = conn.execute(select(func.count()).select_from(query.where(agreed, periods).subquery())).scalar_one()
     # Only what disagrees comes back: the rows that agree are counted, never held.
     query = query.where(
         or_(payments.c.payment_id.is_(None), not_(agreed)),  # no payment: NOT(NULL AND ...) is NULL
-        or_(s.charges.c.in_period == true(), window.ledger(payments.c.created_at)),
+        periods,
     )
     rows = [dict(r) for r in conn.execute(query).mappings()]
     numbers = _invoice_numbers(conn, {r["invoice"] for r in rows if r["invoice"]})
@@ -180,8 +182,8 @@ def _missing_in_ledger(row: dict[str, Any], numbers: dict[str, str | None]) -> D
         invoice_id=row["invoice"],
         payment_id=row["payment_id"],
         explanation=(
-            f"Stripe collected {amount} for {invoice} (charge {row['charge']}, PaymentIntent "
-            f"{row['intent']}) and {state}: its webhook never arrived or was not applied."
+            f"Stripe collected {amount} for {invoice} ({_charge_and_key(row['charge'], row['intent'])}) "
+            f"and {state}: its webhook never arrived or was not applied."
         ),
         events=_events(_payment_ref(row)),
         facts={
@@ -228,7 +230,7 @@ def _amount_mismatch(row: dict[str, Any], numbers: dict[str, str | None]) -> Dif
         invoice_id=row["invoice"],
         payment_id=row["payment_id"],
         explanation=(
-            f"The ledger recorded {ours} for PaymentIntent {row['intent']} "
+            f"The ledger recorded {ours} for {_payment_key(row['intent'], row['charge'])} "
             f"({_invoice_name(row['invoice'], numbers)}); Stripe captured {theirs} (charge {row['charge']})."
         ),
         events=_events(_payment_ref(row)),
@@ -287,8 +289,8 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
                 invoice_id=row["invoice_id"],
                 payment_id=row["payment_id"],
                 explanation=(
-                    f"The ledger recorded a payment of {amount} on {_name(row)} (PaymentIntent "
-                    f"{row['provider_payment_id']}) and {there}."
+                    f"The ledger recorded a payment of {amount} on {_name(row)} "
+                    f"({_payment_key(row['provider_payment_id'], row['charge_id'])}) and {there}."
                 ),
                 events=_events(_payment_ref(row)),
                 facts={"kind": "none"},
@@ -488,7 +490,8 @@ def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Diffe
         .where(s.refunds.c.status == "succeeded")
     )
     known = payment_refunds.c.amount.is_not(None)
-    matched = conn.execute(select(func.count()).select_from(query.where(known).subquery())).scalar_one()
+    periods = or_(s.refunds.c.in_period == true(), window.ledger(payment_refunds.c.recorded_at))
+    matched = conn.execute(select(func.count()).select_from(query.where(known, periods).subquery())).scalar_one()
     # A refund of a payment that is not ours belongs to an unattributed charge; another period's
     # is that period's.
     query = query.where(not_(known), payments.c.payment_id.is_not(None), s.refunds.c.in_period == true())
@@ -534,6 +537,7 @@ def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Differen
             payment_refunds.c.amount,
             payment_refunds.c.position,
             payments.c.provider_payment_id,
+            payments.c.charge_id,
             stripe_status.label("stripe_status"),
             invoice_status.c.number,
         )
@@ -567,7 +571,7 @@ def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Differen
                 payment_id=row["payment_id"],
                 explanation=(
                     f"The ledger recorded refund {row['refund_id']} of {amount} on {_name(row)} "
-                    f"(PaymentIntent {row['provider_payment_id']}) and {there}."
+                    f"({_payment_key(row['provider_payment_id'], row['charge_id'])}) and {there}."
                 ),
                 events=[{"id": row["payment_id"], "position": row["position"]}],
                 facts={"kind": "none"},
@@ -624,7 +628,8 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
             ours = money(row["ledger_amount"], row["currency"])
             what = f"and the ledger holds it as {row['ledger_status']} for {ours} (Stripe: {row['status']})"
         else:
-            matched += 1
+            if row["in_period"] or ledger_in_period:  # the lookback's agree, but are not the period's
+                matched += 1
             continue
         found.append(
             Difference(
@@ -1021,9 +1026,17 @@ def _invoice_name(invoice_id: str | None, numbers: dict[str, str | None]) -> str
 
 def _payment_name(row: Any) -> str:
     """A refund's payment as Stripe names it: its PaymentIntent, or its charge when it has none."""
-    if row["intent"] == row["charge_id"]:
-        return f"charge {row['charge_id']}"
-    return f"PaymentIntent {row['intent']}"
+    return _payment_key(row["intent"], row["charge_id"])
+
+
+def _payment_key(key: str, charge: str | None) -> str:
+    """A payment as Stripe names it: the ledger keys a charge made without a PaymentIntent by the
+    charge itself, which is then no PaymentIntent to name."""
+    return f"charge {key}" if key == charge else f"PaymentIntent {key}"
+
+
+def _charge_and_key(charge: str, key: str) -> str:
+    return f"charge {charge}" if key == charge else f"charge {charge}, PaymentIntent {key}"
 
 
 def _name(row: Any) -> str:

@@ -152,6 +152,7 @@ def test_a_refund_of_a_charge_made_without_a_payment_intent_can_be_applied(accou
 
     [payment_item] = open_items(account.reconcile(around(now)))
     assert (payment_item["class"], payment_item["stripe_id"]) == (MISSING_IN_LEDGER, charge.id)
+    assert "PaymentIntent" not in payment_item["explanation"]  # it has none: the charge is named
     account.app.reconciliation.resolve(UUID(payment_item["id"]), action="apply", note="from Stripe", by="review")
 
     [refund_item] = open_items(account.reconcile(around(now)))
@@ -438,3 +439,20 @@ def test_a_duplicate_refund_names_a_payment_that_still_holds_the_money(account: 
     facts = duplicate_facts(account, invoice_id)
     assert (facts["payment_intent"], facts["amount"]) == (payments[1].stripe_id, 2_500)
     assert payments[1].stripe_id in item["explanation"]
+
+
+def test_what_agreed_counts_the_periods_objects_only(account: Account) -> None:
+    """The lookback is read to match late webhooks; a payment and refund made and recorded before
+    the period agree, but are not the period's: `summary.matched` counts one of each, not two."""
+    start = account.clock.now()
+    period = Period(start, start + DAY)
+    for moment in (start - 2 * DAY, start + timedelta(hours=2)):
+        account.at(moment)
+        invoice_id = account.invoice(4_000)
+        payment = account.world.pay(invoice_id, 4_000, 0)
+        account.deliver(payment)
+        account.deliver(account.world.refund(payment, 1_000))
+
+    report = account.reconcile(period)
+    assert open_items(report) == []
+    assert (report.summary["matched"]["payments"], report.summary["matched"]["refunds"]) == (1, 1)
