@@ -300,16 +300,16 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
 
 
 def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> list[Difference]:
-    """Invoices paid more than once beyond their total, net of what was refunded: by Stripe's
-    succeeded charges when Stripe is read (its charges say what was collected and given back),
-    by the ledger's succeeded payments when the ledger is checked alone."""
+    """Invoices paid more than once beyond their total, net of what was refunded or taken back by
+    a dispute: by Stripe's succeeded charges when Stripe is read (its charges say what was
+    collected and given back), by the ledger's succeeded payments when the ledger is checked alone."""
     rows: dict[str, dict[str, Any]] = {}
     if not stripe:
         ledger_side = (
             select(
                 payments.c.invoice_id,
                 func.count().label("count"),
-                _total(payments.c.amount_captured - payments.c.amount_refunded).label("paid"),
+                _total(_ledger_kept()).label("paid"),
             )
             .where(payments.c.status == "succeeded")
             .group_by(payments.c.invoice_id)
@@ -331,15 +331,20 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
         # Stripe's charges say what was collected and what went back; a refund Stripe made that
         # the ledger has not heard of is an item of its own (refund_missing_in_ledger).
         invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id).label("invoice_id")
+        withdrawn = _withdrawn()
         charged = (
             select(
                 invoice,
                 func.count(func.distinct(_intent_key())).label("count"),
-                _total(s.charges.c.amount_captured - s.charges.c.amount_refunded).label("paid"),
+                _total(_stripe_kept(withdrawn)).label("paid"),
                 # PostgreSQL has no max(boolean): count the charges in the period instead.
                 func.sum(case((s.charges.c.in_period == true(), 1), else_=0)).label("in_period"),
             )
-            .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
+            .select_from(
+                s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent).outerjoin(
+                    withdrawn, withdrawn.c.charge_id == s.charges.c.id
+                )
+            )
             .where(_succeeded_charge())
             .group_by(invoice)
             .having(func.count(func.distinct(_intent_key())) > 1)
@@ -397,24 +402,52 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
     return found
 
 
+# Dispute statuses under which Stripe has taken the money back from the balance: an inquiry
+# (`warning_*`) takes nothing, a won dispute gave it back.
+DISPUTE_WITHDRAWN = ("needs_response", "under_review", "lost")
+
+
+def _withdrawn() -> Any:
+    """Per charge, what its disputes took back (staged disputes, by their charge)."""
+    return (
+        select(s.disputes.c.charge_id, _total(s.disputes.c.amount).label("withdrawn"))
+        .where(s.disputes.c.status.in_(DISPUTE_WITHDRAWN), s.disputes.c.charge_id.is_not(None))
+        .group_by(s.disputes.c.charge_id)
+        .subquery("withdrawn")
+    )
+
+
+def _stripe_kept(withdrawn: Any) -> ColumnElement[Any]:
+    """What a charge still holds: captured, less refunded, less what its disputes took back. A
+    payment charged back is not an overpayment, and Stripe refunds no disputed charge."""
+    return s.charges.c.amount_captured - s.charges.c.amount_refunded - func.coalesce(withdrawn.c.withdrawn, 0)
+
+
+def _ledger_kept() -> ColumnElement[Any]:
+    """The ledger's own reading of the same: captured, less refunds, open and lost disputes."""
+    p = payments.c
+    return p.amount_captured - p.amount_refunded - p.amount_disputed - p.amount_dispute_lost
+
+
 def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[str, Any] | None:
     """The newest succeeded payment of an invoice that still holds money (not refunded in full
     already): the one a duplicate refund gives back; `amount` is what it still holds."""
     if stripe:
         invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id)
+        withdrawn = _withdrawn()
         row = (
             conn.execute(
                 select(
                     s.charges.c.id.label("charge"),
                     _intent_key().label("intent"),
-                    (s.charges.c.amount_captured - s.charges.c.amount_refunded).label("amount"),
+                    _stripe_kept(withdrawn).label("amount"),
                 )
-                .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
-                .where(
-                    _succeeded_charge(),
-                    invoice == invoice_id,
-                    s.charges.c.amount_captured > s.charges.c.amount_refunded,
+                .select_from(
+                    s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent).outerjoin(
+                        withdrawn, withdrawn.c.charge_id == s.charges.c.id
+                    )
                 )
+                .where(_succeeded_charge(), invoice == invoice_id, _stripe_kept(withdrawn) > 0)
                 .order_by(s.charges.c.created.desc(), s.charges.c.id.desc())
                 .limit(1)
             )
@@ -434,14 +467,10 @@ def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[
                 payments.c.payment_id,
                 payments.c.charge_id.label("charge"),
                 payments.c.provider_payment_id.label("intent"),
-                (payments.c.amount_captured - payments.c.amount_refunded).label("amount"),
+                _ledger_kept().label("amount"),
                 payments.c.provider,
             )
-            .where(
-                payments.c.invoice_id == invoice_id,
-                payments.c.status == "succeeded",
-                payments.c.amount_captured > payments.c.amount_refunded,
-            )
+            .where(payments.c.invoice_id == invoice_id, payments.c.status == "succeeded", _ledger_kept() > 0)
             # The newest by when it was made (a refund of an older one changes its updated_at).
             .order_by(payments.c.created_at.desc(), payments.c.payment_id.desc())
             .limit(1)

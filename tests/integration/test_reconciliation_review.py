@@ -456,3 +456,22 @@ def test_what_agreed_counts_the_periods_objects_only(account: Account) -> None:
     report = account.reconcile(period)
     assert open_items(report) == []
     assert (report.summary["matched"]["payments"], report.summary["matched"]["refunds"]) == (1, 1)
+
+
+@pytest.mark.parametrize("stripe", [True, False], ids=["stripe", "ledger"])
+def test_an_invoice_paid_twice_whose_second_payment_was_charged_back_is_not_overpaid(
+    account: Account, stripe: bool
+) -> None:
+    """The customer paid twice and had the bank take the second payment back (a dispute, lost):
+    we hold the invoice's total once. Refunding the second charge would pay them a third time
+    (and Stripe refuses to refund a disputed charge)."""
+    now = account.clock.now()
+    invoice_id = account.invoice(3_000)
+    account.deliver(account.world.pay(invoice_id, 3_000, 0))
+    account.clock.advance(timedelta(minutes=5))
+    second = account.world.pay(invoice_id, 3_000, 0)
+    account.deliver(second)
+    account.deliver(account.world.dispute(second, 3_000, "lost"))
+
+    report = account.reconcile(around(now), stripe=stripe)
+    assert [i["class"] for i in open_items(report)] == []
