@@ -39,6 +39,7 @@ from ledger.reconciliation.items import (
     MISSING_IN_LEDGER,
     MISSING_IN_STRIPE,
     OPEN,
+    PAYOUT_MISMATCH,
     REFUND_MISSING_IN_STRIPE,
     RESOLVED,
     STUCK_EVENT,
@@ -52,6 +53,7 @@ from projections.tables import (
     payment_disputes,
     payment_refunds,
     payments,
+    payouts,
     processor_fees,
     reconciliation_items,
     reconciliation_runs,
@@ -356,6 +358,13 @@ def _closing_events(conn: Connection, item: dict[str, Any]) -> list[dict[str, An
         query = query.where(
             payments.c.provider == matching.PROVIDER, payments.c.provider_payment_id == item["stripe_id"]
         )
+    elif item["stripe_id"] and item["class"] == PAYOUT_MISMATCH:  # the payout's late webhook
+        payout = conn.execute(
+            select(payouts.c.payout_id, payouts.c.version).where(
+                payouts.c.provider == matching.PROVIDER, payouts.c.provider_payout_id == item["stripe_id"]
+            )
+        ).first()
+        return [{"id": payout.payout_id, "version": payout.version}] if payout else []
     else:
         return []
     row = conn.execute(query).first()

@@ -340,6 +340,8 @@ def test_a_payout_that_fails_the_month_after_it_was_paid_is_found_in_the_month_i
         rerun = account.reconcile(april)
         fixed = next(i for i in rerun.items if i["id"] == item["id"])
         assert (fixed["status"], fixed["resolution"]["action"]) == (RESOLVED, "fixed")
+        [closing] = fixed["resolution"]["events"]  # the payout's event that fixed it
+        assert closing["version"] >= 2
     else:
         account.app.reconciliation.resolve(UUID(item["id"]), action="apply", note="the bank returned it", by="review")
     assert open_items(account.reconcile(april)) == []
