@@ -59,7 +59,14 @@ OPEN_DISPUTE = "open"
 DISPUTE_OUTCOMES = {"won": "won", "lost": "lost", "warning_closed": "won"}
 
 
+# An inquiry still open (`warning_needs_response`, `warning_under_review`) has taken no money from
+# the balance: unlike an open dispute, which has. The ledger holds no such status.
+INQUIRY = "inquiry"
+
+
 def ledger_dispute_status(stripe_status: str) -> str:
+    if stripe_status.startswith("warning_") and stripe_status not in DISPUTE_OUTCOMES:
+        return INQUIRY
     return DISPUTE_OUTCOMES.get(stripe_status, OPEN_DISPUTE)
 
 
@@ -648,14 +655,15 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
         amount = money(row["amount"], row["currency"])
         ledger_in_period = row["ledger_at"] is not None and window.start <= _utc(row["ledger_at"]) < window.end
         if row["ledger_status"] is None:
-            if not row["in_period"]:
-                continue
+            if not row["in_period"] or row["status"].startswith("warning_"):
+                continue  # another period's; or an inquiry, which moved no money: nothing to bring in
             what = f"and the ledger has no such dispute (Stripe says {row['status']})"
         elif row["ledger_status"] != status or row["ledger_amount"] != row["amount"]:
             if not (row["in_period"] or ledger_in_period):
                 continue
             ours = money(row["ledger_amount"], row["currency"])
-            what = f"and the ledger holds it as {row['ledger_status']} for {ours} (Stripe: {row['status']})"
+            theirs = f"{row['status']}, an inquiry: no money was taken" if status == INQUIRY else row["status"]
+            what = f"and the ledger holds it as {row['ledger_status']} for {ours} (Stripe: {theirs})"
         else:
             if row["in_period"] or ledger_in_period:  # the lookback's agree, but are not the period's
                 matched += 1
@@ -680,7 +688,9 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
                     "currency": row["currency"],
                     "status": status,
                     "reason": row["reason"],
-                },
+                }
+                if status != INQUIRY
+                else {"kind": "none"},  # the ledger has no way to hold an inquiry: explain it
             )
         )
     unknown = and_(

@@ -24,6 +24,7 @@ from commands.messages import NewLine
 from commands.reconciliation.facts import BalanceTransactionFact, Period, RefundFact
 from ledger.money import Money
 from ledger.reconciliation.items import (
+    DISPUTE_MISMATCH,
     DUPLICATE_PAYMENT,
     MISSING_IN_LEDGER,
     OPEN,
@@ -31,6 +32,7 @@ from ledger.reconciliation.items import (
     REFUND_MISSING_IN_LEDGER,
     REFUND_MISSING_IN_STRIPE,
     RESOLVED,
+    ReconciliationActionError,
     item_id_for,
 )
 from projections.reconciliation.engine import Report, reconcile
@@ -477,3 +479,99 @@ def test_an_invoice_paid_twice_whose_second_payment_was_charged_back_is_not_over
 
     report = account.reconcile(around(now), stripe=stripe)
     assert [i["class"] for i in open_items(report)] == []
+
+
+# ------------------------------------------------------------------------------ one payment, two charges
+
+
+def test_a_payment_declined_once_then_paid_is_one_difference_when_only_the_decline_arrived(account: Account) -> None:
+    """A PaymentIntent whose first charge was declined and second succeeded: Stripe lists two
+    charges for one payment. Only the decline's webhook arrived: one item, naming the charge that
+    succeeded, and applying it makes the payment succeeded, once."""
+    now = account.clock.now()
+    invoice_id = account.invoice(7_000)
+    world = account.world
+    paid = world.pay(invoice_id, 7_000, 233)
+    succeeded = world.charges[-1]
+    declined = replace(
+        succeeded,
+        id="ch_DeclinedFirst",
+        status="failed",
+        captured=False,
+        amount_captured=Money(0, "usd"),
+        balance_transaction=None,
+        created=succeeded.created - 30,
+    )
+    world.charges.insert(len(world.charges) - 1, declined)
+    body = event_payload(
+        "charge.failed",
+        "charge",
+        event_id="evt_DeclinedFirst",
+        created=declined.created,
+        id=declined.id,
+        amount=7_000,
+        amount_captured=0,
+        amount_refunded=0,
+        captured=False,
+        paid=False,
+        refunded=False,
+        status="failed",
+        currency="usd",
+        payment_intent=paid.stripe_id,
+        failure_code="card_declined",
+        failure_message="Your card was declined.",
+        metadata={"invoice_id": str(invoice_id)},
+    )
+    ingest(account.app, read_event(body.decode()))
+
+    [item] = open_items(account.reconcile(around(now)))
+    assert (item["class"], item["stripe_id"], item["amount_stripe"]) == (MISSING_IN_LEDGER, paid.stripe_id, 7_000)
+    assert succeeded.id in item["explanation"]
+    assert "the ledger's payment for it is failed" in item["explanation"]
+    account.app.reconciliation.resolve(UUID(item["id"]), action="apply", note="from Stripe", by="review")
+    report = account.reconcile(around(now))
+    assert open_items(report) == []
+    assert account.app.invoice(invoice_id).amount_paid == 7_000
+    assert report.summary["currencies"]["usd"]["difference"] == 0
+
+
+# ------------------------------------------------------------------------------ disputes
+
+
+def inquiry(account: Account, invoice_id: UUID, *, told: bool) -> str:
+    """A card network's inquiry (`warning_needs_response`): no money leaves the Stripe balance."""
+    payment = account.world.pay(invoice_id, 6_000, 0)
+    account.deliver(payment)
+    dispute = account.world.dispute(payment, 6_000, None)
+    world = account.world
+    world.transactions = [t for t in world.transactions if t.source != dispute.stripe_id]
+    world.disputes[-1] = replace(world.disputes[-1], status="warning_needs_response")
+    if told:
+        account.deliver(dispute)
+    return dispute.stripe_id
+
+
+def test_an_inquiry_the_ledger_holds_as_an_open_dispute_is_a_difference(account: Account) -> None:
+    """The ledger opened a dispute (money withdrawn) for what Stripe holds as an inquiry (nothing
+    withdrawn): the books disagree by its amount, and an item must say why."""
+    now = account.clock.now()
+    dispute = inquiry(account, account.invoice(6_000), told=True)
+
+    report = account.reconcile(around(now))
+    usd = report.summary["currencies"]["usd"]
+    assert usd["difference"] == -6_000
+    [item] = open_items(report)
+    assert (item["class"], item["stripe_id"]) == (DISPUTE_MISMATCH, dispute)
+    assert "warning_needs_response" in item["explanation"]
+    with pytest.raises(ReconciliationActionError):  # nothing of Stripe's to bring in
+        account.app.reconciliation.resolve(UUID(item["id"]), action="apply", note="from Stripe", by="review")
+
+
+def test_an_inquiry_the_ledger_never_heard_of_moved_no_money_and_is_no_difference(account: Account) -> None:
+    """`apply` would open a dispute here, withdrawing what Stripe did not: there is nothing to report."""
+    now = account.clock.now()
+    inquiry(account, account.invoice(6_000), told=False)
+
+    report = account.reconcile(around(now))
+    assert open_items(report) == []
+    assert report.summary["currencies"]["usd"]["difference"] == 0
