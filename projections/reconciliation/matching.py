@@ -1088,16 +1088,18 @@ def _utc(moment: datetime) -> datetime:
 
 
 def seen_at_stripe(cls: str, stripe_id: Any) -> ColumnElement[bool]:
-    """An earlier run read this object from Stripe, found the ledger without it (`cls`), and the
-    item is resolved: applied, or fixed by the late webhook. The ledger then recorded it when it
-    learnt of it, maybe weeks after Stripe made it: a later period's run, which does not read
-    Stripe that far back, must not take it for something Stripe does not have (Stripe's
-    payments, refunds and disputes are not taken back; a refund that fails shows as failed)."""
-    return exists().where(
-        reconciliation_items.c["class"] == cls,
-        reconciliation_items.c.stripe_id == stripe_id,
-        reconciliation_items.c.status == RESOLVED,
-    )
+    """An earlier run read this object from Stripe and found the ledger without it (`cls`). The
+    ledger then recorded it when it learnt of it (apply, a late or reprocessed webhook), maybe
+    weeks after Stripe made it: a later period's run, which does not read Stripe that far back,
+    must not take it for something Stripe does not have. Stripe does not take back a payment,
+    refund or payout it made (a refund that fails shows as failed), so an item of the class
+    proves it, whatever became of the item; a dispute item may also be about one the ledger
+    alone holds, and proves it once resolved (applied, or fixed: found agreeing)."""
+    items = reconciliation_items.c
+    proof = [items["class"] == cls, items.stripe_id == stripe_id]
+    if cls == DISPUTE_MISMATCH:
+        proof.append(items.status == RESOLVED)
+    return exists().where(*proof)
 
 
 def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:

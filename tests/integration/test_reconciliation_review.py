@@ -575,3 +575,26 @@ def test_an_inquiry_the_ledger_never_heard_of_moved_no_money_and_is_no_differenc
     report = account.reconcile(around(now))
     assert open_items(report) == []
     assert report.summary["currencies"]["usd"]["difference"] == 0
+
+
+def test_a_payment_explained_last_month_whose_webhook_came_this_month_is_not_missing_in_stripe(
+    account: Account,
+) -> None:
+    """March's missing payment was explained ("the webhook endpoint was down"), and its event
+    reprocessed on April 10th: the payment is Stripe's from March, not a payment of April that
+    Stripe lacks."""
+    march_start = account.clock.now()
+    march = Period(march_start, march_start + 30 * DAY)
+    april = Period(march.end, march.end + 30 * DAY)
+    account.at(march.end - 10 * DAY)
+    invoice_id = account.invoice(5_000)
+    payment = account.world.pay(invoice_id, 5_000, 150)
+    account.at(april.start + 5 * DAY)
+    [item] = open_items(account.reconcile(march))
+    account.app.reconciliation.resolve(UUID(item["id"]), action="explain", note="endpoint was down", by="review")
+
+    account.at(april.start + 10 * DAY)
+    account.deliver(payment)
+    report = account.reconcile(april)
+    assert open_items(report) == []
+    assert "usd" not in report.summary["currencies"] or report.summary["currencies"]["usd"]["difference"] == 0
