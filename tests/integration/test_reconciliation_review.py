@@ -15,8 +15,10 @@ from uuid import UUID
 import pytest
 from sqlalchemy import Engine
 
+from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
 from adapters.read_models import projection_runner
+from adapters.settings import Settings
 from adapters.stripe.payloads import read_event
 from commands.application import BillingApplication
 from commands.ingestion.stripe_events import ingest
@@ -38,6 +40,7 @@ from ledger.reconciliation.items import (
 from projections.reconciliation.engine import Report, reconcile
 from projections.runner import ProjectionRunner
 from tests.conftest import AppFactory
+from tests.fake_payments import FakePaymentProvider
 from tests.stripe_payloads import event_payload
 from tests.stripe_world import Fact, FakeRecords, StripeWorld
 
@@ -598,3 +601,45 @@ def test_a_payment_explained_last_month_whose_webhook_came_this_month_is_not_mis
     report = account.reconcile(april)
     assert open_items(report) == []
     assert "usd" not in report.summary["currencies"] or report.summary["currencies"]["usd"]["difference"] == 0
+
+
+# ------------------------------------------------------------------------------ a duplicate, again
+
+
+def test_an_invoice_paid_twice_again_after_its_duplicate_was_refunded_can_be_refunded_again(
+    database_url: str, clock: ManualClock, engine: Engine
+) -> None:
+    """The item of a duplicate is the invoice's: paid a third time after the second payment was
+    refunded, it is reopened, and its refund is a new request to Stripe (another charge), not a
+    replay of the first one's idempotency key (which Stripe refuses with other arguments)."""
+    provider = FakePaymentProvider()
+    app = bootstrap(Settings(database_url=database_url), clock=clock, payments=lambda: provider)
+    try:
+        world = StripeWorld()
+        world.clock = int(clock.now().timestamp())
+        account = Account(app, projection_runner(app, engine), clock, world)
+        now = clock.now()
+        invoice_id = account.invoice(3_000)
+        account.deliver(world.pay(invoice_id, 3_000, 0))
+        account.deliver(world.pay(invoice_id, 3_000, 0))
+        [item] = open_items(account.reconcile(around(now)))
+        resolve = app.reconciliation.resolve
+        resolve(UUID(item["id"]), action="refund_duplicate", note="paid twice", by="review")
+        [(charge, _)] = [(r.charge_id, r.amount) for r in provider.refunds.values()]
+        second = next(f for f in world.facts if world._charge_of(f.stripe_id).id == charge)
+        account.deliver(world.refund(second, 3_000))  # Stripe made it; its webhook arrives
+        index = next(i for i, c in enumerate(world.charges) if c.id == charge)
+        world.charges[index] = replace(world.charges[index], amount_refunded=Money(3_000, "usd"))
+        assert open_items(account.reconcile(around(now))) == []
+
+        clock.advance(timedelta(minutes=10))
+        world.clock += 600
+        third = world.pay(invoice_id, 3_000, 0)
+        account.deliver(third)
+        [again] = open_items(account.reconcile(around(now)))
+        assert again["id"] == item["id"]  # the same item, reopened
+        resolve(UUID(again["id"]), action="refund_duplicate", note="paid a third time", by="review")
+        asked = sorted((r.charge_id, r.amount) for r in provider.refunds.values())
+        assert asked == sorted([(charge, 3_000), (world._charge_of(third.stripe_id).id, 3_000)])
+    finally:
+        app.close()
