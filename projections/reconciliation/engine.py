@@ -50,6 +50,7 @@ from projections.reconciliation import matching, staging
 from projections.reconciliation import staging as s
 from projections.reconciliation.summary import summarise
 from projections.tables import (
+    invoice_status,
     payment_disputes,
     payment_refunds,
     payments,
@@ -225,7 +226,7 @@ def _record_fees(app: BillingApplication, conn: Connection, provider: str, progr
     # Streamed (a server-side cursor on PostgreSQL): a first run may find a fee on every charge.
     # (On the statement: a connection's execution options would stay for every later statement.)
     for row in conn.execute(_unrecorded_fees().execution_options(yield_per=1_000)).mappings():
-        if row["invoice_id"] is None or row["payment_fee"]:
+        if row["ours"] is None or row["payment_fee"]:
             continue
         batch.append(FeeToRecord(row["id"], Money(row["fee"], row["currency"]), row["source"], UUID(row["invoice_id"])))
         if len(batch) >= FEES_PER_COMMAND:
@@ -249,13 +250,16 @@ def _unrecorded_fees() -> Any:
     dispute = s.disputes.alias("fee_dispute")
     charge_id = func.coalesce(refund.c.charge_id, dispute.c.charge_id, t.source)
     intent = func.coalesce(refund.c.payment_intent, dispute.c.payment_intent, charge.c.payment_intent, charge_id)
+    invoice = func.coalesce(payments.c.invoice_id, charge.c.invoice_id)
     return (
         select(
             t.id,
             t.currency,
             t.fee,
             t.source,
-            func.coalesce(payments.c.invoice_id, charge.c.invoice_id).label("invoice_id"),
+            invoice.label("invoice_id"),
+            # The invoice is one of ours: a charge may name another application's invoice id.
+            invoice_status.c.invoice_id.label("ours"),
             payments.c.fee.label("payment_fee"),
         )
         .select_from(
@@ -266,6 +270,7 @@ def _unrecorded_fees() -> Any:
             .outerjoin(
                 payments, and_(payments.c.provider == matching.PROVIDER, payments.c.provider_payment_id == intent)
             )
+            .outerjoin(invoice_status, invoice_status.c.invoice_id == invoice)
         )
         .where(
             t.fee != 0, t.kind.not_in(("payout", "payout_failure", "payout_cancel")), processor_fees.c.fee_id.is_(None)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
@@ -34,11 +34,13 @@ from ledger.reconciliation.items import (
     REFUND_MISSING_IN_LEDGER,
     REFUND_MISSING_IN_STRIPE,
     RESOLVED,
+    UNATTRIBUTED,
     ReconciliationActionError,
     item_id_for,
 )
 from projections.reconciliation.engine import Report, reconcile
 from projections.runner import ProjectionRunner
+from projections.tables import processor_fees
 from tests.conftest import AppFactory
 from tests.fake_payments import FakePaymentProvider
 from tests.stripe_payloads import event_payload
@@ -643,3 +645,26 @@ def test_an_invoice_paid_twice_again_after_its_duplicate_was_refunded_can_be_ref
         assert asked == sorted([(charge, 3_000), (world._charge_of(third.stripe_id).id, 3_000)])
     finally:
         app.close()
+
+
+# ------------------------------------------------------------------------------ fees
+
+
+def test_the_fee_on_a_charge_naming_an_invoice_we_do_not_have_stays_out_of_our_books(
+    account: Account, engine: Engine
+) -> None:
+    """Another application on the account tags its charges with its own invoice ids: the charge
+    is unattributed, and so is its fee (the charge is not in our books, its fee is not either)."""
+    now = account.clock.now()
+    theirs = uuid4()
+    account.world.pay(theirs, 990, 59)
+
+    report = account.reconcile(around(now))
+    [item] = open_items(report)
+    assert (item["class"], item["amount_stripe"]) == (UNATTRIBUTED, 990)
+    assert str(theirs) in item["explanation"]
+    account.runner.catch_up()
+    with engine.connect() as conn:
+        fees = conn.execute(select(func.count()).select_from(processor_fees)).scalar()
+    assert fees == 0
+    assert report.summary["currencies"]["usd"]["ledger"]["fees"] == 0
