@@ -232,8 +232,8 @@ class ReconciliationCommands:
         """Ask the provider for the refund, then settle the item with the refund's id in its note.
 
         Everything that would refuse the settlement is checked before the provider is asked. The
-        provider's idempotency key comes from the item: a retry after a failed save, or two
-        people racing, ask for the same refund and get it once.
+        provider's idempotency key comes from the item and the refund its facts name: a retry
+        after a failed save, or two people racing, ask for the same refund and get it once.
         """
         if idempotency_key is None or self._runner.get(receipt_id_for(idempotency_key), Receipt) is None:
             item = self.item(item_id)
@@ -251,7 +251,10 @@ class ReconciliationCommands:
                 charge_id=charge,
                 amount=money.amount,
                 currency=money.currency,
-                idempotency_key=f"reconciliation-refund:{item_id}",
+                # The item is the invoice's, and is reopened when it is overpaid again: the key
+                # names the refund asked for (charge and amount), so that a retry or a race asks
+                # for the same one, and a later duplicate for its own.
+                idempotency_key=f"reconciliation-refund:{item_id}:{charge}:{money.amount}",
             )
             note = f"{note} (refund {refund_id} of charge {charge} requested from {PROVIDER})"[:NOTE_LIMIT]
         # With a key whose receipt is stored, the runner answers from it and `decide` never runs.

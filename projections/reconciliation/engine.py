@@ -33,12 +33,14 @@ from ledger.money import Money
 from ledger.reconciliation.items import (
     AMOUNT_MISMATCH,
     CLASSES,
+    DISPUTE_MISMATCH,
     DUPLICATE_PAYMENT,
     EXPLAINED,
     INVOICE_INCONSISTENT,
     MISSING_IN_LEDGER,
     MISSING_IN_STRIPE,
     OPEN,
+    PAYOUT_MISMATCH,
     REFUND_MISSING_IN_STRIPE,
     RESOLVED,
     STUCK_EVENT,
@@ -48,7 +50,16 @@ from ledger.reconciliation.runs import COMPLETED, FAILED, LEDGER, RUNNING, STRIP
 from projections.reconciliation import matching, staging
 from projections.reconciliation import staging as s
 from projections.reconciliation.summary import summarise
-from projections.tables import payment_refunds, payments, processor_fees, reconciliation_items
+from projections.tables import (
+    invoice_status,
+    payment_disputes,
+    payment_refunds,
+    payments,
+    payouts,
+    processor_fees,
+    reconciliation_items,
+    reconciliation_runs,
+)
 
 STUCK_AFTER = timedelta(hours=1)
 FEES_PER_COMMAND = 500
@@ -61,6 +72,9 @@ STRIPE_CLASSES = frozenset(CLASSES)
 GLOBAL_CLASSES = frozenset({DUPLICATE_PAYMENT, STUCK_EVENT, INVOICE_INCONSISTENT})
 # Classes whose subject is the ledger's own record, in scope when the ledger recorded it in the period.
 LEDGER_SUBJECTS = frozenset({MISSING_IN_STRIPE, REFUND_MISSING_IN_STRIPE})
+# Classes the run also compares for Stripe's objects of the lookback when the ledger recorded
+# them in the period (a late webhook): in scope then, though Stripe made them before the period.
+LOOKBACK_MATCHED = frozenset({MISSING_IN_LEDGER, AMOUNT_MISMATCH, DISPUTE_MISMATCH})
 
 Progress = Callable[[str, int], None]
 
@@ -233,7 +247,7 @@ def _record_fees(app: BillingApplication, conn: Connection, provider: str, progr
     # Streamed (a server-side cursor on PostgreSQL): a first run may find a fee on every charge.
     # (On the statement: a connection's execution options would stay for every later statement.)
     for row in conn.execute(_unrecorded_fees().execution_options(yield_per=1_000)).mappings():
-        if row["invoice_id"] is None or row["payment_fee"]:
+        if row["ours"] is None or row["payment_fee"]:
             continue
         batch.append(FeeToRecord(row["id"], Money(row["fee"], row["currency"]), row["source"], UUID(row["invoice_id"])))
         if len(batch) >= FEES_PER_COMMAND:
@@ -257,13 +271,16 @@ def _unrecorded_fees() -> Any:
     dispute = s.disputes.alias("fee_dispute")
     charge_id = func.coalesce(refund.c.charge_id, dispute.c.charge_id, t.source)
     intent = func.coalesce(refund.c.payment_intent, dispute.c.payment_intent, charge.c.payment_intent, charge_id)
+    invoice = func.coalesce(payments.c.invoice_id, charge.c.invoice_id)
     return (
         select(
             t.id,
             t.currency,
             t.fee,
             t.source,
-            func.coalesce(payments.c.invoice_id, charge.c.invoice_id).label("invoice_id"),
+            invoice.label("invoice_id"),
+            # The invoice is one of ours: a charge may name another application's invoice id.
+            invoice_status.c.invoice_id.label("ours"),
             payments.c.fee.label("payment_fee"),
         )
         .select_from(
@@ -274,6 +291,7 @@ def _unrecorded_fees() -> Any:
             .outerjoin(
                 payments, and_(payments.c.provider == matching.PROVIDER, payments.c.provider_payment_id == intent)
             )
+            .outerjoin(invoice_status, invoice_status.c.invoice_id == invoice)
         )
         .where(
             t.fee != 0, t.kind.not_in(("payout", "payout_failure", "payout_cancel")), processor_fees.c.fee_id.is_(None)
@@ -295,21 +313,52 @@ def _fixed(
             reconciliation_items.c["class"],
             reconciliation_items.c.stripe_id,
             reconciliation_items.c.payment_id,
-        ).where(reconciliation_items.c.status.in_((OPEN, EXPLAINED, RESOLVED)))
+            reconciliation_items.c.status,
+            reconciliation_runs.c.source.label("found_by"),
+        )
+        .select_from(
+            reconciliation_items.outerjoin(
+                reconciliation_runs, reconciliation_runs.c.run_id == reconciliation_items.c.last_run_id
+            )
+        )
+        .where(reconciliation_items.c.status.in_((OPEN, EXPLAINED, RESOLVED)))
     ).mappings()
     candidates = [dict(r) for r in rows if r["item_id"] not in found and r["class"] in checked]
     seen = matching.staged_among(conn, [c["stripe_id"] for c in candidates if c["stripe_id"]]) if stripe else set()
+    # A duplicate is judged by each kind of run on what it reads: a Stripe run on the charges of
+    # the period and its lookback (an earlier payment of the invoice is not among them), a ledger
+    # run on the ledger's payments (a payment whose webhook was lost is not among them). Neither
+    # may call fixed what only the other can see: a Stripe run leaves a duplicate the ledger's
+    # own payments still show, a ledger run one that a Stripe run found.
+    still_paid_twice = {d.id for d in matching.duplicate_payments(conn, window, stripe=False)} if stripe else set()
     fixed = []
     for item in candidates:
         cls = item["class"]
+        unseen = item["item_id"] in still_paid_twice or (not stripe and item["found_by"] == STRIPE)
+        if cls == DUPLICATE_PAYMENT and item["status"] != RESOLVED and unseen:
+            continue
         in_scope = (
             cls in GLOBAL_CLASSES
             or (item["stripe_id"] in seen)
             or (cls in LEDGER_SUBJECTS and _recorded_in(conn, item, window))
+            or (cls in LOOKBACK_MATCHED and _matched_in(conn, item, window))
         )
         if in_scope:
             fixed.append((UUID(item["item_id"]), _closing_events(conn, item)))
     return fixed
+
+
+def _matched_in(conn: Connection, item: dict[str, Any], window: matching.Window) -> bool:
+    """A payment or dispute Stripe made in the lookback before the period, that the ledger
+    recorded in the period: the run compares the two (matching.py), so it would have seen it."""
+    if item["class"] == DISPUTE_MISMATCH:
+        query = select(payment_disputes.c.opened_at).where(payment_disputes.c.dispute_id == item["stripe_id"])
+    else:
+        query = select(payments.c.created_at).where(
+            payments.c.provider == matching.PROVIDER, payments.c.provider_payment_id == item["stripe_id"]
+        )
+    at = conn.execute(query).scalar()
+    return at is not None and window.start <= matching._utc(at) < window.end
 
 
 def _recorded_in(conn: Connection, item: dict[str, Any], window: matching.Window) -> bool:
@@ -335,6 +384,13 @@ def _closing_events(conn: Connection, item: dict[str, Any]) -> list[dict[str, An
         query = query.where(
             payments.c.provider == matching.PROVIDER, payments.c.provider_payment_id == item["stripe_id"]
         )
+    elif item["stripe_id"] and item["class"] == PAYOUT_MISMATCH:  # the payout's late webhook
+        payout = conn.execute(
+            select(payouts.c.payout_id, payouts.c.version).where(
+                payouts.c.provider == matching.PROVIDER, payouts.c.provider_payout_id == item["stripe_id"]
+            )
+        ).first()
+        return [{"id": payout.payout_id, "version": payout.version}] if payout else []
     else:
         return []
     row = conn.execute(query).first()

@@ -34,6 +34,7 @@ from ledger.reconciliation.items import (
     PAYOUT_MISMATCH,
     REFUND_MISSING_IN_LEDGER,
     REFUND_MISSING_IN_STRIPE,
+    RESOLVED,
     STUCK_EVENT,
     UNATTRIBUTED,
     Difference,
@@ -47,6 +48,7 @@ from projections.tables import (
     payments,
     payouts,
     processor_fees,
+    reconciliation_items,
     webhook_events,
 )
 
@@ -57,7 +59,14 @@ OPEN_DISPUTE = "open"
 DISPUTE_OUTCOMES = {"won": "won", "lost": "lost", "warning_closed": "won"}
 
 
+# An inquiry still open (`warning_needs_response`, `warning_under_review`) has taken no money from
+# the balance: unlike an open dispute, which has. The ledger holds no such status.
+INQUIRY = "inquiry"
+
+
 def ledger_dispute_status(stripe_status: str) -> str:
+    if stripe_status.startswith("warning_") and stripe_status not in DISPUTE_OUTCOMES:
+        return INQUIRY
     return DISPUTE_OUTCOMES.get(stripe_status, OPEN_DISPUTE)
 
 
@@ -139,11 +148,13 @@ def payments_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
         payments.c.amount_captured == s.charges.c.amount_captured,
         payments.c.currency == s.charges.c.currency,
     )
-    matched = conn.execute(select(func.count()).select_from(query.where(agreed).subquery())).scalar_one()
+    # The period's: made at Stripe in it, or recorded here in it (the lookback's are not counted).
+    periods = or_(s.charges.c.in_period == true(), window.ledger(payments.c.created_at))
+    matched = conn.execute(select(func.count()).select_from(query.where(agreed, periods).subquery())).scalar_one()
     # Only what disagrees comes back: the rows that agree are counted, never held.
     query = query.where(
         or_(payments.c.payment_id.is_(None), not_(agreed)),  # no payment: NOT(NULL AND ...) is NULL
-        or_(s.charges.c.in_period == true(), window.ledger(payments.c.created_at)),
+        periods,
     )
     rows = [dict(r) for r in conn.execute(query).mappings()]
     numbers = _invoice_numbers(conn, {r["invoice"] for r in rows if r["invoice"]})
@@ -178,8 +189,8 @@ def _missing_in_ledger(row: dict[str, Any], numbers: dict[str, str | None]) -> D
         invoice_id=row["invoice"],
         payment_id=row["payment_id"],
         explanation=(
-            f"Stripe collected {amount} for {invoice} (charge {row['charge']}, PaymentIntent "
-            f"{row['intent']}) and {state}: its webhook never arrived or was not applied."
+            f"Stripe collected {amount} for {invoice} ({_charge_and_key(row['charge'], row['intent'])}) "
+            f"and {state}: its webhook never arrived or was not applied."
         ),
         events=_events(_payment_ref(row)),
         facts={
@@ -226,7 +237,7 @@ def _amount_mismatch(row: dict[str, Any], numbers: dict[str, str | None]) -> Dif
         invoice_id=row["invoice"],
         payment_id=row["payment_id"],
         explanation=(
-            f"The ledger recorded {ours} for PaymentIntent {row['intent']} "
+            f"The ledger recorded {ours} for {_payment_key(row['intent'], row['charge'])} "
             f"({_invoice_name(row['invoice'], numbers)}); Stripe captured {theirs} (charge {row['charge']})."
         ),
         events=_events(_payment_ref(row)),
@@ -263,6 +274,7 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
             payments.c.status == "succeeded",
             window.ledger(payments.c.created_at),
             not_(succeeded_there),
+            not_(seen_at_stripe(MISSING_IN_LEDGER, payments.c.provider_payment_id)),
         )
     )
     found = []
@@ -284,8 +296,8 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
                 invoice_id=row["invoice_id"],
                 payment_id=row["payment_id"],
                 explanation=(
-                    f"The ledger recorded a payment of {amount} on {_name(row)} (PaymentIntent "
-                    f"{row['provider_payment_id']}) and {there}."
+                    f"The ledger recorded a payment of {amount} on {_name(row)} "
+                    f"({_payment_key(row['provider_payment_id'], row['charge_id'])}) and {there}."
                 ),
                 events=_events(_payment_ref(row)),
                 facts={"kind": "none"},
@@ -295,16 +307,16 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
 
 
 def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> list[Difference]:
-    """Invoices paid more than once beyond their total, net of what was refunded: by Stripe's
-    succeeded charges when Stripe is read (its charges say what was collected and given back),
-    by the ledger's succeeded payments when the ledger is checked alone."""
+    """Invoices paid more than once beyond their total, net of what was refunded or taken back by
+    a dispute: by Stripe's succeeded charges when Stripe is read (its charges say what was
+    collected and given back), by the ledger's succeeded payments when the ledger is checked alone."""
     rows: dict[str, dict[str, Any]] = {}
     if not stripe:
         ledger_side = (
             select(
                 payments.c.invoice_id,
                 func.count().label("count"),
-                _total(payments.c.amount_captured - payments.c.amount_refunded).label("paid"),
+                _total(_ledger_kept()).label("paid"),
             )
             .where(payments.c.status == "succeeded")
             .group_by(payments.c.invoice_id)
@@ -326,15 +338,20 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
         # Stripe's charges say what was collected and what went back; a refund Stripe made that
         # the ledger has not heard of is an item of its own (refund_missing_in_ledger).
         invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id).label("invoice_id")
+        withdrawn = _withdrawn()
         charged = (
             select(
                 invoice,
                 func.count(func.distinct(_intent_key())).label("count"),
-                _total(s.charges.c.amount_captured - s.charges.c.amount_refunded).label("paid"),
+                _total(_stripe_kept(withdrawn)).label("paid"),
                 # PostgreSQL has no max(boolean): count the charges in the period instead.
                 func.sum(case((s.charges.c.in_period == true(), 1), else_=0)).label("in_period"),
             )
-            .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
+            .select_from(
+                s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent).outerjoin(
+                    withdrawn, withdrawn.c.charge_id == s.charges.c.id
+                )
+            )
             .where(_succeeded_charge())
             .group_by(invoice)
             .having(func.count(func.distinct(_intent_key())) > 1)
@@ -357,15 +374,20 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
         total = money(row["total"], row["currency"])
         paid = money(row["paid"], row["currency"])
         facts: dict[str, Any] = {"kind": "none"}
-        if latest is not None and latest["charge"]:
-            facts = {
-                "kind": "duplicate",
-                "payment_intent": latest["intent"],
-                "charge": latest["charge"],
-                "amount": latest["amount"],
-                "currency": row["currency"],
-            }
-        refund = f" The latest, {latest['intent']}, is the one to refund." if latest is not None else ""
+        refund = ""
+        if latest is not None:
+            # What goes back is the overpayment, no more (paid 30.00 twice for 50.00: 10.00), and
+            # no more than the charge still holds.
+            back = min(latest["amount"], row["paid"] - row["total"])
+            refund = f" Refund {money(back, row['currency'])} of the latest payment, {latest['intent']}."
+            if latest["charge"]:
+                facts = {
+                    "kind": "duplicate",
+                    "payment_intent": latest["intent"],
+                    "charge": latest["charge"],
+                    "amount": back,
+                    "currency": row["currency"],
+                }
         found.append(
             Difference(
                 id=str(item_id_for(DUPLICATE_PAYMENT, invoice_id)),
@@ -387,19 +409,52 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
     return found
 
 
+# Dispute statuses under which Stripe has taken the money back from the balance: an inquiry
+# (`warning_*`) takes nothing, a won dispute gave it back.
+DISPUTE_WITHDRAWN = ("needs_response", "under_review", "lost")
+
+
+def _withdrawn() -> Any:
+    """Per charge, what its disputes took back (staged disputes, by their charge)."""
+    return (
+        select(s.disputes.c.charge_id, _total(s.disputes.c.amount).label("withdrawn"))
+        .where(s.disputes.c.status.in_(DISPUTE_WITHDRAWN), s.disputes.c.charge_id.is_not(None))
+        .group_by(s.disputes.c.charge_id)
+        .subquery("withdrawn")
+    )
+
+
+def _stripe_kept(withdrawn: Any) -> ColumnElement[Any]:
+    """What a charge still holds: captured, less refunded, less what its disputes took back. A
+    payment charged back is not an overpayment, and Stripe refunds no disputed charge."""
+    return s.charges.c.amount_captured - s.charges.c.amount_refunded - func.coalesce(withdrawn.c.withdrawn, 0)
+
+
+def _ledger_kept() -> ColumnElement[Any]:
+    """The ledger's own reading of the same: captured, less refunds, open and lost disputes."""
+    p = payments.c
+    return p.amount_captured - p.amount_refunded - p.amount_disputed - p.amount_dispute_lost
+
+
 def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[str, Any] | None:
-    """The newest succeeded payment of an invoice: the one a duplicate refund gives back."""
+    """The newest succeeded payment of an invoice that still holds money (not refunded in full
+    already): the one a duplicate refund gives back; `amount` is what it still holds."""
     if stripe:
         invoice = func.coalesce(s.charges.c.invoice_id, s.intents.c.invoice_id)
+        withdrawn = _withdrawn()
         row = (
             conn.execute(
                 select(
                     s.charges.c.id.label("charge"),
                     _intent_key().label("intent"),
-                    s.charges.c.amount_captured.label("amount"),
+                    _stripe_kept(withdrawn).label("amount"),
                 )
-                .select_from(s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent))
-                .where(_succeeded_charge(), invoice == invoice_id)
+                .select_from(
+                    s.charges.outerjoin(s.intents, s.intents.c.id == s.charges.c.payment_intent).outerjoin(
+                        withdrawn, withdrawn.c.charge_id == s.charges.c.id
+                    )
+                )
+                .where(_succeeded_charge(), invoice == invoice_id, _stripe_kept(withdrawn) > 0)
                 .order_by(s.charges.c.created.desc(), s.charges.c.id.desc())
                 .limit(1)
             )
@@ -419,11 +474,12 @@ def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[
                 payments.c.payment_id,
                 payments.c.charge_id.label("charge"),
                 payments.c.provider_payment_id.label("intent"),
-                payments.c.amount_captured.label("amount"),
+                _ledger_kept().label("amount"),
                 payments.c.provider,
             )
-            .where(payments.c.invoice_id == invoice_id, payments.c.status == "succeeded")
-            .order_by(payments.c.updated_at.desc(), payments.c.payment_id.desc())
+            .where(payments.c.invoice_id == invoice_id, payments.c.status == "succeeded", _ledger_kept() > 0)
+            # The newest by when it was made (a refund of an older one changes its updated_at).
+            .order_by(payments.c.created_at.desc(), payments.c.payment_id.desc())
             .limit(1)
         )
         .mappings()
@@ -440,7 +496,11 @@ def _latest_payment(conn: Connection, invoice_id: str, *, stripe: bool) -> dict[
 
 def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Difference], dict[str, int]]:
     """refund_missing_in_ledger: Stripe's succeeded refunds of our payments that the ledger lacks."""
-    intent = func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent).label("intent")
+    # The payment's key as the ledger holds it: the PaymentIntent, or the charge made without one
+    # (as `apply` keyed it): `apply` of the refund looks the payment up by it.
+    intent = func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent, s.refunds.c.charge_id).label(
+        "intent"
+    )
     query = (
         select(
             s.refunds.c.id,
@@ -459,21 +519,15 @@ def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Diffe
         )
         .select_from(
             s.refunds.outerjoin(s.charges, s.charges.c.id == s.refunds.c.charge_id)
-            .outerjoin(
-                payments,
-                and_(
-                    payments.c.provider == PROVIDER,
-                    payments.c.provider_payment_id
-                    == func.coalesce(s.refunds.c.payment_intent, s.charges.c.payment_intent, s.refunds.c.charge_id),
-                ),
-            )
+            .outerjoin(payments, and_(payments.c.provider == PROVIDER, payments.c.provider_payment_id == intent))
             .outerjoin(payment_refunds, payment_refunds.c.refund_id == s.refunds.c.id)
             .outerjoin(invoice_status, invoice_status.c.invoice_id == payments.c.invoice_id)
         )
         .where(s.refunds.c.status == "succeeded")
     )
     known = payment_refunds.c.amount.is_not(None)
-    matched = conn.execute(select(func.count()).select_from(query.where(known).subquery())).scalar_one()
+    periods = or_(s.refunds.c.in_period == true(), window.ledger(payment_refunds.c.recorded_at))
+    matched = conn.execute(select(func.count()).select_from(query.where(known, periods).subquery())).scalar_one()
     # A refund of a payment that is not ours belongs to an unattributed charge; another period's
     # is that period's.
     query = query.where(not_(known), payments.c.payment_id.is_not(None), s.refunds.c.in_period == true())
@@ -492,8 +546,8 @@ def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Diffe
                 invoice_id=row["invoice_id"],
                 payment_id=row["payment_id"],
                 explanation=(
-                    f"Stripe refunded {amount} of {_name(row)} (refund {row['id']} on PaymentIntent "
-                    f"{row['intent']}) and the ledger has no such refund{pending}."
+                    f"Stripe refunded {amount} of {_name(row)} (refund {row['id']} on {_payment_name(row)}) "
+                    f"and the ledger has no such refund{pending}."
                 ),
                 events=_events(_payment_ref(row)),
                 facts={
@@ -519,6 +573,7 @@ def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Differen
             payment_refunds.c.amount,
             payment_refunds.c.position,
             payments.c.provider_payment_id,
+            payments.c.charge_id,
             stripe_status.label("stripe_status"),
             invoice_status.c.number,
         )
@@ -531,6 +586,9 @@ def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Differen
             payments.c.provider == PROVIDER,
             window.ledger(payment_refunds.c.recorded_at),
             or_(stripe_status.is_(None), stripe_status != "succeeded"),
+            or_(
+                stripe_status.is_not(None), not_(seen_at_stripe(REFUND_MISSING_IN_LEDGER, payment_refunds.c.refund_id))
+            ),
         )
     )
     found = []
@@ -549,7 +607,7 @@ def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Differen
                 payment_id=row["payment_id"],
                 explanation=(
                     f"The ledger recorded refund {row['refund_id']} of {amount} on {_name(row)} "
-                    f"(PaymentIntent {row['provider_payment_id']}) and {there}."
+                    f"({_payment_key(row['provider_payment_id'], row['charge_id'])}) and {there}."
                 ),
                 events=[{"id": row["payment_id"], "position": row["position"]}],
                 facts={"kind": "none"},
@@ -597,16 +655,18 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
         amount = money(row["amount"], row["currency"])
         ledger_in_period = row["ledger_at"] is not None and window.start <= _utc(row["ledger_at"]) < window.end
         if row["ledger_status"] is None:
-            if not row["in_period"]:
-                continue
+            if not row["in_period"] or row["status"].startswith("warning_"):
+                continue  # another period's; or an inquiry, which moved no money: nothing to bring in
             what = f"and the ledger has no such dispute (Stripe says {row['status']})"
         elif row["ledger_status"] != status or row["ledger_amount"] != row["amount"]:
             if not (row["in_period"] or ledger_in_period):
                 continue
             ours = money(row["ledger_amount"], row["currency"])
-            what = f"and the ledger holds it as {row['ledger_status']} for {ours} (Stripe: {row['status']})"
+            theirs = f"{row['status']}, an inquiry: no money was taken" if status == INQUIRY else row["status"]
+            what = f"and the ledger holds it as {row['ledger_status']} for {ours} (Stripe: {theirs})"
         else:
-            matched += 1
+            if row["in_period"] or ledger_in_period:  # the lookback's agree, but are not the period's
+                matched += 1
             continue
         found.append(
             Difference(
@@ -628,10 +688,15 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
                     "currency": row["currency"],
                     "status": status,
                     "reason": row["reason"],
-                },
+                }
+                if status != INQUIRY
+                else {"kind": "none"},  # the ledger has no way to hold an inquiry: explain it
             )
         )
-    unknown = not_(exists().where(s.disputes.c.id == payment_disputes.c.dispute_id))
+    unknown = and_(
+        not_(exists().where(s.disputes.c.id == payment_disputes.c.dispute_id)),
+        not_(seen_at_stripe(DISPUTE_MISMATCH, payment_disputes.c.dispute_id)),
+    )
     query = (
         select(payment_disputes, payments.c.provider_payment_id, invoice_status.c.number)
         .select_from(
@@ -795,7 +860,77 @@ def payouts_against_stripe(conn: Connection) -> tuple[list[Difference], dict[str
             )
         if agreed and settled:
             matched += 1
+    found += _payouts_returned(conn)
     return found, {"payouts": matched}
+
+
+def _payouts_returned(conn: Connection) -> list[Difference]:
+    """A payout made before the period that failed in it: Stripe lists the payout in the period
+    it was made, and in this one only the `payout_failure` balance transaction that put the money
+    back. The ledger that still holds it as paid (its webhook lost) has money in the bank that is
+    in Stripe's balance: the same item as when the payout's own period is run again."""
+    t = s.transactions.c
+    query = (
+        select(
+            t.id,
+            t.source,
+            t.currency,
+            t.amount,
+            payouts.c.payout_id.label("ledger_id"),
+            payouts.c.amount.label("ledger_amount"),
+            payouts.c.status.label("ledger_status"),
+            payouts.c.version.label("ledger_version"),
+        )
+        .select_from(
+            s.transactions.outerjoin(
+                payouts, and_(payouts.c.provider == PROVIDER, payouts.c.provider_payout_id == t.source)
+            )
+        )
+        .where(
+            t.kind == "payout_failure",
+            t.in_period == true(),
+            t.source.is_not(None),
+            not_(exists().where(s.payouts.c.id == t.source)),  # staged: compared with its own status
+            or_(payouts.c.status.is_(None), payouts.c.status != "failed"),
+        )
+    )
+    found = []
+    for row in conn.execute(query).mappings():
+        amount = money(row["amount"], row["currency"])
+        if row["ledger_id"] is None:
+            what = "the ledger has not recorded it"
+        else:
+            what = f"the ledger holds it as {row['ledger_status']}, {money(row['ledger_amount'], row['currency'])}"
+        applicable = row["ledger_id"] is None or row["ledger_amount"] == row["amount"]
+        found.append(
+            Difference(
+                id=str(item_id_for(PAYOUT_MISMATCH, f"{row['source']}:recorded")),
+                cls=PAYOUT_MISMATCH,
+                currency=row["currency"],
+                amount_ledger=row["ledger_amount"],
+                amount_stripe=row["amount"],
+                stripe_id=row["source"],
+                invoice_id=None,
+                payment_id=None,
+                explanation=(
+                    f"Stripe payout {row['source']} of {amount} failed: Stripe put the money back in its "
+                    f"balance (balance transaction {row['id']}) and {what}."
+                ),
+                events=[{"id": row["ledger_id"], "version": row["ledger_version"]}] if row["ledger_id"] else [],
+                facts={
+                    "kind": "payout",
+                    "payout": row["source"],
+                    "amount": row["amount"],
+                    "currency": row["currency"],
+                    "status": "failed",
+                    "failure_code": "payout_failed",  # the webhook's code when Stripe gives none
+                    "failure_message": f"returned by balance transaction {row['id']}",
+                }
+                if applicable
+                else {"kind": "none"},
+            )
+        )
+    return found
 
 
 # ------------------------------------------------------------------------------ the ledger alone
@@ -928,6 +1063,21 @@ def _invoice_name(invoice_id: str | None, numbers: dict[str, str | None]) -> str
     return f"invoice {number}" if number else f"invoice {invoice_id}"
 
 
+def _payment_name(row: Any) -> str:
+    """A refund's payment as Stripe names it: its PaymentIntent, or its charge when it has none."""
+    return _payment_key(row["intent"], row["charge_id"])
+
+
+def _payment_key(key: str, charge: str | None) -> str:
+    """A payment as Stripe names it: the ledger keys a charge made without a PaymentIntent by the
+    charge itself, which is then no PaymentIntent to name."""
+    return f"charge {key}" if key == charge else f"PaymentIntent {key}"
+
+
+def _charge_and_key(charge: str, key: str) -> str:
+    return f"charge {charge}" if key == charge else f"charge {charge}, PaymentIntent {key}"
+
+
 def _name(row: Any) -> str:
     number = row.get("number")
     return f"invoice {number}" if number else f"invoice {row['invoice_id']}"
@@ -937,17 +1087,41 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def seen_at_stripe(cls: str, stripe_id: Any) -> ColumnElement[bool]:
+    """An earlier run read this object from Stripe and found the ledger without it (`cls`). The
+    ledger then recorded it when it learnt of it (apply, a late or reprocessed webhook), maybe
+    weeks after Stripe made it: a later period's run, which does not read Stripe that far back,
+    must not take it for something Stripe does not have. Stripe does not take back a payment,
+    refund or payout it made (a refund that fails shows as failed), so an item of the class
+    proves it, whatever became of the item; a dispute item may also be about one the ledger
+    alone holds, and proves it once resolved (applied, or fixed: found agreeing)."""
+    items = reconciliation_items.c
+    proof = [items["class"] == cls, items.stripe_id == stripe_id]
+    if cls == DISPUTE_MISMATCH:
+        proof.append(items.status == RESOLVED)
+    return exists().where(*proof)
+
+
 def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
-    """Which of `ids` this run read from the provider (its objects, or a charge's PaymentIntent):
-    an earlier item about one of them, not found again, was fixed; one about an object this run
-    did not read (another period) says nothing either way."""
+    """Which of `ids` this run read from the provider as the period's own (its objects, or a
+    charge's PaymentIntent): an earlier item about one of them, not found again, was fixed; one
+    about an object this run did not read, or read only in the lookback before the period (whose
+    differences the run does not report: they are the previous period's), says nothing either way."""
     wanted = sorted(set(ids))
     seen: set[str] = set()
     for first in range(0, len(wanted), 1_000):
         chunk = wanted[first : first + 1_000]
         for table in (s.charges, s.intents, s.refunds, s.disputes, s.payouts, s.transactions):
-            seen.update(row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(chunk))))
-        query = select(s.charges.c.payment_intent).where(s.charges.c.payment_intent.in_(chunk))
+            query = select(table.c.id).where(table.c.id.in_(chunk), table.c.in_period == true())
+            seen.update(row[0] for row in conn.execute(query))
+        query = select(s.charges.c.intent_key).where(s.charges.c.intent_key.in_(chunk), s.charges.c.in_period == true())
+        seen.update(row[0] for row in conn.execute(query))
+        # A payout of an earlier period that failed in this one: read through its failure.
+        query = select(s.transactions.c.source).where(
+            s.transactions.c.source.in_(chunk),
+            s.transactions.c.kind == "payout_failure",
+            s.transactions.c.in_period == true(),
+        )
         seen.update(row[0] for row in conn.execute(query))
     return seen
 

@@ -3,7 +3,7 @@
 Both sides use the same headings, in minor units of the currency:
 
     gross     money collected (Stripe: `charge` and `payment` balance transactions)
-    refunds   money given back (Stripe: `refund`, `payment_refund`; positive here)
+    refunds   money given back (Stripe: `refund`, `payment_refund`, less `refund_failure`; positive here)
     disputes  money withdrawn by disputes not won (Stripe: `adjustment`; positive here)
     fees      what the processor kept (Stripe: every transaction's `fee`)
     net       gross - refunds - disputes - fees (Stripe: the sum of `net`, payouts excluded)
@@ -25,13 +25,16 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, not_, or_, select, true
 
+from ledger.reconciliation.items import DISPUTE_MISMATCH, MISSING_IN_LEDGER, PAYOUT_MISMATCH, REFUND_MISSING_IN_LEDGER
 from projections.reconciliation import staging as s
-from projections.reconciliation.matching import PROVIDER, Window
+from projections.reconciliation.matching import PROVIDER, Window, seen_at_stripe
 from projections.tables import journal, payment_disputes, payment_refunds, payments, payouts, processor_fees
 
 HEADINGS = ("gross", "refunds", "disputes", "fees", "net", "payouts")
 GROSS_KINDS = ("charge", "payment")
-REFUND_KINDS = ("refund", "payment_refund")
+# A refund that failed after it was made (the card closed) comes back as `refund_failure`, a
+# positive amount: it takes the refund back out of the period's refunds, as it does out of net.
+REFUND_KINDS = ("refund", "payment_refund", "refund_failure")
 DISPUTE_KINDS = ("adjustment",)
 PAYOUT_KINDS = ("payout", "payout_failure", "payout_cancel")
 
@@ -97,12 +100,14 @@ def _ledger_side(conn: Connection, window: Window, *, stripe: bool) -> dict[str,
     """What the ledger holds for the period (see the module docstring)."""
     sides: dict[str, Side] = defaultdict(_empty)
 
-    def ours(staged: Any, recorded_at: Any) -> Any:
+    def ours(staged: Any, recorded_at: Any, seen: Any) -> Any:
         """The ledger's object is the period's: Stripe created it in the period, or Stripe does
-        not show it and the ledger recorded it in the period."""
+        not show it and the ledger recorded it in the period, unless an earlier run read it at
+        Stripe (`seen`: brought in late from another period's run, it is that period's)."""
         if not stripe:
             return window.ledger(recorded_at)
-        return or_(staged(in_period=True), and_(not_(staged(in_period=False)), window.ledger(recorded_at)))
+        unseen = and_(not_(staged(in_period=False)), not_(seen))
+        return or_(staged(in_period=True), and_(unseen, window.ledger(recorded_at)))
 
     def charged(*, in_period: bool) -> Any:
         where = [
@@ -116,7 +121,11 @@ def _ledger_side(conn: Connection, window: Window, *, stripe: bool) -> dict[str,
     p = payments.c
     query = (
         select(p.currency, func.sum(p.amount_captured), func.sum(p.fee))
-        .where(p.provider == PROVIDER, p.status == "succeeded", ours(charged, p.created_at))
+        .where(
+            p.provider == PROVIDER,
+            p.status == "succeeded",
+            ours(charged, p.created_at, seen_at_stripe(MISSING_IN_LEDGER, p.provider_payment_id)),
+        )
         .group_by(p.currency)
     )
     for currency, gross, fee in conn.execute(query):
@@ -134,7 +143,9 @@ def _ledger_side(conn: Connection, window: Window, *, stripe: bool) -> dict[str,
     query = (
         select(r.currency, func.sum(r.amount))
         .select_from(payment_refunds.join(payments, p.payment_id == r.payment_id))
-        .where(p.provider == PROVIDER, ours(refunded, r.recorded_at))
+        .where(
+            p.provider == PROVIDER, ours(refunded, r.recorded_at, seen_at_stripe(REFUND_MISSING_IN_LEDGER, r.refund_id))
+        )
         .group_by(r.currency)
     )
     _add(sides, "refunds", conn.execute(query))
@@ -149,7 +160,11 @@ def _ledger_side(conn: Connection, window: Window, *, stripe: bool) -> dict[str,
     query = (
         select(d.currency, func.sum(d.amount))
         .select_from(payment_disputes.join(payments, p.payment_id == d.payment_id))
-        .where(p.provider == PROVIDER, d.status != "won", ours(disputed, d.opened_at))
+        .where(
+            p.provider == PROVIDER,
+            d.status != "won",
+            ours(disputed, d.opened_at, seen_at_stripe(DISPUTE_MISMATCH, d.dispute_id)),
+        )
         .group_by(d.currency)
     )
     _add(sides, "disputes", conn.execute(query))
@@ -172,7 +187,11 @@ def _ledger_side(conn: Connection, window: Window, *, stripe: bool) -> dict[str,
     o = payouts.c
     query = (
         select(o.currency, func.sum(o.amount))
-        .where(o.provider == PROVIDER, o.status == "paid", ours(paid_out, o.reported_at))
+        .where(
+            o.provider == PROVIDER,
+            o.status == "paid",
+            ours(paid_out, o.reported_at, seen_at_stripe(PAYOUT_MISMATCH, o.provider_payout_id)),
+        )
         .group_by(o.currency)
     )
     _add(sides, "payouts", conn.execute(query))

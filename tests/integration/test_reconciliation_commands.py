@@ -749,7 +749,7 @@ def test_refund_duplicate_asks_the_provider_once_and_records_the_refund_id(
     resolved = app.reconciliation.resolve(
         UUID(item.id), action=REFUND_DUPLICATE, note="customer paid twice", by="ana"
     ).result
-    key = f"reconciliation-refund:{item.id}"
+    key = f"reconciliation-refund:{item.id}:ch_pi_twice:10000"  # the item, and the refund it asks for
     [(asked_key, refund)] = provider.refunds.items()
     assert asked_key == key
     assert (refund.charge_id, refund.amount, refund.currency) == ("ch_pi_twice", 10_000, "usd")
@@ -802,7 +802,7 @@ def test_refund_duplicate_with_the_provider_down_stores_nothing_and_asks_the_sam
     assert app.head() == head
     # The provider is back: the same refund is asked for, with the same key.
     app.reconciliation.resolve(UUID(item.id), action=REFUND_DUPLICATE, note="paid twice", by="ana")
-    assert list(provider.refunds) == [f"reconciliation-refund:{item.id}"]
+    assert list(provider.refunds) == [f"reconciliation-refund:{item.id}:ch_pi_twice:10000"]
 
 
 def test_refund_duplicate_is_refused_before_the_provider_is_asked(
