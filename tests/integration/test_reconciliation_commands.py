@@ -404,8 +404,9 @@ def test_items_no_longer_found_are_fixed_by_the_events_that_fixed_them(app: Bill
     assert (resolution["action"], resolution["by"], resolution["events"]) == (FIXED, "ledger", fixing)
     assert resolution["note"].startswith("not found again: the ledger now agrees with Stripe")
     assert items[1]["amount_stripe"] == 10_000  # as it was found
-    # Fixed after it was resolved: nothing more to say, and not in the report.
-    assert record_run(app, fixed=[(UUID(late.id), [])]) == []
+    # Fixed after it was resolved: nothing more to say; the report shows it as it stands.
+    [shown] = record_run(app, fixed=[(UUID(late.id), [])])
+    assert (shown["id"], shown["status"], shown["resolution"]["action"]) == (late.id, RESOLVED, FIXED)
     assert topics(app, UUID(late.id)) == ["reconciliation-item.detected", "reconciliation-item.settled"]
 
 
@@ -413,7 +414,9 @@ def test_an_item_a_person_resolved_since_the_engine_looked_is_not_fixed_again(ap
     item = missing_payment(open_invoice(app))
     record_run(app, item)
     app.reconciliation.resolve(UUID(item.id), action=APPLY, note="applied", by="ana")
-    assert record_run(app, fixed=[(UUID(item.id), [])]) == []
+    [shown] = record_run(app, fixed=[(UUID(item.id), [])])  # shown as the person settled it
+    assert (shown["status"], shown["resolution"]["action"], shown["resolution"]["by"]) == (RESOLVED, APPLY, "ana")
+    assert topics(app, UUID(item.id))[-1] == "reconciliation-item.settled"
     resolution = item_of(app, item).resolution
     assert resolution is not None
     assert (resolution["action"], resolution["by"]) == (APPLY, "ana")
