@@ -595,24 +595,11 @@ def refunds_missing_in_stripe(conn: Connection, window: Window) -> list[Differen
     for row in conn.execute(query).mappings():
         amount = money(row["amount"], row["currency"])
         there = f"it is {row['stripe_status']} there" if row["stripe_status"] else "Stripe has no such refund"
-        found.append(
-            Difference(
-                id=str(item_id_for(REFUND_MISSING_IN_STRIPE, row["refund_id"])),
-                cls=REFUND_MISSING_IN_STRIPE,
-                currency=row["currency"],
-                amount_ledger=row["amount"],
-                amount_stripe=None,
-                stripe_id=row["refund_id"],
-                invoice_id=row["invoice_id"],
-                payment_id=row["payment_id"],
-                explanation=(
-                    f"The ledger recorded refund {row['refund_id']} of {amount} on {_name(row)} "
-                    f"({_payment_key(row['provider_payment_id'], row['charge_id'])}) and {there}."
-                ),
-                events=[{"id": row["payment_id"], "position": row["position"]}],
-                facts={"kind": "none"},
-            )
+        explanation = (
+            f"The ledger recorded refund {row['refund_id']} of {amount} on {_name(row)} "
+            f"({_payment_key(row['provider_payment_id'], row['charge_id'])}) and {there}."
         )
+        found.append(_only_in_the_ledger(REFUND_MISSING_IN_STRIPE, row, row["refund_id"], explanation))
     return found
 
 
@@ -708,24 +695,11 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
     )
     for row in conn.execute(query).mappings():
         amount = money(row["amount"], row["currency"])
-        found.append(
-            Difference(
-                id=str(item_id_for(DISPUTE_MISMATCH, row["dispute_id"])),
-                cls=DISPUTE_MISMATCH,
-                currency=row["currency"],
-                amount_ledger=row["amount"],
-                amount_stripe=None,
-                stripe_id=row["dispute_id"],
-                invoice_id=row["invoice_id"],
-                payment_id=row["payment_id"],
-                explanation=(
-                    f"The ledger holds dispute {row['dispute_id']} of {amount} on {_name(row)} as "
-                    f"{row['status']} and Stripe has no such dispute."
-                ),
-                events=[{"id": row["payment_id"], "position": row["position"]}],
-                facts={"kind": "none"},
-            )
+        explanation = (
+            f"The ledger holds dispute {row['dispute_id']} of {amount} on {_name(row)} as "
+            f"{row['status']} and Stripe has no such dispute."
         )
+        found.append(_only_in_the_ledger(DISPUTE_MISMATCH, row, row["dispute_id"], explanation))
     return found, {"disputes": matched}
 
 
@@ -1124,6 +1098,24 @@ def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
         )
         seen.update(row[0] for row in conn.execute(query))
     return seen
+
+
+def _only_in_the_ledger(cls: str, row: Any, stripe_id: str, explanation: str) -> Difference:
+    """A refund or dispute the ledger recorded on a payment, and Stripe does not show: nothing to
+    bring in from Stripe (explain it), the payment's event at its place in the log."""
+    return Difference(
+        id=str(item_id_for(cls, stripe_id)),
+        cls=cls,
+        currency=row["currency"],
+        amount_ledger=row["amount"],
+        amount_stripe=None,
+        stripe_id=stripe_id,
+        invoice_id=row["invoice_id"],
+        payment_id=row["payment_id"],
+        explanation=explanation,
+        events=[{"id": row["payment_id"], "position": row["position"]}],
+        facts={"kind": "none"},
+    )
 
 
 def _sentence(text: str) -> str:

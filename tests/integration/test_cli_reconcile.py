@@ -21,24 +21,11 @@ from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.invoices import PAID
 from ledger.money import Money
+from tests.reconciliation_contract import ITEM_FIELDS as CONTRACT_FIELDS
 from tests.stripe_server import API_KEY, StripeServer
 
 HEADINGS = {"gross", "refunds", "disputes", "fees", "net", "payouts"}
-ITEM_FIELDS = [
-    "id",
-    "class",
-    "status",
-    "currency",
-    "amount_ledger",
-    "amount_stripe",
-    "stripe_id",
-    "invoice_id",
-    "payment_id",
-    "explanation",
-    "events",
-    "detected_at",
-    "resolution",
-]
+ITEM_FIELDS = list(CONTRACT_FIELDS)
 
 
 @pytest.fixture

@@ -53,24 +53,11 @@ from projections.reconciliation.engine import PeriodError, Report, past_report, 
 from projections.runner import ProjectionRunner
 from projections.tables import invoice_status, journal, processor_fees
 from tests.conftest import AppFactory
+from tests.reconciliation_contract import ITEM_FIELDS as CONTRACT_FIELDS
 from tests.stripe_payloads import event_payload
 from tests.stripe_server import API_KEY, StripeServer
 
-ITEM_FIELDS = {
-    "id",
-    "class",
-    "status",
-    "currency",
-    "amount_ledger",
-    "amount_stripe",
-    "stripe_id",
-    "invoice_id",
-    "payment_id",
-    "explanation",
-    "events",
-    "detected_at",
-    "resolution",
-}
+ITEM_FIELDS = set(CONTRACT_FIELDS)
 
 
 @dataclass

@@ -69,24 +69,11 @@ from projections.runner import ProjectionRunner
 from projections.tables import journal
 from tests.conftest import AppFactory
 from tests.fake_payments import FakePaymentProvider
+from tests.reconciliation_contract import ITEM_FIELDS as CONTRACT_FIELDS
 from tests.stripe_payloads import verified_event
 
 PERIOD = Period(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
-REPORT_KEYS = {
-    "id",
-    "class",
-    "status",
-    "currency",
-    "amount_ledger",
-    "amount_stripe",
-    "stripe_id",
-    "invoice_id",
-    "payment_id",
-    "explanation",
-    "events",
-    "detected_at",
-    "resolution",
-}
+REPORT_KEYS = set(CONTRACT_FIELDS)
 
 
 # ---------------------------------------------------------------------------- helpers
