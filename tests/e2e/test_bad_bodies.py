@@ -95,7 +95,13 @@ def test_a_body_that_does_not_decode_is_a_4xx_problem_on_every_route(
     asgi, app = served
     [created] = _send(asgi, [{"method": "POST", "url": "/api/invoices", "json": INVOICE, "headers": AUTH}])
     invoice = created.json()
-    values = {"invoice_id": invoice["id"], "line_id": invoice["lines"][0]["id"], "key": "acme", "event_id": "evt_1"}
+    values = {
+        "invoice_id": invoice["id"],
+        "line_id": invoice["lines"][0]["id"],
+        "key": "acme",
+        "event_id": "evt_1",
+        "item_id": str(uuid4()),  # none such: the body is refused before the item is looked for
+    }
     body = BODIES[name]
     head = app.head()
     writes = _writes(asgi)
