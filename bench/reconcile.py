@@ -329,6 +329,10 @@ def ledger_reconcile(url: str, account: Account, base_url: str, source: str, dir
     return Run(seconds, usage.ru_maxrss / 1024, process.returncode)
 
 
+def _run_text(run: Run) -> str:
+    return f"{run.seconds:.1f} s, peak RSS {run.peak_rss_mib:.0f} MiB, exit {run.status}"
+
+
 def _iso(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).isoformat()
 
@@ -367,6 +371,11 @@ def run_point(backend: str, url: str, payments: int, directory: Path, ledger_onl
     point.seed_events = seeded.extra["events"]
     point.seed_write_s = seeded.extra["write_s"]
     point.seed_catch_up_s = seeded.extra["catch_up_s"]
+    _say(
+        backend,
+        f"N={payments:,}: seeded {point.seed_events:,} events in {point.seed_write_s:.1f} s + catch-up "
+        f"{point.seed_catch_up_s:.1f} s",
+    )
     _say(backend, f"N={payments:,}: starting the Stripe generator")
     server = GeneratorServer(account)
     try:
@@ -376,17 +385,22 @@ def run_point(backend: str, url: str, payments: int, directory: Path, ledger_onl
         point.fetch_pages = fetched.workers[0].extra["pages"]
         point.fetch_s = fetched.seconds
         point.fetch_rss_mib = fetched.peak_rss_mib
+        _say(backend, f"N={payments:,}: bare fetch {point.fetch_pages:,} pages in {point.fetch_s:.1f} s")
         _say(backend, f"N={payments:,}: raw GETs of the same pages")
         point.raw_s = run_workers(bare_fetch, [FetchJob(server.base_url, payments, account.start, raw=True)]).seconds
+        _say(backend, f"N={payments:,}: raw GETs in {point.raw_s:.1f} s")
         _say(backend, f"N={payments:,}: ledger reconcile --source stripe (first: records the fees)")
         point.first = ledger_reconcile(url, account, server.base_url, "stripe", directory)
+        _say(backend, f"N={payments:,}: first run {_run_text(point.first)}")
         _say(backend, f"N={payments:,}: ledger reconcile --source stripe (steady state)")
         point.steady = ledger_reconcile(url, account, server.base_url, "stripe", directory)
+        _say(backend, f"N={payments:,}: steady run {_run_text(point.steady)}")
     finally:
         server.stop()
     if ledger_only:
         _say(backend, f"N={payments:,}: ledger reconcile --source ledger")
         point.ledger_only = ledger_reconcile(url, account, "http://127.0.0.1:9", "ledger", directory)
+        _say(backend, f"N={payments:,}: ledger-only run {_run_text(point.ledger_only)}")
     return point
 
 
