@@ -65,6 +65,9 @@ LEDGER_ONLY_TARGET_SECONDS = 10.0
 CHUNK_INVOICES = 300
 DAY = 24 * 3600
 SERVER_START_SECONDS = 120.0
+# Seeding 1M payments (7.1M events) and fetching 1M through the SDK each take far longer than
+# the suite's 10 minutes per worker.
+WORKER_TIMEOUT_SECONDS = 6 * 3600.0
 
 
 def _say(backend: str, what: str) -> None:
@@ -367,7 +370,7 @@ def run_point(backend: str, url: str, payments: int, directory: Path, ledger_onl
     account = Account(payments, start_of(payments))
     point = Point(payments, account.balance_transactions())
     _say(backend, f"N={payments:,}: seeding the ledger")
-    seeded = run_workers(seed_ledger, [SeedJob(url, payments, account.start)]).workers[0]
+    seeded = run_workers(seed_ledger, [SeedJob(url, payments, account.start)], WORKER_TIMEOUT_SECONDS).workers[0]
     point.seed_events = seeded.extra["events"]
     point.seed_write_s = seeded.extra["write_s"]
     point.seed_catch_up_s = seeded.extra["catch_up_s"]
@@ -380,7 +383,8 @@ def run_point(backend: str, url: str, payments: int, directory: Path, ledger_onl
     server = GeneratorServer(account)
     try:
         _say(backend, f"N={payments:,}: raw GETs of the same pages")
-        point.raw_s = run_workers(bare_fetch, [FetchJob(server.base_url, payments, account.start, raw=True)]).seconds
+        raw = FetchJob(server.base_url, payments, account.start, raw=True)
+        point.raw_s = run_workers(bare_fetch, [raw], WORKER_TIMEOUT_SECONDS).seconds
         _say(backend, f"N={payments:,}: raw GETs in {point.raw_s:.1f} s")
         _say(backend, f"N={payments:,}: ledger reconcile --source stripe (first: records the fees)")
         point.first = ledger_reconcile(url, account, server.base_url, "stripe", directory)
@@ -389,7 +393,7 @@ def run_point(backend: str, url: str, payments: int, directory: Path, ledger_onl
         point.steady = ledger_reconcile(url, account, server.base_url, "stripe", directory)
         _say(backend, f"N={payments:,}: steady run {_run_text(point.steady)}")
         _say(backend, f"N={payments:,}: bare fetch (SDK)")
-        fetched = run_workers(bare_fetch, [FetchJob(server.base_url, payments, account.start)])
+        fetched = run_workers(bare_fetch, [FetchJob(server.base_url, payments, account.start)], WORKER_TIMEOUT_SECONDS)
         point.fetch_objects = fetched.ops
         point.fetch_pages = fetched.workers[0].extra["pages"]
         point.fetch_s = fetched.seconds
