@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage] [--events N] [--baseline REF]`."""
+[--only write|read-models|web|webhooks|usage|reconcile] [--events N] [--payments N,N,...]
+[--baseline REF]`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench import tables
@@ -17,6 +19,10 @@ from bench.machine import header, postgres_version
 from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
+from bench.reconcile import FULL as RECONCILE_FULL
+from bench.reconcile import QUICK as RECONCILE_QUICK
+from bench.reconcile import ReconcileReport, run_reconcile
+from bench.reconcile import render as render_reconcile
 from bench.suite import FULL, QUICK, Backend, BackendReport, Plan, run_backend
 from bench.usage import FULL as USAGE_FULL
 from bench.usage import QUICK as USAGE_QUICK
@@ -90,6 +96,25 @@ def _postgres_usage(plan: UsagePlan) -> UsageRow:
         return run_usage("postgres", url, plan)
 
 
+def _reconcile(backend: str, directory: Path, sizes: tuple[int, ...]) -> ReconcileReport:
+    """One fresh database per size: a SQLite file, or a database of a throwaway cluster."""
+    if backend == "sqlite":
+
+        @contextmanager
+        def files(payments: int) -> Iterator[str]:
+            yield f"sqlite:///{directory / f'reconcile-{payments}.sqlite3'}"
+
+        return run_reconcile("sqlite", files, sizes)
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster:
+        return run_reconcile("postgres", lambda _payments: cluster.database(), sizes)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part.replace("_", "")) for part in text.split(",") if part)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer operations: a smoke run")
@@ -101,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -110,6 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=None,
         help=f"events in the read-models log (default {DEFAULT_EVENTS:,}; --quick: a tenth)",
+    )
+    parser.add_argument(
+        "--payments",
+        type=_sizes,
+        default=None,
+        help=f"reconcile: the Stripe payments of each point, comma-separated (default {RECONCILE_FULL}; "
+        f"--quick: {RECONCILE_QUICK})",
     )
     parser.add_argument(
         "--baseline",
@@ -129,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     webhooks = (WEBHOOKS_QUICK if args.quick else WEBHOOKS_FULL) if args.only in (None, "webhooks") else None
     usage = (USAGE_QUICK if args.quick else USAGE_FULL) if args.only in (None, "usage") else None
     usage_rows: list[UsageRow] = []
+    reconcile_sizes: tuple[int, ...] = ()
+    if args.only in (None, "reconcile"):
+        reconcile_sizes = args.payments or (RECONCILE_QUICK if args.quick else RECONCILE_FULL)
+    reconcile_reports: list[ReconcileReport] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -157,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     comparisons.append(Comparison("sqlite", baseline, figures, current_figures(webhook_reports[-1])))
             if usage is not None:
                 usage_rows.append(run_usage("sqlite", f"sqlite:///{Path(directory) / 'usage.sqlite3'}", usage))
+            if reconcile_sizes:
+                reconcile_reports.append(_reconcile("sqlite", Path(directory), reconcile_sizes))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
@@ -172,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             webhook_reports.append(pg_webhooks)
         if usage is not None:
             usage_rows.append(_postgres_usage(usage))
+        if reconcile_sizes:
+            reconcile_reports.append(_reconcile("postgres", Path(), reconcile_sizes))
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -201,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if usage_rows:
         print()
         print(render_usage(usage_rows))
+    if reconcile_reports:
+        print()
+        print(render_reconcile(reconcile_reports))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

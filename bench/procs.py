@@ -117,8 +117,9 @@ def _entry(body: Callable[[Any, Gate], Measured], job: Any, gate: Gate, results:
         results.put(("error", traceback.format_exc()))
 
 
-def run_workers(body: Callable[[Any, Gate], Measured], jobs: list[Any]) -> Outcome:
-    """Run `body(job, gate)` in one spawned process per job; `gate.ready()` waits for all of them."""
+def run_workers(body: Callable[[Any, Gate], Measured], jobs: list[Any], timeout: float = TIMEOUT_SECONDS) -> Outcome:
+    """Run `body(job, gate)` in one spawned process per job; `gate.ready()` waits for all of them,
+    each of which must report within `timeout` seconds."""
     ctx = mp.get_context("spawn")
     gate = Gate(ctx.Lock(), ctx.Barrier(len(jobs)))
     results = ctx.Queue()
@@ -129,7 +130,7 @@ def run_workers(body: Callable[[Any, Gate], Measured], jobs: list[Any]) -> Outco
     errors: list[str] = []
     try:
         for _ in jobs:
-            status, payload = results.get(timeout=TIMEOUT_SECONDS)
+            status, payload = results.get(timeout=timeout)
             if status == "ok":
                 collected.append(payload)
             else:
