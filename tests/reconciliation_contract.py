@@ -1,4 +1,4 @@
-"""The reconciliation item's fixed JSON shape, as DESIGN.md and issue 12 state it: the tests hold
+"""The reconciliation item's fixed JSON shape, as the design brief and issue 12 state it: the tests hold
 the code to this list, written here once rather than read from the code under test."""
 
 from __future__ import annotations
