@@ -22,7 +22,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 from uuid import UUID
 
@@ -255,10 +255,6 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not at least 1")
     return value
-
-
-def now() -> datetime:
-    return datetime.now(tz=UTC)
 
 
 # ------------------------------------------------------------------------------ the commands

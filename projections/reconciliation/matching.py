@@ -179,9 +179,9 @@ def _missing_in_ledger(row: dict[str, Any], numbers: dict[str, str | None]) -> D
         if row["payment_status"]
         else "the ledger has no payment for it"
     )
-    return Difference(
-        id=str(item_id_for(MISSING_IN_LEDGER, row["intent"])),
-        cls=MISSING_IN_LEDGER,
+    return _difference(
+        MISSING_IN_LEDGER,
+        row["intent"],
         currency=row["currency"],
         amount_ledger=None,
         amount_stripe=row["amount_captured"],
@@ -207,9 +207,9 @@ def _missing_in_ledger(row: dict[str, Any], numbers: dict[str, str | None]) -> D
 def _unattributed(row: dict[str, Any]) -> Difference:
     amount = money(row["amount_captured"], row["currency"])
     named = f"names invoice {row['invoice']}, which the ledger does not have" if row["invoice"] else "names no invoice"
-    return Difference(
-        id=str(item_id_for(UNATTRIBUTED, row["charge"])),
-        cls=UNATTRIBUTED,
+    return _difference(
+        UNATTRIBUTED,
+        row["charge"],
         currency=row["currency"],
         amount_ledger=None,
         amount_stripe=row["amount_captured"],
@@ -227,9 +227,9 @@ def _unattributed(row: dict[str, Any]) -> Difference:
 def _amount_mismatch(row: dict[str, Any], numbers: dict[str, str | None]) -> Difference:
     ours = money(row["ledger_amount"], row["ledger_currency"])
     theirs = money(row["amount_captured"], row["currency"])
-    return Difference(
-        id=str(item_id_for(AMOUNT_MISMATCH, row["intent"])),
-        cls=AMOUNT_MISMATCH,
+    return _difference(
+        AMOUNT_MISMATCH,
+        row["intent"],
         currency=row["currency"],
         amount_ledger=row["ledger_amount"],
         amount_stripe=row["amount_captured"],
@@ -286,9 +286,9 @@ def payments_missing_in_stripe(conn: Connection, window: Window) -> list[Differe
             else "Stripe has no charge for it in the period"
         )
         found.append(
-            Difference(
-                id=str(item_id_for(MISSING_IN_STRIPE, row["payment_id"])),
-                cls=MISSING_IN_STRIPE,
+            _difference(
+                MISSING_IN_STRIPE,
+                row["payment_id"],
                 currency=row["currency"],
                 amount_ledger=row["amount_captured"],
                 amount_stripe=None,
@@ -389,9 +389,9 @@ def duplicate_payments(conn: Connection, window: Window, *, stripe: bool) -> lis
                     "currency": row["currency"],
                 }
         found.append(
-            Difference(
-                id=str(item_id_for(DUPLICATE_PAYMENT, invoice_id)),
-                cls=DUPLICATE_PAYMENT,
+            _difference(
+                DUPLICATE_PAYMENT,
+                invoice_id,
                 currency=row["currency"],
                 amount_ledger=row["total"],
                 amount_stripe=row["paid"],
@@ -536,9 +536,9 @@ def refunds_against_stripe(conn: Connection, window: Window) -> tuple[list[Diffe
         amount = money(row["amount"], row["currency"])
         pending = "" if row["payment_status"] == "succeeded" else " (apply the payment's own item first)"
         found.append(
-            Difference(
-                id=str(item_id_for(REFUND_MISSING_IN_LEDGER, row["id"])),
-                cls=REFUND_MISSING_IN_LEDGER,
+            _difference(
+                REFUND_MISSING_IN_LEDGER,
+                row["id"],
                 currency=row["currency"],
                 amount_ledger=None,
                 amount_stripe=row["amount"],
@@ -656,9 +656,9 @@ def disputes_against_stripe(conn: Connection, window: Window) -> tuple[list[Diff
                 matched += 1
             continue
         found.append(
-            Difference(
-                id=str(item_id_for(DISPUTE_MISMATCH, row["id"])),
-                cls=DISPUTE_MISMATCH,
+            _difference(
+                DISPUTE_MISMATCH,
+                row["id"],
                 currency=row["currency"],
                 amount_ledger=row["ledger_amount"],
                 amount_stripe=row["amount"],
@@ -742,9 +742,9 @@ def fee_mismatches(conn: Connection) -> tuple[list[Difference], dict[str, int]]:
 
 
 def _fee_mismatch(row: Any, ledger_fee: int, events: list[dict[str, Any]]) -> Difference:
-    return Difference(
-        id=str(item_id_for(FEE_MISMATCH, row["id"])),
-        cls=FEE_MISMATCH,
+    return _difference(
+        FEE_MISMATCH,
+        row["id"],
         currency=row["currency"],
         amount_ledger=ledger_fee,
         amount_stripe=row["fee"],
@@ -788,9 +788,9 @@ def payouts_against_stripe(conn: Connection) -> tuple[list[Difference], dict[str
                 what = f"the ledger holds it as {row['ledger_status']}, {ours}"
             applicable = row["ledger_id"] is None or row["ledger_amount"] == row["amount"]
             found.append(
-                Difference(
-                    id=str(item_id_for(PAYOUT_MISMATCH, f"{row['id']}:recorded")),
-                    cls=PAYOUT_MISMATCH,
+                _difference(
+                    PAYOUT_MISMATCH,
+                    f"{row['id']}:recorded",
                     currency=row["currency"],
                     amount_ledger=row["ledger_amount"],
                     amount_stripe=row["amount"],
@@ -816,9 +816,9 @@ def payouts_against_stripe(conn: Connection) -> tuple[list[Difference], dict[str
             agreed = False
             carried = money(row["carried"], row["currency"])
             found.append(
-                Difference(
-                    id=str(item_id_for(PAYOUT_MISMATCH, f"{row['id']}:carried")),
-                    cls=PAYOUT_MISMATCH,
+                _difference(
+                    PAYOUT_MISMATCH,
+                    f"{row['id']}:carried",
                     currency=row["currency"],
                     amount_ledger=None,
                     amount_stripe=row["amount"],
@@ -877,9 +877,9 @@ def _payouts_returned(conn: Connection) -> list[Difference]:
             what = f"the ledger holds it as {row['ledger_status']}, {money(row['ledger_amount'], row['currency'])}"
         applicable = row["ledger_id"] is None or row["ledger_amount"] == row["amount"]
         found.append(
-            Difference(
-                id=str(item_id_for(PAYOUT_MISMATCH, f"{row['source']}:recorded")),
-                cls=PAYOUT_MISMATCH,
+            _difference(
+                PAYOUT_MISMATCH,
+                f"{row['source']}:recorded",
                 currency=row["currency"],
                 amount_ledger=row["ledger_amount"],
                 amount_stripe=row["amount"],
@@ -920,9 +920,9 @@ def stuck_events(conn: Connection, *, older_than: datetime) -> list[Difference]:
     for row in conn.execute(query).mappings():
         received = _utc(row["received_at"]).isoformat(timespec="seconds")
         found.append(
-            Difference(
-                id=str(item_id_for(STUCK_EVENT, row["event_id"])),
-                cls=STUCK_EVENT,
+            _difference(
+                STUCK_EVENT,
+                row["event_id"],
                 currency=None,
                 amount_ledger=None,
                 amount_stripe=None,
@@ -974,9 +974,9 @@ def inconsistent_invoices(conn: Connection) -> list[Difference]:
     for row in conn.execute(query).mappings():
         reasons = _inconsistencies(row)
         found.append(
-            Difference(
-                id=str(item_id_for(INVOICE_INCONSISTENT, row["invoice_id"])),
-                cls=INVOICE_INCONSISTENT,
+            _difference(
+                INVOICE_INCONSISTENT,
+                row["invoice_id"],
                 currency=row["currency"],
                 amount_ledger=row["amount_paid"],
                 amount_stripe=None,
@@ -1100,12 +1100,17 @@ def staged_among(conn: Connection, ids: Sequence[str]) -> set[str]:
     return seen
 
 
+def _difference(cls: str, key: str, **shown: Any) -> Difference:
+    """A difference of `cls` about `key`: its id derived from both, so it cannot name another class."""
+    return Difference(id=str(item_id_for(cls, key)), cls=cls, **shown)
+
+
 def _only_in_the_ledger(cls: str, row: Any, stripe_id: str, explanation: str) -> Difference:
     """A refund or dispute the ledger recorded on a payment, and Stripe does not show: nothing to
     bring in from Stripe (explain it), the payment's event at its place in the log."""
-    return Difference(
-        id=str(item_id_for(cls, stripe_id)),
-        cls=cls,
+    return _difference(
+        cls,
+        stripe_id,
         currency=row["currency"],
         amount_ledger=row["amount"],
         amount_stripe=None,

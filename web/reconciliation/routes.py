@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from commands.reconciliation.facts import Period
 from ledger.errors import ProviderConfigurationError
 from ledger.reconciliation.items import ReconciliationItemNotFoundError
 from ledger.reconciliation.runs import LEDGER, STRIPE
@@ -141,7 +142,6 @@ async def start_run(request: Request) -> Response:
         raise ProviderConfigurationError("a Stripe reconciliation needs STRIPE_API_KEY on the server")
     end = new.to or services.clock.now()
     start = new.from_ or _days_before(end, DEFAULT_DAYS)
-    from commands.reconciliation.facts import Period
 
     def run() -> Any:
         report = reconcile(
