@@ -221,3 +221,50 @@ webhook_events = Table(
     Column("position", BigInteger, nullable=False),  # the received event's place in the log
     Column("version", Integer, nullable=False),
 )
+
+# --------------------------------------------------------------------------- admin (0005)
+
+# The dashboard's users (ledger/admin/users.py), latest state; the password hash stays in the log.
+admin_users = Table(
+    "admin_users",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),  # admin | auditor
+    Column("status", String(20), nullable=False),  # active | disabled
+    Column("created_by", String(254), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# Every action a dashboard user took (ledger/admin/activity.py), newest first on the activity page.
+admin_activity = Table(
+    "admin_activity",
+    metadata,
+    Column("action_id", String(36), primary_key=True),
+    Column("performed_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("user_id", String(36), nullable=False, index=True),
+    Column("email", String(254), nullable=False),
+    Column("action", String(64), nullable=False, index=True),  # e.g. invoice.void, reconciliation.resolve
+    Column("target", String(255), index=True),  # what it acted on: an invoice id, an item id, an event id
+    Column("detail", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON: [{"aggregate_id", "version"}] the action left
+    Column("position", BigInteger, nullable=False),
+)
+
+# Not a read model: the dashboard's server-side sessions, never rebuilt from the log (a rebuild
+# leaves them). The cookie carries a random id; only its sha256 is kept here.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", String(36), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),  # the absolute timeout
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("address", String(64), nullable=False),
+    Column("user_agent", String(300), nullable=False),
+)

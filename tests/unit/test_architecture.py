@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "uvicorn",
         "starlette",
         "rich",
+        "argon2",  # admin users' password hashes (adapters/admin/passwords.py)
     },
     "web": {
         "ledger",
@@ -50,6 +51,8 @@ ALLOWED: dict[str, set[str]] = {
         "pydantic",  # the request models and the OpenAPI schema (docs/adr/0015)
         "pydantic_core",
         "typing_extensions",
+        "jinja2",  # the admin dashboard's templates (web/admin/)
+        "limits",  # login attempts limited per account and per address (web/admin/)
     },
 }
 
