@@ -18,6 +18,8 @@ from commands.application import BillingApplication
 from ledger.errors import StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.payments import Payment
+from projections.admin.activity import AdminActivityProjection
+from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
@@ -62,9 +64,19 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 
 
 # The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
-# side, its items and runs, the webhook inbox); the audit chain reads the stored bytes of every
-# record itself. Usage records, receipts and the like are not decoded for them.
-READ_MODEL_TOPICS = ("invoice.", "payment.", "payout.", "processor-fee.", "reconciliation-", "provider-event.")
+# side, its items and runs, the webhook inbox, the dashboard's users and their actions); the audit
+# chain reads the stored bytes of every record itself. Usage records, receipts and the like are
+# not decoded for them.
+READ_MODEL_TOPICS = (
+    "invoice.",
+    "payment.",
+    "payout.",
+    "processor-fee.",
+    "reconciliation-",
+    "provider-event.",
+    "admin-user.",
+    "admin-action.",
+)
 
 
 class _ReadModelLog:
@@ -104,6 +116,8 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         ReconciliationItemsProjection(),
         ReconciliationRunsProjection(),
         WebhookInboxProjection(),
+        AdminUsersProjection(),
+        AdminActivityProjection(),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections
