@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from ledger.errors import (
 )
 from tests.fake_hasher import FakeHasher
 from tests.unit.given import T0, at, drain
+from web.problems import ledger_problem
 
 PASSWORD = "correct horse battery"
 
@@ -188,3 +190,17 @@ def test_argon2_defaults_are_rfc_9106_low_memory_and_older_hashes_need_a_rehash(
 
 def test_the_user_id_is_a_uuid() -> None:
     assert isinstance(user_id_for("ann@example.com"), UUID)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "slug"),
+    [
+        (AdminUserExistsError("ann@example.com"), 409, "admin-user-exists"),
+        (AdminUserNotFoundError("ann@example.com"), 404, "admin-user-not-found"),
+        (WeakPasswordError(12), 422, "weak-password"),
+    ],
+)
+def test_the_account_errors_answer_their_status(error: Exception, status: int, slug: str) -> None:
+    answer = ledger_problem(error)  # type: ignore[arg-type]
+    assert answer.status_code == status
+    assert json.loads(bytes(answer.body))["type"].endswith(slug)
