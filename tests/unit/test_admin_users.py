@@ -160,6 +160,18 @@ def test_needs_rehash_follows_the_hashers_parameters(app: BillingApplication, ha
     assert app.admin.needs_rehash(user)
 
 
+def test_a_login_with_an_outdated_hash_upgrades_it(app: BillingApplication, hasher: FakeHasher) -> None:
+    app.admin.create_user("ann@example.com", role=ADMIN, password=PASSWORD, created_by="cli")
+    hasher.cost = 2
+    user = app.admin.authenticate("ann@example.com", PASSWORD)
+    assert user is not None
+    assert user.password_hash.startswith("fake$2$")
+    assert not app.admin.needs_rehash(user)
+    assert app.admin.authenticate("ann@example.com", PASSWORD) is not None
+    changed = [e for _, e in app.events_after(0, 100) if isinstance(e, AdminUser.PasswordChanged)]
+    assert [e.by for e in changed] == ["ann@example.com"]  # once: the second login found it current
+
+
 def test_an_application_without_a_hasher_lets_nobody_in() -> None:
     app = BillingApplication(clock=ManualClock(T0), env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     with pytest.raises(RuntimeError):
