@@ -504,6 +504,8 @@ def test_payouts_show_their_reconciliation_postings_items_and_fees(
         ("po_1", "matched", 0),
     ]
     assert list_payouts(engine, status="failed").rows == []
+    with pytest.raises(InvalidInputError):
+        list_payouts(engine, status="lost")
     first = list_payouts(engine, limit=2)
     assert first.next_cursor is not None
     assert [r["provider_payout_id"] for r in list_payouts(engine, limit=2, cursor=first.next_cursor).rows] == ["po_1"]
