@@ -15,11 +15,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from adapters.log_notifications import LogWaiter, Sleeper, log_waiter
 from adapters.persistence import DATABASE_TIMEOUT_SECONDS, read_model_url
 from commands.application import BillingApplication
+from ledger.dunning.aggregate import Dunning
 from ledger.errors import StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.payments import Payment
 from projections.admin.activity import AdminActivityProjection
 from projections.admin.users import AdminUsersProjection
+from projections.admin.dunning import DunningStatusProjection
 from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
@@ -64,7 +66,7 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 
 
 # The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
-# side, its items and runs, the webhook inbox, the dashboard's users and their actions); the audit
+# side, its items and runs, the webhook inbox, the dunning status, the dashboard's users and their actions); the audit
 # chain reads the stored bytes of every record itself. Usage records, receipts and the like are
 # not decoded for them.
 READ_MODEL_TOPICS = (
@@ -76,6 +78,7 @@ READ_MODEL_TOPICS = (
     "provider-event.",
     "admin-user.",
     "admin-action.",
+    "dunning.",
 )
 
 
@@ -108,6 +111,12 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
     def load_payment(payment_id: UUID, version: int) -> Payment:
         return app.payment(payment_id, version=version)
 
+    def load_dunning(dunning_id: UUID, version: int) -> Dunning:
+        dunning = app.runner.get(dunning_id, Dunning, version=version)
+        if dunning is None:
+            raise LookupError(f"dunning {dunning_id} is not in the log")  # the log gave one of its events
+        return dunning
+
     projections: list[Projection] = [
         InvoiceStatusProjection(load),
         JournalProjection(load),
@@ -118,6 +127,7 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         WebhookInboxProjection(),
         AdminUsersProjection(),
         AdminActivityProjection(),
+        DunningStatusProjection(load_dunning),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections
