@@ -221,11 +221,14 @@ def _local_path(scope: Scope) -> str:
 
 def _same_origin(request: Request) -> bool:
     """A browser names the page a form came from in Origin; another site's is refused. Clients
-    that send none (scripts) still need the session's CSRF token."""
+    that send none (scripts) still need the session's CSRF token. Ours is the Host the request
+    came to, or the public URL's (behind a proxy that does not pass the Host on)."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    services: Services = request.app.state.services
+    ours = {request.headers.get("host", ""), urlsplit(services.public_url or "").netloc} - {""}
+    return urlsplit(origin).netloc in ours
 
 
 def _wants_json(request: Request) -> bool:
