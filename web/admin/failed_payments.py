@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from web.admin.rendering import acting, render
+from web.admin.context import acting
+from web.admin.rendering import render
 
 from commands.dunning import NO_PROVIDER
 from ledger.dunning.aggregate import dunning_id_for

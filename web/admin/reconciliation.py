@@ -25,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from web.admin.rendering import acting, render
+from web.admin.context import acting
+from web.admin.rendering import render
 
 from ledger.errors import InvalidInputError
 from ledger.reconciliation.items import CLASSES, OPEN, STATUSES, ReconciliationItemNotFoundError, allowed_actions

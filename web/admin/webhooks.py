@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from web.admin.rendering import acting, render
+from web.admin.context import acting
+from web.admin.rendering import render
 
 from adapters.stripe.payloads import read_event
 from commands.ingestion import stripe_events
