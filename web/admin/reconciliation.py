@@ -18,7 +18,7 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import Field, PlainValidator
 from starlette.concurrency import run_in_threadpool
@@ -201,13 +201,14 @@ async def start_run(request: Request) -> Response:
     end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # the last day included
     admin = request.state.admin.user
 
-    def run() -> UUID:
-        with acting(request, "reconciliation.run", detail=f"{first} to {last}, {source}"):
-            run_id = run_reconciliation(services, start=start, end=end, source=source, requested_by=admin.email)
-        services.read_models.catch_up()
-        return run_id
+    run_id = uuid4()
 
-    run_id = await run_in_threadpool(run)
+    def run() -> None:
+        with acting(request, "reconciliation.run", target=str(run_id), detail=f"{first} to {last}, {source}"):
+            run_reconciliation(services, start=start, end=end, source=source, requested_by=admin.email, run_id=run_id)
+        services.read_models.catch_up()
+
+    await run_in_threadpool(run)
     return done(f"{PATH}/runs/{run_id}", "Reconciliation run completed.")
 
 

@@ -186,10 +186,12 @@ def run_reconciliation(
     source: str | None,
     requested_by: str,
     stuck_after: timedelta = STUCK_AFTER,
+    run_id: UUID | None = None,
 ) -> UUID:
     """Run a reconciliation for [start, end) and record it; its run id. The API and the admin
     dashboard both start runs here. `end` defaults to now and `start` to DEFAULT_DAYS before it;
-    `source` to stripe when the server has Stripe's records, and stripe without them is refused."""
+    `source` to stripe when the server has Stripe's records, and stripe without them is refused.
+    `run_id` names the run beforehand (the dashboard records it as the action's target)."""
     source = source or (STRIPE if services.records is not None else LEDGER)
     if source == STRIPE and services.records is None:
         raise ProviderConfigurationError("a Stripe reconciliation needs STRIPE_API_KEY on the server")
@@ -202,6 +204,7 @@ def run_reconciliation(
         records=services.records if source == STRIPE else None,
         requested_by=requested_by,
         stuck_after=stuck_after,
+        run_id=run_id,
     )
     return report.run_id
 
