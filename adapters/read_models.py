@@ -19,8 +19,8 @@ from ledger.dunning.aggregate import Dunning
 from ledger.errors import StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.payments import Payment
-from projections.admin.dunning import DunningStatusProjection
 from projections.admin.activity import AdminActivityProjection
+from projections.admin.dunning import DunningStatusProjection
 from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from starlette.routing import BaseRoute
 
-from web.admin import failed_payments, payouts, reconciliation, webhooks
+from web.admin import activity, failed_payments, payouts, reconciliation, webhooks
 
 PAGES: list[Callable[[], list[BaseRoute]]] = [
     # adminpages1: overview, invoices, invoice
@@ -17,6 +17,7 @@ PAGES: list[Callable[[], list[BaseRoute]]] = [
     reconciliation.routes,
     webhooks.routes,
     payouts.routes,
+    activity.routes,
 ]
 
 
