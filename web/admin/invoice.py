@@ -40,10 +40,11 @@ from ledger.invoices import DRAFT, OPEN, UNCOLLECTIBLE, Invoice
 from ledger.money import Money
 from ledger.validation import require_date
 from projections.admin.dunning import dunning_row
-from projections.admin.invoices import invoice_audit
+from projections.admin.invoices import NOT_CHAINED, OK, invoice_audit
 from projections.payments import list_payments
 from web import models
 from web.admin.context import acting
+from web.admin.invoices import major_units
 from web.admin.rendering import render
 from web.admin.security import blocking
 from web.checkout import open_checkout
@@ -65,6 +66,8 @@ FLASH = {
 AMOUNT_FIELDS = frozenset(
     {"amount", "fee", "subtotal", "tax", "total", "unit_amount", "amount_paid", "written_off", "recovered", "from_credit"}
 )
+# The audit verdicts of projections/admin/invoices.py, as badge colours: anything else is a problem.
+AUDIT_BADGES = {OK: "ok", NOT_CHAINED: "pending"}
 PAYMENTS_SHOWN = 200  # an invoice has a handful; a page would not show more usefully
 
 
@@ -126,7 +129,8 @@ class InvoicePage:
     as_of: datetime | None
     at_version: int | None
     timeline: list[dict[str, Any]]
-    audit_problems: int
+    audit_problems: int  # events altered, or chained and no longer stored
+    audit_pending: int  # events newer than the chain's head
     refunds: list[dict[str, Any]]
     disputes: list[dict[str, Any]]
     checkouts: list[dict[str, Any]]
@@ -149,7 +153,14 @@ def _render(request: Request, page: InvoicePage, *, flash: str | None = None, ch
     return render(
         request,
         "admin/invoice.html",
-        {"page": page, "invoice": page.invoice, "flash": flash, "checkout_url": checkout_url},
+        {
+            "page": page,
+            "invoice": page.invoice,
+            "flash": flash,
+            "checkout_url": checkout_url,
+            "amount_example": major_units(1234, page.invoice["currency"]),
+            "audit_badges": AUDIT_BADGES,
+        },
     )
 
 
@@ -181,7 +192,8 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
         as_of=view.as_of,
         at_version=invoice.version if past else None,
         timeline=timeline,
-        audit_problems=sum(1 for entry in audit.values() if entry["status"] != "ok"),
+        audit_problems=sum(1 for entry in audit.values() if entry["status"] not in (OK, NOT_CHAINED)),
+        audit_pending=sum(1 for entry in audit.values() if entry["status"] == NOT_CHAINED),
         refunds=_refunds(shown),
         disputes=_disputes(shown, invoice),
         checkouts=[{"session_id": key, **value} for key, value in invoice.checkouts.items()],
@@ -213,10 +225,10 @@ def _timeline_entry(event: Invoice.Event, shown: Invoice, audit: dict[int, dict[
         "version": rendered["version"],
         "topic": rendered["type"],
         "at": rendered["at"],
-        "moment": event.timestamp,
+        "moment": event.timestamp.astimezone(UTC),
         "changes": [(name, _shown_value(name, value, shown.currency)) for name, value in rendered["data"].items()],
         "applied": event.originator_version <= shown.version,
-        "audit": check["status"] if check is not None else "not yet chained",
+        "audit": check["status"] if check is not None else NOT_CHAINED,
     }
 
 
