@@ -66,9 +66,9 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 
 
 # The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
-# side, its items and runs, the webhook inbox, the dunning status, the dashboard's users and their actions); the audit
-# chain reads the stored bytes of every record itself. Usage records, receipts and the like are
-# not decoded for them.
+# side, its items and runs, the webhook inbox, the dunning status, the dashboard's users and their
+# actions); the audit chain reads the stored bytes of every record itself. Usage records,
+# receipts and the like are not decoded for them.
 READ_MODEL_TOPICS = (
     "invoice.",
     "payment.",
@@ -76,9 +76,9 @@ READ_MODEL_TOPICS = (
     "processor-fee.",
     "reconciliation-",
     "provider-event.",
+    "dunning.",
     "admin-user.",
     "admin-action.",
-    "dunning.",
 )
 
 
@@ -125,9 +125,9 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         ReconciliationItemsProjection(),
         ReconciliationRunsProjection(),
         WebhookInboxProjection(),
+        DunningStatusProjection(load_dunning),
         AdminUsersProjection(),
         AdminActivityProjection(),
-        DunningStatusProjection(load_dunning),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections

@@ -13,6 +13,7 @@ from commands.ingestion.provider_events import WebhookVerifier
 from commands.ingestion.stripe_events import StripeIngestion
 from commands.ports import Clock, PaymentProvider
 from commands.reconciliation.facts import ProviderRecords
+from ledger.dunning.policy import DunningPolicy
 from projections.queries import Page, list_invoices
 from web.admin.limiter import LoginLimiter
 from web.rendered import RenderedInvoices
@@ -48,6 +49,9 @@ class Services:
     database_up: Callable[[], bool] | None = None
     # The provider's records for reconciliation runs (adapters/stripe/listing.py); None without Stripe.
     records: ProviderRecords | None = None
+    # The dunning schedule in force (LEDGER_DUNNING_SCHEDULE): a dunning started by hand from the
+    # dashboard (retry now, send reminder) keeps it, as one started by `ledger dunning run` does.
+    dunning_policy: DunningPolicy = field(default_factory=DunningPolicy.parse)
     # The dashboard's server-side sessions (adapters/admin/sessions.py); None: built on the read
     # side's engine with this clock at first use (session_store()).
     admin_sessions: SessionStore | None = None
