@@ -139,13 +139,15 @@ def sign_in(base_url: str, email: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def site(make_app: AppFactory, database_url: str, clock: ManualClock, stripe_server: StripeServer) -> Iterator[Site]:
+def site(
+    make_app: AppFactory, database_url: str, clock: ManualClock, shared_stripe_server: StripeServer
+) -> Iterator[Site]:
     engine = read_model_engine(database_url)
     app = make_app()
     for email, role in ((ADMIN_EMAIL, ADMIN), (AUDITOR_EMAIL, AUDITOR)):
         app.admin.create_user(email, role=role, password=PASSWORD, created_by="test")
     try:
-        with served_api(app, engine, clock, stripe_server.base_url) as api, ExitStack() as stack:
+        with served_api(app, engine, clock, shared_stripe_server.base_url) as api, ExitStack() as stack:
             yield Site(api, stack, stack.enter_context(sign_in(api.base_url, ADMIN_EMAIL)))
     finally:
         engine.dispose()
@@ -404,7 +406,7 @@ def test_the_invoice_page_shows_the_audit_chain_status_of_each_event(site: Site)
     assert text(html, "audit-summary") == "Every event matches the audit chain."
 
 
-def test_each_action_changes_the_invoice_and_is_in_the_activity(site: Site, stripe_server: StripeServer) -> None:
+def test_each_action_changes_the_invoice_and_is_in_the_activity(site: Site, shared_stripe_server: StripeServer) -> None:
     app = site.app
     to_issue = draft(app)
     to_pay = issued(app, amount=2_000, due_date="2026-03-10")
@@ -434,10 +436,11 @@ def test_each_action_changes_the_invoice_and_is_in_the_activity(site: Site, stri
     opened = site.act(to_pay, "checkout")
     assert opened.status_code == 200
     url = text(opened.text, "checkout-url")
-    [session] = stripe_server.sessions.values()
+    [session_id] = app.invoice(to_pay).checkouts
+    session = shared_stripe_server.sessions[session_id]
     assert url == session["url"]
     assert session["amount_total"] == 766  # what was still due
-    assert list(app.invoice(to_pay).checkouts) == [session["id"]]
+    assert session["metadata"] == {"invoice_id": str(to_pay)}
 
     activity = site.page("/admin/activity")
     performed = [attrs["data-action"] for _, attrs in elements(activity, "activity-row")]
