@@ -284,7 +284,8 @@ def test_a_sortable_header_is_a_link_that_turns_the_order_around(site: Site) -> 
 
 
 def test_bad_filters_are_a_page_naming_the_field(site: Site) -> None:
-    for query, field in (("status=lost", "status"), ("from=yesterday", "from"), ("sort=colour", "sort")):
+    bad = (("status=lost", "status"), ("from=yesterday", "from"), ("sort=colour", "sort"), ("q=a%00b", "q"))
+    for query, field in (*bad, ("customer=a%00b@x.example", "customer")):
         response = site.admin.get(f"/admin/invoices?{query}")
         assert response.status_code == 422, query
         assert field in response.text
@@ -468,6 +469,10 @@ def test_a_refused_action_changes_nothing_and_says_why(site: Site) -> None:
     no_reference = site.act(invoice_id, "payment", amount="1.00")
     assert no_reference.status_code == 422
     assert "reference" in no_reference.text
+    nul = site.act(invoice_id, "payment", amount="1.00", reference="wire\x001")
+    assert nul.status_code == 422
+    assert "reference" in nul.text
+    assert site.app.invoice(invoice_id).amount_paid == 0
 
     html = site.page(f"/admin/invoices/{invoice_id}")
     app.void(invoice_id)  # someone else acts while the page is open
