@@ -151,7 +151,9 @@ def seed_demo(app: BillingApplication, clock: ManualClock, *, admin_password: st
     bad = draft(GLOBEX, "eur", [NewLine("Implementation services", 3, 150_000, "19")], 40)
     app.issue(bad, idempotency_key=key())
     at(65)
-    with acting_as(DEMO_ACTOR, "invoice.uncollectible", target=str(bad), detail="written off after 25 days overdue"):
+    with acting_as(
+        DEMO_ACTOR, "invoice.mark-uncollectible", target=str(bad), detail="written off after 25 days overdue"
+    ):
         app.mark_uncollectible(bad, idempotency_key=key())
     seeded.append(Seeded(bad, "uncollectible"))
 

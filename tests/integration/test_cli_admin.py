@@ -190,6 +190,6 @@ def test_the_demos_void_and_write_off_are_its_dashboard_users_actions(
     finally:
         engine.dispose()
     assert [(row["email"], row["action"]) for row in rows] == [
-        (DEMO_ADMIN, "invoice.uncollectible"),
+        (DEMO_ADMIN, "invoice.mark-uncollectible"),
         (DEMO_ADMIN, "invoice.void"),
     ]
