@@ -1,0 +1,91 @@
+"""A second look at the dashboard: odd query strings and forms on every page, served for real.
+
+Every page must answer a bad value with a 4xx page, never a 500 (and never a stack trace).
+"""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from tests.e2e import test_admin_pages_invoices as pages
+from tests.e2e.test_admin_pages_invoices import Site, issued
+
+site = pages.site  # the served app with an admin signed in
+
+ODD_VALUES = (
+    "9" * 40,
+    "-1",
+    "0",
+    "2026-13-45",
+    "99999-01-01",
+    "0000-00-00",
+    "9999-12-31",
+    "0001-01-01",
+    "9999-12-31T23:59:59-05:00",
+    "0001-01-01T00:00:00+05:00",
+    "\u00e9\u6f22\U0001f600",
+    "\x00",
+    "a\x00b",
+    "%00",
+    "' OR 1=1 --",
+    "x" * 5000,
+    "[]",
+    "null",
+    "eyJ4IjogMX0",  # base64 of a JSON object: a cursor-looking value
+    "AAAA",
+    "!!",
+)
+
+PAGES = {
+    "/admin/": ("x",),
+    "/admin/invoices": ("status", "customer", "currency", "from", "to", "number", "q", "sort", "dir", "cursor"),
+    "/admin/invoices.csv": ("status", "currency", "from", "to", "sort", "dir"),
+    "/admin/failed-payments": ("currency", "cursor", "done"),
+    "/admin/reconciliation": ("x",),
+    "/admin/reconciliation/items": ("class", "status", "cursor"),
+    "/admin/reconciliation/items.csv": ("class", "status"),
+    "/admin/webhooks": ("status", "type", "cursor"),
+    "/admin/payouts": ("status", "cursor"),
+    "/admin/activity": ("user", "action", "cursor"),
+}
+
+
+def test_no_odd_query_value_makes_a_page_fail(site: Site) -> None:
+    invoice_id = issued(site.app)
+    pages = dict(PAGES)
+    pages[f"/admin/invoices/{invoice_id}"] = ("as_of", "version")
+    failures: list[tuple[str, str, str, object]] = []
+    for path, names in pages.items():
+        for name in names:
+            for value in ODD_VALUES:
+                try:
+                    response = site.admin.get(path, params={name: value})
+                except httpx.TransportError as error:  # a streamed answer that broke half-way
+                    failures.append((path, name, value[:20], type(error).__name__))
+                    continue
+                if not (response.status_code < 300 or 400 <= response.status_code < 500):
+                    failures.append((path, name, value[:20], response.status_code))
+    assert failures == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/invoices/not-a-uuid",
+        f"/admin/invoices/{uuid4()}",
+        "/admin/payouts/x",
+        f"/admin/payouts/{uuid4()}",
+        "/admin/webhooks/evt_nothing",
+        "/admin/reconciliation/items/x",
+        f"/admin/reconciliation/items/{uuid4()}",
+        "/admin/reconciliation/runs/x",
+        f"/admin/reconciliation/runs/{uuid4()}",
+        "/admin/webhooks/" + "%00",
+        "/admin/invoices/" + "%00",
+    ],
+)
+def test_an_unknown_id_is_not_found(site: Site, path: str) -> None:
+    assert site.admin.get(path).status_code == 404
