@@ -89,3 +89,27 @@ def test_no_odd_query_value_makes_a_page_fail(site: Site) -> None:
 )
 def test_an_unknown_id_is_not_found(site: Site, path: str) -> None:
     assert site.admin.get(path).status_code == 404
+
+
+def test_no_odd_form_value_makes_an_action_fail(site: Site) -> None:
+    app = site.app
+    drafted = pages.draft(app)
+    open_one = issued(app)
+    token = pages.csrf_token(site.page("/admin/reconciliation"))
+    stale = {"version": "999"}  # a form that passes its decoding still changes nothing
+    forms: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+        "/admin/reconciliation/runs": ({"source": "ledger"}, ("from", "to", "source")),
+        f"/admin/invoices/{drafted}/issue": (stale, ("due_date", "version")),
+        f"/admin/invoices/{open_one}/payment": ({**stale, "amount": "1.00", "reference": "r"}, ("amount", "reference")),
+        f"/admin/invoices/{open_one}/void": ({}, ("version",)),
+        f"/admin/invoices/{open_one}/remind": ({}, ("version",)),
+        f"/admin/reconciliation/items/{uuid4()}/resolve": ({"action": "accept", "note": "n"}, ("action", "note")),
+    }
+    failures: list[tuple[str, str, str, object]] = []
+    for path, (base, names) in forms.items():
+        for name in names:
+            for value in ODD_VALUES:
+                response = site.admin.post(path, data={"csrf_token": token, **base, name: value})
+                if not (response.status_code == 303 or 400 <= response.status_code < 500):
+                    failures.append((path, name, value[:20], response.status_code))
+    assert failures == []

@@ -194,11 +194,14 @@ async def start_run(request: Request) -> Response:
     if source not in _sources(services):
         raise InvalidInputError("source: a Stripe reconciliation needs STRIPE_API_KEY on the server", field="source")
     last = form.to or services.clock.now().astimezone(UTC).date()
-    first = form.from_ or last - timedelta(days=DEFAULT_DAYS - 1)
+    try:  # both days a date can hold: the default start before the first, the end after the last
+        first = form.from_ or last - timedelta(days=DEFAULT_DAYS - 1)
+        end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # the last day included
+    except OverflowError:
+        raise InvalidInputError(f"to: {last} is out of the range of days a period may end on", field="to") from None
     if first > last:
         raise InvalidInputError(f"to: the period ends ({last}) before it starts ({first})", field="to")
     start = datetime.combine(first, time(0), tzinfo=UTC)
-    end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # the last day included
     admin = request.state.admin.user
 
     run_id = uuid4()
