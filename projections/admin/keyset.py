@@ -64,9 +64,13 @@ def _value(value: Any, kind: str) -> Any:
     if kind == INT:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError("not an integer")
+        if not -(2**63) <= value < 2**63:  # no column holds it: the databases refuse the parameter
+            raise ValueError("out of range")
         return value
     if not isinstance(value, str):
         raise TypeError("not text")
+    if "\x00" in value:  # no stored text has one (PostgreSQL refuses the parameter)
+        raise ValueError("a NUL")
     if kind == MOMENT:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:

@@ -5,11 +5,14 @@ Every page must answer a bad value with a 4xx page, never a 500 (and never a sta
 
 from __future__ import annotations
 
+import base64
+import json
 from uuid import uuid4
 
 import httpx
 import pytest
 
+from projections.admin.invoices import SORTS
 from tests.e2e import test_admin_pages_invoices as pages
 from tests.e2e.test_admin_pages_invoices import Site, issued
 
@@ -112,4 +115,44 @@ def test_no_odd_form_value_makes_an_action_fail(site: Site) -> None:
                 response = site.admin.post(path, data={"csrf_token": token, **base, name: value})
                 if not (response.status_code == 303 or 400 <= response.status_code < 500):
                     failures.append((path, name, value[:20], response.status_code))
+    assert failures == []
+
+
+NASTY_KEYS = (10**30, -(10**30), "\x00", "a\x00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", None, "x")
+
+
+def _cursors(listing: str | None) -> list[str]:
+    """Cursors shaped as a listing's own (base64'd JSON), carrying keys no row has: out of the
+    range of an integer column, a NUL in text, a moment at the end of time."""
+    found = []
+    for first in NASTY_KEYS:
+        for second in NASTY_KEYS:
+            shape = [first, second] if listing is None else [listing, [first, second]]
+            found.append(base64.urlsafe_b64encode(json.dumps(shape).encode()).decode())
+    return found
+
+
+def test_no_crafted_cursor_makes_a_page_fail(site: Site) -> None:
+    listings: dict[str, list[str | None]] = {
+        "/admin/invoices?sort={sort}&dir={dir}": ["invoices:{sort}:{dir}"],
+        "/admin/failed-payments": ["failed-payments"],
+        "/admin/payouts": ["payouts"],
+        "/admin/reconciliation": [None],
+        "/admin/reconciliation/items": [None],
+        "/admin/webhooks": [None],
+        "/admin/activity": [None, "activity"],
+    }
+    failures: list[tuple[str, str, object]] = []
+    for template, names in listings.items():
+        variants = (
+            [{"sort": sort, "dir": way} for sort in SORTS for way in ("asc", "desc")] if "{sort}" in template else [{}]
+        )
+        for variant in variants:
+            path = template.format(**variant)
+            for name in names:
+                for cursor in _cursors(name.format(**variant) if name else None):
+                    separator = "&" if "?" in path else "?"
+                    response = site.admin.get(f"{path}{separator}cursor={cursor}")
+                    if not (response.status_code < 300 or 400 <= response.status_code < 500):
+                        failures.append((path, base64.urlsafe_b64decode(cursor).decode(), response.status_code))
     assert failures == []
