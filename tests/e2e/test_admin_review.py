@@ -12,6 +12,8 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from commands.messages import NewLine
+from ledger.money import Money
 from projections.admin.invoices import SORTS
 from tests.e2e import test_admin_pages_invoices as pages
 from tests.e2e.test_admin_pages_invoices import Site, issued
@@ -156,3 +158,66 @@ def test_no_crafted_cursor_makes_a_page_fail(site: Site) -> None:
                     if not (response.status_code < 300 or 400 <= response.status_code < 500):
                         failures.append((path, base64.urlsafe_b64decode(cursor).decode(), response.status_code))
     assert failures == []
+
+
+def test_an_action_in_an_odd_body_or_method_is_a_4xx_and_changes_nothing(site: Site) -> None:
+    invoice_id = issued(site.app)
+    token = pages.csrf_token(site.page(f"/admin/invoices/{invoice_id}"))
+    paths = [f"/admin/invoices/{invoice_id}/void", "/admin/reconciliation/runs", "/admin/webhooks/evt_x/reprocess"]
+    bodies = [
+        ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="version"\r\n\r\n0'),
+        ("multipart/form-data", b"junk"),
+        ("application/x-www-form-urlencoded", b"version=%ff%fe&x=%"),
+        ("application/x-www-form-urlencoded", "version=\u00e9".encode()),
+        ("application/json", b'{"version": 1}'),
+        ("text/plain", b"\x00\xff"),
+    ]
+    failures: list[tuple[str, str, object]] = []
+    for path in paths:
+        for content_type, body in bodies:
+            headers = {"content-type": content_type, "x-csrf-token": token}
+            response = site.admin.post(path, content=body, headers=headers)
+            if not (400 <= response.status_code < 500 or response.status_code == 303):
+                failures.append((path, content_type, response.status_code))
+        for method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
+            response = site.admin.request(method, path, data={"csrf_token": token})
+            if not 400 <= response.status_code < 500:
+                failures.append((path, method, response.status_code))
+    assert failures == []
+
+
+def test_stored_text_is_shown_as_text_on_every_page(site: Site) -> None:
+    """Markup in what a customer or a caller of the API chose (name, email, memo, a line's
+    description, metadata, a payment's reference, a note) is escaped wherever it shows."""
+    evil = '"><img src=x onerror=alert(1)><svg onload=alert(2)>'
+    app = site.app
+    invoice_id = app.create_draft(
+        customer={"email": "evil@example.com", "name": evil},
+        currency="usd",
+        lines=[NewLine(description=evil, quantity=1, unit_amount=1_000)],
+        memo=evil,
+        metadata={"note": evil},
+    ).result
+    app.issue(invoice_id)
+    app.record_offline_payment(invoice_id, Money(100, "usd"), reference=evil)
+    pages_shown = [
+        "/admin/",
+        "/admin/invoices",
+        f"/admin/invoices?q={evil}",
+        f"/admin/invoices/{invoice_id}",
+        f"/admin/invoices/{invoice_id}?version=1",
+        "/admin/activity",
+        f"/admin/activity?user={evil}",
+        f"/admin/failed-payments?done={evil}",
+        f"/admin/reconciliation?done={evil}",
+        f"/admin/webhooks?type={evil}",
+    ]
+    for path in pages_shown:
+        response = site.admin.get(path)
+        assert response.status_code < 500, path
+        assert "<img src=x" not in response.text, path
+        assert "<svg onload" not in response.text, path
+    shown = site.page(f"/admin/invoices/{invoice_id}")
+    assert shown.count("&lt;img src=x onerror=alert(1)&gt;") >= 4  # name, memo, line, metadata (shown)
+    exported = site.admin.get("/admin/invoices.csv").text
+    assert evil in exported  # a CSV is data, not a page: kept as given (it starts with no formula sign)
