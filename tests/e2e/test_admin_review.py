@@ -221,3 +221,18 @@ def test_stored_text_is_shown_as_text_on_every_page(site: Site) -> None:
     assert shown.count("&lt;img src=x onerror=alert(1)&gt;") >= 4  # name, memo, line, metadata (shown)
     exported = site.admin.get("/admin/invoices.csv").text
     assert evil in exported  # a CSV is data, not a page: kept as given (it starts with no formula sign)
+
+
+def test_a_link_cannot_make_a_page_say_what_it_likes(site: Site) -> None:
+    """A flash is what this dashboard's own redirect said: a link someone sends an admin
+    (`?done=Your session expired: sign in at https://evil.example`) shows nothing."""
+    lure = "Your session expired: sign in again at https://evil.example/admin"
+    invoice_id = issued(site.app)
+    pages.fail_attempt(site.app, invoice_id)
+    for path in ("/admin/failed-payments", "/admin/reconciliation", "/admin/webhooks"):
+        assert "evil.example" not in site.page(f"{path}?done={lure}"), path
+    # The dashboard's own message still shows after its action.
+    token = pages.csrf_token(site.page("/admin/failed-payments"))
+    after = site.admin.post(f"/admin/failed-payments/{invoice_id}/remind", data={"csrf_token": token})
+    assert after.status_code == 303
+    assert pages.text(site.page(after.headers["location"]), "flash") == "Reminder requested."

@@ -33,7 +33,7 @@ from projections.reconciliation.engine import ReconciliationRunNotFoundError, pa
 from projections.reconciliation.items import item_counts, item_row, list_items
 from projections.reconciliation.runs import list_runs, run_row
 from web.admin.context import acting
-from web.admin.forms import PAGE_SIZE, done, moment_of, path_uuid, read_form, read_query, with_query
+from web.admin.forms import PAGE_SIZE, done, flash_of, moment_of, path_uuid, read_form, read_query, with_query
 from web.admin.rendering import render
 from web.admin.stripe_links import livemode_of, stripe_url
 from web.decoding import rule
@@ -171,7 +171,7 @@ async def overview(request: Request) -> Response:
         "sources": _sources(services),
         "default_from": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
         "default_to": today.isoformat(),
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/reconciliation.html", context)
 
@@ -212,7 +212,7 @@ async def start_run(request: Request) -> Response:
         services.read_models.catch_up()
 
     await run_in_threadpool(run)
-    return done(f"{PATH}/runs/{run_id}", "Reconciliation run completed.")
+    return done(request, f"{PATH}/runs/{run_id}", "Reconciliation run completed.")
 
 
 async def run_page(request: Request) -> Response:
@@ -233,7 +233,7 @@ async def run_page(request: Request) -> Response:
         "run": _run_view(row),
         "currencies": report.summary.get("currencies", {}),
         "items": [_links(services, item) for item in report.items],
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/reconciliation_run.html", context)
 
@@ -342,7 +342,7 @@ async def item_page(request: Request) -> Response:
     context = {
         "item": _links(services, item),
         "actions": allowed_actions(item["class"]) if item["status"] == OPEN else (),
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/reconciliation_item.html", context)
 
@@ -360,4 +360,4 @@ async def resolve(request: Request) -> Response:
         return item.result
 
     item = await run_in_threadpool(run)
-    return done(f"{PATH}/items/{item_id}", f"Item {item['status']}.")
+    return done(request, f"{PATH}/items/{item_id}", f"Item {item['status']}.")
