@@ -256,13 +256,19 @@ async def items_page(request: Request) -> Response:
 
     page = await run_in_threadpool(run)
     filters = {"class": query.class_, "status": query.status}
+    # The links keep every filter the page was given, those no field of its form sets too (a
+    # period, a page size): page two of a period holds no item from outside it.
+    given = {name: request.query_params.get(name) for name in ("from", "to")}
+    limit = str(query.limit) if "limit" in query.model_fields_set else None
     context = {
         "items": [_links(services, item) for item in page.rows],
         "classes": [(cls, CLASS_LABELS[cls]) for cls in CLASSES],
         "statuses": STATUSES,
         "filters": filters,
-        "csv_url": with_query(f"{PATH}/items.csv", **filters),
-        "next_page": with_query(f"{PATH}/items", **filters, cursor=page.next_cursor) if page.next_cursor else None,
+        "csv_url": with_query(f"{PATH}/items.csv", **filters, **given),
+        "next_page": with_query(f"{PATH}/items", **filters, **given, limit=limit, cursor=page.next_cursor)
+        if page.next_cursor
+        else None,
     }
     return render(request, "admin/reconciliation_items.html", context)
 
