@@ -236,3 +236,15 @@ def test_a_link_cannot_make_a_page_say_what_it_likes(site: Site) -> None:
     after = site.admin.post(f"/admin/failed-payments/{invoice_id}/remind", data={"csrf_token": token})
     assert after.status_code == 303
     assert pages.text(site.page(after.headers["location"]), "flash") == "Reminder requested."
+
+
+def test_the_login_form_is_held_to_the_same_size_limit_as_every_form(site: Site) -> None:
+    """Anyone may post to the login page: a body of many megabytes is refused before it is
+    read whole into memory, as on every other form of the dashboard."""
+    with httpx.Client(base_url=str(site.admin.base_url), timeout=30) as anonymous:
+        # Fields under Starlette's own limit of one field (1 MiB), which allows a thousand of them.
+        huge = b"email=a%40example.com&password=x" + b"".join(b"&f%d=" % i + b"x" * 900_000 for i in range(3))
+        response = anonymous.post(
+            "/admin/login", content=huge, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+    assert response.status_code == 413
