@@ -12,11 +12,16 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from adapters.clock import ManualClock
+from adapters.read_models import read_model_engine
 from commands.messages import NewLine
 from ledger.money import Money
 from projections.admin.invoices import SORTS
+from tests.conftest import AppFactory
 from tests.e2e import test_admin_pages_invoices as pages
 from tests.e2e.test_admin_pages_invoices import Site, issued
+from tests.e2e.test_admin_security import serving
+from web.admin.limiter import LoginLimiter
 
 site = pages.site  # the served app with an admin signed in
 
@@ -248,3 +253,28 @@ def test_the_login_form_is_held_to_the_same_size_limit_as_every_form(site: Site)
             "/admin/login", content=huge, headers={"content-type": "application/x-www-form-urlencoded"}
         )
     assert response.status_code == 413
+
+
+def test_no_odd_login_value_makes_the_login_fail(make_app: AppFactory, database_url: str, clock: ManualClock) -> None:
+    app = make_app()
+    engine = read_model_engine(database_url)
+    limiter = LoginLimiter(per_account=10_000, per_address=10_000)
+    failures: list[tuple[str, str, object]] = []
+    try:
+        with (
+            serving(app, engine, clock, limiter=limiter, probe=False) as served,
+            httpx.Client(base_url=served.base_url, timeout=30) as anonymous,
+        ):
+            for name in ("email", "password", "next"):
+                for value in ODD_VALUES:
+                    form = {"email": "a@example.com", "password": "p" * 12, name: value}
+                    response = anonymous.post("/admin/login", data=form)
+                    if response.status_code != 401:
+                        failures.append((name, value[:20], response.status_code))
+            for value in ODD_VALUES:
+                response = anonymous.get("/admin/login", params={"next": value})
+                if response.status_code != 200:
+                    failures.append(("GET next", value[:20], response.status_code))
+    finally:
+        engine.dispose()
+    assert failures == []
