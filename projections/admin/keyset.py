@@ -56,7 +56,8 @@ def decode(cursor: str, listing: str, kinds: Sequence[str], *, nullable_first: b
             None if (v is None and i == 0 and nullable_first) else _value(v, kind)
             for i, (v, kind) in enumerate(zip(values, kinds, strict=True))
         )
-    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
+    # RecursionError: JSON nested past the parser's depth, a few hundred bytes of `[`.
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError):
         raise InvalidInputError("cursor is not one this listing returned", field="cursor") from None
 
 

@@ -130,8 +130,9 @@ NASTY_KEYS = (10**30, -(10**30), "\x00", "a\x00", "0001-01-01T00:00:00+05:00", "
 
 def _cursors(listing: str | None) -> list[str]:
     """Cursors shaped as a listing's own (base64'd JSON), carrying keys no row has: out of the
-    range of an integer column, a NUL in text, a moment at the end of time."""
-    found = []
+    range of an integer column, a NUL in text, a moment at the end of time; and JSON nested
+    deeper than the parser's recursion limit, short enough for any cursor field."""
+    found = [base64.urlsafe_b64encode(b"[" * 1400).decode()]
     for first in NASTY_KEYS:
         for second in NASTY_KEYS:
             shape = [first, second] if listing is None else [listing, [first, second]]
@@ -161,7 +162,7 @@ def test_no_crafted_cursor_makes_a_page_fail(site: Site) -> None:
                     separator = "&" if "?" in path else "?"
                     response = site.admin.get(f"{path}{separator}cursor={cursor}")
                     if not (response.status_code < 300 or 400 <= response.status_code < 500):
-                        failures.append((path, base64.urlsafe_b64decode(cursor).decode(), response.status_code))
+                        failures.append((path, base64.urlsafe_b64decode(cursor).decode()[:80], response.status_code))
     assert failures == []
 
 
