@@ -6,6 +6,8 @@ Every page must answer a bad value with a 4xx page, never a 500 (and never a sta
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 from uuid import uuid4
 
@@ -279,3 +281,21 @@ def test_no_odd_login_value_makes_the_login_fail(make_app: AppFactory, database_
     finally:
         engine.dispose()
     assert failures == []
+
+
+def test_each_currency_is_written_with_its_own_decimals_on_the_pages_and_in_the_csv(site: Site) -> None:
+    app = site.app
+    yen = issued(app, currency="jpy", amount=1_234, due_date="2026-03-01")
+    dinar = issued(app, currency="kwd", amount=1_234, due_date="2026-03-01")
+
+    overview = site.page("/admin/")
+    assert pages.text(overview, "amount-due-jpy") == "1,234 JPY"
+    assert pages.text(overview, "amount-due-kwd") == "1.234 KWD"
+    listed = site.page("/admin/invoices")
+    assert "1,234 JPY" in listed
+    assert "1.234 KWD" in listed
+    assert "1,234 JPY" in site.page(f"/admin/invoices/{yen}")
+    assert "1.234 KWD" in site.page(f"/admin/invoices/{dinar}")
+    rows = {row["invoice_id"]: row for row in csv.DictReader(io.StringIO(site.admin.get("/admin/invoices.csv").text))}
+    assert (rows[str(yen)]["total_major_units"], rows[str(yen)]["total_minor_units"]) == ("1234", "1234")
+    assert (rows[str(dinar)]["total_major_units"], rows[str(dinar)]["total_minor_units"]) == ("1.234", "1234")
