@@ -57,7 +57,7 @@ PAGES = {
     "/admin/invoices.csv": ("status", "currency", "from", "to", "sort", "dir"),
     "/admin/failed-payments": ("currency", "cursor", "done"),
     "/admin/reconciliation": ("x",),
-    "/admin/reconciliation/items": ("class", "status", "cursor"),
+    "/admin/reconciliation/items": ("class", "status", "cursor", "from", "to", "limit"),
     "/admin/reconciliation/items.csv": ("class", "status"),
     "/admin/webhooks": ("status", "type", "cursor"),
     "/admin/payouts": ("status", "cursor"),
