@@ -181,7 +181,8 @@ def _search(
         filters.append(_c.currency == currency.lower())
     if created_from is not None:
         filters.append(_c.created_at >= _moment(created_from, "created_from"))
-    if created_to is not None:
+    # The last day a date holds ends past the last moment a datetime holds: no bound is needed.
+    if created_to is not None and created_to != date.max:
         end = created_to if isinstance(created_to, datetime) else created_to + timedelta(days=1)
         filters.append(_c.created_at < _moment(end, "created_to"))
     if number:

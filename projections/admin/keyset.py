@@ -56,7 +56,8 @@ def decode(cursor: str, listing: str, kinds: Sequence[str], *, nullable_first: b
             None if (v is None and i == 0 and nullable_first) else _value(v, kind)
             for i, (v, kind) in enumerate(zip(values, kinds, strict=True))
         )
-    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
+    # RecursionError: JSON nested past the parser's depth, a few hundred bytes of `[`.
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError):
         raise InvalidInputError("cursor is not one this listing returned", field="cursor") from None
 
 
@@ -64,9 +65,13 @@ def _value(value: Any, kind: str) -> Any:
     if kind == INT:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError("not an integer")
+        if not -(2**63) <= value < 2**63:  # no column holds it: the databases refuse the parameter
+            raise ValueError("out of range")
         return value
     if not isinstance(value, str):
         raise TypeError("not text")
+    if "\x00" in value:  # no stored text has one (PostgreSQL refuses the parameter)
+        raise ValueError("a NUL")
     if kind == MOMENT:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:

@@ -10,6 +10,7 @@ break the tests and a wrong figure does.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from uuid import UUID, uuid4
 
 import httpx
@@ -278,6 +279,32 @@ def test_a_reconciliation_run_from_the_form_is_resolved_and_stays_so_after_a_rer
         ("reconciliation.resolve", ADMIN_EMAIL),
         ("reconciliation.run", ADMIN_EMAIL),
     ]
+
+
+def test_the_items_next_page_and_csv_keep_every_filter_of_the_page(site: Site) -> None:
+    """`from`, `to` and `limit` select the items as `class` and `status` do: the next page's
+    link and the CSV's keep them, so page two holds no item the filters leave out."""
+    clock = site.api.clock
+    days = {"from": (clock.now() - timedelta(days=1)).date().isoformat(), "to": clock.now().date().isoformat()}
+    site.stripe.seed_payment(amount=1_000, created=int(clock.now().timestamp()))
+    site.admin.submit("/admin/reconciliation", "/admin/reconciliation/runs", {**days, "source": "stripe"})
+    clock.advance(timedelta(minutes=20))  # within the session's idle timeout
+    since = clock.now()
+    for amount in (2_000, 3_000):
+        site.stripe.seed_payment(amount=amount, created=int(clock.now().timestamp()))
+    site.admin.submit("/admin/reconciliation", "/admin/reconciliation/runs", {**days, "source": "stripe"})
+    query = urlencode({"from": since.isoformat(), "limit": "1"})
+
+    first = site.admin.page(f"/admin/reconciliation/items?{query}")
+    [next_link] = [html.unescape(link) for link in links(first) if "cursor=" in link]
+    second = site.admin.page(next_link)
+    csv_link = html.unescape(re.findall(r'href="(/admin/reconciliation/items.csv[^"]*)"', first)[0])
+    exported = list(csv.DictReader(io.StringIO(site.admin.client.get(csv_link).text)))
+
+    shown = [attrs["data-item-id"] for page in (first, second) for _, attrs in elements(page, "item-row")]
+    assert len(shown) == 2  # the two found after `since`, one a page; not the first run's
+    assert not [link for link in links(second) if "cursor=" in link]
+    assert sorted(row["id"] for row in exported) == sorted(shown)
 
 
 def test_without_stripe_only_the_ledger_is_offered_and_bad_periods_are_refused(

@@ -23,6 +23,14 @@ def test_money_uses_the_currency_s_own_decimals_without_a_locale() -> None:
     assert money(None, "usd") == "—"
 
 
+def test_money_writes_a_sum_past_what_one_amount_may_hold() -> None:
+    """The overview's and a reconciliation run's figures are sums of many invoices: a total past
+    Money's limit (10**15 - 1 minor units) is still a figure to show, not a page that fails."""
+    assert money(10**15, "usd") == "10,000,000,000,000.00 USD"
+    assert money(-(10**17), "kwd") == "-100,000,000,000,000.000 KWD"
+    assert money(12 * 10**16, "jpy") == "120,000,000,000,000,000 JPY"
+
+
 def test_moment_is_in_utc_to_the_minute() -> None:
     assert moment(datetime(2026, 3, 1, 14, 5, 59, tzinfo=UTC)) == "2026-03-01 14:05 UTC"
     assert moment(datetime(2026, 3, 1, 16, 5, tzinfo=timezone(timedelta(hours=2)))) == "2026-03-01 14:05 UTC"

@@ -26,7 +26,7 @@ from ledger.dunning.aggregate import dunning_id_for
 from ledger.errors import DunningStateError, InvoiceNotFoundError
 from projections.admin.failed_payments import failed_payments
 from web.admin.context import acting
-from web.admin.forms import PAGE_SIZE, done, path_uuid, read_form, read_query, with_query
+from web.admin.forms import PAGE_SIZE, done, flash_of, path_uuid, read_form, read_query, with_query
 from web.admin.rendering import render
 from web.invoices import services_of
 from web.models import Query
@@ -68,7 +68,7 @@ async def list_failed_payments(request: Request) -> Response:
         "currency": currency or "",
         "can_retry": services.payments is not None,
         "next_page": with_query(PATH, currency=currency, cursor=page.next_cursor) if page.next_cursor else None,
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/failed_payments.html", context)
 
@@ -89,7 +89,7 @@ async def retry_now(request: Request) -> Response:
         return action.reason
 
     reason = await run_in_threadpool(run)
-    return done(PATH, f"Retry requested ({reason}).")
+    return done(request, PATH, f"Retry requested ({reason}).")
 
 
 async def remind_now(request: Request) -> Response:
@@ -103,4 +103,4 @@ async def remind_now(request: Request) -> Response:
         services.read_models.catch_up()
 
     await run_in_threadpool(run)
-    return done(PATH, "Reminder requested.")
+    return done(request, PATH, "Reminder requested.")

@@ -8,6 +8,8 @@ an `InvalidInputError` naming it, which the admin error page shows as 422 with n
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ M = TypeVar("M", bound=BaseModel)
 E = TypeVar("E", bound=Exception)
 
 CSRF_FIELD = "csrf_token"
+FLASH_SEPARATOR = "~"
 PAGE_SIZE = 50
 
 
@@ -63,10 +66,26 @@ def with_query(path: str, **params: str | None) -> str:
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
-def done(path: str, message: str) -> RedirectResponse:
-    """Post/redirect/get: the page to show next, with what was done for it to say."""
+def done(request: Request, path: str, message: str) -> RedirectResponse:
+    """Post/redirect/get: the page to show next, with what was done for it to say, checked
+    with this session's secret so that only this dashboard's redirect makes a page say it."""
     separator = "&" if "?" in path else "?"
-    return RedirectResponse(f"{path}{separator}{urlencode({'done': message})}", status_code=303)
+    signed = f"{message}{FLASH_SEPARATOR}{_flash_check(request, message)}"
+    return RedirectResponse(f"{path}{separator}{urlencode({'done': signed})}", status_code=303)
+
+
+def flash_of(request: Request, value: str | None) -> str | None:
+    """The message `done` sent this session to show; anything else in `?done=` (a link someone
+    sent an admin, to have the dashboard say what they chose) shows nothing."""
+    message, _, check = (value or "").rpartition(FLASH_SEPARATOR)
+    if not message or not hmac.compare_digest(check.encode(), _flash_check(request, message).encode()):
+        return None
+    return message
+
+
+def _flash_check(request: Request, message: str) -> str:
+    key = request.state.admin.csrf_token.encode()  # a session's secret, never in a URL
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def moment_of(value: str | datetime | None) -> datetime | None:

@@ -33,7 +33,7 @@ from projections.reconciliation.engine import ReconciliationRunNotFoundError, pa
 from projections.reconciliation.items import item_counts, item_row, list_items
 from projections.reconciliation.runs import list_runs, run_row
 from web.admin.context import acting
-from web.admin.forms import PAGE_SIZE, done, moment_of, path_uuid, read_form, read_query, with_query
+from web.admin.forms import PAGE_SIZE, done, flash_of, moment_of, path_uuid, read_form, read_query, with_query
 from web.admin.rendering import render
 from web.admin.stripe_links import livemode_of, stripe_url
 from web.decoding import rule
@@ -171,7 +171,7 @@ async def overview(request: Request) -> Response:
         "sources": _sources(services),
         "default_from": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
         "default_to": today.isoformat(),
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/reconciliation.html", context)
 
@@ -194,11 +194,14 @@ async def start_run(request: Request) -> Response:
     if source not in _sources(services):
         raise InvalidInputError("source: a Stripe reconciliation needs STRIPE_API_KEY on the server", field="source")
     last = form.to or services.clock.now().astimezone(UTC).date()
-    first = form.from_ or last - timedelta(days=DEFAULT_DAYS - 1)
+    try:  # both days a date can hold: the default start before the first, the end after the last
+        first = form.from_ or last - timedelta(days=DEFAULT_DAYS - 1)
+        end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # the last day included
+    except OverflowError:
+        raise InvalidInputError(f"to: {last} is out of the range of days a period may end on", field="to") from None
     if first > last:
         raise InvalidInputError(f"to: the period ends ({last}) before it starts ({first})", field="to")
     start = datetime.combine(first, time(0), tzinfo=UTC)
-    end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # the last day included
     admin = request.state.admin.user
 
     run_id = uuid4()
@@ -209,7 +212,7 @@ async def start_run(request: Request) -> Response:
         services.read_models.catch_up()
 
     await run_in_threadpool(run)
-    return done(f"{PATH}/runs/{run_id}", "Reconciliation run completed.")
+    return done(request, f"{PATH}/runs/{run_id}", "Reconciliation run completed.")
 
 
 async def run_page(request: Request) -> Response:
@@ -230,7 +233,7 @@ async def run_page(request: Request) -> Response:
         "run": _run_view(row),
         "currencies": report.summary.get("currencies", {}),
         "items": [_links(services, item) for item in report.items],
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/reconciliation_run.html", context)
 
@@ -253,13 +256,19 @@ async def items_page(request: Request) -> Response:
 
     page = await run_in_threadpool(run)
     filters = {"class": query.class_, "status": query.status}
+    # The links keep every filter the page was given, those no field of its form sets too (a
+    # period, a page size): page two of a period holds no item from outside it.
+    given = {name: request.query_params.get(name) for name in ("from", "to")}
+    limit = str(query.limit) if "limit" in query.model_fields_set else None
     context = {
         "items": [_links(services, item) for item in page.rows],
         "classes": [(cls, CLASS_LABELS[cls]) for cls in CLASSES],
         "statuses": STATUSES,
         "filters": filters,
-        "csv_url": with_query(f"{PATH}/items.csv", **filters),
-        "next_page": with_query(f"{PATH}/items", **filters, cursor=page.next_cursor) if page.next_cursor else None,
+        "csv_url": with_query(f"{PATH}/items.csv", **filters, **given),
+        "next_page": with_query(f"{PATH}/items", **filters, **given, limit=limit, cursor=page.next_cursor)
+        if page.next_cursor
+        else None,
     }
     return render(request, "admin/reconciliation_items.html", context)
 
@@ -339,7 +348,7 @@ async def item_page(request: Request) -> Response:
     context = {
         "item": _links(services, item),
         "actions": allowed_actions(item["class"]) if item["status"] == OPEN else (),
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/reconciliation_item.html", context)
 
@@ -357,4 +366,4 @@ async def resolve(request: Request) -> Response:
         return item.result
 
     item = await run_in_threadpool(run)
-    return done(f"{PATH}/items/{item_id}", f"Item {item['status']}.")
+    return done(request, f"{PATH}/items/{item_id}", f"Item {item['status']}.")

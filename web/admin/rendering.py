@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from ledger.money import Money
+from ledger.currencies import exponent
 from web.admin.context import admin_of
 
 PREFIX = "/admin"
@@ -40,9 +41,14 @@ NAV: tuple[tuple[str, str], ...] = (
 
 
 def money(amount: int | None, currency: str | None) -> str:
+    """As `Money.format` writes it, for any integer: a figure summed over many invoices (the
+    overview's, a run's) may pass the limit one Money holds, and is still a figure to show."""
     if amount is None or not currency:
         return "—"
-    return Money(int(amount), currency).format()
+    digits = exponent(currency)
+    with localcontext(prec=60):
+        major = Decimal(int(amount)).scaleb(-digits)
+    return f"{major:,.{digits}f} {currency.upper()}"
 
 
 def moment(value: datetime | date | str | None) -> str:

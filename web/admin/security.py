@@ -136,6 +136,8 @@ class AdminSecurity:
         if not safe and not _same_origin(request):
             raise HTTPException(403, "a form of another site cannot act here")
         if path == "/login":
+            if not safe:  # anyone may post here: held to the forms' size limit like any POST
+                receive = _replay(await _read_body(receive), receive)
             await self.app(scope, receive, send)
             return
         services: Services = request.app.state.services

@@ -32,7 +32,7 @@ from projections.webhook_inbox import (
     webhook_event_row,
 )
 from web.admin.context import acting
-from web.admin.forms import PAGE_SIZE, done, moment_of, read_form, read_query, with_query
+from web.admin.forms import PAGE_SIZE, done, flash_of, moment_of, read_form, read_query, with_query
 from web.admin.rendering import render
 from web.admin.stripe_links import stripe_url
 from web.decoding import rule
@@ -107,7 +107,7 @@ async def list_events(request: Request) -> Response:
         "statuses": STATUSES,
         "filters": filters,
         "next_page": with_query(PATH, **filters, cursor=page.next_cursor) if page.next_cursor else None,
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/webhooks.html", context)
 
@@ -131,7 +131,7 @@ async def event_page(request: Request) -> Response:
         "payload": _pretty(payload),
         "object_url": stripe_url(row["object_id"], livemode=livemode),
         "event_url": stripe_url(row["id"], livemode=livemode),
-        "flash": query.done,
+        "flash": flash_of(request, query.done),
     }
     return render(request, "admin/webhook.html", context)
 
@@ -158,4 +158,4 @@ async def reprocess(request: Request) -> Response:
         return f"Reprocessed: {status_of(result.previous_outcome)} → {status_of(result.outcome)}."
 
     message = await run_in_threadpool(run)
-    return done(f"{PATH}/{event_id}", message)
+    return done(request, f"{PATH}/{event_id}", message)
