@@ -58,6 +58,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         records=records_for(settings, STRIPE if settings.stripe_api_key else LEDGER),
         # The dashboard's sessions live beside the read models (not rebuilt from the log).
         admin_sessions=SessionStore(engine, clock=clock),
+        dunning_policy=settings.dunning,
     )
 
     def start() -> None:

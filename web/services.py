@@ -13,6 +13,7 @@ from commands.ingestion.provider_events import WebhookVerifier
 from commands.ingestion.stripe_events import StripeIngestion
 from commands.ports import Clock, PaymentProvider
 from commands.reconciliation.facts import ProviderRecords
+from ledger.dunning.policy import DunningPolicy
 from projections.queries import Page, list_invoices
 from web.admin.limiter import LoginLimiter
 from web.rendered import RenderedInvoices
@@ -56,6 +57,9 @@ class Services:
     # Whether the session cookie is marked Secure; None: when the request came over https or
     # public_url is https.
     secure_cookies: bool | None = None
+    # The dunning schedule in force (LEDGER_DUNNING_SCHEDULE): a dunning started by hand from the
+    # dashboard (retry now, send reminder) keeps it, as one started by `ledger dunning run` does.
+    dunning_policy: DunningPolicy = field(default_factory=DunningPolicy.parse)
     # Records and handles verified deliveries, several to a commit when they arrive together.
     ingestion: StripeIngestion = field(init=False)
 
