@@ -23,20 +23,23 @@ Artifacts: `LEDGER_TEST_ARTIFACTS` (default var/test-artifacts in the repository
 git). `shot(page, request)` saves a full-page screenshot of the page a test checks as
 screenshots/<test name>.png; a failed test also leaves screenshots/<test name>-failed.png of
 where its page was. A page that logs a console error (a script error, or a style or script the
-Content-Security-Policy refused) fails its test.
+Content-Security-Policy refused) or fails to load a resource (a stylesheet, a script) fails
+its test.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
@@ -63,6 +66,8 @@ PHONE = {"width": 375, "height": 812}
 TIMEOUT_MS = 15_000
 
 FAILED = pytest.StashKey[bool]()
+
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def artifacts_dir() -> Path:
@@ -111,7 +116,16 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
+def _forget_screenshots(request: pytest.FixtureRequest) -> None:
+    """Remove the screenshots an earlier run of this test left, so none outlives what it showed."""
+    stem = _file_name(request, "").removesuffix(".png")
+    for old in (artifacts_dir() / "screenshots").glob(f"{glob.escape(stem)}*.png"):
+        if old.name == f"{stem}.png" or old.name.startswith(f"{stem}-"):
+            old.unlink()
+
+
 def _page(browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int]) -> Iterator[Page]:
+    _forget_screenshots(request)
     context = browser.new_context(viewport=viewport, accept_downloads=True)  # type: ignore[arg-type]
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
@@ -119,10 +133,19 @@ def _page(browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, 
     errors: list[str] = []
 
     def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
+        # A page answered 4xx on purpose (a refused login) is logged as "Failed to load
+        # resource" too: what a page loads is checked by its response below instead.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             errors.append(f"{page.url}: {message.text}")
 
+    def loaded(response: Response) -> None:
+        # The browser asks for /favicon.ico by itself; the dashboard has none.
+        path = urlsplit(response.url).path
+        if response.request.resource_type != "document" and response.status >= 400 and path != "/favicon.ico":
+            errors.append(f"{page.url}: {response.url} answered {response.status}")
+
     page.on("console", console)
+    page.on("response", loaded)
     page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
     try:
         yield page
@@ -199,7 +222,7 @@ def log_in(page: Page, dashboard: Dashboard, email: str = ADMIN_EMAIL, password:
     page.goto(dashboard.url("/admin/login"))
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(dashboard.url("/admin/"))
 
 

@@ -1,0 +1,411 @@
+"""The admin dashboard as a finance admin and an auditor use it, in headless Chromium, over the
+data set of tests/browser/seed.py (today is 2026-03-02). Each test saves a screenshot of the
+page it checks (tests/browser/conftest.py `shot`)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.conftest import Dashboard, log_in, shot
+from tests.browser.seed import ADMIN_EMAIL, AUDITOR_EMAIL, PASSWORD, WEBHOOK_EVENT, WEBHOOK_INTENT
+
+# The overview's figures for the seeded data set, worked out by hand (see tests/browser/seed.py).
+OVERVIEW = {
+    # open invoices' amount due: 900 + 1,200 + 750 + (2,000 - 800) + 300 + 400 USD; 1,500 + 640 EUR
+    "amount-due-usd": "4,750.00 USD",
+    "amount-due-eur": "2,140.00 EUR",
+    "overdue-usd": "1,200.00 USD",  # INV-000002, due 2026-02-09
+    "overdue-eur": "640.00 EUR",  # INV-000001, due 2026-01-19
+    # March only: 500.00 USD and 99.00 EUR paid on the 1st; the 800.00 USD of February does not count
+    "collected-this-month-usd": "500.00 USD",
+    "collected-this-month-eur": "99.00 EUR",
+    "failed-amount-usd": "750.00 USD",
+    "failed-payments-usd": "1",
+    "failed-amount-eur": "0.00 EUR",
+    "failed-payments-eur": "0",
+    "open-reconciliation-items-usd": "1",
+    "open-reconciliation-items": "1",
+    # aging: INV-000002 is 21 days late, INV-000001 42 days; the other open invoices are not due yet
+    "aging-current-usd": "3,550.00 USD",
+    "aging-1-30-usd": "1,200.00 USD",
+    "aging-31-60-usd": "0.00 USD",
+    "aging-current-eur": "1,500.00 EUR",
+    "aging-31-60-eur": "640.00 EUR",
+}
+OPEN_USD = {"INV-000002", "INV-000003", "INV-000006", "INV-000008", "INV-000009", "INV-000010"}
+
+
+def _numbers(page: Page) -> list[str]:
+    return page.get_by_test_id("invoice-row").get_by_test_id("invoice-number").all_inner_texts()
+
+
+def _nav(page: Page, name: str) -> Locator:
+    return page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True)
+
+
+def _post_forms(page: Page) -> list[str]:
+    """Where each POST form of the page sends to: its actions, and the sign-out button."""
+    # Attributes, not properties: a field named "action" (the resolve form's) shadows `form.action`.
+    return page.eval_on_selector_all(
+        "form",
+        "forms => forms.filter(f => (f.getAttribute('method') || '').toLowerCase() === 'post')"
+        ".map(f => new URL(f.getAttribute('action'), document.baseURI).pathname)",
+    )
+
+
+# ------------------------------------------------------------------------------ signing in
+
+
+def test_an_admin_signs_in_from_any_page_and_comes_back_to_it(
+    page: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    page.goto(dashboard.url("/admin/invoices?currency=eur"))
+    expect(page).to_have_url(re.compile(r"/admin/login\?next="))
+    page.get_by_label("Email").fill(ADMIN_EMAIL.upper())  # an email is matched whatever its case
+    page.get_by_label("Password").fill("not the password at all")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("login-error")).to_be_visible()
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page).to_have_url(dashboard.url("/admin/invoices?currency=eur"))
+    expect(page.get_by_test_id("user-email")).to_have_text(ADMIN_EMAIL)
+    expect(page.get_by_test_id("user-role")).to_have_text("admin")
+    expect(_nav(page, "Invoices")).to_have_attribute("aria-current", "page")
+    assert set(_numbers(page)) == {"INV-000001", "INV-000004", "INV-000007", "Draft " + _draft_prefix(dashboard)}
+    shot(page, request)
+
+
+def _draft_prefix(dashboard: Dashboard) -> str:
+    return str(dashboard.seeded.invoices["eur-draft"])[:8]
+
+
+# ------------------------------------------------------------------------------ overview
+
+
+def test_the_overview_shows_the_figures_of_the_seeded_data(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    expect(admin.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    for testid, figure in OVERVIEW.items():
+        expect(admin.get_by_test_id(testid), testid).to_have_text(figure)
+    expect(admin.get_by_role("img").first).to_be_visible()  # the SVG charts are drawn
+    shot(admin, request)
+
+    admin.get_by_test_id("amount-due-usd").click()  # the figure leads to the invoices it adds up
+    expect(admin).to_have_url(re.compile(r"/admin/invoices\?status=open&currency=usd"))
+    assert set(_numbers(admin)) == OPEN_USD
+    due = admin.get_by_test_id("invoice-row").get_by_test_id("invoice-amount-due").all_inner_texts()
+    assert sum(int(text.replace(",", "").replace(".", "").removesuffix(" USD")) for text in due) == 475_000
+
+
+# ------------------------------------------------------------------------------ invoices
+
+
+def test_invoices_are_filtered_and_searched(admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest) -> None:
+    _nav(admin, "Invoices").click()
+    expect(admin.get_by_test_id("invoice-row")).to_have_count(12)
+
+    admin.get_by_label("Status").select_option("open")
+    admin.get_by_label("Currency").fill("eur")
+    admin.get_by_role("button", name="Apply filters").click()
+    expect(admin).to_have_url(re.compile(r"status=open.*currency=eur|currency=eur.*status=open"))
+    expect(admin.get_by_test_id("invoice-row")).to_have_count(2)
+    assert _numbers(admin) == ["INV-000007", "INV-000001"]  # newest first
+    expect(admin.get_by_test_id("invoice-status")).to_have_text(["open", "open"])
+
+    admin.get_by_role("link", name="Clear").click()
+    admin.get_by_label("Search").fill("globex")  # part of a customer's name, any case
+    admin.get_by_label("Search").press("Enter")
+    expect(admin.get_by_test_id("invoice-row")).to_have_count(3)
+    expect(admin.get_by_test_id("invoice-customer")).to_have_text(["Globex GmbH"] * 3)
+
+    admin.get_by_label("Search").fill("INV-00000")  # a number's prefix: INV-000001 to INV-000009, not 10
+    admin.get_by_label("Search").press("Enter")
+    expect(admin.get_by_test_id("invoice-row")).to_have_count(9)
+    assert set(_numbers(admin)) == {f"INV-00000{n}" for n in range(1, 10)}
+    expect(admin.get_by_label("Search")).to_have_value("INV-00000")  # the form keeps what was asked
+    shot(admin, request)
+
+
+def test_an_invoice_is_shown_as_it_stood_before_its_payment(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    _nav(admin, "Invoices").click()
+    admin.get_by_label("Search").fill("INV-000003")
+    admin.get_by_label("Search").press("Enter")
+    admin.get_by_test_id("invoice-row").get_by_role("link", name="INV-000003").click()
+
+    expect(admin.get_by_role("heading", level=1)).to_contain_text("INV-000003")
+    expect(admin.get_by_test_id("invoice-status")).to_have_text("open")
+    expect(admin.get_by_test_id("invoice-total")).to_have_text("2,000.00 USD")
+    expect(admin.get_by_test_id("invoice-amount-paid")).to_have_text("800.00 USD")
+    expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("1,200.00 USD")
+    expect(admin.get_by_test_id("payment-row")).to_have_count(1)
+    expect(admin.get_by_test_id("as-of-banner")).to_have_count(0)
+    timeline = admin.get_by_test_id("timeline-event")
+    expect(timeline.last).to_contain_text("invoice.payment-applied")
+
+    # Step back to right after it was issued, by the timeline's link.
+    issued = timeline.filter(has_text="invoice.issued")
+    issued.get_by_test_id("timeline-moment").click()
+    expect(admin.get_by_test_id("as-of-banner")).to_contain_text("As it stood at 2026-02-01 10:00:00 UTC")
+    expect(admin.get_by_test_id("invoice-total")).to_have_text("2,000.00 USD")
+    expect(admin.get_by_test_id("invoice-amount-paid")).to_have_text("0.00 USD")
+    expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("2,000.00 USD")
+    expect(admin.get_by_test_id("invoice-actions")).to_have_count(0)  # no acting on the past
+    shot(admin, request)
+
+    # A moment of our choosing: the minute the payment came in.
+    admin.get_by_label("At a moment (UTC)").fill("2026-02-24T15:00:00")
+    admin.get_by_role("button", name="Show").first.click()
+    expect(admin.get_by_test_id("as-of-banner")).to_contain_text("2026-02-24 15:00:00 UTC")
+    expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("1,200.00 USD")
+
+    admin.get_by_test_id("back-to-now").click()
+    expect(admin.get_by_test_id("as-of-banner")).to_have_count(0)
+    expect(admin.get_by_test_id("invoice-actions")).to_be_visible()
+
+
+def test_the_filtered_invoice_list_exports_as_csv(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    admin.goto(dashboard.url("/admin/invoices?status=open&currency=usd"))
+    expect(admin.get_by_test_id("invoice-row")).to_have_count(len(OPEN_USD))
+    shot(admin, request)
+
+    with admin.expect_download() as started:
+        admin.get_by_test_id("invoices-csv").click()
+    download = started.value
+    assert re.fullmatch(r"invoices-\d{8}-\d{6}\.csv", download.suggested_filename)
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+
+    with saved.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert {row["number"] for row in rows} == OPEN_USD
+    assert {(row["status"], row["currency"]) for row in rows} == {("open", "usd")}
+    assert sum(int(row["amount_due_minor_units"]) for row in rows) == 475_000
+    [partial] = [row for row in rows if row["number"] == "INV-000003"]
+    assert (partial["customer_name"], partial["total_major_units"], partial["amount_paid_major_units"]) == (
+        "Acme Corporation",
+        "2000.00",
+        "800.00",
+    )
+    assert partial["invoice_id"] == str(dashboard.seeded.invoices["usd-partial"])
+
+
+# ------------------------------------------------------------------------------ operations
+
+
+def test_a_resolved_reconciliation_item_stays_resolved_in_a_new_run(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    _nav(admin, "Reconciliation").click()
+    expect(admin.get_by_test_id("count-missing_in_ledger-open")).to_have_text("1")
+    admin.get_by_test_id("count-missing_in_ledger-open").get_by_role("link").click()
+    [row] = admin.get_by_test_id("item-row").all()
+    expect(row.get_by_test_id("item-status")).to_have_text("open")
+    row.get_by_role("link", name="Collected by Stripe, missing in the ledger").click()
+
+    expect(admin.get_by_test_id("item-status")).to_have_text("open")
+    admin.get_by_label("Action").select_option("explain")
+    admin.get_by_label("Note").fill("Paid by the customer's parent company; booked by hand.")
+    admin.get_by_role("button", name="Resolve item").click()
+    expect(admin.get_by_role("status")).to_have_text("Item explained.")
+    expect(admin.get_by_test_id("item-status")).to_have_text("explained")
+    expect(admin.get_by_test_id("resolution")).to_contain_text(ADMIN_EMAIL)
+    expect(admin.get_by_role("button", name="Resolve item")).to_have_count(0)
+
+    _nav(admin, "Reconciliation").click()
+    admin.get_by_label("From (day included)").fill("2026-02-01")
+    admin.get_by_label("To (day included)").fill("2026-03-02")
+    admin.get_by_label("Compare with").select_option("stripe")
+    admin.get_by_role("button", name="Run reconciliation").click()
+
+    expect(admin.get_by_test_id("run-status")).to_have_text("completed")
+    [found] = admin.get_by_test_id("item-row").all()
+    expect(found.get_by_test_id("item-status")).to_have_text("explained")
+    assert found.get_attribute("data-item-id") == str(dashboard.seeded.reconciliation_item)
+    shot(admin, request)
+
+    _nav(admin, "Overview").click()
+    expect(admin.get_by_test_id("open-reconciliation-items")).to_have_text("0")
+
+
+def test_a_refused_webhook_is_reprocessed_and_pays_its_invoice(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    _nav(admin, "Webhooks").click()
+    admin.get_by_label("Status").select_option("rejected")
+    admin.get_by_role("button", name="Filter").click()
+    [row] = admin.get_by_test_id("webhook-row").all()
+    row.get_by_role("link", name=WEBHOOK_EVENT).click()
+
+    expect(admin.get_by_test_id("webhook-status")).to_have_text("rejected")
+    expect(admin.get_by_test_id("webhook-payload")).to_contain_text(f'"id": "{WEBHOOK_INTENT}"')
+    admin.get_by_role("button", name="Reprocess event").click()
+
+    expect(admin.get_by_role("status")).to_have_text("Reprocessed: rejected → applied.")
+    expect(admin.get_by_test_id("webhook-status")).to_have_text("applied")
+    expect(admin.get_by_role("button", name="Reprocess event")).to_have_count(0)
+    shot(admin, request)
+
+    admin.goto(dashboard.url(f"/admin/invoices/{dashboard.seeded.invoices['usd-webhook']}"))
+    expect(admin.get_by_test_id("invoice-status")).to_have_text("paid")
+    expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("0.00 USD")
+
+
+# ------------------------------------------------------------------------------ signing out, roles
+
+
+def test_after_signing_out_the_dashboard_is_refused(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    _nav(admin, "Invoices").click()
+    [session] = [c for c in admin.context.cookies() if c["name"] == "ledger_admin"]
+    assert session.get("httpOnly") is True
+
+    admin.get_by_role("button", name="Sign out").click()
+    expect(admin).to_have_url(re.compile(r"/admin/login"))
+
+    admin.go_back()  # the page is not kept (no-store): going back asks again, and is refused
+    expect(admin).to_have_url(re.compile(r"/admin/login"))
+    expect(admin.get_by_test_id("invoice-row")).to_have_count(0)
+    admin.goto(dashboard.url("/admin/invoices"))
+    expect(admin).to_have_url(re.compile(r"/admin/login\?next="))
+
+    admin.context.add_cookies([session])  # the old session id, kept by someone: revoked
+    admin.goto(dashboard.url("/admin/invoices"))
+    expect(admin).to_have_url(re.compile(r"/admin/login\?next="))
+    expect(admin.get_by_role("heading", name="Sign in")).to_be_visible()
+    shot(admin, request)
+
+
+# The pages where an admin has something to do, and what they may do there.
+def _acting_pages(dashboard: Dashboard) -> list[str]:
+    invoices = dashboard.seeded.invoices
+    return [
+        f"/admin/invoices/{invoices['usd-failed']}",
+        f"/admin/invoices/{invoices['usd-draft']}",
+        "/admin/failed-payments",
+        "/admin/reconciliation",
+        f"/admin/reconciliation/items/{dashboard.seeded.reconciliation_item}",
+        f"/admin/webhooks/{WEBHOOK_EVENT}",
+    ]
+
+
+def test_an_auditor_sees_every_page_and_no_action_on_it(
+    page: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    log_in(page, dashboard)
+    for path in _acting_pages(dashboard):
+        page.goto(dashboard.url(path))
+        assert len(_post_forms(page)) > 1, f"{path}: an admin should have an action here"
+    page.get_by_role("button", name="Sign out").click()
+
+    log_in(page, dashboard, AUDITOR_EMAIL)
+    expect(page.get_by_test_id("user-role")).to_have_text("auditor")
+    for path in _acting_pages(dashboard):
+        page.goto(dashboard.url(path))
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        assert _post_forms(page) == ["/admin/logout"], f"{path}: an auditor is offered an action"
+    page.goto(dashboard.url(f"/admin/invoices/{dashboard.seeded.invoices['usd-failed']}"))
+    expect(page.get_by_test_id("invoice-amount-due")).to_have_text("750.00 USD")
+    shot(page, request)
+
+
+# ------------------------------------------------------------------------------ accessibility, phone
+
+
+def _tab_until(page: Page, selector: str, *, limit: int = 40) -> None:
+    """Press Tab until the focused element matches `selector`."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    pytest.fail(f"{limit} presses of Tab never reached {selector}")
+
+
+def _focus_ring(page: Page) -> str:
+    """How the focused element shows its focus: its outline or box shadow ('' when nothing)."""
+    return str(
+        page.evaluate(
+            """() => {
+                const style = getComputedStyle(document.activeElement);
+                if (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0) {
+                    return `outline ${style.outlineWidth} ${style.outlineStyle} ${style.outlineColor}`;
+                }
+                return style.boxShadow === 'none' ? '' : `box-shadow ${style.boxShadow}`;
+            }"""
+        )
+    )
+
+
+def test_the_keyboard_reaches_the_navigation_and_the_filters_with_a_visible_focus(
+    admin: Page, request: pytest.FixtureRequest
+) -> None:
+    _tab_until(admin, "a.skip-link")
+    assert admin.evaluate("() => document.activeElement.getBoundingClientRect().top") >= 0  # shown on focus
+    assert _focus_ring(admin)
+
+    _tab_until(admin, "nav[aria-label=Main] a[href='/admin/invoices']")
+    assert _focus_ring(admin), "the focused navigation link shows no focus"
+    admin.keyboard.press("Enter")
+    expect(admin.get_by_role("heading", name="Invoices", level=1)).to_be_visible()
+
+    _tab_until(admin, "#f-q")
+    assert _focus_ring(admin), "the focused search field shows no focus"
+    shot(admin, request)
+    admin.keyboard.type("umbrella")
+    admin.keyboard.press("Enter")
+    expect(admin.get_by_test_id("invoice-customer")).to_have_text(["Umbrella Ltd"] * 2)
+
+
+def test_every_page_fits_a_phone_screen_without_horizontal_scroll(
+    phone: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    log_in(phone, dashboard)
+    invoices = dashboard.seeded.invoices
+    pages = {
+        "overview": "/admin/",
+        "invoices": "/admin/invoices",
+        "invoice": f"/admin/invoices/{invoices['usd-partial']}",
+        "failed-payments": "/admin/failed-payments",
+        "reconciliation": "/admin/reconciliation",
+        "reconciliation-item": f"/admin/reconciliation/items/{dashboard.seeded.reconciliation_item}",
+        "webhooks": "/admin/webhooks",
+        "webhook": f"/admin/webhooks/{WEBHOOK_EVENT}",
+        "payouts": "/admin/payouts",
+    }
+    too_wide = {}
+    for name, path in pages.items():
+        phone.goto(dashboard.url(path))
+        expect(phone.get_by_role("heading", level=1)).to_be_visible()
+        shot(phone, request, name)
+        width = phone.evaluate("() => document.scrollingElement.scrollWidth")
+        if width > 375 + 1:
+            too_wide[path] = width
+    assert too_wide == {}, f"pages wider than the phone's 375 px: {too_wide}"
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_the_dashboard_stands_up_on_postgresql(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    expect(admin.get_by_test_id("amount-due-usd")).to_have_text(OVERVIEW["amount-due-usd"])
+    expect(admin.get_by_test_id("collected-this-month-eur")).to_have_text(OVERVIEW["collected-this-month-eur"])
+    admin.get_by_test_id("amount-due-usd").click()
+    assert set(_numbers(admin)) == OPEN_USD
+    admin.get_by_role("link", name="INV-000003").click()
+    expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("1,200.00 USD")
+    shot(admin, request)
