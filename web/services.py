@@ -49,6 +49,9 @@ class Services:
     database_up: Callable[[], bool] | None = None
     # The provider's records for reconciliation runs (adapters/stripe/listing.py); None without Stripe.
     records: ProviderRecords | None = None
+    # The dunning schedule in force (LEDGER_DUNNING_SCHEDULE): a dunning started by hand from the
+    # dashboard (retry now, send reminder) keeps it, as one started by `ledger dunning run` does.
+    dunning_policy: DunningPolicy = field(default_factory=DunningPolicy.parse)
     # The dashboard's server-side sessions (adapters/admin/sessions.py); None: built on the read
     # side's engine with this clock at first use (session_store()).
     admin_sessions: SessionStore | None = None
@@ -57,9 +60,6 @@ class Services:
     # Whether the session cookie is marked Secure; None: when the request came over https or
     # public_url is https.
     secure_cookies: bool | None = None
-    # The dunning schedule in force (LEDGER_DUNNING_SCHEDULE): a dunning started by hand from the
-    # dashboard (retry now, send reminder) keeps it, as one started by `ledger dunning run` does.
-    dunning_policy: DunningPolicy = field(default_factory=DunningPolicy.parse)
     # Records and handles verified deliveries, several to a commit when they arrive together.
     ingestion: StripeIngestion = field(init=False)
 

@@ -8,9 +8,15 @@ from collections.abc import Callable
 
 from starlette.routing import BaseRoute
 
+from web.admin import failed_payments, payouts, reconciliation, webhooks
+
 PAGES: list[Callable[[], list[BaseRoute]]] = [
     # adminpages1: overview, invoices, invoice
     # adminpages2: failed_payments, reconciliation, webhooks, payouts, activity
+    failed_payments.routes,
+    reconciliation.routes,
+    webhooks.routes,
+    payouts.routes,
 ]
 
 
