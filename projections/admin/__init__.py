@@ -1,1 +1,2 @@
-"""The admin dashboard's read models and queries."""
+"""The dashboard's read models and queries: its users and their activity (users.py,
+activity.py), the dunning status, and the pages' own queries beside them."""
