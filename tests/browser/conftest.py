@@ -124,9 +124,15 @@ def _forget_screenshots(request: pytest.FixtureRequest) -> None:
             old.unlink()
 
 
-def _page(browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int]) -> Iterator[Page]:
+def _page(
+    browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int], *, javascript: bool = True
+) -> Iterator[Page]:
     _forget_screenshots(request)
-    context = browser.new_context(viewport=viewport, accept_downloads=True)  # type: ignore[arg-type]
+    context = browser.new_context(
+        viewport=viewport,  # type: ignore[arg-type]
+        accept_downloads=True,
+        java_script_enabled=javascript,
+    )
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     page = context.new_page()
@@ -168,6 +174,12 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
 def phone(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page in a fresh browser context, the size of a phone (375 CSS pixels wide)."""
     yield from _page(browser, request, PHONE)
+
+
+@pytest.fixture
+def no_script(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A laptop-sized page with JavaScript off: the dashboard must work without it."""
+    yield from _page(browser, request, LAPTOP, javascript=False)
 
 
 # ------------------------------------------------------------------------------ the served app

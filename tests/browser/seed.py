@@ -137,6 +137,7 @@ def seed(app: BillingApplication, clock: ManualClock, read_models: ReadModels) -
             WEBHOOK_EVENT,
             "payment_intent.succeeded",
             "payment_intent",
+            created=int(_at(date(2026, 2, 26)).timestamp()),
             id=WEBHOOK_INTENT,
             amount=30_000,
             amount_received=30_000,

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Dialog, Locator, Page, expect
 
 from tests.browser.conftest import Dashboard, log_in, shot
 from tests.browser.seed import ADMIN_EMAIL, AUDITOR_EMAIL, PASSWORD, WEBHOOK_EVENT, WEBHOOK_INTENT
@@ -238,6 +238,12 @@ def test_a_resolved_reconciliation_item_stays_resolved_in_a_new_run(
     _nav(admin, "Overview").click()
     expect(admin.get_by_test_id("open-reconciliation-items")).to_have_text("0")
 
+    _nav(admin, "Activity").click()  # both are recorded as the admin's doing, newest first
+    rows = admin.get_by_test_id("activity-row")
+    expect(rows).to_have_count(2)
+    assert [row.get_attribute("data-action") for row in rows.all()] == ["reconciliation.run", "reconciliation.resolve"]
+    expect(admin.get_by_test_id("activity-user")).to_have_text([re.compile(re.escape(ADMIN_EMAIL))] * 2)
+
 
 def test_a_refused_webhook_is_reprocessed_and_pays_its_invoice(
     admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
@@ -260,6 +266,48 @@ def test_a_refused_webhook_is_reprocessed_and_pays_its_invoice(
     admin.goto(dashboard.url(f"/admin/invoices/{dashboard.seeded.invoices['usd-webhook']}"))
     expect(admin.get_by_test_id("invoice-status")).to_have_text("paid")
     expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("0.00 USD")
+
+
+def test_an_offline_payment_is_recorded_without_javascript(
+    no_script: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    log_in(no_script, dashboard)
+    no_script.goto(dashboard.url(f"/admin/invoices/{dashboard.seeded.invoices['usd-open']}"))
+    expect(no_script.get_by_test_id("invoice-amount-due")).to_have_text("900.00 USD")
+
+    no_script.get_by_label(re.compile(r"^Amount in USD")).fill("900.00")
+    no_script.get_by_label(re.compile(r"^Reference")).fill("wire 2026-03-02")
+    no_script.get_by_role("button", name="Record the payment").click()
+
+    expect(no_script.get_by_test_id("flash")).to_be_visible()
+    expect(no_script.get_by_test_id("invoice-status")).to_have_text("paid")
+    expect(no_script.get_by_test_id("invoice-amount-due")).to_have_text("0.00 USD")
+    expect(no_script.get_by_test_id("payment-row")).to_contain_text("wire 2026-03-02")
+    shot(no_script, request)
+
+
+def test_voiding_asks_first_and_a_no_changes_nothing(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    admin.goto(dashboard.url(f"/admin/invoices/{dashboard.seeded.invoices['eur-open']}"))
+    asked: list[str] = []
+
+    def answer(dialog: Dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    admin.once("dialog", lambda dialog: answer(dialog, accept=False))
+    admin.get_by_test_id("action-void").click()
+    expect(admin.get_by_test_id("action-void")).to_be_enabled()  # not sent: its button stays usable
+    admin.reload()  # and the server agrees that nothing happened
+    expect(admin.get_by_test_id("invoice-status")).to_have_text("open")
+
+    admin.once("dialog", lambda dialog: answer(dialog, accept=True))
+    admin.get_by_test_id("action-void").click()
+    expect(admin.get_by_test_id("invoice-status")).to_have_text("void")
+    assert asked == ["Void this invoice? It cannot be undone."] * 2
+    expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("0.00 EUR")
+    shot(admin, request)
 
 
 # ------------------------------------------------------------------------------ signing out, roles
@@ -383,6 +431,7 @@ def test_every_page_fits_a_phone_screen_without_horizontal_scroll(
         "webhooks": "/admin/webhooks",
         "webhook": f"/admin/webhooks/{WEBHOOK_EVENT}",
         "payouts": "/admin/payouts",
+        "activity": "/admin/activity",
     }
     too_wide = {}
     for name, path in pages.items():
