@@ -416,6 +416,76 @@ def test_the_keyboard_reaches_the_navigation_and_the_filters_with_a_visible_focu
     expect(admin.get_by_test_id("invoice-customer")).to_have_text(["Umbrella Ltd"] * 2)
 
 
+# WCAG 2's contrast of each element's own text with the background it is drawn on (the
+# backgrounds of its ancestors composited, white under all): 4.5:1, or 3:1 for large text.
+LOW_CONTRAST = """() => {
+    const parse = (value) => {
+        const [r, g, b, a = 1] = value.match(/[\\d.]+/g).map(Number);
+        return {r, g, b, a};
+    };
+    const over = (top, under) => ({
+        r: top.r * top.a + under.r * (1 - top.a),
+        g: top.g * top.a + under.g * (1 - top.a),
+        b: top.b * top.a + under.b * (1 - top.a),
+        a: 1,
+    });
+    const channel = (c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    const luminance = (c) => 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+    const background = (element) => {
+        const layers = [];
+        for (let e = element; e; e = e.parentElement) layers.push(parse(getComputedStyle(e).backgroundColor));
+        return layers.reverse().reduce((under, top) => over(top, under), {r: 255, g: 255, b: 255, a: 1});
+    };
+    const failures = [];
+    for (const element of document.body.querySelectorAll("*")) {
+        if (element.closest("svg") || !element.getClientRects().length) continue;
+        const own = [...element.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE && n.data.trim());
+        const style = getComputedStyle(element);
+        if (!own.length || style.visibility === "hidden" || element.matches(":disabled")) continue;
+        const back = background(element);
+        const fore = over(parse(style.color), back);
+        const [light, dark] = [luminance(fore), luminance(back)].sort((x, y) => y - x);
+        const ratio = (light + 0.05) / (dark + 0.05);
+        const size = parseFloat(style.fontSize);
+        const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+        if (ratio < (large ? 3 : 4.5)) {
+            failures.push(`${own[0].data.trim().slice(0, 40)}: ${ratio.toFixed(2)} (${style.color} on ${JSON.stringify(back)})`);
+        }
+    }
+    return failures;
+}"""
+
+
+def test_text_keeps_a_contrast_of_at_least_4_5_to_1(
+    admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
+) -> None:
+    invoices = dashboard.seeded.invoices
+    pages = {
+        "overview": "/admin/",
+        "invoices": "/admin/invoices",
+        "invoice": f"/admin/invoices/{invoices['usd-failed']}",
+        "invoice-as-it-stood": f"/admin/invoices/{invoices['usd-partial']}?version=3",
+        "failed-payments": "/admin/failed-payments",
+        "reconciliation": "/admin/reconciliation",
+        "reconciliation-items": "/admin/reconciliation/items",
+        "webhooks": "/admin/webhooks",
+        "webhook": f"/admin/webhooks/{WEBHOOK_EVENT}",
+        "payouts": "/admin/payouts",
+        "activity": "/admin/activity",
+        "not-found": "/admin/invoices/00000000-0000-0000-0000-000000000000",
+    }
+    low: dict[str, list[str]] = {}
+    for name, path in pages.items():
+        admin.goto(dashboard.url(path))
+        expect(admin.get_by_role("heading", level=1)).to_be_visible()
+        if failures := admin.evaluate(LOW_CONTRAST):
+            low[path] = failures
+            shot(admin, request, name)
+    admin.goto(dashboard.url("/admin/invoices"))
+    shot(admin, request)
+    assert low == {}, f"text below its contrast minimum: {low}"
+
+
 def test_every_page_fits_a_phone_screen_without_horizontal_scroll(
     phone: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
