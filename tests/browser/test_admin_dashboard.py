@@ -449,7 +449,8 @@ LOW_CONTRAST = """() => {
         const size = parseFloat(style.fontSize);
         const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
         if (ratio < (large ? 3 : 4.5)) {
-            failures.push(`${own[0].data.trim().slice(0, 40)}: ${ratio.toFixed(2)} (${style.color} on ${JSON.stringify(back)})`);
+            const text = own[0].data.trim().slice(0, 40);
+            failures.push(`${text}: ${ratio.toFixed(2)} (${style.color} on ${JSON.stringify(back)})`);
         }
     }
     return failures;
