@@ -40,6 +40,20 @@ OVERVIEW = {
 OPEN_USD = {"INV-000002", "INV-000003", "INV-000006", "INV-000008", "INV-000009", "INV-000010"}
 
 
+def _go(page: Page, target: Locator) -> None:
+    """Click what leads to another page and wait until that page has loaded: the click returns
+    once the navigation has started, and what the test reads next must be the new page."""
+    target.click()
+    page.wait_for_load_state()
+
+
+def _search(page: Page, field: str, value: str) -> None:
+    """Type into a filter field and press Enter, as a person would, then wait for the results."""
+    page.get_by_label(field).fill(value)
+    page.get_by_label(field).press("Enter")
+    page.wait_for_load_state()
+
+
 def _numbers(page: Page) -> list[str]:
     return page.get_by_test_id("invoice-row").get_by_test_id("invoice-number").all_inner_texts()
 
@@ -68,11 +82,11 @@ def test_an_admin_signs_in_from_any_page_and_comes_back_to_it(
     expect(page).to_have_url(re.compile(r"/admin/login\?next="))
     page.get_by_label("Email").fill(ADMIN_EMAIL.upper())  # an email is matched whatever its case
     page.get_by_label("Password").fill("not the password at all")
-    page.get_by_role("button", name="Sign in").click()
+    _go(page, page.get_by_role("button", name="Sign in"))
     expect(page.get_by_test_id("login-error")).to_be_visible()
 
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    _go(page, page.get_by_role("button", name="Sign in"))
 
     expect(page).to_have_url(dashboard.url("/admin/invoices?currency=eur"))
     expect(page.get_by_test_id("user-email")).to_have_text(ADMIN_EMAIL)
@@ -98,7 +112,7 @@ def test_the_overview_shows_the_figures_of_the_seeded_data(
     expect(admin.get_by_role("img").first).to_be_visible()  # the SVG charts are drawn
     shot(admin, request)
 
-    admin.get_by_test_id("amount-due-usd").click()  # the figure leads to the invoices it adds up
+    _go(admin, admin.get_by_test_id("amount-due-usd"))  # the figure leads to the invoices it adds up
     expect(admin).to_have_url(re.compile(r"/admin/invoices\?status=open&currency=usd"))
     assert set(_numbers(admin)) == OPEN_USD
     due = admin.get_by_test_id("invoice-row").get_by_test_id("invoice-amount-due").all_inner_texts()
@@ -109,25 +123,23 @@ def test_the_overview_shows_the_figures_of_the_seeded_data(
 
 
 def test_invoices_are_filtered_and_searched(admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest) -> None:
-    _nav(admin, "Invoices").click()
+    _go(admin, _nav(admin, "Invoices"))
     expect(admin.get_by_test_id("invoice-row")).to_have_count(12)
 
     admin.get_by_label("Status").select_option("open")
     admin.get_by_label("Currency").fill("eur")
-    admin.get_by_role("button", name="Apply filters").click()
+    _go(admin, admin.get_by_role("button", name="Apply filters"))
     expect(admin).to_have_url(re.compile(r"status=open.*currency=eur|currency=eur.*status=open"))
     expect(admin.get_by_test_id("invoice-row")).to_have_count(2)
     assert _numbers(admin) == ["INV-000007", "INV-000001"]  # newest first
     expect(admin.get_by_test_id("invoice-status")).to_have_text(["open", "open"])
 
-    admin.get_by_role("link", name="Clear").click()
-    admin.get_by_label("Search").fill("globex")  # part of a customer's name, any case
-    admin.get_by_label("Search").press("Enter")
+    _go(admin, admin.get_by_role("link", name="Clear"))
+    _search(admin, "Search", "globex")  # part of a customer's name, any case
     expect(admin.get_by_test_id("invoice-row")).to_have_count(3)
     expect(admin.get_by_test_id("invoice-customer")).to_have_text(["Globex GmbH"] * 3)
 
-    admin.get_by_label("Search").fill("INV-00000")  # a number's prefix: INV-000001 to INV-000009, not 10
-    admin.get_by_label("Search").press("Enter")
+    _search(admin, "Search", "INV-00000")  # a number's prefix: INV-000001 to INV-000009, not 10
     expect(admin.get_by_test_id("invoice-row")).to_have_count(9)
     assert set(_numbers(admin)) == {f"INV-00000{n}" for n in range(1, 10)}
     expect(admin.get_by_label("Search")).to_have_value("INV-00000")  # the form keeps what was asked
@@ -137,10 +149,9 @@ def test_invoices_are_filtered_and_searched(admin: Page, dashboard: Dashboard, r
 def test_an_invoice_is_shown_as_it_stood_before_its_payment(
     admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
-    _nav(admin, "Invoices").click()
-    admin.get_by_label("Search").fill("INV-000003")
-    admin.get_by_label("Search").press("Enter")
-    admin.get_by_test_id("invoice-row").get_by_role("link", name="INV-000003").click()
+    _go(admin, _nav(admin, "Invoices"))
+    _search(admin, "Search", "INV-000003")
+    _go(admin, admin.get_by_test_id("invoice-row").get_by_role("link", name="INV-000003"))
 
     expect(admin.get_by_role("heading", level=1)).to_contain_text("INV-000003")
     expect(admin.get_by_test_id("invoice-status")).to_have_text("open")
@@ -154,7 +165,7 @@ def test_an_invoice_is_shown_as_it_stood_before_its_payment(
 
     # Step back to right after it was issued, by the timeline's link.
     issued = timeline.filter(has_text="invoice.issued")
-    issued.get_by_test_id("timeline-moment").click()
+    _go(admin, issued.get_by_test_id("timeline-moment"))
     expect(admin.get_by_test_id("as-of-banner")).to_contain_text("As it stood at 2026-02-01 10:00:00 UTC")
     expect(admin.get_by_test_id("invoice-total")).to_have_text("2,000.00 USD")
     expect(admin.get_by_test_id("invoice-amount-paid")).to_have_text("0.00 USD")
@@ -164,11 +175,11 @@ def test_an_invoice_is_shown_as_it_stood_before_its_payment(
 
     # A moment of our choosing: the minute the payment came in.
     admin.get_by_label("At a moment (UTC)").fill("2026-02-24T15:00:00")
-    admin.get_by_role("button", name="Show").first.click()
+    _go(admin, admin.get_by_role("button", name="Show").first)
     expect(admin.get_by_test_id("as-of-banner")).to_contain_text("2026-02-24 15:00:00 UTC")
     expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("1,200.00 USD")
 
-    admin.get_by_test_id("back-to-now").click()
+    _go(admin, admin.get_by_test_id("back-to-now"))
     expect(admin.get_by_test_id("as-of-banner")).to_have_count(0)
     expect(admin.get_by_test_id("invoice-actions")).to_be_visible()
 
@@ -207,38 +218,40 @@ def test_the_filtered_invoice_list_exports_as_csv(
 def test_a_resolved_reconciliation_item_stays_resolved_in_a_new_run(
     admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
-    _nav(admin, "Reconciliation").click()
+    _go(admin, _nav(admin, "Reconciliation"))
     expect(admin.get_by_test_id("count-missing_in_ledger-open")).to_have_text("1")
-    admin.get_by_test_id("count-missing_in_ledger-open").get_by_role("link").click()
-    [row] = admin.get_by_test_id("item-row").all()
+    _go(admin, admin.get_by_test_id("count-missing_in_ledger-open").get_by_role("link"))
+    expect(admin.get_by_test_id("item-row")).to_have_count(1)
+    row = admin.get_by_test_id("item-row")
     expect(row.get_by_test_id("item-status")).to_have_text("open")
-    row.get_by_role("link", name="Collected by Stripe, missing in the ledger").click()
+    _go(admin, row.get_by_role("link", name="Collected by Stripe, missing in the ledger"))
 
     expect(admin.get_by_test_id("item-status")).to_have_text("open")
     admin.get_by_label("Action").select_option("explain")
     admin.get_by_label("Note").fill("Paid by the customer's parent company; booked by hand.")
-    admin.get_by_role("button", name="Resolve item").click()
+    _go(admin, admin.get_by_role("button", name="Resolve item"))
     expect(admin.get_by_role("status")).to_have_text("Item explained.")
     expect(admin.get_by_test_id("item-status")).to_have_text("explained")
     expect(admin.get_by_test_id("resolution")).to_contain_text(ADMIN_EMAIL)
     expect(admin.get_by_role("button", name="Resolve item")).to_have_count(0)
 
-    _nav(admin, "Reconciliation").click()
+    _go(admin, _nav(admin, "Reconciliation"))
     admin.get_by_label("From (day included)").fill("2026-02-01")
     admin.get_by_label("To (day included)").fill("2026-03-02")
     admin.get_by_label("Compare with").select_option("stripe")
-    admin.get_by_role("button", name="Run reconciliation").click()
+    _go(admin, admin.get_by_role("button", name="Run reconciliation"))
 
     expect(admin.get_by_test_id("run-status")).to_have_text("completed")
-    [found] = admin.get_by_test_id("item-row").all()
+    expect(admin.get_by_test_id("item-row")).to_have_count(1)
+    found = admin.get_by_test_id("item-row")
     expect(found.get_by_test_id("item-status")).to_have_text("explained")
     assert found.get_attribute("data-item-id") == str(dashboard.seeded.reconciliation_item)
     shot(admin, request)
 
-    _nav(admin, "Overview").click()
+    _go(admin, _nav(admin, "Overview"))
     expect(admin.get_by_test_id("open-reconciliation-items")).to_have_text("0")
 
-    _nav(admin, "Activity").click()  # both are recorded as the admin's doing, newest first
+    _go(admin, _nav(admin, "Activity"))  # both are recorded as the admin's doing, newest first
     rows = admin.get_by_test_id("activity-row")
     expect(rows).to_have_count(2)
     assert [row.get_attribute("data-action") for row in rows.all()] == ["reconciliation.run", "reconciliation.resolve"]
@@ -248,15 +261,15 @@ def test_a_resolved_reconciliation_item_stays_resolved_in_a_new_run(
 def test_a_refused_webhook_is_reprocessed_and_pays_its_invoice(
     admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
-    _nav(admin, "Webhooks").click()
+    _go(admin, _nav(admin, "Webhooks"))
     admin.get_by_label("Status").select_option("rejected")
-    admin.get_by_role("button", name="Filter").click()
-    [row] = admin.get_by_test_id("webhook-row").all()
-    row.get_by_role("link", name=WEBHOOK_EVENT).click()
+    _go(admin, admin.get_by_role("button", name="Filter"))
+    expect(admin.get_by_test_id("webhook-row")).to_have_count(1)
+    _go(admin, admin.get_by_test_id("webhook-row").get_by_role("link", name=WEBHOOK_EVENT))
 
     expect(admin.get_by_test_id("webhook-status")).to_have_text("rejected")
     expect(admin.get_by_test_id("webhook-payload")).to_contain_text(f'"id": "{WEBHOOK_INTENT}"')
-    admin.get_by_role("button", name="Reprocess event").click()
+    _go(admin, admin.get_by_role("button", name="Reprocess event"))
 
     expect(admin.get_by_role("status")).to_have_text("Reprocessed: rejected → applied.")
     expect(admin.get_by_test_id("webhook-status")).to_have_text("applied")
@@ -277,7 +290,7 @@ def test_an_offline_payment_is_recorded_without_javascript(
 
     no_script.get_by_label(re.compile(r"^Amount in USD")).fill("900.00")
     no_script.get_by_label(re.compile(r"^Reference")).fill("wire 2026-03-02")
-    no_script.get_by_role("button", name="Record the payment").click()
+    _go(no_script, no_script.get_by_role("button", name="Record the payment"))
 
     expect(no_script.get_by_test_id("flash")).to_be_visible()
     expect(no_script.get_by_test_id("invoice-status")).to_have_text("paid")
@@ -316,11 +329,11 @@ def test_voiding_asks_first_and_a_no_changes_nothing(
 def test_after_signing_out_the_dashboard_is_refused(
     admin: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
-    _nav(admin, "Invoices").click()
+    _go(admin, _nav(admin, "Invoices"))
     [session] = [c for c in admin.context.cookies() if c["name"] == "ledger_admin"]
     assert session.get("httpOnly") is True
 
-    admin.get_by_role("button", name="Sign out").click()
+    _go(admin, admin.get_by_role("button", name="Sign out"))
     expect(admin).to_have_url(re.compile(r"/admin/login"))
 
     admin.go_back()  # the page is not kept (no-store): going back asks again, and is refused
@@ -356,7 +369,7 @@ def test_an_auditor_sees_every_page_and_no_action_on_it(
     for path in _acting_pages(dashboard):
         page.goto(dashboard.url(path))
         assert len(_post_forms(page)) > 1, f"{path}: an admin should have an action here"
-    page.get_by_role("button", name="Sign out").click()
+    _go(page, page.get_by_role("button", name="Sign out"))
 
     log_in(page, dashboard, AUDITOR_EMAIL)
     expect(page.get_by_test_id("user-role")).to_have_text("auditor")
@@ -406,6 +419,7 @@ def test_the_keyboard_reaches_the_navigation_and_the_filters_with_a_visible_focu
     _tab_until(admin, "nav[aria-label=Main] a[href='/admin/invoices']")
     assert _focus_ring(admin), "the focused navigation link shows no focus"
     admin.keyboard.press("Enter")
+    admin.wait_for_load_state()
     expect(admin.get_by_role("heading", name="Invoices", level=1)).to_be_visible()
 
     _tab_until(admin, "#f-q")
@@ -524,8 +538,8 @@ def test_the_dashboard_stands_up_on_postgresql(
 ) -> None:
     expect(admin.get_by_test_id("amount-due-usd")).to_have_text(OVERVIEW["amount-due-usd"])
     expect(admin.get_by_test_id("collected-this-month-eur")).to_have_text(OVERVIEW["collected-this-month-eur"])
-    admin.get_by_test_id("amount-due-usd").click()
+    _go(admin, admin.get_by_test_id("amount-due-usd"))
     assert set(_numbers(admin)) == OPEN_USD
-    admin.get_by_role("link", name="INV-000003").click()
+    _go(admin, admin.get_by_role("link", name="INV-000003"))
     expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("1,200.00 USD")
     shot(admin, request)
