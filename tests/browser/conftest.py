@@ -8,8 +8,8 @@ a fresh context (no cookie or storage carried from another test), 1280x800 (a la
 375x812 (a phone) through `phone`, and waits at most 15 s for anything.
 
 The app is served for real (tests/e2e/conftest.py `serve`: uvicorn on a loopback port) over a
-store seeded by tests/browser/seed.py, with an admin and an auditor able to log in. Each test
-has a store of its own, so the flows that change things (resolve, reprocess, log out) cannot
+store seeded by tests/browser/seed.py, with an admin and an auditor able to sign in. Each test
+has a store of its own, so the flows that change things (resolve, reprocess, sign out) cannot
 leak into another test's figures.
 
 Backends: SQLite only, but for one smoke test on PostgreSQL (`database_url` parametrized
@@ -22,9 +22,9 @@ engine, read models) stands up on PostgreSQL.
 Artifacts: `LEDGER_TEST_ARTIFACTS` (default var/test-artifacts in the repository, ignored by
 git). `shot(page, request)` saves a full-page screenshot of the page a test checks as
 screenshots/<test name>.png; a failed test also leaves screenshots/<test name>-failed.png of
-where its page was. A page that logs a console error (a script error, or a style or script the
-Content-Security-Policy refused) or fails to load a resource (a stylesheet, a script) fails
-its test.
+where its page was (-console.png when the console is what failed it). A page that logs a console
+error (a script error, or a style or script the Content-Security-Policy refused) or fails to
+load a resource (a stylesheet, a script) fails its test.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ from tests.e2e.conftest import WEBHOOK_SECRET, serve
 from tests.pg_cluster import Cluster
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; never a browser Playwright downloads
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where chromium's sandbox refuses to start
     "--disable-gpu",
@@ -101,15 +101,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).exists():
+    if not CHROMIUM.is_file():
         pytest.fail(
-            "the browser tests need Debian's chromium at /usr/bin/chromium "
+            f"the browser tests need Debian's chromium at {CHROMIUM} "
             "(apt-get install chromium; .ci/run installs it when missing)",
             pytrace=False,
         )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
@@ -229,8 +228,8 @@ def dashboard(make_app: AppFactory, database_url: str, clock: ManualClock) -> It
 # ------------------------------------------------------------------------------ signing in
 
 
-def log_in(page: Page, dashboard: Dashboard, email: str = ADMIN_EMAIL, password: str = PASSWORD) -> None:
-    """Log in through the login form, as a person would, and land on the overview."""
+def sign_in(page: Page, dashboard: Dashboard, email: str = ADMIN_EMAIL, password: str = PASSWORD) -> None:
+    """Sign in through the login form, as a person would, and land on the overview."""
     page.goto(dashboard.url("/admin/login"))
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
@@ -240,13 +239,6 @@ def log_in(page: Page, dashboard: Dashboard, email: str = ADMIN_EMAIL, password:
 
 @pytest.fixture
 def admin(page: Page, dashboard: Dashboard) -> Page:
-    """`page`, logged in as the admin."""
-    log_in(page, dashboard)
-    return page
-
-
-@pytest.fixture
-def auditor(page: Page, dashboard: Dashboard) -> Page:
-    """`page`, logged in as the auditor (sees everything, may change nothing)."""
-    log_in(page, dashboard, AUDITOR_EMAIL)
+    """`page`, signed in as the admin."""
+    sign_in(page, dashboard)
     return page

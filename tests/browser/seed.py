@@ -7,7 +7,7 @@ paid one in each, a card payment that failed, a Stripe webhook that came while i
 still a draft (refused, so there is something to reprocess), and a payment Stripe collected
 whose webhook never arrived (found by the reconciliation run seeded here: one open item).
 
-`FIGURES` is what the overview must show for it, worked out by hand from the amounts below.
+What the overview must show for it is worked out by hand in tests/browser/test_admin_dashboard.py.
 """
 
 from __future__ import annotations
@@ -44,19 +44,6 @@ WEBHOOK_EVENT = "evt_1SeededOnDraft"  # refused: it paid an invoice that was sti
 WEBHOOK_INTENT = "pi_1SeededOnDraft"
 FAILED_INTENT = "pi_1SeededDeclined"
 RECONCILED_FROM = datetime(2026, 2, 1, tzinfo=UTC)
-
-# What the overview shows for this data set, per currency, in minor units.
-FIGURES: dict[str, dict[str, int]] = {
-    # open invoices' amount due: 900 + 1,200 + 750 + (2,000 - 800) + 300 + 400 USD; 1,500 + 640 EUR
-    "amount-due": {"usd": 475_000, "eur": 214_000},
-    "overdue": {"usd": 120_000, "eur": 64_000},
-    # March's payments only: the 500.00 USD and 99.00 EUR paid on the 1st (the 800.00 USD on
-    # account in February does not count)
-    "collected": {"usd": 50_000, "eur": 9_900},
-    "failed-amount": {"usd": 75_000},
-}
-FAILED_PAYMENTS = 1
-OPEN_RECONCILIATION_ITEMS = 1
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Dialog, Locator, Page, expect
 
-from tests.browser.conftest import Dashboard, log_in, shot
+from tests.browser.conftest import Dashboard, shot, sign_in
 from tests.browser.seed import ADMIN_EMAIL, AUDITOR_EMAIL, PASSWORD, WEBHOOK_EVENT, WEBHOOK_INTENT
 
 # The overview's figures for the seeded data set, worked out by hand (see tests/browser/seed.py).
@@ -286,7 +286,7 @@ def test_a_refused_webhook_is_reprocessed_and_pays_its_invoice(
 def test_an_offline_payment_is_recorded_without_javascript(
     no_script: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
-    log_in(no_script, dashboard)
+    sign_in(no_script, dashboard)
     no_script.goto(dashboard.url(f"/admin/invoices/{dashboard.seeded.invoices['usd-open']}"))
     expect(no_script.get_by_test_id("invoice-amount-due")).to_have_text("900.00 USD")
 
@@ -367,13 +367,13 @@ def _acting_pages(dashboard: Dashboard) -> list[str]:
 def test_an_auditor_sees_every_page_and_no_action_on_it(
     page: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
-    log_in(page, dashboard)
+    sign_in(page, dashboard)
     for path in _acting_pages(dashboard):
         page.goto(dashboard.url(path))
         assert len(_post_forms(page)) > 1, f"{path}: an admin should have an action here"
     _go(page, page.get_by_role("button", name="Sign out"))
 
-    log_in(page, dashboard, AUDITOR_EMAIL)
+    sign_in(page, dashboard, AUDITOR_EMAIL)
     expect(page.get_by_test_id("user-role")).to_have_text("auditor")
     for path in _acting_pages(dashboard):
         page.goto(dashboard.url(path))
@@ -506,7 +506,7 @@ def test_text_keeps_a_contrast_of_at_least_4_5_to_1(
 def test_every_page_fits_a_phone_screen_without_horizontal_scroll(
     phone: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
-    log_in(phone, dashboard)
+    sign_in(phone, dashboard)
     invoices = dashboard.seeded.invoices
     pages = {
         "overview": "/admin/",
