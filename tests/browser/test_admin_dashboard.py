@@ -55,6 +55,12 @@ def _search(page: Page, field: str, value: str) -> None:
     page.wait_for_load_state()
 
 
+def _minor_units(shown: str) -> int:
+    """ "1,200.00 USD" -> 120000 (the seeded currencies have two decimals)."""
+    amount, _ = shown.split(" ")
+    return int(amount.replace(",", "").replace(".", ""))
+
+
 def _numbers(page: Page) -> list[str]:
     return page.get_by_test_id("invoice-row").get_by_test_id("invoice-number").all_inner_texts()
 
@@ -117,7 +123,7 @@ def test_the_overview_shows_the_figures_of_the_seeded_data(
     expect(admin).to_have_url(re.compile(r"/admin/invoices\?status=open&currency=usd"))
     assert set(_numbers(admin)) == OPEN_USD
     due = admin.get_by_test_id("invoice-row").get_by_test_id("invoice-amount-due").all_inner_texts()
-    assert sum(int(text.replace(",", "").replace(".", "").removesuffix(" USD")) for text in due) == 475_000
+    assert sum(_minor_units(text) for text in due) == 475_000
 
 
 # ------------------------------------------------------------------------------ invoices
@@ -136,6 +142,16 @@ def test_invoices_are_filtered_and_searched(admin: Page, dashboard: Dashboard, r
     expect(admin.get_by_test_id("invoice-status")).to_have_text(["open", "open"])
 
     _go(admin, admin.get_by_role("link", name="Clear"))
+    header = admin.get_by_role("columnheader", name="Amount due")
+    orders = []
+    for _ in range(2):  # a header sorts by its column; again, the other way round
+        _go(admin, header.get_by_role("link"))
+        orders.append(header.get_attribute("aria-sort"))
+        due = [_minor_units(text) for text in admin.get_by_test_id("invoice-amount-due").all_inner_texts()]
+        assert len(due) == 12
+        assert due == sorted(due, reverse=orders[-1] == "descending")
+    assert sorted(orders) == ["ascending", "descending"]
+
     _search(admin, "Search", "globex")  # part of a customer's name, any case
     expect(admin.get_by_test_id("invoice-row")).to_have_count(3)
     expect(admin.get_by_test_id("invoice-customer")).to_have_text(["Globex GmbH"] * 3)
