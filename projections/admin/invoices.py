@@ -58,6 +58,7 @@ from projections.tables import audit_chain, invoice_status
 
 STATUSES = (DRAFT, OPEN, PAID, VOID, UNCOLLECTIBLE)
 CSV_PAGE = 1_000  # rows per query when streaming every match (iter_invoices)
+TEXT_LIMIT = 254  # the longest searched column (customer_email)
 
 _c = invoice_status.c
 
@@ -170,24 +171,28 @@ def _search(
         if status not in STATUSES:
             raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}", field="status")
         filters.append(_c.status == status)
+    customer, currency, number, q = (
+        _typed(value, field)
+        for value, field in ((customer, "customer"), (currency, "currency"), (number, "number"), (q, "q"))
+    )
     if customer:
-        filters.append(_c.customer_email == customer.strip())
+        filters.append(_c.customer_email == customer)
     if currency:
-        filters.append(_c.currency == currency.strip().lower())
+        filters.append(_c.currency == currency.lower())
     if created_from is not None:
         filters.append(_c.created_at >= _moment(created_from, "created_from"))
     if created_to is not None:
         end = created_to if isinstance(created_to, datetime) else created_to + timedelta(days=1)
         filters.append(_c.created_at < _moment(end, "created_to"))
-    if number and number.strip():
-        filters.append(_number_prefix(number.strip()))
-    if not (q and q.strip()):
+    if number:
+        filters.append(_number_prefix(number))
+    if not q:
         return _Search(filters)
     # Case-insensitive: SQLite's LIKE folds ASCII letters (its lower() folds no more); on
     # PostgreSQL lower(column) LIKE lower(text) folds any letter, and costs two thirds of ILIKE
     # (which lowers both sides of every comparison in a UTF-8 database). No index serves a
     # substring either way: hence the scan (see _Search).
-    text = q.strip() if engine.dialect.name == "sqlite" else q.strip().lower()
+    text = q if engine.dialect.name == "sqlite" else q.lower()
     escaped = _escape_like(text)
 
     def matches(column: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
@@ -202,6 +207,15 @@ def _search(
         )
     )
     return _Search(filters, scan=True)
+
+
+def _typed(value: str | None, field: str) -> str | None:
+    """What was typed, stripped; None when blank. Refused (a 4xx, not a database error): text
+    longer than any column searched, or holding NUL, which PostgreSQL text cannot."""
+    text = (value or "").strip()
+    if len(text) > TEXT_LIMIT or "\x00" in text:
+        raise InvalidInputError(f"{field} must be at most {TEXT_LIMIT} characters, without NUL", field=field)
+    return text or None
 
 
 def _moment(value: date | datetime, field: str) -> datetime:

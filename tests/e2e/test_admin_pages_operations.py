@@ -479,3 +479,28 @@ def test_activity_is_filtered_by_user_and_action_and_links_each_target(site: Sit
     assert "/admin/webhooks/evt_1Filter" in links(html)
     assert elements(site.admin.page(f"/admin/activity?user={AUDITOR_EMAIL}"), "activity-row") == []
     assert elements(site.auditor.page("/admin/activity?action=webhook.reprocess"), "activity-row")
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+BAD = [
+    ("/admin/failed-payments?cursor=zzz", 422),
+    ("/admin/failed-payments?currency=%00", 422),
+    ("/admin/failed-payments?unknown=1", 422),
+    ("/admin/reconciliation?cursor=zzz", 422),
+    ("/admin/reconciliation/items?class=nope", 422),
+    ("/admin/reconciliation/items?status=%00", 422),
+    ("/admin/reconciliation/items.csv?status=nope", 422),
+    ("/admin/webhooks?type=%00", 422),
+    ("/admin/webhooks/evt_%00", 404),
+    ("/admin/payouts/not-an-id", 404),
+    ("/admin/activity?user=%00", 422),
+    ("/admin/activity?cursor=zzz", 422),
+]
+
+
+def test_bad_input_is_a_page_naming_it_never_a_server_error(site: Site) -> None:
+    for path, status in BAD:
+        html = site.admin.page(path, status=status)
+        assert 'data-testid="error-status"' in html, path

@@ -342,6 +342,10 @@ def test_a_cursor_is_only_good_for_the_listing_that_gave_it(
     with pytest.raises(InvalidInputError) as bad_sort:
         search_invoices(engine, sort="memo")
     assert bad_sort.value.field == "sort"
+    for field, bad_text in [("q", "a\x00b"), ("customer", "x" * 255), ("number", "\x00")]:
+        with pytest.raises(InvalidInputError) as refused:
+            search_invoices(engine, **{field: bad_text})
+        assert refused.value.field == field
     with pytest.raises(InvalidInputError) as bad_status:
         search_invoices(engine, status="deleted")
     assert bad_status.value.field == "status"
@@ -443,6 +447,8 @@ def test_failed_payments_show_where_each_dunning_stands(
     assert usd["dunning_status"] is None  # never started: no dunning pass ran for it
     assert usd["dunning_next_step"] is None
     assert failed_payments(engine, currency="usd").rows == [usd]
+    with pytest.raises(InvalidInputError):
+        failed_payments(engine, currency="us\x00")
 
     first = failed_payments(engine, limit=1)
     assert [r["invoice_id"] for r in first.rows] == [str(story.ids["eur"])]
@@ -504,6 +510,8 @@ def test_payouts_show_their_reconciliation_postings_items_and_fees(
         ("po_1", "matched", 0),
     ]
     assert list_payouts(engine, status="failed").rows == []
+    with pytest.raises(InvalidInputError):
+        list_payouts(engine, status="lost")
     first = list_payouts(engine, limit=2)
     assert first.next_cursor is not None
     assert [r["provider_payout_id"] for r in list_payouts(engine, limit=2, cursor=first.next_cursor).rows] == ["po_1"]

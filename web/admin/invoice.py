@@ -46,7 +46,7 @@ from projections.admin.invoices import NOT_CHAINED, OK, invoice_audit
 from projections.payments import list_payments
 from web import models
 from web.admin.context import acting
-from web.admin.invoices import major_units
+from web.admin.invoices import major_units, text_field
 from web.admin.rendering import badge, render
 from web.admin.security import blocking
 from web.checkout import open_checkout
@@ -304,15 +304,6 @@ def _disputes(events: list[Invoice.Event], invoice: Invoice) -> list[dict[str, A
 # ------------------------------------------------------------------------------ actions
 
 
-def _text(limit: int) -> Any:
-    def check(value: object) -> str:
-        if not isinstance(value, str) or len(value) > limit:
-            raise InvalidInputError(f"must be text of at most {limit} characters")
-        return value
-
-    return PlainValidator(rule(check))
-
-
 class ActionForm(BaseModel):
     """Every action's form: the version the page showed (optional: a script may leave it out)."""
 
@@ -326,8 +317,8 @@ class IssueForm(ActionForm):
 
 
 class PaymentForm(ActionForm):
-    amount: Annotated[str, _text(40)]
-    reference: Annotated[str, _text(255)]
+    amount: Annotated[str, text_field(40)]
+    reference: Annotated[str, text_field(255)]
 
 
 async def _form(request: Request) -> dict[str, str]:
