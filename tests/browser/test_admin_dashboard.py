@@ -445,7 +445,12 @@ def test_the_keyboard_reaches_the_navigation_and_the_filters_with_a_visible_focu
     shot(admin, request)
     admin.keyboard.type("umbrella")
     admin.keyboard.press("Enter")
+    admin.wait_for_load_state()
     expect(admin.get_by_test_id("invoice-customer")).to_have_text(["Umbrella Ltd"] * 2)
+
+    _tab_until(admin, "a.skip-link")  # the first stop of every page: past the menu, to the content
+    admin.keyboard.press("Enter")
+    assert admin.evaluate("() => document.activeElement.id") == "main"
 
 
 # WCAG 2's contrast of each element's own text with the background it is drawn on (the
