@@ -99,7 +99,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # ------------------------------------------------------------------------------ the browser
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs its event loop on the test thread while
+# it is open, and every later test that calls asyncio.run (tests/e2e/) would find a loop running.
+# The browser is closed, and its loop with it, once the last browser test is done.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(
