@@ -485,6 +485,28 @@ def test_each_action_changes_the_invoice_and_is_in_the_activity(site: Site, shar
     assert {who.split()[0] for who in texts(activity, "activity-user")} == {ADMIN_EMAIL}
 
 
+def test_the_reminder_form_posted_twice_records_one_reminder(site: Site) -> None:
+    invoice_id = issued(site.app, amount=2_000, due_date="2026-03-10")
+    html = site.page(f"/admin/invoices/{invoice_id}")
+    form = re.search(r'<form method="post" action="[^"]*/remind".*?</form>', html, re.S)
+    assert form is not None
+    shown = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(0)))
+    assert shown.pop("csrf_token")
+    assert shown == {"version": text(html, "invoice-version"), "dunning_version": "0"}
+
+    # A double click without JavaScript: the same versions twice. A reminder leaves the invoice's
+    # version as it was; the dunning's moved on, so the second post is stale.
+    remind = f"/admin/invoices/{invoice_id}/remind"
+    assert site.admin.post(remind, data={"csrf_token": csrf_token(html), **shown}).status_code == 303
+    again = site.admin.post(remind, data={"csrf_token": csrf_token(html), **shown})
+    assert again.status_code == 412, again.text
+    dunning = site.app.dunning.get(invoice_id)
+    assert dunning is not None
+    assert dunning.reminders == 1
+    now = site.page(f"/admin/invoices/{invoice_id}")
+    assert f'name="dunning_version" value="{dunning.version}"' in now
+
+
 def test_a_refused_action_changes_nothing_and_says_why(site: Site) -> None:
     app = site.app
     invoice_id = issued(app, amount=1_000)
