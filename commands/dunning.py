@@ -47,7 +47,13 @@ from ledger.dunning.plan import (
     plan,
 )
 from ledger.dunning.policy import DunningPolicy
-from ledger.errors import DunningStateError, InvalidDateError, InvoiceNotOpenError, PaymentDeclinedError
+from ledger.errors import (
+    DunningStateError,
+    InvalidDateError,
+    InvoiceNotOpenError,
+    PaymentDeclinedError,
+    StaleVersionError,
+)
 from ledger.invoices import OPEN, Invoice
 from ledger.payments import FAILED, OFFLINE, Payment
 
@@ -169,16 +175,41 @@ class DunningCommands:
         outcome = self._runner.execute("retry_dunning_by_hand", {"invoice_id": invoice_id}, None, decide)
         return outcome.map(lambda result: DunningAction(RETRY_PAYMENT, None, result["reason"]))
 
-    def remind_by_hand(self, invoice_id: UUID, *, policy: DunningPolicy) -> Outcome[DunningAction]:
-        """Request a reminder to the customer now, outside the schedule; 409 unless the invoice is open."""
+    def remind_by_hand(
+        self,
+        invoice_id: UUID,
+        *,
+        policy: DunningPolicy,
+        expected_version: int | None = None,
+        expected_dunning_version: int | None = None,
+    ) -> Outcome[DunningAction]:
+        """Request a reminder to the customer now, outside the schedule; 409 unless the invoice is open.
+
+        `expected_version` is the invoice's version the caller saw, `expected_dunning_version`
+        its dunning's (0: not started): either moved on is a StaleVersionError and nothing is
+        recorded. A reminder changes the dunning, not the invoice, so only the dunning's version
+        refuses the same form posted twice. Both are checked inside the command, where a
+        concurrent reminder's conflict makes the retried decision see the newer version."""
 
         def decide(at: datetime) -> Decision:
             invoice = self._runner.invoice(invoice_id)
+            if expected_version is not None and expected_version != invoice.version:
+                raise StaleVersionError(invoice.id, expected_version, invoice.version)
+            if expected_dunning_version is not None:
+                current = self.get(invoice_id)
+                actual = 0 if current is None else current.version
+                if expected_dunning_version != actual:
+                    raise StaleVersionError(dunning_id_for(invoice_id), expected_dunning_version, actual)
             dunning = self._started(invoice, policy, at, "send a reminder for")
             dunning.remind_by_hand(amount_due=invoice.amount_due, currency=invoice.currency, as_of=at, at=at)
             return {}, [dunning]
 
-        outcome = self._runner.execute("remind_by_hand", {"invoice_id": invoice_id}, None, decide)
+        arguments = {
+            "invoice_id": invoice_id,
+            "expected_version": expected_version,
+            "expected_dunning_version": expected_dunning_version,
+        }
+        outcome = self._runner.execute("remind_by_hand", arguments, None, decide)
         return outcome.map(lambda _: DunningAction(REMIND, None, "by hand"))
 
     def get(self, invoice_id: UUID) -> Dunning | None:

@@ -10,13 +10,20 @@ from sqlalchemy import Connection, Engine, Table, or_, select
 from ledger.admin.activity import AdminAction
 from ledger.admin.users import normalize_email
 from ledger.errors import InvalidInputError
+from projections.admin import keyset
+from projections.admin.keyset import INT, MOMENT
 from projections.bulk import insert_rows
-from projections.paging import Page, keyset_page
+from projections.paging import MAX_PAGE, Page, with_utc
 from projections.reconciliation.rows import from_json, to_json
 from projections.tables import admin_activity
 from projections.tracked import Positioned
 
 activity = admin_activity
+
+LISTING = "activity"
+# Two actions of the same moment are told apart by their place in the log, the order they were
+# done in (a random action id would show them in an order nobody did them).
+KEYS = (activity.c.performed_at, activity.c.position)
 
 
 class AdminActivityProjection:
@@ -56,7 +63,8 @@ def list_activity(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """Actions newest first, a keyset page at a time (on performed_at, action_id).
+    """Actions newest first, a keyset page at a time (on performed_at, then the log position;
+    a cursor of another shape, an older one's too, is an InvalidInputError).
 
     `user`: an email (any case) or a user id. `action`: a name (`invoice.void`) or the part
     before its dot (`invoice`: every invoice action). Rows: action_id, performed_at (UTC),
@@ -68,8 +76,16 @@ def list_activity(
     if action:
         name = action.strip()
         query = query.where(or_(activity.c.action == name, activity.c.action.startswith(f"{name}.", autoescape=True)))
-    page = keyset_page(engine, query, activity.c.performed_at, activity.c.action_id, limit=limit, cursor=cursor)
-    return Page([{**row, "events": from_json(row["events"])} for row in page.rows], page.next_cursor)
+    limit = max(1, min(limit, MAX_PAGE))
+    if cursor:
+        query = query.where(keyset.after(KEYS, keyset.decode(cursor, LISTING, (MOMENT, INT)), descending=True))
+    query = keyset.ordered(query, KEYS, descending=True).limit(limit + 1)
+    with engine.connect() as conn:
+        rows = [with_utc(dict(row)) for row in conn.execute(query).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = keyset.encode(LISTING, [rows[-1]["performed_at"], rows[-1]["position"]]) if more else None
+    return Page([{**row, "events": from_json(row["events"])} for row in rows], next_cursor)
 
 
 def _email(user: str) -> str:

@@ -38,6 +38,7 @@ COLUMNS = (
     _i.last_failure_code,
     _i.last_failure_message,
     _i.last_failure_at,
+    _i.version,  # the page's actions carry it back: a stale page is refused
     _d.status.label("dunning_status"),  # active | exhausted | stopped; None: not started
     _d.steps_done.label("dunning_steps_done"),
     _d.steps_total.label("dunning_steps_total"),
@@ -48,6 +49,7 @@ COLUMNS = (
     _d.next_step.label("dunning_next_step"),
     _d.next_step_at.label("dunning_next_step_at"),
     _d.reason.label("dunning_reason"),
+    _d.version.label("dunning_version"),  # None: not started
 )
 KEYS = (_i.last_failure_at, _i.invoice_id)
 

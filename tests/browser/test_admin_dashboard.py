@@ -524,32 +524,101 @@ def test_text_keeps_a_contrast_of_at_least_4_5_to_1(
     assert low == {}, f"text below its contrast minimum: {low}"
 
 
+# On a phone, what a list's first row must show on the screen (not scrolled off to the side):
+# page -> (the row, the cells of it that must be in view: an amount, a status, an action). The
+# seeded data set has no payout: the payouts table is stacked the same way, but not checked here.
+PHONE_ROWS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "invoices": [("[data-testid=invoice-row]", ("[data-testid=invoice-amount-due]", "[data-testid=invoice-status]"))],
+    "invoice": [
+        ("[data-testid=invoice-line]", ("[data-testid=line-amount]",)),
+        ("[data-testid=payment-row]", ("td.num", ".badge")),
+        ("[data-testid=timeline-event]", ("[data-testid=audit-status]",)),
+    ],
+    "failed-payments": [("[data-testid=failed-payment-row]", ("td.num", "[data-testid=dunning-state]", "button"))],
+    "reconciliation": [("[data-testid=class-row]", ("td.num >> nth=-1",))],
+    "reconciliation-items": [("[data-testid=item-row]", ("td.num", "[data-testid=item-status]"))],
+    "webhooks": [("[data-testid=webhook-row]", ("[data-testid=webhook-status]",))],
+    "activity": [("[data-testid=activity-row]", ("th", "td >> nth=-1"))],
+}
+
+# Boxes that do not fit the phone's width: a list table's frame scrolling sideways, a caption cut.
+CLIPPED = """() => [...document.querySelectorAll(".table-wrap, caption")]
+    .filter((e) => e.getClientRects().length && (e.scrollWidth > e.clientWidth + 1
+        || e.getBoundingClientRect().right > document.documentElement.clientWidth + 1))
+    .map((e) => `${e.tagName.toLowerCase()} ${(e.querySelector("caption") || e).textContent.trim().slice(0, 50)}`)"""
+
+
+def _off_screen(page: Page, row: str, cells: tuple[str, ...]) -> list[str]:
+    """The cells of the first `row` of the page whose box is not within the phone's 0..375 px."""
+    first = page.locator(row).first
+    expect(first).to_be_visible()
+    outside = []
+    for cell in cells:
+        box = first.locator(cell).first.bounding_box()
+        assert box is not None, f"{row} {cell} is not rendered"
+        if box["x"] < 0 or box["x"] + box["width"] > PHONE_WIDTH:
+            outside.append(f"{row} {cell}: {box['x']:.0f}..{box['x'] + box['width']:.0f} px")
+    return outside
+
+
+PHONE_WIDTH = 375
+
+
 def test_every_page_fits_a_phone_screen_without_horizontal_scroll(
     phone: Page, dashboard: Dashboard, request: pytest.FixtureRequest
 ) -> None:
     sign_in(phone, dashboard)
     invoices = dashboard.seeded.invoices
+    invoice = f"/admin/invoices/{invoices['usd-partial']}"
     pages = {
         "overview": "/admin/",
         "invoices": "/admin/invoices",
-        "invoice": f"/admin/invoices/{invoices['usd-partial']}",
+        "invoice": invoice,
         "failed-payments": "/admin/failed-payments",
         "reconciliation": "/admin/reconciliation",
+        "reconciliation-items": "/admin/reconciliation/items",
         "reconciliation-item": f"/admin/reconciliation/items/{dashboard.seeded.reconciliation_item}",
         "webhooks": "/admin/webhooks",
         "webhook": f"/admin/webhooks/{WEBHOOK_EVENT}",
         "payouts": "/admin/payouts",
         "activity": "/admin/activity",
     }
-    too_wide = {}
+    too_wide, clipped, off_screen = {}, {}, {}
     for name, path in pages.items():
         phone.goto(dashboard.url(path))
         expect(phone.get_by_role("heading", level=1)).to_be_visible()
         shot(phone, request, name)
         width = phone.evaluate("() => document.scrollingElement.scrollWidth")
-        if width > 375 + 1:
+        if width > PHONE_WIDTH + 1:
             too_wide[path] = width
+        if boxes := phone.evaluate(CLIPPED):
+            clipped[path] = boxes
+        for row, cells in PHONE_ROWS.get(name, []):
+            if outside := _off_screen(phone, row, cells):
+                off_screen[row] = outside
+        if name == "failed-payments":  # an action from the phone, for the activity page to list
+            _go(phone, phone.get_by_role("button", name="Send reminder").first)
+            expect(phone.get_by_test_id("flash")).to_have_text("Reminder requested.")
     assert too_wide == {}, f"pages wider than the phone's 375 px: {too_wide}"
+    assert clipped == {}, f"tables scrolling sideways or captions cut on a phone: {clipped}"
+    assert off_screen == {}, f"a list's first row is partly off the phone's screen: {off_screen}"
+
+    # The header row is hidden from sight on a phone, not from screen readers: still a table.
+    phone.goto(dashboard.url("/admin/invoices"))
+    table = phone.get_by_role("table", name=re.compile("^Invoices"))
+    expect(table.get_by_role("columnheader", name="Amount due")).to_have_count(1)
+    expect(table.get_by_role("row")).to_have_count(1 + phone.get_by_test_id("invoice-row").count())
+
+    # A laptop keeps the table a table: its header row in sight, its cells side by side.
+    phone.set_viewport_size({"width": 1280, "height": 800})
+    for name in ("invoices", "failed-payments"):
+        phone.goto(dashboard.url(pages[name]))
+        shot(phone, request, f"{name}-laptop")
+        assert phone.locator("table.stacked tr").first.evaluate("e => getComputedStyle(e).display") == "table-row"
+        expect(phone.locator("table.stacked thead th").first).to_be_visible()
+        row = phone.locator("table.stacked tbody tr").first
+        tops = row.locator("td").evaluate_all("cells => cells.map((c) => Math.round(c.getBoundingClientRect().top))")
+        assert len(set(tops)) == 1, f"{name}: the cells of a row are not side by side on a laptop: {tops}"
 
 
 # ------------------------------------------------------------------------------ PostgreSQL

@@ -398,6 +398,33 @@ def test_the_invoice_page_shows_it_as_it_stood_as_the_api_does(site: Site) -> No
     assert site.admin.get("/admin/invoices/not-an-id").status_code == 404
 
 
+def _selected_version(html: str) -> list[str]:
+    """The options the "Right after an event" select pre-selects."""
+    select = re.search(r'<select id="as-of-version".*?</select>', html, re.S)
+    assert select is not None, "no version select on the page"
+    return re.findall(r'<option value="(\d+)"\s*selected', select.group(0))
+
+
+def test_the_version_select_preselects_the_version_the_page_shows(site: Site) -> None:
+    app, clock = site.app, site.clock
+    invoice_id = draft(app, amount=1_000)
+    clock.advance(timedelta(hours=1))
+    app.issue(invoice_id)
+    clock.advance(timedelta(hours=1))
+    app.record_offline_payment(invoice_id, Money(600, "usd"), reference="cheque-8")
+    site.sign_in_again()
+
+    now_page = site.page(f"/admin/invoices/{invoice_id}")
+    assert _selected_version(now_page) == [text(now_page, "invoice-version")]  # the latest, not v1
+    assert text(now_page, "invoice-version") != "1"
+    at_two = site.page(f"/admin/invoices/{invoice_id}?version=2")
+    assert _selected_version(at_two) == ["2"]
+    after_issue = site.page(f"/admin/invoices/{invoice_id}?as_of=2026-03-02T10:30:00Z")
+    shown = text(after_issue, "invoice-version")
+    assert shown not in ("1", text(now_page, "invoice-version"))  # neither the first nor the latest
+    assert _selected_version(after_issue) == [shown]
+
+
 def test_the_invoice_page_shows_the_audit_chain_status_of_each_event(site: Site) -> None:
     invoice_id = issued(site.app)
 
@@ -456,6 +483,28 @@ def test_each_action_changes_the_invoice_and_is_in_the_activity(site: Site, shar
         ]
     )
     assert {who.split()[0] for who in texts(activity, "activity-user")} == {ADMIN_EMAIL}
+
+
+def test_the_reminder_form_posted_twice_records_one_reminder(site: Site) -> None:
+    invoice_id = issued(site.app, amount=2_000, due_date="2026-03-10")
+    html = site.page(f"/admin/invoices/{invoice_id}")
+    form = re.search(r'<form method="post" action="[^"]*/remind".*?</form>', html, re.S)
+    assert form is not None
+    shown = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(0)))
+    assert shown.pop("csrf_token")
+    assert shown == {"version": text(html, "invoice-version"), "dunning_version": "0"}
+
+    # A double click without JavaScript: the same versions twice. A reminder leaves the invoice's
+    # version as it was; the dunning's moved on, so the second post is stale.
+    remind = f"/admin/invoices/{invoice_id}/remind"
+    assert site.admin.post(remind, data={"csrf_token": csrf_token(html), **shown}).status_code == 303
+    again = site.admin.post(remind, data={"csrf_token": csrf_token(html), **shown})
+    assert again.status_code == 412, again.text
+    dunning = site.app.dunning.get(invoice_id)
+    assert dunning is not None
+    assert dunning.reminders == 1
+    now = site.page(f"/admin/invoices/{invoice_id}")
+    assert f'name="dunning_version" value="{dunning.version}"' in now
 
 
 def test_a_refused_action_changes_nothing_and_says_why(site: Site) -> None:

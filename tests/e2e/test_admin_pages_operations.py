@@ -449,6 +449,56 @@ def test_failed_payments_show_their_dunning_and_are_retried_and_reminded_by_hand
     assert activity(site)[:2] == [("dunning.remind", ADMIN_EMAIL), ("dunning.retry", ADMIN_EMAIL)]
 
 
+def _hidden_fields(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the POST form to `action` but its CSRF token: what the page carries back."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}".*?</form>', html, re.S)
+    assert form is not None, action
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(0)))
+    fields.pop("csrf_token", None)
+    return fields
+
+
+def test_a_reminder_form_posted_twice_records_one_reminder(site: Site) -> None:
+    invoice_id = issued_invoice(site.api)
+    site.app.record_provider_payment_failed(
+        provider="stripe",
+        provider_payment_id="pi_1Twice",
+        attempt_id="ch_first",
+        code="card_declined",
+        message="Your card was declined.",
+        invoice_id=UUID(invoice_id),
+        amount=Money(86_000, "usd"),
+    )
+    listed = site.admin.page("/admin/failed-payments")
+    remind = f"/admin/failed-payments/{invoice_id}/remind"
+    shown = _hidden_fields(listed, remind)
+    invoice_version = str(site.app.invoice(UUID(invoice_id)).version)
+    assert shown == {"version": invoice_version, "dunning_version": "0"}
+
+    # A double click without JavaScript: the same form, the versions the page showed, twice.
+    site.admin.submit("/admin/failed-payments", remind, data=shown)
+    twice = site.admin.submit("/admin/failed-payments", remind, data=shown, status=412)
+    assert "Stale version" in twice.text
+    dunning = site.app.dunning.get(UUID(invoice_id))
+    assert dunning is not None
+    assert "1 reminder," in text(site.admin.page("/admin/failed-payments"), "dunning-state")
+    assert [action for action, _ in activity(site)].count("dunning.remind") == 1
+
+    # The page as it stands now carries the new versions: a reminder from it is recorded.
+    again = _hidden_fields(site.admin.page("/admin/failed-payments"), remind)
+    assert again == {"version": invoice_version, "dunning_version": str(dunning.version)}
+    site.admin.submit("/admin/failed-payments", remind, data=again)
+    assert "2 reminders," in text(site.admin.page("/admin/failed-payments"), "dunning-state")
+
+    # The invoice moved on (a payment recorded) since the page was read: refused, nothing recorded.
+    stale_invoice = _hidden_fields(site.admin.page("/admin/failed-payments"), remind)
+    site.app.record_offline_payment(UUID(invoice_id), Money(100, "usd"), reference="cheque-9")
+    site.admin.submit("/admin/failed-payments", remind, data=stale_invoice, status=412)
+    assert "2 reminders," in text(site.admin.page("/admin/failed-payments"), "dunning-state")
+    for bad in ({"version": "0"}, {"dunning_version": "-1"}, {"version": "x"}):
+        site.admin.submit("/admin/failed-payments", remind, data=bad, status=422)
+
+
 def test_without_a_payment_provider_there_is_no_retry(site: Site, make_ledger_only: Browser) -> None:
     invoice_id = issued_invoice(site.api)
     site.app.record_provider_payment_failed(

@@ -114,7 +114,8 @@ def test_no_odd_form_value_makes_an_action_fail(site: Site) -> None:
         f"/admin/invoices/{drafted}/issue": (stale, ("due_date", "version")),
         f"/admin/invoices/{open_one}/payment": ({**stale, "amount": "1.00", "reference": "r"}, ("amount", "reference")),
         f"/admin/invoices/{open_one}/void": ({}, ("version",)),
-        f"/admin/invoices/{open_one}/remind": ({}, ("version",)),
+        f"/admin/invoices/{open_one}/remind": ({}, ("version", "dunning_version")),
+        f"/admin/failed-payments/{open_one}/remind": ({}, ("version", "dunning_version")),
         f"/admin/reconciliation/items/{uuid4()}/resolve": ({"action": "accept", "note": "n"}, ("action", "note")),
     }
     failures: list[tuple[str, str, str, object]] = []

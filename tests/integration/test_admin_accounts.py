@@ -3,8 +3,11 @@ server-side with their timeouts and revocation; every dashboard action an event 
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import Engine, select
@@ -17,7 +20,7 @@ from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.admin.activity import AdminAction
 from ledger.admin.users import ADMIN, AUDITOR, user_id_for
-from ledger.errors import AdminUserExistsError, AdminUserNotFoundError, InvoiceNotOpenError
+from ledger.errors import AdminUserExistsError, AdminUserNotFoundError, InvalidInputError, InvoiceNotOpenError
 from projections.admin.activity import list_activity
 from projections.admin.users import list_users
 from projections.consistency import check
@@ -162,6 +165,35 @@ def test_the_activity_read_model_pages_newest_first_and_filters(
     assert len(list_activity(engine, action="invoice.create").rows) == 4
     assert list_activity(engine, action="invoice.cre").rows == []
     assert list_activity(engine, user="nobody@example.com").rows == []
+
+
+def test_actions_of_the_same_moment_are_listed_in_the_order_they_were_done(
+    app: BillingApplication, runner: ProjectionRunner, engine: Engine, clock: ManualClock
+) -> None:
+    ann = Actor(str(user_id_for("ann@example.com")), "ann@example.com", ADMIN)
+    clock.advance(timedelta(minutes=1))
+    for n in range(8):  # the clock stands still: every action has the same moment
+        with acting_as(ann, "invoice.create", target=f"t{n}", detail=f"#{n}"):
+            app.create_draft(customer={"email": "ap@acme.example"}, currency="usd", lines=[NewLine("Fee", 1, 9)])
+    runner.catch_up()
+
+    newest_first = [f"t{n}" for n in reversed(range(8))]
+    assert [row["target"] for row in list_activity(engine).rows] == newest_first
+    paged: list[str] = []
+    cursor = None
+    while True:
+        page = list_activity(engine, limit=3, cursor=cursor)
+        paged += [row["target"] for row in page.rows]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert paged == newest_first
+
+    # The cursor of the (moment, action id) keyset, before the log position broke ties: refused.
+    moment = list_activity(engine).rows[0]["performed_at"].isoformat()
+    old = base64.urlsafe_b64encode(json.dumps([moment, str(uuid4())]).encode()).decode()
+    for refused in (old, "not base64!", base64.urlsafe_b64encode(b"[1, 2, 3]").decode()):
+        with pytest.raises(InvalidInputError):
+            list_activity(engine, cursor=refused)
 
 
 def test_the_admin_read_models_built_live_equal_a_rebuild(

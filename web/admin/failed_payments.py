@@ -3,7 +3,8 @@ where their dunning stands (projections/admin/failed_payments.py), and two actio
 
 GET  /admin/failed-payments                        the list (`currency`, `cursor`)
 POST /admin/failed-payments/{invoice_id}/retry     ask the provider to charge the failed payment now
-POST /admin/failed-payments/{invoice_id}/remind    request a reminder to the customer now
+POST /admin/failed-payments/{invoice_id}/remind    request a reminder to the customer now (`version`,
+                                                   `dunning_version`: what the page showed; stale: 412)
 
 Both actions are dunning steps taken by hand (commands/dunning.py `retry_by_hand`,
 `remind_by_hand`): kept as `dunning.retried-by-hand` / `dunning.reminded-by-hand` events beside
@@ -13,9 +14,10 @@ POST is refused (409).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, PlainValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,11 +25,12 @@ from starlette.routing import BaseRoute, Route
 
 from commands.dunning import NO_PROVIDER
 from ledger.dunning.aggregate import dunning_id_for
-from ledger.errors import DunningStateError, InvoiceNotFoundError
+from ledger.errors import DunningStateError, InvalidInputError, InvoiceNotFoundError
 from projections.admin.failed_payments import failed_payments
 from web.admin.context import acting
 from web.admin.forms import PAGE_SIZE, done, flash_of, path_uuid, read_form, read_query, with_query
 from web.admin.rendering import render
+from web.decoding import rule
 from web.invoices import services_of
 from web.models import Query
 from web.models import Request as Form
@@ -43,6 +46,25 @@ class FailedPaymentsQuery(Query):
 
 class NoFields(Form):
     """A button: the form carries its CSRF token and nothing else."""
+
+
+def _count(least: int) -> Callable[[object], int]:
+    def check(value: object) -> int:
+        text = str(value)
+        if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < least:
+            raise InvalidInputError(f"must be a version number, {least} or more")
+        return int(text)
+
+    return check
+
+
+class RemindForm(Form):
+    """The versions the page showed: the invoice's and its dunning's (0: not started). A reminder
+    changes the dunning only, so its version is what refuses the same form posted twice (a double
+    click without JavaScript). Optional, as on the invoice page: a script may leave them out."""
+
+    version: Annotated[int | None, PlainValidator(rule(_count(1)))] = None
+    dunning_version: Annotated[int | None, PlainValidator(rule(_count(0)))] = None
 
 
 def routes() -> list[BaseRoute]:
@@ -95,11 +117,16 @@ async def retry_now(request: Request) -> Response:
 async def remind_now(request: Request) -> Response:
     services = services_of(request)
     invoice_id = path_uuid(request, "invoice_id", InvoiceNotFoundError)
-    await read_form(request, NoFields)
+    form = await read_form(request, RemindForm)
 
     def run() -> None:
         with acting(request, "dunning.remind", target=str(invoice_id)):
-            services.app.dunning.remind_by_hand(invoice_id, policy=services.dunning_policy)
+            services.app.dunning.remind_by_hand(
+                invoice_id,
+                policy=services.dunning_policy,
+                expected_version=form.version,
+                expected_dunning_version=form.dunning_version,
+            )
         services.read_models.catch_up()
 
     await run_in_threadpool(run)

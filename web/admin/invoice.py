@@ -37,7 +37,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from commands.runner import Outcome
-from ledger.errors import InvalidInputError, InvoiceNotFoundError, StaleVersionError
+from ledger.errors import InvalidInputError, InvoiceNotFoundError
 from ledger.invoices import DRAFT, OPEN, UNCOLLECTIBLE, Invoice
 from ledger.money import Money
 from ledger.validation import require_date
@@ -312,6 +312,20 @@ class ActionForm(BaseModel):
     version: Annotated[int | None, PlainValidator(rule(_version))] = None
 
 
+def _dunning_version(value: object) -> int:
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise InvalidInputError("must be a version number, 0 or more")
+    return int(text)
+
+
+class RemindForm(ActionForm):
+    """A reminder changes the dunning, not the invoice: the dunning's version the page showed
+    (0: not started) is what refuses the same form posted twice."""
+
+    dunning_version: Annotated[int | None, PlainValidator(rule(_dunning_version))] = None
+
+
 class IssueForm(ActionForm):
     due_date: Annotated[str | None, PlainValidator(rule(lambda value: require_date(value).isoformat()))] = None
 
@@ -418,14 +432,15 @@ async def checkout(request: Request) -> Response:
 async def remind(request: Request) -> Response:
     """Ask for a reminder now, outside the dunning schedule (commands/dunning.py `remind_by_hand`)."""
     invoice_id = invoice_id_of(request)
-    form = decode(ActionForm, await _form(request))
+    form = decode(RemindForm, await _form(request))
 
     def command(services: Services) -> Outcome[Any]:
-        # The dunning command takes no version: the page's is checked here, as the others do.
-        current = services.app.invoice(invoice_id)
-        if form.version is not None and form.version != current.version:
-            raise StaleVersionError(invoice_id, form.version, current.version)
-        return services.app.dunning.remind_by_hand(invoice_id, policy=services.dunning_policy)
+        return services.app.dunning.remind_by_hand(
+            invoice_id,
+            policy=services.dunning_policy,
+            expected_version=form.version,
+            expected_dunning_version=form.dunning_version,
+        )
 
     await _act(request, invoice_id, "invoice.remind", command)
     return _back(invoice_id, "reminded")
