@@ -15,9 +15,11 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from adapters.log_notifications import LogWaiter, Sleeper, log_waiter
 from adapters.persistence import DATABASE_TIMEOUT_SECONDS, read_model_url
 from commands.application import BillingApplication
+from ledger.dunning.aggregate import Dunning
 from ledger.errors import StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.payments import Payment
+from projections.admin.dunning import DunningStatusProjection
 from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
@@ -62,9 +64,17 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 
 
 # The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
-# side, its items and runs, the webhook inbox); the audit chain reads the stored bytes of every
+# side, its items and runs, the webhook inbox, the dunning status); the audit chain reads the stored bytes of every
 # record itself. Usage records, receipts and the like are not decoded for them.
-READ_MODEL_TOPICS = ("invoice.", "payment.", "payout.", "processor-fee.", "reconciliation-", "provider-event.")
+READ_MODEL_TOPICS = (
+    "invoice.",
+    "payment.",
+    "payout.",
+    "processor-fee.",
+    "reconciliation-",
+    "provider-event.",
+    "dunning.",
+)
 
 
 class _ReadModelLog:
@@ -96,6 +106,12 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
     def load_payment(payment_id: UUID, version: int) -> Payment:
         return app.payment(payment_id, version=version)
 
+    def load_dunning(dunning_id: UUID, version: int) -> Dunning:
+        dunning = app.runner.get(dunning_id, Dunning, version=version)
+        if dunning is None:
+            raise LookupError(f"dunning {dunning_id} is not in the log")  # the log gave one of its events
+        return dunning
+
     projections: list[Projection] = [
         InvoiceStatusProjection(load),
         JournalProjection(load),
@@ -104,6 +120,7 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         ReconciliationItemsProjection(),
         ReconciliationRunsProjection(),
         WebhookInboxProjection(),
+        DunningStatusProjection(load_dunning),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections

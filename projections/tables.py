@@ -7,7 +7,7 @@ applied; it is written in the same transaction as the rows that event produced.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -22,8 +22,8 @@ invoice_status = Table(
     "invoice_status",
     metadata,
     Column("invoice_id", String(36), primary_key=True),
-    Column("number", String(40), index=True),
-    Column("status", String(20), nullable=False, index=True),
+    Column("number", String(40)),
+    Column("status", String(20), nullable=False),
     Column("customer_email", String(254), nullable=False, index=True),
     Column("customer_name", String(200), nullable=False),
     Column("currency", String(3), nullable=False, index=True),
@@ -38,8 +38,8 @@ invoice_status = Table(
     Column("amount_disputed", BigInteger, nullable=False),
     Column("amount_dispute_lost", BigInteger, nullable=False),
     Column("written_off", BigInteger, nullable=False),
-    Column("due_date", String(10), index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("due_date", String(10)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
     Column("issued_at", DateTime(timezone=True)),
     Column("paid_at", DateTime(timezone=True)),
     Column("failed_attempts", Integer, nullable=False),
@@ -47,6 +47,42 @@ invoice_status = Table(
     Column("last_failure_message", Text),
     Column("last_failure_at", String(40)),
     Column("version", Integer, nullable=False),
+)
+
+# The dashboard's invoice list (projections/admin/invoices.py) pages in the order of one sort
+# column, ties broken by invoice_id (keyset): each sort has an index in exactly that order, so a
+# page, however deep, is a range scan of ~limit entries instead of a sort of every invoice
+# (migration 0006 measured them on 100,000 invoices). They replace the single-column indexes on
+# created_at, due_date and number (a prefix of each) and on status.
+Index("ix_invoice_status_sort_created_at", invoice_status.c.created_at, invoice_status.c.invoice_id)
+Index("ix_invoice_status_sort_due_date", invoice_status.c.due_date, invoice_status.c.invoice_id)
+Index("ix_invoice_status_sort_number", invoice_status.c.number, invoice_status.c.invoice_id)
+Index("ix_invoice_status_sort_customer_name", invoice_status.c.customer_name, invoice_status.c.invoice_id)
+Index("ix_invoice_status_sort_total", invoice_status.c.total, invoice_status.c.invoice_id)
+Index("ix_invoice_status_sort_amount_due", invoice_status.c.amount_due, invoice_status.c.invoice_id)
+# The status filter with the default sort (newest first), and the status sort (ties newest first).
+Index(
+    "ix_invoice_status_status_created_at",
+    invoice_status.c.status,
+    invoice_status.c.created_at,
+    invoice_status.c.invoice_id,
+)
+# The overview's sums over owing invoices per currency (amount due, overdue, failed): every
+# column they read, so they are answered from the index alone.
+Index(
+    "ix_invoice_status_owing",
+    invoice_status.c.status,
+    invoice_status.c.currency,
+    invoice_status.c.due_date,
+    invoice_status.c.amount_due,
+    invoice_status.c.failed_attempts,
+)
+# Failed payments: open invoices with a failed attempt, latest failure first.
+Index(
+    "ix_invoice_status_failures",
+    invoice_status.c.status,
+    invoice_status.c.last_failure_at,
+    invoice_status.c.invoice_id,
 )
 
 journal = Table(
@@ -66,6 +102,9 @@ journal = Table(
     # The revision of the posting rule that wrote the row (ledger/accounting.py; migration 0003).
     Column("rule_revision", Integer, nullable=False, server_default=text("1")),
 )
+
+# What was collected in a period (the dashboard): the payments applied to invoices, by moment.
+Index("ix_journal_postings_topic_occurred_at", journal.c.event_topic, journal.c.occurred_at)
 
 payments = Table(
     "payments",
@@ -103,6 +142,9 @@ audit_chain = Table(
     Column("topic", Text, nullable=False),
     Column("link", String(64), nullable=False),
 )
+
+# One invoice's links (the dashboard's audit view of an invoice), in version order.
+Index("ix_audit_chain_originator", audit_chain.c.originator_id, audit_chain.c.originator_version)
 
 # --------------------------------------------------------------------------- reconciliation (0004)
 
@@ -267,4 +309,27 @@ admin_sessions = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("address", String(64), nullable=False),
     Column("user_agent", String(300), nullable=False),
+)
+
+# --------------------------------------------------------------------------- dashboard (0006)
+
+# The latest state of each invoice's dunning (ledger/dunning/aggregate.py), and what it does next.
+dunning_status = Table(
+    "dunning_status",
+    metadata,
+    Column("invoice_id", String(36), primary_key=True),
+    Column("dunning_id", String(36), nullable=False),
+    Column("status", String(20), nullable=False, index=True),  # active | exhausted | stopped
+    Column("anchor", String(10), nullable=False),  # YYYY-MM-DD: the schedule's days count from here
+    Column("steps_done", Integer, nullable=False),  # schedule steps taken or skipped (the first ones)
+    Column("steps_total", Integer, nullable=False),
+    Column("reminders", Integer, nullable=False),  # reminders requested
+    Column("retries", Integer, nullable=False),  # payment retries requested
+    Column("last_step", String(20)),  # reminder | retry | skipped | exhausted | stopped; null once just started
+    Column("last_step_at", DateTime(timezone=True)),
+    Column("next_step", String(20)),  # reminder | retry | uncollectible; null once finished
+    Column("next_step_at", DateTime(timezone=True)),  # 00:00 UTC of the day the next step falls due
+    Column("reason", Text),  # why it was exhausted or stopped, or the last step's reason
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
 )

@@ -1,0 +1,1 @@
+"""The admin dashboard's read models and queries."""

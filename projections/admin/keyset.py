@@ -1,0 +1,79 @@
+"""Keyset pagination over any ordered tuple of columns, ascending or descending.
+
+projections/paging.py pages newest first by (created_at, id) only; the dashboard's lists sort by
+other columns too. A page is the rows strictly past the last row's keys in the listing's order;
+the cursor carries those keys, opaque to clients (base64'd JSON naming the listing, so a cursor of
+another listing, sort or direction is refused as InvalidInputError, never misread).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_
+
+from ledger.errors import InvalidInputError
+
+MOMENT = "moment"  # a timezone-aware datetime, travelling as ISO 8601
+INT = "int"
+TEXT = "text"
+
+
+def ordered(query: Select[Any], keys: Sequence[Any], descending: bool) -> Select[Any]:
+    return query.order_by(*(key.desc() if descending else key.asc() for key in keys))
+
+
+def after(keys: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+    """Rows past `values` in the order of `keys` (none of them NULL). The leading `first >=
+    value` (or <=) is implied by the rest; it is there so that both databases start the index
+    scan at the cursor instead of reading from the first row and filtering."""
+    first, value = keys[0], values[0]
+    return and_(first <= value if descending else first >= value, _beyond(keys, values, descending))
+
+
+def _beyond(keys: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+    key, value = keys[0], values[0]
+    strictly: ColumnElement[bool] = key < value if descending else key > value
+    if len(keys) == 1:
+        return strictly
+    return or_(strictly, and_(key == value, _beyond(keys[1:], values[1:], descending)))
+
+
+def encode(listing: str, values: Sequence[Any]) -> str:
+    portable = [v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps([listing, portable]).encode()).decode()
+
+
+def decode(cursor: str, listing: str, kinds: Sequence[str], *, nullable_first: bool = False) -> tuple[Any, ...]:
+    """The keys a cursor of `listing` carries, each of its kind; the first may be None when
+    `nullable_first`. Anything else is an InvalidInputError on the field `cursor`."""
+    try:
+        named, values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if named != listing or not isinstance(values, list) or len(values) != len(kinds):
+            raise ValueError("a cursor of another listing")
+        return tuple(
+            None if (v is None and i == 0 and nullable_first) else _value(v, kind)
+            for i, (v, kind) in enumerate(zip(values, kinds, strict=True))
+        )
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInputError("cursor is not one this listing returned", field="cursor") from None
+
+
+def _value(value: Any, kind: str) -> Any:
+    if kind == INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("not an integer")
+        return value
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    if kind == MOMENT:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("no timezone")
+        return moment.astimezone(UTC)
+    return value
