@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from adapters.admin.passwords import Argon2Hasher
 from adapters.clock import SystemClock
 from adapters.persistence import event_store_env
 from adapters.settings import Settings
 from commands.application import BillingApplication
-from commands.ports import Clock, PaymentProvider
+from commands.ports import Clock, PasswordHasher, PaymentProvider
 
 
 def bootstrap(
@@ -19,13 +20,16 @@ def bootstrap(
     *,
     clock: Clock | None = None,
     payments: Callable[[], PaymentProvider | None] | None = None,
+    hasher: PasswordHasher | None = None,
 ) -> BillingApplication:
     """The application on the configured store. `payments` gives the payment provider to the
     commands that call it themselves (reconciliation's refund_duplicate); the caller builds it
-    (adapters/web_server.py and the CLI own its lifetime), only when asked."""
+    (adapters/web_server.py and the CLI own its lifetime), only when asked. `hasher` makes the
+    dashboard users' password hashes: argon2id with argon2-cffi's defaults unless given."""
     settings = settings or Settings.from_environment()
     return BillingApplication(
         clock=clock or SystemClock(),
         env=event_store_env(settings.database_url, settings.database_timeout),
         payments=payments,
+        hasher=hasher or Argon2Hasher(),
     )

@@ -55,6 +55,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         webhooks=StripeWebhookVerifier(settings.stripe_webhook_secret) if settings.stripe_webhook_secret else None,
         database_up=database_probe(settings.database_url, settings.database_timeout),
         records=records_for(settings, STRIPE if settings.stripe_api_key else LEDGER),
+        dunning_policy=settings.dunning,
     )
 
     def start() -> None:

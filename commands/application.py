@@ -1,5 +1,6 @@
 """The billing application: the event store, the invoice and payment commands, and the feature
-command classes composed on one command runner (`app.usage`, `app.dunning`, `app.reconciliation`).
+command classes composed on one command runner (`app.usage`, `app.dunning`, `app.reconciliation`,
+`app.admin`).
 
 Every command, here or in a feature class, runs through `CommandRunner.execute`
 (commands/runner.py): one transaction, idempotency receipts, bounded retries on a write
@@ -21,6 +22,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Notification, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
+from commands.admin.users import AdminUsers
 from commands.dunning import DunningCommands
 from commands.ingestion import money_movements as movements
 from commands.ingestion.provider_events import (
@@ -34,7 +36,7 @@ from commands.ingestion.provider_events import (
     provider_event_id,
 )
 from commands.messages import NewLine
-from commands.ports import Clock, PaymentProvider
+from commands.ports import Clock, PasswordHasher, PaymentProvider
 from commands.reconciliation.commands import ReconciliationCommands
 from commands.runner import CommandRunner, Decision, Outcome, fold, storage_errors_as_unavailable
 from commands.usage.commands import UsageCommands
@@ -122,7 +124,8 @@ class BillingApplication(Application[UUID]):
 
     `payments` gives the payment provider to the commands that ask it for something of their
     own (reconciliation's refund of a duplicate charge); None, or a callable answering None:
-    none is configured.
+    none is configured. `hasher` makes and checks the dashboard users' password hashes
+    (`app.admin`, commands/admin/users.py); without one nobody can be created or log in.
     """
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
@@ -133,6 +136,7 @@ class BillingApplication(Application[UUID]):
         clock: Clock,
         env: EnvType | None = None,
         payments: Callable[[], PaymentProvider | None] | None = None,
+        hasher: PasswordHasher | None = None,
     ) -> None:
         super().__init__(env=env)
         self.clock = clock
@@ -147,6 +151,7 @@ class BillingApplication(Application[UUID]):
         self.usage = UsageCommands(self.runner)
         self.dunning = DunningCommands(self.runner)
         self.reconciliation = ReconciliationCommands(self.runner, payments)
+        self.admin = AdminUsers(self.runner, hasher)
 
     def take_snapshot(self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None) -> None:
         """Snapshot a number series from its own repository, starting at its last snapshot."""

@@ -12,6 +12,13 @@ makes the same request and gets the same answer, never a second charge. The prov
 unreachable stores nothing; the step stays due for the next pass. The failed attempt a
 declined retry makes is recorded on the invoice when the provider reports it (the webhook),
 like any other failed attempt.
+
+A person may also act outside the schedule (the dashboard's "retry now" and "send reminder"):
+`retry_by_hand` asks the provider at once, with a key of its own per failed attempt
+(`retry_by_hand_key`), and records `dunning.retried-by-hand`; `remind_by_hand` records
+`dunning.reminded-by-hand`. Neither settles a schedule step. An invoice whose dunning has not
+started yet (not overdue) gets it started first, with the policy in force, so that these
+requests are kept with the rest of its collection.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from eventsourcing.domain import Aggregate
 
 from commands.ports import NOT_RETRYABLE, SETTLED, PaymentProvider
 from commands.runner import CommandRunner, Decision, Outcome
-from ledger.dunning.aggregate import Dunning, dunning_id_for, retry_key
+from ledger.dunning.aggregate import Dunning, dunning_id_for, retry_by_hand_key, retry_key
 from ledger.dunning.plan import (
     EXHAUST,
     NOTHING_TO_RETRY,
@@ -40,8 +47,8 @@ from ledger.dunning.plan import (
     plan,
 )
 from ledger.dunning.policy import DunningPolicy
-from ledger.errors import InvalidDateError, PaymentDeclinedError
-from ledger.invoices import Invoice
+from ledger.errors import DunningStateError, InvalidDateError, InvoiceNotOpenError, PaymentDeclinedError
+from ledger.invoices import OPEN, Invoice
 from ledger.payments import FAILED, OFFLINE, Payment
 
 T = TypeVar("T", bound=Aggregate)
@@ -114,11 +121,84 @@ class DunningCommands:
         outcome = self._runner.execute("advance_dunning", {"invoice_id": invoice_id}, None, decide)
         return outcome.map(lambda result: [DunningAction(d["kind"], d["step"], d["reason"]) for d in result["done"]])
 
+    def retry_by_hand(
+        self, invoice_id: UUID, *, policy: DunningPolicy, payments: PaymentProvider | None
+    ) -> Outcome[DunningAction]:
+        """Ask the provider now to charge the invoice's failed payment again, and record it.
+
+        409 (`DunningStateError`) when there is no provider, nothing to retry, the provider
+        says there is nothing to charge or that the payment went through, or this failed
+        attempt was retried by hand already; nothing is stored then. A declined retry is
+        recorded (the webhook adds its failed attempt to the invoice)."""
+
+        def decide(at: datetime) -> Decision:
+            invoice = self._runner.invoice(invoice_id)
+            dunning = self._started(invoice, policy, at, "retry the payment of")
+            failed = len(invoice.failed_attempts)
+            dunning.require_retry_by_hand(failed)
+            target = self._retry_target(invoice)
+            if target is None:
+                raise DunningStateError(dunning.id, f"{NOTHING_TO_RETRY}: no failed payment at the provider")
+            if payments is None:
+                raise DunningStateError(dunning.id, NO_PROVIDER)
+            try:
+                answer = payments.retry_payment(
+                    provider_payment_id=target.provider_payment_id,
+                    idempotency_key=retry_by_hand_key(invoice.id, failed),
+                )
+                outcome, detail = answer.status, answer.detail
+            except PaymentDeclinedError as error:
+                answer, outcome, detail = None, DECLINED, str(error)
+            if answer is not None and answer.outcome == NOT_RETRYABLE:
+                raise DunningStateError(dunning.id, f"{NOTHING_TO_RETRY}: {answer.detail or answer.status}")
+            if answer is not None and answer.outcome == SETTLED:
+                raise DunningStateError(
+                    dunning.id, f"payment {target.provider_payment_id} is {answer.status} at the provider"
+                )
+            dunning.retry_by_hand(
+                payment_id=str(target.id),
+                provider_payment_id=target.provider_payment_id,
+                failed_attempts=failed,
+                outcome=outcome,
+                detail=detail,
+                as_of=at,
+                at=at,
+            )
+            return {"reason": f"{target.provider_payment_id}: {outcome}"}, [dunning]
+
+        outcome = self._runner.execute("retry_dunning_by_hand", {"invoice_id": invoice_id}, None, decide)
+        return outcome.map(lambda result: DunningAction(RETRY_PAYMENT, None, result["reason"]))
+
+    def remind_by_hand(self, invoice_id: UUID, *, policy: DunningPolicy) -> Outcome[DunningAction]:
+        """Request a reminder to the customer now, outside the schedule; 409 unless the invoice is open."""
+
+        def decide(at: datetime) -> Decision:
+            invoice = self._runner.invoice(invoice_id)
+            dunning = self._started(invoice, policy, at, "send a reminder for")
+            dunning.remind_by_hand(amount_due=invoice.amount_due, currency=invoice.currency, as_of=at, at=at)
+            return {}, [dunning]
+
+        outcome = self._runner.execute("remind_by_hand", {"invoice_id": invoice_id}, None, decide)
+        return outcome.map(lambda _: DunningAction(REMIND, None, "by hand"))
+
     def get(self, invoice_id: UUID) -> Dunning | None:
         """The invoice's dunning, or None if it never started."""
         return self._runner.get(dunning_id_for(invoice_id), Dunning)
 
     # ------------------------------------------------------------------------ helpers
+
+    def _started(self, invoice: Invoice, policy: DunningPolicy, at: datetime, action: str) -> Dunning:
+        """The open invoice's dunning, started now if it was not (the anchor is the one the
+        schedule would have used, so later passes plan exactly as they would have)."""
+        if invoice.status != OPEN:
+            raise InvoiceNotOpenError(invoice.id, invoice.status, action)
+        dunning = self._runner.get(dunning_id_for(invoice.id), Dunning)
+        if dunning is not None:
+            return dunning
+        anchor = anchor_of(invoice.due_date, [attempt["at"] for attempt in invoice.failed_attempts])
+        if anchor is None:
+            raise DunningStateError(dunning_id_for(invoice.id), "nothing to dun: no due date and no failed attempt")
+        return Dunning.start(invoice_id=invoice.id, anchor=anchor, policy=policy, as_of=at, at=at)
 
     def _retry_target(self, invoice: Invoice) -> Payment | None:
         """The provider payment of the latest failed attempt, if it is still failed."""

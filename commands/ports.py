@@ -97,3 +97,21 @@ class PaymentProvider(Protocol):
         `idempotency_key` with the same arguments is the same refund, not a second one.
         """
         ...
+
+
+class PasswordHasher(Protocol):
+    """Makes and checks password hashes for the dashboard's users (argon2 in production:
+    adapters/admin/passwords.py). The ledger stores only what `hash` returns, never a password."""
+
+    def hash(self, password: str) -> str:
+        """A new salted hash of `password`, encoding its own parameters."""
+        ...
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """Whether `password` matches; False (never an exception) for a wrong password or a
+        hash this hasher cannot read."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether the hash was made with weaker parameters than the hasher's current ones."""
+        ...

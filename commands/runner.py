@@ -5,6 +5,9 @@ changed aggregate and the idempotency receipt atomically. A conflicting concurre
 the save fail as a whole; the command is then re-run from fresh state, a bounded number of times.
 A repeated idempotency key is answered from its receipt and changes nothing.
 
+A command run inside `acting_as` (commands/admin/acting.py) also saves, with the first changes of
+its context, one `AdminAction` naming the dashboard user, the action and what it changed.
+
 A command answers with an `Outcome`: its result, the version each aggregate it changed was left
 at, and whether a receipt answered it (a repeat). Callers that render what a command left (the
 web layer's ETag and `version`) read the versions from it.
@@ -25,9 +28,11 @@ from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, PersistenceError
 
+from commands.admin.acting import Acting, current_acting
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
 from commands.ports import Clock
 from commands.work import StaleReadError, Work
+from ledger.admin.activity import AdminAction
 from ledger.errors import (
     ConcurrencyRetriesExhaustedError,
     InvoiceDeletedError,
@@ -156,7 +161,7 @@ class CommandRunner:
             if not to_save:
                 return _outcome(result, replayed=False)
             try:
-                self._save(*to_save)
+                self._save_acting(to_save, changed, at)
             except IntegrityError:
                 # Someone else wrote one of these aggregates first. Nothing of ours was stored:
                 # back off a little and decide again from the state they left.
@@ -164,6 +169,19 @@ class CommandRunner:
                 continue
             return _outcome(result, replayed=False)
         raise ConcurrencyRetriesExhaustedError(MAX_ATTEMPTS)
+
+    def _save_acting(self, to_save: list[Aggregate], changed: Sequence[Aggregate], at: datetime) -> None:
+        """Save, with the dashboard action the command runs under when it is the first of its
+        `acting_as` context to change something (commands/admin/acting.py): in the same
+        transaction, so the action is recorded exactly when its effects are."""
+        acting = current_acting()
+        if acting is None or not changed:
+            self._save(*to_save)
+            return
+        with acting.recording() as record:
+            if record:
+                to_save = [*to_save, _action(acting, changed, at)]
+            self._save(*to_save)
 
     # ------------------------------------------------------------------------ reading
 
@@ -212,6 +230,20 @@ def _outcome(stored: dict[str, Any], *, replayed: bool) -> Outcome[dict[str, Any
     result = dict(stored)
     versions = result.pop(_VERSIONS, {})
     return Outcome(result, {UUID(key): version for key, version in versions.items()}, replayed)
+
+
+def _action(acting: Acting, changed: Sequence[Aggregate], at: datetime) -> AdminAction:
+    actor = acting.actor
+    return AdminAction.record(
+        user_id=actor.user_id,
+        email=actor.email,
+        role=actor.role,
+        action=acting.action,
+        target=acting.target,
+        detail=acting.detail,
+        events=[(str(aggregate.id), aggregate.version) for aggregate in changed],
+        at=at,
+    )
 
 
 def back_off(attempt: int) -> None:

@@ -14,7 +14,8 @@
     │   ├── InvalidTimezoneError          not an IANA timezone name the tz database knows
     │   ├── UnknownReferenceError         a body names a meter, price or usage customer that does not exist
     │   ├── InvalidUsageBatchError        usage records refused: `errors` names each `records[i].field`
-    │   └── InvalidDunningPolicyError     a dunning schedule or max attempts that cannot be followed
+    │   ├── InvalidDunningPolicyError     a dunning schedule or max attempts that cannot be followed
+    │   └── WeakPasswordError             a dashboard user's password under the minimum length
     ├── CurrencyMismatchError             two currencies met where one is required (422)
     ├── NotFoundError                     (404)
     │   ├── InvoiceNotFoundError
@@ -23,7 +24,8 @@
     │   ├── LineNotFoundError
     │   ├── MeterNotFoundError
     │   ├── PriceNotFoundError
-    │   └── UsageCustomerNotFoundError
+    │   ├── UsageCustomerNotFoundError
+    │   └── AdminUserNotFoundError        no dashboard user has that email
     ├── RuleViolationError                the command is valid but the state forbids it (409)
     │   ├── InvoiceNotEditableError       no edits after issue
     │   ├── EmptyInvoiceError             no issuing an invoice without lines
@@ -46,6 +48,7 @@
     │   ├── PriceExistsError              a price key is defined once (prices never change)
     │   ├── UsageCustomerExistsError      a usage customer key is set up once
     │   ├── PeriodNotEndedError           a billing period is closed only after it ends, and only once
+    │   ├── AdminUserExistsError          a dashboard user's email is taken once (ids derive from it)
     │   └── DunningStateError             a dunning step out of order, or after the dunning finished
     ├── StaleVersionError                 the caller's expected version is not the current one (412)
     ├── IdempotencyKeyReusedError         the same key with a different request (422)
@@ -145,6 +148,14 @@ class InvalidDunningPolicyError(InvalidInputError):
     """A dunning schedule or maximum of attempts that cannot be followed (LEDGER_DUNNING_*)."""
 
 
+class WeakPasswordError(InvalidInputError):
+    """A dashboard user's password shorter than the minimum: refused before it is hashed."""
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(f"password must be at least {minimum} characters long", field="password")
+        self.minimum = minimum
+
+
 class CurrencyMismatchError(LedgerError):
     """Two amounts in different currencies were combined, or paid against each other."""
 
@@ -201,6 +212,12 @@ class UsageCustomerNotFoundError(NotFoundError):
     def __init__(self, key: str) -> None:
         super().__init__(f"usage customer {key!r} not found")
         self.key = key
+
+
+class AdminUserNotFoundError(NotFoundError):
+    def __init__(self, email: str) -> None:
+        super().__init__(f"no dashboard user {email!r}")
+        self.email = email
 
 
 class RuleViolationError(LedgerError):
@@ -362,6 +379,14 @@ class PeriodNotEndedError(RuleViolationError):
             f"the next period of usage customer {key!r} to close, [{period_start}, {period_end}), has not ended"
         )
         self.key = key
+
+
+class AdminUserExistsError(RuleViolationError):
+    """A dashboard user's email is taken once: the user's id is derived from it."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"dashboard user {email!r} already exists")
+        self.email = email
 
 
 class StaleVersionError(LedgerError):

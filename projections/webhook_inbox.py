@@ -147,12 +147,20 @@ def event_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_webhook_events(
-    engine: Engine, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    engine: Engine,
+    *,
+    status: str | None = None,
+    event_type: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
 ) -> Page:
-    """Received events newest first (by when we received them), a page at a time."""
+    """Received events newest first (by when we received them), a page at a time; of one status
+    and one event type (`invoice.paid`, say) when given."""
     query = select(webhook_events)
     if status:
         query = query.where(webhook_events.c.status == status)
+    if event_type:
+        query = query.where(webhook_events.c.event_type == event_type)
     page = keyset_page(
         engine, query, webhook_events.c.received_at, webhook_events.c.event_key, limit=limit, cursor=cursor
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -65,20 +66,15 @@ async def create_checkout(request: Request) -> Response:
     base = (services.public_url or str(request.base_url)).rstrip("/")
 
     def run() -> Response:
-        invoice = _payable(services, invoice_id)
-        _require_version(services, invoice, expected)  # before Stripe is called
-        payments = _provider(services)
-        success_url = urls.success_url or f"{base}/portal/invoices/{invoice_id}?checkout=success"
-        cancel_url = urls.cancel_url or f"{base}/portal/invoices/{invoice_id}?checkout=cancel"
-        session = _open_session(payments, invoice, success_url, cancel_url, key)
-        services.app.start_checkout(
-            invoice.id,
-            provider=PROVIDER,
-            session_id=session.id,
-            amount=Money(invoice.amount_due, invoice.currency),
-            expires_at=session.expires_at,
+        session, current = open_checkout(
+            services,
+            invoice_id,
+            base=base,
+            success_url=urls.success_url,
+            cancel_url=urls.cancel_url,
+            key=key,
+            expected=expected,
         )
-        current = services.app.invoice(invoice.id)
         body: models.CheckoutStarted = {
             "checkout_url": session.url,
             "session_id": session.id,
@@ -88,6 +84,38 @@ async def create_checkout(request: Request) -> Response:
         return JSONResponse(body, 201, headers={"ETag": f'"{current.version}"'})
 
     return await run_in_threadpool(run)
+
+
+def open_checkout(
+    services: Services,
+    invoice_id: UUID,
+    *,
+    base: str,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
+    key: str | None = None,
+    expected: int | None = None,
+) -> tuple[CheckoutSession, Invoice]:
+    """Open the provider's hosted page for what is due and record it on the invoice: the session
+    and the invoice as it then stands. The API's endpoint and the dashboard's button both come
+    here. Blocking (the provider and the store): call it off the event loop.
+
+    The return pages default to the portal's page of the invoice under `base`.
+    """
+    invoice = _payable(services, invoice_id)
+    _require_version(services, invoice, expected)  # before Stripe is called
+    payments = _provider(services)
+    success_url = success_url or f"{base}/portal/invoices/{invoice_id}?checkout=success"
+    cancel_url = cancel_url or f"{base}/portal/invoices/{invoice_id}?checkout=cancel"
+    session = _open_session(payments, invoice, success_url, cancel_url, key)
+    services.app.start_checkout(
+        invoice.id,
+        provider=PROVIDER,
+        session_id=session.id,
+        amount=Money(invoice.amount_due, invoice.currency),
+        expires_at=session.expires_at,
+    )
+    return session, services.app.invoice(invoice.id)
 
 
 def _provider(services: Services) -> PaymentProvider:

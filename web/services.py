@@ -12,6 +12,7 @@ from commands.ingestion.provider_events import WebhookVerifier
 from commands.ingestion.stripe_events import StripeIngestion
 from commands.ports import Clock, PaymentProvider
 from commands.reconciliation.facts import ProviderRecords
+from ledger.dunning.policy import DunningPolicy
 from projections.queries import Page, list_invoices
 from web.rendered import RenderedInvoices
 
@@ -46,6 +47,9 @@ class Services:
     database_up: Callable[[], bool] | None = None
     # The provider's records for reconciliation runs (adapters/stripe/listing.py); None without Stripe.
     records: ProviderRecords | None = None
+    # The dunning schedule in force (LEDGER_DUNNING_SCHEDULE): a dunning started by hand from the
+    # dashboard (retry now, send reminder) keeps it, as one started by `ledger dunning run` does.
+    dunning_policy: DunningPolicy = field(default_factory=DunningPolicy.parse)
     # Records and handles verified deliveries, several to a commit when they arrive together.
     ingestion: StripeIngestion = field(init=False)
 

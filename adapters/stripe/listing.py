@@ -267,6 +267,9 @@ class StripeRecords:
             timeout=timeout,
         )
         self.api_version = api_version
+        # Which of the account's two sets of objects the key reads: links to Stripe's dashboard
+        # (the admin's reconciliation page) need `/test/` for test objects.
+        self.livemode = api_key.startswith(("sk_live_", "rk_live_"))
         self.page_size = page_size
         self.attempts = attempts
         self.backoff = backoff

@@ -42,6 +42,12 @@ def retry_key(invoice_id: UUID, step: int) -> str:
     return f"dunning-{invoice_id}-step-{step}"
 
 
+def retry_by_hand_key(invoice_id: UUID, failed_attempts: int) -> str:
+    """The provider idempotency key of a retry asked for by hand: one per failed attempt, so a
+    second click before the provider's answer has reached the ledger is the same request."""
+    return f"dunning-{invoice_id}-by-hand-after-{failed_attempts}"
+
+
 class Dunning(Aggregate):
     TOPIC = "dunning"
 
@@ -88,6 +94,36 @@ class Dunning(Aggregate):
             aggregate.settled = self.step + 1
             aggregate.retries += 1
 
+    class RetriedByHand(Event):
+        """A person asked the provider to charge the failed payment again, outside the schedule.
+
+        It settles no schedule step and counts in no scheduled retry: the failed attempts it
+        may add are bounded by `max_attempts` like any other. One per failed attempt
+        (`failed_attempts`: how many the invoice had when it was asked)."""
+
+        TOPIC = "dunning.retried-by-hand"
+        payment_id: str
+        provider_payment_id: str
+        idempotency_key: str
+        failed_attempts: int
+        outcome: str  # the provider's answer: "declined", or its status after the attempt
+        detail: str
+        as_of: str
+
+        def apply(self, aggregate: Dunning) -> None:
+            aggregate.retried_by_hand_after = self.failed_attempts
+
+    class RemindedByHand(Event):
+        """A person asked for a reminder now, outside the schedule (for the mailer, like the rest)."""
+
+        TOPIC = "dunning.reminded-by-hand"
+        amount_due: int
+        currency: str
+        as_of: str
+
+        def apply(self, aggregate: Dunning) -> None:
+            aggregate.reminders += 1
+
     class StepSkipped(Event):
         TOPIC = "dunning.step-skipped"
         step: int
@@ -132,6 +168,7 @@ class Dunning(Aggregate):
         self.settled = 0
         self.retries = 0
         self.reminders = 0
+        self.retried_by_hand_after: int | None = None  # failed attempts when last retried by hand
 
     # ----------------------------------------------------------------------------- commands
 
@@ -188,6 +225,46 @@ class Dunning(Aggregate):
             outcome=outcome,
             detail=detail[:1000],
             as_of=as_of.isoformat(),
+        )
+
+    def retry_by_hand(
+        self,
+        *,
+        payment_id: str,
+        provider_payment_id: str,
+        failed_attempts: int,
+        outcome: str,
+        detail: str,
+        as_of: datetime,
+        at: datetime,
+    ) -> None:
+        self.require_retry_by_hand(failed_attempts)
+        self.trigger_event(
+            self.RetriedByHand,
+            timestamp=at,
+            payment_id=payment_id,
+            provider_payment_id=provider_payment_id,
+            idempotency_key=retry_by_hand_key(UUID(self.invoice_id), failed_attempts),
+            failed_attempts=failed_attempts,
+            outcome=outcome,
+            detail=detail[:1000],
+            as_of=as_of.isoformat(),
+        )
+
+    def require_retry_by_hand(self, failed_attempts: int) -> None:
+        """Refuse before the provider is asked: a finished dunning, or a failed attempt retried already."""
+        self._require_active()
+        if self.retried_by_hand_after == failed_attempts:
+            raise DunningStateError(
+                self.id,
+                f"a retry after failed attempt {failed_attempts} was asked for already: "
+                "its outcome reaches the invoice when the provider reports it",
+            )
+
+    def remind_by_hand(self, *, amount_due: int, currency: str, as_of: datetime, at: datetime) -> None:
+        self._require_active()
+        self.trigger_event(
+            self.RemindedByHand, timestamp=at, amount_due=amount_due, currency=currency, as_of=as_of.isoformat()
         )
 
     def skip(self, *, step: int, reason: str, as_of: datetime, at: datetime) -> None:

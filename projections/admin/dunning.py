@@ -36,6 +36,8 @@ _LAST_STEP = {
     Dunning.StepSkipped: "skipped",
     Dunning.Exhausted: "exhausted",
     Dunning.Stopped: "stopped",
+    Dunning.RetriedByHand: "retry by hand",  # the dashboard's "retry now" (commands/dunning.py)
+    Dunning.RemindedByHand: "reminder by hand",
 }
 
 
@@ -85,7 +87,7 @@ def row_of(dunning: Dunning, event: Dunning.Event) -> dict[str, Any]:
 
 
 def _reason(event: Dunning.Event) -> str | None:
-    if isinstance(event, Dunning.RetryRequested):
+    if isinstance(event, (Dunning.RetryRequested, Dunning.RetriedByHand)):
         return f"{event.provider_payment_id}: {event.outcome}"  # the provider's answer to the retry
     reason = getattr(event, "reason", None)
     return str(reason) if reason is not None else None

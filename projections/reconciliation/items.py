@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, func, select
 
 from ledger.errors import InvalidInputError
 from ledger.reconciliation.items import CLASSES, EXPLAIN, EXPLAINED, OPEN, RESOLVED, STATUSES, ReconciliationItem
@@ -198,3 +198,13 @@ def open_items(engine: Engine, classes: Sequence[str] | None = None) -> list[dic
     query = query.order_by(items.c.detected_at, items.c.item_id)
     with engine.connect() as conn:
         return [item_of(dict(row)) for row in conn.execute(query).mappings()]
+
+
+def item_counts(engine: Engine) -> dict[str, dict[str, int]]:
+    """How many items of each class are in each status, in one grouped query: {class: {status: n}}."""
+    query = select(items.c["class"], items.c.status, func.count()).group_by(items.c["class"], items.c.status)
+    counts: dict[str, dict[str, int]] = {}
+    with engine.connect() as conn:
+        for cls, status, count in conn.execute(query):
+            counts.setdefault(cls, {})[status] = int(count)
+    return counts

@@ -35,6 +35,16 @@ def every_dunning_event() -> list[object]:
         as_of=at(2),
         at=at(2),
     )
+    exhausted.retry_by_hand(
+        payment_id=str(uuid4()),
+        provider_payment_id="pi_1",
+        failed_attempts=1,
+        outcome="declined",
+        detail="card declined",
+        as_of=at(2),
+        at=at(2),
+    )
+    exhausted.remind_by_hand(amount_due=1000, currency="usd", as_of=at(2), at=at(2))
     exhausted.skip(step=2, reason="superseded by uncollectible:30", as_of=at(3), at=at(3))
     exhausted.exhaust(reason="schedule", step=3, failed_attempts=2, as_of=at(3), at=at(3))
     stopped = started(uuid4())
@@ -104,6 +114,8 @@ def test_every_dunning_event_has_an_explicit_topic_and_plain_json_state() -> Non
         "dunning.step-skipped",
         "dunning.exhausted",
         "dunning.stopped",
+        "dunning.retried-by-hand",
+        "dunning.reminded-by-hand",
     }
     for cls in set(classes.values()):
         assert get_topic(cls) == vars(cls)["TOPIC"]
@@ -117,3 +129,17 @@ def test_every_dunning_event_has_an_explicit_topic_and_plain_json_state() -> Non
         for bad in non_json_values(getattr(event, field.name), f"{type(event).__qualname__}.{field.name}")
     ]
     assert offences == []
+
+
+def test_hand_steps_settle_no_step_and_retry_each_failed_attempt_once() -> None:
+    dunning = started()
+    dunning.remind_by_hand(amount_due=1000, currency="usd", as_of=at(1), at=at(1))
+    retry = {"payment_id": str(uuid4()), "provider_payment_id": "pi_1", "outcome": "declined", "detail": ""}
+    dunning.retry_by_hand(**retry, failed_attempts=1, as_of=at(1), at=at(1))
+    with pytest.raises(DunningStateError, match="asked for already"):
+        dunning.retry_by_hand(**retry, failed_attempts=1, as_of=at(2), at=at(2))
+    dunning.retry_by_hand(**retry, failed_attempts=2, as_of=at(2), at=at(2))
+    assert (dunning.settled, dunning.retries, dunning.reminders) == (0, 0, 1)
+    dunning.stop(reason="invoice paid", as_of=at(3), at=at(3))
+    with pytest.raises(DunningStateError, match="is stopped"):
+        dunning.remind_by_hand(amount_due=1000, currency="usd", as_of=at(3), at=at(3))

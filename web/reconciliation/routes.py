@@ -22,7 +22,7 @@ from commands.reconciliation.facts import Period
 from ledger.errors import ProviderConfigurationError
 from ledger.reconciliation.items import ReconciliationItemNotFoundError
 from ledger.reconciliation.runs import LEDGER, STRIPE
-from projections.reconciliation.engine import ReconciliationRunNotFoundError, past_report, reconcile
+from projections.reconciliation.engine import STUCK_AFTER, ReconciliationRunNotFoundError, past_report, reconcile
 from projections.reconciliation.items import item_row, list_items
 from projections.reconciliation.runs import list_runs, run_row
 from web.body import read_json
@@ -30,6 +30,7 @@ from web.decoding import decode
 from web.invoices import _blocking, _query, idempotency_key_of, services_of
 from web.operations import READ, WRITE, Endpoint, Operation
 from web.reconciliation import models
+from web.services import Services
 
 DEFAULT_DAYS = 30
 
@@ -137,22 +138,17 @@ async def start_run(request: Request) -> Response:
     Stripe is the source when the server has STRIPE_API_KEY (or `source` says so)."""
     services = services_of(request)
     new = decode(models.NewRun, await read_json(request))
-    source = new.source or (STRIPE if services.records is not None else LEDGER)
-    if source == STRIPE and services.records is None:
-        raise ProviderConfigurationError("a Stripe reconciliation needs STRIPE_API_KEY on the server")
-    end = new.to or services.clock.now()
-    start = new.from_ or _days_before(end, DEFAULT_DAYS)
 
     def run() -> Any:
-        report = reconcile(
-            services.app,
-            services.read_models,
-            period=Period(start, end),
-            records=services.records if source == STRIPE else None,
+        run_id = run_reconciliation(
+            services,
+            start=new.from_,
+            end=new.to,
+            source=new.source,
             requested_by="api",
             stuck_after=timedelta(minutes=new.stuck_after_minutes),
         )
-        return _run_json(services, report.run_id)
+        return _run_json(services, run_id)
 
     body = await _blocking(run)
     return JSONResponse(body, 201, headers={"Location": f"/api/reconciliation/runs/{body['id']}"})
@@ -180,6 +176,37 @@ async def read_run(request: Request) -> Response:
     services = services_of(request)
     run_id = _run_id(request)
     return JSONResponse(await _blocking(_run_json, services, run_id))
+
+
+def run_reconciliation(
+    services: Services,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    source: str | None,
+    requested_by: str,
+    stuck_after: timedelta = STUCK_AFTER,
+    run_id: UUID | None = None,
+) -> UUID:
+    """Run a reconciliation for [start, end) and record it; its run id. The API and the admin
+    dashboard both start runs here. `end` defaults to now and `start` to DEFAULT_DAYS before it;
+    `source` to stripe when the server has Stripe's records, and stripe without them is refused.
+    `run_id` names the run beforehand (the dashboard records it as the action's target)."""
+    source = source or (STRIPE if services.records is not None else LEDGER)
+    if source == STRIPE and services.records is None:
+        raise ProviderConfigurationError("a Stripe reconciliation needs STRIPE_API_KEY on the server")
+    end = end or services.clock.now()
+    start = start or _days_before(end, DEFAULT_DAYS)
+    report = reconcile(
+        services.app,
+        services.read_models,
+        period=Period(start, end),
+        records=services.records if source == STRIPE else None,
+        requested_by=requested_by,
+        stuck_after=stuck_after,
+        run_id=run_id,
+    )
+    return report.run_id
 
 
 def _days_before(moment: datetime, days: int) -> datetime:

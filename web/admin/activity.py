@@ -1,0 +1,89 @@
+"""Who did what, when: every admin action recorded (ledger/admin/activity.py), newest first,
+each linked to what it acted on and listing the events it left (projections/admin/activity.py).
+
+GET /admin/activity   (`user`: an email, `action`: e.g. `invoice.void`, `cursor`)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from projections.admin.activity import list_activity
+from web.admin.forms import PAGE_SIZE, moment_of, read_query, with_query
+from web.admin.rendering import render
+from web.invoices import services_of
+from web.models import Query
+
+PATH = "/admin/activity"
+# Where an action's target is shown, by the action's prefix (the names page handlers give
+# `acting`); an action on something without a page of its own (a user) links nowhere.
+_TARGET_PAGES = (
+    ("invoice.", "/admin/invoices/{}"),
+    ("dunning.", "/admin/invoices/{}"),
+    ("reconciliation.resolve", "/admin/reconciliation/items/{}"),
+    ("reconciliation.run", "/admin/reconciliation/runs/{}"),
+    ("webhook.", "/admin/webhooks/{}"),
+    ("payout.", "/admin/payouts/{}"),
+)
+
+
+class ActivityQuery(Query):
+    user: str | None = Field(None, max_length=320)
+    action: str | None = Field(None, max_length=100)
+    cursor: str | None = None
+
+
+def routes() -> list[Route]:
+    return [Route("/activity", activity_page, methods=["GET"])]
+
+
+def target_url(action: str, target: str | None) -> str | None:
+    if not target:
+        return None
+    for prefix, page in _TARGET_PAGES:
+        if action.startswith(prefix):
+            return page.format(target)
+    return None
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its target's link and, for an invoice's own events, links to the invoice as
+    each event left it."""
+    url = target_url(row["action"], row.get("target"))
+    on_invoice = url is not None and url.startswith("/admin/invoices/")
+    events = [
+        {
+            **event,
+            "url": f"{url}?version={event['version']}"
+            if on_invoice and event["aggregate_id"] == row["target"]
+            else None,
+        }
+        for event in row.get("events") or []
+    ]
+    return {**row, "performed": moment_of(row["performed_at"]), "target_url": url, "events": events}
+
+
+async def activity_page(request: Request) -> Response:
+    services = services_of(request)
+    query = read_query(request, ActivityQuery)
+
+    def run() -> Any:
+        services.read_models.catch_up()
+        return list_activity(
+            services.read_models.engine, user=query.user, action=query.action, limit=PAGE_SIZE, cursor=query.cursor
+        )
+
+    page = await run_in_threadpool(run)
+    filters = {"user": query.user, "action": query.action}
+    context = {
+        "rows": [_view(row) for row in page.rows],
+        "filters": filters,
+        "next_page": with_query(PATH, **filters, cursor=page.next_cursor) if page.next_cursor else None,
+    }
+    return render(request, "admin/activity.html", context)
