@@ -18,6 +18,7 @@ from typing import TypeVar
 import uvicorn
 from starlette.applications import Starlette
 
+from adapters.admin.sessions import SessionStore
 from adapters.bootstrap import bootstrap
 from adapters.clock import SystemClock
 from adapters.persistence import ConfigurationError, database_probe
@@ -56,6 +57,8 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         database_up=database_probe(settings.database_url, settings.database_timeout),
         records=records_for(settings, STRIPE if settings.stripe_api_key else LEDGER),
         dunning_policy=settings.dunning,
+        # The dashboard's sessions live beside the read models (not rebuilt from the log).
+        admin_sessions=SessionStore(engine, clock=clock),
     )
 
     def start() -> None:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ledger.errors import LedgerError
+from web.admin.security import SecurityHeaders
 from web.auth import BearerTokenAuth
 from web.body import BodyError
 from web.openapi import openapi_document
@@ -42,7 +43,7 @@ def create_app(
 
     app = Starlette(
         routes=route_table(),
-        middleware=[Middleware(BearerTokenAuth, token=services.api_token)],
+        middleware=[Middleware(BearerTokenAuth, token=services.api_token), Middleware(SecurityHeaders)],
         exception_handlers={
             LedgerError: on_ledger_error,
             BodyError: on_body_error,

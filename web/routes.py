@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from web import checkout, invoices, meta, webhooks
+from web.admin import admin_routes
 from web.reconciliation import routes as reconciliation
 from web.usage import routes as usage
 from web.webhook_events import routes as webhook_events
@@ -19,4 +20,5 @@ def route_table() -> list[BaseRoute]:
         *webhooks.routes(),
         *reconciliation.routes(),
         *webhook_events.routes(),
+        *admin_routes(),
     ]

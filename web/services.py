@@ -1,5 +1,5 @@
 """What the web layer is given by the composition root: the application, the read side, a clock,
-the payment provider (None when Stripe is not configured)."""
+the payment provider (None when Stripe is not configured), the dashboard's sessions and login limits."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from adapters.admin.sessions import SessionStore
 from commands.application import BillingApplication
 from commands.ingestion.provider_events import WebhookVerifier
 from commands.ingestion.stripe_events import StripeIngestion
@@ -14,6 +15,7 @@ from commands.ports import Clock, PaymentProvider
 from commands.reconciliation.facts import ProviderRecords
 from ledger.dunning.policy import DunningPolicy
 from projections.queries import Page, list_invoices
+from web.admin.limiter import LoginLimiter
 from web.rendered import RenderedInvoices
 
 
@@ -50,11 +52,24 @@ class Services:
     # The dunning schedule in force (LEDGER_DUNNING_SCHEDULE): a dunning started by hand from the
     # dashboard (retry now, send reminder) keeps it, as one started by `ledger dunning run` does.
     dunning_policy: DunningPolicy = field(default_factory=DunningPolicy.parse)
+    # The dashboard's server-side sessions (adapters/admin/sessions.py); None: built on the read
+    # side's engine with this clock at first use (session_store()).
+    admin_sessions: SessionStore | None = None
+    # Failed dashboard logins, limited per account and per client address.
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    # Whether the session cookie is marked Secure; None: when the request came over https or
+    # public_url is https.
+    secure_cookies: bool | None = None
     # Records and handles verified deliveries, several to a commit when they arrive together.
     ingestion: StripeIngestion = field(init=False)
 
     def __post_init__(self) -> None:
         self.ingestion = StripeIngestion(self.app)
+
+    def session_store(self) -> SessionStore:
+        if self.admin_sessions is None:
+            self.admin_sessions = SessionStore(self.read_models.engine, clock=self.clock)
+        return self.admin_sessions
 
     def list_invoices(self, **filters: Any) -> Page:
         return list_invoices(self.read_models.engine, **filters)
