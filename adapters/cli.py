@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -17,9 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters import reconciliation
+from adapters.admin import cli as admin_cli
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
-from adapters.demo import seed_demo
+from adapters.demo import DEMO_ADMIN, seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
 from adapters.persistence import ConfigurationError
@@ -152,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     webhooks_reprocess.set_defaults(run=_webhooks_reprocess)
 
     reconciliation.add_commands(commands, _moment)
+    admin_cli.add_commands(commands)
     return parser
 
 
@@ -184,7 +187,10 @@ def _demo(args: argparse.Namespace) -> int:
     settings = Settings.from_environment()
     clock = ManualClock(datetime.now(tz=UTC))
     app = bootstrap(settings, clock=clock)
-    seeded = seed_demo(app, clock)
+    # The dashboard's demo user, with a password made for this run; a later run finds the user
+    # and leaves it (the seed changes nothing when run again on a day), password and all.
+    password = None if app.admin.user_by_email(DEMO_ADMIN) else secrets.token_urlsafe(16)
+    seeded = seed_demo(app, clock, admin_password=password)
     today = datetime.now(tz=UTC).date()
     print(f"Demo data in {settings.database_url}\n")
     table = Table("number", "status", "customer", "total", "paid", "due", "story", box=None, pad_edge=False)
@@ -209,12 +215,26 @@ def _demo(args: argparse.Namespace) -> int:
     before_refund = (datetime.now(tz=UTC) - timedelta(days=55)).date().isoformat()
     print(f"  .venv/bin/ledger audit show {seeded[1].invoice_id} --as-of {before_refund}T00:00:00Z")
     app.close()
+    if not args.serve:
+        print()
+        _print_demo_admin(password)
     if args.serve:
-        _serve_demo(args, settings, seeded[1].invoice_id)
+        _serve_demo(args, settings, seeded[1].invoice_id, password)
     return 0
 
 
-def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID) -> None:
+def _print_demo_admin(password: str | None, base: str | None = None) -> None:
+    where = f" on {base}/admin/login" if base else " (`ledger demo --serve` serves it)"
+    print(f"Dashboard user{where}:")
+    if password is None:
+        print(f"  {DEMO_ADMIN}, with the password printed by the first `ledger demo`")
+        print(f"  (a new one: .venv/bin/ledger admin set-password {DEMO_ADMIN})\n")
+    else:
+        print(f"  email     {DEMO_ADMIN}")
+        print(f"  password  {password}   (new for this database; shown once)\n")
+
+
+def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID, password: str | None) -> None:
     token = settings.api_token or new_token()
     os.environ["LEDGER_API_TOKEN"] = token  # the server reads its settings from the environment
     base = f"http://{args.host}:{args.port}"
@@ -227,6 +247,7 @@ def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID) -> 
     where = "from LEDGER_API_TOKEN" if settings.api_token else "new for this run; set LEDGER_API_TOKEN to keep one"
     print(f"API token ({where}):")
     print(f"  {token}\n")
+    _print_demo_admin(password, base)
     print("Try:")
     print(f"  curl -s {auth} {base}/api/invoices")
     print(f"  curl -s {auth} {base}/api/invoices/{example}")

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from adapters.clock import ManualClock
+from commands.admin.acting import Actor, acting_as
 from commands.application import BillingApplication
 from commands.messages import NewLine
+from ledger.admin.users import ADMIN, user_id_for
 from ledger.money import Money
 
 
@@ -31,9 +33,17 @@ UMBRELLA = {"email": "accounts@umbrella.example", "name": "Umbrella Ltd"}
 WAYNE = {"email": "payables@wayne.example", "name": "Wayne Enterprises"}
 GULF = {"email": "finance@gulf-trading.example", "name": "Gulf Trading WLL"}
 
+# The dashboard's demo user: the void and the write-off below are its actions (the activity page).
+DEMO_ADMIN = "admin@demo.example"
+DEMO_ACTOR = Actor(user_id=str(user_id_for(DEMO_ADMIN)), email=DEMO_ADMIN, role=ADMIN)
 
-def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
-    """Seed the demo set. `clock` is the app's clock; it is moved through the last ten weeks."""
+
+def seed_demo(app: BillingApplication, clock: ManualClock, *, admin_password: str | None = None) -> list[Seeded]:
+    """Seed the demo set. `clock` is the app's clock; it is moved through the last ten weeks.
+
+    With `admin_password`, the dashboard user `admin@demo.example` (an admin) is created with it
+    first, unless it exists already.
+    """
     today = datetime.now(tz=UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     tag = today.date().isoformat()
     start = today - timedelta(days=70)
@@ -50,6 +60,8 @@ def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
         return (start + timedelta(days=days)).date().isoformat()
 
     seeded: list[Seeded] = []
+    if admin_password is not None and app.admin.user_by_email(DEMO_ADMIN) is None:
+        app.admin.create_user(DEMO_ADMIN, role=ADMIN, password=admin_password, created_by="demo")
 
     def draft(customer: dict[str, str], currency: str, lines: list[NewLine], due_day: int, memo: str = "") -> UUID:
         return app.create_draft(
@@ -130,7 +142,8 @@ def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
     voided = draft(ACME, "usd", [NewLine("Duplicate of an earlier order", 1, 99_900)], 55)
     app.issue(voided, idempotency_key=key())
     at(26)
-    app.void(voided, idempotency_key=key())
+    with acting_as(DEMO_ACTOR, "invoice.void", target=str(voided), detail="issued by mistake"):
+        app.void(voided, idempotency_key=key())
     seeded.append(Seeded(voided, "voided"))
 
     # 6. Written off as uncollectible.
@@ -138,7 +151,8 @@ def seed_demo(app: BillingApplication, clock: ManualClock) -> list[Seeded]:
     bad = draft(GLOBEX, "eur", [NewLine("Implementation services", 3, 150_000, "19")], 40)
     app.issue(bad, idempotency_key=key())
     at(65)
-    app.mark_uncollectible(bad, idempotency_key=key())
+    with acting_as(DEMO_ACTOR, "invoice.uncollectible", target=str(bad), detail="written off after 25 days overdue"):
+        app.mark_uncollectible(bad, idempotency_key=key())
     seeded.append(Seeded(bad, "uncollectible"))
 
     # 7. Paid, then disputed by the cardholder.

@@ -19,7 +19,9 @@ from ledger.dunning.aggregate import Dunning
 from ledger.errors import StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.payments import Payment
+from projections.admin.activity import AdminActivityProjection
 from projections.admin.dunning import DunningStatusProjection
+from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
@@ -64,8 +66,9 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 
 
 # The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
-# side, its items and runs, the webhook inbox, the dunning status); the audit chain reads the stored bytes of every
-# record itself. Usage records, receipts and the like are not decoded for them.
+# side, its items and runs, the webhook inbox, the dunning status, the dashboard's users and
+# their actions); the audit chain reads the stored bytes of every record itself. Usage records,
+# receipts and the like are not decoded for them.
 READ_MODEL_TOPICS = (
     "invoice.",
     "payment.",
@@ -74,6 +77,8 @@ READ_MODEL_TOPICS = (
     "reconciliation-",
     "provider-event.",
     "dunning.",
+    "admin-user.",
+    "admin-action.",
 )
 
 
@@ -121,6 +126,8 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         ReconciliationRunsProjection(),
         WebhookInboxProjection(),
         DunningStatusProjection(load_dunning),
+        AdminUsersProjection(),
+        AdminActivityProjection(),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections

@@ -1,7 +1,7 @@
 """Password hashes with argon2id (argon2-cffi), the `PasswordHasher` port of commands/ports.py.
 
 argon2-cffi's defaults are RFC 9106's second recommended (low-memory) option (argon2id, t=3, m=64 MiB, p=4):
-about 50 ms a hash on a laptop core, so a login costs that and an offline guess costs the same.
+every hash and every check costs the same memory and time, a login and an offline guess alike.
 Each hash encodes its parameters, so raising them later (`needs_rehash`) keeps old hashes usable.
 """
 

@@ -17,6 +17,9 @@ from commands.messages import NewLine
 from ledger.admin.activity import AdminAction
 from ledger.admin.users import ADMIN, AUDITOR, user_id_for
 from ledger.errors import AdminUserExistsError, AdminUserNotFoundError, InvoiceNotOpenError
+from projections.admin.activity import list_activity
+from projections.admin.users import list_users
+from projections.runner import ProjectionRunner
 from projections.schema import upgrade
 from projections.tables import admin_sessions
 
@@ -90,6 +93,73 @@ def test_a_dashboard_action_is_stored_with_its_effects_and_a_refused_one_is_not(
     assert {e["aggregate_id"]: e["version"] for e in action.events} == {
         str(aggregate_id): version for aggregate_id, version in outcome.versions.items()
     }
+
+
+# ---------------------------------------------------------------------------- read models
+
+
+def test_the_users_read_model_lists_each_user_with_their_status(
+    app: BillingApplication, runner: ProjectionRunner, engine: Engine, clock: ManualClock
+) -> None:
+    app.admin.create_user("bob@example.com", role=AUDITOR, password=PASSWORD, created_by="cli")
+    clock.advance(timedelta(minutes=1))
+    app.admin.create_user("ann@example.com", role=ADMIN, password=PASSWORD, created_by="bob@example.com")
+    runner.catch_up()
+    clock.advance(timedelta(minutes=1))
+    app.admin.disable_user("bob@example.com", by="ann@example.com")
+    app.admin.change_password("ann@example.com", password="a new long password", by="ann@example.com")
+    runner.catch_up()
+    rows = list_users(engine)
+    assert [(r["email"], r["role"], r["status"], r["created_by"], r["version"]) for r in rows] == [
+        ("ann@example.com", ADMIN, "active", "bob@example.com", 2),
+        ("bob@example.com", AUDITOR, "disabled", "cli", 2),
+    ]
+    assert rows[1]["user_id"] == str(user_id_for("bob@example.com"))
+    assert rows[1]["updated_at"] == clock.now()
+    assert rows[1]["created_at"] == clock.now() - timedelta(minutes=2)
+    assert "password_hash" not in rows[0]
+
+
+def test_the_activity_read_model_pages_newest_first_and_filters(
+    app: BillingApplication, runner: ProjectionRunner, engine: Engine, clock: ManualClock
+) -> None:
+    ann = Actor(str(user_id_for("ann@example.com")), "ann@example.com", ADMIN)
+    bob = Actor(str(user_id_for("bob@example.com")), "bob@example.com", ADMIN)
+    done = []
+    for n in range(5):
+        clock.advance(timedelta(minutes=1))
+        actor = ann if n % 2 == 0 else bob
+        with acting_as(actor, "invoice.create" if n < 4 else "reconciliation.resolve", target=f"t{n}", detail=f"#{n}"):
+            done.append(
+                app.create_draft(customer={"email": "ap@acme.example"}, currency="usd", lines=[NewLine("Fee", 1, 9)])
+            )
+    runner.catch_up()
+
+    first = list_activity(engine, limit=2)
+    assert [row["target"] for row in first.rows] == ["t4", "t3"]
+    assert first.next_cursor is not None
+    second = list_activity(engine, limit=2, cursor=first.next_cursor)
+    third = list_activity(engine, limit=2, cursor=second.next_cursor)
+    assert [row["target"] for row in second.rows + third.rows] == ["t2", "t1", "t0"]
+    assert third.next_cursor is None
+
+    row = first.rows[1]
+    assert (row["email"], row["user_id"], row["action"], row["detail"]) == (
+        bob.email,
+        bob.user_id,
+        "invoice.create",
+        "#3",
+    )
+    assert row["performed_at"] == clock.now() - timedelta(minutes=1)
+    assert row["events"] == [{"aggregate_id": str(done[3].result), "version": 2}]
+
+    by_ann = list_activity(engine, user="ANN@example.com")
+    assert [r["target"] for r in by_ann.rows] == ["t4", "t2", "t0"]
+    assert [r["target"] for r in list_activity(engine, user=bob.user_id).rows] == ["t3", "t1"]
+    assert [r["target"] for r in list_activity(engine, action="reconciliation").rows] == ["t4"]
+    assert len(list_activity(engine, action="invoice.create").rows) == 4
+    assert list_activity(engine, action="invoice.cre").rows == []
+    assert list_activity(engine, user="nobody@example.com").rows == []
 
 
 # ---------------------------------------------------------------------------- sessions
