@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Select, literal, tuple_
 
 from ledger.errors import InvalidInputError
 
@@ -29,19 +29,15 @@ def ordered(query: Select[Any], keys: Sequence[Any], descending: bool) -> Select
 
 
 def after(keys: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
-    """Rows past `values` in the order of `keys` (none of them NULL). The leading `first >=
-    value` (or <=) is implied by the rest; it is there so that both databases start the index
-    scan at the cursor instead of reading from the first row and filtering."""
-    first, value = keys[0], values[0]
-    return and_(first <= value if descending else first >= value, _beyond(keys, values, descending))
-
-
-def _beyond(keys: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
-    key, value = keys[0], values[0]
-    strictly: ColumnElement[bool] = key < value if descending else key > value
+    """Rows past `values` in the order of `keys` (none of them NULL), as one row-value comparison
+    `(k1, k2, ...) > (v1, v2, ...)` (or <): both databases seek the index on (k1, k2, ...) to
+    the cursor. Spelt out as `k1 > v1 OR (k1 = v1 AND ...)`, they would seek on k1 alone and
+    read every entry of a large tie (the many invoices with nothing due) up to the cursor."""
     if len(keys) == 1:
-        return strictly
-    return or_(strictly, and_(key == value, _beyond(keys[1:], values[1:], descending)))
+        return keys[0] < values[0] if descending else keys[0] > values[0]  # type: ignore[no-any-return]
+    left = tuple_(*keys)
+    right = tuple_(*(literal(value, key.type) for key, value in zip(keys, values, strict=True)))
+    return left < right if descending else left > right
 
 
 def encode(listing: str, values: Sequence[Any]) -> str:
