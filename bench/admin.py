@@ -353,12 +353,13 @@ class SeedJob:
 
 def seed(job: SeedJob, gate: Gate) -> Measured:
     """The ledger of `job.invoices` invoices (+ the heavy one), the read models caught up, an admin user."""
+    from adapters.admin.passwords import Argon2Hasher
     from adapters.clock import SystemClock
     from adapters.persistence import event_store_env
     from adapters.read_models import projection_runner, read_model_engine
     from commands.application import BillingApplication
 
-    app = BillingApplication(clock=SystemClock(), env=event_store_env(job.url))
+    app = BillingApplication(clock=SystemClock(), env=event_store_env(job.url), hasher=Argon2Hasher())
     gate.ready()
     started = clock()
     book = _Book(app, datetime.now(UTC))

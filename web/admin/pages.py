@@ -8,8 +8,12 @@ from collections.abc import Callable
 
 from starlette.routing import BaseRoute
 
+from web.admin import invoice, invoices, overview
+
 PAGES: list[Callable[[], list[BaseRoute]]] = [
-    # adminpages1: overview, invoices, invoice
+    overview.routes,
+    invoices.routes,
+    invoice.routes,
     # adminpages2: failed_payments, reconciliation, webhooks, payouts, activity
 ]
 
