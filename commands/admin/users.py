@@ -7,6 +7,7 @@ store; the check before it gives the 409 a name.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,15 @@ from uuid import UUID
 from commands.ports import PasswordHasher
 from commands.runner import CommandRunner, Decision, Outcome
 from ledger.admin.users import AdminUser, normalize_email, require_role, user_id_for
-from ledger.errors import AdminUserExistsError, AdminUserNotFoundError, InvalidInputError, WeakPasswordError
+from ledger.errors import (
+    AdminUserExistsError,
+    AdminUserNotFoundError,
+    InvalidInputError,
+    LedgerError,
+    WeakPasswordError,
+)
+
+logger = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # hashing is slow on purpose: no megabyte passwords to hash
@@ -90,7 +99,9 @@ class AdminUsers:
     def authenticate(self, email: str, password: str) -> AdminUser | None:
         """The active user whose password this is; None for an unknown email, a wrong password
         or a disabled user, alike. An unknown email is checked against a dummy hash so that it
-        takes as long as a known one (no telling which addresses have accounts by timing)."""
+        takes as long as a known one (no telling which addresses have accounts by timing).
+        A hash made with weaker parameters than the hasher's is made again (`password-changed`
+        by the user themselves)."""
         try:
             address = normalize_email(email)
         except InvalidInputError:
@@ -103,7 +114,22 @@ class AdminUsers:
             return None
         if not self._hasher.verify(user.password_hash, password):
             return None
-        return user if user.active else None
+        if not user.active:
+            return None
+        if self._hasher.needs_rehash(user.password_hash):
+            return self._rehashed(user, password)
+        return user
+
+    def _rehashed(self, user: AdminUser, password: str) -> AdminUser:
+        """The user with their hash made again with the hasher's current parameters: the one
+        moment the password is at hand. A failure keeps the old hash (it still verifies) and
+        the login."""
+        try:
+            self.change_password(user.email, password=password, by=user.email)
+        except LedgerError:
+            logger.warning("the password hash of %s was not upgraded", user.email, exc_info=True)
+            return user
+        return self.user(user.id) or user
 
     def needs_rehash(self, user: AdminUser) -> bool:
         """Whether the user's hash predates the hasher's parameters (re-hash at the next login)."""

@@ -424,6 +424,17 @@ def test_failed_logins_are_limited_per_address(make_app: AppFactory, database_ur
 
 
 @SQLITE
+def test_a_login_form_of_another_site_is_refused(dashboard: Dashboard) -> None:
+    form = {"email": ADMIN_EMAIL, "password": PASSWORD}
+    forged = dashboard.post("/admin/login", form, origin="https://evil.example")
+    assert forged.status_code == 403
+    assert _session_cookie(forged) is None
+    ours = dashboard.post("/admin/login", form, origin=dashboard.base_url)
+    assert ours.status_code == 303
+    assert _session_cookie(ours) is not None
+
+
+@SQLITE
 def test_next_never_leaves_the_dashboard(dashboard: Dashboard) -> None:
     for target in [
         "https://evil.example/admin/",

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 
 from adapters.admin.sessions import SessionStore, session_hash
 from adapters.clock import ManualClock
+from adapters.read_models import read_model_projections
 from commands.admin.acting import Actor, acting_as
 from commands.application import BillingApplication
 from commands.messages import NewLine
@@ -19,6 +20,7 @@ from ledger.admin.users import ADMIN, AUDITOR, user_id_for
 from ledger.errors import AdminUserExistsError, AdminUserNotFoundError, InvoiceNotOpenError
 from projections.admin.activity import list_activity
 from projections.admin.users import list_users
+from projections.consistency import check
 from projections.runner import ProjectionRunner
 from projections.schema import upgrade
 from projections.tables import admin_sessions
@@ -160,6 +162,23 @@ def test_the_activity_read_model_pages_newest_first_and_filters(
     assert len(list_activity(engine, action="invoice.create").rows) == 4
     assert list_activity(engine, action="invoice.cre").rows == []
     assert list_activity(engine, user="nobody@example.com").rows == []
+
+
+def test_the_admin_read_models_built_live_equal_a_rebuild(
+    app: BillingApplication, runner: ProjectionRunner, engine: Engine, clock: ManualClock
+) -> None:
+    ann = Actor(str(user_id_for("ann@example.com")), "ann@example.com", ADMIN)
+    app.admin.create_user("ann@example.com", role=ADMIN, password=PASSWORD, created_by="cli")
+    runner.catch_up(batch_size=1)
+    clock.advance(timedelta(minutes=1))
+    with acting_as(ann, "invoice.create", detail="from a test"):
+        app.create_draft(customer={"email": "ap@acme.example"}, currency="usd", lines=[NewLine("Fee", 1, 9)])
+    app.admin.disable_user("ann@example.com", by="cli")
+    runner.catch_up(batch_size=1)
+    report = check(engine, app, lambda: read_model_projections(app), batch_size=2)
+    assert report.ok, str(report)
+    assert {"admin_users", "admin_activity"} <= {t.table for t in report.tables}
+    assert report.table("admin_activity").live_rows == 1
 
 
 # ---------------------------------------------------------------------------- sessions

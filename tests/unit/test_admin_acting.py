@@ -10,6 +10,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from adapters.clock import ManualClock
 from commands.admin.acting import Actor, acting_as, current_actor
@@ -124,6 +126,27 @@ def test_a_thread_started_with_the_context_copied_acts_in_it(app: BillingApplica
         worker.join()
         app.void(invoice_id)  # the same context: recorded already
     assert [a.action for a in actions(app)] == ["invoice.issue"]
+
+
+def test_a_lost_write_race_is_decided_again_and_records_one_action(app: BillingApplication) -> None:
+    """The first save collides with another writer: nothing of it is stored, the action neither;
+    the retry saves the command's events and one action, together."""
+    invoice_id = draft(app)
+    attempts: list[int] = []
+    save = app.runner._save
+
+    def collide_once(*aggregates: Aggregate) -> object:
+        attempts.append(len(aggregates))
+        if len(attempts) == 1:
+            raise IntegrityError("another writer got there first")
+        return save(*aggregates)
+
+    app.runner._save = collide_once
+    with acting_as(ANN, "invoice.issue", target=str(invoice_id)):
+        app.issue(invoice_id)
+    assert attempts == [3, 3]  # the invoice, its number series and the action, each time
+    (action,) = actions(app)
+    assert action.target == str(invoice_id)
 
 
 def test_a_bad_action_name_is_refused_before_anything_runs() -> None:

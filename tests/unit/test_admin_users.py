@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from ledger.errors import (
 )
 from tests.fake_hasher import FakeHasher
 from tests.unit.given import T0, at, drain
+from web.problems import ledger_problem
 
 PASSWORD = "correct horse battery"
 
@@ -158,6 +160,18 @@ def test_needs_rehash_follows_the_hashers_parameters(app: BillingApplication, ha
     assert app.admin.needs_rehash(user)
 
 
+def test_a_login_with_an_outdated_hash_upgrades_it(app: BillingApplication, hasher: FakeHasher) -> None:
+    app.admin.create_user("ann@example.com", role=ADMIN, password=PASSWORD, created_by="cli")
+    hasher.cost = 2
+    user = app.admin.authenticate("ann@example.com", PASSWORD)
+    assert user is not None
+    assert user.password_hash.startswith("fake$2$")
+    assert not app.admin.needs_rehash(user)
+    assert app.admin.authenticate("ann@example.com", PASSWORD) is not None
+    changed = [e for _, e in app.events_after(0, 100) if isinstance(e, AdminUser.PasswordChanged)]
+    assert [e.by for e in changed] == ["ann@example.com"]  # once: the second login found it current
+
+
 def test_an_application_without_a_hasher_lets_nobody_in() -> None:
     app = BillingApplication(clock=ManualClock(T0), env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     with pytest.raises(RuntimeError):
@@ -188,3 +202,17 @@ def test_argon2_defaults_are_rfc_9106_low_memory_and_older_hashes_need_a_rehash(
 
 def test_the_user_id_is_a_uuid() -> None:
     assert isinstance(user_id_for("ann@example.com"), UUID)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "slug"),
+    [
+        (AdminUserExistsError("ann@example.com"), 409, "admin-user-exists"),
+        (AdminUserNotFoundError("ann@example.com"), 404, "admin-user-not-found"),
+        (WeakPasswordError(12), 422, "weak-password"),
+    ],
+)
+def test_the_account_errors_answer_their_status(error: Exception, status: int, slug: str) -> None:
+    answer = ledger_problem(error)  # type: ignore[arg-type]
+    assert answer.status_code == status
+    assert json.loads(bytes(answer.body))["type"].endswith(slug)

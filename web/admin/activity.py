@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.admin.activity import list_activity
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from projections.admin.activity import list_activity
 from web.admin.forms import PAGE_SIZE, moment_of, read_query, with_query
 from web.admin.rendering import render
 from web.invoices import services_of
@@ -39,7 +39,7 @@ class ActivityQuery(Query):
     cursor: str | None = None
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [Route("/activity", activity_page, methods=["GET"])]
 
 

@@ -29,8 +29,8 @@ from html import escape
 from ledger.currencies import exponent
 from projections.receivables import AgingBuckets
 
-WIDTH = 480
-LABEL_WIDTH = 112  # the category labels' column
+WIDTH = 360
+LABEL_WIDTH = 96  # the category labels' column
 CHAR_WIDTH = 8  # a generous average glyph width at FONT, for the amounts' column
 MIN_ROOM = 120  # the longest bar, at least
 ROW = 28

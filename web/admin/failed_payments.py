@@ -15,19 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.admin.failed_payments import failed_payments
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from web.admin.context import acting
-from web.admin.rendering import render
+from starlette.routing import BaseRoute, Route
 
 from commands.dunning import NO_PROVIDER
 from ledger.dunning.aggregate import dunning_id_for
 from ledger.errors import DunningStateError, InvoiceNotFoundError
+from projections.admin.failed_payments import failed_payments
+from web.admin.context import acting
 from web.admin.forms import PAGE_SIZE, done, path_uuid, read_form, read_query, with_query
+from web.admin.rendering import render
 from web.invoices import services_of
 from web.models import Query
 from web.models import Request as Form
@@ -45,7 +45,7 @@ class NoFields(Form):
     """A button: the form carries its CSRF token and nothing else."""
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/failed-payments", list_failed_payments, methods=["GET"]),
         Route("/failed-payments/{invoice_id}/retry", retry_now, methods=["POST"]),
@@ -68,7 +68,7 @@ async def list_failed_payments(request: Request) -> Response:
         "currency": currency or "",
         "can_retry": services.payments is not None,
         "next_page": with_query(PATH, currency=currency, cursor=page.next_cursor) if page.next_cursor else None,
-        "done": query.done,
+        "flash": query.done,
     }
     return render(request, "admin/failed_payments.html", context)
 

@@ -64,7 +64,18 @@ FLASH = {
 }
 # Event fields that are amounts in the invoice's minor units: shown with its decimals.
 AMOUNT_FIELDS = frozenset(
-    {"amount", "fee", "subtotal", "tax", "total", "unit_amount", "amount_paid", "written_off", "recovered", "from_credit"}
+    {
+        "amount",
+        "fee",
+        "subtotal",
+        "tax",
+        "total",
+        "unit_amount",
+        "amount_paid",
+        "written_off",
+        "recovered",
+        "from_credit",
+    }
 )
 # The audit verdicts of projections/admin/invoices.py, as badge colours: anything else is a problem.
 AUDIT_BADGES = {OK: "ok", NOT_CHAINED: "pending"}
@@ -149,7 +160,9 @@ async def invoice_page(request: Request) -> Response:
     return _render(request, page, flash=FLASH.get(view.done or ""))
 
 
-def _render(request: Request, page: InvoicePage, *, flash: str | None = None, checkout_url: str | None = None) -> Response:
+def _render(
+    request: Request, page: InvoicePage, *, flash: str | None = None, checkout_url: str | None = None
+) -> Response:
     return render(
         request,
         "admin/invoice.html",
@@ -252,10 +265,7 @@ def _refunds(events: list[Invoice.Event]) -> list[dict[str, Any]]:
 
 def _disputes(events: list[Invoice.Event], invoice: Invoice) -> list[dict[str, Any]]:
     opened = {e.dispute_id: e.timestamp for e in events if isinstance(e, Invoice.DisputeOpened)}
-    return [
-        {"dispute_id": key, "opened_at": opened.get(key), **value}
-        for key, value in invoice.disputes.items()
-    ]
+    return [{"dispute_id": key, "opened_at": opened.get(key), **value} for key, value in invoice.disputes.items()]
 
 
 # ------------------------------------------------------------------------------ actions

@@ -8,13 +8,19 @@ from collections.abc import Callable
 
 from starlette.routing import BaseRoute
 
-from web.admin import invoice, invoices, overview
+from web.admin import activity, failed_payments, invoice, invoices, overview, payouts, reconciliation, webhooks
 
 PAGES: list[Callable[[], list[BaseRoute]]] = [
+    # adminpages1: overview, invoices, invoice
     overview.routes,
     invoices.routes,
     invoice.routes,
     # adminpages2: failed_payments, reconciliation, webhooks, payouts, activity
+    failed_payments.routes,
+    reconciliation.routes,
+    webhooks.routes,
+    payouts.routes,
+    activity.routes,
 ]
 
 

@@ -14,7 +14,7 @@ from pydantic import PlainValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ledger.errors import InvalidInputError, NotFoundError
 from projections.admin.payouts import STATUSES, list_payouts, payout_detail
@@ -45,7 +45,7 @@ class PayoutListQuery(Query):
     cursor: str | None = None
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/payouts", payouts_page, methods=["GET"]),
         Route("/payouts/{payout_id}", payout_page, methods=["GET"]),

@@ -18,15 +18,13 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from pydantic import Field, PlainValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
-from web.admin.context import acting
-from web.admin.rendering import render
+from starlette.routing import BaseRoute, Route
 
 from ledger.errors import InvalidInputError
 from ledger.reconciliation.items import CLASSES, OPEN, STATUSES, ReconciliationItemNotFoundError, allowed_actions
@@ -34,7 +32,9 @@ from ledger.reconciliation.runs import LEDGER, SOURCES, STRIPE
 from projections.reconciliation.engine import ReconciliationRunNotFoundError, past_report
 from projections.reconciliation.items import item_counts, item_row, list_items
 from projections.reconciliation.runs import list_runs, run_row
+from web.admin.context import acting
 from web.admin.forms import PAGE_SIZE, done, moment_of, path_uuid, read_form, read_query, with_query
+from web.admin.rendering import render
 from web.admin.stripe_links import livemode_of, stripe_url
 from web.decoding import rule
 from web.invoices import services_of
@@ -113,7 +113,7 @@ class ItemQuery(Query):
     done: str | None = None
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/reconciliation", overview, methods=["GET"]),
         Route("/reconciliation/runs", start_run, methods=["POST"]),
@@ -154,7 +154,7 @@ async def overview(request: Request) -> Response:
 
     page, counts = await run_in_threadpool(run)
     today = services.clock.now().astimezone(UTC).date()
-    classes = [
+    classes: list[dict[str, Any]] = [
         {
             "class": cls,
             "label": CLASS_LABELS[cls],
@@ -167,11 +167,11 @@ async def overview(request: Request) -> Response:
         "next_page": with_query(PATH, cursor=page.next_cursor) if page.next_cursor else None,
         "classes": classes,
         "statuses": STATUSES,
-        "open_total": sum(row["counts"][OPEN] for row in classes),
+        "open_total": sum(counts.get(cls, {}).get(OPEN, 0) for cls in CLASSES),
         "sources": _sources(services),
         "default_from": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
         "default_to": today.isoformat(),
-        "done": query.done,
+        "flash": query.done,
     }
     return render(request, "admin/reconciliation.html", context)
 
@@ -192,11 +192,11 @@ async def start_run(request: Request) -> Response:
     form = await read_form(request, RunForm)
     source = form.source or _sources(services)[0]
     if source not in _sources(services):
-        raise InvalidInputError("a Stripe reconciliation needs STRIPE_API_KEY on the server", field="source")
+        raise InvalidInputError("source: a Stripe reconciliation needs STRIPE_API_KEY on the server", field="source")
     last = form.to or services.clock.now().astimezone(UTC).date()
     first = form.from_ or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
-        raise InvalidInputError(f"the period ends ({last}) before it starts ({first})", field="to")
+        raise InvalidInputError(f"to: the period ends ({last}) before it starts ({first})", field="to")
     start = datetime.combine(first, time(0), tzinfo=UTC)
     end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=1)  # the last day included
     admin = request.state.admin.user
@@ -230,7 +230,7 @@ async def run_page(request: Request) -> Response:
         "run": _run_view(row),
         "currencies": report.summary.get("currencies", {}),
         "items": [_links(services, item) for item in report.items],
-        "done": query.done,
+        "flash": query.done,
     }
     return render(request, "admin/reconciliation_run.html", context)
 
@@ -339,7 +339,7 @@ async def item_page(request: Request) -> Response:
     context = {
         "item": _links(services, item),
         "actions": allowed_actions(item["class"]) if item["status"] == OPEN else (),
-        "done": query.done,
+        "flash": query.done,
     }
     return render(request, "admin/reconciliation_item.html", context)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 from uuid import UUID
@@ -49,6 +50,14 @@ CSRF_HEADER = "x-csrf-token"
 MAX_FORM_BYTES = 1024 * 1024
 MAX_COOKIE_CHARS = 128  # the ids are 43 characters; a longer value is not one of ours
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+PLAIN: dict[int, tuple[str, str]] = {  # status: (title, what it means when nothing more was said)
+    400: ("Bad request", "the request could not be read"),
+    401: ("Sign in required", "sign in to the dashboard first"),
+    403: ("Forbidden", "this is not allowed"),
+    404: ("Not found", "there is no such page"),
+    405: ("Method not allowed", "this page cannot be used that way"),
+    413: ("Too large", "the form is too large"),
+}
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -221,11 +230,14 @@ def _local_path(scope: Scope) -> str:
 
 def _same_origin(request: Request) -> bool:
     """A browser names the page a form came from in Origin; another site's is refused. Clients
-    that send none (scripts) still need the session's CSRF token."""
+    that send none (scripts) still need the session's CSRF token. Ours is the Host the request
+    came to, or the public URL's (behind a proxy that does not pass the Host on)."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    services: Services = request.app.state.services
+    ours = {request.headers.get("host", ""), urlsplit(services.public_url or "").netloc} - {""}
+    return urlsplit(origin).netloc in ours
 
 
 def _wants_json(request: Request) -> bool:
@@ -277,8 +289,10 @@ def _csrf_matches(request: Request, body: bytes, expected: str) -> bool:
 
 def _status_of(error: Exception) -> tuple[int, str, str]:
     if isinstance(error, HTTPException):
-        title = {400: "Bad request", 401: "Sign in required", 403: "Forbidden", 404: "Not found"}
-        return error.status_code, title.get(error.status_code, "Refused"), str(error.detail)
+        title, plain = PLAIN.get(error.status_code, ("Refused", str(error.detail)))
+        # Starlette's own 404 and 405 carry only the status's name: say it in words instead.
+        detail = plain if error.detail == HTTPStatus(error.status_code).phrase else str(error.detail)
+        return error.status_code, title, detail
     if isinstance(error, LedgerError):
         found = next(((status, title) for kind, status, title in STATUSES if isinstance(error, kind)), (400, "Refused"))
         return found[0], found[1], str(error)

@@ -18,23 +18,22 @@ from pydantic import Field, PlainValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from web.admin.context import acting
-from web.admin.rendering import render
+from starlette.routing import BaseRoute, Route
 
 from adapters.stripe.payloads import read_event
 from commands.ingestion import stripe_events
-from commands.ingestion.provider_events import ProviderEventNotFoundError
+from commands.ingestion.provider_events import UNMATCHED, ProviderEventNotFoundError
 from projections.webhook_inbox import (
     RECEIVED,
     REJECTED,
     STATUSES,
-    UNMATCHED,
     list_webhook_events,
     status_of,
     webhook_event_row,
 )
+from web.admin.context import acting
 from web.admin.forms import PAGE_SIZE, done, moment_of, read_form, read_query, with_query
+from web.admin.rendering import render
 from web.admin.stripe_links import stripe_url
 from web.decoding import rule
 from web.invoices import services_of
@@ -62,7 +61,7 @@ class NoFields(Form):
     """A button: the form carries its CSRF token and nothing else."""
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/webhooks", list_events, methods=["GET"]),
         Route("/webhooks/{event_key}", event_page, methods=["GET"]),
@@ -100,7 +99,7 @@ async def list_events(request: Request) -> Response:
         "statuses": STATUSES,
         "filters": filters,
         "next_page": with_query(PATH, **filters, cursor=page.next_cursor) if page.next_cursor else None,
-        "done": query.done,
+        "flash": query.done,
     }
     return render(request, "admin/webhooks.html", context)
 
@@ -124,7 +123,7 @@ async def event_page(request: Request) -> Response:
         "payload": _pretty(payload),
         "object_url": stripe_url(row["object_id"], livemode=livemode),
         "event_url": stripe_url(row["id"], livemode=livemode),
-        "done": query.done,
+        "flash": query.done,
     }
     return render(request, "admin/webhook.html", context)
 
