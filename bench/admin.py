@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import html
 import http.client
+import os
 import random
 import re
 import secrets
@@ -42,12 +43,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from uuid import UUID, uuid5
 
 from bench.procs import Gate, Measured, clock, run_workers
 from bench.report import fmt, table
-from bench.web import TOKEN, served
+from bench.web import TOKEN, _database_cpu, _delta, _process_cpu, served
 
 TARGET_P99_MS = 200.0
 CHUNK_INVOICES = 300  # invoices per app.save (with their payments and the number series)
@@ -466,6 +467,9 @@ class PageRow:
     samples_ms: list[float]
     bytes: int
     rows: int | None = None  # invoice rows on the page, for the lists
+    server_cpu_ms: float = 0.0  # per timed request: the app's process (all its threads)
+    database_cpu_ms: float | None = None  # per timed request: the PostgreSQL cluster's processes
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.samples_ms)
@@ -479,20 +483,35 @@ class AdminReport:
     pages: list[PageRow] = field(default_factory=list)
 
 
-def _time(client: Client, name: str, path: str, plan: AdminPlan) -> PageRow:
+def _time(client: Client, name: str, path: str, plan: AdminPlan, server_pid: int, database_port: int) -> PageRow:
     for _ in range(plan.warmup):
         status, _, _, _ = client.request("GET", path)
         if status != 200:
             raise RuntimeError(f"{name}: GET {path} answered {status}")
     samples: list[float] = []
     body = b""
+    # CPU time per request, beside the wall time: the machine is shared, so a slow p99 may be
+    # another process's doing; the CPU the page cost its server (and database) is not.
+    load_before = os.getloadavg()[0]
+    server_before, database_before = _process_cpu(server_pid), _database_cpu(database_port)
     for _ in range(plan.requests):
         status, _, body, seconds = client.request("GET", path)
         if status != 200:
             raise RuntimeError(f"{name}: GET {path} answered {status}")
         samples.append(seconds * 1000)
+    server_ms = (_process_cpu(server_pid) - server_before) * 1000 / plan.requests
+    database_ms = _delta(database_before, _database_cpu(database_port)) * 1000 / plan.requests
     rows = rows_on(body) if path.startswith("/admin/invoices?") or path == "/admin/invoices" else None
-    return PageRow(name, path, samples, len(body), rows)
+    return PageRow(
+        name,
+        path,
+        samples,
+        len(body),
+        rows,
+        server_ms,
+        database_ms if database_port else None,
+        (load_before, os.getloadavg()[0]),
+    )
 
 
 def _deep_path(client: Client, pages: int) -> str:
@@ -512,6 +531,7 @@ def _deep_path(client: Client, pages: int) -> str:
 def measure(backend: str, url: str, seeded: Seeded, plan: AdminPlan, log: Path) -> AdminReport:
     report = AdminReport(backend, seeded)
     env = {"LEDGER_DATABASE_URL": url, "LEDGER_API_TOKEN": TOKEN}
+    database_port = (urlsplit(url).port or 5432) if url.startswith("postgres") else 0
     with served("adapters.web_server:asgi_app", "/healthz", env, log) as server:
         client = Client(server.port)
         try:
@@ -529,7 +549,7 @@ def measure(backend: str, url: str, seeded: Seeded, plan: AdminPlan, log: Path) 
             ]
             for name, path in cases:
                 _say(backend, f"{name}: {plan.warmup} + {plan.requests} requests")
-                report.pages.append(_time(client, name, path, plan))
+                report.pages.append(_time(client, name, path, plan, server.pid, database_port))
         finally:
             client.close()
     return report
@@ -571,6 +591,9 @@ def render(reports: list[AdminReport], plan: AdminPlan) -> str:
                     f"{p99 / TARGET_P99_MS:.2f}" if is_page else "-",
                     f"{p50 / baseline.pct(0.5):.1f}x" if baseline and is_page else "-",
                     f"{p99 / baseline.pct(0.99):.1f}x" if baseline and is_page else "-",
+                    fmt(row.server_cpu_ms, 1),
+                    fmt(row.database_cpu_ms, 1),
+                    f"{row.load[0]:.1f} / {row.load[1]:.1f}",
                     fmt(row.bytes),
                     "-" if row.rows is None else fmt(row.rows),
                 ]
@@ -587,6 +610,9 @@ def render(reports: list[AdminReport], plan: AdminPlan) -> str:
                 f"keep-alive connection, {plan.warmup} warm-up + {plan.requests} timed requests per page",
                 "(send -> last byte). Target: p99 under 200 ms for each page. x healthz = the page's p50 (p99) over "
                 "GET /healthz's, same server, same run.",
+                "CPU ms/req: CPU time of the app's process (and of the PostgreSQL cluster) over the timed requests, "
+                "per request;",
+                "load: the machine's 1-minute load average before and after them (it is shared: 2 cores).",
             ]
         )
         out.append(
@@ -601,6 +627,9 @@ def render(reports: list[AdminReport], plan: AdminPlan) -> str:
                     "p99/target",
                     "p50 x healthz",
                     "p99 x healthz",
+                    "server CPU ms/req",
+                    "PostgreSQL CPU ms/req",
+                    "load before/after",
                     "bytes",
                     "rows",
                 ],
