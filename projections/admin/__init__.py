@@ -1,2 +1,2 @@
 """The dashboard's read models and queries: its users and their activity (users.py,
-activity.py), the dunning status, and the pages' own queries beside them."""
+activity.py), the dunning status (dunning.py), and the pages' own queries beside them."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from ledger.errors import InvalidInputError
 from ledger.invoices import OPEN
 from projections.admin import keyset
 from projections.admin.keyset import TEXT
@@ -60,8 +61,11 @@ def failed_payments(engine: Engine, *, currency: str | None = None, limit: int =
         .select_from(invoice_status.outerjoin(dunning_status, _d.invoice_id == _i.invoice_id))
         .where(_i.status == OPEN, _i.last_failure_at.is_not(None), _i.failed_attempts > 0, _i.amount_due > 0)
     )
-    if currency:
-        query = query.where(_i.currency == currency.strip().lower())
+    if currency and currency.strip():
+        code = currency.strip().lower()
+        if len(code) != 3 or not (code.isascii() and code.isalpha()):
+            raise InvalidInputError("currency must be a three-letter ISO code", field="currency")
+        query = query.where(_i.currency == code)
     if cursor:
         query = query.where(keyset.after(KEYS, keyset.decode(cursor, LISTING, (TEXT, TEXT)), descending=True))
     query = keyset.ordered(query, KEYS, descending=True).limit(limit + 1)

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, exists, func, select
 
+from ledger.errors import InvalidInputError
+from ledger.payouts import FAILED, IN_TRANSIT, PAID
 from ledger.reconciliation.items import OPEN as ITEM_OPEN
 from ledger.reconciliation.runs import COMPLETED
 from projections.admin import keyset
@@ -25,7 +27,7 @@ from projections.reconciliation.items import item_of
 from projections.tables import journal, payouts, processor_fees, reconciliation_items, reconciliation_runs
 
 LISTING = "payouts"
-STATUSES = ("in_transit", "paid", "failed")
+STATUSES = (IN_TRANSIT, PAID, FAILED)
 MATCHED = "matched"
 OPEN_ITEMS = "open"
 NEVER_CHECKED = "never checked"
@@ -61,6 +63,8 @@ def list_payouts(engine: Engine, *, status: str | None = None, limit: int = 50, 
     limit = max(1, min(limit, MAX_PAGE))
     query = select(payouts, *_reconciliation_columns())
     if status:
+        if status not in STATUSES:
+            raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}", field="status")
         query = query.where(_p.status == status)
     if cursor:
         query = query.where(keyset.after(KEYS, keyset.decode(cursor, LISTING, (MOMENT, TEXT)), descending=True))

@@ -342,6 +342,10 @@ def test_a_cursor_is_only_good_for_the_listing_that_gave_it(
     with pytest.raises(InvalidInputError) as bad_sort:
         search_invoices(engine, sort="memo")
     assert bad_sort.value.field == "sort"
+    for field, bad_text in [("q", "a\x00b"), ("customer", "x" * 255), ("number", "\x00")]:
+        with pytest.raises(InvalidInputError) as refused:
+            search_invoices(engine, **{field: bad_text})
+        assert refused.value.field == field
     with pytest.raises(InvalidInputError) as bad_status:
         search_invoices(engine, status="deleted")
     assert bad_status.value.field == "status"
@@ -355,6 +359,7 @@ _rows = st.lists(
             "due_date": st.sampled_from([None, "2026-04-01", "2026-04-02"]),
             "number": st.sampled_from([None, "INV-000001", "INV-000002", "B-1"]),
             "customer_name": st.sampled_from(["Acme", "acme", "Globex"]),
+            "customer_email": st.sampled_from(["ap@acme.example", "billing@globex.example"]),
             "total": st.integers(0, 2),
             "amount_due": st.integers(0, 2),
             "status": st.sampled_from(["draft", "open", "paid"]),
@@ -369,7 +374,6 @@ def _row(index: int, drawn: dict[str, Any]) -> dict[str, Any]:
     row.update(
         {
             "invoice_id": f"00000000-0000-0000-0000-{index:012d}",
-            "customer_email": "ap@acme.example",
             "currency": "usd",
             **dict.fromkeys(("subtotal", "tax", "amount_paid", "amount_refunded", "amount_overpaid"), 0),
             **dict.fromkeys(("credit_refunded", "amount_disputed", "amount_dispute_lost", "written_off"), 0),
@@ -389,10 +393,11 @@ def _expected(rows: list[dict[str, Any]], sort: str, descending: bool) -> list[s
 
 
 @settings(settings.get_profile("integration"), max_examples=20)
-@given(drawn=_rows, limit=st.integers(1, 4))
+@given(drawn=_rows, limit=st.integers(1, 4), q=st.sampled_from([None, "ACME", "inv-"]))
 def test_paging_loses_and_repeats_no_row_for_any_sort_either_way(
-    engine: Engine, runner: ProjectionRunner, drawn: list[dict[str, Any]], limit: int
+    engine: Engine, runner: ProjectionRunner, drawn: list[dict[str, Any]], limit: int, q: str | None
 ) -> None:
+    """With `q` too: a search reads the table and sorts the matches, paged by the same keys."""
     rows = [_row(i, d) for i, d in enumerate(drawn)]
     with engine.begin() as conn:
         conn.execute(invoice_status.delete())
@@ -402,14 +407,22 @@ def test_paging_loses_and_repeats_no_row_for_any_sort_either_way(
             seen: list[str] = []
             cursor: str | None = None
             while True:
-                page = search_invoices(engine, sort=sort, descending=descending, limit=limit, cursor=cursor)
+                page = search_invoices(engine, sort=sort, descending=descending, limit=limit, cursor=cursor, q=q)
                 assert len(page.rows) <= limit
                 seen += [row["invoice_id"] for row in page.rows]
                 if page.next_cursor is None:
                     break
                 assert len(page.rows) == limit
                 cursor = page.next_cursor
-            assert seen == _expected(rows, sort, descending), (sort, descending)
+            assert seen == _expected([r for r in rows if _found(r, q)], sort, descending), (sort, descending)
+
+
+def _found(row: dict[str, Any], q: str | None) -> bool:
+    if q is None:
+        return True
+    text = q.lower()
+    number = str(row["number"] or "").lower()
+    return number.startswith(text) or text in row["customer_email"].lower() or text in row["customer_name"].lower()
 
 
 # --------------------------------------------------------------------------- failed payments and dunning
@@ -434,6 +447,8 @@ def test_failed_payments_show_where_each_dunning_stands(
     assert usd["dunning_status"] is None  # never started: no dunning pass ran for it
     assert usd["dunning_next_step"] is None
     assert failed_payments(engine, currency="usd").rows == [usd]
+    with pytest.raises(InvalidInputError):
+        failed_payments(engine, currency="us\x00")
 
     first = failed_payments(engine, limit=1)
     assert [r["invoice_id"] for r in first.rows] == [str(story.ids["eur"])]
@@ -495,6 +510,8 @@ def test_payouts_show_their_reconciliation_postings_items_and_fees(
         ("po_1", "matched", 0),
     ]
     assert list_payouts(engine, status="failed").rows == []
+    with pytest.raises(InvalidInputError):
+        list_payouts(engine, status="lost")
     first = list_payouts(engine, limit=2)
     assert first.next_cursor is not None
     assert [r["provider_payout_id"] for r in list_payouts(engine, limit=2, cursor=first.next_cursor).rows] == ["po_1"]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.admin.activity import list_activity
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from projections.admin.activity import list_activity
 from web.admin.forms import PAGE_SIZE, moment_of, read_query, with_query
 from web.admin.rendering import render
 from web.invoices import services_of

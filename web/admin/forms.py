@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from ledger.errors import InvalidInputError
 from web.decoding import decode
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,8 +29,13 @@ PAGE_SIZE = 50
 
 
 def given(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values a person filled in: the CSRF field and empty ones left out."""
-    return {key: value for key, value in values.items() if key != CSRF_FIELD and value != ""}
+    """The values a person filled in: the CSRF field and empty ones left out. A NUL character is
+    refused here, naming its field: no database stores one in text (PostgreSQL refuses it)."""
+    kept = {key: value for key, value in values.items() if key != CSRF_FIELD and value != ""}
+    for key, value in kept.items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise InvalidInputError(f"{key.replace(chr(0), '')}: must not contain NUL characters", field=key)
+    return kept
 
 
 async def read_form(request: Request, model: type[M]) -> M:

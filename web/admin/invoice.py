@@ -23,9 +23,11 @@ POST meets the same session: web/checkout.py derives the provider's idempotency 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, PlainValidator
@@ -35,7 +37,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from commands.runner import Outcome
-from ledger.errors import InvalidInputError
+from ledger.errors import InvalidInputError, InvoiceNotFoundError, StaleVersionError
 from ledger.invoices import DRAFT, OPEN, UNCOLLECTIBLE, Invoice
 from ledger.money import Money
 from ledger.validation import require_date
@@ -44,13 +46,13 @@ from projections.admin.invoices import NOT_CHAINED, OK, invoice_audit
 from projections.payments import list_payments
 from web import models
 from web.admin.context import acting
-from web.admin.invoices import major_units
-from web.admin.rendering import render
+from web.admin.invoices import major_units, text_field
+from web.admin.rendering import badge, render
 from web.admin.security import blocking
 from web.checkout import open_checkout
 from web.decoding import RequestInvalidError, decode, rule
 from web.invoices import invoice_id_of
-from web.render import event_json, invoice_json
+from web.render import invoice_json, moment
 from web.services import Services
 
 # The fixed texts of the flash a redirect names (`?done=voided`): a link cannot make the page say
@@ -80,6 +82,8 @@ AMOUNT_FIELDS = frozenset(
 # The audit verdicts of projections/admin/invoices.py, as badge colours: anything else is a problem.
 AUDIT_BADGES = {OK: "ok", NOT_CHAINED: "pending"}
 PAYMENTS_SHOWN = 200  # an invoice has a handful; a page would not show more usefully
+# Every event has these (web/render.py leaves them out of an event's data too).
+_BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 
 def routes() -> list[BaseRoute]:
@@ -172,7 +176,6 @@ def _render(
             "flash": flash,
             "checkout_url": checkout_url,
             "amount_example": major_units(1234, page.invoice["currency"]),
-            "audit_badges": AUDIT_BADGES,
         },
     )
 
@@ -181,7 +184,7 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
     app = services.app
     services.read_models.catch_up()  # the audit chain and the payments of what was just recorded
     history = list(app.invoice_history(invoice_id))  # 404 for an invoice that never was
-    latest = app.invoice(invoice_id)
+    latest = _replayed(history)  # as app.invoice() would build it, without reading the events again
     if view.as_of is not None:
         invoice = app.invoice_as_of(invoice_id, view.as_of)  # 404 before its creation, as the API
     elif view.version is not None:
@@ -189,14 +192,14 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
             raise RequestInvalidError(
                 [{"field": "version", "message": f"the invoice has {latest.version} versions, not {view.version}"}]
             )
-        invoice = app.invoice(invoice_id, version=view.version)
+        invoice = _replayed(history[: view.version])
     else:
         invoice = latest
     past = view.as_of is not None or view.version is not None
-    shown = [event for event in history if event.originator_version <= invoice.version]
+    shown = history[: invoice.version]
     engine = services.read_models.engine
-    audit = {entry["version"]: entry for entry in invoice_audit(engine, app.recorder, invoice_id)}
-    timeline = [_timeline_entry(event, invoice, audit) for event in history]
+    audit = {entry["version"]: entry["status"] for entry in invoice_audit(engine, app.recorder, invoice_id)}
+    here = f"/admin/invoices/{invoice_id}"
     page = InvoicePage(
         invoice=invoice_json(invoice, today=services.clock.now().date()),
         number=invoice.number,
@@ -204,9 +207,9 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
         latest_version=latest.version,
         as_of=view.as_of,
         at_version=invoice.version if past else None,
-        timeline=timeline,
-        audit_problems=sum(1 for entry in audit.values() if entry["status"] not in (OK, NOT_CHAINED)),
-        audit_pending=sum(1 for entry in audit.values() if entry["status"] == NOT_CHAINED),
+        timeline=[_timeline_entry(event, here, invoice, audit) for event in history],
+        audit_problems=sum(1 for status in audit.values() if status not in (OK, NOT_CHAINED)),
+        audit_pending=sum(1 for status in audit.values() if status == NOT_CHAINED),
         refunds=_refunds(shown),
         disputes=_disputes(shown, invoice),
         checkouts=[{"session_id": key, **value} for key, value in invoice.checkouts.items()],
@@ -216,6 +219,17 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
         page.dunning = dunning_row(engine, str(invoice_id))
         page.actions = allowed_actions(invoice, checkout_configured=services.payments is not None)
     return page
+
+
+def _replayed(events: list[Invoice.Event]) -> Invoice:
+    """The invoice the events make, applied in order (what the repository and
+    `app.invoice_as_of` do)."""
+    invoice: Invoice | None = None
+    for event in events:
+        invoice = event.mutate(invoice)
+    if invoice is None:  # invoice_history never yields nothing; a check for the type checker
+        raise InvoiceNotFoundError("")
+    return invoice
 
 
 def allowed_actions(invoice: Invoice, *, checkout_configured: bool) -> dict[str, bool]:
@@ -231,25 +245,44 @@ def allowed_actions(invoice: Invoice, *, checkout_configured: bool) -> dict[str,
     }
 
 
-def _timeline_entry(event: Invoice.Event, shown: Invoice, audit: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    rendered = event_json(event)
-    check = audit.get(event.originator_version)
+def _timeline_entry(event: Invoice.Event, here: str, shown: Invoice, audit: dict[int, str]) -> dict[str, Any]:
+    """One row of the timeline, its texts made here: a page may hold a thousand of them, and a
+    string built in Python costs less than the template's loops and filters."""
+    at = moment(event.timestamp) or ""
+    when = event.timestamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    topic = getattr(type(event), "TOPIC", type(event).__name__)
+    check = audit.get(event.originator_version, NOT_CHAINED)
     return {
-        "version": rendered["version"],
-        "topic": rendered["type"],
-        "at": rendered["at"],
-        "moment": event.timestamp.astimezone(UTC),
-        "changes": [(name, _shown_value(name, value, shown.currency)) for name, value in rendered["data"].items()],
+        "version": event.originator_version,
+        "topic": topic,
+        "at": at,
+        "href": f"{here}?as_of={quote(at)}",
+        "moment": f"{when} UTC",
+        "label": f"v{event.originator_version} · {when} · {topic.removeprefix('invoice.')}",
+        "changes": "; ".join(
+            f"{name} {_shown_value(name, getattr(event, name), shown.currency)}" for name in _fields_of(type(event))
+        ),
         "applied": event.originator_version <= shown.version,
-        "audit": check["status"] if check is not None else NOT_CHAINED,
+        "audit": check,
+        "audit_badge": badge(AUDIT_BADGES.get(check, "broken")),
     }
+
+
+@cache
+def _fields_of(kind: type) -> tuple[str, ...]:
+    """What an event class carries besides where and when it happened, in declaration order."""
+    if not is_dataclass(kind):
+        return ()
+    return tuple(f.name for f in fields(kind) if f.name not in _BASE_FIELDS)
 
 
 def _shown_value(name: str, value: Any, currency: str) -> str:
     if name in AMOUNT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
         return Money(value, currency).format()
     if isinstance(value, dict):
-        return ", ".join(f"{key}: {item}" for key, item in value.items()) or "—"
+        return "{" + ", ".join(f"{key}: {item}" for key, item in value.items()) + "}"
+    if isinstance(value, datetime):
+        return moment(value) or ""
     if value is None or value == "":
         return "—"
     return str(value)
@@ -271,15 +304,6 @@ def _disputes(events: list[Invoice.Event], invoice: Invoice) -> list[dict[str, A
 # ------------------------------------------------------------------------------ actions
 
 
-def _text(limit: int) -> Any:
-    def check(value: object) -> str:
-        if not isinstance(value, str) or len(value) > limit:
-            raise InvalidInputError(f"must be text of at most {limit} characters")
-        return value
-
-    return PlainValidator(rule(check))
-
-
 class ActionForm(BaseModel):
     """Every action's form: the version the page showed (optional: a script may leave it out)."""
 
@@ -293,8 +317,8 @@ class IssueForm(ActionForm):
 
 
 class PaymentForm(ActionForm):
-    amount: Annotated[str, _text(40)]
-    reference: Annotated[str, _text(255)]
+    amount: Annotated[str, text_field(40)]
+    reference: Annotated[str, text_field(255)]
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -394,11 +418,14 @@ async def checkout(request: Request) -> Response:
 async def remind(request: Request) -> Response:
     """Ask for a reminder now, outside the dunning schedule (commands/dunning.py `remind_by_hand`)."""
     invoice_id = invoice_id_of(request)
-    decode(ActionForm, await _form(request))
-    await _act(
-        request,
-        invoice_id,
-        "invoice.remind",
-        lambda s: s.app.dunning.remind_by_hand(invoice_id, policy=s.dunning_policy),
-    )
+    form = decode(ActionForm, await _form(request))
+
+    def command(services: Services) -> Outcome[Any]:
+        # The dunning command takes no version: the page's is checked here, as the others do.
+        current = services.app.invoice(invoice_id)
+        if form.version is not None and form.version != current.version:
+            raise StaleVersionError(invoice_id, form.version, current.version)
+        return services.app.dunning.remind_by_hand(invoice_id, policy=services.dunning_policy)
+
+    await _act(request, invoice_id, "invoice.remind", command)
     return _back(invoice_id, "reminded")

@@ -80,10 +80,13 @@ def _day(value: object) -> date:
     return require_date(value, field="date")
 
 
-def _text(limit: int) -> Any:
+def text_field(limit: int) -> Any:
+    """A form's text of at most `limit` characters, its surrounding spaces dropped. Never a NUL:
+    PostgreSQL's text cannot hold one, and no value anyone types has one."""
+
     def check(value: object) -> str:
-        if not isinstance(value, str) or len(value) > limit:
-            raise InvalidInputError(f"must be text of at most {limit} characters")
+        if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+            raise InvalidInputError(f"must be text of at most {limit} characters, without NUL")
         return value.strip()
 
     return PlainValidator(rule(check))
@@ -96,15 +99,15 @@ class InvoiceFilters(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     status: Annotated[str | None, PlainValidator(rule(_status))] = None
-    customer: Annotated[str | None, _text(320)] = None
+    customer: Annotated[str | None, text_field(320)] = None
     currency: Annotated[str | None, PlainValidator(rule(require_currency))] = None
     created_from: Annotated[date | None, PlainValidator(rule(_day)), Field(alias="from")] = None
     created_to: Annotated[date | None, PlainValidator(rule(_day)), Field(alias="to")] = None
-    number: Annotated[str | None, _text(100)] = None
-    q: Annotated[str | None, _text(200)] = None
+    number: Annotated[str | None, text_field(100)] = None
+    q: Annotated[str | None, text_field(200)] = None
     sort: Annotated[str, PlainValidator(rule(_sort))] = "created_at"
     dir: Annotated[str | None, PlainValidator(rule(_direction))] = None
-    cursor: Annotated[str | None, _text(2000)] = None
+    cursor: Annotated[str | None, text_field(2000)] = None
 
     @property
     def descending(self) -> bool:

@@ -69,6 +69,14 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+def _event_id(request: Request) -> str:
+    """Stripe's id of the event; one no event can have (a NUL, longer than any id) is not found."""
+    event_id: str = request.path_params["event_key"]
+    if "\x00" in event_id or len(event_id) > 255:
+        raise ProviderEventNotFoundError(stripe_events.PROVIDER, event_id.replace("\x00", "")[:255])
+    return event_id
+
+
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     return {
         **row,
@@ -106,7 +114,7 @@ async def list_events(request: Request) -> Response:
 
 async def event_page(request: Request) -> Response:
     services = services_of(request)
-    event_id = request.path_params["event_key"]
+    event_id = _event_id(request)
     query = read_query(request, EventQuery)
 
     def run() -> tuple[dict[str, Any] | None, str | None, bool]:
@@ -140,7 +148,7 @@ async def reprocess(request: Request) -> Response:
     """The API's reprocessing (commands/ingestion/stripe_events.py `reprocess`): 409 for an event
     there is nothing more to do with, 404 for one never received."""
     services = services_of(request)
-    event_id = request.path_params["event_key"]
+    event_id = _event_id(request)
     await read_form(request, NoFields)
 
     def run() -> str:
