@@ -134,7 +134,7 @@ class Seeded:
     heavy_number: str = ""
     write_s: float = 0.0
     catch_up_s: float = 0.0
-    vacuum_s: float = 0.0  # PostgreSQL: VACUUM (ANALYZE) after the catch-up
+    vacuum_s: float | None = None  # PostgreSQL: VACUUM (ANALYZE) after the catch-up
     admin_password: str = ""
 
 
@@ -394,7 +394,7 @@ def seed(job: SeedJob, gate: Gate) -> Measured:
         heavy_number=str(heavy.number),
         write_s=written - started,
         catch_up_s=caught_up - written,
-        vacuum_s=finished - caught_up,
+        vacuum_s=finished - caught_up if engine.dialect.name == "postgresql" else None,
         admin_password=password,
     )
     engine.dispose()
@@ -575,7 +575,7 @@ def run_admin(backend: str, url: str, plan: AdminPlan) -> AdminReport:
         backend,
         f"seeded {seeded.invoices:,} invoices, {seeded.events:,} events: written in {seeded.write_s:.1f} s, "
         f"read models caught up in {seeded.catch_up_s:.1f} s"
-        + (f", VACUUM (ANALYZE) in {seeded.vacuum_s:.1f} s" if seeded.vacuum_s else ""),
+        + (f", VACUUM (ANALYZE) in {seeded.vacuum_s:.1f} s" if seeded.vacuum_s is not None else ""),
     )
     with tempfile.TemporaryDirectory(prefix="ledger-bench-admin-") as directory:
         return measure(backend, url, seeded, plan, Path(directory) / "server.log")
@@ -612,7 +612,9 @@ def render(reports: list[AdminReport], plan: AdminPlan) -> str:
             )
         seeded = report.seeded
         statuses = ", ".join(f"{name} {count:,}" for name, count in sorted(seeded.statuses.items()))
-        vacuum = f", then VACUUM (ANALYZE) in {seeded.vacuum_s:.1f} s (as autovacuum would)" if seeded.vacuum_s else ""
+        vacuum = ""
+        if seeded.vacuum_s is not None:
+            vacuum = f", then VACUUM (ANALYZE) in {seeded.vacuum_s:.1f} s (as autovacuum would)"
         title = "\n".join(
             [
                 f"Admin pages, {report.backend}: {seeded.invoices:,} invoices ({statuses}; + one of "
