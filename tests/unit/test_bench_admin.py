@@ -14,7 +14,7 @@ from adapters.admin.passwords import Argon2Hasher
 from adapters.clock import SystemClock
 from adapters.persistence import event_store_env
 from adapters.read_models import read_model_engine
-from bench.admin import ADMIN_EMAIL, CUSTOMERS, HEAVY_EVENTS, SEARCH_WORD, SeedJob, Seeded, customer, next_link, seed
+from bench.admin import ADMIN_EMAIL, CUSTOMERS, HEAVY_EVENTS, SEARCH_WORD, Seeded, SeedJob, customer, next_link, seed
 from commands.application import BillingApplication
 from projections.tables import invoice_status, payments
 
@@ -48,7 +48,8 @@ def test_the_seeded_book_is_what_the_read_models_show(tmp_path: Path) -> None:
         assert {"offline", "stripe"} <= set(provider_payments)
         assert seeded.events == app.head()
         user = app.admin.authenticate(ADMIN_EMAIL, seeded.admin_password)
-        assert user is not None and user.role == "admin"
+        assert user is not None
+        assert user.role == "admin"
     finally:
         engine.dispose()
         app.close()
