@@ -13,18 +13,19 @@ issued ones: voided, marked uncollectible (some after failed card attempts), pai
 transfer, once or in two instalments, or by card through Stripe, some after a declined attempt;
 5% of the card payments partly refunded) or left open (some partly paid, some with declined
 attempts). Older invoices are more often settled, so the open ones are overdue or not, as in a
-real book. One more invoice has exactly 1,000 events (a draft whose lines were changed 994
-times, then issued, a declined card attempt, a partial bank payment): the invoice page's case.
-An admin user is created through `app.admin.create_user`.
+real book. One more invoice has exactly 1,000 events (a draft whose lines were changed 994 times,
+then issued, a declined card attempt, a partial bank payment): the invoice page's case. An admin
+user is created through `app.admin.create_user`. On PostgreSQL the seeding ends with
+VACUUM (ANALYZE), as autovacuum would soon after.
 
 Measured: the real app (`adapters.web_server:asgi_app`, the factory `ledger serve` uses) served by
 uvicorn on loopback in its own process, as bench/web.py serves it; logged in through
 `POST /admin/login`; then, one request at a time on one keep-alive connection, WARMUP requests
 and REQUESTS timed requests of each page (send -> last byte of the body; every answer must be
-a 200): `/healthz` (the trivial route: the same run's baseline), `/admin/` (overview), the
-invoice list's first page, a deep page (the cursor followed DEEP_PAGES pages in, as a user
-clicking "next" would get it), a filtered search (open, eur, part of a customer name) and the
-1,000-event invoice's page.
+a 200) and the CPU time they cost the app's process (and the PostgreSQL cluster): `/healthz`
+(the trivial route: the same run's baseline), `/admin/` (overview), the invoice list's first
+page, a deep page (the cursor followed DEEP_PAGES pages in, as a user clicking "next" would get
+it), a filtered search (open, eur, part of a customer name) and the 1,000-event invoice's page.
 Alone: `python -m bench --only admin [--quick] [--backend sqlite|postgres]` (--quick: 10,000 invoices).
 """
 
