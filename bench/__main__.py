@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile] [--events N] [--payments N,N,...]
+[--only write|read-models|web|webhooks|usage|reconcile|admin] [--events N] [--payments N,N,...]
 [--baseline REF]`."""
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import tables
+from bench.admin import FULL as ADMIN_FULL
+from bench.admin import QUICK as ADMIN_QUICK
+from bench.admin import AdminPlan, AdminReport, run_admin
+from bench.admin import render as render_admin
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
 from bench.machine import header, postgres_version
@@ -96,6 +100,13 @@ def _postgres_usage(plan: UsagePlan) -> UsageRow:
         return run_usage("postgres", url, plan)
 
 
+def _postgres_admin(plan: AdminPlan) -> AdminReport:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_admin("postgres", url, plan)
+
+
 def _reconcile(backend: str, directory: Path, sizes: tuple[int, ...]) -> ReconcileReport:
     """One fresh database per size: a SQLite file, or a database of a throwaway cluster."""
     if backend == "sqlite":
@@ -126,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -165,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only in (None, "reconcile"):
         reconcile_sizes = args.payments or (RECONCILE_QUICK if args.quick else RECONCILE_FULL)
     reconcile_reports: list[ReconcileReport] = []
+    admin = (ADMIN_QUICK if args.quick else ADMIN_FULL) if args.only in (None, "admin") else None
+    admin_reports: list[AdminReport] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -195,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 usage_rows.append(run_usage("sqlite", f"sqlite:///{Path(directory) / 'usage.sqlite3'}", usage))
             if reconcile_sizes:
                 reconcile_reports.append(_reconcile("sqlite", Path(directory), reconcile_sizes))
+            if admin is not None:
+                admin_reports.append(run_admin("sqlite", f"sqlite:///{Path(directory) / 'admin.sqlite3'}", admin))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
@@ -212,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             usage_rows.append(_postgres_usage(usage))
         if reconcile_sizes:
             reconcile_reports.append(_reconcile("postgres", Path(), reconcile_sizes))
+        if admin is not None:
+            admin_reports.append(_postgres_admin(admin))
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -244,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reconcile_reports:
         print()
         print(render_reconcile(reconcile_reports))
+    if admin is not None and admin_reports:
+        print()
+        print(render_admin(admin_reports, admin))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

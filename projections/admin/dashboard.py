@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, Date, Engine, Select, and_, case, cast, func, select
 
 from ledger.invoices import UNCOLLECTIBLE, Invoice
 from ledger.reconciliation.items import OPEN as ITEM_OPEN
@@ -201,10 +201,12 @@ def collections_per_week(engine: Engine, *, now: datetime, weeks: int = 12) -> d
 
 
 def _utc_day(engine: Engine) -> ColumnElement[Any]:
-    """The UTC day of a posting, as YYYY-MM-DD text. SQLite keeps the moment as UTC text
-    (`YYYY-MM-DD HH:MM:SS...`); PostgreSQL's timestamptz is read in UTC whatever the session's zone."""
+    """The UTC day of a posting (its text starts YYYY-MM-DD). SQLite keeps the moment as UTC text
+    (`YYYY-MM-DD HH:MM:SS...`); PostgreSQL's timestamptz is read in UTC whatever the session's zone,
+    then cast to a date: `to_char` per row cost 110-150 ms over the 52,000 postings of 12 weeks
+    at 100,000 invoices (bench/admin.py), the cast about 30 ms."""
     if engine.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", journal.c.occurred_at), "YYYY-MM-DD")
+        return cast(func.timezone("UTC", journal.c.occurred_at), Date)
     return func.substr(journal.c.occurred_at, 1, 10)
 
 
