@@ -34,8 +34,9 @@ from commands.ingestion.provider_events import (
     WAITING,
     ProviderEvent,
 )
+from projections.admin import keyset
 from projections.bulk import upsert_rows
-from projections.paging import Page, keyset_page, with_utc
+from projections.paging import MAX_PAGE, Page, keyset_page, with_utc
 from projections.tables import webhook_events
 from projections.tracked import Positioned
 
@@ -153,18 +154,38 @@ def list_webhook_events(
     event_type: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    oldest_first: bool = False,
 ) -> Page:
     """Received events newest first (by when we received them), a page at a time; of one status
-    and one event type (`invoice.paid`, say) when given."""
+    and one event type (`invoice.paid`, say) when given.
+
+    `oldest_first` (the dashboard's toggle; the API has none) pages the other way, with cursors
+    of projections/admin/keyset.py: one of either order is refused (InvalidInputError) in the other."""
     query = select(webhook_events)
     if status:
         query = query.where(webhook_events.c.status == status)
     if event_type:
         query = query.where(webhook_events.c.event_type == event_type)
+    if oldest_first:
+        with engine.connect() as conn:
+            rows, next_cursor = keyset.sorted_page(
+                conn, query, OLDEST_LISTING, OLDEST, "received", False, max(1, min(limit, MAX_PAGE)), cursor
+            )
+        return Page([event_json(row) for row in rows], next_cursor)
     page = keyset_page(
         engine, query, webhook_events.c.received_at, webhook_events.c.event_key, limit=limit, cursor=cursor
     )
     return Page([event_json(row) for row in page.rows], page.next_cursor)
+
+
+OLDEST_LISTING = "webhooks"
+OLDEST = {
+    "received": keyset.Sort(
+        (webhook_events.c.received_at, webhook_events.c.event_key),
+        (keyset.MOMENT, keyset.TEXT),
+        ("received_at", "event_key"),
+    )
+}
 
 
 def webhook_event_row(engine: Engine, event_id: str, *, provider: str = "stripe") -> dict[str, Any] | None:

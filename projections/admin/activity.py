@@ -60,11 +60,13 @@ def list_activity(
     *,
     user: str | None = None,
     action: str | None = None,
+    descending: bool = True,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """Actions newest first, a keyset page at a time (on performed_at, then the log position;
-    a cursor of another shape, an older one's too, is an InvalidInputError).
+    """Actions newest first (oldest first when not `descending`), a keyset page at a time (on
+    performed_at, then the log position; a cursor of another shape or of the other direction,
+    an older one's too, is an InvalidInputError).
 
     `user`: an email (any case) or a user id. `action`: a name (`invoice.void`) or the part
     before its dot (`invoice`: every invoice action). Rows: action_id, performed_at (UTC),
@@ -77,14 +79,16 @@ def list_activity(
         name = action.strip()
         query = query.where(or_(activity.c.action == name, activity.c.action.startswith(f"{name}.", autoescape=True)))
     limit = max(1, min(limit, MAX_PAGE))
+    # Newest first keeps the listing's name, so its cursors stay good; oldest first is another listing.
+    listing = LISTING if descending else f"{LISTING}:oldest"
     if cursor:
-        query = query.where(keyset.after(KEYS, keyset.decode(cursor, LISTING, (MOMENT, INT)), descending=True))
-    query = keyset.ordered(query, KEYS, descending=True).limit(limit + 1)
+        query = query.where(keyset.after(KEYS, keyset.decode(cursor, listing, (MOMENT, INT)), descending))
+    query = keyset.ordered(query, KEYS, descending).limit(limit + 1)
     with engine.connect() as conn:
         rows = [with_utc(dict(row)) for row in conn.execute(query).mappings()]
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = keyset.encode(LISTING, [rows[-1]["performed_at"], rows[-1]["position"]]) if more else None
+    next_cursor = keyset.encode(listing, [rows[-1]["performed_at"], rows[-1]["position"]]) if more else None
     return Page([{**row, "events": from_json(row["events"])} for row in rows], next_cursor)
 
 

@@ -2,8 +2,10 @@
 where their dunning stands (projections/admin/dunning.py), latest failure first.
 
 One query per page: invoice_status LEFT JOIN dunning_status (an invoice whose dunning has not
-started has no dunning row: its dunning columns are None). Keyset on (last_failure_at,
-invoice_id), newest failure first, over the (status, last_failure_at, invoice_id) index.
+started has no dunning row: its dunning columns are None). Keyset on (sort column,
+invoice_id) (projections/admin/keyset.py), newest failure first by default, over the
+(status, last_failure_at, invoice_id) index. The other sorts (amount due, attempts, number)
+read the open invoices' failed ones and sort them: the few invoices in dunning, not the table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import Engine, select
 from ledger.errors import InvalidInputError
 from ledger.invoices import OPEN
 from projections.admin import keyset
-from projections.admin.keyset import TEXT
+from projections.admin.keyset import INT, TEXT, Sort
 from projections.paging import MAX_PAGE, Page, with_utc
 from projections.tables import dunning_status, invoice_status
 
@@ -51,12 +53,28 @@ COLUMNS = (
     _d.reason.label("dunning_reason"),
     _d.version.label("dunning_version"),  # None: not started
 )
-KEYS = (_i.last_failure_at, _i.invoice_id)
+SORTS: dict[str, Sort] = {
+    # last_failure_at is the event's ISO text in UTC: it sorts as the moments do.
+    "last_failure": Sort((_i.last_failure_at, _i.invoice_id), (TEXT, TEXT), ("last_failure_at", "invoice_id")),
+    "amount_due": Sort((_i.amount_due, _i.invoice_id), (INT, TEXT), ("amount_due", "invoice_id")),
+    "attempts": Sort((_i.failed_attempts, _i.invoice_id), (INT, TEXT), ("failed_attempts", "invoice_id")),
+    # An open invoice always has its number (given when it was issued): never NULL here.
+    "number": Sort((_i.number, _i.invoice_id), (TEXT, TEXT), ("number", "invoice_id")),
+}
 
 
-def failed_payments(engine: Engine, *, currency: str | None = None, limit: int = 50, cursor: str | None = None) -> Page:
+def failed_payments(
+    engine: Engine,
+    *,
+    currency: str | None = None,
+    sort: str = "last_failure",
+    descending: bool = True,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
     """A page of open invoices with amount due and at least one failed attempt (their
-    `last_failure_at` as a datetime), latest failure first."""
+    `last_failure_at` as a datetime), in the order of `sort` (one of SORTS; ties by invoice_id),
+    latest failure first by default. An unknown sort or a cursor of another sort: InvalidInputError."""
     limit = max(1, min(limit, MAX_PAGE))
     query = (
         select(*COLUMNS)
@@ -68,14 +86,8 @@ def failed_payments(engine: Engine, *, currency: str | None = None, limit: int =
         if len(code) != 3 or not (code.isascii() and code.isalpha()):
             raise InvalidInputError("currency must be a three-letter ISO code", field="currency")
         query = query.where(_i.currency == code)
-    if cursor:
-        query = query.where(keyset.after(KEYS, keyset.decode(cursor, LISTING, (TEXT, TEXT)), descending=True))
-    query = keyset.ordered(query, KEYS, descending=True).limit(limit + 1)
     with engine.connect() as conn:
-        rows = [dict(row) for row in conn.execute(query).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = keyset.encode(LISTING, [rows[-1]["last_failure_at"], rows[-1]["invoice_id"]]) if more else None
+        rows, next_cursor = keyset.sorted_page(conn, query, LISTING, SORTS, sort, descending, limit, cursor)
     return Page([_readable(row) for row in rows], next_cursor)
 
 

@@ -78,3 +78,54 @@ def _value(value: Any, kind: str) -> Any:
             raise ValueError("no timezone")
         return moment.astimezone(UTC)
     return value
+
+
+# ----------------------------------------------------------------------------- sortable listings
+
+
+class Sort:
+    """One sort of a listing: its keys (the sort column, then tie-breakers, a unique key last;
+    none NULL in the rows listed), how each travels in a cursor, and the row fields holding them."""
+
+    def __init__(self, keys: Sequence[Any], kinds: Sequence[str], fields: Sequence[str]) -> None:
+        self.keys, self.kinds, self.fields = tuple(keys), tuple(kinds), tuple(fields)
+
+
+def sort_of(sorts: dict[str, Sort], sort: str) -> Sort:
+    """The sort named `sort`; any other name is an InvalidInputError on the field `sort`."""
+    try:
+        return sorts[sort]
+    except KeyError:
+        raise InvalidInputError(f"sort must be one of {', '.join(sorts)}", field="sort") from None
+
+
+def sorted_page(
+    conn: Any,
+    query: Select[Any],
+    listing: str,
+    sorts: dict[str, Sort],
+    sort: str,
+    descending: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of `query` (limit+1 rows read) in the order of `sort`, and the cursor past it (None
+    on the last page). The cursor names the listing, the sort and the direction: a cursor of
+    another sort or direction is refused, never read as keys of the wrong column."""
+    order = sort_of(sorts, sort)
+    named = f"{listing}:{sort}:{'desc' if descending else 'asc'}"
+    if cursor:
+        query = query.where(after(order.keys, decode(cursor, named, order.kinds), descending))
+    query = ordered(query, order.keys, descending).limit(limit + 1)
+    rows = [_utc(dict(row)) for row in conn.execute(query).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode(named, [rows[-1][field] for field in order.fields]) if more else None
+
+
+def _utc(row: dict[str, Any]) -> dict[str, Any]:
+    """SQLite returns naive datetimes; every stored moment is UTC (encode must not read them as local)."""
+    for key, value in row.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            row[key] = value.replace(tzinfo=UTC)
+    return row

@@ -21,7 +21,7 @@ from ledger.payouts import FAILED, IN_TRANSIT, PAID
 from ledger.reconciliation.items import OPEN as ITEM_OPEN
 from ledger.reconciliation.runs import COMPLETED
 from projections.admin import keyset
-from projections.admin.keyset import MOMENT, TEXT
+from projections.admin.keyset import INT, MOMENT, TEXT, Sort
 from projections.paging import MAX_PAGE, Page, with_utc
 from projections.reconciliation.items import item_of
 from projections.tables import journal, payouts, processor_fees, reconciliation_items, reconciliation_runs
@@ -35,7 +35,16 @@ NEVER_CHECKED = "never checked"
 _p = payouts.c
 _items = reconciliation_items.c
 _runs = reconciliation_runs.c
-KEYS = (_p.reported_at, _p.payout_id)
+# Payouts are few (about one a day per account): a sort other than the reported_at index's reads
+# them all and sorts them, which costs less than an index each would to keep.
+SORTS: dict[str, Sort] = {
+    "reported": Sort((_p.reported_at, _p.payout_id), (MOMENT, TEXT), ("reported_at", "payout_id")),
+    "amount": Sort((_p.amount, _p.payout_id), (INT, TEXT), ("amount", "payout_id")),
+    # Within a status, by reported moment (newest first when descending).
+    "status": Sort(
+        (_p.status, _p.reported_at, _p.payout_id), (TEXT, MOMENT, TEXT), ("status", "reported_at", "payout_id")
+    ),
+}
 
 
 def _reconciliation_columns() -> list[Any]:
@@ -58,22 +67,27 @@ def _reconciliation_columns() -> list[Any]:
     return [open_items.label("open_items"), status.label("reconciliation")]
 
 
-def list_payouts(engine: Engine, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> Page:
-    """Payouts newest reported first, each with `open_items` and `reconciliation` (see above)."""
+def list_payouts(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    sort: str = "reported",
+    descending: bool = True,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """Payouts in the order of `sort` (one of SORTS, ties by payout_id), newest reported first by
+    default, each with `open_items` and `reconciliation` (see above). An unknown sort or a cursor
+    of another sort: InvalidInputError."""
     limit = max(1, min(limit, MAX_PAGE))
     query = select(payouts, *_reconciliation_columns())
     if status:
         if status not in STATUSES:
             raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}", field="status")
         query = query.where(_p.status == status)
-    if cursor:
-        query = query.where(keyset.after(KEYS, keyset.decode(cursor, LISTING, (MOMENT, TEXT)), descending=True))
-    query = keyset.ordered(query, KEYS, descending=True).limit(limit + 1)
     with engine.connect() as conn:
-        rows = [with_utc(dict(row)) for row in conn.execute(query).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, keyset.encode(LISTING, [rows[-1]["reported_at"], rows[-1]["payout_id"]]) if more else None)
+        rows, next_cursor = keyset.sorted_page(conn, query, LISTING, SORTS, sort, descending, limit, cursor)
+    return Page(rows, next_cursor)
 
 
 def payout_detail(engine: Engine, payout_id: str) -> dict[str, Any] | None:

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import BigInteger, Connection, Engine, Table, func, literal, select
 
 from ledger.errors import InvalidInputError
 from ledger.reconciliation.items import CLASSES, EXPLAIN, EXPLAINED, OPEN, RESOLVED, STATUSES, ReconciliationItem
 from ledger.reconciliation.runs import ReconciliationRun
+from projections.admin import keyset
+from projections.admin.keyset import INT, MOMENT, TEXT, Sort
 from projections.bulk import upsert_rows
-from projections.paging import Page, keyset_page
+from projections.paging import MAX_PAGE, Page, keyset_page
 from projections.reconciliation.rows import Row, from_json, iso, rows_by_key, to_json, utc
 from projections.tables import reconciliation_items
 from projections.tracked import Positioned
@@ -29,6 +31,23 @@ from projections.tracked import Positioned
 SHOWN = ("currency", "amount_ledger", "amount_stripe", "explanation", "events")
 
 items = reconciliation_items
+LISTING = "reconciliation-items"
+# An item the ledger has no amount for (a Stripe object it never recorded) sorts as the smallest
+# amount: keyset paging needs a key that is never NULL, and both databases place NULL differently.
+NO_AMOUNT = -(2**63)
+AMOUNT_KEY = func.coalesce(items.c.amount_ledger, literal(NO_AMOUNT, BigInteger)).label("amount_key")
+# Items are few next to invoices (the differences runs found): the sorts other than detection's
+# (its index) read the filtered items and sort them.
+SORTS: dict[str, Sort] = {
+    "detected": Sort((items.c.detected_at, items.c.item_id), (MOMENT, TEXT), ("detected_at", "item_id")),
+    "amount": Sort((AMOUNT_KEY, items.c.item_id), (INT, TEXT), ("amount_key", "item_id")),
+    # Within a class, by detection (newest first when descending).
+    "class": Sort(
+        (items.c["class"], items.c.detected_at, items.c.item_id),
+        (TEXT, MOMENT, TEXT),
+        ("class", "detected_at", "item_id"),
+    ),
+}
 
 
 class ReconciliationItemsProjection:
@@ -166,13 +185,19 @@ def list_items(
     detected_to: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    sort: str | None = None,
+    descending: bool = True,
 ) -> Page:
     """Items newest detection first, a page at a time (keyset pagination: stable under inserts).
 
     `detected_from` / `detected_to` bound the first detection as a half-open interval [from, to).
     An unknown class or status is an `InvalidInputError` naming it.
+
+    `sort` (one of SORTS: the dashboard's sortable list) orders by that column in the direction
+    `descending` says, ties by item_id, with cursors of projections/admin/keyset.py naming the
+    sort; without it (the API) the order and cursors are projections/paging.py's, as ever.
     """
-    query = select(items)
+    query = select(items, AMOUNT_KEY) if sort is not None else select(items)
     if cls is not None:
         if cls not in CLASSES:
             raise InvalidInputError(f"unknown class {cls!r}; one of: {', '.join(CLASSES)}", field="class")
@@ -185,6 +210,12 @@ def list_items(
         query = query.where(items.c.detected_at >= utc(detected_from))
     if detected_to is not None:
         query = query.where(items.c.detected_at < utc(detected_to))
+    if sort is not None:
+        with engine.connect() as conn:
+            rows, next_cursor = keyset.sorted_page(
+                conn, query, LISTING, SORTS, sort, descending, max(1, min(limit, MAX_PAGE)), cursor
+            )
+        return Page([item_of(row) for row in rows], next_cursor)
     page = keyset_page(engine, query, items.c.detected_at, items.c.item_id, limit=limit, cursor=cursor)
     return Page([item_of(row) for row in page.rows], page.next_cursor)
 

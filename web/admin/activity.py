@@ -1,7 +1,7 @@
 """Who did what, when: every admin action recorded (ledger/admin/activity.py), newest first,
 each linked to what it acted on and listing the events it left (projections/admin/activity.py).
 
-GET /admin/activity   (`user`: an email, `action`: e.g. `invoice.void`, `cursor`)
+GET /admin/activity   (`user`: an email, `action`: e.g. `invoice.void`, `sort`, `dir`: `asc` for oldest first, `cursor`)
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from projections.admin.activity import list_activity
 from web.admin.forms import PAGE_SIZE, moment_of, read_query, with_query
 from web.admin.rendering import render
+from web.admin.sorting import Column, sorting
 from web.invoices import services_of
 from web.models import Query
 
@@ -33,9 +34,15 @@ _TARGET_PAGES = (
 )
 
 
+# One sortable column: newest first, or oldest first (`dir=asc`).
+COLUMNS = (Column("performed", "When", descending_first=True),)
+
+
 class ActivityQuery(Query):
     user: str | None = Field(None, max_length=320)
     action: str | None = Field(None, max_length=100)
+    sort: str | None = Field(None, max_length=40)
+    dir: str | None = Field(None, max_length=4)
     cursor: str | None = None
 
 
@@ -72,18 +79,27 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 async def activity_page(request: Request) -> Response:
     services = services_of(request)
     query = read_query(request, ActivityQuery)
+    filters = {"user": query.user, "action": query.action}
+    order = sorting(PATH, COLUMNS, query.sort, query.dir, "performed", filters)
 
     def run() -> Any:
         services.read_models.catch_up()
         return list_activity(
-            services.read_models.engine, user=query.user, action=query.action, limit=PAGE_SIZE, cursor=query.cursor
+            services.read_models.engine,
+            user=query.user,
+            action=query.action,
+            descending=order.descending,
+            limit=PAGE_SIZE,
+            cursor=query.cursor,
         )
 
     page = await run_in_threadpool(run)
-    filters = {"user": query.user, "action": query.action}
     context = {
         "rows": [_view(row) for row in page.rows],
         "filters": filters,
-        "next_page": with_query(PATH, **filters, cursor=page.next_cursor) if page.next_cursor else None,
+        "sorting": order,
+        "next_page": with_query(PATH, **filters, sort=order.sort, dir=order.dir, cursor=page.next_cursor)
+        if page.next_cursor
+        else None,
     }
     return render(request, "admin/activity.html", context)

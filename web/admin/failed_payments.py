@@ -1,7 +1,7 @@
 """Failed payments: the open invoices whose payment failed, with the reason, the attempts and
 where their dunning stands (projections/admin/failed_payments.py), and two actions.
 
-GET  /admin/failed-payments                        the list (`currency`, `cursor`)
+GET  /admin/failed-payments                        the list (`currency`, `sort`, `dir`, `cursor`)
 POST /admin/failed-payments/{invoice_id}/retry     ask the provider to charge the failed payment now
 POST /admin/failed-payments/{invoice_id}/remind    request a reminder to the customer now (`version`,
                                                    `dunning_version`: what the page showed; stale: 412)
@@ -30,6 +30,7 @@ from projections.admin.failed_payments import failed_payments
 from web.admin.context import acting
 from web.admin.forms import PAGE_SIZE, done, flash_of, path_uuid, read_form, read_query, with_query
 from web.admin.rendering import render
+from web.admin.sorting import Column, sorting
 from web.decoding import rule
 from web.invoices import services_of
 from web.models import Query
@@ -38,8 +39,18 @@ from web.models import Request as Form
 PATH = "/admin/failed-payments"
 
 
+COLUMNS = (
+    Column("number", "Invoice"),
+    Column("amount_due", "Amount due", descending_first=True, numeric=True),
+    Column("attempts", "Attempts", descending_first=True, numeric=True),
+    Column("last_failure", "Last failure", descending_first=True),
+)
+
+
 class FailedPaymentsQuery(Query):
     currency: str | None = Field(None, max_length=3)
+    sort: str | None = Field(None, max_length=40)
+    dir: str | None = Field(None, max_length=4)
     cursor: str | None = None
     done: str | None = None
 
@@ -79,17 +90,27 @@ async def list_failed_payments(request: Request) -> Response:
     services = services_of(request)
     query = read_query(request, FailedPaymentsQuery)
     currency = query.currency.lower() if query.currency else None
+    order = sorting(PATH, COLUMNS, query.sort, query.dir, "last_failure", {"currency": currency})
 
     def run() -> Any:
         services.read_models.catch_up()
-        return failed_payments(services.read_models.engine, currency=currency, limit=PAGE_SIZE, cursor=query.cursor)
+        return failed_payments(
+            services.read_models.engine,
+            currency=currency,
+            sort=order.sort,
+            descending=order.descending,
+            limit=PAGE_SIZE,
+            cursor=query.cursor,
+        )
 
     page = await run_in_threadpool(run)
+    next_page = with_query(PATH, currency=currency, sort=order.sort, dir=order.dir, cursor=page.next_cursor)
     context = {
         "rows": page.rows,
         "currency": currency or "",
+        "sorting": order,
         "can_retry": services.payments is not None,
-        "next_page": with_query(PATH, currency=currency, cursor=page.next_cursor) if page.next_cursor else None,
+        "next_page": next_page if page.next_cursor else None,
         "flash": flash_of(request, query.done),
     }
     return render(request, "admin/failed_payments.html", context)

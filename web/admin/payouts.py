@@ -2,7 +2,7 @@
 one payout with its journal postings, the balance transactions (fees) known on it and the
 reconciliation items about it (projections/admin/payouts.py).
 
-GET /admin/payouts               newest first (`status`, `cursor`)
+GET /admin/payouts               newest first (`status`, `sort`, `dir`, `cursor`)
 GET /admin/payouts/{payout_id}   one payout (the ledger's id for it)
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import PlainValidator
+from pydantic import Field, PlainValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +20,7 @@ from ledger.errors import InvalidInputError, NotFoundError
 from projections.admin.payouts import STATUSES, list_payouts, payout_detail
 from web.admin.forms import PAGE_SIZE, path_uuid, read_query, with_query
 from web.admin.rendering import render
+from web.admin.sorting import Column, sorting
 from web.admin.stripe_links import livemode_of, stripe_url
 from web.decoding import rule
 from web.invoices import services_of
@@ -40,8 +41,17 @@ def _status(value: object) -> str:
     return str(value)
 
 
+COLUMNS = (
+    Column("reported", "Reported", descending_first=True),
+    Column("amount", "Amount", descending_first=True, numeric=True),
+    Column("status", "Status"),
+)
+
+
 class PayoutListQuery(Query):
     status: Annotated[str, PlainValidator(rule(_status))] | None = None
+    sort: str | None = Field(None, max_length=40)
+    dir: str | None = Field(None, max_length=4)
     cursor: str | None = None
 
 
@@ -55,17 +65,27 @@ def routes() -> list[BaseRoute]:
 async def payouts_page(request: Request) -> Response:
     services = services_of(request)
     query = read_query(request, PayoutListQuery)
+    order = sorting(PATH, COLUMNS, query.sort, query.dir, "reported", {"status": query.status})
 
     def run() -> Any:
         services.read_models.catch_up()
-        return list_payouts(services.read_models.engine, status=query.status, limit=PAGE_SIZE, cursor=query.cursor)
+        return list_payouts(
+            services.read_models.engine,
+            status=query.status,
+            sort=order.sort,
+            descending=order.descending,
+            limit=PAGE_SIZE,
+            cursor=query.cursor,
+        )
 
     page = await run_in_threadpool(run)
+    next_page = with_query(PATH, status=query.status, sort=order.sort, dir=order.dir, cursor=page.next_cursor)
     context = {
         "payouts": page.rows,
         "statuses": STATUSES,
         "status": query.status or "",
-        "next_page": with_query(PATH, status=query.status, cursor=page.next_cursor) if page.next_cursor else None,
+        "sorting": order,
+        "next_page": next_page if page.next_cursor else None,
     }
     return render(request, "admin/payouts.html", context)
 

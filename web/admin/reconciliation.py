@@ -5,7 +5,7 @@ routes.py `run_reconciliation`, `app.reconciliation.resolve`, projections/reconc
 GET  /admin/reconciliation                         runs, newest first, open items per class, the run form
 POST /admin/reconciliation/runs                    run one for a period (`from`, `to`: days, both included; `source`)
 GET  /admin/reconciliation/runs/{run_id}           a run's report exactly as it was
-GET  /admin/reconciliation/items                   items (`class`, `status`, `cursor`)
+GET  /admin/reconciliation/items                   items (`class`, `status`, `sort`, `dir`, `cursor`)
 GET  /admin/reconciliation/items.csv               every item the same filters select
 GET  /admin/reconciliation/items/{item_id}         one item, with the form that settles it
 POST /admin/reconciliation/items/{item_id}/resolve settle it (`action`, `note`) as the signed-in admin
@@ -35,6 +35,7 @@ from projections.reconciliation.runs import list_runs, run_row
 from web.admin.context import acting
 from web.admin.forms import PAGE_SIZE, done, flash_of, moment_of, path_uuid, read_form, read_query, with_query
 from web.admin.rendering import render
+from web.admin.sorting import Column, sorting
 from web.admin.stripe_links import livemode_of, stripe_url
 from web.decoding import rule
 from web.invoices import services_of
@@ -111,6 +112,20 @@ class OverviewQuery(Query):
 
 class ItemQuery(Query):
     done: str | None = None
+
+
+class ItemPageQuery(ItemListQuery):
+    """The API's item filters, and the list's sort (the API has none: its order is detection's)."""
+
+    sort: str | None = Field(None, max_length=40)
+    dir: str | None = Field(None, max_length=4)
+
+
+ITEM_COLUMNS = (
+    Column("class", "Class"),
+    Column("amount", "Ledger", descending_first=True, numeric=True),
+    Column("detected", "Detected", descending_first=True),
+)
 
 
 def routes() -> list[BaseRoute]:
@@ -240,7 +255,15 @@ async def run_page(request: Request) -> Response:
 
 async def items_page(request: Request) -> Response:
     services = services_of(request)
-    query = read_query(request, ItemListQuery)
+    query = read_query(request, ItemPageQuery)
+    filters = {"class": query.class_, "status": query.status}
+    # The links keep every filter the page was given, those no field of its form sets too (a
+    # period, a page size): page two of a period holds no item from outside it.
+    given = {name: request.query_params.get(name) for name in ("from", "to")}
+    limit = str(query.limit) if "limit" in query.model_fields_set else None
+    order = sorting(
+        f"{PATH}/items", ITEM_COLUMNS, query.sort, query.dir, "detected", {**filters, **given, "limit": limit}
+    )
 
     def run() -> Any:
         services.read_models.catch_up()
@@ -252,21 +275,21 @@ async def items_page(request: Request) -> Response:
             detected_to=query.to,
             limit=min(query.limit, PAGE_SIZE),
             cursor=query.cursor,
+            sort=order.sort,
+            descending=order.descending,
         )
 
     page = await run_in_threadpool(run)
-    filters = {"class": query.class_, "status": query.status}
-    # The links keep every filter the page was given, those no field of its form sets too (a
-    # period, a page size): page two of a period holds no item from outside it.
-    given = {name: request.query_params.get(name) for name in ("from", "to")}
-    limit = str(query.limit) if "limit" in query.model_fields_set else None
     context = {
+        "sorting": order,
         "items": [_links(services, item) for item in page.rows],
         "classes": [(cls, CLASS_LABELS[cls]) for cls in CLASSES],
         "statuses": STATUSES,
         "filters": filters,
         "csv_url": with_query(f"{PATH}/items.csv", **filters, **given),
-        "next_page": with_query(f"{PATH}/items", **filters, **given, limit=limit, cursor=page.next_cursor)
+        "next_page": with_query(
+            f"{PATH}/items", **filters, **given, limit=limit, sort=order.sort, dir=order.dir, cursor=page.next_cursor
+        )
         if page.next_cursor
         else None,
     }

@@ -1,7 +1,7 @@
 """The webhook inbox in the dashboard: every Stripe event received with what was done with it
 (projections/webhook_inbox.py), one event's payload as delivered, and reprocessing one.
 
-GET  /admin/webhooks                          events, newest first (`status`, `type`, `cursor`)
+GET  /admin/webhooks                          events, newest first (`status`, `type`, `sort`, `dir`, `cursor`)
 GET  /admin/webhooks/{event_key}              one event (`event_key` is Stripe's id, `evt_...`)
 POST /admin/webhooks/{event_key}/reprocess    handle it again, as `ledger webhooks reprocess` and the API do
 
@@ -34,6 +34,7 @@ from projections.webhook_inbox import (
 from web.admin.context import acting
 from web.admin.forms import PAGE_SIZE, done, flash_of, moment_of, read_form, read_query, with_query
 from web.admin.rendering import render
+from web.admin.sorting import Column, sorting
 from web.admin.stripe_links import stripe_url
 from web.decoding import rule
 from web.invoices import services_of
@@ -46,9 +47,15 @@ PATH = "/admin/webhooks"
 REPROCESSABLE = (UNMATCHED, REJECTED, RECEIVED)
 
 
+# One sortable column: newest first, or oldest first (`dir=asc`).
+COLUMNS = (Column("received", "Received", descending_first=True),)
+
+
 class WebhookListQuery(Query):
     status: Annotated[str, PlainValidator(rule(_status))] | None = None
     type: str | None = Field(None, max_length=200)
+    sort: str | None = Field(None, max_length=40)
+    dir: str | None = Field(None, max_length=4)
     cursor: str | None = None
     done: str | None = None
 
@@ -89,6 +96,8 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 async def list_events(request: Request) -> Response:
     services = services_of(request)
     query = read_query(request, WebhookListQuery)
+    filters = {"status": query.status, "type": query.type}
+    order = sorting(PATH, COLUMNS, query.sort, query.dir, "received", filters)
 
     def run() -> Any:
         services.read_models.catch_up()
@@ -98,15 +107,18 @@ async def list_events(request: Request) -> Response:
             event_type=query.type,
             limit=PAGE_SIZE,
             cursor=query.cursor,
+            oldest_first=not order.descending,
         )
 
     page = await run_in_threadpool(run)
-    filters = {"status": query.status, "type": query.type}
     context = {
         "events": [_view(row) for row in page.rows],
         "statuses": STATUSES,
         "filters": filters,
-        "next_page": with_query(PATH, **filters, cursor=page.next_cursor) if page.next_cursor else None,
+        "sorting": order,
+        "next_page": with_query(PATH, **filters, sort=order.sort, dir=order.dir, cursor=page.next_cursor)
+        if page.next_cursor
+        else None,
         "flash": flash_of(request, query.done),
     }
     return render(request, "admin/webhooks.html", context)
