@@ -31,6 +31,7 @@ from ledger.reconciliation.items import (
     Difference,
     item_id_for,
 )
+from projections.admin.activity import list_activity
 from projections.admin.dashboard import WeekTotal, aging, collections_per_week, overview
 from projections.admin.dunning import dunning_row
 from projections.admin.failed_payments import failed_payments
@@ -39,8 +40,10 @@ from projections.admin.payouts import list_payouts, payout_detail
 from projections.bulk import insert_rows
 from projections.consistency import check
 from projections.receivables import AgingBuckets
+from projections.reconciliation.items import list_items
 from projections.runner import ProjectionRunner
-from projections.tables import invoice_status
+from projections.tables import admin_activity, invoice_status, payouts, reconciliation_items, webhook_events
+from projections.webhook_inbox import list_webhook_events
 
 TODAY = date(2026, 6, 15)  # a Monday
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
@@ -572,3 +575,270 @@ def test_an_invoices_audit_names_each_event_ok_altered_or_not_yet_chained(
     assert statuses[2] == "altered"
     assert statuses.count("altered") == 1  # each event is re-hashed from its own kept link
     assert {e["status"] for e in invoice_audit(engine, app.recorder, other)} == {"ok"}
+
+
+# --------------------------------------------------------------------------- the other lists' sorts
+
+
+def _key(index: int) -> str:
+    return f"00000000-0000-0000-0000-{index:012d}"
+
+
+_MOMENTS = [datetime(2026, 3, d, 9, s, tzinfo=UTC) for d in (1, 2) for s in (0, 1)]
+
+
+def _failed_row(index: int, drawn: dict[str, Any]) -> dict[str, Any]:
+    row = _row(index, {"created_at": _MOMENTS[0], "customer_name": "Acme", "customer_email": "ap@acme.example"})
+    row.update(
+        status=drawn["status"],
+        number=drawn["number"],
+        total=5,
+        amount_due=drawn["amount_due"],
+        failed_attempts=drawn["attempts"],
+        last_failure_at=drawn["last_failure"].isoformat(),
+    )
+    return row
+
+
+def _payout_row(index: int, drawn: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "payout_id": _key(index),
+        "provider": "stripe",
+        "provider_payout_id": f"po_{index}",
+        "currency": "usd",
+        "amount": drawn["amount"],
+        "status": drawn["status"],
+        "reported_at": drawn["reported"],
+        "updated_at": drawn["reported"],
+        "version": 1,
+    }
+
+
+def _item_row(index: int, drawn: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "item_id": _key(index),
+        "class": drawn["class"],
+        "status": "open",
+        "currency": "usd",
+        "amount_ledger": drawn["amount"],
+        "amount_stripe": None,
+        "stripe_id": None,
+        "invoice_id": None,
+        "payment_id": None,
+        "explanation": "",
+        "events": "[]",
+        "detected_at": drawn["detected"],
+        "last_run_id": None,
+        "resolution": None,
+        "updated_at": drawn["detected"],
+        "version": 1,
+    }
+
+
+def _webhook_row(index: int, drawn: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_key": _key(index),
+        "provider": "stripe",
+        "event_id": _key(index),  # the listing shows the provider's id: the same, to compare
+        "event_type": "invoice.paid",
+        "object_id": None,
+        "created": 0,
+        "received_at": drawn["received"],
+        "handled_at": None,
+        "status": "applied",
+        "detail": "",
+        "api_version": None,
+        "position": index,
+        "version": 1,
+    }
+
+
+def _activity_row(index: int, drawn: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "action_id": _key(index),
+        "performed_at": drawn["performed"],
+        "user_id": _key(0),
+        "email": "ann@example.com",
+        "action": "invoice.void",
+        "target": None,
+        "detail": "",
+        "events": "[]",
+        "position": drawn["position"],
+    }
+
+
+@dataclass(frozen=True)
+class _Listing:
+    table: Any
+    drawn: st.SearchStrategy[dict[str, Any]]
+    row: Any  # (index, drawn) -> the stored row
+    listed: Any  # stored row -> whether the listing shows it
+    page: Any  # (engine, sort, descending, limit, cursor) -> Page
+    sorts: dict[str, Any]  # sort -> the stored row's keys, in the expected order (ties: the unique key last)
+    shown_id: str  # the listed row's field naming it
+    stored_id: str  # the stored row's field holding the same
+
+
+_LISTINGS = {
+    "failed payments": _Listing(
+        invoice_status,
+        st.fixed_dictionaries(
+            {
+                "status": st.sampled_from(["open", "open", "paid"]),
+                "number": st.sampled_from(["INV-000001", "INV-000002", "B-1"]),
+                "amount_due": st.integers(0, 2),
+                "attempts": st.integers(0, 2),
+                "last_failure": st.sampled_from(_MOMENTS),
+            }
+        ),
+        _failed_row,
+        lambda r: r["status"] == "open" and r["amount_due"] > 0 and r["failed_attempts"] > 0,
+        lambda engine, **kw: failed_payments(engine, **kw),
+        {
+            "last_failure": lambda r: (r["last_failure_at"], r["invoice_id"]),
+            "amount_due": lambda r: (r["amount_due"], r["invoice_id"]),
+            "attempts": lambda r: (r["failed_attempts"], r["invoice_id"]),
+            "number": lambda r: (r["number"], r["invoice_id"]),
+        },
+        "invoice_id",
+        "invoice_id",
+    ),
+    "payouts": _Listing(
+        payouts,
+        st.fixed_dictionaries(
+            {
+                "amount": st.integers(0, 2),
+                "status": st.sampled_from(["paid", "in_transit", "failed"]),
+                "reported": st.sampled_from(_MOMENTS),
+            }
+        ),
+        _payout_row,
+        lambda r: True,
+        lambda engine, **kw: list_payouts(engine, **kw),
+        {
+            "reported": lambda r: (r["reported_at"], r["payout_id"]),
+            "amount": lambda r: (r["amount"], r["payout_id"]),
+            "status": lambda r: (r["status"], r["reported_at"], r["payout_id"]),
+        },
+        "payout_id",
+        "payout_id",
+    ),
+    "reconciliation items": _Listing(
+        reconciliation_items,
+        st.fixed_dictionaries(
+            {
+                "class": st.sampled_from([MISSING_IN_LEDGER, PAYOUT_MISMATCH, STUCK_EVENT]),
+                "amount": st.sampled_from([None, -1, 0, 2]),
+                "detected": st.sampled_from(_MOMENTS),
+            }
+        ),
+        _item_row,
+        lambda r: True,
+        lambda engine, **kw: list_items(engine, **kw),
+        {
+            "detected": lambda r: (r["detected_at"], r["item_id"]),
+            # No ledger amount sorts as the smallest amount.
+            "amount": lambda r: (-(2**63) if r["amount_ledger"] is None else r["amount_ledger"], r["item_id"]),
+            "class": lambda r: (r["class"], r["detected_at"], r["item_id"]),
+        },
+        "id",
+        "item_id",
+    ),
+    "webhooks": _Listing(
+        webhook_events,
+        st.fixed_dictionaries({"received": st.sampled_from(_MOMENTS)}),
+        _webhook_row,
+        lambda r: True,
+        lambda engine, sort, descending, **kw: list_webhook_events(engine, oldest_first=not descending, **kw),
+        {"received": lambda r: (r["received_at"], r["event_key"])},
+        "id",
+        "event_id",
+    ),
+    "activity": _Listing(
+        admin_activity,
+        st.fixed_dictionaries({"performed": st.sampled_from(_MOMENTS), "position": st.integers(0, 3)}),
+        _activity_row,
+        lambda r: True,
+        lambda engine, sort, descending, **kw: list_activity(engine, descending=descending, **kw),
+        {"performed": lambda r: (r["performed_at"], r["position"])},
+        "action_id",
+        "action_id",
+    ),
+}
+
+
+@settings(settings.get_profile("integration"), max_examples=15)
+@given(data=st.data(), limit=st.integers(1, 4))
+@pytest.mark.parametrize("name", list(_LISTINGS))
+def test_every_lists_sorts_page_through_every_row_once_in_order_ties_included(
+    engine: Engine, runner: ProjectionRunner, name: str, data: st.DataObject, limit: int
+) -> None:
+    """Each sort, each direction, paged `limit` rows at a time: every listed row once, in the
+    order of the sort's keys (ties broken by the unique key), whatever the page boundaries."""
+    listing = _LISTINGS[name]
+    drawn = data.draw(st.lists(listing.drawn, max_size=12))
+    rows = [listing.row(i, d) for i, d in enumerate(drawn)]
+    if name == "activity":  # the log position is unique: draw it as a tie-breaker among the rows
+        for i, row in enumerate(rows):
+            row["position"] = row["position"] * 100 + i
+    with engine.begin() as conn:
+        conn.execute(listing.table.delete())
+        insert_rows(conn, listing.table, rows)
+    for sort, key in listing.sorts.items():
+        for descending in (False, True):
+            seen: list[str] = []
+            cursor: str | None = None
+            while True:
+                page = listing.page(engine, sort=sort, descending=descending, limit=limit, cursor=cursor)
+                assert len(page.rows) <= limit
+                seen += [str(row[listing.shown_id]) for row in page.rows]
+                if page.next_cursor is None:
+                    break
+                assert len(page.rows) == limit
+                cursor = page.next_cursor
+            expected = sorted((r for r in rows if listing.listed(r)), key=key, reverse=descending)
+            assert seen == [str(r[listing.stored_id]) for r in expected], (name, sort, descending)
+
+
+def test_a_sorted_lists_cursor_is_refused_by_another_sort_or_direction(
+    app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
+) -> None:
+    tell_the_story(app, clock, runner)
+    for key in ("po_1", "po_2"):
+        app.record_payout(provider="stripe", provider_payout_id=key, amount=Money(100, "usd"), paid=True)
+    runner.catch_up()
+    for page, sorts in (
+        (failed_payments, ("last_failure", "amount_due", "attempts", "number")),
+        (list_payouts, ("reported", "amount", "status")),
+        (list_items, ("detected", "amount", "class")),
+    ):
+        with pytest.raises(InvalidInputError) as refused:
+            page(engine, sort="nope")
+        assert refused.value.field == "sort"
+        for sort in sorts:
+            first = page(engine, sort=sort, descending=True, limit=1)
+            assert first.next_cursor is not None
+            assert page(engine, sort=sort, descending=True, limit=1, cursor=first.next_cursor).rows
+            for other in sorts:
+                for descending in (True, False):
+                    if (other, descending) == (sort, True):
+                        continue
+                    with pytest.raises(InvalidInputError) as refused:
+                        page(engine, sort=other, descending=descending, limit=1, cursor=first.next_cursor)
+                    assert refused.value.field == "cursor"
+    # Webhooks and activity: a cursor of newest first is refused oldest first, and the other way.
+    with engine.begin() as conn:
+        insert_rows(conn, webhook_events, [_webhook_row(i, {"received": _MOMENTS[i]}) for i in range(3)])
+        insert_rows(
+            conn, admin_activity, [_activity_row(i, {"performed": _MOMENTS[i], "position": i}) for i in range(3)]
+        )
+    for listed in (
+        lambda descending, cursor: list_webhook_events(engine, limit=1, cursor=cursor, oldest_first=not descending),
+        lambda descending, cursor: list_activity(engine, limit=1, cursor=cursor, descending=descending),
+    ):
+        for descending in (True, False):
+            cursor = listed(descending, None).next_cursor
+            assert cursor is not None
+            assert listed(descending, cursor).rows
+            with pytest.raises(InvalidInputError):
+                listed(not descending, cursor)
