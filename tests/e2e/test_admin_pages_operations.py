@@ -532,3 +532,123 @@ def test_bad_input_is_a_page_naming_it_never_a_server_error(site: Site) -> None:
     for path, status in BAD:
         html = site.admin.page(path, status=status)
         assert 'data-testid="error-status"' in html, path
+
+
+# ------------------------------------------------------------------------------ sortable headers
+
+
+def current_sort(page: str) -> list[tuple[str, str]]:
+    """(header testid, aria-sort) of the header marked as the current sort: exactly one."""
+    return re.findall(r'<th scope="col" aria-sort="(\w+)"[^>]*>\s*<a href="[^"]*" data-testid="([^"]+)"', page)
+
+
+def header_link(page: str, testid: str) -> str:
+    [(_, attrs)] = elements(page, testid)
+    return html.unescape(attrs["href"])
+
+
+def test_each_lists_header_links_sort_it_and_toggle_the_direction(site: Site) -> None:
+    for key, amount in (("po_1Small", 100), ("po_1Large", 90_000), ("po_1Mid", 50_000)):
+        site.api.clock.advance(timedelta(minutes=1))
+        site.app.record_payout(provider="stripe", provider_payout_id=key, amount=Money(amount, "usd"), paid=True)
+
+    def payout_amounts(page: str) -> list[str]:
+        return texts(page, "payout-amount")
+
+    listed = site.admin.page("/admin/payouts")
+    assert current_sort(listed) == [("descending", "sort-reported")]
+    assert payout_amounts(listed) == ["500.00 USD", "900.00 USD", "1.00 USD"]
+    by_amount = site.admin.page(header_link(listed, "sort-amount"))
+    assert current_sort(by_amount) == [("descending", "sort-amount")]
+    assert payout_amounts(by_amount) == ["900.00 USD", "500.00 USD", "1.00 USD"]
+    ascending = site.admin.page(header_link(by_amount, "sort-amount"))  # the current sort's link flips it
+    assert current_sort(ascending) == [("ascending", "sort-amount")]
+    assert payout_amounts(ascending) == ["1.00 USD", "500.00 USD", "900.00 USD"]
+    filtered = header_link(site.admin.page("/admin/payouts?status=paid"), "sort-amount")
+    assert "status=paid" in filtered  # a new sort keeps the filters, and starts at the first page
+
+    # Failed payments by attempts: the invoice whose payment failed twice first.
+    once, twice = issued_invoice(site.api), issued_invoice(site.api)
+    for invoice_id, attempts in ((once, 1), (twice, 2)):
+        for attempt in range(attempts):
+            site.api.clock.advance(timedelta(minutes=1))
+            site.app.record_provider_payment_failed(
+                provider="stripe",
+                provider_payment_id=f"pi_{invoice_id}",
+                attempt_id=f"ch_{invoice_id}_{attempt}",
+                code="card_declined",
+                message="Your card was declined.",
+                invoice_id=UUID(invoice_id),
+                amount=Money(86_000, "usd"),
+            )
+    failed = site.admin.page("/admin/failed-payments")
+    assert current_sort(failed) == [("descending", "sort-last_failure")]
+    assert [a["data-invoice-id"] for _, a in elements(failed, "failed-payment-row")] == [twice, once]
+    by_attempts = site.admin.page(header_link(failed, "sort-attempts"))
+    assert current_sort(by_attempts) == [("descending", "sort-attempts")]
+    assert texts(by_attempts, "failed-attempts") == ["2", "1"]
+    fewest = site.admin.page(header_link(by_attempts, "sort-attempts"))
+    assert texts(fewest, "failed-attempts") == ["1", "2"]
+
+    for invoice_id in (once, twice):  # two actions for the activity page
+        site.admin.submit("/admin/failed-payments", f"/admin/failed-payments/{invoice_id}/remind")
+
+    # Webhooks and activity: the time column's link shows the oldest first.
+    _deliver(site, "evt_1First", "pi_1First", once)
+    _deliver(site, "evt_1Second", "pi_1Second", twice)
+    inbox = site.admin.page("/admin/webhooks")
+    newest = [a["data-event-id"] for _, a in elements(inbox, "webhook-row")]
+    assert newest[:2] == ["evt_1Second", "evt_1First"]
+    oldest = site.admin.page(header_link(inbox, "sort-received"))
+    assert current_sort(oldest) == [("ascending", "sort-received")]
+    assert [a["data-event-id"] for _, a in elements(oldest, "webhook-row")] == newest[::-1]
+    actions = site.admin.page("/admin/activity")
+    rows = [html.unescape(row) for row, _ in elements(actions, "activity-row")]
+    assert len(rows) >= 2
+    first_actions = site.admin.page(header_link(actions, "sort-performed"))
+    assert current_sort(first_actions) == [("ascending", "sort-performed")]
+    assert [html.unescape(row) for row, _ in elements(first_actions, "activity-row")] == rows[::-1]
+
+
+def test_the_items_header_links_sort_them(site: Site) -> None:
+    clock = site.api.clock
+    days = {"from": (clock.now() - timedelta(days=1)).date().isoformat(), "to": clock.now().date().isoformat()}
+    for amount in (2_000, 3_000):
+        site.stripe.seed_payment(amount=amount, created=int(clock.now().timestamp()))
+    site.admin.submit("/admin/reconciliation", "/admin/reconciliation/runs", {**days, "source": "stripe"})
+
+    listed = site.admin.page("/admin/reconciliation/items")
+    assert current_sort(listed) == [("descending", "sort-detected")]
+    shown = [attrs["data-item-id"] for _, attrs in elements(listed, "item-row")]
+    assert len(shown) >= 2
+    oldest = site.admin.page(header_link(listed, "sort-detected"))
+    assert current_sort(oldest) == [("ascending", "sort-detected")]
+    assert [attrs["data-item-id"] for _, attrs in elements(oldest, "item-row")] == shown[::-1]
+    by_class = site.admin.page(header_link(listed, "sort-class"))
+    assert current_sort(by_class) == [("ascending", "sort-class")]
+    classes = [attrs["data-class"] for _, attrs in elements(by_class, "item-row")]
+    assert classes == sorted(classes)
+    # A cursor of one sort is refused by another: a 422 page naming the cursor.
+    paged = site.admin.page("/admin/reconciliation/items?limit=1&sort=class&dir=asc")
+    [next_link] = [html.unescape(link) for link in links(paged) if "cursor=" in link]
+    refused = site.admin.page(next_link.replace("sort=class", "sort=amount"), status=422)
+    assert "cursor" in text(refused, "error-detail")
+
+
+SORT_BAD = [
+    "/admin/failed-payments?sort=nope",
+    "/admin/failed-payments?sort=number&dir=sideways",
+    "/admin/payouts?sort=nope",
+    "/admin/reconciliation/items?sort=nope",
+    "/admin/webhooks?sort=nope",
+    "/admin/webhooks?dir=up",
+    "/admin/activity?sort=nope",
+    "/admin/activity?dir=asc&cursor=zzz",
+]
+
+
+def test_a_bad_sort_direction_or_cursor_is_a_422_page_naming_the_field(site: Site) -> None:
+    for path in SORT_BAD:
+        page = site.admin.page(path, status=422)
+        field = "cursor" if "cursor=" in path else "dir" if "dir=" in path else "sort"
+        assert field in text(page, "error-detail"), (path, text(page, "error-detail"))
