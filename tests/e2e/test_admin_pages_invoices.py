@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
@@ -28,71 +27,10 @@ from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.admin.users import ADMIN, AUDITOR
 from ledger.money import Money
+from tests.admin_pages import ADMIN_EMAIL, AUDITOR_EMAIL, PASSWORD, PageIds, csrf_token, elements, text, texts
 from tests.conftest import AppFactory
 from tests.e2e.conftest import Api, served_api
 from tests.stripe_server import StripeServer
-
-PASSWORD = "correct horse battery staple"
-ADMIN_EMAIL = "finance@example.com"
-AUDITOR_EMAIL = "auditor@example.com"
-VOID_ELEMENTS = frozenset({"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
-
-
-# ------------------------------------------------------------------------------ reading pages
-
-
-class _TestIds(HTMLParser):
-    """The text of every element with a data-testid (nested ones too), and its attributes."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[tuple[str, dict[str, str], list[str]]] = []
-        self._open: list[tuple[str, int | None]] = []  # (tag, index into found)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        index = None
-        if "data-testid" in attributes:
-            index = len(self.found)
-            self.found.append((attributes["data-testid"], attributes, []))
-        if tag not in VOID_ELEMENTS:
-            self._open.append((tag, index))
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            opened, _ = self._open.pop()
-            if opened == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        for _, index in self._open:
-            if index is not None:
-                self.found[index][2].append(data)
-
-
-def elements(html: str, testid: str) -> list[tuple[str, dict[str, str]]]:
-    """(text, attributes) of each element with `data-testid=testid`, in document order; the text
-    with its whitespace collapsed."""
-    parser = _TestIds()
-    parser.feed(html)
-    return [(" ".join("".join(text).split()), attrs) for found, attrs, text in parser.found if found == testid]
-
-
-def texts(html: str, testid: str) -> list[str]:
-    return [text for text, _ in elements(html, testid)]
-
-
-def text(html: str, testid: str) -> str:
-    found = texts(html, testid)
-    assert len(found) == 1, f"{testid}: {found}"
-    return found[0]
-
-
-def csrf_token(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None, "no CSRF token on the page"
-    return found.group(1)
-
 
 # ------------------------------------------------------------------------------ the served app
 
@@ -601,7 +539,7 @@ def test_the_buttons_follow_the_invoice_state(site: Site) -> None:
 
 
 def _buttons(html: str) -> list[tuple[str, dict[str, str]]]:
-    parser = _TestIds()
+    parser = PageIds()
     parser.feed(html)
     return [("".join(text), attrs) for found, attrs, text in parser.found if found.startswith("action-")]
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from html.parser import HTMLParser
 from urllib.parse import urlencode, urlsplit
 from uuid import UUID, uuid4
 
@@ -33,63 +32,15 @@ from adapters.stripe import StripePaymentProvider
 from commands.application import BillingApplication
 from ledger.admin.users import ADMIN, AUDITOR
 from ledger.money import Money
+from tests.admin_pages import ADMIN_EMAIL, AUDITOR_EMAIL, PASSWORD, elements, text, texts
 from tests.e2e.conftest import INVOICE, WEBHOOK_SECRET, Api, serve, served_api
 from tests.stripe_payloads import event_payload
 from tests.stripe_server import API_KEY, StripeServer
 
-PASSWORD = "correct horse battery staple"
-ADMIN_EMAIL = "finance@example.com"
-AUDITOR_EMAIL = "auditor@example.com"
 FEE = 2_524
-VOID_ELEMENTS = frozenset({"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
 
 
 # ------------------------------------------------------------------------------ reading pages
-
-
-class _TestIds(HTMLParser):
-    """The text and attributes of every element with a data-testid."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[tuple[str, dict[str, str], list[str]]] = []
-        self._open: list[tuple[str, int | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        index = None
-        if "data-testid" in attributes:
-            index = len(self.found)
-            self.found.append((attributes["data-testid"], attributes, []))
-        if tag not in VOID_ELEMENTS:
-            self._open.append((tag, index))
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            opened, _ = self._open.pop()
-            if opened == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        for _, index in self._open:
-            if index is not None:
-                self.found[index][2].append(data)
-
-
-def elements(html: str, testid: str) -> list[tuple[str, dict[str, str]]]:
-    """(text, attributes) of each element with `data-testid=testid`, whitespace collapsed."""
-    parser = _TestIds()
-    parser.feed(html)
-    return [(" ".join("".join(text).split()), attrs) for found, attrs, text in parser.found if found == testid]
-
-
-def texts(html: str, testid: str) -> list[str]:
-    return [text for text, _ in elements(html, testid)]
-
-
-def text(html: str, testid: str) -> str:
-    [found] = texts(html, testid)
-    return found
 
 
 def links(html: str) -> set[str]:
