@@ -380,7 +380,7 @@ def _timeline(html: str) -> list[tuple[int, str]]:
     return list(zip(versions, statuses, strict=True))
 
 
-def test_a_long_timeline_is_shown_a_page_at_a_time_newest_first(site: Site) -> None:
+def test_a_long_timeline_shows_its_newest_events_then_the_older_ones(site: Site) -> None:
     app, clock = site.app, site.clock
     invoice_id = draft(app, amount=1_000)
     for n in range(140):  # 1 creation + 1 line + 140 lines + issue = 143 events
