@@ -708,6 +708,21 @@ class BillingApplication(Application[UUID]):
         if not found:
             raise InvoiceNotFoundError(invoice_id)
 
+    def invoice_events(
+        self, invoice_id: UUID, *, before: int | None = None, limit: int | None = None, topics: tuple[str, ...] = ()
+    ) -> list[Invoice.Event]:
+        """The invoice's events older than version `before` (all when None), oldest first: the
+        newest `limit` of them (one indexed read, newest first, then turned around), and of
+        those only the ones whose stored topic is one of `topics` (all when empty: the others
+        are not decoded). A page of a long history costs what the page shows."""
+        with storage_errors_as_unavailable():
+            stored = self.recorder.select_events(
+                invoice_id, lte=None if before is None else before - 1, desc=True, limit=limit
+            )
+        wanted = [record for record in reversed(stored) if not topics or record.topic in topics]
+        events = [self.mapper.to_domain_event(record) for record in wanted]
+        return [event for event in events if isinstance(event, Invoice.Event)]
+
     def payment(self, payment_id: UUID, *, version: int | None = None) -> Payment:
         payment = self.runner.get(payment_id, Payment, version=version)
         if payment is None:

@@ -313,7 +313,9 @@ class StoredEvent(Protocol):
 class AggregateRecords(Protocol):
     """The stored events of one aggregate (the application's recorder: `app.recorder`)."""
 
-    def select_events(self, originator_id: UUID) -> Sequence[StoredEvent]: ...
+    def select_events(
+        self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None
+    ) -> Sequence[StoredEvent]: ...
 
 
 OK = "ok"
@@ -333,7 +335,9 @@ class _Chained:
     state: bytes
 
 
-def invoice_audit(engine: Engine, log: AggregateRecords, invoice_id: UUID) -> list[dict[str, Any]]:
+def invoice_audit(
+    engine: Engine, log: AggregateRecords, invoice_id: UUID, *, after: int | None = None, upto: int | None = None
+) -> list[dict[str, Any]]:
     """Per stored event of the invoice, oldest first, whether it is still what was chained.
 
     Each event is re-hashed from the link before its position (the previous row of the kept
@@ -342,8 +346,10 @@ def invoice_audit(engine: Engine, log: AggregateRecords, invoice_id: UUID) -> li
     `missing` (chained, no longer stored). Keys: position (None when not chained), topic,
     version, moment (the event's timestamp, None when it cannot be read), status.
     Two queries: the invoice's stored events, and its chain rows each with the link before it.
+    `after` < version <= `upto` narrows both to the versions a page shows: a page of the timeline
+    costs what its rows cost, not what the invoice's whole history does.
     """
-    stored = {event.originator_version: event for event in log.select_events(invoice_id)}
+    stored = {event.originator_version: event for event in log.select_events(invoice_id, gt=after, lte=upto)}
     mine = audit_chain.alias("mine")
     before = audit_chain.alias("before")
     previous = (
@@ -358,6 +364,10 @@ def invoice_audit(engine: Engine, log: AggregateRecords, invoice_id: UUID) -> li
         .where(mine.c.originator_id == str(invoice_id))
         .order_by(mine.c.originator_version)
     )
+    if after is not None:
+        query = query.where(mine.c.originator_version > after)
+    if upto is not None:
+        query = query.where(mine.c.originator_version <= upto)
     with engine.connect() as conn:
         chained = {int(row.originator_version): row for row in conn.execute(query)}
     audit: list[dict[str, Any]] = []

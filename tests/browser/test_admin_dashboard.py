@@ -196,6 +196,14 @@ def test_an_invoice_is_shown_as_it_stood_before_its_payment(
     expect(admin.get_by_test_id("as-of-banner")).to_contain_text("2026-02-24 15:00:00 UTC")
     expect(admin.get_by_test_id("invoice-amount-due")).to_have_text("1,200.00 USD")
 
+    # Or right after the event of a version: the input holds the version shown.
+    version = admin.get_by_label("Right after the event of version")
+    expect(version).to_have_value(admin.get_by_test_id("invoice-version").inner_text())
+    version.fill("1")
+    _go(admin, admin.get_by_role("button", name="Show").nth(1))
+    expect(admin.get_by_test_id("as-of-banner")).to_contain_text("As it stood at version 1")
+    expect(admin.get_by_test_id("invoice-version")).to_have_text("1")
+
     _go(admin, admin.get_by_test_id("back-to-now"))
     expect(admin.get_by_test_id("as-of-banner")).to_have_count(0)
     expect(admin.get_by_test_id("invoice-actions")).to_be_visible()

@@ -337,13 +337,13 @@ def test_the_invoice_page_shows_it_as_it_stood_as_the_api_does(site: Site) -> No
 
 
 def _selected_version(html: str) -> list[str]:
-    """The options the "Right after an event" select pre-selects."""
-    select = re.search(r'<select id="as-of-version".*?</select>', html, re.S)
-    assert select is not None, "no version select on the page"
-    return re.findall(r'<option value="(\d+)"\s*selected', select.group(0))
+    """The value the "Right after the event of version" input is filled with."""
+    field = re.search(r'<input id="as-of-version"[^>]*>', html, re.S)
+    assert field is not None, "no version input on the page"
+    return re.findall(r'value="(\d+)"', field.group(0))
 
 
-def test_the_version_select_preselects_the_version_the_page_shows(site: Site) -> None:
+def test_the_version_input_shows_the_version_the_page_shows(site: Site) -> None:
     app, clock = site.app, site.clock
     invoice_id = draft(app, amount=1_000)
     clock.advance(timedelta(hours=1))
@@ -369,7 +369,58 @@ def test_the_invoice_page_shows_the_audit_chain_status_of_each_event(site: Site)
     html = site.page(f"/admin/invoices/{invoice_id}")
 
     assert set(texts(html, "audit-status")) == {"ok"}
-    assert text(html, "audit-summary") == "Every event matches the audit chain."
+    assert text(html, "audit-summary") == "Every event shown here matches the audit chain."
+
+
+def _timeline(html: str) -> list[tuple[int, str]]:
+    """(version, audit status) of each timeline row, in the page's order."""
+    versions = [int(v) for v in re.findall(r'<span class="muted">v(\d+)</span>', html)]
+    statuses = texts(html, "audit-status")
+    assert len(versions) == len(statuses) == len(elements(html, "timeline-event"))
+    return list(zip(versions, statuses, strict=True))
+
+
+def test_a_long_timeline_shows_its_newest_events_then_the_older_ones(site: Site) -> None:
+    app, clock = site.app, site.clock
+    invoice_id = draft(app, amount=1_000)
+    for n in range(140):  # 1 creation + 1 line + 140 lines + issue = 143 events
+        clock.advance(timedelta(minutes=1))
+        app.add_line(invoice_id, NewLine(description=f"Item {n}", quantity=1, unit_amount=10))
+    app.issue(invoice_id)
+    site.sign_in_again()  # the clock moved past the idle timeout
+    clock.advance(timedelta(minutes=1))
+    app.record_offline_payment(invoice_id, Money(100, "usd"), reference="wire-9")
+    latest = app.invoice(invoice_id).version
+    assert latest > 100
+
+    first = site.page(f"/admin/invoices/{invoice_id}")
+    shown = _timeline(first)
+    assert [v for v, _ in shown] == list(range(latest - 99, latest + 1))  # the newest 100, oldest first
+    assert texts(first, "timeline-newer") == []
+    older_link = elements(first, "timeline-older")
+    assert [attrs["href"] for _, attrs in older_link] == [f"/admin/invoices/{invoice_id}?events_before={latest - 99}"]
+    assert texts(first, "timeline-older") == ["Older events"]
+    assert text(first, "invoice-version") == str(latest)
+
+    older = site.page(older_link[0][1]["href"])
+    rest = _timeline(older)
+    assert [v for v, _ in rest] == list(range(1, latest - 99))  # the rest: no overlap, no gap
+    assert {status for _, status in rest} == {"ok"}  # the older ones' audit is shown too
+    assert texts(older, "timeline-older") == []
+    newer = elements(older, "timeline-newer")
+    assert [attrs["href"] for _, attrs in newer] == [f"/admin/invoices/{invoice_id}?events_before={latest + 1}"]
+    assert text(older, "invoice-version") == str(latest)  # a page of the timeline, the invoice as it stands
+
+    # As it stood at a version: the page of the timeline holds that version, and its links keep it.
+    at_ten = site.page(f"/admin/invoices/{invoice_id}?version=10")
+    assert 10 in [v for v, _ in _timeline(at_ten)]
+    assert text(at_ten, "invoice-version") == "10"
+    ((_, attrs),) = elements(at_ten, "timeline-newer")
+    assert "version=10" in attrs["href"].replace("&amp;", "&")
+
+    for bad in ("0", "soon", "-3", str(latest + 2)):
+        response = site.admin.get(f"/admin/invoices/{invoice_id}?events_before={bad}")
+        assert response.status_code == 422, bad
 
 
 def test_each_action_changes_the_invoice_and_is_in_the_activity(site: Site, shared_stripe_server: StripeServer) -> None:

@@ -574,6 +574,12 @@ def test_an_invoices_audit_names_each_event_ok_altered_or_not_yet_chained(
     statuses = [e["status"] for e in invoice_audit(engine, app.recorder, invoice_id)]
     assert statuses[2] == "altered"
     assert statuses.count("altered") == 1  # each event is re-hashed from its own kept link
+    # A range of versions (a page of the timeline): those events only, each judged as above.
+    ranged = invoice_audit(engine, app.recorder, invoice_id, after=2, upto=4)
+    assert [(e["version"], e["status"], e["position"]) for e in ranged] == [
+        (3, "altered", issued),
+        (4, "ok", invoice_audit(engine, app.recorder, invoice_id)[3]["position"]),
+    ]
     assert {e["status"] for e in invoice_audit(engine, app.recorder, other)} == {"ok"}
 
 

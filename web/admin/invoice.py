@@ -7,9 +7,14 @@ dashboard and the API never disagree about an amount. Refunds and disputes are r
 invoice's own events, so they too are shown as they stood; payments, dunning and the actions
 belong to the present and are shown only then.
 
-The timeline lists every event (moment, topic, version, what it carried), each moment a link
+The timeline lists the events (moment, topic, version, what it carried), each moment a link
 to the invoice as it stood right after it, beside the audit chain's verdict on that event
 (projections/admin/invoices.py `invoice_audit`: its stored bytes re-hashed against the chain).
+It shows TIMELINE_PAGE of them, the newest (or, as it stood, those around the version shown),
+with keyset links to older and newer ones (`?events_before=<version>`): an invoice with a
+thousand events costs a page of them to show, not its whole history read, decoded, audited and
+rendered. The invoice itself comes from the application (its aggregate cache, or one load at
+`?version=`), never from replaying the history a second time here.
 
 Actions are POST forms (the CSRF token is checked by web/admin/security.py, which also refuses
 an auditor's POST). Each runs its command off the event loop inside `acting(...)`, so the
@@ -27,9 +32,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, PlainValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,7 +43,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from commands.runner import Outcome
-from ledger.errors import InvalidInputError, InvoiceNotFoundError
+from ledger.errors import InvalidInputError
 from ledger.invoices import DRAFT, OPEN, UNCOLLECTIBLE, Invoice
 from ledger.money import Money
 from ledger.validation import require_date
@@ -81,6 +87,7 @@ AMOUNT_FIELDS = frozenset(
 )
 # The audit verdicts of projections/admin/invoices.py, as badge colours: anything else is a problem.
 AUDIT_BADGES = {OK: "ok", NOT_CHAINED: "pending"}
+TIMELINE_PAGE = 100  # events per page of the timeline, as a payment provider's event lists page them
 PAYMENTS_SHOWN = 200  # an invoice has a handful; a page would not show more usefully
 # Every event has these (web/render.py leaves them out of an event's data too).
 _BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
@@ -130,6 +137,7 @@ class InvoiceView(BaseModel):
 
     as_of: Annotated[datetime | None, PlainValidator(rule(_moment))] = None
     version: Annotated[int | None, PlainValidator(rule(_version))] = None
+    events_before: Annotated[int | None, PlainValidator(rule(_version))] = None
     done: str | None = None
 
 
@@ -143,15 +151,17 @@ class InvoicePage:
     latest_version: int
     as_of: datetime | None
     at_version: int | None
-    timeline: list[dict[str, Any]]
-    audit_problems: int  # events altered, or chained and no longer stored
-    audit_pending: int  # events newer than the chain's head
+    timeline: list[dict[str, Any]]  # one page of the events, oldest first
+    audit_problems: int  # of the versions shown: events altered, or chained and no longer stored
+    audit_pending: int  # of the versions shown: events newer than the chain's head
     refunds: list[dict[str, Any]]
     disputes: list[dict[str, Any]]
     checkouts: list[dict[str, Any]]
     payments: list[dict[str, Any]] = field(default_factory=list)
     dunning: dict[str, Any] | None = None
     actions: dict[str, bool] = field(default_factory=dict)
+    older_href: str | None = None  # the timeline's page before this one, if there are older events
+    newer_href: str | None = None  # the one after it, if there are newer events
 
 
 async def invoice_page(request: Request) -> Response:
@@ -183,8 +193,7 @@ def _render(
 def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePage:
     app = services.app
     services.read_models.catch_up()  # the audit chain and the payments of what was just recorded
-    history = list(app.invoice_history(invoice_id))  # 404 for an invoice that never was
-    latest = _replayed(history)  # as app.invoice() would build it, without reading the events again
+    latest = app.invoice(invoice_id)  # 404 for an invoice that never was; the aggregate cache's
     if view.as_of is not None:
         invoice = app.invoice_as_of(invoice_id, view.as_of)  # 404 before its creation, as the API
     elif view.version is not None:
@@ -192,13 +201,18 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
             raise RequestInvalidError(
                 [{"field": "version", "message": f"the invoice has {latest.version} versions, not {view.version}"}]
             )
-        invoice = _replayed(history[: view.version])
+        invoice = app.invoice(invoice_id, version=view.version)
     else:
         invoice = latest
     past = view.as_of is not None or view.version is not None
-    shown = history[: invoice.version]
+    before = _events_before(view, latest.version, invoice.version if past else None)
+    events = app.invoice_events(invoice_id, before=before, limit=TIMELINE_PAGE)
     engine = services.read_models.engine
-    audit = {entry["version"]: entry["status"] for entry in invoice_audit(engine, app.recorder, invoice_id)}
+    audit: dict[int, str] = {}
+    if events:  # only the versions shown are re-hashed against the chain
+        first, last = events[0].originator_version, events[-1].originator_version
+        entries = invoice_audit(engine, app.recorder, invoice_id, after=first - 1, upto=last)
+        audit = {entry["version"]: entry["status"] for entry in entries}
     here = f"/admin/invoices/{invoice_id}"
     page = InvoicePage(
         invoice=invoice_json(invoice, today=services.clock.now().date()),
@@ -207,13 +221,18 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
         latest_version=latest.version,
         as_of=view.as_of,
         at_version=invoice.version if past else None,
-        timeline=[_timeline_entry(event, here, invoice, audit) for event in history],
+        timeline=[_timeline_entry(event, here, invoice, audit) for event in events],
         audit_problems=sum(1 for status in audit.values() if status not in (OK, NOT_CHAINED)),
         audit_pending=sum(1 for status in audit.values() if status == NOT_CHAINED),
-        refunds=_refunds(shown),
-        disputes=_disputes(shown, invoice),
+        refunds=[],
+        disputes=[],
         checkouts=[{"session_id": key, **value} for key, value in invoice.checkouts.items()],
     )
+    _page_links(page, here, view, events, before=before, latest=latest.version)
+    if invoice.refund_ids or invoice.disputes:  # most invoices have neither: nothing more to read
+        moved = app.invoice_events(invoice_id, before=invoice.version + 1, topics=_REFUND_AND_DISPUTE_TOPICS)
+        page.refunds = _refunds(moved)
+        page.disputes = _disputes(moved, invoice)
     if not past:
         page.payments = list_payments(engine, invoice_id=str(invoice_id), limit=PAYMENTS_SHOWN).rows
         page.dunning = dunning_row(engine, str(invoice_id))
@@ -221,15 +240,39 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
     return page
 
 
-def _replayed(events: list[Invoice.Event]) -> Invoice:
-    """The invoice the events make, applied in order (what the repository and
-    `app.invoice_as_of` do)."""
-    invoice: Invoice | None = None
-    for event in events:
-        invoice = event.mutate(invoice)
-    if invoice is None:  # invoice_history never yields nothing; a check for the type checker
-        raise InvoiceNotFoundError("")
-    return invoice
+# The stored topics of the events the refunds and disputes tables are read from.
+_REFUND_AND_DISPUTE_TOPICS = (get_topic(Invoice.RefundApplied), get_topic(Invoice.DisputeOpened))
+
+
+def _events_before(view: InvoiceView, latest: int, shown: int | None) -> int:
+    """The version the timeline's page ends before: the one asked for, else past the newest,
+    else (the invoice as it stood) so that the version shown is in the middle of the page."""
+    if view.events_before is not None:
+        if view.events_before > latest + 1:
+            message = f"the invoice has {latest} versions, not {view.events_before - 1}"
+            raise RequestInvalidError([{"field": "events_before", "message": message}])
+        return view.events_before
+    if shown is None:
+        return latest + 1
+    return min(latest, shown + TIMELINE_PAGE // 2) + 1
+
+
+def _page_links(
+    page: InvoicePage, here: str, view: InvoiceView, events: list[Invoice.Event], *, before: int, latest: int
+) -> None:
+    """The keyset links to the timeline's older and newer pages, keeping what the page shows
+    (`as_of` or `version`)."""
+    kept: dict[str, str] = {}
+    if view.as_of is not None:
+        kept["as_of"] = view.as_of.isoformat().replace("+00:00", "Z")
+    elif view.version is not None:
+        kept["version"] = str(view.version)
+    oldest = events[0].originator_version if events else before
+    if oldest > 1:
+        page.older_href = f"{here}?{urlencode({**kept, 'events_before': oldest})}"
+    newest = before - 1
+    if newest < latest:
+        page.newer_href = f"{here}?{urlencode({**kept, 'events_before': min(newest + TIMELINE_PAGE, latest) + 1})}"
 
 
 def allowed_actions(invoice: Invoice, *, checkout_configured: bool) -> dict[str, bool]:
@@ -258,7 +301,6 @@ def _timeline_entry(event: Invoice.Event, here: str, shown: Invoice, audit: dict
         "at": at,
         "href": f"{here}?as_of={quote(at)}",
         "moment": f"{when} UTC",
-        "label": f"v{event.originator_version} · {when} · {topic.removeprefix('invoice.')}",
         "changes": "; ".join(
             f"{name} {_shown_value(name, getattr(event, name), shown.currency)}" for name in _fields_of(type(event))
         ),
