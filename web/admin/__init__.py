@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from web.admin import login
+from web.admin.login import routes as login_routes
 from web.admin.pages import page_routes
 from web.admin.rendering import PREFIX
 from web.admin.security import AdminSecurity
@@ -24,7 +24,7 @@ STATIC = Path(__file__).parent / "static"
 def admin_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Mount("/static", StaticFiles(directory=STATIC), name="admin-static"),
-        *login.routes(),
+        *login_routes(),
         *page_routes(),
     ]
     return [Mount(PREFIX, routes=routes, middleware=[Middleware(AdminSecurity)], name="admin")]

@@ -8,19 +8,26 @@ from collections.abc import Callable
 
 from starlette.routing import BaseRoute
 
-from web.admin import activity, failed_payments, invoice, invoices, overview, payouts, reconciliation, webhooks
+from web.admin.activity import routes as activity_routes
+from web.admin.failed_payments import routes as failed_payments_routes
+from web.admin.invoice import routes as invoice_routes
+from web.admin.invoices import routes as invoices_routes
+from web.admin.overview import routes as overview_routes
+from web.admin.payouts import routes as payouts_routes
+from web.admin.reconciliation import routes as reconciliation_routes
+from web.admin.webhooks import routes as webhooks_routes
 
 PAGES: list[Callable[[], list[BaseRoute]]] = [
-    # adminpages1: overview, invoices, invoice
-    overview.routes,
-    invoices.routes,
-    invoice.routes,
-    # adminpages2: failed_payments, reconciliation, webhooks, payouts, activity
-    failed_payments.routes,
-    reconciliation.routes,
-    webhooks.routes,
-    payouts.routes,
-    activity.routes,
+    # what is owed and each invoice
+    overview_routes,
+    invoices_routes,
+    invoice_routes,
+    # the day-to-day operations
+    failed_payments_routes,
+    reconciliation_routes,
+    webhooks_routes,
+    payouts_routes,
+    activity_routes,
 ]
 
 
