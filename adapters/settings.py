@@ -8,7 +8,7 @@ variable's name in the message.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,8 @@ from ledger.dunning.policy import (
     parse_max_attempts,
     parse_schedule,
 )
-from ledger.errors import InvalidDunningPolicyError
+from ledger.errors import InvalidDunningPolicyError, InvalidTextError
+from ledger.seller import Seller
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ledger.sqlite3"
 
@@ -35,7 +36,11 @@ class Settings:
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
-    smtp_url: str | None = None
+    smtp_url: str | None = None  # LEDGER_SMTP_URL: smtp://[user:password@]host:port[?starttls=required], smtps://
+    mail_from: str | None = None  # LEDGER_MAIL_FROM: the sender of invoice emails
+    mail_on_issue: bool = False  # LEDGER_MAIL_ON_ISSUE=1: email each invoice to its customer when it is issued
+    # LEDGER_SELLER_NAME, _ADDRESS (lines separated by "|"), _EMAIL, _TAX_ID, LEDGER_PAYMENT_INSTRUCTIONS
+    seller: Seller = field(default_factory=Seller)
     public_url: str | None = None  # where customers reach us: Stripe Checkout's success/cancel pages
     dunning: DunningPolicy = field(default_factory=DunningPolicy.parse)  # LEDGER_DUNNING_SCHEDULE, _MAX_ATTEMPTS
     # LEDGER_DATABASE_TIMEOUT: how long a request waits for a database that does not answer.
@@ -62,6 +67,9 @@ class Settings:
             stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
             stripe_api_base=get("STRIPE_API_BASE"),
             smtp_url=get("LEDGER_SMTP_URL"),
+            mail_from=get("LEDGER_MAIL_FROM"),
+            mail_on_issue=_flag("LEDGER_MAIL_ON_ISSUE", get("LEDGER_MAIL_ON_ISSUE")),
+            seller=_seller(get),
             public_url=get("LEDGER_PUBLIC_URL"),
             dunning=_dunning_policy(get("LEDGER_DUNNING_SCHEDULE"), get("LEDGER_DUNNING_MAX_ATTEMPTS")),
             database_timeout=_seconds(
@@ -80,6 +88,30 @@ def _dunning_policy(schedule: str | None, max_attempts: str | None) -> DunningPo
     except InvalidDunningPolicyError as error:
         raise InvalidDunningPolicyError(f"LEDGER_DUNNING_MAX_ATTEMPTS: {error}") from None
     return DunningPolicy(steps, attempts)
+
+
+def _flag(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be 1 or 0 (true or false): {value!r}")
+
+
+def _seller(get: Callable[[str], str | None]) -> Seller:
+    address = get("LEDGER_SELLER_ADDRESS")
+    try:
+        return Seller(
+            name=get("LEDGER_SELLER_NAME") or Seller.name,
+            address=tuple(line.strip() for line in address.split("|") if line.strip()) if address else (),
+            email=get("LEDGER_SELLER_EMAIL") or "",
+            tax_id=get("LEDGER_SELLER_TAX_ID") or "",
+            payment_instructions=get("LEDGER_PAYMENT_INSTRUCTIONS") or "",
+        )
+    except InvalidTextError as error:
+        raise ConfigurationError(f"LEDGER_SELLER_*: {error}") from None
 
 
 def _seconds(name: str, value: str | None, default: float) -> float:

@@ -59,6 +59,8 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         dunning_policy=settings.dunning,
         # The dashboard's sessions live beside the read models (not rebuilt from the log).
         admin_sessions=SessionStore(engine, clock=clock),
+        seller=settings.seller,
+        secret_key=settings.secret_key,
     )
 
     def start() -> None:

@@ -14,6 +14,7 @@ from commands.ingestion.stripe_events import StripeIngestion
 from commands.ports import Clock, PaymentProvider
 from commands.reconciliation.facts import ProviderRecords
 from ledger.dunning.policy import DunningPolicy
+from ledger.seller import Seller
 from projections.queries import Page, list_invoices
 from web.admin.limiter import LoginLimiter
 from web.rendered import RenderedInvoices
@@ -60,6 +61,10 @@ class Services:
     # Whether the session cookie is marked Secure; None: when the request came over https or
     # public_url is https.
     secure_cookies: bool | None = None
+    # Who issues the invoices (LEDGER_SELLER_*), printed on PDFs and emails.
+    seller: Seller = field(default_factory=Seller)
+    # LEDGER_SECRET_KEY: signs the client portal's links; None: the portal is off.
+    secret_key: str | None = None
     # Records and handles verified deliveries, several to a commit when they arrive together.
     ingestion: StripeIngestion = field(init=False)
 

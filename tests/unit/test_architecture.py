@@ -39,6 +39,8 @@ ALLOWED: dict[str, set[str]] = {
         "starlette",
         "rich",
         "argon2",  # admin users' password hashes (adapters/admin/passwords.py)
+        "fpdf",  # invoice PDFs (adapters/pdf/)
+        "aiosmtpd",  # the demo's local mail capture server (adapters/mail/)
     },
     "web": {
         "ledger",
