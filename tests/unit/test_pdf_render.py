@@ -65,7 +65,8 @@ def test_names_in_any_european_script_print_as_given(name: str) -> None:
         for page in reader(pdf).pages
         for font in page["/Resources"]["/Font"].values()  # type: ignore[attr-defined]
     }
-    assert fonts and all("DejaVu" in font for font in fonts)  # embedded TrueType, not a core font
+    assert fonts
+    assert all("DejaVu" in font for font in fonts)  # embedded TrueType, not a core font
 
 
 def test_the_heading_names_seller_customer_number_dates_and_status() -> None:
@@ -141,7 +142,8 @@ def test_the_portal_link_is_printed_and_clickable() -> None:
 
 
 def test_the_memo_is_printed() -> None:
-    assert "Thank you for your business — net 30." in render(issued(draft(memo="Thank you for your business — net 30.")))
+    memo = "Thank you for your business — net 30."
+    assert memo in render(issued(draft(memo=memo)))
 
 
 def test_a_hundred_lines_flow_over_pages_with_the_header_on_each() -> None:
