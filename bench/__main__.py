@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile|admin] [--events N] [--payments N,N,...]
+[--only write|read-models|web|webhooks|usage|reconcile|admin|pdf] [--events N] [--payments N,N,...]
 [--baseline REF]`."""
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from bench.admin import render as render_admin
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
 from bench.machine import header, postgres_version
+from bench.pdf import FULL as PDF_FULL
+from bench.pdf import QUICK as PDF_QUICK
+from bench.pdf import render as render_pdf
+from bench.pdf import run_pdf
 from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
@@ -137,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "pdf"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -178,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile_reports: list[ReconcileReport] = []
     admin = (ADMIN_QUICK if args.quick else ADMIN_FULL) if args.only in (None, "admin") else None
     admin_reports: list[AdminReport] = []
+    pdf = (PDF_QUICK if args.quick else PDF_FULL) if args.only in (None, "pdf") else None
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -229,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconcile_reports.append(_reconcile("postgres", Path(), reconcile_sizes))
         if admin is not None:
             admin_reports.append(_postgres_admin(admin))
+    pdf_report = run_pdf(pdf) if pdf is not None else None  # CPU only: the same on either backend
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -264,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if admin is not None and admin_reports:
         print()
         print(render_admin(admin_reports, admin))
+    if pdf is not None and pdf_report is not None:
+        print()
+        print(render_pdf(pdf_report, pdf))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 
