@@ -11,7 +11,7 @@ import re
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, PlainValidator, RootModel, WithJsonSchema
+from pydantic import ConfigDict, Field, PlainValidator, RootModel, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,7 +50,7 @@ class PdfQuery(Query):
 class InvoicePdf(RootModel[bytes]):
     """The invoice as a PDF document."""
 
-    model_config = {"json_schema_extra": {"contentMediaType": PDF}}
+    model_config = ConfigDict(json_schema_extra={"contentMediaType": PDF})
 
 
 def routes() -> list[Route]:
