@@ -2,11 +2,12 @@
 
 The document of a version never changes (render_invoice_pdf is deterministic), so the ETag is
 the version, as on the JSON. Rendering is CPU work of a tenth of a second or more: it runs in a
-worker thread, never on the event loop, as the read of the invoice does.
+worker thread, never on the event loop, and at most RENDERS_AT_ONCE at a time per app.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 from uuid import UUID
 
@@ -29,6 +30,9 @@ from web.services import Services
 
 PDF = "application/pdf"
 MAX_VERSION = 10**18 - 1  # as If-Match: at most 18 digits
+# The GIL runs one render at a time anyway: more at once would only hold worker threads (and
+# some 11 MB each) that the other requests' reads wait for. The rest queue here, on the loop.
+RENDERS_AT_ONCE = 2
 
 
 def _version(value: object) -> int:
@@ -83,7 +87,8 @@ async def invoice_pdf(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
     version = decode(PdfQuery, dict(request.query_params)).version
     try:
-        invoice, body = await run_in_threadpool(_render, services, invoice_id, version)
+        async with _renders(request):
+            invoice, body = await run_in_threadpool(_render, services, invoice_id, version)
     except FontMissingError as error:
         return problem(
             503, "PDF font missing", str(error), slug="font-missing", headers={"Retry-After": RETRY_AFTER_SECONDS}
@@ -93,6 +98,15 @@ async def invoice_pdf(request: Request) -> Response:
         "Content-Disposition": f'attachment; filename="{file_name(invoice)}"',
     }
     return Response(body, media_type=PDF, headers=headers)
+
+
+def _renders(request: Request) -> asyncio.Semaphore:
+    """The app's render slots, made on its event loop at the first PDF asked for."""
+    state = request.app.state
+    slots: asyncio.Semaphore | None = getattr(state, "pdf_renders", None)
+    if slots is None:
+        slots = state.pdf_renders = asyncio.Semaphore(RENDERS_AT_ONCE)
+    return slots
 
 
 def _render(services: Services, invoice_id: UUID, version: int | None) -> tuple[Invoice, bytes]:

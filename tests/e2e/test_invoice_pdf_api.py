@@ -4,6 +4,7 @@ JSON says, per version, and the refusals are problems."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ def test_the_pdf_says_what_the_json_says(api: Api) -> None:
     assert printed("Amount due", text) == _formatted(as_json.json(), "amount_due")
     assert reader(response.content).metadata.title == f"Invoice {invoice['number']}"  # type: ignore[union-attr]
     assert api.client.get(url + "/pdf").content == response.content  # the same version, the same bytes
+
+
+def test_pdfs_asked_for_at_once_are_all_answered(api: Api) -> None:
+    invoice = _issued_and_part_paid(api)
+    url = f"/api/invoices/{invoice['id']}/pdf"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: api.client.get(url), range(6)))
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({answer.content for answer in answers}) == 1
+    assert api.client.get(f"/api/invoices/{invoice['id']}").status_code == 200
 
 
 def test_an_earlier_version_is_printed_as_it_stood(api: Api) -> None:
