@@ -445,7 +445,12 @@ def _dunning_pass(
     if moment > now:
         raise InvalidDateError(f"--at {moment.isoformat()} is in the future: dunning only runs for now or the past")
     runner.catch_up()  # the candidates come from the invoice status read model
-    candidates = dunning_candidates(runner.engine, today=moment.astimezone(UTC).date(), lookback_days=policy.span_days)
+    candidates = dunning_candidates(
+        runner.engine,
+        today=moment.astimezone(UTC).date(),
+        lookback_days=policy.span_days,
+        first_day=policy.first_day,
+    )
     print(f"dunning as of {moment.isoformat()} ({policy.schedule}; at most {policy.max_attempts} attempts)")
     if payments is None:
         print("STRIPE_API_KEY is unset: retry steps become reminders")
