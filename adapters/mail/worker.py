@@ -30,9 +30,12 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from adapters.mail.message import build_invoice_message
-from adapters.mail.smtp import ACCEPTED, BOUNCED, Delivery
+from adapters.mail.smtp import ACCEPTED, BOUNCED, Delivery, SmtpSender
+from adapters.mail.smtp_url import parse_smtp_url
 from adapters.pdf.render import render_invoice_pdf
+from adapters.persistence import ConfigurationError
 from adapters.read_models import projection_runner
+from adapters.settings import Settings
 from commands.application import BillingApplication
 from commands.ports import Clock
 from ledger.errors import LedgerError, StaleVersionError
@@ -186,3 +189,30 @@ class MailWorker:
     def _failed(self, email: InvoiceEmail, attempt: int, reason: str) -> str:
         self.app.mail.record_failed(email.id, attempt=attempt, reason=reason)
         return "failed" if attempt < email.max_attempts else "gave_up"
+
+
+def mail_worker(
+    app: BillingApplication,
+    engine: Engine,
+    settings: Settings,
+    *,
+    portal_link: PortalLink | None = None,
+    catch_up: Callable[[], object] | None = None,
+) -> MailWorker:
+    """The worker the settings describe; ConfigurationError when LEDGER_SMTP_URL is unset or
+    malformed (the emails stay queued)."""
+    if not settings.smtp_url:
+        raise ConfigurationError(
+            "LEDGER_SMTP_URL is unset: no email can be delivered (they stay queued); "
+            "set it, e.g. smtp://localhost:25 or smtps://user:password@mail.example.com"
+        )
+    return MailWorker(
+        app,
+        engine,
+        SmtpSender(parse_smtp_url(settings.smtp_url)),
+        seller=settings.seller,
+        mail_from=settings.mail_from,
+        portal_link=portal_link,
+        font_dir=settings.pdf_font_dir,
+        catch_up=catch_up,
+    )
