@@ -25,6 +25,7 @@ from adapters.demo import DEMO_ADMIN, seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
 from adapters.mail import cli as mail_cli
+from adapters.mail.triggers import mail_triggers
 from adapters.persistence import ConfigurationError
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
@@ -430,7 +431,15 @@ def _dunning_run(args: argparse.Namespace) -> int:
     )
     try:
         with _runner() as (runner, app):
-            return _dunning_pass(app, runner, settings.dunning, payments, args.at)
+            # With mail on, the reminders the pass requests are queued as emails right after it
+            # (the triggers' position is fixed first, so a first run still mails this pass's).
+            triggers = mail_triggers(app, runner.engine, on_issue=settings.mail_on_issue) if settings.smtp_url else None
+            if triggers is not None:
+                triggers.begin()
+            code = _dunning_pass(app, runner, settings.dunning, payments, args.at)
+            if triggers is not None:
+                print(f"mail: {triggers.run_once()}; `ledger mail run` (or `ledger serve`) delivers them")
+            return code
     finally:
         if payments is not None:
             payments.close()

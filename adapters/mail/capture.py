@@ -14,9 +14,11 @@ back from the listening socket once it is bound.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
+import signal
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,3 +144,32 @@ def captured(folder: Path) -> list[Captured]:
         return []
     rows = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Captured(**row) for row in rows]
+
+
+def add_command(mail: Any) -> None:
+    """`ledger mail capture [--port N] [--dir D]` under `ledger mail` (argparse subparsers)."""
+    capture = mail.add_parser("capture", help="run a local SMTP server that keeps each message as an .eml file")
+    capture.add_argument("--port", type=int, default=2525, help="the port on 127.0.0.1 (default 2525; 0: any free)")
+    capture.add_argument(
+        "--dir", type=Path, default=DEFAULT_FOLDER, help=f"where to keep them (default {DEFAULT_FOLDER})"
+    )
+    capture.set_defaults(run=_capture)
+
+
+def _capture(args: argparse.Namespace) -> int:
+    server = CaptureServer(args.dir, port=args.port).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
+    print(f"capturing mail on {server.url} into {args.dir}/ (Ctrl-C to stop)")
+    print(f"  point the ledger at it: LEDGER_SMTP_URL={server.url}", flush=True)
+    seen = len(server.messages())
+    try:
+        while not stop.wait(0.5):
+            for kept in server.messages()[seen:]:
+                print(f"  {kept.received_at}  {kept.file}  to {', '.join(kept.rcpt_tos)}: {kept.subject}", flush=True)
+                seen += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

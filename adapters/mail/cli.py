@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,6 +14,8 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from adapters.bootstrap import bootstrap
+from adapters.mail import capture
+from adapters.mail.triggers import MailLoop, mail_triggers
 from adapters.mail.worker import mail_worker
 from adapters.read_models import projection_runner, read_model_engine
 from adapters.settings import Settings
@@ -46,6 +47,7 @@ def add_commands(commands: Subparsers) -> None:
     listing.add_argument("--status", choices=STATUSES, default=None)
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(run=_list)
+    capture.add_command(mail)  # `ledger mail capture`: the demo's local mailbox (adapters/mail/capture.py)
 
 
 @contextmanager
@@ -83,20 +85,23 @@ def _send(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     with _opened() as (settings, app, engine):
         worker = mail_worker(app, engine, settings)
+        # What the log asks to be mailed (issued invoices, dunning reminders) is queued first.
+        triggers = mail_triggers(app, engine, on_issue=settings.mail_on_issue)
         if not args.follow:
+            print(f"triggers: {triggers.run_once()}")
             print(worker.run_once())
             return 0
-        stop = threading.Event()
+        loop = MailLoop(triggers.run_once, worker.run_once, interval=args.interval)
 
         def stopping(_signal: int, _frame: FrameType | None) -> None:
-            stop.set()
+            loop.stopping.set()
 
         signal.signal(signal.SIGTERM, stopping)
         print(f"delivering due emails every {args.interval:g} s (Ctrl-C to stop)", flush=True)
         try:
-            worker.follow(stop, args.interval)
+            loop.follow()
         except KeyboardInterrupt:
-            stop.set()
+            loop.stopping.set()
     return 0
 
 

@@ -3,8 +3,8 @@
 `mail_triggers` builds the trigger follower (commands/mail/triggers.py) with its position kept
 as the `mail-triggers` row of the read models' tracking table (projections/positions.py).
 
-`InProcessMail` runs, on a daemon thread of `ledger serve`, what `ledger mail run --follow`
-runs as a process of its own: a trigger pass (queue what the log asks for), then a delivery
+`MailLoop` is what `ledger mail run --follow` runs in the foreground and `ledger serve` on a
+daemon thread (`start`/`stop`): a trigger pass (queue what the log asks for), then a delivery
 pass (the mail worker sends what is due), then a wait. An error in either (the database or the
 mail server down, a bug) is logged and the loop goes on after a pause: mail never takes the
 web server down, and nothing is lost, since a pass that failed is done again by the next one.
@@ -37,52 +37,54 @@ def mail_triggers(app: BillingApplication, engine: Engine, *, on_issue: bool) ->
     return MailTriggers(app, TrackedPosition(engine, POSITION), on_issue=on_issue)
 
 
-class InProcessMail:
-    """Trigger and delivery passes on a daemon thread, until `stop()`."""
+class MailLoop:
+    """Trigger and delivery passes until stopped: in the caller's thread (`follow`) or on a
+    daemon thread (`start`, `stop`)."""
 
     def __init__(
         self,
-        triggers: MailTriggers,
+        queue: Callable[[], object],
         deliver: Callable[[], object],
         *,
         interval: float = INTERVAL_SECONDS,
         pause_after_error: float = PAUSE_AFTER_ERROR_SECONDS,
     ) -> None:
-        self.triggers = triggers
-        self.deliver = deliver
+        self.queue = queue  # a trigger pass: MailTriggers.run_once
+        self.deliver = deliver  # a delivery pass: MailWorker.run_once
         self.interval = interval
         self.pause_after_error = pause_after_error
-        self._stop = threading.Event()
+        self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.passes = 0  # completed passes (for the log and the tests)
-        self.errors = 0
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="ledger-mail", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+        self.passes = 0  # passes completed
+        self.errors = 0  # passes that failed (logged)
 
     def run_once(self) -> None:
         """One trigger pass, then one delivery pass."""
-        self.triggers.run_once()
+        self.queue()
         self.deliver()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def follow(self) -> None:
+        """Pass after pass, `interval` seconds apart, until `stop()` (or `stopping` is set)."""
+        while not self.stopping.is_set():
             try:
                 self.run_once()
             except Exception:  # logged, then started again: mail never stops the server
                 self.errors += 1
                 log.exception("mail pass failed; starting again in %.0f s", self.pause_after_error)
-                self._stop.wait(self.pause_after_error)
+                self.stopping.wait(self.pause_after_error)
                 continue
             self.passes += 1
-            self._stop.wait(self.interval)
+            self.stopping.wait(self.interval)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.stopping.clear()
+        self._thread = threading.Thread(target=self.follow, name="ledger-mail", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None

@@ -63,6 +63,9 @@ class Triggered:
     passed_over: int
     position: int
 
+    def __str__(self) -> str:
+        return f"{self.queued} emails queued, {self.passed_over} passed over (log read up to {self.position})"
+
 
 def reminder_key(event: Dunning.Event) -> str:
     """One reminder event, one email: its dunning's id and the event's version."""
