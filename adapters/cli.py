@@ -21,10 +21,11 @@ from adapters import reconciliation
 from adapters.admin import cli as admin_cli
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
-from adapters.demo import DEMO_ADMIN, seed_demo
+from adapters.demo import DEMO_ADMIN, demo_mail, seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
 from adapters.mail import cli as mail_cli
+from adapters.mail.capture import INDEX, CaptureServer
 from adapters.mail.triggers import mail_triggers
 from adapters.persistence import ConfigurationError
 from adapters.progress import ProgressBar
@@ -239,6 +240,7 @@ def _print_demo_admin(password: str | None, base: str | None = None) -> None:
 
 
 def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID, password: str | None) -> None:
+    settings, capture = demo_mail(settings)
     token = settings.api_token or new_token()
     os.environ["LEDGER_API_TOKEN"] = token  # the server reads its settings from the environment
     base = f"http://{args.host}:{args.port}"
@@ -258,8 +260,23 @@ def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID, pas
     print(f"  curl -s {auth} {base}/api/invoices/{example}/events")
     print(f"  curl -s {auth} -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\")
     print(f"       -d '{body}' {base}/api/invoices")
+    _print_demo_mail(settings, capture)
     print("Ctrl-C stops the server.\n", flush=True)
-    serve_api(args.host, args.port, 1, dataclasses.replace(settings, api_token=token))
+    try:
+        serve_api(args.host, args.port, 1, dataclasses.replace(settings, api_token=token))
+    finally:
+        if capture is not None:
+            capture.stop()
+
+
+def _print_demo_mail(settings: Settings, capture: CaptureServer | None) -> None:
+    if capture is None:
+        print("Mail goes to LEDGER_SMTP_URL; `.venv/bin/ledger mail list` shows each email's status.")
+        return
+    on_issue = "; issuing an invoice mails it there too" if settings.mail_on_issue else ""
+    print(f"Mail: a local capture server ({capture.url}) keeps every email in {capture.folder}/")
+    print(f"  one .eml file each, listed in {capture.folder / INDEX}{on_issue}")
+    print("  .venv/bin/ledger mail list    # each email's status\n")
 
 
 def _serve(args: argparse.Namespace) -> int:
