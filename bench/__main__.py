@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile|admin] [--events N] [--payments N,N,...]
+[--only write|read-models|web|webhooks|usage|reconcile|admin|mail] [--events N] [--payments N,N,...]
 [--baseline REF]`."""
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from bench.admin import render as render_admin
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
 from bench.machine import header, postgres_version
+from bench.mail import FULL as MAIL_FULL
+from bench.mail import QUICK as MAIL_QUICK
+from bench.mail import MailPlan, MailRow, run_mail
+from bench.mail import render as render_mail
 from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
@@ -100,6 +104,13 @@ def _postgres_usage(plan: UsagePlan) -> UsageRow:
         return run_usage("postgres", url, plan)
 
 
+def _postgres_mail(plan: MailPlan) -> MailRow:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_mail("postgres", url, plan)
+
+
 def _postgres_admin(plan: AdminPlan) -> AdminReport:
     from tests.pg_cluster import running_cluster
 
@@ -137,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "mail"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -178,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile_reports: list[ReconcileReport] = []
     admin = (ADMIN_QUICK if args.quick else ADMIN_FULL) if args.only in (None, "admin") else None
     admin_reports: list[AdminReport] = []
+    mail = (MAIL_QUICK if args.quick else MAIL_FULL) if args.only in (None, "mail") else None
+    mail_rows: list[MailRow] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -210,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reconcile_reports.append(_reconcile("sqlite", Path(directory), reconcile_sizes))
             if admin is not None:
                 admin_reports.append(run_admin("sqlite", f"sqlite:///{Path(directory) / 'admin.sqlite3'}", admin))
+            if mail is not None:
+                mail_rows.append(run_mail("sqlite", f"sqlite:///{Path(directory) / 'mail.sqlite3'}", mail))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
@@ -229,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconcile_reports.append(_reconcile("postgres", Path(), reconcile_sizes))
         if admin is not None:
             admin_reports.append(_postgres_admin(admin))
+        if mail is not None:
+            mail_rows.append(_postgres_mail(mail))
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -264,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if admin is not None and admin_reports:
         print()
         print(render_admin(admin_reports, admin))
+    if mail_rows:
+        print()
+        print(render_mail(mail_rows))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 
