@@ -88,7 +88,9 @@ def _run(args: argparse.Namespace) -> int:
         # What the log asks to be mailed (issued invoices, dunning reminders) is queued first.
         triggers = mail_triggers(app, engine, on_issue=settings.mail_on_issue)
         if not args.follow:
-            print(f"triggers: {triggers.run_once()}")
+            triggered = triggers.run_once()
+            if triggered.queued or triggered.passed_over:
+                print(f"triggers: {triggered}")
             print(worker.run_once())
             return 0
         loop = MailLoop(triggers.run_once, worker.run_once, interval=args.interval)
