@@ -455,7 +455,7 @@ def _dunning_run(args: argparse.Namespace) -> int:
                 triggers.begin()
             code = _dunning_pass(app, runner, settings.dunning, payments, args.at)
             if triggers is not None:
-                print(f"mail: {triggers.run_once()}; `ledger mail run` (or `ledger serve`) delivers them")
+                print(f"mail: emails {triggers.run_once()}; `ledger mail run` (or `ledger serve`) delivers them")
             return code
     finally:
         if payments is not None:

@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.follow:
             triggered = triggers.run_once()
             if triggered.queued or triggered.passed_over:
-                print(f"triggers: {triggered}")
+                print(f"triggers: emails {triggered}")
             print(worker.run_once())
             return 0
         loop = MailLoop(triggers.run_once, worker.run_once, interval=args.interval)

@@ -64,7 +64,7 @@ class Triggered:
     position: int
 
     def __str__(self) -> str:
-        return f"{self.queued} emails queued, {self.passed_over} passed over (log read up to {self.position})"
+        return f"{self.queued} queued, {self.passed_over} passed over (log read up to {self.position})"
 
 
 def reminder_key(event: Dunning.Event) -> str:

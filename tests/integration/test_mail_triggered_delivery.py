@@ -92,8 +92,8 @@ def test_a_dunning_pass_reminder_reaches_the_server_with_the_amount_due_and_due_
     invoice_id = seeded(mail_env, issued=due - timedelta(days=14), due=due)
     out = run(capsys, "dunning", "run")
     assert "reminder requested" in out
-    assert "mail: 1 emails queued" in out
-    assert "mail: 0 emails queued" in run(capsys, "dunning", "run")  # the same pass again: nothing new
+    assert "mail: emails 1 queued" in out
+    assert "mail: emails 0 queued" in run(capsys, "dunning", "run")  # the same pass again: nothing new
     run(capsys, "mail", "run")
     run(capsys, "mail", "run")
     [message] = mail_server.messages
