@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
-from adapters.mail.triggers import mail_triggers
+from adapters.mail.triggers import POSITION, mail_triggers
 from commands.application import BillingApplication
 from commands.mail.triggers import DASHBOARD, DUNNING, ON_ISSUE, MailTriggers, reminder_key
 from commands.messages import NewLine
@@ -18,6 +18,7 @@ from ledger.dunning.policy import DunningPolicy
 from ledger.mail.emails import INVOICE, REMINDER, email_id_for, version_key
 from ledger.money import Money
 from projections.mail.emails import invoice_emails_of
+from projections.positions import TrackedPosition
 from projections.runner import ProjectionRunner
 
 POLICY = DunningPolicy.parse("reminder:1,retry:3,uncollectible:30", 4)
@@ -167,3 +168,18 @@ def test_the_reminder_key_names_the_dunning_event() -> None:
         originator_version = 4
 
     assert reminder_key(Event()) == f"dunning-{UUID(int=7)}-v4"  # type: ignore[arg-type]
+
+
+def test_the_position_only_moves_forward_and_a_rebuild_leaves_it(
+    app: BillingApplication, runner: ProjectionRunner, engine: Engine
+) -> None:
+    position = TrackedPosition(engine, POSITION)
+    assert position.read() is None
+    assert position.begin(5) == 5
+    assert position.begin(9) == 5  # begun already: kept
+    position.advance(8)
+    position.advance(6)
+    assert position.read() == 8
+    issued(app)
+    runner.rebuild()
+    assert position.read() == 8
