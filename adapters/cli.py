@@ -21,9 +21,12 @@ from adapters import reconciliation
 from adapters.admin import cli as admin_cli
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
-from adapters.demo import DEMO_ADMIN, seed_demo
+from adapters.demo import DEMO_ADMIN, demo_mail, seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
+from adapters.mail import cli as mail_cli
+from adapters.mail.capture import INDEX, CaptureServer
+from adapters.mail.triggers import mail_triggers
 from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
 from adapters.progress import ProgressBar
@@ -89,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("invoice_id", type=_uuid)
     show.set_defaults(run=_invoice_show)
     pdf_cli.add_commands(invoice)
+    mail_cli.add_invoice_commands(invoice, _uuid)
 
     rebuild = commands.add_parser("rebuild", help="drop every read model and replay the whole log into it")
     rebuild.add_argument("--batch-size", type=int, default=5_000)
@@ -157,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
     reconciliation.add_commands(commands, _moment)
     admin_cli.add_commands(commands)
+    mail_cli.add_commands(commands)
     return parser
 
 
@@ -237,6 +242,7 @@ def _print_demo_admin(password: str | None, base: str | None = None) -> None:
 
 
 def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID, password: str | None) -> None:
+    settings, capture = demo_mail(settings)
     token = settings.api_token or new_token()
     os.environ["LEDGER_API_TOKEN"] = token  # the server reads its settings from the environment
     base = f"http://{args.host}:{args.port}"
@@ -256,8 +262,23 @@ def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID, pas
     print(f"  curl -s {auth} {base}/api/invoices/{example}/events")
     print(f"  curl -s {auth} -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\")
     print(f"       -d '{body}' {base}/api/invoices")
+    _print_demo_mail(settings, capture)
     print("Ctrl-C stops the server.\n", flush=True)
-    serve_api(args.host, args.port, 1, dataclasses.replace(settings, api_token=token))
+    try:
+        serve_api(args.host, args.port, 1, dataclasses.replace(settings, api_token=token))
+    finally:
+        if capture is not None:
+            capture.stop()
+
+
+def _print_demo_mail(settings: Settings, capture: CaptureServer | None) -> None:
+    if capture is None:
+        print("Mail goes to LEDGER_SMTP_URL; `.venv/bin/ledger mail list` shows each email's status.")
+        return
+    on_issue = "; issuing an invoice mails it there too" if settings.mail_on_issue else ""
+    print(f"Mail: a local capture server ({capture.url}) keeps every email in {capture.folder}/")
+    print(f"  one .eml file each, listed in {capture.folder / INDEX}{on_issue}")
+    print("  .venv/bin/ledger mail list    # each email's status\n")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -429,7 +450,15 @@ def _dunning_run(args: argparse.Namespace) -> int:
     )
     try:
         with _runner() as (runner, app):
-            return _dunning_pass(app, runner, settings.dunning, payments, args.at)
+            # With mail on, the reminders the pass requests are queued as emails right after it
+            # (the triggers' position is fixed first, so a first run still mails this pass's).
+            triggers = mail_triggers(app, runner.engine, on_issue=settings.mail_on_issue) if settings.smtp_url else None
+            if triggers is not None:
+                triggers.begin()
+            code = _dunning_pass(app, runner, settings.dunning, payments, args.at)
+            if triggers is not None:
+                print(f"mail: emails {triggers.run_once()}; `ledger mail run` (or `ledger serve`) delivers them")
+            return code
     finally:
         if payments is not None:
             payments.close()
@@ -447,7 +476,12 @@ def _dunning_pass(
     if moment > now:
         raise InvalidDateError(f"--at {moment.isoformat()} is in the future: dunning only runs for now or the past")
     runner.catch_up()  # the candidates come from the invoice status read model
-    candidates = dunning_candidates(runner.engine, today=moment.astimezone(UTC).date(), lookback_days=policy.span_days)
+    candidates = dunning_candidates(
+        runner.engine,
+        today=moment.astimezone(UTC).date(),
+        lookback_days=policy.span_days,
+        first_day=policy.first_day,
+    )
     print(f"dunning as of {moment.isoformat()} ({policy.schedule}; at most {policy.max_attempts} attempts)")
     if payments is None:
         print("STRIPE_API_KEY is unset: retry steps become reminders")

@@ -8,15 +8,21 @@ changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 from adapters.clock import ManualClock
+from adapters.mail.capture import DEFAULT_FOLDER, CaptureServer
+from adapters.settings import Settings
 from commands.admin.acting import Actor, acting_as
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.admin.users import ADMIN, user_id_for
+from ledger.mail.emails import INVOICE, REMINDER
 from ledger.money import Money
 
 
@@ -192,4 +198,24 @@ def seed_demo(app: BillingApplication, clock: ManualClock, *, admin_password: st
     at(69)
     editing = draft(ACME, "usd", [NewLine("Design sprint", 5, 120_000)], 99, memo="Draft for review")
     seeded.append(Seeded(editing, "draft"))
+
+    # Emails waiting for the mail worker (`make demo` delivers them to its capture server): the
+    # open invoice to its customer, and a reminder of the overdue one. Their ids come from the
+    # invoice's version, so seeding again the same day queues nothing more.
+    app.mail.queue(current, purpose=INVOICE, trigger="cli")
+    app.mail.queue(overdue, purpose=REMINDER, trigger="cli")
     return seeded
+
+
+def demo_mail(settings: Settings, folder: Path = DEFAULT_FOLDER) -> tuple[Settings, CaptureServer | None]:
+    """For `ledger demo --serve`: without LEDGER_SMTP_URL, a capture server on loopback keeping
+    the demo's mail in `folder` (adapters/mail/capture.py), and the settings pointing at it, with
+    mail on issue unless LEDGER_MAIL_ON_ISSUE says otherwise. The environment is set too: the
+    server's worker reads its settings from it. With LEDGER_SMTP_URL set, nothing changes."""
+    if settings.smtp_url:
+        return settings, None
+    capture = CaptureServer(folder).start()
+    on_issue = settings.mail_on_issue if "LEDGER_MAIL_ON_ISSUE" in os.environ else True
+    os.environ["LEDGER_SMTP_URL"] = capture.url
+    os.environ["LEDGER_MAIL_ON_ISSUE"] = "1" if on_issue else "0"
+    return dataclasses.replace(settings, smtp_url=capture.url, mail_on_issue=on_issue), capture

@@ -18,6 +18,7 @@ from commands.application import BillingApplication
 from ledger.dunning.aggregate import Dunning
 from ledger.errors import StoreUnavailableError
 from ledger.invoices import Invoice
+from ledger.mail.emails import InvoiceEmail
 from ledger.payments import Payment
 from projections.admin.activity import AdminActivityProjection
 from projections.admin.dunning import DunningStatusProjection
@@ -25,6 +26,7 @@ from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
 from projections.journal import JournalProjection
+from projections.mail.emails import InvoiceEmailsProjection
 from projections.payments import PaymentsProjection
 from projections.reconciliation.items import ReconciliationItemsProjection
 from projections.reconciliation.ledger_side import LedgerSideProjection
@@ -67,7 +69,7 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 
 # The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
 # side, its items and runs, the webhook inbox, the dunning status, the dashboard's users and their
-# actions); the audit chain reads the stored bytes of every record itself. Usage records,
+# actions, the invoice emails); the audit chain reads the stored bytes of every record itself. Usage records,
 # receipts and the like are not decoded for them.
 READ_MODEL_TOPICS = (
     "invoice.",
@@ -79,6 +81,7 @@ READ_MODEL_TOPICS = (
     "dunning.",
     "admin-user.",
     "admin-action.",
+    "invoice-email.",
 )
 
 
@@ -117,6 +120,9 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
             raise LookupError(f"dunning {dunning_id} is not in the log")  # the log gave one of its events
         return dunning
 
+    def load_email(email_id: UUID, version: int) -> InvoiceEmail:
+        return app.mail.email(email_id, version=version)
+
     projections: list[Projection] = [
         InvoiceStatusProjection(load),
         JournalProjection(load),
@@ -128,6 +134,7 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         DunningStatusProjection(load_dunning),
         AdminUsersProjection(),
         AdminActivityProjection(),
+        InvoiceEmailsProjection(load_email),
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections

@@ -16,17 +16,21 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import uvicorn
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from adapters.admin.sessions import SessionStore
 from adapters.bootstrap import bootstrap
 from adapters.clock import SystemClock
+from adapters.mail.triggers import MailLoop, mail_triggers
+from adapters.mail.worker import mail_worker
 from adapters.persistence import ConfigurationError, database_probe
 from adapters.read_models import InProcessProjections, read_model_engine
 from adapters.reconciliation import records_for
 from adapters.settings import Settings
 from adapters.stripe import StripePaymentProvider
 from adapters.stripe.webhooks import StripeWebhookVerifier
+from commands.application import BillingApplication
 from ledger.reconciliation.runs import LEDGER, STRIPE
 from web.app import create_app
 from web.services import Services
@@ -64,11 +68,17 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         secret_key=settings.secret_key,
     )
 
+    mail = _mail(app, engine, settings, read_models)  # a bad LEDGER_SMTP_URL is refused here, at start
+
     def start() -> None:
         if follow:
             read_models.start()
+        if follow and mail is not None:
+            mail.start()
 
     def stop() -> None:
+        if mail is not None:
+            mail.stop()
         read_models.stop()
         engine.dispose()
         app.close()
@@ -76,6 +86,19 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
             payments.close()
 
     return create_app(services, on_startup=start, on_shutdown=stop)
+
+
+def _mail(
+    app: BillingApplication, engine: Engine, settings: Settings, read_models: InProcessProjections
+) -> MailLoop | None:
+    """The mail triggers and worker on a thread of this process, when LEDGER_SMTP_URL is set
+    (adapters/mail/triggers.py); each worker process runs its own, and the email's claim keeps
+    them from sending one twice."""
+    if not settings.smtp_url:
+        return None
+    worker = mail_worker(app, engine, settings, catch_up=read_models.catch_up)
+    triggers = mail_triggers(app, engine, on_issue=settings.mail_on_issue)
+    return MailLoop(triggers.run_once, worker.run_once)
 
 
 def _payments(settings: Settings) -> StripePaymentProvider | None:

@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile|admin|pdf] [--events N] [--payments N,N,...]
+[--only write|read-models|web|webhooks|usage|reconcile|admin|pdf|mail|portal] [--events N]
+[--payments N,N,...]
 [--baseline REF]`."""
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from bench.admin import render as render_admin
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
 from bench.machine import header, postgres_version
+from bench.mail import FULL as MAIL_FULL
+from bench.mail import QUICK as MAIL_QUICK
+from bench.mail import MailPlan, MailRow, run_mail
+from bench.mail import render as render_mail
 from bench.pdf import FULL as PDF_FULL
 from bench.pdf import QUICK as PDF_QUICK
 from bench.pdf import render as render_pdf
@@ -104,6 +109,13 @@ def _postgres_usage(plan: UsagePlan) -> UsageRow:
         return run_usage("postgres", url, plan)
 
 
+def _postgres_mail(plan: MailPlan) -> MailRow:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_mail("postgres", url, plan)
+
+
 def _postgres_admin(plan: AdminPlan) -> AdminReport:
     from tests.pg_cluster import running_cluster
 
@@ -141,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "pdf"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "pdf", "mail"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -183,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin = (ADMIN_QUICK if args.quick else ADMIN_FULL) if args.only in (None, "admin") else None
     admin_reports: list[AdminReport] = []
     pdf = (PDF_QUICK if args.quick else PDF_FULL) if args.only in (None, "pdf") else None
+    mail = (MAIL_QUICK if args.quick else MAIL_FULL) if args.only in (None, "mail") else None
+    mail_rows: list[MailRow] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -215,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reconcile_reports.append(_reconcile("sqlite", Path(directory), reconcile_sizes))
             if admin is not None:
                 admin_reports.append(run_admin("sqlite", f"sqlite:///{Path(directory) / 'admin.sqlite3'}", admin))
+            if mail is not None:
+                mail_rows.append(run_mail("sqlite", f"sqlite:///{Path(directory) / 'mail.sqlite3'}", mail))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
@@ -234,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconcile_reports.append(_reconcile("postgres", Path(), reconcile_sizes))
         if admin is not None:
             admin_reports.append(_postgres_admin(admin))
+        if mail is not None:
+            mail_rows.append(_postgres_mail(mail))
     pdf_report = run_pdf(pdf) if pdf is not None else None  # CPU only: the same on either backend
     print(header(pg_version))
     if writes:
@@ -273,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pdf is not None and pdf_report is not None:
         print()
         print(render_pdf(pdf_report, pdf))
+    if mail_rows:
+        print()
+        print(render_mail(mail_rows))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

@@ -1,6 +1,6 @@
 """The billing application: the event store, the invoice and payment commands, and the feature
 command classes composed on one command runner (`app.usage`, `app.dunning`, `app.reconciliation`,
-`app.admin`).
+`app.admin`, `app.mail`).
 
 Every command, here or in a feature class, runs through `CommandRunner.execute`
 (commands/runner.py): one transaction, idempotency receipts, bounded retries on a write
@@ -35,6 +35,7 @@ from commands.ingestion.provider_events import (
     WebhookRejectedError,
     provider_event_id,
 )
+from commands.mail.commands import MailCommands
 from commands.messages import NewLine
 from commands.ports import Clock, PasswordHasher, PaymentProvider
 from commands.reconciliation.commands import ReconciliationCommands
@@ -152,6 +153,7 @@ class BillingApplication(Application[UUID]):
         self.dunning = DunningCommands(self.runner)
         self.reconciliation = ReconciliationCommands(self.runner, payments)
         self.admin = AdminUsers(self.runner, hasher)
+        self.mail = MailCommands(self.runner)
 
     def take_snapshot(self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None) -> None:
         """Snapshot a number series from its own repository, starting at its last snapshot."""

@@ -24,7 +24,7 @@ requests are kept with the rest of its collection.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -111,6 +111,8 @@ class DunningCommands:
                 anchor=anchor_of(invoice.due_date, [attempt["at"] for attempt in invoice.failed_attempts]),
                 failed_attempts=len(invoice.failed_attempts),
                 can_retry=target is not None,
+                has_due_date=invoice.due_date is not None,
+                issued_on=None if invoice.issued_at is None else invoice.issued_at.astimezone(UTC).date(),
             )
             progress = None if dunning is None else dunning.progress
             planned = plan(invoice=facts, progress=progress, policy=policy, now=moment)

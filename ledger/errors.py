@@ -69,7 +69,8 @@ ProviderError branch).
 Errors of one feature live beside the aggregate that raises them, in the branch they belong to:
 ledger/reconciliation/items.py has ReconciliationActionError (InvalidInputError),
 ReconciliationItemNotFoundError (NotFoundError), ItemSettledError and ApplyRefusedError, with its
-PaymentNotInLedgerError (RuleViolationError).
+PaymentNotInLedgerError (RuleViolationError); ledger/mail/emails.py has InvoiceEmailNotFoundError
+(NotFoundError), InvoiceNotSendableError and EmailNotDueError (RuleViolationError).
 """
 
 from __future__ import annotations

@@ -340,3 +340,33 @@ dunning_status = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
 )
+
+# --------------------------------------------------------------------------- invoice email (0007)
+
+# One row per invoice email (ledger/mail/emails.py): its delivery as it stands, and when a worker
+# may take it up next. projections/mail/emails.py writes and reads it.
+invoice_emails = Table(
+    "invoice_emails",
+    metadata,
+    Column("email_id", String(36), primary_key=True),
+    Column("invoice_id", String(36), nullable=False),
+    Column("invoice_version", Integer, nullable=False),  # the invoice as the message shows it
+    Column("purpose", String(20), nullable=False),  # invoice | reminder
+    Column("recipient", String(254), nullable=False),
+    Column("trigger", String(20), nullable=False),  # api | cli | on-issue | dunning | dashboard
+    Column("status", String(20), nullable=False),  # queued | sending | sent | failed | bounced | gave_up
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    # queued: when queued; failed: its retry_at; sending: when the attempt's lease runs out; null once settled.
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("message_id", Text),  # our Message-ID header, once sent
+    Column("reply", Text),  # the server's reply to the message (its queue id), once sent
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+)
+# The worker's queue: the rows due by now, soonest first (settled rows have no next_attempt_at).
+Index("ix_invoice_emails_next_attempt_at", invoice_emails.c.next_attempt_at)
+# An invoice's emails, in the order they were queued.
+Index("ix_invoice_emails_invoice", invoice_emails.c.invoice_id, invoice_emails.c.queued_at)

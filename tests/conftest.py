@@ -15,6 +15,7 @@ from adapters.clock import ManualClock
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from tests.event_examples import record_examples
+from tests.mail_server import MailServer
 from tests.pg_cluster import Cluster, find_pg_bin, running_cluster
 from tests.stripe_server import StripeServer
 
@@ -98,6 +99,17 @@ def stripe_server() -> Iterator[StripeServer]:
 def shared_stripe_server() -> Iterator[StripeServer]:
     """One Stripe-compatible server for the whole run, for tests that only need Stripe to answer."""
     server = StripeServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, fresh per test (tests/mail_server.py)."""
+    server = MailServer()
+    server.start()
     try:
         yield server
     finally:

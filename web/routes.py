@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from web import checkout, invoice_pdf, invoices, meta, webhooks
+from web import checkout, invoice_emails, invoice_pdf, invoices, meta, webhooks
 from web.admin import admin_routes
 from web.reconciliation import routes as reconciliation
 from web.usage import routes as usage
@@ -17,6 +17,7 @@ def route_table() -> list[BaseRoute]:
         *invoices.routes(),
         *invoice_pdf.routes(),
         *checkout.routes(),
+        *invoice_emails.routes(),
         *usage.routes(),
         *webhooks.routes(),
         *reconciliation.routes(),

@@ -65,7 +65,7 @@ class Dunning(Aggregate):
     Created = Started
 
     class ReminderRequested(Event):
-        """Ask the customer to pay: the mailer (a later issue) sends what these events request."""
+        """Ask the customer to pay: the mail triggers (commands/mail/triggers.py) email each one."""
 
         TOPIC = "dunning.reminder-requested"
         step: int

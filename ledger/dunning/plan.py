@@ -12,13 +12,18 @@ The rules, in order:
 1. A finished dunning (exhausted or stopped) plans nothing more.
 2. An invoice that is no longer open (paid, void, uncollectible by hand) stops its dunning.
 3. Nothing happens until the day after the anchor (the due date, or for an invoice without
-   one, the day of its first failed attempt): the due day itself is not overdue.
-4. An invoice with `max_attempts` failed attempts is exhausted (marked uncollectible).
-5. Of the steps whose day has come and that were not taken yet, only the latest is taken; the
-   earlier ones are skipped (a pass that runs late sends one reminder, not three). A retry
+   one, the day of its first failed attempt): the due day itself is not overdue. A schedule
+   whose first step is a reminder on or before the due date (`reminder:-3`) starts on that
+   step's day instead; before the due date only such reminders are taken.
+4. An overdue invoice with `max_attempts` failed attempts is exhausted (marked uncollectible).
+5. A reminder on or before the due date is skipped when its day is not after the day the
+   invoice was issued (the invoice's own email is the notice then), and for an invoice without
+   a due date (there is no "before" to remind in).
+6. Of the other steps whose day has come and that were not taken yet, only the latest is taken;
+   the earlier ones are skipped (a pass that runs late sends one reminder, not three). A retry
    becomes a reminder when there is nothing to retry or the retries are used up
    (`max_attempts - 1`: the first attempt is the customer's own).
-6. An `uncollectible` step, or the last step of a schedule without one, exhausts the dunning.
+7. An `uncollectible` step, or the last step of a schedule without one, exhausts the dunning.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ NOTHING_TO_RETRY = "nothing to retry"
 RETRIES_USED_UP = "retries used up"
 SCHEDULE_DONE = "schedule"
 MAX_ATTEMPTS = "max-attempts"
+ISSUED_LATER = "not after the day the invoice was issued"
+NO_DUE_DATE = "the invoice has no due date"
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class InvoiceFacts:
     anchor: date | None  # the day the schedule counts from; None: nothing to dun
     failed_attempts: int
     can_retry: bool  # a failed provider payment exists that could be charged again
+    has_due_date: bool = True  # False: the anchor is the first failed attempt's day
+    issued_on: date | None = None  # the UTC day the invoice was issued, when known
 
 
 @dataclass(frozen=True)
@@ -87,17 +96,23 @@ def plan(*, invoice: InvoiceFacts, progress: Progress | None, policy: DunningPol
     if invoice.status != OPEN:
         return [Planned(STOP, reason=f"invoice {invoice.status}")] if progress is not None else []
     anchor = progress.anchor if progress is not None else invoice.anchor
-    today = now.astimezone(UTC).date()
-    if anchor is None or today <= anchor:
+    if anchor is None:
         return []
     if progress is not None:
         policy = progress.policy
+    today = now.astimezone(UTC).date()
+    first_day = policy.first_day if invoice.has_due_date else 1
+    if today < anchor + timedelta(days=first_day):
+        return []
     planned = [] if progress is not None else [Planned(START)]
-    if invoice.failed_attempts >= policy.max_attempts:
+    if today > anchor and invoice.failed_attempts >= policy.max_attempts:
         return [*planned, Planned(EXHAUST, reason=MAX_ATTEMPTS)]
     settled = progress.settled if progress is not None else 0
     retries = progress.retries if progress is not None else 0
     due = [i for i in range(settled, len(policy.steps)) if anchor + timedelta(days=policy.steps[i].days) <= today]
+    unsent = _early_reminders_not_sent(due, invoice, policy, anchor)
+    planned += [Planned(SKIP, i, reason) for i, reason in unsent]
+    due = due[len(unsent) :]
     if not due:
         return planned
     taken = due[-1]
@@ -116,6 +131,25 @@ def plan(*, invoice: InvoiceFacts, progress: Progress | None, policy: DunningPol
     if taken == len(policy.steps) - 1:
         planned.append(Planned(EXHAUST, reason=SCHEDULE_DONE))
     return planned
+
+
+def _early_reminders_not_sent(
+    due: list[int], invoice: InvoiceFacts, policy: DunningPolicy, anchor: date
+) -> list[tuple[int, str]]:
+    """The due steps, from the first, that are reminders on or before the due date and must not
+    be sent (rule 5), each with why. Steps are in the order of their days, so they lead `due`."""
+    unsent: list[tuple[int, str]] = []
+    for i in due:
+        days = policy.steps[i].days
+        if days >= 1:
+            break
+        if not invoice.has_due_date:
+            unsent.append((i, NO_DUE_DATE))
+        elif invoice.issued_on is not None and anchor + timedelta(days=days) <= invoice.issued_on:
+            unsent.append((i, ISSUED_LATER))
+        else:
+            break
+    return unsent
 
 
 def anchor_of(due_date: str | None, failed_attempt_moments: list[str]) -> date | None:

@@ -2,12 +2,14 @@
 
 A schedule is written as `action:days` steps, comma-separated, in the order they are taken:
 `reminder:1,retry:3,reminder:7,retry:14,reminder:21,uncollectible:30`. `days` counts whole
-days after the invoice's due date (UTC). Actions:
+days after the invoice's due date (UTC); a reminder may also come before it (`reminder:-3`,
+three days before) or on it (`reminder:0`). Actions:
 
-- `reminder`: ask the customer to pay (recorded for the mailer; nothing is sent here);
+- `reminder`: ask the customer to pay (the mail triggers email each one);
 - `retry`: ask the payment provider to charge the failed payment again;
 - `uncollectible`: give up and mark the invoice uncollectible. Only as the last step; a
-  schedule without it gives up as soon as its last step is taken.
+  schedule without it gives up as soon as its last step is taken, so the last step of any
+  schedule comes after the due date.
 
 `max_attempts` bounds the failed payment attempts: once an invoice has that many, it is marked
 uncollectible, and no more than `max_attempts - 1` retries are ever requested (the first
@@ -79,6 +81,12 @@ class DunningPolicy:
         """Days after the due date at which the last step falls."""
         return self.steps[-1].days
 
+    @property
+    def first_day(self) -> int:
+        """The day, counted from the due date, on which a dunning may start: its first step's when
+        that is a reminder on or before the due date (0 or less), else the day after the due date."""
+        return min(self.steps[0].days, 1)
+
     def schedule_state(self) -> list[dict[str, Any]]:
         return [step.as_state() for step in self.steps]
 
@@ -108,8 +116,11 @@ def _step(text: str) -> Step:
         raise InvalidDunningPolicyError(
             f"dunning step {text!r} is not action:days with action one of {', '.join(ACTIONS)}"
         )
-    if not days.isascii() or not days.isdigit():
-        raise InvalidDunningPolicyError(f"dunning step {text!r}: days must be a whole number of days, e.g. retry:3")
+    digits = days.removeprefix("-")
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidDunningPolicyError(
+            f"dunning step {text!r}: days must be a whole number of days, e.g. retry:3 or reminder:-3"
+        )
     return Step(action, int(days))
 
 
@@ -118,12 +129,11 @@ def _require_steps(steps: tuple[Step, ...]) -> None:
         raise InvalidDunningPolicyError("the dunning schedule needs at least one step")
     if len(steps) > MAX_STEPS:
         raise InvalidDunningPolicyError(f"the dunning schedule has {len(steps)} steps; at most {MAX_STEPS}")
-    previous = 0
+    previous = -MAX_DAYS
     for index, step in enumerate(steps):
         if step.action not in ACTIONS:
             raise InvalidDunningPolicyError(f"unknown dunning action {step.action!r}")
-        if isinstance(step.days, bool) or not isinstance(step.days, int) or not 1 <= step.days <= MAX_DAYS:
-            raise InvalidDunningPolicyError(f"dunning step {step}: days must be between 1 and {MAX_DAYS}")
+        _require_days(step)
         if step.days < previous:
             raise InvalidDunningPolicyError(
                 f"dunning step {step} comes before day {previous}: list the steps in the order of their days"
@@ -131,6 +141,28 @@ def _require_steps(steps: tuple[Step, ...]) -> None:
         if step.action == UNCOLLECTIBLE and index != len(steps) - 1:
             raise InvalidDunningPolicyError(f"dunning step {step}: uncollectible can only be the last step")
         previous = step.days
+    if steps[-1].days < 1:
+        # The last step gives up on the invoice (plan rule 7): never before it is even due.
+        raise InvalidDunningPolicyError(
+            f"dunning step {steps[-1]} is the last one but comes on or before the due date: "
+            "the last step gives up on the invoice, so end with a step after it, e.g. uncollectible:30"
+        )
+
+
+def _require_days(step: Step) -> None:
+    if isinstance(step.days, bool) or not isinstance(step.days, int):
+        raise InvalidDunningPolicyError(f"dunning step {step}: days must be a whole number")
+    if step.action == REMINDER and not -MAX_DAYS <= step.days <= MAX_DAYS:
+        raise InvalidDunningPolicyError(
+            f"dunning step {step}: a reminder's days must be between -{MAX_DAYS} and {MAX_DAYS}"
+        )
+    if step.action != REMINDER and step.days < 1:
+        raise InvalidDunningPolicyError(
+            f"dunning step {step}: only reminders may come on or before the due date; "
+            f"{step.action} days must be between 1 and {MAX_DAYS}"
+        )
+    if step.days > MAX_DAYS:
+        raise InvalidDunningPolicyError(f"dunning step {step}: days must be between 1 and {MAX_DAYS}")
 
 
 def _require_max_attempts(value: int) -> None:

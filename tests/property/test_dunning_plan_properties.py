@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.dunning.plan import EXHAUST, RETRY_PAYMENT, START, STOP, InvoiceFacts, Planned, Progress, plan
+from ledger.dunning.plan import EXHAUST, REMIND, RETRY_PAYMENT, SKIP, START, STOP, InvoiceFacts, Planned, Progress, plan
 from ledger.dunning.policy import REMINDER, RETRY, UNCOLLECTIBLE, DunningPolicy, Step
 from ledger.invoices import OPEN, PAID
 
@@ -100,3 +100,50 @@ def test_nothing_is_planned_on_or_before_the_due_day(policy: DunningPolicy, hour
     invoice = InvoiceFacts(status=OPEN, anchor=DUE, failed_attempts=policy.max_attempts, can_retry=True)
     moment = datetime(DUE.year, DUE.month, DUE.day, tzinfo=UTC) + timedelta(minutes=hours)
     assert plan(invoice=invoice, progress=None, policy=policy, now=moment) == []
+
+
+@st.composite
+def early_policies(draw: st.DrawFn) -> DunningPolicy:
+    """A policy with one or more reminders on or before the due date, then the usual steps."""
+    early = sorted(draw(st.lists(st.integers(-20, 0), min_size=1, max_size=4)))
+    later = draw(policies())
+    return DunningPolicy(tuple(Step(REMINDER, d) for d in early) + later.steps, later.max_attempts)
+
+
+@settings(max_examples=500)
+@given(
+    policy=early_policies(),
+    issued_before=st.integers(0, 30),
+    first_failed=st.booleans(),
+    passes=passes,
+)
+def test_reminders_before_the_due_date_are_taken_once_and_nothing_else_is(
+    policy: DunningPolicy, issued_before: int, first_failed: bool, passes: list[tuple[int, int, bool, int]]
+) -> None:
+    issued = DUE - timedelta(days=issued_before)
+    now = datetime(issued.year, issued.month, issued.day, tzinfo=UTC)
+    invoice = InvoiceFacts(
+        status=OPEN, anchor=DUE, failed_attempts=int(first_failed), can_retry=first_failed, issued_on=issued
+    )
+    progress: Progress | None = None
+    for days, hour, failed, pay in passes:
+        now = now.replace(hour=hour) + timedelta(days=days)
+        if failed:
+            invoice = replace(invoice, failed_attempts=invoice.failed_attempts + 1, can_retry=True)
+        if pay == 0 and invoice.status == OPEN:
+            invoice = replace(invoice, status=PAID)
+        was_open = invoice.status == OPEN
+        planned = plan(invoice=invoice, progress=progress, policy=policy, now=now)
+        progress = fold(progress, planned, DUE, policy)
+
+        assert plan(invoice=invoice, progress=progress, policy=policy, now=now) == []
+        if not was_open:
+            assert {p.kind for p in planned} <= {STOP}
+        if now.date() <= DUE:  # before it is overdue: early reminders (or their skips), or a stop once paid
+            assert {p.kind for p in planned} <= {START, REMIND, SKIP, STOP}
+            assert all(policy.steps[p.step].days < 1 for p in planned if p.step is not None)
+        for p in planned:
+            if p.kind == REMIND and p.step is not None and policy.steps[p.step].days < 1:
+                assert DUE + timedelta(days=policy.steps[p.step].days) > issued  # never on or before the issue day
+        if any(p.kind == EXHAUST for p in planned):
+            invoice = replace(invoice, status="uncollectible")

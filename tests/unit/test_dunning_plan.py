@@ -9,7 +9,9 @@ import pytest
 
 from ledger.dunning.plan import (
     EXHAUST,
+    ISSUED_LATER,
     MAX_ATTEMPTS,
+    NO_DUE_DATE,
     NOTHING_TO_RETRY,
     REMIND,
     RETRIES_USED_UP,
@@ -159,3 +161,81 @@ def test_a_planned_retry_can_become_a_reminder_or_a_skip() -> None:
     retry = Planned(RETRY_PAYMENT, 1, SCHEDULED)
     assert retry.instead_remind("no card") == Planned(REMIND, 1, "no card")
     assert retry.instead_skip("paid already") == Planned(SKIP, 1, "paid already")
+
+
+EARLY = DunningPolicy.parse("reminder:-3,reminder:1,retry:3,uncollectible:30", 4)
+ISSUED_EARLY = replace(OVERDUE, failed_attempts=0, can_retry=False, issued_on=DUE - timedelta(days=20))
+
+
+def test_a_reminder_before_the_due_date_starts_the_dunning_on_its_day() -> None:
+    assert plan(invoice=ISSUED_EARLY, progress=None, policy=EARLY, now=day(-4, hour=23)) == []
+    assert plan(invoice=ISSUED_EARLY, progress=None, policy=EARLY, now=day(-3)) == [
+        Planned(START),
+        Planned(REMIND, 0, SCHEDULED),
+    ]
+
+
+def test_after_an_early_reminder_nothing_happens_until_the_first_overdue_step() -> None:
+    reminded = started(settled=1, policy=EARLY)
+    for n in (-2, -1, 0):
+        assert plan(invoice=ISSUED_EARLY, progress=reminded, policy=EARLY, now=day(n, hour=23)) == []
+    assert plan(invoice=ISSUED_EARLY, progress=reminded, policy=EARLY, now=day(1)) == [Planned(REMIND, 1, SCHEDULED)]
+
+
+def test_before_the_due_date_max_attempts_do_not_write_the_invoice_off() -> None:
+    worn_out = replace(ISSUED_EARLY, failed_attempts=4, can_retry=True)
+    assert plan(invoice=worn_out, progress=None, policy=EARLY, now=day(-3)) == [
+        Planned(START),
+        Planned(REMIND, 0, SCHEDULED),
+    ]
+    assert plan(invoice=worn_out, progress=started(settled=1, policy=EARLY), policy=EARLY, now=day(1)) == [
+        Planned(EXHAUST, reason=MAX_ATTEMPTS)
+    ]
+
+
+def test_a_paid_invoice_gets_no_early_reminder_and_its_early_dunning_stops() -> None:
+    paid = replace(ISSUED_EARLY, status=PAID)
+    assert plan(invoice=paid, progress=None, policy=EARLY, now=day(-3)) == []
+    assert plan(invoice=paid, progress=started(settled=1, policy=EARLY), policy=EARLY, now=day(-1)) == [
+        Planned(STOP, reason="invoice paid")
+    ]
+
+
+def test_an_early_reminder_whose_day_is_not_after_the_issue_is_skipped() -> None:
+    issued_late = replace(ISSUED_EARLY, issued_on=DUE - timedelta(days=2))
+    assert plan(invoice=issued_late, progress=None, policy=EARLY, now=day(-2)) == [
+        Planned(START),
+        Planned(SKIP, 0, ISSUED_LATER),
+    ]
+    on_the_day = replace(ISSUED_EARLY, issued_on=DUE - timedelta(days=3))
+    assert plan(invoice=on_the_day, progress=None, policy=EARLY, now=day(-3))[-1] == Planned(SKIP, 0, ISSUED_LATER)
+    day_before = replace(ISSUED_EARLY, issued_on=DUE - timedelta(days=4))
+    assert plan(invoice=day_before, progress=None, policy=EARLY, now=day(-3))[-1] == Planned(REMIND, 0, SCHEDULED)
+
+
+def test_a_late_first_pass_still_reminds_once() -> None:
+    assert plan(invoice=ISSUED_EARLY, progress=None, policy=EARLY, now=day(2)) == [
+        Planned(START),
+        Planned(SKIP, 0, "superseded by reminder:1"),
+        Planned(REMIND, 1, SCHEDULED),
+    ]
+
+
+def test_an_invoice_without_a_due_date_skips_the_early_reminders() -> None:
+    no_due_date = replace(OVERDUE, has_due_date=False)  # the anchor is its first failed attempt's day
+    assert plan(invoice=no_due_date, progress=None, policy=EARLY, now=day(-3)) == []
+    assert plan(invoice=no_due_date, progress=None, policy=EARLY, now=day(0, hour=23)) == []
+    assert plan(invoice=no_due_date, progress=None, policy=EARLY, now=day(1)) == [
+        Planned(START),
+        Planned(SKIP, 0, NO_DUE_DATE),
+        Planned(REMIND, 1, SCHEDULED),
+    ]
+
+
+def test_a_reminder_on_the_due_date() -> None:
+    on_due = DunningPolicy.parse("reminder:0,retry:3,uncollectible:30", 4)
+    assert plan(invoice=ISSUED_EARLY, progress=None, policy=on_due, now=day(-1, hour=23)) == []
+    assert plan(invoice=ISSUED_EARLY, progress=None, policy=on_due, now=day(0)) == [
+        Planned(START),
+        Planned(REMIND, 0, SCHEDULED),
+    ]

@@ -28,6 +28,16 @@ def test_the_defaults_are_like_stripe_billing_and_end_with_uncollectible() -> No
     assert [s.action for s in policy.steps].count("retry") == 2
 
 
+def test_reminders_may_come_before_and_on_the_due_date() -> None:
+    policy = DunningPolicy.parse("reminder:-7,reminder:-1,reminder:0,retry:3,uncollectible:30", 4)
+    assert policy.steps[:3] == (Step("reminder", -7), Step("reminder", -1), Step("reminder", 0))
+    assert policy.schedule == "reminder:-7,reminder:-1,reminder:0,retry:3,uncollectible:30"
+    assert policy.first_day == -7
+    assert policy.span_days == 30
+    assert DunningPolicy.parse().first_day == 1  # the default starts the day after the due date
+    assert DunningPolicy.parse("reminder:0,uncollectible:9").first_day == 0
+
+
 def test_a_policy_survives_its_stored_form() -> None:
     policy = DunningPolicy.parse("retry:2,retry:2,uncollectible:9", 3)
     assert DunningPolicy.from_state(policy.schedule_state(), policy.max_attempts) == policy
@@ -40,9 +50,15 @@ def test_a_policy_survives_its_stored_form() -> None:
         ("reminder", "is not action:days"),
         ("email:3", "is not action:days"),
         ("reminder:x", "whole number of days"),
-        ("reminder:-1", "whole number of days"),
+        ("reminder:--1", "whole number of days"),
         ("reminder:1.5", "whole number of days"),
-        ("reminder:0", "between 1 and 3650"),
+        ("retry:0", "only reminders may come on or before the due date"),
+        ("reminder:-3,retry:-1,uncollectible:30", "only reminders may come on or before the due date"),
+        ("reminder:-3650,uncollectible:-1", "only reminders may come on or before the due date"),
+        ("reminder:-4000,retry:3", "between -3650 and 3650"),
+        ("reminder:-3,reminder:0", "is the last one but comes on or before the due date"),
+        ("reminder:-1", "is the last one but comes on or before the due date"),
+        ("reminder:1,reminder:-3,retry:5", "comes before day 1"),
         ("retry:4000", "between 1 and 3650"),
         ("reminder:7,retry:3", "comes before day 7"),
         ("uncollectible:10,reminder:12", "only be the last step"),

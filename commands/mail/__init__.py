@@ -1,0 +1,1 @@
+"""The invoice email commands (`app.mail`: commands.py)."""

@@ -1,0 +1,1 @@
+"""Invoice email: one aggregate per send (emails.py, ADR 0020)."""
