@@ -24,6 +24,7 @@ from adapters.clock import ManualClock
 from adapters.demo import DEMO_ADMIN, seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
+from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     show = invoice.add_parser("show", help="print one invoice")
     show.add_argument("invoice_id", type=_uuid)
     show.set_defaults(run=_invoice_show)
+    pdf_cli.add_commands(invoice)
 
     rebuild = commands.add_parser("rebuild", help="drop every read model and replay the whole log into it")
     rebuild.add_argument("--batch-size", type=int, default=5_000)
