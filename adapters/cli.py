@@ -26,6 +26,7 @@ from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
 from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
+from adapters.portal import cli as portal_cli
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
 from adapters.settings import Settings
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
     reconciliation.add_commands(commands, _moment)
     admin_cli.add_commands(commands)
+    portal_cli.add_commands(commands)
     return parser
 
 
