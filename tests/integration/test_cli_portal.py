@@ -103,3 +103,26 @@ def test_without_a_secret_key_no_link_is_made(
     assert code == 2
     assert out == ""
     assert "set LEDGER_SECRET_KEY" in err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_demo_prints_a_portal_link_signed_with_the_key_it_names(
+    ledger_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LEDGER_SECRET_KEY")
+    code, out, err = _run(capsys, "demo")
+    assert code == 0, err
+    secret = re.search(r"export LEDGER_SECRET_KEY=(\S+)", out)
+    url = re.search(r"(https://billing\.example/portal/\S+/invoices/[0-9a-f-]{36})", out)
+    assert secret, out
+    assert url, out
+    token = url.group(1).split("/portal/")[1].split("/")[0]
+    app = bootstrap(Settings(database_url=ledger_env))
+    try:
+        link = app.portal.link(link_id_from(token, secret.group(1)))
+        assert link is not None
+        invoice = app.invoice(UUID(url.group(1).rsplit("/", 1)[1]))
+        assert link.shows(invoice.customer["email"])
+        assert invoice.status == "open"
+    finally:
+        app.close()
