@@ -241,6 +241,8 @@ def test_a_tampered_token_is_403_an_expired_or_revoked_link_410(portal: Portal) 
         assert "Traceback" not in refused.text
     # Signed with another secret: as good as made up.
     assert portal.web.get(f"/portal/{token_for(link_id, 'another-secret-' + 'x' * 32)}").status_code == 403
+    # Signed with ours, for a link this store never issued (another database under the same secret).
+    assert portal.web.get(f"/portal/{token_for(uuid4(), SECRET_KEY)}").status_code == 404
 
     assert portal.web.get(home).status_code == 200
     portal.api.clock.advance(timedelta(days=1))
