@@ -140,7 +140,6 @@ async def invoice_page(request: Request) -> Response:
         "processing": processing,
         "refresh_seconds": REFRESH_SECONDS if processing else None,
         "refresh_href": f"{view.here}?checkout=success",
-        "today": services.clock.now().date(),
     }
     return render(request, "portal/invoice.html", context)
 
