@@ -231,7 +231,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.serve:
         os.environ["LEDGER_SECRET_KEY"] = secret  # the server reads its settings from the environment
         settings = dataclasses.replace(settings, secret_key=secret)
-        _serve_demo(args, settings, seeded[1].invoice_id, password, portal_url)
+        _serve_demo(args, settings, seeded[1].invoice_id, password, (portal_url, made))
     return 0
 
 
@@ -273,7 +273,11 @@ def _print_demo_admin(password: str | None, base: str | None = None) -> None:
 
 
 def _serve_demo(
-    args: argparse.Namespace, settings: Settings, example: UUID, password: str | None, portal_url: str | None
+    args: argparse.Namespace,
+    settings: Settings,
+    example: UUID,
+    password: str | None,
+    portal: tuple[str | None, bool],  # the demo's portal URL, and whether its secret was made for this run
 ) -> None:
     token = settings.api_token or new_token()
     os.environ["LEDGER_API_TOKEN"] = token  # the server reads its settings from the environment
@@ -288,7 +292,7 @@ def _serve_demo(
     print(f"API token ({where}):")
     print(f"  {token}\n")
     _print_demo_admin(password, base)
-    _print_demo_portal(portal_url, settings.secret_key or "", made=False)
+    _print_demo_portal(portal[0], settings.secret_key or "", made=portal[1])
     print("Try:")
     print(f"  curl -s {auth} {base}/api/invoices")
     print(f"  curl -s {auth} {base}/api/invoices/{example}")
