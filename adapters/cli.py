@@ -256,7 +256,7 @@ def _print_demo_portal(url: str | None, secret: str, *, made: bool) -> None:
     print("Client portal (one demo customer's invoices, for 30 days):")
     print(f"  {url}")
     if made:
-        print("  signed with a LEDGER_SECRET_KEY made for this run; to serve it, keep it:")
+        print("  signed with a LEDGER_SECRET_KEY made for this run; for the link to work in later runs:")
         print(f"  export LEDGER_SECRET_KEY={secret}")
     print()
 
