@@ -29,6 +29,10 @@ from bench.pdf import FULL as PDF_FULL
 from bench.pdf import QUICK as PDF_QUICK
 from bench.pdf import render as render_pdf
 from bench.pdf import run_pdf
+from bench.portal import FULL as PORTAL_FULL
+from bench.portal import QUICK as PORTAL_QUICK
+from bench.portal import PortalPlan, PortalReport, run_portal
+from bench.portal import render as render_portal
 from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
@@ -123,6 +127,13 @@ def _postgres_admin(plan: AdminPlan) -> AdminReport:
         return run_admin("postgres", url, plan)
 
 
+def _postgres_portal(plan: PortalPlan) -> PortalReport:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_portal("postgres", url, plan)
+
+
 def _reconcile(backend: str, directory: Path, sizes: tuple[int, ...]) -> ReconcileReport:
     """One fresh database per size: a SQLite file, or a database of a throwaway cluster."""
     if backend == "sqlite":
@@ -153,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "pdf", "mail"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "pdf", "mail", "portal"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -197,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pdf = (PDF_QUICK if args.quick else PDF_FULL) if args.only in (None, "pdf") else None
     mail = (MAIL_QUICK if args.quick else MAIL_FULL) if args.only in (None, "mail") else None
     mail_rows: list[MailRow] = []
+    portal = (PORTAL_QUICK if args.quick else PORTAL_FULL) if args.only in (None, "portal") else None
+    portal_reports: list[PortalReport] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -231,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 admin_reports.append(run_admin("sqlite", f"sqlite:///{Path(directory) / 'admin.sqlite3'}", admin))
             if mail is not None:
                 mail_rows.append(run_mail("sqlite", f"sqlite:///{Path(directory) / 'mail.sqlite3'}", mail))
+            if portal is not None:
+                url = f"sqlite:///{Path(directory) / 'portal.sqlite3'}"
+                portal_reports.append(run_portal("sqlite", url, portal))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
@@ -252,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             admin_reports.append(_postgres_admin(admin))
         if mail is not None:
             mail_rows.append(_postgres_mail(mail))
+        if portal is not None:
+            portal_reports.append(_postgres_portal(portal))
     pdf_report = run_pdf(pdf) if pdf is not None else None  # CPU only: the same on either backend
     print(header(pg_version))
     if writes:
@@ -294,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mail_rows:
         print()
         print(render_mail(mail_rows))
+    if portal is not None and portal_reports:
+        print()
+        print(render_portal(portal_reports, portal))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 
