@@ -41,6 +41,8 @@ class Settings:
     mail_on_issue: bool = False  # LEDGER_MAIL_ON_ISSUE=1: email each invoice to its customer when it is issued
     # LEDGER_SELLER_NAME, _ADDRESS (lines separated by "|"), _EMAIL, _TAX_ID, LEDGER_PAYMENT_INSTRUCTIONS
     seller: Seller = field(default_factory=Seller)
+    # LEDGER_PDF_FONT_DIR: where DejaVuSans.ttf and DejaVuSans-Bold.ttf are; None: fonts-dejavu-core's directory.
+    pdf_font_dir: Path | None = None
     public_url: str | None = None  # where customers reach us: Stripe Checkout's success/cancel pages
     dunning: DunningPolicy = field(default_factory=DunningPolicy.parse)  # LEDGER_DUNNING_SCHEDULE, _MAX_ATTEMPTS
     # LEDGER_DATABASE_TIMEOUT: how long a request waits for a database that does not answer.
@@ -70,6 +72,7 @@ class Settings:
             mail_from=get("LEDGER_MAIL_FROM"),
             mail_on_issue=_flag("LEDGER_MAIL_ON_ISSUE", get("LEDGER_MAIL_ON_ISSUE")),
             seller=_seller(get),
+            pdf_font_dir=Path(font_dir) if (font_dir := get("LEDGER_PDF_FONT_DIR")) else None,
             public_url=get("LEDGER_PUBLIC_URL"),
             dunning=_dunning_policy(get("LEDGER_DUNNING_SCHEDULE"), get("LEDGER_DUNNING_MAX_ATTEMPTS")),
             database_timeout=_seconds(

@@ -60,6 +60,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         # The dashboard's sessions live beside the read models (not rebuilt from the log).
         admin_sessions=SessionStore(engine, clock=clock),
         seller=settings.seller,
+        pdf_font_dir=settings.pdf_font_dir,
         secret_key=settings.secret_key,
     )
 

@@ -44,6 +44,11 @@ PROBLEMS: dict[int, tuple[str, str, tuple[str, ...]]] = {
 HEADERS: dict[str, Schema] = {
     "ETag": {"schema": {"type": "string"}, "description": 'The invoice\'s version, quoted: `"3"`.', "required": True},
     "Location": {"schema": {"type": "string"}, "description": "The created resource's URL.", "required": True},
+    "Content-Disposition": {
+        "schema": {"type": "string"},
+        "description": 'A download, named after the invoice: `attachment; filename="INV-000042.pdf"`.',
+        "required": True,
+    },
     "WWW-Authenticate": {"schema": {"type": "string"}, "required": True},
     "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait before retrying.", "required": True},
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from web import checkout, invoices, meta, webhooks
+from web import checkout, invoice_pdf, invoices, meta, webhooks
 from web.admin import admin_routes
 from web.reconciliation import routes as reconciliation
 from web.usage import routes as usage
@@ -15,6 +15,7 @@ def route_table() -> list[BaseRoute]:
     return [
         *meta.routes(),
         *invoices.routes(),
+        *invoice_pdf.routes(),
         *checkout.routes(),
         *usage.routes(),
         *webhooks.routes(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.admin.sessions import SessionStore
@@ -63,6 +64,8 @@ class Services:
     secure_cookies: bool | None = None
     # Who issues the invoices (LEDGER_SELLER_*), printed on PDFs and emails.
     seller: Seller = field(default_factory=Seller)
+    # LEDGER_PDF_FONT_DIR: the invoice PDFs' fonts; None: Debian's fonts-dejavu-core (adapters/pdf/fonts.py).
+    pdf_font_dir: Path | None = None
     # LEDGER_SECRET_KEY: signs the client portal's links; None: the portal is off.
     secret_key: str | None = None
     # Records and handles verified deliveries, several to a commit when they arrive together.
