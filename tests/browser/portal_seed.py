@@ -90,7 +90,10 @@ class _Story:
     def link(self, name: str, customer: dict[str, str], *, on: datetime, expires_at: datetime, **more: object) -> None:
         self.clock.set(on)
         link_id = self.app.portal.issue(
-            customer["email"], expires_at=expires_at, issued_by="cli", **more  # type: ignore[arg-type]
+            customer["email"],
+            expires_at=expires_at,
+            issued_by="cli",
+            **more,  # type: ignore[arg-type]
         ).result
         self.seeded.links[name] = link_id
         self.seeded.tokens[name] = self.app.portal.token(link_id, secret=SECRET_KEY)
@@ -149,8 +152,13 @@ def seed_portal(app: BillingApplication, clock: ManualClock) -> PortalSeeded:
 
     story.link("expired", ACME, on=_at(date(2026, 2, 1)), expires_at=_at(date(2026, 2, 15)))
     story.link("revoked", ACME, on=_at(date(2026, 3, 1)), expires_at=_at(date(2026, 3, 31)))
-    story.link("acme", ACME, on=NOW - timedelta(hours=1), expires_at=NOW + timedelta(days=30),
-               invoice_id=seeded.invoices["acme-eur-open"])
+    story.link(
+        "acme",
+        ACME,
+        on=NOW - timedelta(hours=1),
+        expires_at=NOW + timedelta(days=30),
+        invoice_id=seeded.invoices["acme-eur-open"],
+    )
     story.link("globex", GLOBEX, on=NOW - timedelta(hours=1), expires_at=NOW + timedelta(days=30))
     story.clock.set(NOW - timedelta(minutes=30))
     app.portal.revoke(seeded.links["revoked"], reason="sent to the wrong person")

@@ -92,7 +92,9 @@ class Portal:
         )
         body = json.dumps(event)
         header = stripe.WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
-        answer = httpx.post(self.url("/webhooks/stripe"), content=body, headers={"Stripe-Signature": header}, timeout=30)
+        answer = httpx.post(
+            self.url("/webhooks/stripe"), content=body, headers={"Stripe-Signature": header}, timeout=30
+        )
         assert answer.status_code == 200, answer.text
         received: dict[str, Any] = answer.json()
         return received
@@ -420,7 +422,8 @@ def test_a_phone_shows_the_list_and_the_invoice_without_horizontal_scroll(
 
     box = phone.get_by_test_id("pay").bounding_box()  # the open invoice's Pay, in reach of a thumb
     assert box is not None
-    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= PHONE_WIDTH
     assert box["height"] >= 44, box  # a touch target of at least 44 px
 
 
@@ -464,9 +467,7 @@ def test_the_keyboard_reaches_the_invoice_pay_and_the_pdf_with_a_visible_focus(
     _session_of(page, portal)
 
 
-def test_text_keeps_a_contrast_of_at_least_4_5_to_1(
-    page: Page, portal: Portal, request: pytest.FixtureRequest
-) -> None:
+def test_text_keeps_a_contrast_of_at_least_4_5_to_1(page: Page, portal: Portal, request: pytest.FixtureRequest) -> None:
     pages = {
         "list": portal.home(),
         "invoice": portal.invoice("acme-usd-refunded"),
