@@ -32,4 +32,5 @@ def bootstrap(
         env=event_store_env(settings.database_url, settings.database_timeout),
         payments=payments,
         hasher=hasher or Argon2Hasher(),
+        secret_key=settings.secret_key,
     )

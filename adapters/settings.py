@@ -15,6 +15,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from adapters.persistence import DATABASE_TIMEOUT_SECONDS, ConfigurationError
+from commands.portal.tokens import WeakSecretKeyError, require_secret
 from ledger.dunning.policy import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_SCHEDULE,
@@ -64,7 +65,7 @@ class Settings:
         return cls(
             database_url=get("LEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_token=get("LEDGER_API_TOKEN"),
-            secret_key=get("LEDGER_SECRET_KEY"),
+            secret_key=_secret_key(get("LEDGER_SECRET_KEY")),
             stripe_api_key=get("STRIPE_API_KEY"),
             stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
             stripe_api_base=get("STRIPE_API_BASE"),
@@ -91,6 +92,16 @@ def _dunning_policy(schedule: str | None, max_attempts: str | None) -> DunningPo
     except InvalidDunningPolicyError as error:
         raise InvalidDunningPolicyError(f"LEDGER_DUNNING_MAX_ATTEMPTS: {error}") from None
     return DunningPolicy(steps, attempts)
+
+
+def _secret_key(value: str | None) -> str | None:
+    """The portal's signing secret, refused at start when it is too short to be one."""
+    if value is None:
+        return None
+    try:
+        return require_secret(value)
+    except WeakSecretKeyError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 def _flag(name: str, value: str | None) -> bool:

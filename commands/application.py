@@ -36,6 +36,7 @@ from commands.ingestion.provider_events import (
     provider_event_id,
 )
 from commands.messages import NewLine
+from commands.portal.links import PortalCommands
 from commands.ports import Clock, PasswordHasher, PaymentProvider
 from commands.reconciliation.commands import ReconciliationCommands
 from commands.runner import CommandRunner, Decision, Outcome, fold, storage_errors_as_unavailable
@@ -126,6 +127,8 @@ class BillingApplication(Application[UUID]):
     own (reconciliation's refund of a duplicate charge); None, or a callable answering None:
     none is configured. `hasher` makes and checks the dashboard users' password hashes
     (`app.admin`, commands/admin/users.py); without one nobody can be created or log in.
+    `secret_key` (LEDGER_SECRET_KEY) signs the client portal's links (`app.portal`,
+    commands/portal/links.py); without one the portal is off.
     """
 
     snapshotting_intervals = {NumberSeries: 100}  # noqa: RUF012  (the library reads it as a class attribute)
@@ -137,6 +140,7 @@ class BillingApplication(Application[UUID]):
         env: EnvType | None = None,
         payments: Callable[[], PaymentProvider | None] | None = None,
         hasher: PasswordHasher | None = None,
+        secret_key: str | None = None,
     ) -> None:
         super().__init__(env=env)
         self.clock = clock
@@ -152,6 +156,7 @@ class BillingApplication(Application[UUID]):
         self.dunning = DunningCommands(self.runner)
         self.reconciliation = ReconciliationCommands(self.runner, payments)
         self.admin = AdminUsers(self.runner, hasher)
+        self.portal = PortalCommands(self.runner, secret_key)
 
     def take_snapshot(self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None) -> None:
         """Snapshot a number series from its own repository, starting at its last snapshot."""

@@ -20,6 +20,7 @@ from web.admin.security import SecurityHeaders
 from web.auth import BearerTokenAuth
 from web.body import BodyError
 from web.openapi import openapi_document
+from web.portal.rendering import PREFIX as PORTAL
 from web.problems import on_http_error, on_ledger_error, on_unexpected_error, problem
 from web.routes import route_table
 from web.services import Services
@@ -43,7 +44,11 @@ def create_app(
 
     app = Starlette(
         routes=route_table(),
-        middleware=[Middleware(BearerTokenAuth, token=services.api_token), Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(BearerTokenAuth, token=services.api_token),
+            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, prefix=PORTAL, referrer_policy=b"no-referrer"),
+        ],
         exception_handlers={
             LedgerError: on_ledger_error,
             BodyError: on_body_error,

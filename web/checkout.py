@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -27,13 +28,14 @@ from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
 from web import models
 from web.body import read_json
-from web.decoding import decode
+from web.decoding import RequestInvalidError, decode
 from web.invoices import expected_version_of, idempotency_key_of, invoice_id_of, services_of
 from web.operations import BODY, ON_INVOICE, Endpoint, Operation
 from web.render import invoice_json
 from web.services import Services
 
 PROVIDER = "stripe"
+CHECKOUT_LINK_LIFETIME = timedelta(days=30)  # the return pages' link: as long as an emailed one
 
 
 def routes() -> list[Route]:
@@ -100,14 +102,27 @@ def open_checkout(
     and the invoice as it then stands. The API's endpoint and the dashboard's button both come
     here. Blocking (the provider and the store): call it off the event loop.
 
-    The return pages default to the portal's page of the invoice under `base`.
+    The return pages default to the invoice's page in the client portal under `base`, through a
+    link issued for the invoice's customer (`issued_by="checkout"`); without a secret key (the
+    portal off) they must be given (422 naming `success_url`).
     """
     invoice = _payable(services, invoice_id)
     _require_version(services, invoice, expected)  # before Stripe is called
     payments = _provider(services)
-    success_url = success_url or f"{base}/portal/invoices/{invoice_id}?checkout=success"
-    cancel_url = cancel_url or f"{base}/portal/invoices/{invoice_id}?checkout=cancel"
+    link_id = None
+    if success_url is None or cancel_url is None:
+        link_id, page = _portal_page(services, invoice, base, key)
+        success_url = success_url or f"{page}?checkout=success"
+        cancel_url = cancel_url or f"{page}?checkout=cancel"
     session = _open_session(payments, invoice, success_url, cancel_url, key)
+    if link_id is not None:  # only now: a provider that failed leaves nothing stored
+        services.app.portal.issue(
+            invoice.customer["email"],
+            expires_at=services.clock.now() + CHECKOUT_LINK_LIFETIME,
+            invoice_id=invoice.id,
+            issued_by="checkout",
+            link_id=link_id,
+        )
     services.app.start_checkout(
         invoice.id,
         provider=PROVIDER,
@@ -116,6 +131,26 @@ def open_checkout(
         expires_at=session.expires_at,
     )
     return session, services.app.invoice(invoice.id)
+
+
+def _portal_page(services: Services, invoice: Invoice, base: str, key: str | None) -> tuple[UUID, str]:
+    """The link for the invoice's customer, and the invoice's page under it. The link's id is
+    derived from the request's idempotency key, or without one from what is due (as the
+    provider's key is), so a retry names the same URL and meets the same session at the
+    provider, whose idempotency compares the parameters."""
+    if services.secret_key is None:
+        message = "the client portal is off (no LEDGER_SECRET_KEY): give success_url and cancel_url"
+        raise RequestInvalidError([{"field": "success_url", "message": message}])
+    state = {
+        "status": invoice.status,
+        "due": invoice.amount_due,
+        "paid": invoice.amount_paid,
+        "refunded": invoice.amount_refunded,
+    }
+    link_key = key or "checkout-" + hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:32]
+    portal = services.app.portal
+    link_id = portal.keyed_link_id(invoice.id, link_key, secret=services.secret_key)
+    return link_id, portal.invoice_url(link_id, invoice.id, base_url=base, secret=services.secret_key)
 
 
 def _provider(services: Services) -> PaymentProvider:

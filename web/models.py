@@ -248,7 +248,10 @@ def ReturnUrl(outcome: str) -> Any:
                 "type": ["string", "null"],
                 "maxLength": URL_LIMIT,
                 "pattern": "^https?://[\\x21-\\x7e]+$",
-                "description": f"An absolute http(s) URL; by default the portal's invoice page ({outcome}).",
+                "description": (
+                    f"An absolute http(s) URL ({outcome}); by default the invoice's page in the client portal, "
+                    "under a link made for its customer. Required when the portal is off (no LEDGER_SECRET_KEY)."
+                ),
             }
         ),
     ]

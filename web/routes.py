@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from web import checkout, invoice_pdf, invoices, meta, webhooks
 from web.admin import admin_routes
+from web.portal import portal_routes
 from web.reconciliation import routes as reconciliation
 from web.usage import routes as usage
 from web.webhook_events import routes as webhook_events
@@ -22,4 +23,5 @@ def route_table() -> list[BaseRoute]:
         *reconciliation.routes(),
         *webhook_events.routes(),
         *admin_routes(),
+        *portal_routes(),
     ]

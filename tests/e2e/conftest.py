@@ -24,6 +24,7 @@ from commands.application import BillingApplication
 from commands.ingestion.provider_events import WebhookVerifier
 from commands.ports import PaymentProvider
 from commands.reconciliation.facts import ProviderRecords
+from ledger.seller import Seller
 from tests.conftest import AppFactory
 from tests.served import ServedApp
 from tests.stripe_server import API_KEY, StripeServer
@@ -34,6 +35,8 @@ from web.services import Services
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
+# Signs the portal's links (LEDGER_SECRET_KEY): the portal is on in every served app unless a test turns it off.
+SECRET_KEY = "test-portal-secret-0123456789abcdef-0123456789"
 
 INVOICE: dict[str, Any] = copy.deepcopy(EXAMPLE_INVOICE)
 
@@ -57,6 +60,8 @@ def serve(
     webhooks: WebhookVerifier | None = None,
     public_url: str | None = None,
     records: ProviderRecords | None = None,
+    secret_key: str | None = SECRET_KEY,
+    seller: Seller | None = None,
 ) -> ServedApp:
     read_models = InProcessProjections(app, engine)
     services = Services(
@@ -69,6 +74,8 @@ def serve(
         webhooks=webhooks,
         public_url=public_url,
         records=records,
+        secret_key=secret_key,
+        seller=seller or Seller(),
     )
     asgi = create_app(services, on_startup=read_models.start if follow else None, on_shutdown=read_models.stop)
     return ServedApp(asgi)
@@ -76,7 +83,12 @@ def serve(
 
 @contextmanager
 def served_api(
-    app: BillingApplication, engine: Engine, clock: ManualClock, stripe_url: str, public_url: str | None = None
+    app: BillingApplication,
+    engine: Engine,
+    clock: ManualClock,
+    stripe_url: str,
+    public_url: str | None = None,
+    secret_key: str | None = SECRET_KEY,
 ) -> Iterator[Api]:
     """The API with Stripe configured (the test server at `stripe_url` stands in for it:
     checkout answers, reconciliation runs read its records, and webhooks are checked against
@@ -84,7 +96,16 @@ def served_api(
     payments = StripePaymentProvider(API_KEY, api_base=stripe_url, max_network_retries=0)
     webhooks = StripeWebhookVerifier(WEBHOOK_SECRET)
     records = StripeRecords(API_KEY, api_base=stripe_url, sleep=lambda _: None)  # a retry does not wait
-    served = serve(app, engine, clock, payments=payments, webhooks=webhooks, public_url=public_url, records=records)
+    served = serve(
+        app,
+        engine,
+        clock,
+        payments=payments,
+        webhooks=webhooks,
+        public_url=public_url,
+        records=records,
+        secret_key=secret_key,
+    )
     try:
         with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=30) as client:
             yield Api(client, served.base_url, app, engine, clock)

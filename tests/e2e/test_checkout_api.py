@@ -4,6 +4,7 @@ Stripe-compatible test server, on each backend."""
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,8 +14,9 @@ import pytest
 
 from adapters.clock import ManualClock
 from adapters.read_models import read_model_engine
+from commands.portal.tokens import link_id_from
 from tests.conftest import AppFactory
-from tests.e2e.conftest import AUTH, INVOICE, Api, serve, served_api
+from tests.e2e.conftest import AUTH, INVOICE, SECRET_KEY, Api, serve, served_api
 from tests.e2e.test_openapi import conforms
 from tests.stripe_server import StripeServer
 
@@ -63,8 +65,9 @@ def test_checkout_opens_a_session_for_the_amount_due_and_records_it_on_the_invoi
     assert session["currency"] == "usd"
     assert session["customer_email"] == "ap@acme.example"
     assert session["metadata"] == {"invoice_id": invoice["id"]}
-    assert session["success_url"] == f"{PUBLIC_URL}/portal/invoices/{invoice['id']}?checkout=success"
-    assert session["cancel_url"] == f"{PUBLIC_URL}/portal/invoices/{invoice['id']}?checkout=cancel"
+    page = _portal_page(api, session["success_url"], invoice["id"])
+    assert session["success_url"] == f"{page}?checkout=success"
+    assert session["cancel_url"] == f"{page}?checkout=cancel"
     [sent] = stripe_server.requests_to("POST", "/v1/checkout/sessions")
     assert sent.form["payment_intent_data"]["metadata"] == {"invoice_id": invoice["id"]}
     assert sent.form["line_items"][0]["price_data"]["product_data"]["name"] == f"Invoice {invoice['number']}"
@@ -82,6 +85,17 @@ def test_checkout_opens_a_session_for_the_amount_due_and_records_it_on_the_invoi
     assert recorded.payment_ids == []  # the payment comes with Stripe's report of it, keyed by its PaymentIntent
 
 
+def _portal_page(api: Api, url: str, invoice_id: str) -> str:
+    """The portal page of the invoice the URL is under, after checking its link: signed with the
+    app's secret, issued by checkout for the invoice's customer."""
+    match = re.fullmatch(rf"{re.escape(PUBLIC_URL)}/portal/([A-Za-z0-9_.-]+)/invoices/{invoice_id}\?checkout=\w+", url)
+    assert match, url
+    link = api.app.portal.link(link_id_from(match.group(1), SECRET_KEY))
+    assert link is not None
+    assert (link.customer_email, link.invoice_id, link.issued_by) == ("ap@acme.example", invoice_id, "checkout")
+    return f"{PUBLIC_URL}/portal/{match.group(1)}/invoices/{invoice_id}"
+
+
 def test_a_retry_with_the_same_key_gets_the_same_session_and_one_payment(api: Api, stripe_server: StripeServer) -> None:
     invoice = _issued(api)
     first = _checkout(api, invoice["id"], **{"Idempotency-Key": "pay-1"})
@@ -91,6 +105,8 @@ def test_a_retry_with_the_same_key_gets_the_same_session_and_one_payment(api: Ap
     assert again.json() == first.json()
     assert [r.headers["idempotency-key"] for r in stripe_server.requests] == ["pay-1", "pay-1"]
     assert len(stripe_server.sessions) == 1
+    # The same portal link, so the same return pages: the provider's idempotency compares them.
+    assert stripe_server.requests[0].form["success_url"] == stripe_server.requests[1].form["success_url"]
 
 
 def test_a_retry_without_a_key_gets_the_same_session_too(api: Api, stripe_server: StripeServer) -> None:
@@ -109,6 +125,25 @@ def test_the_same_key_on_another_invoice_is_refused(api: Api, stripe_server: Str
     reused = _checkout(api, second["id"], **{"Idempotency-Key": "pay-1"})
     assert reused.status_code == 422, reused.text
     assert len(stripe_server.sessions) == 1
+
+
+def test_without_a_secret_key_the_return_pages_must_be_given(
+    make_app: AppFactory, database_url: str, clock: ManualClock, stripe_server: StripeServer
+) -> None:
+    engine = read_model_engine(database_url)
+    try:
+        with served_api(make_app(), engine, clock, stripe_server.base_url, PUBLIC_URL, secret_key=None) as api:
+            invoice = _issued(api)
+            refused = _checkout(api, invoice["id"])
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["field"] == "success_url"
+            assert stripe_server.sessions == {}
+            chosen = _checkout(
+                api, invoice["id"], {"success_url": "https://a.example/ok", "cancel_url": "https://a.example/no"}
+            )
+            assert chosen.status_code == 201, chosen.text
+    finally:
+        engine.dispose()
 
 
 def test_return_pages_can_be_chosen(api: Api, stripe_server: StripeServer) -> None:

@@ -74,11 +74,15 @@ HEADER_NAMES = frozenset(name for name, _ in HEADERS) | {b"cache-control"}
 
 
 class SecurityHeaders:
-    """Pure ASGI: adds the headers to every response under `prefix`, whoever answered it."""
+    """Pure ASGI: adds the headers to every response under `prefix`, whoever answered it.
+    `referrer_policy`: the client portal's pages carry a secret in their URL and send none."""
 
-    def __init__(self, app: ASGIApp, prefix: str = PREFIX) -> None:
+    def __init__(self, app: ASGIApp, prefix: str = PREFIX, referrer_policy: bytes = b"same-origin") -> None:
         self.app = app
         self.prefix = prefix
+        self.headers = tuple(
+            (name, referrer_policy if name == b"referrer-policy" else value) for name, value in HEADERS
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -91,7 +95,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [(name, value) for name, value in message.get("headers", []) if name not in HEADER_NAMES]
-                message["headers"] = [*kept, *HEADERS, (b"cache-control", cache)]
+                message["headers"] = [*kept, *self.headers, (b"cache-control", cache)]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -1,0 +1,97 @@
+"""The client portal's list of one customer's invoices, from the invoice_status read model.
+
+Open invoices (something to pay) come first, then the others a customer has seen: paid, void,
+uncollectible. Drafts and deleted drafts are not the customer's to see. Within each group the
+newest comes first, ties broken by invoice id; pages follow a keyset cursor (the group, then
+created_at and id of the last row), so a page deep in a long history costs a page's rows.
+
+Both groups are read through the index on customer_email: one customer's invoices, however
+many the ledger holds. Addresses are compared as the invoices were written; the portal's link
+keeps the lower-cased address, and the caller passes every spelling it knows of (the link's
+own and the one on the invoice it was made for).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, and_, or_, select
+
+from ledger.errors import InvalidInputError
+from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, VOID
+from projections.paging import MAX_PAGE, Page, with_utc
+from projections.tables import invoice_status
+
+OPEN_GROUP = 0
+CLOSED_GROUP = 1
+CLOSED = (PAID, VOID, UNCOLLECTIBLE)
+COLUMNS = (
+    invoice_status.c.invoice_id,
+    invoice_status.c.number,
+    invoice_status.c.status,
+    invoice_status.c.currency,
+    invoice_status.c.total,
+    invoice_status.c.amount_due,
+    invoice_status.c.due_date,
+    invoice_status.c.created_at,
+    invoice_status.c.issued_at,
+    invoice_status.c.paid_at,
+)
+
+
+def customer_invoices(engine: Engine, emails: Collection[str], *, limit: int = 25, cursor: str | None = None) -> Page:
+    """A page of the customer's invoices: open ones first, then paid, void and uncollectible."""
+    limit = max(1, min(limit, MAX_PAGE))
+    group, after = _decode(cursor) if cursor else (OPEN_GROUP, None)
+    rows: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        for current in (OPEN_GROUP, CLOSED_GROUP):
+            if current < group:
+                continue
+            query = _group(engine, emails, current, after if current == group else None, limit + 1 - len(rows))
+            rows += [{**with_utc(dict(row)), "group": current} for row in conn.execute(query).mappings()]
+            if len(rows) > limit:
+                break
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not more:
+        return Page(rows, None)
+    last = rows[-1]
+    return Page(rows, _encode(last["group"], last["created_at"], last["invoice_id"]))
+
+
+def _group(
+    engine: Engine, emails: Collection[str], group: int, after: tuple[datetime, str] | None, limit: int
+) -> Select[Any]:
+    statuses = (OPEN,) if group == OPEN_GROUP else CLOSED
+    query = select(*COLUMNS).where(
+        invoice_status.c.customer_email.in_(sorted(set(emails))), invoice_status.c.status.in_(statuses)
+    )
+    if after is not None:
+        created_at, key = after
+        if engine.dialect.name != "postgresql":  # SQLite stores naive UTC
+            created_at = created_at.astimezone(UTC).replace(tzinfo=None)
+        created = invoice_status.c.created_at
+        query = query.where(or_(created < created_at, and_(created == created_at, invoice_status.c.invoice_id < key)))
+    return query.order_by(invoice_status.c.created_at.desc(), invoice_status.c.invoice_id.desc()).limit(limit)
+
+
+def _encode(group: int, created_at: datetime, key: str) -> str:
+    raw = json.dumps([group, created_at.isoformat(), key]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode(cursor: str) -> tuple[int, tuple[datetime, str]]:
+    try:
+        group, created_at, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        moment = datetime.fromisoformat(created_at)
+        if group not in (OPEN_GROUP, CLOSED_GROUP) or not isinstance(key, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise InvalidInputError("cursor is not one this page made", field="cursor") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return int(group), (moment, key)
