@@ -336,7 +336,7 @@ def _tampered(token: str) -> str:
 REFUSALS = {
     "tampered token": (403, "not valid"),
     "expired link": (410, "expired"),
-    "revoked link": (410, "no longer"),
+    "revoked link": (410, "withdrawn"),
     "another customer's invoice": (404, "not found"),
     "an unknown invoice": (404, "not found"),
     "a draft": (404, "not found"),
@@ -420,6 +420,7 @@ def test_a_phone_shows_the_list_and_the_invoice_without_horizontal_scroll(
             too_wide[f"{name} boxes"] = wide
     assert too_wide == {}, f"wider than the phone's {PHONE_WIDTH} px: {too_wide}"
 
+    phone.goto(portal.invoice("acme-eur-open"))
     box = phone.get_by_test_id("pay").bounding_box()  # the open invoice's Pay, in reach of a thumb
     assert box is not None
     assert box["x"] >= 0
