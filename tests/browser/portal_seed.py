@@ -42,6 +42,7 @@ SECRET_KEY = "browser-tests-portal-secret-0123456789abcdef"
 ACME = {"email": "billing@acme.example", "name": "Acme Corporation"}
 GLOBEX = {"email": "ap@globex.example", "name": "Globex GmbH"}
 
+MEMO = "Thank you for your business.\nPlease quote the invoice number with any payment."  # shown to the customer
 CARD_INTENT = "pi_1PortalAcmeCard"
 CARD_CHARGE = "ch_1PortalAcmeCard"
 REFUND = "re_1PortalAcmePartial"
@@ -77,7 +78,7 @@ class _Story:
             currency=currency,
             lines=lines,
             due_date=(on + timedelta(days=due_in)).isoformat(),
-            memo=f"portal browser test: {role}",
+            memo=MEMO,
         ).result
         self.seeded.invoices[role] = invoice_id
         self.seeded.numbers[role] = self.app.issue(invoice_id).result
@@ -147,7 +148,7 @@ def seed_portal(app: BillingApplication, clock: ManualClock) -> PortalSeeded:
 
     story.clock.set(_at(date(2026, 2, 28)))
     seeded.invoices["acme-draft"] = app.create_draft(
-        customer=ACME, currency="usd", lines=[NewLine("Not yet agreed", 1, 77_700)], memo="portal browser test: draft"
+        customer=ACME, currency="usd", lines=[NewLine("Not yet agreed", 1, 77_700)], memo=MEMO
     ).result
 
     story.link("expired", ACME, on=_at(date(2026, 2, 1)), expires_at=_at(date(2026, 2, 15)))
