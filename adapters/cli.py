@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from rich.console import Console
 from rich.table import Table
@@ -24,7 +24,9 @@ from adapters.clock import ManualClock
 from adapters.demo import DEMO_ADMIN, seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
+from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
+from adapters.portal import cli as portal_cli
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
 from adapters.settings import Settings
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     show = invoice.add_parser("show", help="print one invoice")
     show.add_argument("invoice_id", type=_uuid)
     show.set_defaults(run=_invoice_show)
+    pdf_cli.add_commands(invoice)
 
     rebuild = commands.add_parser("rebuild", help="drop every read model and replay the whole log into it")
     rebuild.add_argument("--batch-size", type=int, default=5_000)
@@ -155,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
     reconciliation.add_commands(commands, _moment)
     admin_cli.add_commands(commands)
+    portal_cli.add_commands(commands)
     return parser
 
 
@@ -214,13 +218,47 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  .venv/bin/ledger invoice show {seeded[1].invoice_id}")
     before_refund = (datetime.now(tz=UTC) - timedelta(days=55)).date().isoformat()
     print(f"  .venv/bin/ledger audit show {seeded[1].invoice_id} --as-of {before_refund}T00:00:00Z")
+    # The portal needs a secret to sign its links: the environment's, or one made for this run.
+    made = settings.secret_key is None
+    secret = settings.secret_key or secrets.token_urlsafe(32)
+    base = f"http://{args.host}:{args.port}" if args.serve else (settings.public_url or portal_cli.LOCAL_URL)
+    portal_url = _demo_portal_link(app, [item.invoice_id for item in seeded], base, secret)
     app.close()
     if not args.serve:
         print()
         _print_demo_admin(password)
+        _print_demo_portal(portal_url, secret, made=made)
     if args.serve:
-        _serve_demo(args, settings, seeded[1].invoice_id, password)
+        os.environ["LEDGER_SECRET_KEY"] = secret  # the server reads its settings from the environment
+        settings = dataclasses.replace(settings, secret_key=secret)
+        _serve_demo(args, settings, seeded[1].invoice_id, password, portal_url)
     return 0
+
+
+def _demo_portal_link(app: BillingApplication, invoice_ids: list[UUID], base: str, secret: str) -> str | None:
+    """A portal link for the customer of the first open demo invoice, opening on that invoice.
+    One link a day, as the seed is (its id derives from the invoice and the day): running the
+    demo again stores nothing, whatever secret signs the URL."""
+    for invoice_id in invoice_ids:
+        if app.invoice(invoice_id).status == "open":
+            now = app.clock.now()
+            link_id = uuid5(invoice_id, f"demo portal link {now.date().isoformat()}")
+            email = app.portal.customer_of(invoice_id)
+            expires_at = now + timedelta(days=30)
+            app.portal.issue(email, expires_at=expires_at, invoice_id=invoice_id, issued_by="cli", link_id=link_id)
+            return app.portal.invoice_url(link_id, invoice_id, base_url=base, secret=secret)
+    return None
+
+
+def _print_demo_portal(url: str | None, secret: str, *, made: bool) -> None:
+    if url is None:
+        return
+    print("Client portal (one demo customer's invoices, for 30 days):")
+    print(f"  {url}")
+    if made:
+        print("  signed with a LEDGER_SECRET_KEY made for this run; to serve it, keep it:")
+        print(f"  export LEDGER_SECRET_KEY={secret}")
+    print()
 
 
 def _print_demo_admin(password: str | None, base: str | None = None) -> None:
@@ -234,7 +272,9 @@ def _print_demo_admin(password: str | None, base: str | None = None) -> None:
         print(f"  password  {password}   (new for this database; shown once)\n")
 
 
-def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID, password: str | None) -> None:
+def _serve_demo(
+    args: argparse.Namespace, settings: Settings, example: UUID, password: str | None, portal_url: str | None
+) -> None:
     token = settings.api_token or new_token()
     os.environ["LEDGER_API_TOKEN"] = token  # the server reads its settings from the environment
     base = f"http://{args.host}:{args.port}"
@@ -248,6 +288,7 @@ def _serve_demo(args: argparse.Namespace, settings: Settings, example: UUID, pas
     print(f"API token ({where}):")
     print(f"  {token}\n")
     _print_demo_admin(password, base)
+    _print_demo_portal(portal_url, settings.secret_key or "", made=False)
     print("Try:")
     print(f"  curl -s {auth} {base}/api/invoices")
     print(f"  curl -s {auth} {base}/api/invoices/{example}")

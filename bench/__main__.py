@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile|admin] [--events N] [--payments N,N,...]
+[--only write|read-models|web|webhooks|usage|reconcile|admin|portal] [--events N] [--payments N,N,...]
 [--baseline REF]`."""
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from bench.admin import render as render_admin
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
 from bench.machine import header, postgres_version
+from bench.portal import FULL as PORTAL_FULL
+from bench.portal import QUICK as PORTAL_QUICK
+from bench.portal import PortalPlan, PortalReport, run_portal
+from bench.portal import render as render_portal
 from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
@@ -107,6 +111,13 @@ def _postgres_admin(plan: AdminPlan) -> AdminReport:
         return run_admin("postgres", url, plan)
 
 
+def _postgres_portal(plan: PortalPlan) -> PortalReport:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_portal("postgres", url, plan)
+
+
 def _reconcile(backend: str, directory: Path, sizes: tuple[int, ...]) -> ReconcileReport:
     """One fresh database per size: a SQLite file, or a database of a throwaway cluster."""
     if backend == "sqlite":
@@ -137,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "portal"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -178,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconcile_reports: list[ReconcileReport] = []
     admin = (ADMIN_QUICK if args.quick else ADMIN_FULL) if args.only in (None, "admin") else None
     admin_reports: list[AdminReport] = []
+    portal = (PORTAL_QUICK if args.quick else PORTAL_FULL) if args.only in (None, "portal") else None
+    portal_reports: list[PortalReport] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -210,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reconcile_reports.append(_reconcile("sqlite", Path(directory), reconcile_sizes))
             if admin is not None:
                 admin_reports.append(run_admin("sqlite", f"sqlite:///{Path(directory) / 'admin.sqlite3'}", admin))
+            if portal is not None:
+                url = f"sqlite:///{Path(directory) / 'portal.sqlite3'}"
+                portal_reports.append(run_portal("sqlite", url, portal))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
@@ -229,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconcile_reports.append(_reconcile("postgres", Path(), reconcile_sizes))
         if admin is not None:
             admin_reports.append(_postgres_admin(admin))
+        if portal is not None:
+            portal_reports.append(_postgres_portal(portal))
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -264,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if admin is not None and admin_reports:
         print()
         print(render_admin(admin_reports, admin))
+    if portal is not None and portal_reports:
+        print()
+        print(render_portal(portal_reports, portal))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

@@ -165,7 +165,8 @@ class _Book:
         invoice.issue(sequence=self.series.last + 1, at=at)
         self.series.allocate(invoice.id, at=at)
 
-    def invoice(self, i: int, total: int) -> None:
+    def invoice(self, i: int, total: int, who: dict[str, str] | None = None) -> None:
+        """Invoice `i` of `total` (its moment in the year), billed to `who` or a customer drawn at random."""
         from ledger.invoices import BANK, Invoice
         from ledger.lines import Line
         from ledger.money import Money
@@ -176,7 +177,7 @@ class _Book:
         currency = _currency(rng)
         invoice = Invoice.create_draft(
             invoice_id=uuid5(_NAMESPACE, f"invoice-{i}"),
-            customer=customer(rng.randrange(CUSTOMERS)),
+            customer=who or customer(rng.randrange(CUSTOMERS)),
             currency=currency,
             at=created,
             due_date=(created + 30 * DAY).date(),

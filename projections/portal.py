@@ -18,6 +18,7 @@ import json
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import Engine, Select, and_, or_, select
 
@@ -95,3 +96,11 @@ def _decode(cursor: str) -> tuple[int, tuple[datetime, str]]:
         raise InvalidInputError("cursor is not one this page made", field="cursor") from None
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return int(group), (moment, key)
+
+
+def invoice_id_by_number(engine: Engine, number: str) -> UUID | None:
+    """The invoice with that number (numbers are unique within a series, and series are named
+    apart), for `ledger portal link INV-0001`."""
+    with engine.connect() as conn:
+        found = conn.execute(select(invoice_status.c.invoice_id).where(invoice_status.c.number == number)).first()
+    return None if found is None else UUID(found[0])

@@ -5,6 +5,7 @@ way a link is refused. The stories run on SQLite and PostgreSQL; the refusals on
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 import stripe
+from pypdf import PdfReader
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -239,6 +241,8 @@ def test_a_tampered_token_is_403_an_expired_or_revoked_link_410(portal: Portal) 
         assert "Traceback" not in refused.text
     # Signed with another secret: as good as made up.
     assert portal.web.get(f"/portal/{token_for(link_id, 'another-secret-' + 'x' * 32)}").status_code == 403
+    # Signed with ours, for a link this store never issued (another database under the same secret).
+    assert portal.web.get(f"/portal/{token_for(uuid4(), SECRET_KEY)}").status_code == 404
 
     assert portal.web.get(home).status_code == 200
     portal.api.clock.advance(timedelta(days=1))
@@ -388,3 +392,20 @@ class _NoReadModels:
 
     def catch_up(self) -> None:
         raise AssertionError("not served")
+
+
+def test_the_pdf_download_is_that_invoice(portal: Portal) -> None:
+    invoice_id = portal.invoice(amount=12_345)
+    bobs = portal.invoice(BOB)
+    _, home = portal.link()
+
+    pdf = portal.web.get(f"{home}/invoices/{invoice_id}/pdf")
+
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == f'attachment; filename="{portal.number(invoice_id)}.pdf"'
+    assert pdf.headers["referrer-policy"] == "no-referrer"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert portal.number(invoice_id) in text
+    assert "123.45 USD" in text
+    assert portal.web.get(f"{home}/invoices/{bobs}/pdf").status_code == 404

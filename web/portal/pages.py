@@ -8,7 +8,8 @@
   provider's page: "Your payment is processing" until the webhook has recorded the payment
   (the page reloads itself every few seconds with a `<meta http-equiv="refresh">`, which needs
   no script), then "Paid"; `?checkout=cancel`: the payment was cancelled, and Pay is there again.
-- `GET /portal/{token}/invoices/{id}/pdf`: the invoice as a PDF (adapters/pdf).
+- `GET /portal/{token}/invoices/{id}/pdf`: the invoice as a PDF (adapters/pdf), an attachment
+  named after its number; a missing font is a 503 page naming nothing of the server's.
 - `POST /portal/{token}/invoices/{id}/pay`: opens the provider's Checkout page for what is due
   (web/checkout.py, as the API does), returning to this invoice's page under the same token,
   and answers 303 to it. Pay is offered only when something is due and a provider is configured;
@@ -29,10 +30,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters.pdf.render import render_invoice_pdf
 from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, Invoice
 from projections.portal import customer_invoices
 from web.admin.security import blocking
 from web.checkout import open_checkout
+from web.invoice_pdf import PDF, file_name
 from web.portal.access import Visit, customer_emails, customer_invoice, open_link, services_of
 from web.portal.rendering import PREFIX, render
 from web.services import Services
@@ -47,6 +50,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/{token}", invoices_page, methods=["GET"]),
         Route("/{token}/invoices/{invoice_id}", invoice_page, methods=["GET"]),
+        Route("/{token}/invoices/{invoice_id}/pdf", invoice_pdf, methods=["GET"]),
         Route("/{token}/invoices/{invoice_id}/pay", pay, methods=["POST"]),
     ]
 
@@ -137,6 +141,26 @@ async def invoice_page(request: Request) -> Response:
         "today": services.clock.now().date(),
     }
     return render(request, "portal/invoice.html", context)
+
+
+async def invoice_pdf(request: Request) -> Response:
+    """The invoice as the customer's PDF (adapters/pdf), with a link back to its page here.
+    Rendering takes a tenth of a second or more: in a worker thread, never on the event loop."""
+    services = services_of(request)
+    token = request.path_params["token"]
+    base = (services.public_url or str(request.base_url)).rstrip("/")
+
+    def run() -> tuple[Invoice, bytes]:
+        visit = open_link(services, token)
+        invoice = customer_invoice(services, visit, request.path_params["invoice_id"])
+        page = f"{base}{PREFIX}/{token}/invoices/{invoice.id}"
+        return invoice, render_invoice_pdf(
+            invoice, seller=services.seller, portal_url=page, font_dir=services.pdf_font_dir
+        )
+
+    invoice, body = await run_in_threadpool(run)
+    headers = {"Content-Disposition": f'attachment; filename="{file_name(invoice)}"'}
+    return Response(body, media_type=PDF, headers=headers)
 
 
 async def pay(request: Request) -> Response:

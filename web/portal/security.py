@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.pdf.render import FontMissingError
 from commands.portal.tokens import TamperedTokenError
 from ledger.errors import InvalidInputError, LedgerError, NotFoundError, ProviderError, RuleViolationError
 from ledger.portal.links import PortalLinkExpiredError, PortalLinkGoneError
@@ -117,6 +118,13 @@ def refusal(error: Exception) -> tuple[int, str, str]:
         if status >= 500:
             return status, "Please try again shortly", "The service is busy. Nothing was changed."
         return status, "This cannot be done", str(error)
+    if isinstance(error, FontMissingError):
+        log.error("the portal could not render a PDF: %s", error)
+        return (
+            503,
+            "Please try again shortly",
+            "The PDF cannot be made right now. The invoice page shows everything in it.",
+        )
     log.error("unexpected error on a portal page", exc_info=error)
     return 500, "Something went wrong", "Please try again later. Nothing was charged or changed."
 

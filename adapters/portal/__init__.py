@@ -1,0 +1,1 @@
+"""The client portal from the command line (cli.py)."""
