@@ -380,6 +380,24 @@ def test_a_refused_link_is_a_plain_page_with_its_status_and_no_data(
     shot(page, request)
 
 
+def test_a_form_of_another_site_cannot_pay(page: Page, portal: Portal, request: pytest.FixtureRequest) -> None:
+    """A page elsewhere that knows a link posts to its Pay, as a customer's browser would send it
+    (Origin: null from an opaque origin, Sec-Fetch-Site: cross-site): refused, no session opened."""
+    action = f"{portal.invoice('acme-eur-open')}/pay"
+    page.set_content(
+        '<meta name="referrer" content="no-referrer">'
+        f'<form method="post" action="{action}"><button type="submit">Win a prize</button></form>'
+    )
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Win a prize").click()
+    response = navigation.value
+    assert response is not None
+    assert response.status == 403
+    expect(page.get_by_test_id("error-status")).to_have_text("403")
+    assert portal.stripe.requests_to("POST", "/v1/checkout/sessions") == []
+    shot(page, request)
+
+
 def test_a_refused_link_cannot_pay(page: Page, portal: Portal) -> None:
     """Pay under a revoked link, or for another customer's invoice, opens no Checkout session."""
     for url, status in (
