@@ -37,7 +37,7 @@ from adapters.stripe.webhooks import StripeWebhookVerifier
 from commands.application import BillingApplication
 from ledger.money import Money
 from ledger.seller import Seller
-from tests.browser.conftest import shot
+from tests.browser.conftest import artifacts_dir, shot
 from tests.browser.portal_seed import SECRET_KEY, PortalSeeded, seed_portal
 from tests.browser.test_admin_dashboard import LOW_CONTRAST, _focus_ring, _tab_until
 from tests.conftest import AppFactory
@@ -252,12 +252,22 @@ def test_the_invoice_pdf_downloads_with_its_number_and_amount_due(
     download.save_as(saved)
 
     data = saved.read_bytes()
+    kept = artifacts_dir() / "downloads" / f"{request.node.name}.pdf"  # to look at, beside the screenshots
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(data)
     assert data.startswith(b"%PDF-")
     reader = PdfReader(io.BytesIO(data), strict=True)
-    text = "\n".join(page.extract_text() for page in reader.pages)
+    text = "\n".join(sheet.extract_text() for sheet in reader.pages)
     assert "INV-000003" in text
     assert EUR_DUE in text
     assert "Acme Corporation" in text
+    links = [
+        annotation.get_object()["/A"]["/URI"]
+        for sheet in reader.pages
+        for annotation in sheet.get("/Annots", [])
+        if "/A" in annotation.get_object()
+    ]
+    assert portal.invoice("acme-eur-open") in links  # back to this page, under the same link
 
 
 # ------------------------------------------------------------------------------ paying
