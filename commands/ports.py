@@ -62,13 +62,6 @@ class PaymentProvider(Protocol):
     arguments returns the same session instead of opening a second one.
     """
 
-    @property
-    def checkout_origin(self) -> str:
-        """Where the hosted payment pages are (`scheme://host[:port]`): a page whose form leads
-        there (the portal's Pay) must allow it in its Content-Security-Policy's form-action,
-        which a browser applies to the redirect after the form too."""
-        ...
-
     def create_checkout_session(
         self,
         *,

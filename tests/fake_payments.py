@@ -39,7 +39,6 @@ class FakePaymentProvider:
     default: str = "succeeded"  # the answer once a payment's queued answers are used up
     _by_key: dict[str, PaymentRetry | ProviderError] = field(default_factory=dict)
     refunds: dict[str, FakeRefund] = field(default_factory=dict)  # by idempotency key
-    checkout_origin: str = "https://checkout.fake.example"
 
     def create_checkout_session(
         self,

@@ -47,13 +47,7 @@ def create_app(
         middleware=[
             Middleware(BearerTokenAuth, token=services.api_token),
             Middleware(SecurityHeaders),
-            Middleware(
-                SecurityHeaders,
-                prefix=PORTAL,
-                referrer_policy=b"no-referrer",
-                # Pay posts to us and is redirected to the provider's page: allowed by form-action.
-                form_action=() if services.payments is None else (services.payments.checkout_origin,),
-            ),
+            Middleware(SecurityHeaders, prefix=PORTAL, referrer_policy=b"no-referrer"),
         ],
         exception_handlers={
             LedgerError: on_ledger_error,

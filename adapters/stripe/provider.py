@@ -16,7 +16,6 @@ matter: Stripe writes them in the webhook endpoint's version (docs/stripe.md).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import stripe
 from stripe.params import PaymentIntentConfirmParams, RefundCreateParams
@@ -34,21 +33,6 @@ from ledger.money import Money
 RETRYABLE_STATUSES = ("requires_payment_method", "requires_confirmation")
 # Money is moving or moved already: no new attempt.
 IN_FLIGHT_STATUSES = ("succeeded", "processing", "requires_capture")
-
-
-STRIPE_API_HOST = "api.stripe.com"
-STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"  # where Stripe's session URLs point
-
-
-def checkout_origin_for(api_base: str | None) -> str:
-    """Where the Checkout pages of the Stripe at `api_base` are: Stripe's own, unless a
-    Stripe-compatible server stands in for it (tests/stripe_server.py), which serves its own."""
-    if not api_base:
-        return STRIPE_CHECKOUT_ORIGIN
-    parts = urlsplit(api_base)
-    if parts.hostname == STRIPE_API_HOST:
-        return STRIPE_CHECKOUT_ORIGIN
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 class StripePaymentProvider:
@@ -73,7 +57,6 @@ class StripePaymentProvider:
             timeout=timeout,
         )
         self.api_version = api_version
-        self.checkout_origin = checkout_origin_for(api_base)
         self._client = self._stripe.client
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
@@ -59,18 +59,10 @@ PLAIN: dict[int, tuple[str, str]] = {  # status: (title, what it means when noth
     413: ("Too large", "the form is too large"),
 }
 
-
-def content_security_policy(form_action: Sequence[str] = ()) -> str:
-    """The policy; `form_action`: origins besides ours a form may lead to (the portal's Pay
-    goes to the payment provider's page: a browser checks the redirect after a form too)."""
-    sources = " ".join(["'self'", *form_action])
-    return (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        f"form-action {sources}; frame-ancestors 'none'; base-uri 'none'"
-    )
-
-
-CSP = content_security_policy()
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -83,23 +75,14 @@ HEADER_NAMES = frozenset(name for name, _ in HEADERS) | {b"cache-control"}
 
 class SecurityHeaders:
     """Pure ASGI: adds the headers to every response under `prefix`, whoever answered it.
-    `referrer_policy`: the client portal's pages carry a secret in their URL and send none;
-    `form_action`: the origins its forms may lead to besides ours (the payment provider's)."""
+    `referrer_policy`: the client portal's pages carry a secret in their URL and send none."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        prefix: str = PREFIX,
-        referrer_policy: bytes = b"same-origin",
-        form_action: Sequence[str] = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, prefix: str = PREFIX, referrer_policy: bytes = b"same-origin") -> None:
         self.app = app
         self.prefix = prefix
-        chosen = {
-            b"referrer-policy": referrer_policy,
-            b"content-security-policy": content_security_policy(form_action).encode(),
-        }
-        self.headers = tuple((name, chosen.get(name, value)) for name, value in HEADERS)
+        self.headers = tuple(
+            (name, referrer_policy if name == b"referrer-policy" else value) for name, value in HEADERS
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
