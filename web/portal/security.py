@@ -2,9 +2,8 @@
 
 1. the portal is off (no LEDGER_SECRET_KEY): every path under /portal is a 404 page;
 2. a path with a `.` or `..` segment is refused (404), whatever the static files would do;
-3. an unsafe method from another origin (Origin header; `Origin: null`, which our own
-   no-referrer pages send, unless the browser's Sec-Fetch-Site says same-origin) is refused
-   (403): the token in the URL is the credential, and only a page of ours should post with it;
+3. an unsafe method from another origin (Origin header) is refused (403): the token in the URL
+   is the credential, and only a page of ours should post with it;
 4. every error below it is an HTML page with its status (portal/error.html), never a trace:
    a token we did not sign 403, a link expired or revoked 410, an invoice that is not the
    customer's 404 (web/portal/access.py).
@@ -83,11 +82,6 @@ def _same_origin(request: Request, services: Services) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    if origin == "null":
-        # Our own pages are served with `Referrer-Policy: no-referrer`, under which a browser
-        # sends `Origin: null` with their forms (Pay): its fetch metadata, which no page can
-        # set, still says whether the form was ours. Without it, a null origin is anyone's.
-        return request.headers.get("sec-fetch-site") == "same-origin"
     ours = {request.headers.get("host", ""), urlsplit(services.public_url or "").netloc} - {""}
     return urlsplit(origin).netloc in ours
 
