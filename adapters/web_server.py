@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,7 +30,7 @@ from adapters.stripe import StripePaymentProvider
 from adapters.stripe.webhooks import StripeWebhookVerifier
 from ledger.reconciliation.runs import LEDGER, STRIPE
 from web.app import create_app
-from web.services import Services
+from web.services import STRIPE_CHECKOUT_ORIGIN, Services
 
 log = logging.getLogger("ledger.serve")
 T = TypeVar("T")
@@ -62,6 +63,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
         seller=settings.seller,
         pdf_font_dir=settings.pdf_font_dir,
         secret_key=settings.secret_key,
+        checkout_origins=_checkout_origins(settings),
     )
 
     def start() -> None:
@@ -83,6 +85,15 @@ def _payments(settings: Settings) -> StripePaymentProvider | None:
     if not settings.stripe_api_key:
         return None
     return StripePaymentProvider(settings.stripe_api_key, api_base=settings.stripe_api_base)
+
+
+def _checkout_origins(settings: Settings) -> tuple[str, ...]:
+    """Stripe's hosted checkout, and the origin of a stand-in Stripe (STRIPE_API_BASE), whose
+    sessions' pages are there."""
+    if not settings.stripe_api_base:
+        return (STRIPE_CHECKOUT_ORIGIN,)
+    parts = urlsplit(settings.stripe_api_base)
+    return (STRIPE_CHECKOUT_ORIGIN, f"{parts.scheme}://{parts.netloc}")
 
 
 def asgi_app() -> Starlette:

@@ -21,6 +21,7 @@ from web.auth import BearerTokenAuth
 from web.body import BodyError
 from web.openapi import openapi_document
 from web.portal.rendering import PREFIX as PORTAL
+from web.portal.security import portal_csp
 from web.problems import on_http_error, on_ledger_error, on_unexpected_error, problem
 from web.routes import route_table
 from web.services import Services
@@ -47,7 +48,12 @@ def create_app(
         middleware=[
             Middleware(BearerTokenAuth, token=services.api_token),
             Middleware(SecurityHeaders),
-            Middleware(SecurityHeaders, prefix=PORTAL, referrer_policy=b"no-referrer"),
+            Middleware(
+                SecurityHeaders,
+                prefix=PORTAL,
+                referrer_policy=b"no-referrer",
+                csp=portal_csp(services.checkout_origins),
+            ),
         ],
         exception_handlers={
             LedgerError: on_ledger_error,

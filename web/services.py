@@ -20,6 +20,8 @@ from projections.queries import Page, list_invoices
 from web.admin.limiter import LoginLimiter
 from web.rendered import RenderedInvoices
 
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
 
 class ReadSide(Protocol):
     """The read models in this process: `catch_up` applies what is logged so far."""
@@ -66,6 +68,9 @@ class Services:
     seller: Seller = field(default_factory=Seller)
     # LEDGER_PDF_FONT_DIR: the invoice PDFs' fonts; None: Debian's fonts-dejavu-core (adapters/pdf/fonts.py).
     pdf_font_dir: Path | None = None
+    # Where the payment provider's hosted checkout pages are: the portal's Pay form is answered
+    # with a redirect there, which its Content-Security-Policy (form-action) must allow.
+    checkout_origins: tuple[str, ...] = (STRIPE_CHECKOUT_ORIGIN,)
     # LEDGER_SECRET_KEY: signs the client portal's links; None: the portal is off.
     secret_key: str | None = None
     # Records and handles verified deliveries, several to a commit when they arrive together.

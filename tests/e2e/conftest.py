@@ -30,7 +30,7 @@ from tests.served import ServedApp
 from tests.stripe_server import API_KEY, StripeServer
 from web.app import create_app
 from web.models import EXAMPLE_INVOICE
-from web.services import Services
+from web.services import STRIPE_CHECKOUT_ORIGIN, Services
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,7 +62,10 @@ def serve(
     records: ProviderRecords | None = None,
     secret_key: str | None = SECRET_KEY,
     seller: Seller | None = None,
+    checkout_origins: tuple[str, ...] = (),
 ) -> ServedApp:
+    """The app served for real. `checkout_origins`: where a stand-in provider's checkout pages
+    are, beside Stripe's (the portal's CSP lets Pay's redirect go there)."""
     read_models = InProcessProjections(app, engine)
     services = Services(
         app=app,
@@ -76,6 +79,7 @@ def serve(
         records=records,
         secret_key=secret_key,
         seller=seller or Seller(),
+        checkout_origins=(STRIPE_CHECKOUT_ORIGIN, *checkout_origins),
     )
     asgi = create_app(services, on_startup=read_models.start if follow else None, on_shutdown=read_models.stop)
     return ServedApp(asgi)
@@ -105,6 +109,7 @@ def served_api(
         public_url=public_url,
         records=records,
         secret_key=secret_key,
+        checkout_origins=(stripe_url.rstrip("/"),),
     )
     try:
         with httpx.Client(base_url=served.base_url, headers=AUTH, timeout=30) as client:

@@ -33,7 +33,8 @@ from tests.stripe_payloads import event_payload
 from tests.stripe_server import StripeServer
 from web.admin.security import CSP
 from web.app import create_app
-from web.services import Services
+from web.portal.security import portal_csp
+from web.services import STRIPE_CHECKOUT_ORIGIN, Services
 
 ANN = "ann@customer.example"
 BOB = "bob@other.example"
@@ -277,12 +278,16 @@ def test_the_portal_is_off_without_a_secret_key(make_app: AppFactory, database_u
 
 
 @SQLITE
-def test_the_pages_carry_the_security_headers(portal: Portal) -> None:
+def test_the_pages_carry_the_security_headers(portal: Portal, stripe_server: StripeServer) -> None:
     invoice_id = portal.invoice()
     _, home = portal.link()
+    # The dashboard's policy; a form may also go on to the provider's checkout page (Pay's 303).
+    csp = CSP.replace("form-action 'self'", f"form-action 'self' {STRIPE_CHECKOUT_ORIGIN} {stripe_server.base_url}")
+    assert portal_csp((STRIPE_CHECKOUT_ORIGIN, stripe_server.base_url, "javascript:alert(1)")) == csp
+    assert "unsafe-inline" not in csp
     for path in (home, f"{home}/invoices/{invoice_id}", f"{home}/invoices/{uuid4()}", "/portal/nope"):
         response = portal.web.get(path)
-        assert response.headers["content-security-policy"] == CSP, path
+        assert response.headers["content-security-policy"] == csp, path
         assert response.headers["referrer-policy"] == "no-referrer", path
         assert response.headers["cache-control"] == "no-store", path
         assert response.headers["x-content-type-options"] == "nosniff", path
@@ -406,3 +411,17 @@ def test_the_pdf_download_is_that_invoice(portal: Portal) -> None:
     assert portal.number(invoice_id) in text
     assert "123.45 USD" in text
     assert portal.web.get(f"{home}/invoices/{bobs}/pdf").status_code == 404
+
+
+@SQLITE
+def test_pay_from_another_site_is_refused_and_from_our_page_goes_through(portal: Portal) -> None:
+    invoice_id = portal.invoice()
+    _, home = portal.link()
+    pay = f"{home}/invoices/{invoice_id}/pay"
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site", "Origin": "null"}):
+        refused = portal.web.post(pay, headers=headers)
+        assert refused.status_code == 403, headers
+        assert portal.app.invoice(invoice_id).checkouts == {}
+    # What a browser sends from our page, whose Referrer-Policy is no-referrer: Origin null.
+    ours = portal.web.post(pay, headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"})
+    assert ours.status_code == 303, ours.text

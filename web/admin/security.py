@@ -75,14 +75,16 @@ HEADER_NAMES = frozenset(name for name, _ in HEADERS) | {b"cache-control"}
 
 class SecurityHeaders:
     """Pure ASGI: adds the headers to every response under `prefix`, whoever answered it.
-    `referrer_policy`: the client portal's pages carry a secret in their URL and send none."""
+    `referrer_policy`: the client portal's pages carry a secret in their URL and send none;
+    `csp`: theirs lets a form's redirect reach the payment provider's page."""
 
-    def __init__(self, app: ASGIApp, prefix: str = PREFIX, referrer_policy: bytes = b"same-origin") -> None:
+    def __init__(
+        self, app: ASGIApp, prefix: str = PREFIX, referrer_policy: bytes = b"same-origin", csp: str = CSP
+    ) -> None:
         self.app = app
         self.prefix = prefix
-        self.headers = tuple(
-            (name, referrer_policy if name == b"referrer-policy" else value) for name, value in HEADERS
-        )
+        replaced = {b"referrer-policy": referrer_policy, b"content-security-policy": csp.encode()}
+        self.headers = tuple((name, replaced.get(name, value)) for name, value in HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")

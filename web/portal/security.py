@@ -2,13 +2,15 @@
 
 1. the portal is off (no LEDGER_SECRET_KEY): every path under /portal is a 404 page;
 2. a path with a `.` or `..` segment is refused (404), whatever the static files would do;
-3. an unsafe method from another origin (Origin header) is refused (403): the token in the URL
-   is the credential, and only a page of ours should post with it;
+3. an unsafe method from another site (the browser's Sec-Fetch-Site, else the Origin header) is
+   refused (403): the token in the URL is the credential, and only a page of ours should post
+   with it;
 4. every error below it is an HTML page with its status (portal/error.html), never a trace:
    a token we did not sign 403, a link expired or revoked 410, an invoice that is not the
    customer's 404 (web/portal/access.py).
 
-The headers (a CSP without 'unsafe-inline', nosniff, no framing, `Referrer-Policy: no-referrer`
+The headers (a CSP without 'unsafe-inline' whose form-action also allows the payment provider's
+checkout page, Pay's redirect; nosniff, no framing, `Referrer-Policy: no-referrer`
 so the token never leaves in a Referer, `Cache-Control: no-store`) are set app-wide for
 /portal by web/admin/security.py's SecurityHeaders (web/app.py), so the router's own 404s
 carry them too.
@@ -17,6 +19,7 @@ carry them too.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -29,6 +32,7 @@ from adapters.pdf.render import FontMissingError
 from commands.portal.tokens import TamperedTokenError
 from ledger.errors import InvalidInputError, LedgerError, NotFoundError, ProviderError, RuleViolationError
 from ledger.portal.links import PortalLinkExpiredError, PortalLinkGoneError
+from web.admin.security import CSP
 from web.portal.rendering import render
 from web.problems import STATUSES
 from web.services import Services
@@ -36,7 +40,15 @@ from web.services import Services
 log = logging.getLogger("ledger.portal")
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 NOT_FOUND = ("Not found", "There is no such page. Check the link you were sent, or ask for a new one.")
+
+
+def portal_csp(checkout_origins: tuple[str, ...]) -> str:
+    """The dashboard's policy, but a form may also be sent on (Pay's 303) to the provider's
+    checkout page. Origins that are not plain scheme://host[:port] are left out."""
+    allowed = " ".join(origin for origin in checkout_origins if _ORIGIN.fullmatch(origin))
+    return CSP.replace("form-action 'self'", f"form-action 'self' {allowed}".rstrip())
 
 
 class PortalGuard:
@@ -79,8 +91,15 @@ class PortalGuard:
 
 
 def _same_origin(request: Request, services: Services) -> bool:
+    """Whether an unsafe request came from one of our pages. The pages send no referrer, so a
+    browser's POST from them carries `Origin: null`: the browser's own `Sec-Fetch-Site` is asked
+    first, and a null or absent Origin (scripts, older browsers) is let through; the token in
+    the path is what no other site has."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     ours = {request.headers.get("host", ""), urlsplit(services.public_url or "").netloc} - {""}
     return urlsplit(origin).netloc in ours
