@@ -121,6 +121,7 @@ def portal(
             webhooks=StripeWebhookVerifier(WEBHOOK_SECRET),
             secret_key=SECRET_KEY,
             seller=SELLER,
+            checkout_origins=(stripe_server.base_url,),  # where its sessions' pages are: Pay's redirect goes there
         )
         try:
             yield Portal(served.base_url, app, engine, clock, seeded, stripe_server)
