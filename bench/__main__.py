@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile|admin|portal] [--events N] [--payments N,N,...]
+[--only write|read-models|web|webhooks|usage|reconcile|admin|portal|pdf] [--events N] [--payments N,N,...]
 [--baseline REF]`."""
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from bench.admin import render as render_admin
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
 from bench.machine import header, postgres_version
+from bench.pdf import FULL as PDF_FULL
+from bench.pdf import QUICK as PDF_QUICK
+from bench.pdf import render as render_pdf
+from bench.pdf import run_pdf
 from bench.portal import FULL as PORTAL_FULL
 from bench.portal import QUICK as PORTAL_QUICK
 from bench.portal import PortalPlan, PortalReport, run_portal
@@ -148,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "portal"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "portal", "pdf"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -191,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin_reports: list[AdminReport] = []
     portal = (PORTAL_QUICK if args.quick else PORTAL_FULL) if args.only in (None, "portal") else None
     portal_reports: list[PortalReport] = []
+    pdf = (PDF_QUICK if args.quick else PDF_FULL) if args.only in (None, "pdf") else None
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -247,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             admin_reports.append(_postgres_admin(admin))
         if portal is not None:
             portal_reports.append(_postgres_portal(portal))
+    pdf_report = run_pdf(pdf) if pdf is not None else None  # CPU only: the same on either backend
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -285,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if portal is not None and portal_reports:
         print()
         print(render_portal(portal_reports, portal))
+    if pdf is not None and pdf_report is not None:
+        print()
+        print(render_pdf(pdf_report, pdf))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

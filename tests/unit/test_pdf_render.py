@@ -45,6 +45,8 @@ def test_every_amount_prints_as_money_formats_it(currency: str, unit_amount: int
     invoice = pay(issued(draft(currency=currency, lines=[("Hosting", "7.5", unit_amount, "10")])), unit_amount)
     text = render(invoice)
 
+    assert "Number INV-000042" in text
+    assert "Example Ltd" in text
     assert unit in text
     assert money(invoice, invoice.lines["li_0"].amount) in text
     assert printed("Subtotal", text) == money(invoice, invoice.subtotal)
@@ -57,9 +59,13 @@ def test_every_amount_prints_as_money_formats_it(currency: str, unit_amount: int
 
 @pytest.mark.parametrize("name", ["Zoë Ångström", "Αθηνά Παπαδοπούλου", "Дмитрий Шостакович", "Łukasz Żółć"])
 def test_names_in_any_european_script_print_as_given(name: str) -> None:
-    pdf = render_invoice_pdf(issued(draft(name=name)), seller=SELLER)
+    invoice = issued(draft(name=name, currency="eur"))
+    pdf = render_invoice_pdf(invoice, seller=SELLER)
 
-    assert name in text_of(pdf)
+    text = text_of(pdf)
+    assert name in text
+    assert "INV-000042" in text
+    assert printed("Amount due", text) == money(invoice, invoice.amount_due) == "1,129.99 EUR"
     fonts = {
         str(font["/BaseFont"])
         for page in reader(pdf).pages
