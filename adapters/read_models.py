@@ -68,7 +68,8 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
 # The topics the read models read (invoice status, payments, journal, the reconciliation's ledger
 # side, its items and runs, the webhook inbox, the dunning status, the dashboard's users and their
 # actions); the audit chain reads the stored bytes of every record itself. Usage records,
-# receipts and the like are not decoded for them.
+# receipts, portal links (read from the store by the portal, docs/portal.md) and the like are not
+# decoded for them.
 READ_MODEL_TOPICS = (
     "invoice.",
     "payment.",

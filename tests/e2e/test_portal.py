@@ -137,7 +137,8 @@ def test_the_list_pages_by_keyset_open_ones_first(portal: Portal) -> None:
 
 def test_the_invoice_page_shows_lines_totals_and_payments_and_refuses_other_customers(portal: Portal) -> None:
     invoice_id = portal.invoice(amount=12_000)
-    portal.app.record_offline_payment(invoice_id, Money(2_000, "usd"), reference="part-1")
+    payment_id = portal.app.record_offline_payment(invoice_id, Money(2_000, "usd"), reference="part-1").result
+    portal.app.record_refund(payment_id, refund_id="rf-1", amount=500)
     bobs = portal.invoice(BOB, amount=777_700)
     _, home = portal.link()
 
@@ -146,6 +147,8 @@ def test_the_invoice_page_shows_lines_totals_and_payments_and_refuses_other_cust
     assert "Consulting" in page.text
     assert portal.number(invoice_id) in page.text
     assert 'data-testid="amount-due">100.00 USD' in page.text
+    assert 'data-testid="refunds"' in page.text
+    assert "5.00 USD" in page.text
     assert 'data-testid="payments"' in page.text
     assert "20.00 USD" in page.text
 

@@ -3,7 +3,11 @@ script, under which mark; and that the same invoice version always gives the sam
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,6 +188,35 @@ def test_the_same_version_gives_the_same_bytes() -> None:
 
     later = pay(issued(draft()), 100)
     assert render_invoice_pdf(later, seller=SELLER, portal_url="https://x.example/p") != first
+
+
+RENDER_IN_A_NEW_PROCESS = """
+import hashlib
+from adapters.pdf.render import render_invoice_pdf
+from tests.invoice_documents import SELLER, draft, issued, pay
+invoice = pay(issued(draft(name="Αθηνά Παπαδοπούλου")), 100)
+print(hashlib.sha256(render_invoice_pdf(invoice, seller=SELLER, portal_url="https://x.example/p")).hexdigest())
+"""
+
+
+def test_the_same_version_gives_the_same_bytes_in_another_process() -> None:
+    """Another process hashes strings differently (set and dict orders of str keys may differ)."""
+    here = render_invoice_pdf(
+        pay(issued(draft(name="Αθηνά Παπαδοπούλου")), 100), seller=SELLER, portal_url="https://x.example/p"
+    )
+    root = Path(__file__).resolve().parents[2]
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", RENDER_IN_A_NEW_PROCESS],
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert digests == {hashlib.sha256(here).hexdigest()}
 
 
 def test_the_metadata_names_the_invoice_the_seller_and_the_last_event_time() -> None:

@@ -103,8 +103,10 @@ def _view(services: Services, visit: Visit, raw_id: str) -> InvoiceView:
     view = InvoiceView(invoice, home, f"{home}/invoices/{invoice.id}")
     if invoice.payment_ids or invoice.refund_ids:  # most open invoices have neither: nothing more to read
         for event in services.app.invoice_events(invoice.id, before=invoice.version + 1, topics=_MOVES):
-            entry = {"at": event.timestamp, "amount": getattr(event, "amount", 0)}
-            (view.refunds if isinstance(event, Invoice.RefundApplied) else view.payments).append(entry)
+            if isinstance(event, Invoice.RefundApplied):
+                view.refunds.append({"at": event.timestamp, "amount": event.amount})
+            elif isinstance(event, Invoice.PaymentApplied):
+                view.payments.append({"at": event.timestamp, "amount": event.amount})
     return view
 
 
@@ -139,7 +141,6 @@ async def invoice_page(request: Request) -> Response:
         "processing": processing,
         "refresh_seconds": REFRESH_SECONDS if processing else None,
         "refresh_href": f"{view.here}?checkout=success",
-        "today": services.clock.now().date(),
     }
     return render(request, "portal/invoice.html", context)
 
