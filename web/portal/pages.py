@@ -30,12 +30,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters.pdf.figures import file_name
 from adapters.pdf.render import render_invoice_pdf
 from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, Invoice
 from projections.portal import customer_invoices
 from web.admin.security import blocking
 from web.checkout import open_checkout
-from web.invoice_pdf import PDF, file_name
+from web.invoice_pdf import PDF
 from web.portal.access import Visit, customer_emails, customer_invoice, open_link, services_of
 from web.portal.rendering import PREFIX, render
 from web.services import Services
