@@ -7,6 +7,7 @@ import io
 import threading
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -267,3 +268,22 @@ def test_an_attempt_whose_worker_stopped_is_taken_up_after_the_lease(
     assert mailer.run_once() == MailCounts(sent=1)
     assert len(mail_server.messages) == 1
     assert only_email(app, engine, invoice_id)["attempts"] == 2
+
+
+def test_a_message_that_cannot_be_built_fails_with_the_reason_and_goes_out_once_it_can(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock, tmp_path: Path
+) -> None:
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    sender = SmtpSender(parse_smtp_url(mail_server.url))
+    no_fonts = MailWorker(app, engine, sender, seller=SELLER, clock=clock, font_dir=tmp_path)
+
+    assert no_fonts.run_once() == MailCounts(failed=1)
+    row = only_email(app, engine, invoice_id)
+    assert "the message could not be built" in str(row["last_error"])
+    assert "DejaVuSans" in str(row["last_error"])
+    assert mail_server.messages == []
+
+    clock.advance(timedelta(minutes=1))
+    assert worker(app, engine, mail_server, clock).run_once() == MailCounts(sent=1)
+    assert len(mail_server.messages) == 1
