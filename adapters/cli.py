@@ -25,6 +25,7 @@ from adapters.demo import DEMO_ADMIN, seed_demo
 from adapters.invoice_text import history_text, invoice_text, money
 from adapters.log_notifications import log_waiter
 from adapters.mail import cli as mail_cli
+from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
 from adapters.progress import ProgressBar
 from adapters.read_models import audit_chain_runner, projection_runner, read_model_engine, read_model_projections
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("invoice_id", type=_uuid)
     show.set_defaults(run=_invoice_show)
     mail_cli.add_invoice_commands(invoice, _uuid)
+    pdf_cli.add_commands(invoice)
 
     rebuild = commands.add_parser("rebuild", help="drop every read model and replay the whole log into it")
     rebuild.add_argument("--batch-size", type=int, default=5_000)

@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile|admin|mail] [--events N] [--payments N,N,...]
+[--only write|read-models|web|webhooks|usage|reconcile|admin|pdf|mail] [--events N] [--payments N,N,...]
 [--baseline REF]`."""
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from bench.mail import FULL as MAIL_FULL
 from bench.mail import QUICK as MAIL_QUICK
 from bench.mail import MailPlan, MailRow, run_mail
 from bench.mail import render as render_mail
+from bench.pdf import FULL as PDF_FULL
+from bench.pdf import QUICK as PDF_QUICK
+from bench.pdf import render as render_pdf
+from bench.pdf import run_pdf
 from bench.profiling import profile_backend
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
@@ -148,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "mail"],
+        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "pdf", "mail"],
         default=None,
         help="run one part only (default: all)",
     )
@@ -191,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin_reports: list[AdminReport] = []
     mail = (MAIL_QUICK if args.quick else MAIL_FULL) if args.only in (None, "mail") else None
     mail_rows: list[MailRow] = []
+    pdf = (PDF_QUICK if args.quick else PDF_FULL) if args.only in (None, "pdf") else None
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -246,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             admin_reports.append(_postgres_admin(admin))
         if mail is not None:
             mail_rows.append(_postgres_mail(mail))
+    pdf_report = run_pdf(pdf) if pdf is not None else None  # CPU only: the same on either backend
     print(header(pg_version))
     if writes:
         print(f"plan: {'quick' if args.quick else 'full'} {plan}")
@@ -284,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mail_rows:
         print()
         print(render_mail(mail_rows))
+    if pdf is not None and pdf_report is not None:
+        print()
+        print(render_pdf(pdf_report, pdf))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

@@ -7,16 +7,16 @@ worker thread, never on the event loop, as the read of the invoice does.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, PlainValidator, RootModel, WithJsonSchema
+from pydantic import ConfigDict, Field, PlainValidator, RootModel, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters.pdf.figures import file_name
 from adapters.pdf.render import FontMissingError, render_invoice_pdf
 from ledger.errors import InvalidInputError, InvoiceDeletedError, InvoiceNotFoundError
 from ledger.invoices import DELETED, Invoice
@@ -29,7 +29,6 @@ from web.services import Services
 
 PDF = "application/pdf"
 MAX_VERSION = 10**18 - 1  # as If-Match: at most 18 digits
-UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _version(value: object) -> int:
@@ -50,7 +49,7 @@ class PdfQuery(Query):
 class InvoicePdf(RootModel[bytes]):
     """The invoice as a PDF document."""
 
-    model_config = {"json_schema_extra": {"contentMediaType": PDF}}
+    model_config = ConfigDict(json_schema_extra={"contentMediaType": PDF})
 
 
 def routes() -> list[Route]:
@@ -104,10 +103,3 @@ def _render(services: Services, invoice_id: UUID, version: int | None) -> tuple[
         raise InvoiceDeletedError(invoice.id)
     pdf = render_invoice_pdf(invoice, seller=services.seller, font_dir=services.pdf_font_dir)
     return invoice, pdf
-
-
-def file_name(invoice: Invoice) -> str:
-    """`INV-000042.pdf`, or `draft-<id>.pdf`: only letters, digits, dot, dash and underscore, so
-    the header needs no quoting rules and no client writes outside its download folder."""
-    stem = invoice.number or f"draft-{invoice.id}"
-    return f"{UNSAFE.sub('-', stem).strip('.-') or 'invoice'}.pdf"

@@ -7,10 +7,13 @@ date: the same invoice version must always print the same.
 
 from __future__ import annotations
 
+import re
+
 from ledger.invoices import DELETED, DRAFT, PAID, UNCOLLECTIBLE, VOID, Invoice
 from ledger.money import Money
 
 NONE = "\N{EM DASH}"
+UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 STATUS_NAMES = {
     DRAFT: "Draft",
@@ -56,3 +59,11 @@ def due_date(invoice: Invoice) -> str:
 
 def tax_rate(rate: str | None) -> str:
     return NONE if rate is None else f"{rate}%"
+
+
+def file_name(invoice: Invoice) -> str:
+    """`INV-000042.pdf`, or `draft-<id>.pdf`: the download's or the attachment's name. Only
+    letters, digits, dot, dash and underscore, whatever the series is called, so a header needs
+    no quoting rules and no client writes outside its download folder."""
+    stem = invoice.number or f"draft-{invoice.id}"
+    return f"{UNSAFE.sub('-', stem).strip('.-') or 'invoice'}.pdf"

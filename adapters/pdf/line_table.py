@@ -11,9 +11,10 @@ from adapters.pdf.fonts import FAMILY
 from ledger.invoices import Invoice
 
 HEADINGS = ("Description", "Quantity", "Unit price", "Tax", "Amount")
-# mm, summing to the 180 mm between A4's margins; the amounts get the room of the largest one
-# ("9,999,999,999,999.99 USD" wraps, anything smaller does not).
-WIDTHS = (66, 20, 38, 16, 40)
+# mm, summing to the 180 mm between A4's margins. An amount column holds "99,999,999.99 USD" on
+# one line and the digits of the largest amount the ledger allows on one line too (its currency
+# code then wraps under it, at the space: never inside the number).
+WIDTHS = (58, 20, 43, 16, 43)
 ALIGN = ("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")
 HEADING_STYLE = FontFace(emphasis="BOLD", fill_color=(238, 238, 238))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fpdf import FPDF
 
 from adapters.pdf.fonts import FAMILY
-from ledger.invoices import DRAFT, PAID, UNCOLLECTIBLE, VOID, Invoice
+from ledger.invoices import DRAFT, OPEN, PAID, UNCOLLECTIBLE, VOID, Invoice
 from ledger.seller import Seller
 
 LINE = 4.6
@@ -24,7 +24,8 @@ def draw_notes(pdf: FPDF, invoice: Invoice, seller: Seller, portal_url: str | No
         _paragraph(pdf, None, note)
     if invoice.memo:
         _paragraph(pdf, "Note", invoice.memo)
-    if invoice.amount_due > 0 and seller.payment_instructions:
+    # A draft is not owed yet; an uncollectible invoice still is.
+    if invoice.status in (OPEN, UNCOLLECTIBLE) and invoice.amount_due > 0 and seller.payment_instructions:
         _paragraph(pdf, "Payment instructions", seller.payment_instructions)
     if portal_url:
         _link(pdf, portal_url)

@@ -88,3 +88,10 @@ def test_the_database_timeout_is_read_from_the_environment(tmp_path: Path) -> No
 def test_a_database_timeout_that_cannot_work_is_refused_naming_the_variable(value: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="LEDGER_DATABASE_TIMEOUT"):
         Settings.from_environment({"LEDGER_DATABASE_TIMEOUT": value}, dotenv_path=tmp_path / "missing.env")
+
+
+def test_the_pdf_font_directory_is_read_when_set(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.env"
+    assert Settings.from_environment({}, dotenv_path=missing).pdf_font_dir is None
+    settings = Settings.from_environment({"LEDGER_PDF_FONT_DIR": "/opt/fonts"}, dotenv_path=missing)
+    assert settings.pdf_font_dir == Path("/opt/fonts")
