@@ -18,13 +18,14 @@ from adapters.clock import ManualClock
 from adapters.mail.smtp import SmtpSender
 from adapters.mail.smtp_url import parse_smtp_url
 from adapters.mail.worker import MailCounts, MailWorker
-from adapters.read_models import projection_runner
+from adapters.read_models import projection_runner, read_model_projections
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvoiceNotFoundError
 from ledger.mail.emails import BOUNCED, FAILED, GAVE_UP, LEASE, REMINDER, SENT, InvoiceNotSendableError
 from ledger.money import Money
 from ledger.seller import Seller
+from projections.consistency import check
 from projections.mail.emails import invoice_emails_of
 from tests.conftest import AppFactory
 from tests.mail_server import MailServer
@@ -287,3 +288,23 @@ def test_a_message_that_cannot_be_built_fails_with_the_reason_and_goes_out_once_
     clock.advance(timedelta(minutes=1))
     assert worker(app, engine, mail_server, clock).run_once() == MailCounts(sent=1)
     assert len(mail_server.messages) == 1
+
+
+def test_the_emails_read_model_rebuilds_to_the_same_rows(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    sent, bounced = issued_invoice(app), issued_invoice(app, {"email": "gone@example.com", "name": "Gone"})
+    app.mail.queue(sent, trigger="api")
+    app.mail.queue(bounced, trigger="dunning", purpose=REMINDER)
+    mail_server.refuse("gone@example.com")
+    mailer = worker(app, engine, mail_server, clock)
+    mail_server.stop()
+    mailer.run_once()  # both fail
+    mail_server.start()
+    clock.advance(timedelta(minutes=1))
+    assert mailer.run_once() == MailCounts(sent=1, bounced=1)
+
+    report = check(engine, app, lambda: read_model_projections(app), batch_size=3)
+
+    assert report.ok, report
+    assert "invoice_emails" in {table.table for table in report.tables}
