@@ -2,8 +2,9 @@
 
 `MailServer` keeps every message it accepts (`messages`, parsed with policy.default), answers
 DATA with a queue id ("250 2.0.0 Ok: queued as Q1"), can refuse recipients (`refuse(address)`:
-550 on RCPT) and can be down (`stop()`; `start()` brings it back on the same port). The
-`mail_server` fixture (tests/conftest.py) gives a fresh one, started, per test.
+550 on RCPT) or put them off (`defer(address)`: 451) and can be down (`stop()`; `start()` brings
+it back on the same port). The `mail_server` fixture (tests/conftest.py) gives a fresh one,
+started, per test.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class _Handler:
     async def handle_RCPT(self, _server: Any, _session: Any, envelope: Any, address: str, _options: list[str]) -> str:
         if address.lower() in self.server.refused:
             return "550 5.1.1 <" + address + ">: Recipient address rejected: User unknown"
+        if address.lower() in self.server.deferred:
+            return "451 4.3.0 <" + address + ">: Temporary lookup failure, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -47,6 +50,7 @@ class MailServer:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.refused: set[str] = set()
+        self.deferred: set[str] = set()
         self.envelopes: list[tuple[str, list[str], bytes]] = []
         self.lock = threading.Lock()
         self._controller: Controller | None = None
@@ -66,7 +70,12 @@ class MailServer:
             self._controller = None
 
     def refuse(self, address: str) -> None:
+        """Answer RCPT for `address` with 550 (a bounce)."""
         self.refused.add(address.lower())
+
+    def defer(self, address: str) -> None:
+        """Answer RCPT for `address` with 451 (try again later), until `deferred` is cleared."""
+        self.deferred.add(address.lower())
 
     @property
     def messages(self) -> list[EmailMessage]:

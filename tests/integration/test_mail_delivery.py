@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
-from adapters.mail.smtp import SmtpSender
+from adapters.mail.smtp import Delivery, SmtpSender
 from adapters.mail.smtp_url import parse_smtp_url
 from adapters.mail.worker import MailCounts, MailWorker
 from adapters.read_models import projection_runner, read_model_projections
@@ -308,3 +308,48 @@ def test_the_emails_read_model_rebuilds_to_the_same_rows(
 
     assert report.ok, report
     assert "invoice_emails" in {table.table for table in report.tables}
+
+
+def test_a_temporary_refusal_is_retried_and_implicit_tls_to_a_plain_server_fails(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    mail_server.defer("zoe@example.com")
+    mailer = worker(app, engine, mail_server, clock)
+
+    assert mailer.run_once() == MailCounts(failed=1)
+    assert "451" in str(only_email(app, engine, invoice_id)["last_error"])
+
+    clock.advance(timedelta(minutes=1))
+    tls = SmtpSender(parse_smtp_url(f"smtps://127.0.0.1:{mail_server.port}?timeout=5"))
+    assert MailWorker(app, engine, tls, seller=SELLER, clock=clock).run_once() == MailCounts(failed=1)
+    assert "SSL" in str(only_email(app, engine, invoice_id)["last_error"])
+
+    mail_server.deferred.clear()
+    clock.advance(timedelta(minutes=5))
+    assert mailer.run_once() == MailCounts(sent=1)
+    assert len(mail_server.messages) == 1
+
+
+def test_follow_delivers_until_it_is_stopped(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    stop = threading.Event()
+    smtp = SmtpSender(parse_smtp_url(mail_server.url))
+
+    class StopAfterOne:
+        """The real sender; the test stops the worker once it has sent one message."""
+
+        def send(self, message: EmailMessage) -> Delivery:
+            delivery = smtp.send(message)
+            stop.set()
+            return delivery
+
+    mailer = MailWorker(app, engine, StopAfterOne(), seller=SELLER, clock=clock)
+    mailer.follow(stop, interval=0.01)
+
+    assert len(mail_server.messages) == 1
+    assert only_email(app, engine, invoice_id)["status"] == SENT
