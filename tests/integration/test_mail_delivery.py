@@ -4,7 +4,9 @@ PostgreSQL: what the customer receives, and that every email goes out once, what
 from __future__ import annotations
 
 import io
+import ssl
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,7 +30,7 @@ from ledger.seller import Seller
 from projections.consistency import check
 from projections.mail.emails import invoice_emails_of
 from tests.conftest import AppFactory
-from tests.mail_server import MailServer
+from tests.mail_server import MailServer, self_signed_tls
 
 SELLER = Seller(name="Acme Billing", address=("1 Main St", "Springfield"), email="billing@acme.example")
 CUSTOMER = {"email": "zoe@example.com", "name": "Zoë <script>alert(1)</script>"}
@@ -353,3 +355,48 @@ def test_follow_delivers_until_it_is_stopped(
 
     assert len(mail_server.messages) == 1
     assert only_email(app, engine, invoice_id)["status"] == SENT
+
+
+@pytest.fixture
+def tls_mail_server(tmp_path: Path) -> Iterator[tuple[MailServer, ssl.SSLContext]]:
+    """A server that offers STARTTLS and wants a login, and a client context that trusts its certificate."""
+    contexts = self_signed_tls(tmp_path)
+    if contexts is None:
+        pytest.skip("the openssl command is not installed")
+    server_context, client_context = contexts
+    server = MailServer(tls_context=server_context, credentials=("billing@acme.example", "p@ss:word"))
+    server.start()
+    try:
+        yield server, client_context
+    finally:
+        server.stop()
+
+
+def test_starttls_when_offered_then_the_login_from_the_url(
+    app: BillingApplication, engine: Engine, tls_mail_server: tuple[MailServer, ssl.SSLContext], clock: ManualClock
+) -> None:
+    server, trust = tls_mail_server
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    url = f"smtp://billing%40acme.example:p%40ss%3Aword@127.0.0.1:{server.port}?starttls=required&timeout=5"
+    mailer = MailWorker(app, engine, SmtpSender(parse_smtp_url(url), tls_context=trust), seller=SELLER, clock=clock)
+
+    assert mailer.run_once() == MailCounts(sent=1)
+    assert server.sessions == [{"tls": True, "login": "billing@acme.example"}]
+    assert len(server.messages) == 1
+
+
+def test_a_wrong_password_fails_and_is_retried(
+    app: BillingApplication, engine: Engine, tls_mail_server: tuple[MailServer, ssl.SSLContext], clock: ManualClock
+) -> None:
+    server, trust = tls_mail_server
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    url = f"smtp://billing%40acme.example:wrong@127.0.0.1:{server.port}?timeout=5"
+    mailer = MailWorker(app, engine, SmtpSender(parse_smtp_url(url), tls_context=trust), seller=SELLER, clock=clock)
+
+    assert mailer.run_once() == MailCounts(failed=1)
+    row = only_email(app, engine, invoice_id)
+    assert "535" in str(row["last_error"])
+    assert "wrong" not in str(row["last_error"])
+    assert server.messages == []
