@@ -31,7 +31,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from adapters.mail.message import build_invoice_message
-from adapters.mail.smtp import ACCEPTED, BOUNCED, Delivery, SmtpSender
+from adapters.mail.smtp import ACCEPTED, BOUNCED, Delivery, SmtpSender, unsendable
 from adapters.mail.smtp_url import parse_smtp_url
 from adapters.pdf.render import render_invoice_pdf
 from adapters.persistence import ConfigurationError
@@ -150,6 +150,10 @@ class MailWorker:
         except (StaleVersionError, EmailNotDueError):
             return "skipped"
         email = self.app.mail.email(email_id)
+        refusal = unsendable(email.recipient)
+        if refusal is not None:  # no message can be addressed to it: as final as the server's 5xx
+            self.app.mail.record_bounced(email_id, attempt=attempt, code=0, reason=refusal)
+            return "bounced"
         try:
             message = self._message(email)
         except LedgerError as error:  # e.g. the PDF font is missing: retried once it is installed
@@ -191,7 +195,7 @@ class MailWorker:
             mail.record_sent(email.id, attempt=attempt, message_id=message_id, reply=delivery.reply)
             return "sent"
         if delivery.outcome == BOUNCED:
-            mail.record_bounced(email.id, attempt=attempt, code=delivery.code or 550, reason=delivery.reply)
+            mail.record_bounced(email.id, attempt=attempt, code=delivery.code or 0, reason=delivery.reply)
             return "bounced"
         return self._failed(email, attempt, delivery.reply)
 

@@ -400,3 +400,15 @@ def test_a_wrong_password_fails_and_is_retried(
     assert "535" in str(row["last_error"])
     assert "wrong" not in str(row["last_error"])
     assert server.messages == []
+
+
+def test_an_address_smtp_cannot_carry_bounces_before_any_server_is_asked(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    invoice_id = issued_invoice(app, {"email": "zoë@example.com", "name": "Zoë"})
+    app.mail.queue(invoice_id, trigger="api")
+
+    assert worker(app, engine, mail_server, clock).run_once() == MailCounts(bounced=1)
+
+    assert mail_server.messages == []
+    assert "SMTPUTF8" in str(only_email(app, engine, invoice_id)["last_error"])
