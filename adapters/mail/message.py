@@ -3,10 +3,10 @@
 Standard library only (email.message with policy.default): a plain-text part and an HTML
 alternative saying the same, and the invoice's PDF attached as `<number>.pdf` (adapters/pdf's
 `file_name`: safe characters only). Names go into headers encoded as RFC 2047 words when they
-are not ASCII; everything the customer or the seller
-typed (names, memo) is escaped in the HTML. The Message-ID is derived from the email's id, so
-every attempt of one email carries the same one: a receiver that got the message before a crash
-kept us from recording it can drop the second copy.
+are not ASCII; everything the customer or the seller typed (names, memo) is escaped in the
+HTML. The Message-ID is derived from the email's id, so every attempt of one email carries the
+same one: a receiver that got the message before a crash kept us from recording it can drop
+the second copy.
 """
 
 from __future__ import annotations
