@@ -1,11 +1,12 @@
 """The email of an invoice: `build_invoice_message(...) -> email.message.EmailMessage`.
 
 Standard library only (email.message with policy.default): a plain-text part and an HTML
-alternative saying the same, and the invoice's PDF attached as `<number>.pdf`. Names go into
-headers encoded as RFC 2047 words when they are not ASCII; everything the customer or the seller
-typed (names, memo) is escaped in the HTML. The Message-ID is derived from the email's id, so
-every attempt of one email carries the same one: a receiver that got the message before a crash
-kept us from recording it can drop the second copy.
+alternative saying the same, and the invoice's PDF attached as `<number>.pdf` (adapters/pdf's
+`file_name`: safe characters only). Names go into headers encoded as RFC 2047 words when they
+are not ASCII; everything the customer or the seller typed (names, memo) is escaped in the
+HTML. The Message-ID is derived from the email's id, so every attempt of one email carries the
+same one: a receiver that got the message before a crash kept us from recording it can drop
+the second copy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from email.utils import format_datetime, parseaddr
 from html import escape
 from uuid import UUID
 
+from adapters.pdf.figures import file_name
 from adapters.persistence import ConfigurationError
 from ledger.invoices import Invoice
 from ledger.mail.emails import REMINDER
@@ -75,7 +77,7 @@ def build_invoice_message(
     facts = _facts(invoice)
     message.set_content(_text(invoice, purpose, seller, facts, portal_url))
     message.add_alternative(_html(invoice, purpose, seller, facts, portal_url), subtype="html")
-    message.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"{invoice.number or 'draft'}.pdf")
+    message.add_attachment(pdf, maintype="application", subtype="pdf", filename=file_name(invoice))
     return message
 
 

@@ -2,8 +2,9 @@
 
 - ACCEPTED: the server took the message (its reply, e.g. "250 OK" or "250 2.0.0 Ok: queued as
   4Q2x..", names its queue id when it gives one);
-- BOUNCED: the server refused the recipient or the message for good (5xx on RCPT or DATA):
-  sending it again cannot help;
+- BOUNCED: the server refused the recipient or the message for good (5xx on RCPT or DATA), or
+  the address cannot travel over SMTP without SMTPUTF8 (not ASCII; no code then): sending it
+  again cannot help;
 - FAILED: it did not get through this time (connection refused, timeout, TLS or login failure,
   4xx): worth retrying later.
 
@@ -57,6 +58,10 @@ class SmtpSender:
         recipients = [address for _, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
         if not sender or not recipients:
             return Delivery(FAILED, "the message has no sender or no recipient")
+        for address in (sender, *recipients):
+            why = unsendable(address)
+            if why is not None:
+                return Delivery(BOUNCED, why)
         try:
             smtp = self._connect()
             try:  # not `with`: its QUIT could turn an accepted message into an error
@@ -112,6 +117,14 @@ class SmtpSender:
         with contextlib.suppress(smtplib.SMTPException, OSError):
             smtp.quit()  # the message was accepted; how the goodbye went does not matter
         return Delivery(ACCEPTED, f"{code} {_text(reply)}", code)
+
+
+def unsendable(address: str) -> str | None:
+    """Why SMTP cannot carry the address, or None. Without SMTPUTF8 (which this mailer does not
+    use) only ASCII addresses travel: no retry changes that, so it is a bounce."""
+    if address.isascii():
+        return None
+    return f"{address} is not an ASCII address (it would need SMTPUTF8, which this mailer does not use)"
 
 
 def _address(message: EmailMessage, header: str) -> str:

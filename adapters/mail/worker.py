@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -30,7 +31,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from adapters.mail.message import build_invoice_message
-from adapters.mail.smtp import ACCEPTED, BOUNCED, Delivery, SmtpSender
+from adapters.mail.smtp import ACCEPTED, BOUNCED, Delivery, SmtpSender, unsendable
 from adapters.mail.smtp_url import parse_smtp_url
 from adapters.pdf.render import render_invoice_pdf
 from adapters.persistence import ConfigurationError
@@ -47,7 +48,13 @@ from projections.mail.emails import due_emails
 log = logging.getLogger("ledger.mail")
 
 PortalLink = Callable[[UUID], str | None]  # invoice id -> the customer's portal URL, or None
-RenderPdf = Callable[[Invoice], bytes]
+
+
+class RenderPdf(Protocol):
+    """Renders the invoice's PDF (adapters/pdf/render.py's `render_invoice_pdf` and its font directory)."""
+
+    def __call__(self, invoice: Invoice, *, seller: Seller, portal_url: str | None) -> bytes: ...
+
 
 ABANDONED = "no outcome was reported within the lease: the worker stopped mid-attempt (the message may have gone out)"
 
@@ -94,9 +101,11 @@ class MailWorker:
         font_dir: Path | None = None,
         catch_up: Callable[[], object] | None = None,
         batch_size: int = 100,
+        render_pdf: RenderPdf | None = None,
     ) -> None:
         """`catch_up` brings the read models up to date (default: a projection runner of its own
-        on `engine`; in `ledger serve`, the process's in-process projections)."""
+        on `engine`; in `ledger serve`, the process's in-process projections). `render_pdf`:
+        render_invoice_pdf with `font_dir` unless given."""
         self.app = app
         self.engine = engine
         self.sender = sender
@@ -104,8 +113,8 @@ class MailWorker:
         self.mail_from = mail_from
         self.portal_link = portal_link or (lambda _: None)
         self.clock = clock or app.clock
-        self.font_dir = font_dir
         self.batch_size = batch_size
+        self.render_pdf = render_pdf or partial(render_invoice_pdf, font_dir=font_dir)
         self._catch_up = catch_up or projection_runner(app, engine).catch_up
 
     def run_once(self) -> MailCounts:
@@ -141,6 +150,10 @@ class MailWorker:
         except (StaleVersionError, EmailNotDueError):
             return "skipped"
         email = self.app.mail.email(email_id)
+        refusal = unsendable(email.recipient)
+        if refusal is not None:  # no message can be addressed to it: as final as the server's 5xx
+            self.app.mail.record_bounced(email_id, attempt=attempt, code=0, reason=refusal)
+            return "bounced"
         try:
             message = self._message(email)
         except LedgerError as error:  # e.g. the PDF font is missing: retried once it is installed
@@ -156,7 +169,7 @@ class MailWorker:
     def _message(self, email: InvoiceEmail) -> EmailMessage:
         invoice = self.app.invoice(UUID(email.invoice_id), version=email.invoice_version)
         portal = self._portal(invoice.id)
-        pdf = render_invoice_pdf(invoice, seller=self.seller, portal_url=portal, font_dir=self.font_dir)
+        pdf = self.render_pdf(invoice, seller=self.seller, portal_url=portal)
         return build_invoice_message(
             invoice,
             email_id=email.id,
@@ -182,7 +195,7 @@ class MailWorker:
             mail.record_sent(email.id, attempt=attempt, message_id=message_id, reply=delivery.reply)
             return "sent"
         if delivery.outcome == BOUNCED:
-            mail.record_bounced(email.id, attempt=attempt, code=delivery.code or 550, reason=delivery.reply)
+            mail.record_bounced(email.id, attempt=attempt, code=delivery.code or 0, reason=delivery.reply)
             return "bounced"
         return self._failed(email, attempt, delivery.reply)
 

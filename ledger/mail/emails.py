@@ -145,7 +145,7 @@ class InvoiceEmail(CopiedCheaply, Aggregate):
 
         TOPIC = "invoice-email.bounced"
         attempt: int
-        code: int
+        code: int  # the server's 5xx; 0 when refused before any server (an address SMTP cannot carry)
         reason: str
 
         def apply(self, aggregate: InvoiceEmail) -> None:

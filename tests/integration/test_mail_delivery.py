@@ -4,9 +4,12 @@ PostgreSQL: what the customer receives, and that every email goes out once, what
 from __future__ import annotations
 
 import io
+import ssl
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -14,19 +17,20 @@ from pypdf import PdfReader
 from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
-from adapters.mail.smtp import SmtpSender
+from adapters.mail.smtp import Delivery, SmtpSender
 from adapters.mail.smtp_url import parse_smtp_url
 from adapters.mail.worker import MailCounts, MailWorker
-from adapters.read_models import projection_runner
+from adapters.read_models import projection_runner, read_model_projections
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvoiceNotFoundError
 from ledger.mail.emails import BOUNCED, FAILED, GAVE_UP, LEASE, REMINDER, SENT, InvoiceNotSendableError
 from ledger.money import Money
 from ledger.seller import Seller
+from projections.consistency import check
 from projections.mail.emails import invoice_emails_of
 from tests.conftest import AppFactory
-from tests.mail_server import MailServer
+from tests.mail_server import MailServer, self_signed_tls
 
 SELLER = Seller(name="Acme Billing", address=("1 Main St", "Springfield"), email="billing@acme.example")
 CUSTOMER = {"email": "zoe@example.com", "name": "Zoë <script>alert(1)</script>"}
@@ -267,3 +271,144 @@ def test_an_attempt_whose_worker_stopped_is_taken_up_after_the_lease(
     assert mailer.run_once() == MailCounts(sent=1)
     assert len(mail_server.messages) == 1
     assert only_email(app, engine, invoice_id)["attempts"] == 2
+
+
+def test_a_message_that_cannot_be_built_fails_with_the_reason_and_goes_out_once_it_can(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock, tmp_path: Path
+) -> None:
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    sender = SmtpSender(parse_smtp_url(mail_server.url))
+    no_fonts = MailWorker(app, engine, sender, seller=SELLER, clock=clock, font_dir=tmp_path)
+
+    assert no_fonts.run_once() == MailCounts(failed=1)
+    row = only_email(app, engine, invoice_id)
+    assert "the message could not be built" in str(row["last_error"])
+    assert "DejaVuSans" in str(row["last_error"])
+    assert mail_server.messages == []
+
+    clock.advance(timedelta(minutes=1))
+    assert worker(app, engine, mail_server, clock).run_once() == MailCounts(sent=1)
+    assert len(mail_server.messages) == 1
+
+
+def test_the_emails_read_model_rebuilds_to_the_same_rows(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    sent, bounced = issued_invoice(app), issued_invoice(app, {"email": "gone@example.com", "name": "Gone"})
+    app.mail.queue(sent, trigger="api")
+    app.mail.queue(bounced, trigger="dunning", purpose=REMINDER)
+    mail_server.refuse("gone@example.com")
+    mailer = worker(app, engine, mail_server, clock)
+    mail_server.stop()
+    mailer.run_once()  # both fail
+    mail_server.start()
+    clock.advance(timedelta(minutes=1))
+    assert mailer.run_once() == MailCounts(sent=1, bounced=1)
+
+    report = check(engine, app, lambda: read_model_projections(app), batch_size=3)
+
+    assert report.ok, report
+    assert "invoice_emails" in {table.table for table in report.tables}
+
+
+def test_a_temporary_refusal_is_retried_and_implicit_tls_to_a_plain_server_fails(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    mail_server.defer("zoe@example.com")
+    mailer = worker(app, engine, mail_server, clock)
+
+    assert mailer.run_once() == MailCounts(failed=1)
+    assert "451" in str(only_email(app, engine, invoice_id)["last_error"])
+
+    clock.advance(timedelta(minutes=1))
+    tls = SmtpSender(parse_smtp_url(f"smtps://127.0.0.1:{mail_server.port}?timeout=5"))
+    assert MailWorker(app, engine, tls, seller=SELLER, clock=clock).run_once() == MailCounts(failed=1)
+    assert "SSL" in str(only_email(app, engine, invoice_id)["last_error"])
+
+    mail_server.deferred.clear()
+    clock.advance(timedelta(minutes=5))
+    assert mailer.run_once() == MailCounts(sent=1)
+    assert len(mail_server.messages) == 1
+
+
+def test_follow_delivers_until_it_is_stopped(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    stop = threading.Event()
+    smtp = SmtpSender(parse_smtp_url(mail_server.url))
+
+    class StopAfterOne:
+        """The real sender; the test stops the worker once it has sent one message."""
+
+        def send(self, message: EmailMessage) -> Delivery:
+            delivery = smtp.send(message)
+            stop.set()
+            return delivery
+
+    mailer = MailWorker(app, engine, StopAfterOne(), seller=SELLER, clock=clock)
+    mailer.follow(stop, interval=0.01)
+
+    assert len(mail_server.messages) == 1
+    assert only_email(app, engine, invoice_id)["status"] == SENT
+
+
+@pytest.fixture
+def tls_mail_server(tmp_path: Path) -> Iterator[tuple[MailServer, ssl.SSLContext]]:
+    """A server that offers STARTTLS and wants a login, and a client context that trusts its certificate."""
+    contexts = self_signed_tls(tmp_path)
+    if contexts is None:
+        pytest.skip("the openssl command is not installed")
+    server_context, client_context = contexts
+    server = MailServer(tls_context=server_context, credentials=("billing@acme.example", "p@ss:word"))
+    server.start()
+    try:
+        yield server, client_context
+    finally:
+        server.stop()
+
+
+def test_starttls_when_offered_then_the_login_from_the_url(
+    app: BillingApplication, engine: Engine, tls_mail_server: tuple[MailServer, ssl.SSLContext], clock: ManualClock
+) -> None:
+    server, trust = tls_mail_server
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    url = f"smtp://billing%40acme.example:p%40ss%3Aword@127.0.0.1:{server.port}?starttls=required&timeout=5"
+    mailer = MailWorker(app, engine, SmtpSender(parse_smtp_url(url), tls_context=trust), seller=SELLER, clock=clock)
+
+    assert mailer.run_once() == MailCounts(sent=1)
+    assert server.sessions == [{"tls": True, "login": "billing@acme.example"}]
+    assert len(server.messages) == 1
+
+
+def test_a_wrong_password_fails_and_is_retried(
+    app: BillingApplication, engine: Engine, tls_mail_server: tuple[MailServer, ssl.SSLContext], clock: ManualClock
+) -> None:
+    server, trust = tls_mail_server
+    invoice_id = issued_invoice(app)
+    app.mail.queue(invoice_id, trigger="api")
+    url = f"smtp://billing%40acme.example:wrong@127.0.0.1:{server.port}?timeout=5"
+    mailer = MailWorker(app, engine, SmtpSender(parse_smtp_url(url), tls_context=trust), seller=SELLER, clock=clock)
+
+    assert mailer.run_once() == MailCounts(failed=1)
+    row = only_email(app, engine, invoice_id)
+    assert "535" in str(row["last_error"])
+    assert "wrong" not in str(row["last_error"])
+    assert server.messages == []
+
+
+def test_an_address_smtp_cannot_carry_bounces_before_any_server_is_asked(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    invoice_id = issued_invoice(app, {"email": "zoë@example.com", "name": "Zoë"})
+    app.mail.queue(invoice_id, trigger="api")
+
+    assert worker(app, engine, mail_server, clock).run_once() == MailCounts(bounced=1)
+
+    assert mail_server.messages == []
+    assert "SMTPUTF8" in str(only_email(app, engine, invoice_id)["last_error"])
