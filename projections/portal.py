@@ -5,10 +5,13 @@ uncollectible. Drafts and deleted drafts are not the customer's to see. Within e
 newest comes first, ties broken by invoice id; pages follow a keyset cursor (the group, then
 created_at and id of the last row), so a page deep in a long history costs a page's rows.
 
-Both groups are read through the index on customer_email: one customer's invoices, however
-many the ledger holds. Addresses are compared as the invoices were written; the portal's link
-keeps the lower-cased address, and the caller passes every spelling it knows of (the link's
-own and the one on the invoice it was made for).
+Addresses are compared case aside: a portal link keeps the customer's address lower-cased, and
+an invoice written to "Ann@Example.com" is that customer's too (as the invoice page's own check,
+`PortalLink.shows`, says). The query matches `lower(customer_email)`, read through the index on
+that expression (migration 0008): one customer's invoices, however many the ledger holds.
+SQLite's lower() folds ASCII letters only (PostgreSQL's follows the database's collation), so
+each spelling the caller passes is matched both Unicode-lower-cased and ASCII-lower-cased: the
+caller passes every spelling it knows of (the link's and the one on the invoice it was made for).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, Select, and_, or_, select
+from sqlalchemy import Engine, Select, and_, func, or_, select
 
 from ledger.errors import InvalidInputError
 from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, VOID
@@ -70,7 +73,7 @@ def _group(
 ) -> Select[Any]:
     statuses = (OPEN,) if group == OPEN_GROUP else CLOSED
     query = select(*COLUMNS).where(
-        invoice_status.c.customer_email.in_(sorted(set(emails))), invoice_status.c.status.in_(statuses)
+        func.lower(invoice_status.c.customer_email).in_(_folded(emails)), invoice_status.c.status.in_(statuses)
     )
     if after is not None:
         created_at, key = after
@@ -79,6 +82,15 @@ def _group(
         created = invoice_status.c.created_at
         query = query.where(or_(created < created_at, and_(created == created_at, invoice_status.c.invoice_id < key)))
     return query.order_by(invoice_status.c.created_at.desc(), invoice_status.c.invoice_id.desc()).limit(limit)
+
+
+def _folded(emails: Collection[str]) -> list[str]:
+    """What lower(customer_email) is for each spelling, on either backend's lower()."""
+    folded: set[str] = set()
+    for email in emails:
+        address = email.strip()
+        folded |= {address.lower(), "".join(c.lower() if c.isascii() else c for c in address)}
+    return sorted(folded)
 
 
 def _encode(group: int, created_at: datetime, key: str) -> str:

@@ -7,7 +7,7 @@ applied; it is written in the same transaction as the rows that event produced.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, func, text
 
 metadata = MetaData()
 
@@ -77,6 +77,9 @@ Index(
     invoice_status.c.amount_due,
     invoice_status.c.failed_attempts,
 )
+# The client portal's list (projections/portal.py): one customer's invoices, whatever the case of
+# the address they were written with (a portal link keeps it lower-cased; migration 0008).
+Index("ix_invoice_status_customer_email_lower", func.lower(invoice_status.c.customer_email))
 # Failed payments: open invoices with a failed attempt, latest failure first.
 Index(
     "ix_invoice_status_failures",

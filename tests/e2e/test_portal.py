@@ -116,6 +116,19 @@ def test_the_list_shows_the_customers_invoices_open_first_and_nobody_elses(porta
     assert "120.00 USD" in page.text  # what is due, as Money.format writes it
 
 
+def test_the_list_shows_invoices_written_to_the_customers_address_in_another_case(portal: Portal) -> None:
+    lower = portal.invoice()
+    capitalized = portal.invoice("Ann@Customer.example")
+    upper = portal.invoice(ANN.upper())
+    _, home = portal.link()  # the link keeps "ann@customer.example"
+
+    page = portal.web.get(home)
+
+    assert page.status_code == 200, page.text
+    assert _ids_listed(page.text) == [str(upper), str(capitalized), str(lower)]
+    assert portal.web.get(f"{home}/invoices/{capitalized}").status_code == 200
+
+
 def test_the_list_pages_by_keyset_open_ones_first(portal: Portal) -> None:
     paid = [portal.invoice(amount=100 + n) for n in range(20)]
     for n, invoice_id in enumerate(paid):

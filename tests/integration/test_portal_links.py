@@ -125,3 +125,30 @@ def test_the_list_query_pages_one_customers_invoices_open_first(
     assert [i for page in pages for i in page] == [str(i) for i in [*reversed(still_open), *reversed(paid)]]
     assert [len(page) for page in pages] == [2, 2, 2]
     assert customer_invoices(engine, {"bob@other.example"}, limit=10).rows[0]["status"] == "open"
+
+
+def test_the_list_finds_the_customers_invoices_however_the_address_was_written(
+    app: BillingApplication, clock: ManualClock, engine: Engine, runner: ProjectionRunner
+) -> None:
+    """A link keeps the address lower-cased; invoices keep it as written. Every one of them is
+    the customer's, on the list as on the invoice's own page (PortalLink.shows)."""
+    written = ["ann@customer.example", "Ann@Customer.example", "ANN@CUSTOMER.EXAMPLE"]
+    invoices: list[UUID] = []
+    for email in written:
+        clock.advance(timedelta(seconds=1))
+        invoices.append(_invoice(app, email))
+    clock.advance(timedelta(seconds=1))
+    _invoice(app, "anne@customer.example")
+    runner.catch_up()
+
+    listed = customer_invoices(engine, {"ann@customer.example"}, limit=10).rows
+
+    assert [row["invoice_id"] for row in listed] == [str(i) for i in reversed(invoices)]
+    # Only ASCII letters fold on SQLite: the spelling an invoice was written with still finds it.
+    clock.advance(timedelta(seconds=1))
+    accented = _invoice(app, "ÉLODIE@customer.example")
+    runner.catch_up()
+    assert [
+        row["invoice_id"]
+        for row in customer_invoices(engine, {"élodie@customer.example", "ÉLODIE@customer.example"}).rows
+    ] == [str(accented)]

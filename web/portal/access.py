@@ -62,7 +62,8 @@ def customer_invoice(services: Services, visit: Visit, raw_id: str) -> Invoice:
 
 def customer_emails(services: Services, link: PortalLink) -> set[str]:
     """The spellings of the customer's address to list invoices by: the link's (lower-cased)
-    and the one on the invoice the link was made for, as it was written there."""
+    and the one on the invoice the link was made for, as it was written there (the list folds
+    case, but SQLite's lower() folds ASCII letters only: projections/portal.py)."""
     emails = {link.customer_email}
     if link.invoice_id is not None:
         with contextlib.suppress(InvoiceNotFoundError):

@@ -34,6 +34,8 @@ invoices, SQLite and PostgreSQL):
 
 from __future__ import annotations
 
+import warnings
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -71,11 +73,15 @@ _REPLACED: dict[str, tuple[str, list[str]]] = {
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
     existing = set(inspector.get_table_names())  # create_all (then stamped) may have made it all
-    indexes = {
-        i["name"]
-        for table in ("invoice_status", "journal_postings", "audit_chain")
-        for i in inspector.get_indexes(table)
-    }
+    with warnings.catch_warnings():
+        # A table made by today's create_all holds revision 0008's expression index, which
+        # SQLite's reflection skips with a warning: none of this revision's indexes is one.
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index", sa.exc.SAWarning)
+        indexes = {
+            i["name"]
+            for table in ("invoice_status", "journal_postings", "audit_chain")
+            for i in inspector.get_indexes(table)
+        }
     for name, (table, _) in _REPLACED.items():
         if name in indexes:
             op.drop_index(name, table_name=table)
