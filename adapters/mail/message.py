@@ -27,7 +27,9 @@ from ledger.money import Money
 from ledger.seller import Seller
 
 DEFAULT_MAIL_FROM = "billing@localhost"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators: the email
+# package refuses a header holding any character str.splitlines() breaks at (U+2028, U+0085, ...).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def sender_address(mail_from: str | None, seller: Seller) -> Address:
@@ -141,5 +143,8 @@ def _html(invoice: Invoice, purpose: str, seller: Seller, facts: list[tuple[str,
 
 
 def _one_line(text: str) -> str:
-    """A header value: no line breaks or control characters, whatever was typed."""
-    return _CONTROL.sub(" ", text).strip()
+    """A header value: no line breaks or control characters, whatever was typed. Nor an RFC 2047
+    encoded word ("=?utf-8?q?...?="): the email package writes one typed into a display name as
+    it is, and the receiver decodes it into the header's syntax (a name
+    "=?utf-8?q?Bcc=3A_x=40evil.example?=" would show as a group "Bcc:" holding x@evil.example)."""
+    return _CONTROL.sub(" ", text).replace("=?", "= ?").strip()

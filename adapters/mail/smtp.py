@@ -19,6 +19,8 @@ import contextlib
 import smtplib
 import ssl
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import getaddresses
 
@@ -121,10 +123,16 @@ class SmtpSender:
 
 def unsendable(address: str) -> str | None:
     """Why SMTP cannot carry the address, or None. Without SMTPUTF8 (which this mailer does not
-    use) only ASCII addresses travel: no retry changes that, so it is a bounce."""
-    if address.isascii():
-        return None
-    return f"{address} is not an ASCII address (it would need SMTPUTF8, which this mailer does not use)"
+    use) only ASCII addresses travel; and the ledger takes any text with one @ as a customer's
+    address ("ann,bob@example.com"), which no To header can hold (the email package refuses it).
+    No retry changes either, so it is a bounce."""
+    if not address.isascii():
+        return f"{address} is not an ASCII address (it would need SMTPUTF8, which this mailer does not use)"
+    try:
+        Address(addr_spec=address)
+    except (ValueError, IndexError, HeaderParseError):
+        return f"{address} is not an address a message can be sent to (RFC 5322)"
+    return None
 
 
 def _address(message: EmailMessage, header: str) -> str:

@@ -412,3 +412,20 @@ def test_an_address_smtp_cannot_carry_bounces_before_any_server_is_asked(
 
     assert mail_server.messages == []
     assert "SMTPUTF8" in str(only_email(app, engine, invoice_id)["last_error"])
+
+
+@pytest.mark.parametrize("address", ["ann,bob@example.com", "ann;bob@example.com", "ann:bob@example.com"])
+def test_an_address_no_header_can_hold_bounces_and_the_pass_goes_on(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock, address: str
+) -> None:
+    """The ledger takes any text with one @ as an address; the email package refuses these in
+    a To header. Such an email bounces (no retry can help) and the others are still delivered."""
+    unaddressable = issued_invoice(app, {"email": address, "name": "Ann"})
+    app.mail.queue(unaddressable, trigger="api")
+    fine = issued_invoice(app)
+    app.mail.queue(fine, trigger="api")
+
+    assert worker(app, engine, mail_server, clock).run_once() == MailCounts(sent=1, bounced=1)
+
+    assert [message["To"].addresses[0].addr_spec for message in mail_server.messages] == ["zoe@example.com"]
+    assert "address" in str(only_email(app, engine, unaddressable)["last_error"])

@@ -98,6 +98,24 @@ def test_a_name_cannot_add_headers() -> None:
     assert message["To"].addresses[0].addr_spec == "zoe@example.com"
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x1c"])
+def test_a_unicode_line_break_in_a_name_neither_breaks_the_message_nor_adds_headers(separator: str) -> None:
+    seller = Seller(name=f"Acme{separator}Bcc: everyone@example.com")
+    message = build(invoice(name=f"Eve{separator}Bcc: everyone@example.com"), seller=seller)
+    assert message["Bcc"] is None
+    assert message["Subject"] == "Invoice INV-000042 from Acme Bcc: everyone@example.com"
+    assert [address.addr_spec for address in message["To"].addresses] == ["zoe@example.com"]
+
+
+def test_an_encoded_word_typed_as_a_name_stays_text() -> None:
+    # Written as it is, the receiver would read `To: Bcc: x@evil <zoe@example.com>`: a group.
+    message = build(invoice(name="=?utf-8?q?Bcc=3A_x=40evil?="))
+    [address] = message["To"].addresses
+    assert address.addr_spec == "zoe@example.com"
+    assert "x=40evil" in address.display_name  # shown as typed, not decoded into an address
+    assert message["To"].groups[0].display_name is None
+
+
 def test_the_pdf_is_attached_under_the_invoice_number() -> None:
     [attachment] = list(build(invoice()).iter_attachments())
     assert (attachment.get_content_type(), attachment.get_filename()) == ("application/pdf", "INV-000042.pdf")
