@@ -2,7 +2,8 @@
 
 The document of a version never changes (render_invoice_pdf is deterministic), so the ETag is
 the version, as on the JSON. Rendering is CPU work of a tenth of a second or more: it runs in a
-worker thread, never on the event loop, and at most RENDERS_AT_ONCE at a time per app.
+worker thread, never on the event loop, and at most RENDERS_AT_ONCE at a time per app (the
+client portal's PDFs, web/portal/pages.py, take the same slots).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ async def invoice_pdf(request: Request) -> Response:
     invoice_id = invoice_id_of(request)
     version = decode(PdfQuery, dict(request.query_params)).version
     try:
-        async with _renders(request):
+        async with render_slots(request):
             invoice, body = await run_in_threadpool(_render, services, invoice_id, version)
     except FontMissingError as error:
         return problem(
@@ -100,8 +101,9 @@ async def invoice_pdf(request: Request) -> Response:
     return Response(body, media_type=PDF, headers=headers)
 
 
-def _renders(request: Request) -> asyncio.Semaphore:
-    """The app's render slots, made on its event loop at the first PDF asked for."""
+def render_slots(request: Request) -> asyncio.Semaphore:
+    """The app's render slots, made on its event loop at the first PDF asked for: the API's and
+    the portal's, whose links anyone holding one may ask for as often as they like."""
     state = request.app.state
     slots: asyncio.Semaphore | None = getattr(state, "pdf_renders", None)
     if slots is None:

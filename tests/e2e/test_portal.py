@@ -5,12 +5,13 @@ way a link is refused. The stories run on SQLite and PostgreSQL; the refusals on
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import httpx
@@ -33,6 +34,7 @@ from tests.stripe_payloads import event_payload
 from tests.stripe_server import StripeServer
 from web.admin.security import CSP
 from web.app import create_app
+from web.invoice_pdf import RENDERS_AT_ONCE
 from web.portal.security import portal_csp
 from web.services import STRIPE_CHECKOUT_ORIGIN, Services
 
@@ -427,6 +429,41 @@ def test_the_pdf_download_is_that_invoice(portal: Portal) -> None:
     assert portal.number(invoice_id) in text
     assert "123.45 USD" in text
     assert portal.web.get(f"{home}/invoices/{bobs}/pdf").status_code == 404
+
+
+class _CountedSlots(asyncio.Semaphore):
+    """The app's PDF render slots (web/invoice_pdf.py), counting who took one."""
+
+    def __init__(self) -> None:
+        super().__init__(RENDERS_AT_ONCE)
+        self.taken = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.taken += 1
+        return await super().acquire()
+
+
+@SQLITE
+def test_the_portal_pdf_takes_the_apps_render_slots_as_the_apis_does(portal: Portal) -> None:
+    """A link's holder may ask for its PDFs as often as they like: each render waits for one of
+    the app's few render slots, so they cannot hold every worker thread the other pages need."""
+    invoice_id = portal.invoice()
+    _, home = portal.link()
+    services = _services(portal)
+    services.secret_key = SECRET_KEY
+    asgi = create_app(services)
+    slots = asgi.state.pdf_renders = _CountedSlots()
+
+    async def download() -> httpx.Response:
+        transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ledger.test") as client:
+            return await client.get(f"{home}/invoices/{invoice_id}/pdf")
+
+    response = asyncio.run(download())
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    assert slots.taken == 1
 
 
 @SQLITE

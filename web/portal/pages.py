@@ -36,7 +36,7 @@ from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, Invoice
 from projections.portal import customer_invoices
 from web.admin.security import blocking
 from web.checkout import open_checkout
-from web.invoice_pdf import PDF
+from web.invoice_pdf import PDF, render_slots
 from web.portal.access import Visit, customer_emails, customer_invoice, open_link, services_of
 from web.portal.rendering import PREFIX, render
 from web.services import Services
@@ -147,7 +147,8 @@ async def invoice_page(request: Request) -> Response:
 
 async def invoice_pdf(request: Request) -> Response:
     """The invoice as the customer's PDF (adapters/pdf), with a link back to its page here.
-    Rendering takes a tenth of a second or more: in a worker thread, never on the event loop."""
+    Rendering takes a tenth of a second or more: in a worker thread, never on the event loop,
+    and in the app's render slots (web/invoice_pdf.py's RENDERS_AT_ONCE)."""
     services = services_of(request)
     token = request.path_params["token"]
     base = (services.public_url or str(request.base_url)).rstrip("/")
@@ -160,7 +161,8 @@ async def invoice_pdf(request: Request) -> Response:
             invoice, seller=services.seller, portal_url=page, font_dir=services.pdf_font_dir
         )
 
-    invoice, body = await run_in_threadpool(run)
+    async with render_slots(request):  # as the API's: a link's holder cannot take every worker thread
+        invoice, body = await run_in_threadpool(run)
     headers = {"Content-Disposition": f'attachment; filename="{file_name(invoice)}"'}
     return Response(body, media_type=PDF, headers=headers)
 
