@@ -11,6 +11,7 @@ invoice, what is due on it and the request, so the same request meets the same s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from commands.ports import CheckoutSession, PaymentProvider
 from ledger.errors import InvoiceDeletedError, ProviderConfigurationError, StaleVersionError
 from ledger.invoices import DELETED, Invoice
 from ledger.money import Money
+from ledger.portal.links import ACTIVE
 from web import models
 from web.body import read_json
 from web.decoding import RequestInvalidError, decode
@@ -36,6 +38,9 @@ from web.services import Services
 
 PROVIDER = "stripe"
 CHECKOUT_LINK_LIFETIME = timedelta(days=30)  # the return pages' link: as long as an emailed one
+# A link that ends sooner than this is not reused for new return pages: a Checkout Session stays
+# open 24 hours, and the customer comes back to the page after paying.
+CHECKOUT_LINK_MARGIN = timedelta(days=1)
 
 
 def routes() -> list[Route]:
@@ -149,7 +154,16 @@ def _portal_page(services: Services, invoice: Invoice, base: str, key: str | Non
     }
     link_key = key or "checkout-" + hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:32]
     portal = services.app.portal
-    link_id = portal.keyed_link_id(invoice.id, link_key, secret=services.secret_key)
+    # The same key names the same link for ever, but a link does not last for ever: once it has
+    # expired (an invoice unpaid for a month) or was revoked, its pages answer 410. The next
+    # generation of the key names a new link; a retry still meets the link its first try made.
+    now = services.clock.now()
+    for generation in itertools.count(1):
+        named = link_key if generation == 1 else f"{link_key}#{generation}"
+        link_id = portal.keyed_link_id(invoice.id, named, secret=services.secret_key)
+        link = portal.link(link_id)
+        if link is None or (link.status(at=now) == ACTIVE and link.expiry - now >= CHECKOUT_LINK_MARGIN):
+            break
     return link_id, portal.invoice_url(link_id, invoice.id, base_url=base, secret=services.secret_key)
 
 

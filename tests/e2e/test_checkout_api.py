@@ -7,6 +7,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from adapters.clock import ManualClock
 from adapters.read_models import read_model_engine
 from commands.portal.tokens import link_id_from
+from ledger.portal.links import ACTIVE, PortalLink
 from tests.conftest import AppFactory
 from tests.e2e.conftest import AUTH, INVOICE, SECRET_KEY, Api, serve, served_api
 from tests.e2e.test_openapi import conforms
@@ -117,6 +119,31 @@ def test_a_retry_without_a_key_gets_the_same_session_too(api: Api, stripe_server
     assert again.json()["session_id"] == first.json()["session_id"]
     assert again.json()["invoice"]["version"] == first.json()["invoice"]["version"]
     assert len(stripe_server.sessions) == 1
+
+
+def test_a_checkout_opened_again_once_its_link_expired_or_was_revoked_returns_to_a_page_that_opens(
+    api: Api, stripe_server: StripeServer
+) -> None:
+    invoice = _issued(api)
+
+    def return_link() -> PortalLink:
+        opened = _checkout(api, invoice["id"])
+        assert opened.status_code == 201, opened.text
+        page = _portal_page(api, stripe_server.sessions[opened.json()["session_id"]]["success_url"], invoice["id"])
+        link = api.app.portal.link(link_id_from(page.split("/")[4], SECRET_KEY))
+        assert link is not None
+        return link
+
+    first = return_link()
+    api.clock.advance(timedelta(days=31))  # the invoice still unpaid, the first link expired
+    second = return_link()
+    assert second.id != first.id
+    assert second.status(at=api.clock.now()) == ACTIVE
+    assert api.app.portal.revoke(second.id, reason="sent to the wrong address").result is True
+    third = return_link()
+    assert third.id not in (first.id, second.id)
+    assert third.status(at=api.clock.now()) == ACTIVE
+    assert return_link().id == third.id  # while it lasts, a retry meets the same link
 
 
 def test_the_same_key_on_another_invoice_is_refused(api: Api, stripe_server: StripeServer) -> None:
