@@ -78,8 +78,15 @@ Index(
     invoice_status.c.failed_attempts,
 )
 # The client portal's list (projections/portal.py): one customer's invoices, whatever the case of
-# the address they were written with (a portal link keeps it lower-cased; migration 0008).
-Index("ix_invoice_status_customer_email_lower", func.lower(invoice_status.c.customer_email))
+# the address they were written with (a portal link keeps it lower-cased), by status, newest
+# first (migration 0008).
+Index(
+    "ix_invoice_status_customer_email_lower",
+    func.lower(invoice_status.c.customer_email),
+    invoice_status.c.status,
+    invoice_status.c.created_at,
+    invoice_status.c.invoice_id,
+)
 # Failed payments: open invoices with a failed attempt, latest failure first.
 Index(
     "ix_invoice_status_failures",
