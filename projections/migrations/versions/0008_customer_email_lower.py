@@ -33,7 +33,7 @@ NAME = "ix_invoice_status_customer_email_lower"
 def upgrade() -> None:
     # IF NOT EXISTS: create_all (then stamped) may have made it already. Not asked of the
     # inspector: SQLite's reflection skips an expression index (with a warning).
-    columns = [sa.text("lower(customer_email)"), "status", "created_at", "invoice_id"]
+    columns: list[str | sa.TextClause] = [sa.text("lower(customer_email)"), "status", "created_at", "invoice_id"]
     op.create_index(NAME, "invoice_status", columns, if_not_exists=True)
 
 
