@@ -131,6 +131,21 @@ def test_the_list_shows_invoices_written_to_the_customers_address_in_another_cas
     assert portal.web.get(f"{home}/invoices/{capitalized}").status_code == 200
 
 
+@SQLITE
+def test_a_link_naming_another_customers_invoice_lists_only_its_own_customers(portal: Portal) -> None:
+    """`app.portal.issue` takes an email and an invoice id apart: a link for Ann that names Bob's
+    invoice (a caller's mistake) still shows Ann's invoices alone."""
+    anns = portal.invoice()
+    bobs = portal.invoice(BOB)
+    _, home = portal.link(ANN, invoice_id=bobs)
+
+    page = portal.web.get(home)
+
+    assert page.status_code == 200, page.text
+    assert _ids_listed(page.text) == [str(anns)]
+    assert portal.web.get(f"{home}/invoices/{bobs}").status_code == 404
+
+
 def test_the_list_pages_by_keyset_open_ones_first(portal: Portal) -> None:
     paid = [portal.invoice(amount=100 + n) for n in range(20)]
     for n, invoice_id in enumerate(paid):

@@ -67,5 +67,9 @@ def customer_emails(services: Services, link: PortalLink) -> set[str]:
     emails = {link.customer_email}
     if link.invoice_id is not None:
         with contextlib.suppress(InvoiceNotFoundError):
-            emails.add(services.app.invoice(UUID(link.invoice_id)).customer["email"])
+            written = services.app.invoice(UUID(link.invoice_id)).customer["email"]
+            # Only a spelling of the link's own address: `issue` does not check that the invoice
+            # it is given is that customer's, and the list must not widen to another customer.
+            if link.shows(written):
+                emails.add(written)
     return emails
