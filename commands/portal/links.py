@@ -21,7 +21,7 @@ from uuid import UUID
 from commands.portal.tokens import keyed_link_id, require_secret, token_for
 from commands.runner import CommandRunner, Decision, Outcome
 from ledger.admin.users import normalize_email
-from ledger.errors import InvoiceDeletedError, RuleViolationError
+from ledger.errors import InvalidInputError, InvoiceDeletedError, RuleViolationError
 from ledger.invoices import DELETED, DRAFT
 from ledger.portal.links import PortalLink, PortalLinkNotFoundError
 
@@ -52,7 +52,8 @@ class PortalCommands:
         link_id: UUID | None = None,
     ) -> Outcome[UUID]:
         """A new link showing the customer's invoices until `expires_at` (422 for a malformed
-        email, a moment not in the future or over a year away, an unknown `issued_by`).
+        email, a moment not in the future or over a year away, an unknown `issued_by`, an
+        `invoice_id` billed to another address; 404 for an unknown invoice).
 
         `link_id` (from `keyed_link_id`): a request's retry meets the link its first try
         issued, and nothing more is stored."""
@@ -61,6 +62,8 @@ class PortalCommands:
         def decide(at: datetime) -> Decision:
             if link_id is not None and self._runner.get(link_id, PortalLink) is not None:
                 return {"link_id": str(link_id)}, []
+            if invoice_id is not None:
+                self._require_customers(invoice_id, address)
             link = PortalLink.issue(
                 customer_email=address,
                 expires_at=expires_at,
@@ -80,6 +83,14 @@ class PortalCommands:
         }
         outcome = self._runner.execute("portal.issue", arguments, None, decide)
         return outcome.map(lambda result: UUID(result["link_id"]))
+
+    def _require_customers(self, invoice_id: UUID, address: str) -> None:
+        """The invoice a link names is its customer's: the portal lists by the spelling on that
+        invoice too (web/portal/access.py), so another customer's would widen the link."""
+        written = self._runner.invoice(invoice_id).customer["email"]
+        if written.strip().lower() != address:
+            message = f"invoice {invoice_id} is not billed to {address}: a link names only its customer's invoice"
+            raise InvalidInputError(message, field="invoice_id")
 
     def revoke(self, link_id: UUID, *, reason: str = "") -> Outcome[bool]:
         """Revoke the link: it opens nothing from now on. False when it was revoked already;

@@ -17,7 +17,7 @@ from commands.application import BillingApplication
 from commands.messages import NewLine
 from commands.portal.links import PortalDraftError, PortalOffError
 from commands.portal.tokens import link_id_from
-from ledger.errors import InvoiceNotFoundError
+from ledger.errors import InvalidInputError, InvoiceNotFoundError
 from ledger.money import Money
 from ledger.portal.links import PortalLinkNotFoundError, PortalLinkRevokedError
 from projections.portal import OPEN_GROUP, _group, customer_invoices
@@ -168,3 +168,22 @@ def test_the_list_query_can_read_through_the_lower_email_index(engine: Engine, r
         else:
             plan = "\n".join(str(row[-1]) for row in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
     assert "ix_invoice_status_customer_email_lower" in plan, plan
+
+
+def test_a_link_cannot_name_another_customers_invoice(portal_app: BillingApplication, clock: ManualClock) -> None:
+    bobs = _invoice(portal_app, "bob@other.example")
+    head = portal_app.head()
+    expires_at = clock.now() + timedelta(days=1)
+
+    with pytest.raises(InvalidInputError, match=r"not billed to ann@customer\.example") as refused:
+        portal_app.portal.issue("ann@customer.example", expires_at=expires_at, invoice_id=bobs, issued_by="cli")
+
+    assert refused.value.field == "invoice_id"
+    assert portal_app.head() == head  # nothing stored
+    with pytest.raises(InvoiceNotFoundError):
+        portal_app.portal.issue("ann@customer.example", expires_at=expires_at, invoice_id=uuid4(), issued_by="cli")
+    # The invoice's customer, whatever the case the invoice was written with.
+    anns = _invoice(portal_app, "Ann@Customer.example")
+    assert portal_app.portal.issue(
+        "ANN@customer.example", expires_at=expires_at, invoice_id=anns, issued_by="cli"
+    ).result
