@@ -555,3 +555,28 @@ def test_an_auditor_sees_no_action_button(site: Site) -> None:
         refused = auditor.post(f"/admin/invoices/{invoice_id}/void", data={"csrf_token": csrf_token(html)})
         assert refused.status_code == 403
     assert site.app.invoice(invoice_id).status == "open"
+
+
+def test_no_checkout_button_without_a_secret_key_to_sign_its_return_pages(
+    make_app: AppFactory, database_url: str, clock: ManualClock, shared_stripe_server: StripeServer
+) -> None:
+    """Checkout returns the customer to the portal, under a signed link: without LEDGER_SECRET_KEY
+    there is no page to return to, so the dashboard does not offer to open one."""
+    engine = read_model_engine(database_url)
+    app = make_app()
+    app.admin.create_user(ADMIN_EMAIL, role=ADMIN, password=PASSWORD, created_by="test")
+    opened = issued(app)
+    try:
+        with (
+            served_api(app, engine, clock, shared_stripe_server.base_url, secret_key=None) as api,
+            sign_in(api.base_url, ADMIN_EMAIL) as admin,
+        ):
+            html = admin.get(f"/admin/invoices/{opened}").text
+            assert {attrs["data-testid"] for _, attrs in _buttons(html)} == {
+                "action-payment",
+                "action-remind",
+                "action-uncollectible",
+                "action-void",
+            }
+    finally:
+        engine.dispose()

@@ -236,7 +236,10 @@ def _read(services: Services, invoice_id: UUID, view: InvoiceView) -> InvoicePag
     if not past:
         page.payments = list_payments(engine, invoice_id=str(invoice_id), limit=PAYMENTS_SHOWN).rows
         page.dunning = dunning_row(engine, str(invoice_id))
-        page.actions = allowed_actions(invoice, checkout_configured=services.payments is not None)
+        # Checkout's return pages are the portal's, under a signed link: without LEDGER_SECRET_KEY
+        # there are none to send the customer back to, so the button is not offered.
+        configured = services.payments is not None and services.secret_key is not None
+        page.actions = allowed_actions(invoice, checkout_configured=configured)
     return page
 
 
