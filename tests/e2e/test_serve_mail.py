@@ -3,6 +3,7 @@ keeps the demo's mail in a folder: real processes, a real SMTP server."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from email import message_from_bytes, policy
@@ -77,3 +78,11 @@ def test_demo_keeps_its_mail_in_the_folder_it_prints(database_url: str, tmp_path
             assert isinstance(message, EmailMessage)
             assert message["Subject"] == entry.subject
             assert [part.get_content_type() for part in message.iter_attachments()] == ["application/pdf"]
+            # LEDGER_PUBLIC_URL unset: the demo sets it to its own address, so its links open here.
+            text = message.get_body(("plain",))
+            assert text is not None
+            link = re.search(r"View and pay it online: (\S+)", str(text.get_content()))
+            assert link is not None, "the demo's mail carries a portal link"
+            assert link.group(1).startswith(f"http://127.0.0.1:{port}/portal/")
+            page = httpx.get(link.group(1), timeout=30)
+            assert page.status_code == 200, page.text
