@@ -112,7 +112,7 @@ def test_the_mail_links_to_the_portal_and_an_email_of_an_invoice_voided_since_is
     text = message.get_body(("plain",))
     assert text is not None
     assert "View and pay it online: https://billing.example.com/portal/" in str(text.get_content())
-    assert f"/invoices/{issued}\n" in str(text.get_content())  # the link opens on the invoice
+    assert f"/invoices/{issued}\r\n" in str(text.get_content())  # the link opens on the invoice
 
     code, out, _ = _run(capsys, "invoice", "send", str(issued), "--resend")
     email_id = out.split()[1]
