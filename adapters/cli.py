@@ -288,6 +288,9 @@ def _serve_demo(
     token = settings.api_token or new_token()
     os.environ["LEDGER_API_TOKEN"] = token  # the server reads its settings from the environment
     base = f"http://{args.host}:{args.port}"
+    if not settings.public_url:  # the demo's customers are on this machine: its mail links here
+        os.environ["LEDGER_PUBLIC_URL"] = base
+        settings = dataclasses.replace(settings, public_url=base)
     auth = f"-H 'Authorization: Bearer {token}'"
     body = (
         '{"customer": {"email": "ap@example.com", "name": "Example Ltd"}, "currency": "usd", '

@@ -70,7 +70,8 @@ Errors of one feature live beside the aggregate that raises them, in the branch 
 ledger/reconciliation/items.py has ReconciliationActionError (InvalidInputError),
 ReconciliationItemNotFoundError (NotFoundError), ItemSettledError and ApplyRefusedError, with its
 PaymentNotInLedgerError (RuleViolationError); ledger/mail/emails.py has InvoiceEmailNotFoundError
-(NotFoundError), InvoiceNotSendableError and EmailNotDueError (RuleViolationError).
+(NotFoundError), InvoiceNotSendableError, EmailNotDueError and EmailNotWithdrawableError
+(RuleViolationError).
 """
 
 from __future__ import annotations

@@ -364,7 +364,7 @@ invoice_emails = Table(
     Column("purpose", String(20), nullable=False),  # invoice | reminder
     Column("recipient", String(254), nullable=False),
     Column("trigger", String(20), nullable=False),  # api | cli | on-issue | dunning | dashboard
-    Column("status", String(20), nullable=False),  # queued | sending | sent | failed | bounced | gave_up
+    Column("status", String(20), nullable=False),  # queued | sending | sent | failed | bounced | gave_up | withdrawn
     Column("attempts", Integer, nullable=False),
     Column("max_attempts", Integer, nullable=False),
     # queued: when queued; failed: its retry_at; sending: when the attempt's lease runs out; null once settled.

@@ -53,7 +53,11 @@ class InvoiceEmailResource(TypedDict):
         str,
         Field(
             json_schema_extra={"enum": list(STATUSES)},
-            description="queued -> sending -> sent, or failed (retried at next_attempt_at), bounced, gave_up.",
+            description=(
+                "queued -> sending -> sent, or failed (retried at next_attempt_at), bounced, gave_up; "
+                "withdrawn: not sent because it no longer applied (a reminder of an invoice paid or "
+                "voided since, the email of an invoice voided since), last_error says why."
+            ),
         ),
     ]
     attempts: Annotated[int, Field(ge=0)]
@@ -61,7 +65,9 @@ class InvoiceEmailResource(TypedDict):
     queued_at: str | None
     sent_at: str | None
     message_id: Annotated[str | None, Field(description="The Message-ID header the email went out with.")]
-    last_error: Annotated[str | None, Field(description="Why the last attempt failed or bounced.")]
+    last_error: Annotated[
+        str | None, Field(description="Why the last attempt failed or bounced, or why the email was withdrawn.")
+    ]
 
 
 @with_config(CLOSED)

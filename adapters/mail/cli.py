@@ -115,7 +115,7 @@ def _list(args: argparse.Namespace) -> int:
         when = _moment(row["sent_at"] or row["queued_at"])
         error = f"  ({row['last_error']})" if row["last_error"] and row["status"] != "sent" else ""
         print(
-            f"{row['email_id']}  {row['invoice_id']}  {row['purpose']:<8} {row['status']:<8} "
+            f"{row['email_id']}  {row['invoice_id']}  {row['purpose']:<8} {row['status']:<9} "
             f"{row['attempts']}/{row['max_attempts']}  {when}  {row['recipient']}{error}"
         )
     if not rows:

@@ -3,11 +3,15 @@
 `run_once()` brings the read models up to date, takes the due emails from invoice_emails
 (projections/mail/emails.py) and, for each:
 
-1. claims the next attempt (`app.mail.start_attempt` with the version the row showed): a
+1. withdraws it (`app.mail.withdraw`) when it should no longer go out: a reminder of an
+   invoice paid, voided or marked uncollectible since it was queued, the email of an invoice
+   voided since (ledger.mail.emails.withdrawal_reason); nothing is sent;
+2. claims the next attempt (`app.mail.start_attempt` with the version the row showed): a
    StaleVersionError or EmailNotDueError means another worker has it, and it is skipped;
-2. builds the message from the invoice at the version the email was queued with, the PDF
-   attached (adapters/pdf/render.py) and the portal link when `portal_link` gives one;
-3. hands it to the server (adapters/mail/smtp.py) and records what happened: sent, failed
+3. builds the message from the invoice at the version the email was queued with, the PDF
+   attached (adapters/pdf/render.py) and the portal link when `portal_link` gives one (one
+   link per email: every attempt carries the same URL);
+4. hands it to the server (adapters/mail/smtp.py) and records what happened: sent, failed
    (retried later on the backoff schedule) or bounced.
 
 Delivery is at least once: a crash between the server's 250 and our record leaves the attempt
@@ -41,13 +45,21 @@ from commands.application import BillingApplication
 from commands.ports import Clock
 from ledger.errors import LedgerError, StaleVersionError
 from ledger.invoices import Invoice
-from ledger.mail.emails import SENDING, EmailNotDueError, InvoiceEmail
+from ledger.mail.emails import (
+    SENDING,
+    EmailNotDueError,
+    EmailNotWithdrawableError,
+    InvoiceEmail,
+    withdrawal_reason,
+)
 from ledger.seller import Seller
 from projections.mail.emails import due_emails
 
 log = logging.getLogger("ledger.mail")
 
-PortalLink = Callable[[UUID], str | None]  # invoice id -> the customer's portal URL, or None
+# (invoice id, email id) -> the customer's portal URL for that email's message, or None. The same
+# email must get the same URL on every attempt (portal_links: the link is keyed by the email).
+PortalLink = Callable[[UUID, UUID], str | None]
 
 
 class RenderPdf(Protocol):
@@ -73,17 +85,19 @@ class MailCounts:
     failed: int = 0  # will be retried
     bounced: int = 0
     gave_up: int = 0
+    withdrawn: int = 0  # no longer due (the invoice paid or voided since): not sent
     skipped: int = 0  # another worker had it, or it was settled meanwhile
     abandoned: int = 0  # attempts found stopped mid-way, recorded as failed
 
     @property
     def total(self) -> int:
-        return self.sent + self.failed + self.bounced + self.gave_up + self.skipped + self.abandoned
+        return self.sent + self.failed + self.bounced + self.gave_up + self.withdrawn + self.skipped + self.abandoned
 
     def __str__(self) -> str:
+        withdrawn = f", {self.withdrawn} withdrawn" if self.withdrawn else ""
         return (
             f"{self.sent} sent, {self.failed} failed (to retry), {self.bounced} bounced, "
-            f"{self.gave_up} gave up, {self.skipped} skipped, {self.abandoned} abandoned attempts"
+            f"{self.gave_up} gave up{withdrawn}, {self.skipped} skipped, {self.abandoned} abandoned attempts"
         )
 
 
@@ -111,7 +125,7 @@ class MailWorker:
         self.sender = sender
         self.seller = seller
         self.mail_from = mail_from
-        self.portal_link = portal_link or (lambda _: None)
+        self.portal_link = portal_link or (lambda _invoice, _email: None)
         self.clock = clock or app.clock
         self.batch_size = batch_size
         self.render_pdf = render_pdf or partial(render_invoice_pdf, font_dir=font_dir)
@@ -145,17 +159,28 @@ class MailWorker:
                 return "skipped"
             recorded = self.app.mail.record_failed(email_id, attempt=email.attempts, reason=ABANDONED).result
             return "abandoned" if recorded else "skipped"
+        email = self.app.mail.email(email_id)
+        if email.version != version:  # the row lags: another worker moved it on since
+            return "skipped"
+        queued = self.app.invoice(UUID(email.invoice_id), version=email.invoice_version)
+        reason = withdrawal_reason(email.purpose, queued, self.app.invoice(queued.id))
+        if reason is not None:
+            try:
+                self.app.mail.withdraw(email_id, version, reason)
+            except (StaleVersionError, EmailNotWithdrawableError):
+                return "skipped"
+            log.info("mail: email %s withdrawn: %s", email_id, reason)
+            return "withdrawn"
         try:
             attempt = self.app.mail.start_attempt(email_id, version).result
         except (StaleVersionError, EmailNotDueError):
             return "skipped"
-        email = self.app.mail.email(email_id)
         refusal = unsendable(email.recipient)
         if refusal is not None:  # no message can be addressed to it: as final as the server's 5xx
             self.app.mail.record_bounced(email_id, attempt=attempt, code=0, reason=refusal)
             return "bounced"
         try:
-            message = self._message(email)
+            message = self._message(email, queued)
         except LedgerError as error:  # e.g. the PDF font is missing: retried once it is installed
             log.warning("mail: email %s not built: %s", email_id, error)
             return self._failed(email, attempt, f"the message could not be built: {error}")
@@ -166,9 +191,8 @@ class MailWorker:
             log.exception("mail: email %s went out as %s but could not be recorded", email_id, delivery.outcome)
             return "failed"
 
-    def _message(self, email: InvoiceEmail) -> EmailMessage:
-        invoice = self.app.invoice(UUID(email.invoice_id), version=email.invoice_version)
-        portal = self._portal(invoice.id)
+    def _message(self, email: InvoiceEmail, invoice: Invoice) -> EmailMessage:
+        portal = self._portal(invoice.id, email.id)
         pdf = self.render_pdf(invoice, seller=self.seller, portal_url=portal)
         return build_invoice_message(
             invoice,
@@ -182,9 +206,9 @@ class MailWorker:
             at=self.clock.now(),
         )
 
-    def _portal(self, invoice_id: UUID) -> str | None:
+    def _portal(self, invoice_id: UUID, email_id: UUID) -> str | None:
         try:
-            return self.portal_link(invoice_id)
+            return self.portal_link(invoice_id, email_id)
         except LedgerError as error:  # the email is still worth sending without the link
             log.warning("mail: no portal link for invoice %s: %s", invoice_id, error)
             return None
@@ -213,7 +237,7 @@ def mail_worker(
     catch_up: Callable[[], object] | None = None,
 ) -> MailWorker:
     """The worker the settings describe; ConfigurationError when LEDGER_SMTP_URL is unset or
-    malformed (the emails stay queued)."""
+    malformed (the emails stay queued). `portal_link` None: `portal_links(app, settings)`."""
     if not settings.smtp_url:
         raise ConfigurationError(
             "LEDGER_SMTP_URL is unset: no email can be delivered (they stay queued); "
@@ -225,7 +249,33 @@ def mail_worker(
         SmtpSender(parse_smtp_url(settings.smtp_url)),
         seller=settings.seller,
         mail_from=settings.mail_from,
-        portal_link=portal_link,
+        portal_link=portal_link or portal_links(app, settings),
         font_dir=settings.pdf_font_dir,
         catch_up=catch_up,
     )
+
+
+def portal_links(app: BillingApplication, settings: Settings) -> PortalLink | None:
+    """The portal link of each email's message (commands/portal/links.py): a link for the
+    invoice's customer opening on the invoice, issued by `mail`, keyed by the email, so a retried
+    attempt carries the URL its first attempt did and a resend (another email) gets a link of its
+    own. None, said once in the log, without LEDGER_SECRET_KEY (the portal is off) or without
+    LEDGER_PUBLIC_URL: the server's own address (loopback) is nowhere a customer can reach."""
+    secret, base_url = settings.secret_key, settings.public_url
+    if not secret:
+        log.info("mail: invoice emails carry no portal link: LEDGER_SECRET_KEY is unset (the portal is off)")
+        return None
+    if not base_url:
+        log.warning(
+            "mail: invoice emails carry no portal link: LEDGER_PUBLIC_URL is unset, and a customer "
+            "cannot reach this server's own address; set it to where customers reach it "
+            "(e.g. https://billing.example.com)"
+        )
+        return None
+
+    def link(invoice_id: UUID, email_id: UUID) -> str:
+        return app.portal.link_for_invoice(
+            invoice_id, base_url=base_url, idempotency_key=f"mail:{email_id}", issued_by="mail", secret=secret
+        ).result
+
+    return link

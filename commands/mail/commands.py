@@ -4,7 +4,8 @@
 the rest are the worker's steps around one SMTP conversation: `start_attempt` claims an attempt
 before the server is contacted (with the version the worker read: a second worker holding the
 same version gets a StaleVersionError and leaves the email alone), then `record_sent`,
-`record_failed` or `record_bounced` says how it ended. The invoice itself is only read.
+`record_failed` or `record_bounced` says how it ended; `withdraw` settles one that should no
+longer go out (ledger.mail.emails.withdrawal_reason) instead. The invoice itself is only read.
 """
 
 from __future__ import annotations
@@ -140,6 +141,22 @@ class MailCommands:
             return {"recorded": recorded}, [email] if recorded else []
 
         return self._runner.execute("record_email_bounced", {}, None, decide).map(lambda r: bool(r["recorded"]))
+
+    def withdraw(self, email_id: UUID, expected_version: int | None, reason: str) -> Outcome[bool]:
+        """Settle the email unsent, saying why (the worker, when `withdrawal_reason` gives one).
+        `expected_version` as for `start_attempt`: an email that moved on since it was read is a
+        StaleVersionError; one being sent or settled is EmailNotWithdrawableError. False when it
+        was withdrawn already."""
+
+        def decide(at: datetime) -> Decision:
+            email = self.email(email_id)
+            if expected_version is not None and email.version != expected_version:
+                raise StaleVersionError(email_id, expected_version, email.version)
+            withdrawn = email.withdraw(reason=reason, at=at)
+            return {"withdrawn": withdrawn}, [email] if withdrawn else []
+
+        arguments = {"email_id": email_id, "expected_version": expected_version, "reason": reason}
+        return self._runner.execute("withdraw_email", arguments, None, decide).map(lambda r: bool(r["withdrawn"]))
 
     def email(self, email_id: UUID, *, version: int | None = None) -> InvoiceEmail:
         email = self._runner.get(email_id, InvoiceEmail, version=version)

@@ -12,6 +12,10 @@ until `max_attempts`) or `bounced` (the server refused the recipient: retrying c
 A worker that stopped mid-attempt leaves the email `sending`; after LEASE another worker may
 take it up (the abandoned attempt counts as failed).
 
+An email whose message would be wrong by the time its attempt comes is `withdrawn` instead
+(`withdrawal_reason`): a reminder of an invoice paid, voided or marked uncollectible since it
+was queued (say, while the mail server was down), or the email of an invoice voided since.
+
 Events carry plain JSON values only; moments are ISO 8601 text.
 """
 
@@ -24,6 +28,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.errors import InvalidInputError, NotFoundError, RuleViolationError
 from ledger.events import CopiedCheaply, SharedWhenCopied
+from ledger.invoices import OPEN, PAID, UNCOLLECTIBLE, VOID, Invoice
 from ledger.validation import require_email, require_text
 
 # Purposes: the invoice itself, or a reminder that it is due.
@@ -41,8 +46,9 @@ SENT = "sent"
 FAILED = "failed"  # will be retried at retry_at
 BOUNCED = "bounced"
 GAVE_UP = "gave_up"
-STATUSES = (QUEUED, SENDING, SENT, FAILED, BOUNCED, GAVE_UP)
-SETTLED = (SENT, BOUNCED, GAVE_UP)
+WITHDRAWN = "withdrawn"  # no longer worth sending (withdrawal_reason): final
+STATUSES = (QUEUED, SENDING, SENT, FAILED, BOUNCED, GAVE_UP, WITHDRAWN)
+SETTLED = (SENT, BOUNCED, GAVE_UP, WITHDRAWN)
 
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_ATTEMPTS_LIMIT = 20
@@ -153,6 +159,18 @@ class InvoiceEmail(CopiedCheaply, Aggregate):
             aggregate.last_error = f"{self.code} {self.reason}"
             aggregate.retry_at = None
 
+    class Withdrawn(Event):
+        """Not sent, and never will be: what it says is no longer so (`withdrawal_reason`).
+        Final. The reason shows where an error would (`last_error`)."""
+
+        TOPIC = "invoice-email.withdrawn"
+        reason: str
+
+        def apply(self, aggregate: InvoiceEmail) -> None:
+            aggregate.status = WITHDRAWN
+            aggregate.last_error = self.reason
+            aggregate.retry_at = None
+
     def __init__(
         self,
         invoice_id: str,
@@ -257,6 +275,17 @@ class InvoiceEmail(CopiedCheaply, Aggregate):
         self.trigger_event(self.Bounced, timestamp=at, attempt=attempt, code=code, reason=reason[:REASON_LIMIT])
         return True
 
+    def withdraw(self, *, reason: str, at: datetime) -> bool:
+        """Settle the email unsent. Only between attempts (queued, or failed and waiting for its
+        retry): an attempt in progress may be on the wire, and a settled email stays as it is
+        (EmailNotWithdrawableError); False when it was withdrawn already."""
+        if self.status == WITHDRAWN:
+            return False
+        if self.status not in (QUEUED, FAILED):
+            raise EmailNotWithdrawableError(self.id, self.status)
+        self.trigger_event(self.Withdrawn, timestamp=at, reason=reason[:REASON_LIMIT])
+        return True
+
     # ----------------------------------------------------------------------------- queries
 
     def is_due(self, at: datetime) -> bool:
@@ -298,6 +327,30 @@ class InvoiceEmail(CopiedCheaply, Aggregate):
             raise EmailNotDueError(self.id, f"attempt {attempt} was never started (attempts: {self.attempts})")
 
 
+def withdrawal_reason(purpose: str, queued: Invoice, current: Invoice) -> str | None:
+    """Why an email of `queued` (the invoice as it stood when the email was queued) should no
+    longer go out now that the invoice is `current`; None while it should.
+
+    A reminder says the invoice is due: not once it is paid (or nothing is due), voided, or
+    marked uncollectible after the reminder was queued (one asked for while it was
+    uncollectible already still goes). An invoice email goes to a paid invoice too (the PDF
+    shows it paid), not to one voided after it was queued: the customer would be asked to pay
+    an invoice that no longer stands. Only what changed since the queueing counts, so an email
+    asked for knowingly (a voided invoice's, by hand) is sent."""
+    number = current.number or str(current.id)
+    if current.status == VOID and queued.status != VOID:
+        return f"invoice {number} was voided after the email was queued"
+    if purpose != REMINDER:
+        return None
+    if current.status == PAID or current.amount_due <= 0:
+        return f"invoice {number} was paid after the reminder was queued: nothing is due"
+    if current.status == UNCOLLECTIBLE and queued.status != UNCOLLECTIBLE:
+        return f"invoice {number} was marked uncollectible after the reminder was queued"
+    if current.status not in (OPEN, UNCOLLECTIBLE):
+        return f"invoice {number} is {current.status}: nothing to remind of"
+    return None
+
+
 class InvoiceNotSendableError(RuleViolationError):
     """Only an issued invoice is mailed (a draft or a deleted one is refused, 409); a reminder
     only for an invoice with something due."""
@@ -315,6 +368,15 @@ class EmailNotDueError(RuleViolationError):
     def __init__(self, email_id: object, reason: str) -> None:
         super().__init__(f"email {email_id}: no attempt now: {reason}")
         self.email_id = email_id
+
+
+class EmailNotWithdrawableError(RuleViolationError):
+    """Withdrawing an email that is being sent or is settled (409)."""
+
+    def __init__(self, email_id: object, status: str) -> None:
+        super().__init__(f"email {email_id} cannot be withdrawn: it is {status}")
+        self.email_id = email_id
+        self.status = status
 
 
 class InvoiceEmailNotFoundError(NotFoundError):

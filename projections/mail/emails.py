@@ -3,9 +3,9 @@ queries on it: the worker's queue of due emails, an invoice's emails, the list.
 
 `next_attempt_at` is when a worker may take the email up: its queueing for a queued one, the
 retry moment of a failed one, the end of the attempt's lease (LEASE) for one being sent; null
-once it is settled (sent, bounced, gave_up). Due means `next_attempt_at <= now`: one range of
-one index. The row may lag the log; the worker's claim (`app.mail.start_attempt` with the row's
-version) is what decides, never the row.
+once it is settled (sent, bounced, gave_up, withdrawn). Due means `next_attempt_at <= now`: one
+range of one index. A withdrawn email's reason is its `last_error`. The row may lag the log; the
+worker's claim (`app.mail.start_attempt` with the row's version) is what decides, never the row.
 """
 
 from __future__ import annotations

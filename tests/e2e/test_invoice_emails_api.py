@@ -1,15 +1,20 @@
 """`POST /api/invoices/{id}/send` through the served app, then the mail worker, then the message at
-a real SMTP server; the email resources and the refusals."""
+a real SMTP server; the portal link in it, opened; the email resources and the refusals."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import httpx
 
 from adapters.mail.smtp import SmtpSender
 from adapters.mail.smtp_url import parse_smtp_url
-from adapters.mail.worker import MailCounts, MailWorker
+from adapters.mail.worker import MailCounts, MailWorker, mail_worker
+from adapters.settings import Settings
 from ledger.seller import Seller
-from tests.e2e.conftest import INVOICE, Api
+from tests.e2e.conftest import INVOICE, SECRET_KEY, Api
+from tests.e2e.test_openapi import conforms
 from tests.mail_server import MailServer
 
 
@@ -101,3 +106,47 @@ def test_a_bad_body_is_refused(api: Api) -> None:
     unknown = api.client.post(f"/api/invoices/{invoice_id}/send", json={"to": "x@example.com"})
     assert unknown.status_code == 422
     assert api.client.get(f"/api/invoices/{invoice_id}/emails").json()["data"] == []
+
+
+def test_the_portal_link_in_the_email_opens_the_invoice_for_its_customer(
+    api: Api, mail_server: MailServer, database_url: str
+) -> None:
+    invoice = _issued(api)
+    api.client.post(f"/api/invoices/{invoice['id']}/send")
+    # The worker `ledger serve` runs, with the server's secret and its address as the public URL.
+    settings = Settings(
+        database_url=database_url, smtp_url=mail_server.url, secret_key=SECRET_KEY, public_url=api.base_url
+    )
+    assert mail_worker(api.app, api.engine, settings).run_once() == MailCounts(sent=1)
+
+    [message] = mail_server.messages
+    text = message.get_body(("plain",))
+    assert text is not None
+    found = re.search(r"View and pay it online: (\S+)", str(text.get_content()))
+    assert found is not None
+    url = found.group(1)
+    assert url.startswith(f"{api.base_url.rstrip('/')}/portal/")
+    assert url.endswith(f"/invoices/{invoice['id']}")
+
+    with httpx.Client() as customer:  # no API token: the link is all the customer has
+        page = customer.get(url)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert invoice["number"] in page.text
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_an_email_withdrawn_before_delivery_shows_why(api: Api, mail_server: MailServer) -> None:
+    invoice_id = _issued(api)["id"]
+    email = api.client.post(f"/api/invoices/{invoice_id}/send").json()
+    assert api.client.post(f"/api/invoices/{invoice_id}/void").status_code == 200
+
+    assert _worker(api, mail_server).run_once() == MailCounts(withdrawn=1)
+
+    assert mail_server.messages == []
+    followed = api.client.get(f"/api/invoices/{invoice_id}/emails/{email['id']}").json()
+    assert (followed["status"], followed["next_attempt_at"], followed["sent_at"]) == ("withdrawn", None, None)
+    assert "was voided after the email was queued" in followed["last_error"]
+    conforms(followed, "InvoiceEmailResource")
+    [listed] = api.client.get(f"/api/invoices/{invoice_id}/emails").json()["data"]
+    assert listed == followed

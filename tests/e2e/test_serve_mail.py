@@ -3,6 +3,7 @@ keeps the demo's mail in a folder: real processes, a real SMTP server."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from email import message_from_bytes, policy
@@ -39,11 +40,16 @@ def test_serve_mails_each_issued_invoice_once_with_its_in_process_worker(
     # On PostgreSQL two web workers each run the mail loop: the claim keeps them from sending twice.
     workers = "2" if database_url.startswith("postgresql") else "1"
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     env = _env(
-        database_url, LEDGER_API_TOKEN="serve-token-123", LEDGER_SMTP_URL=mail_server.url, LEDGER_MAIL_ON_ISSUE="1"
+        database_url,
+        LEDGER_API_TOKEN="serve-token-123",
+        LEDGER_SMTP_URL=mail_server.url,
+        LEDGER_MAIL_ON_ISSUE="1",
+        LEDGER_SECRET_KEY="serve-mail-portal-secret-0123456789abcdef",
+        LEDGER_PUBLIC_URL=base,
     )
     auth = {"Authorization": "Bearer serve-token-123"}
-    base = f"http://127.0.0.1:{port}"
     with running(["serve", "--port", str(port), "--workers", workers], env, tmp_path, port):
         numbers = []
         for n in range(2):
@@ -56,6 +62,15 @@ def test_serve_mails_each_issued_invoice_once_with_its_in_process_worker(
         # Both invoices' emails arrived, the first before the second was issued: each exactly once.
         subjects = sorted(str(m["Subject"]) for m in mail_server.messages)
         assert subjects == sorted(f"Invoice {number} from Billing Ledger" for number in numbers)
+        for message in mail_server.messages:  # each with its portal link, which opens the invoice
+            text = message.get_body(("plain",))
+            assert text is not None
+            link = re.search(r"View and pay it online: (\S+)", str(text.get_content()))
+            assert link is not None
+            assert link.group(1).startswith(f"{base}/portal/")
+            page = httpx.get(link.group(1), timeout=30)
+            assert page.status_code == 200
+            assert str(message["Subject"]).split()[1] in page.text
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -77,3 +92,11 @@ def test_demo_keeps_its_mail_in_the_folder_it_prints(database_url: str, tmp_path
             assert isinstance(message, EmailMessage)
             assert message["Subject"] == entry.subject
             assert [part.get_content_type() for part in message.iter_attachments()] == ["application/pdf"]
+            # LEDGER_PUBLIC_URL unset: the demo sets it to its own address, so its links open here.
+            text = message.get_body(("plain",))
+            assert text is not None
+            link = re.search(r"View and pay it online: (\S+)", str(text.get_content()))
+            assert link is not None, "the demo's mail carries a portal link"
+            assert link.group(1).startswith(f"http://127.0.0.1:{port}/portal/")
+            page = httpx.get(link.group(1), timeout=30)
+            assert page.status_code == 200, page.text

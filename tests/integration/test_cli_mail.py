@@ -19,6 +19,8 @@ from tests.mail_server import MailServer
 def ledger_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
     monkeypatch.delenv("LEDGER_SMTP_URL", raising=False)
+    monkeypatch.delenv("LEDGER_SECRET_KEY", raising=False)  # no portal link unless a test sets them
+    monkeypatch.delenv("LEDGER_PUBLIC_URL", raising=False)
     monkeypatch.setenv("LEDGER_MAIL_FROM", "Acme Billing <billing@acme.example>")
     monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
     return database_url
@@ -94,3 +96,40 @@ def test_send_deliver_with_resend_and_a_draft_refused(
     code, _, err = _run(capsys, "invoice", "send", str(draft))
     assert code == 2
     assert "it is draft" in err
+
+
+def test_the_mail_links_to_the_portal_and_an_email_of_an_invoice_voided_since_is_withdrawn(
+    ledger_env: str, mail_server: MailServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issued, _ = _invoices(ledger_env)
+    monkeypatch.setenv("LEDGER_SMTP_URL", mail_server.url)
+    monkeypatch.setenv("LEDGER_SECRET_KEY", "cli-mail-portal-secret-0123456789abcdefgh")
+    monkeypatch.setenv("LEDGER_PUBLIC_URL", "https://billing.example.com")
+
+    code, out, _ = _run(capsys, "invoice", "send", str(issued), "--deliver")
+    assert "status sent" in out
+    [message] = mail_server.messages
+    text = message.get_body(("plain",))
+    assert text is not None
+    assert "View and pay it online: https://billing.example.com/portal/" in str(text.get_content())
+    assert f"/invoices/{issued}\r\n" in str(text.get_content())  # the link opens on the invoice
+
+    code, out, _ = _run(capsys, "invoice", "send", str(issued), "--resend")
+    email_id = out.split()[1]
+    app = bootstrap(Settings(database_url=ledger_env))
+    try:
+        app.void(issued)
+    finally:
+        app.close()
+    code, out, _ = _run(capsys, "mail", "run")
+    assert code == 0
+    assert out.strip() == (
+        "0 sent, 0 failed (to retry), 0 bounced, 0 gave up, 1 withdrawn, 0 skipped, 0 abandoned attempts"
+    )
+    assert len(mail_server.messages) == 1
+
+    code, out, _ = _run(capsys, "mail", "list", "--status", "withdrawn")
+    [line] = out.splitlines()
+    assert line.startswith(email_id)
+    assert " withdrawn " in line
+    assert "was voided after the email was queued" in line

@@ -9,6 +9,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.errors import InvalidInputError, InvalidTextError
+from ledger.invoices import PROCESSOR_BALANCE, Invoice
+from ledger.lines import Line
 from ledger.mail.emails import (
     BOUNCED,
     FAILED,
@@ -17,12 +19,16 @@ from ledger.mail.emails import (
     QUEUED,
     SENDING,
     SENT,
+    WITHDRAWN,
     EmailNotDueError,
+    EmailNotWithdrawableError,
     InvoiceEmail,
     email_id_for,
     version_key,
+    withdrawal_reason,
 )
-from tests.unit.given import T0, at, drain
+from ledger.money import Money
+from tests.unit.given import CUSTOMER, T0, at, drain
 
 INVOICE = UUID("0b5c5a3e-1d2f-4a6b-8c9d-0e1f2a3b4c5d")
 
@@ -141,3 +147,77 @@ def test_what_cannot_be_sent_is_refused(field: str, value: object, error: type[E
     }
     with pytest.raises(error):
         InvoiceEmail.queue(**given)  # type: ignore[arg-type]
+
+
+def test_an_email_is_withdrawn_between_attempts_once_and_for_good() -> None:
+    email = queued()
+    email.start_attempt(at=T0)
+    with pytest.raises(EmailNotWithdrawableError, match="it is sending"):  # the attempt may be on the wire
+        email.withdraw(reason="paid", at=T0)
+    email.record_failed(attempt=1, reason="connection refused", at=T0)
+
+    assert email.withdraw(reason="invoice INV-1 was paid", at=at(1))
+    assert (email.status, email.last_error, email.next_attempt_at) == (WITHDRAWN, "invoice INV-1 was paid", None)
+    assert not email.is_due(at(10_000))
+    with pytest.raises(EmailNotDueError, match="it is withdrawn"):
+        email.start_attempt(at=at(10_000))
+    assert not email.withdraw(reason="again", at=at(2))
+    assert [type(e).__name__ for e in drain(email)][-1:] == ["Withdrawn"]
+
+    sent = queued()
+    sent.start_attempt(at=T0)
+    sent.record_sent(attempt=1, message_id="<m@x>", reply="250", at=T0)
+    with pytest.raises(EmailNotWithdrawableError, match="it is sent"):
+        sent.withdraw(reason="late", at=T0)
+
+
+def opened() -> Invoice:
+    invoice = Invoice.create_draft(invoice_id=INVOICE, customer=CUSTOMER, currency="usd", at=T0)
+    invoice.add_line(Line.price(line_id="l1", description="Work", quantity=1, unit_amount=1000), at=T0)
+    invoice.issue(sequence=7, at=at(1))
+    return invoice
+
+
+def paid(amount: int = 1000) -> Invoice:
+    invoice = opened()
+    invoice.apply_payment(
+        payment_id="pay_1", amount=Money(amount, "usd"), fee=0, cash_account=PROCESSOR_BALANCE, at=at(2)
+    )
+    return invoice
+
+
+def voided() -> Invoice:
+    invoice = opened()
+    invoice.void(at=at(2))
+    return invoice
+
+
+def uncollectible() -> Invoice:
+    invoice = opened()
+    invoice.mark_uncollectible(at=at(2))
+    return invoice
+
+
+def test_a_reminder_is_withdrawn_once_nothing_is_due_or_the_invoice_was_written_off_since() -> None:
+    number = opened().number
+    assert withdrawal_reason("reminder", opened(), opened()) is None
+    assert withdrawal_reason("reminder", opened(), paid(400)) is None  # part paid: the rest is due
+    assert withdrawal_reason("reminder", opened(), paid()) == (
+        f"invoice {number} was paid after the reminder was queued: nothing is due"
+    )
+    assert withdrawal_reason("reminder", opened(), voided()) == (
+        f"invoice {number} was voided after the email was queued"
+    )
+    assert withdrawal_reason("reminder", opened(), uncollectible()) == (
+        f"invoice {number} was marked uncollectible after the reminder was queued"
+    )
+    assert withdrawal_reason("reminder", uncollectible(), uncollectible()) is None  # asked for as it was
+
+
+def test_an_invoice_email_is_withdrawn_only_when_the_invoice_was_voided_since() -> None:
+    assert withdrawal_reason("invoice", opened(), paid()) is None  # it shows the invoice paid
+    assert withdrawal_reason("invoice", opened(), uncollectible()) is None
+    assert withdrawal_reason("invoice", voided(), voided()) is None  # a void invoice's email, sent on purpose
+    assert withdrawal_reason("invoice", opened(), voided()) == (
+        f"invoice {opened().number} was voided after the email was queued"
+    )
