@@ -7,8 +7,17 @@ DEFAULT_FONT_DIR; LEDGER_PDF_FONT_DIR points elsewhere.
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
+from typing import cast
+
+from fontTools import ttLib  # type: ignore[import-untyped]  # fontTools ships no type hints
+from fpdf import FPDF
+from fpdf.enums import TextEmphasis
+from fpdf.fonts import SubsetMap, TTFFont
 
 from adapters.persistence import ConfigurationError
 
@@ -43,3 +52,104 @@ def find_fonts(directory: Path | None = None) -> Fonts:
         if not path.is_file():
             raise FontMissingError(path)
     return fonts
+
+
+# Parsing a TrueType file is most of what a PDF costs: fpdf2's TTFFont reads the glyph table, the
+# glyph names and the character map of all ~6,000 glyphs to build its widths and glyph ids, about
+# 40 ms of CPU per file, for every document. Those figures depend only on the file, so each file
+# is parsed once per process and every document gets a copy of the result (typeface() below);
+# only the font tables the output step subsets are read again per document, from bytes in memory.
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    """What identifies a font file's content without reading it: a file replaced on disk (new
+    size or modification time) is parsed again."""
+
+    mtime_ns: int
+    size: int
+
+
+@dataclass(frozen=True, eq=False)
+class Typeface:
+    """One font file parsed once: its bytes, and fpdf2's TTFFont made from them, which is only
+    ever copied (attach), never used by a document itself."""
+
+    path: Path
+    data: bytes
+    template: TTFFont
+
+    def attach(self, pdf: FPDF, family: str, style: str) -> None:
+        """Add this font to `pdf` under `family`/`style`, as `pdf.add_font(family, style, path)`
+        would, without parsing the file again.
+
+        The copy shares what no document changes (the character map, the glyph ids) and gets
+        its own of what one does: the widths (a defaultdict, which grows on a lookup of a
+        character the font lacks), the font descriptor (fpdf2's output sets its name, object
+        number and font file), the subset of glyphs used, the glyphs found missing, and the
+        fontTools font, which fpdf2 subsets in place when it writes the PDF:
+        each document opens its own from the bytes, so two documents rendered at once in two
+        threads never touch the same mutable object.
+        """
+        template = self.template
+        style = "".join(sorted(style.upper()))  # as add_font spells it: "BI", never "IB"
+        fontkey = f"{family.lower()}{style}"
+        font = copy.copy(template)  # every slot, shallow; the mutable ones are replaced below
+        font.i = len(pdf.fonts) + 1
+        font.fontkey = fontkey
+        font.emphasis = TextEmphasis.coerce(style)
+        font.ttfont = ttLib.TTFont(
+            BytesIO(self.data),
+            recalcTimestamp=False,  # as fpdf2 opens it: the bytes must not depend on today
+            fontNumber=template.collection_font_number,
+            lazy=True,
+        )
+        font.cw = copy.copy(template.cw)  # keeps the default width for missing characters
+        font.desc = copy.copy(template.desc)  # output names it, numbers it and points it at the subset
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font._hbfont = None
+        font.subset = SubsetMap(font)
+        pdf.fonts[fontkey] = font
+
+
+_typefaces: dict[Path, tuple[_Stamp, Typeface | None]] = {}
+_typefaces_lock = threading.Lock()
+
+
+def typeface(path: Path) -> Typeface | None:
+    """The font file at `path`, parsed once per process for as long as it is not replaced on
+    disk (None: a font to leave to add_font); FontMissingError when it is not there (any more)."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise FontMissingError(path) from None
+    stamp = _Stamp(status.st_mtime_ns, status.st_size)
+    with _typefaces_lock:
+        cached = _typefaces.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        # Parsed under the lock: two threads asking at once for a new file parse it once.
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise FontMissingError(path) from None
+        parsed = _parse(path, data)
+        _typefaces[path] = (stamp, parsed)  # one entry per path: a replaced file's parse is dropped
+        return parsed
+
+
+def _parse(path: Path, data: bytes) -> Typeface | None:
+    """fpdf2's TTFFont made from the very bytes the documents will embed, as add_font makes it;
+    None for a font whose TTFFont is more than a function of its file (see below)."""
+    # Left to add_font, parsed per document: a font without a .notdef glyph (fpdf2 draws one
+    # into the document's own fontTools font), a colour font (its Type 3 font object belongs to
+    # one document) and a CFF font (add_font raises the document's PDF version for it).
+    raw = ttLib.TTFont(BytesIO(data), lazy=True)
+    if "glyf" in raw and ".notdef" not in raw["glyf"]:
+        return None
+    template = TTFFont(FPDF(), cast(Path, BytesIO(data)), "template", "")
+    template.ttffile = path  # what fpdf2 would have named it by
+    if template.color_font is not None or template.is_cff:
+        return None
+    return Typeface(path, data, template)
