@@ -14,7 +14,8 @@ from io import BytesIO
 from pathlib import Path
 from typing import cast
 
-from fontTools import ttLib  # type: ignore[import-untyped]  # fontTools ships no type hints
+from fontTools import subset as ftsubset  # type: ignore[import-untyped]  # fontTools ships no type hints
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import TextEmphasis
 from fpdf.fonts import SubsetMap, TTFFont
@@ -57,8 +58,9 @@ def find_fonts(directory: Path | None = None) -> Fonts:
 # Parsing a TrueType file is most of what a PDF costs: fpdf2's TTFFont reads the glyph table, the
 # glyph names and the character map of all ~6,000 glyphs to build its widths and glyph ids, about
 # 40 ms of CPU per file, for every document. Those figures depend only on the file, so each file
-# is parsed once per process and every document gets a copy of the result (typeface() below);
-# only the font tables the output step subsets are read again per document, from bytes in memory.
+# is parsed once per process and every document gets a copy of the result (typeface() below).
+# Writing the PDF subsets each font in place (fontTools), so each document still opens its own
+# fontTools font, from a lean copy of the file kept in memory (_lean).
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class Typeface:
     ever copied (attach), never used by a document itself."""
 
     path: Path
-    data: bytes
+    lean: bytes  # the file less the tables fpdf2's subsetting drops (_lean)
+    glyph_order: tuple[str, ...]  # the file's glyph names, which `lean` no longer carries
     template: TTFFont
 
     def attach(self, pdf: FPDF, family: str, style: str) -> None:
@@ -99,11 +102,11 @@ class Typeface:
         font.fontkey = fontkey
         font.emphasis = TextEmphasis.coerce(style)
         font.ttfont = ttLib.TTFont(
-            BytesIO(self.data),
+            BytesIO(self.lean),
             recalcTimestamp=False,  # as fpdf2 opens it: the bytes must not depend on today
-            fontNumber=template.collection_font_number,
             lazy=True,
         )
+        font.ttfont.setGlyphOrder(list(self.glyph_order))
         font.cw = copy.copy(template.cw)  # keeps the default width for missing characters
         font.desc = copy.copy(template.desc)  # output names it, numbers it and points it at the subset
         font.missing_glyphs = []
@@ -144,12 +147,44 @@ def _parse(path: Path, data: bytes) -> Typeface | None:
     None for a font whose TTFFont is more than a function of its file (see below)."""
     # Left to add_font, parsed per document: a font without a .notdef glyph (fpdf2 draws one
     # into the document's own fontTools font), a colour font (its Type 3 font object belongs to
-    # one document) and a CFF font (add_font raises the document's PDF version for it).
-    raw = ttLib.TTFont(BytesIO(data), lazy=True)
+    # one document), a CFF font (add_font raises the document's PDF version for it) and a
+    # variable font (none of which fpdf2 handles the same way as DejaVu's static TrueType).
+    raw = ttLib.TTFont(BytesIO(data), recalcTimestamp=False, lazy=True)
     if "glyf" in raw and ".notdef" not in raw["glyf"]:
         return None
     template = TTFFont(FPDF(), cast(Path, BytesIO(data)), "template", "")
     template.ttffile = path  # what fpdf2 would have named it by
-    if template.color_font is not None or template.is_cff:
+    if template.color_font is not None or template.is_cff or "fvar" in raw:
         return None
-    return Typeface(path, data, template)
+    return Typeface(path, _lean(raw), tuple(raw.getGlyphOrder()), template)
+
+
+# fpdf2 2.8.9's subsetting options (fpdf/output.py, OutputProducer._add_fonts): the tables it
+# drops from every embedded font, besides fontTools' own defaults.
+_FPDF2_DROPPED = ["FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", "CBDT", "CBLC", "EBDT"]
+_FPDF2_DROPPED += ["EBLC", "EBSC", "SVG ", "CPAL", "COLR"]
+
+
+def _lean(font: ttLib.TTFont) -> bytes:
+    """The font without what fpdf2's subsetting would drop from it anyway, and its glyph names
+    stored as post format 3 (none): the rest of what a document's subsetting costs is parsing
+    those tables (the layout tables and the ~6,000 glyph names take more time than the glyphs).
+
+    The subsetter is handed the same glyph names (Typeface.attach sets them) and the same
+    tables it keeps, so it writes the same subset, byte for byte (a test compares a document
+    made this way with one from plain add_font). Should a later fpdf2 drop fewer tables, its
+    PDFs here would still be valid and the same on every render, only without those tables.
+    """
+    options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True)
+    options.drop_tables += _FPDF2_DROPPED
+    has_gpos = "GPOS" in font
+    for tag in list(font.keys()):
+        # As fontTools' Subsetter._prune_pre_subset decides what to drop.
+        legacy_kern = tag == "kern" and not options.legacy_kern and has_gpos
+        hinting = tag.strip() in options.hinting_tables and not options.hinting
+        if tag != "GlyphOrder" and (tag.strip() in options.drop_tables or legacy_kern or hinting):
+            del font[tag]
+    font["post"].formatType = 3.0  # no glyph names: the subset is written without them anyway
+    out = BytesIO()
+    font.save(out)
+    return out.getvalue()
