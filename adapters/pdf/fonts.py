@@ -65,9 +65,10 @@ def find_fonts(directory: Path | None = None) -> Fonts:
 
 @dataclass(frozen=True)
 class _Stamp:
-    """What identifies a font file's content without reading it: a file replaced on disk (new
-    size or modification time) is parsed again."""
+    """What identifies a font file's content without reading it: a file replaced on disk (a new
+    file renamed over it, or new bytes written into it) is parsed again."""
 
+    inode: int
     mtime_ns: int
     size: int
 
@@ -127,7 +128,7 @@ def typeface(path: Path) -> Typeface | None:
         status = path.stat()
     except FileNotFoundError:
         raise FontMissingError(path) from None
-    stamp = _Stamp(status.st_mtime_ns, status.st_size)
+    stamp = _Stamp(status.st_ino, status.st_mtime_ns, status.st_size)
     with _typefaces_lock:
         cached = _typefaces.get(path)
         if cached is not None and cached[0] == stamp:
