@@ -37,6 +37,8 @@ def page(*, parsed_once: bool, font_dir: Path = DEFAULT_FONT_DIR) -> bytes:
         pdf.set_font(FAMILY, style, 11)
         for name in NAMES:
             pdf.multi_cell(0, 6, f"{name}: 1,234.56 EUR", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, "", 11)
+    pdf.cell(0, 6, "中")  # not in DejaVu: printed as the missing glyph, and logged
     return bytes(pdf.output())
 
 
@@ -46,6 +48,17 @@ def test_a_font_parsed_once_gives_the_bytes_add_font_gives() -> None:
     assert page(parsed_once=True) == expected  # a second document from the same parse: nothing left over
     text = text_of(expected)
     assert all(name in text for name in NAMES)
+
+    # What a document changes was its own copy: the parse every document copies is as it was.
+    parsed = typeface(DEFAULT_FONT_DIR / REGULAR_FILE)
+    assert parsed is not None
+    template = parsed.template
+    assert template.desc.font_name is None  # output names (and numbers) each document's descriptor
+    assert not hasattr(template.desc, "font_file2")
+    assert template.missing_glyphs == []
+    assert len(template.subset) == 2  # only the two glyphs every subset reserves (.notdef, space)
+    page(parsed_once=True)
+    assert ord("中") not in template.cw  # looking up a missing character's width adds it: not here
 
 
 def invoices() -> list[Invoice]:
