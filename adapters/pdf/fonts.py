@@ -12,10 +12,8 @@ import threading
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-from fontTools import subset as ftsubset  # type: ignore[import-untyped]  # fontTools ships no type hints
-from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import TextEmphasis
 from fpdf.fonts import SubsetMap, TTFFont
@@ -102,11 +100,7 @@ class Typeface:
         font.i = len(pdf.fonts) + 1
         font.fontkey = fontkey
         font.emphasis = TextEmphasis.coerce(style)
-        font.ttfont = ttLib.TTFont(
-            BytesIO(self.lean),
-            recalcTimestamp=False,  # as fpdf2 opens it: the bytes must not depend on today
-            lazy=True,
-        )
+        font.ttfont = _fonttools_font(template, self.lean)
         font.ttfont.setGlyphOrder(list(self.glyph_order))
         font.cw = copy.copy(template.cw)  # keeps the default width for missing characters
         font.desc = copy.copy(template.desc)  # output names it, numbers it and points it at the subset
@@ -146,46 +140,51 @@ def typeface(path: Path) -> Typeface | None:
 def _parse(path: Path, data: bytes) -> Typeface | None:
     """fpdf2's TTFFont made from the very bytes the documents will embed, as add_font makes it;
     None for a font whose TTFFont is more than a function of its file (see below)."""
+    template = TTFFont(FPDF(), cast(Path, BytesIO(data)), "template", "")
+    template.ttffile = path  # what fpdf2 would have named it by
+    # The file as fontTools reads it, untouched (TTFFont may have drawn a .notdef into its own).
+    raw = _fonttools_font(template, data)
     # Left to add_font, parsed per document: a font without a .notdef glyph (fpdf2 draws one
     # into the document's own fontTools font), a colour font (its Type 3 font object belongs to
     # one document), a CFF font (add_font raises the document's PDF version for it) and a
     # variable font (none of which fpdf2 handles the same way as DejaVu's static TrueType).
-    raw = ttLib.TTFont(BytesIO(data), recalcTimestamp=False, lazy=True)
     if "glyf" in raw and ".notdef" not in raw["glyf"]:
         return None
-    template = TTFFont(FPDF(), cast(Path, BytesIO(data)), "template", "")
-    template.ttffile = path  # what fpdf2 would have named it by
     if template.color_font is not None or template.is_cff or "fvar" in raw:
         return None
-    return Typeface(path, _lean(raw), tuple(raw.getGlyphOrder()), template)
+    glyph_order = tuple(raw.getGlyphOrder())  # read before _lean drops the names from the file
+    return Typeface(path, _lean(raw), glyph_order, template)
 
 
-# fpdf2 2.8.9's subsetting options (fpdf/output.py, OutputProducer._add_fonts): the tables it
-# drops from every embedded font, besides fontTools' own defaults.
-_FPDF2_DROPPED = ["FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", "CBDT", "CBLC", "EBDT"]
-_FPDF2_DROPPED += ["EBLC", "EBSC", "SVG ", "CPAL", "COLR"]
+def _fonttools_font(template: TTFFont, data: bytes) -> Any:
+    """A fontTools TTFont of `data`, opened as fpdf2 opens one. Its class is taken from fpdf2's
+    own font: fontTools is fpdf2's dependency, not one of this layer's (tests/unit/test_architecture.py)."""
+    # recalcTimestamp=False as in fpdf2: the embedded subset must not depend on today.
+    return type(template.ttfont)(BytesIO(data), recalcTimestamp=False, lazy=True)
 
 
-def _lean(font: ttLib.TTFont) -> bytes:
-    """The font without what fpdf2's subsetting would drop from it anyway, and its glyph names
-    stored as post format 3 (none): the rest of what a document's subsetting costs is parsing
-    those tables (the layout tables and the ~6,000 glyph names take more time than the glyphs).
+# What fpdf2 2.8.9's subsetting drops from every embedded font (fpdf/output.py,
+# OutputProducer._add_fonts, its Options.drop_tables additions), and what fontTools' subsetter
+# drops by default besides: the legacy 'kern' table of a font that has GPOS.
+_FPDF2_DROPPED = {"FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", "CBDT", "CBLC", "EBDT"}
+_FPDF2_DROPPED |= {"EBLC", "EBSC", "SVG ", "CPAL", "COLR"}
 
-    The subsetter is handed the same glyph names (Typeface.attach sets them) and the same
-    tables it keeps, so it writes the same subset, byte for byte (a test compares a document
-    made this way with one from plain add_font). Should a later fpdf2 drop fewer tables, its
-    PDFs here would still be valid and the same on every render, only without those tables.
+
+def _lean(font: Any) -> bytes:
+    """The font without tables fpdf2's subsetting would drop from it anyway, and its glyph names
+    stored as post format 3 (none): most of what a document's subsetting costs is parsing tables
+    (the layout tables and the ~6,000 glyph names more than the glyphs themselves).
+
+    The subsetter is handed the same glyph names (Typeface.attach sets them) and every table it
+    keeps, so it writes the same subset, byte for byte (a test compares a document made this way
+    with one from plain add_font). Only tables the subsetter drops are dropped here: one it drops
+    that is left here (fontTools' other defaults) is still dropped by it, per document.
     """
-    options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True)
-    options.drop_tables += _FPDF2_DROPPED
     has_gpos = "GPOS" in font
     for tag in list(font.keys()):
-        # As fontTools' Subsetter._prune_pre_subset decides what to drop.
-        legacy_kern = tag == "kern" and not options.legacy_kern and has_gpos
-        hinting = tag.strip() in options.hinting_tables and not options.hinting
-        if tag != "GlyphOrder" and (tag.strip() in options.drop_tables or legacy_kern or hinting):
+        if tag in _FPDF2_DROPPED or (tag == "kern" and has_gpos):
             del font[tag]
     font["post"].formatType = 3.0  # no glyph names: the subset is written without them anyway
     out = BytesIO()
     font.save(out)
-    return out.getvalue()
+    return bytes(out.getvalue())
