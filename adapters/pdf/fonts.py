@@ -80,6 +80,7 @@ class Typeface:
     lean: bytes  # the file less the tables fpdf2's subsetting drops (_lean)
     glyph_order: tuple[str, ...]  # the file's glyph names, which `lean` no longer carries
     template: TTFFont
+    fonttools_font: Any  # fontTools' TTFont class, as fpdf2 uses it (_fonttools_font)
 
     def attach(self, pdf: FPDF, family: str, style: str) -> None:
         """Add this font to `pdf` under `family`/`style`, as `pdf.add_font(family, style, path)`
@@ -100,7 +101,7 @@ class Typeface:
         font.i = len(pdf.fonts) + 1
         font.fontkey = fontkey
         font.emphasis = TextEmphasis.coerce(style)
-        font.ttfont = _fonttools_font(template, self.lean)
+        font.ttfont = _fonttools_font(self.fonttools_font, self.lean)
         font.ttfont.setGlyphOrder(list(self.glyph_order))
         font.cw = copy.copy(template.cw)  # keeps the default width for missing characters
         font.desc = copy.copy(template.desc)  # output names it, numbers it and points it at the subset
@@ -143,7 +144,8 @@ def _parse(path: Path, data: bytes) -> Typeface | None:
     template = TTFFont(FPDF(), cast(Path, BytesIO(data)), "template", "")
     template.ttffile = path  # what fpdf2 would have named it by
     # The file as fontTools reads it, untouched (TTFFont may have drawn a .notdef into its own).
-    raw = _fonttools_font(template, data)
+    fonttools_font = type(template.ttfont)
+    raw = _fonttools_font(fonttools_font, data)
     # Left to add_font, parsed per document: a font without a .notdef glyph (fpdf2 draws one
     # into the document's own fontTools font), a colour font (its Type 3 font object belongs to
     # one document), a CFF font (add_font raises the document's PDF version for it) and a
@@ -153,14 +155,18 @@ def _parse(path: Path, data: bytes) -> Typeface | None:
     if template.color_font is not None or template.is_cff or "fvar" in raw:
         return None
     glyph_order = tuple(raw.getGlyphOrder())  # read before _lean drops the names from the file
-    return Typeface(path, _lean(raw), glyph_order, template)
+    # Each document opens its own (attach): the template's, all ~6,000 glyphs parsed, would be
+    # tens of thousands of objects the garbage collector walks through at each full collection.
+    template.ttfont = None
+    return Typeface(path, _lean(raw), glyph_order, template, fonttools_font)
 
 
-def _fonttools_font(template: TTFFont, data: bytes) -> Any:
-    """A fontTools TTFont of `data`, opened as fpdf2 opens one. Its class is taken from fpdf2's
-    own font: fontTools is fpdf2's dependency, not one of this layer's (tests/unit/test_architecture.py)."""
+def _fonttools_font(fonttools_font: Any, data: bytes) -> Any:
+    """A fontTools TTFont of `data`, opened as fpdf2 opens one. The class is taken from a font
+    fpdf2 made: fontTools is fpdf2's dependency, not one of this layer's
+    (tests/unit/test_architecture.py)."""
     # recalcTimestamp=False as in fpdf2: the embedded subset must not depend on today.
-    return type(template.ttfont)(BytesIO(data), recalcTimestamp=False, lazy=True)
+    return fonttools_font(BytesIO(data), recalcTimestamp=False, lazy=True)
 
 
 # What fpdf2 2.8.9's subsetting drops from every embedded font (fpdf/output.py,
