@@ -8,8 +8,9 @@ what a worker thread really spends). The invoices are fixed (an issued usd invoi
 long and short descriptions, taxed and untaxed lines), so two runs render the same bytes.
 
 Baselines, same process, same run: the floor of any PDF in this font (an fpdf2 document with
-DejaVu Sans regular and bold added and one line of text on one page: loading and subsetting the
-TrueType font), and Money.format of the 100-line invoice's amounts (what the figures cost as text).
+DejaVu Sans regular and bold added as render_invoice_pdf adds them, parsed once per process, and
+one line of text on one page: copying the parsed fonts, subsetting and embedding them), and
+Money.format of the 100-line invoice's amounts (what the figures cost as text).
 Alone: `python -m bench --only pdf [--quick]` (--quick: fewer renders).
 """
 
@@ -27,7 +28,7 @@ from uuid import UUID, uuid5
 
 from fpdf import FPDF
 
-from adapters.pdf.fonts import FAMILY, find_fonts
+from adapters.pdf.fonts import FAMILY, find_fonts, typeface
 from adapters.pdf.render import render_invoice_pdf
 from bench.report import fmt, table
 from ledger.invoices import BANK, Invoice
@@ -107,11 +108,16 @@ def bench_invoice(lines: int) -> Invoice:
 
 
 def empty_page() -> bytes:
-    """The floor: one line of DejaVu Sans on one page, fonts loaded and subset as for an invoice."""
+    """The floor: one line of DejaVu Sans on one page, fonts added and subset as for an invoice
+    (parsed once per process: adapters/pdf/fonts.py typeface)."""
     fonts = find_fonts()
     pdf = FPDF(format="A4")
-    pdf.add_font(FAMILY, "", str(fonts.regular))
-    pdf.add_font(FAMILY, "B", str(fonts.bold))
+    for style, path in (("", fonts.regular), ("B", fonts.bold)):
+        parsed = typeface(path)
+        if parsed is None:
+            pdf.add_font(FAMILY, style, str(path))
+        else:
+            parsed.attach(pdf, FAMILY, style)
     pdf.set_creation_date(T0)
     pdf.add_page()
     pdf.set_font(FAMILY, "B", 12)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fpdf import FPDF
 
-from adapters.pdf.fonts import FAMILY, Fonts
+from adapters.pdf.fonts import FAMILY, Fonts, typeface
 
 MARGIN = 15.0  # mm, every side
 FOOTER_SPACE = 18.0  # mm kept free at the foot of each page for the footer
@@ -27,8 +27,12 @@ class InvoiceDocument(FPDF):
 
     def __init__(self, fonts: Fonts, *, mark: str | None, footer_text: str) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.add_font(FAMILY, "", str(fonts.regular))
-        self.add_font(FAMILY, "B", str(fonts.bold))
+        for style, path in (("", fonts.regular), ("B", fonts.bold)):
+            parsed = typeface(path)
+            if parsed is None:
+                self.add_font(FAMILY, style, str(path))
+            else:
+                parsed.attach(self, FAMILY, style)  # add_font without parsing the file again
         self.mark = mark
         self.footer_text = footer_text
         self.set_margins(MARGIN, MARGIN, MARGIN)
