@@ -12,7 +12,7 @@ the second copy.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -49,11 +49,17 @@ def message_id_for(email_id: UUID, sender: Address) -> str:
     return f"<{email_id}@{sender.domain or 'ledger'}>"
 
 
-def subject_of(invoice: Invoice, purpose: str, seller: Seller) -> str:
+def subject_of(invoice: Invoice, purpose: str, seller: Seller, at: datetime) -> str:
     number = invoice.number or "draft"
     if purpose == REMINDER:
-        return _one_line(f"Reminder: invoice {number} is due")
+        state = "is overdue" if _overdue(invoice, at) else "is due"
+        return _one_line(f"Reminder: invoice {number} {state}")
     return _one_line(f"Invoice {number} from {seller.name}")
+
+
+def _overdue(invoice: Invoice, at: datetime) -> bool:
+    """Past its due date on the day the message is written (UTC, as the dunning counts days)."""
+    return bool(invoice.due_date) and at.astimezone(UTC).date().isoformat() > str(invoice.due_date)
 
 
 def build_invoice_message(
@@ -73,12 +79,12 @@ def build_invoice_message(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = Address(display_name=_one_line(invoice.customer.get("name", "")), addr_spec=recipient)
-    message["Subject"] = subject_of(invoice, purpose, seller)
+    message["Subject"] = subject_of(invoice, purpose, seller, at)
     message["Date"] = format_datetime(at)
     message["Message-ID"] = message_id_for(email_id, sender)
     facts = _facts(invoice)
-    message.set_content(_text(invoice, purpose, seller, facts, portal_url))
-    message.add_alternative(_html(invoice, purpose, seller, facts, portal_url), subtype="html")
+    message.set_content(_text(invoice, purpose, seller, facts, portal_url, at))
+    message.add_alternative(_html(invoice, purpose, seller, facts, portal_url, at), subtype="html")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=file_name(invoice))
     return message
 
@@ -95,8 +101,14 @@ def _facts(invoice: Invoice) -> list[tuple[str, str]]:
     return facts
 
 
-def _opening(invoice: Invoice, purpose: str, seller: Seller) -> str:
+def _opening(invoice: Invoice, purpose: str, seller: Seller, at: datetime) -> str:
     number = invoice.number or "draft"
+    if purpose == REMINDER and _overdue(invoice, at):
+        return (
+            f"This is a reminder that invoice {number} from {seller.name} was due on {invoice.due_date} and is overdue."
+        )
+    if purpose == REMINDER and invoice.due_date:
+        return f"This is a reminder that invoice {number} from {seller.name} is due on {invoice.due_date}."
     if purpose == REMINDER:
         return f"This is a reminder that invoice {number} from {seller.name} is due."
     return f"Please find attached invoice {number} from {seller.name}."
@@ -107,8 +119,10 @@ def _greeting(invoice: Invoice) -> str:
     return f"Hello {name}," if name else "Hello,"
 
 
-def _text(invoice: Invoice, purpose: str, seller: Seller, facts: list[tuple[str, str]], portal: str | None) -> str:
-    lines = [_greeting(invoice), "", _opening(invoice, purpose, seller), ""]
+def _text(
+    invoice: Invoice, purpose: str, seller: Seller, facts: list[tuple[str, str]], portal: str | None, at: datetime
+) -> str:
+    lines = [_greeting(invoice), "", _opening(invoice, purpose, seller, at), ""]
     width = max(len(label) for label, _ in facts)
     lines += [f"{label + ':':<{width + 1}} {value}" for label, value in facts]
     if invoice.memo:
@@ -123,12 +137,14 @@ def _text(invoice: Invoice, purpose: str, seller: Seller, facts: list[tuple[str,
     return "\n".join(lines) + "\n"
 
 
-def _html(invoice: Invoice, purpose: str, seller: Seller, facts: list[tuple[str, str]], portal: str | None) -> str:
+def _html(
+    invoice: Invoice, purpose: str, seller: Seller, facts: list[tuple[str, str]], portal: str | None, at: datetime
+) -> str:
     rows = "".join(f"<tr><th align='left'>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in facts)
     parts = [
         "<!DOCTYPE html><html><body>",
         f"<p>{escape(_greeting(invoice))}</p>",
-        f"<p>{escape(_opening(invoice, purpose, seller))}</p>",
+        f"<p>{escape(_opening(invoice, purpose, seller, at))}</p>",
         f"<table>{rows}</table>",
     ]
     if invoice.memo:

@@ -121,7 +121,7 @@ def test_the_header_name_is_encoded_and_the_subject_of_a_reminder_says_it_is_due
     raw = mail_server.envelopes[0][2]
     assert b"Jos\xc3\xa9" not in raw.split(b"\r\n\r\n")[0]  # headers stay ASCII: RFC 2047 words
     assert message["To"].addresses[0].display_name == "José Müller"
-    assert message["Subject"] == f"Reminder: invoice {app.invoice(invoice_id).number} is due"
+    assert message["Subject"] == f"Reminder: invoice {app.invoice(invoice_id).number} is due"  # not yet overdue
 
 
 def test_a_server_that_is_down_fails_with_a_retry_and_the_email_goes_out_once_it_is_back(

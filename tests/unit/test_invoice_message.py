@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from uuid import UUID
@@ -90,6 +91,19 @@ def test_headers_subject_sender_and_a_message_id_stable_per_email() -> None:
     assert str(own["From"]) == "Billing Team <billing@acme.example>"
     assert own["Message-ID"] == f"<{EMAIL_ID}@acme.example>"
     assert own["Subject"] == "Reminder: invoice INV-000042 is due"
+
+
+def test_a_reminder_says_when_the_invoice_is_due_or_that_it_is_overdue() -> None:
+    before = build(invoice(), purpose="reminder", at=datetime(2026, 3, 29, 9, tzinfo=UTC))
+    on_the_day = build(invoice(), purpose="reminder", at=datetime(2026, 4, 1, 23, tzinfo=UTC))
+    after = build(invoice(), purpose="reminder", at=datetime(2026, 4, 2, 0, 30, tzinfo=UTC))
+    for message in (before, on_the_day):
+        assert message["Subject"] == "Reminder: invoice INV-000042 is due"
+        assert "is due on 2026-04-01." in parts(message)[0]
+    assert after["Subject"] == "Reminder: invoice INV-000042 is overdue"
+    text, html = parts(after)
+    assert "was due on 2026-04-01 and is overdue." in text
+    assert "was due on 2026-04-01 and is overdue." in html
 
 
 def test_a_name_cannot_add_headers() -> None:
