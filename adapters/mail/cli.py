@@ -45,9 +45,19 @@ def add_commands(commands: Subparsers) -> None:
     listing = mail.add_parser("list", help="the emails, newest first")
     listing.add_argument("--invoice", type=UUID, default=None, help="only this invoice's")
     listing.add_argument("--status", choices=STATUSES, default=None)
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_limit, default=50, help="at most this many (1 to 1000, default 50)")
     listing.set_defaults(run=_list)
     capture.add_command(mail)  # `ledger mail capture`: the demo's local mailbox (adapters/mail/capture.py)
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000, not {text!r}")
+    return value
 
 
 @contextmanager

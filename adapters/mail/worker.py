@@ -184,6 +184,9 @@ class MailWorker:
         except LedgerError as error:  # e.g. the PDF font is missing: retried once it is installed
             log.warning("mail: email %s not built: %s", email_id, error)
             return self._failed(email, attempt, f"the message could not be built: {error}")
+        except Exception as error:  # a fault of ours in one message must not hold back the others
+            log.exception("mail: email %s not built", email_id)
+            return self._failed(email, attempt, f"the message could not be built: {type(error).__name__}: {error}")
         delivery = self.sender.send(message)
         try:
             return self._record(email, attempt, delivery, str(message["Message-ID"]))

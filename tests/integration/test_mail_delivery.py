@@ -20,10 +20,12 @@ from adapters.clock import ManualClock
 from adapters.mail.smtp import Delivery, SmtpSender
 from adapters.mail.smtp_url import parse_smtp_url
 from adapters.mail.worker import MailCounts, MailWorker
+from adapters.pdf.render import render_invoice_pdf
 from adapters.read_models import projection_runner, read_model_projections
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvoiceNotFoundError
+from ledger.invoices import Invoice
 from ledger.mail.emails import BOUNCED, FAILED, GAVE_UP, LEASE, REMINDER, SENT, InvoiceNotSendableError
 from ledger.money import Money
 from ledger.seller import Seller
@@ -429,3 +431,28 @@ def test_an_address_no_header_can_hold_bounces_and_the_pass_goes_on(
 
     assert [message["To"].addresses[0].addr_spec for message in mail_server.messages] == ["zoe@example.com"]
     assert "address" in str(only_email(app, engine, unaddressable)["last_error"])
+
+
+def test_a_fault_building_one_message_fails_that_email_and_the_pass_goes_on(
+    app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
+) -> None:
+    """A fault of ours (not a LedgerError) in one message is that email's failed attempt, retried
+    later; the other emails of the pass still go out."""
+    broken = issued_invoice(app, {"email": "ann@example.com", "name": "Ann"})
+    app.mail.queue(broken, trigger="api")
+    fine = issued_invoice(app)
+    app.mail.queue(fine, trigger="api")
+
+    def render(invoice: Invoice, **options: object) -> bytes:
+        if invoice.id == broken:
+            raise RuntimeError("a bug in the layout")
+        return render_invoice_pdf(invoice, **options)  # type: ignore[arg-type]
+
+    sender = SmtpSender(parse_smtp_url(mail_server.url))
+    faulty = MailWorker(app, engine, sender, seller=SELLER, clock=clock, render_pdf=render)
+
+    assert faulty.run_once() == MailCounts(sent=1, failed=1)
+    assert [message["To"].addresses[0].addr_spec for message in mail_server.messages] == ["zoe@example.com"]
+    row = only_email(app, engine, broken)
+    assert row["status"] == "failed"
+    assert "RuntimeError: a bug in the layout" in str(row["last_error"])
