@@ -25,13 +25,13 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 from uuid import UUID, uuid5
 
-from bench.admin import _NAMESPACE, AdminPlan, Client, PageRow, _Book, _time
+from bench.admin import _NAMESPACE, _Book
+from bench.pages import Client, PageRow, time_pages
 from bench.procs import Gate, Measured, clock, run_workers
 from bench.report import fmt, table
-from bench.web import TOKEN, served
+from bench.web import TOKEN
 
 TARGET_P99_MS = 200.0
 CHUNK_INVOICES = 300
@@ -158,26 +158,17 @@ class PortalReport:
 
 
 def measure(backend: str, url: str, seeded: PortalSeeded, plan: PortalPlan, log: Path) -> PortalReport:
-    report = PortalReport(backend, seeded)
+    def cases(client: Client) -> list[tuple[str, str]]:
+        later = _later_page(client, seeded.home, LATER_PAGES)
+        return [
+            ("GET /healthz (baseline)", "/healthz"),
+            ("invoices, first page", seeded.home),
+            (f"invoices, page {LATER_PAGES + 1}", later),
+            ("invoice with a payment", f"{seeded.home}/invoices/{seeded.paid_invoice}"),
+        ]
+
     env = {"LEDGER_DATABASE_URL": url, "LEDGER_API_TOKEN": TOKEN, "LEDGER_SECRET_KEY": SECRET}
-    database_port = (urlsplit(url).port or 5432) if url.startswith("postgres") else 0
-    timing = AdminPlan(invoices=plan.invoices, requests=plan.requests, warmup=plan.warmup, deep_pages=0)
-    with served("adapters.web_server:asgi_app", "/healthz", env, log) as server:
-        client = Client(server.port)
-        try:
-            later = _later_page(client, seeded.home, LATER_PAGES)
-            cases = [
-                ("GET /healthz (baseline)", "/healthz"),
-                ("invoices, first page", seeded.home),
-                (f"invoices, page {LATER_PAGES + 1}", later),
-                ("invoice with a payment", f"{seeded.home}/invoices/{seeded.paid_invoice}"),
-            ]
-            for name, path in cases:
-                _say(backend, f"{name}: {plan.warmup} + {plan.requests} requests")
-                report.pages.append(_time(client, name, path, timing, server.pid, database_port))
-        finally:
-            client.close()
-    return report
+    return PortalReport(backend, seeded, time_pages("portal", backend, url, env, log, plan, cases))
 
 
 def run_portal(backend: str, url: str, plan: PortalPlan) -> PortalReport:
