@@ -42,9 +42,8 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID, uuid5
 
-from bench.pages import Client, PageRow, next_link, time_pages
+from bench.pages import Client, PageRow, next_link, page_table, time_pages
 from bench.procs import Gate, Measured, clock, run_workers
-from bench.report import fmt, table
 from bench.web import TOKEN
 
 TARGET_P99_MS = 200.0
@@ -461,32 +460,26 @@ def run_admin(backend: str, url: str, plan: AdminPlan) -> AdminReport:
 # ------------------------------------------------------------------------------ the table
 
 
+COLUMNS = (
+    "page",
+    "requests",
+    "p50 ms",
+    "p99 ms",
+    "target ms",
+    "p99/target",
+    "p50 x healthz",
+    "p99 x healthz",
+    "server CPU ms/req",
+    "PostgreSQL CPU ms/req",
+    "load before/after",
+    "bytes",
+    "rows",
+)
+
+
 def render(reports: list[AdminReport], plan: AdminPlan) -> str:
     out: list[str] = []
     for report in reports:
-        baseline = report.pages[0] if report.pages and report.pages[0].path == "/healthz" else None
-        rows: list[list[str]] = []
-        for row in report.pages:
-            p50, p99 = row.pct(0.5), row.pct(0.99)
-            is_page = row is not baseline
-            verdict = ("met" if p99 < TARGET_P99_MS else "MISSED") if is_page else ""
-            rows.append(
-                [
-                    row.page,
-                    fmt(len(row.samples_ms)),
-                    fmt(p50, 1),
-                    fmt(p99, 1),
-                    f"<{TARGET_P99_MS:.0f} {verdict}" if is_page else "-",
-                    f"{p99 / TARGET_P99_MS:.2f}" if is_page else "-",
-                    f"{p50 / baseline.pct(0.5):.1f}x" if baseline and is_page else "-",
-                    f"{p99 / baseline.pct(0.99):.1f}x" if baseline and is_page else "-",
-                    fmt(row.server_cpu_ms, 1),
-                    fmt(row.database_cpu_ms, 1),
-                    f"{row.load[0]:.1f} / {row.load[1]:.1f}",
-                    fmt(row.bytes),
-                    "-" if row.rows is None else fmt(row.rows),
-                ]
-            )
         seeded = report.seeded
         statuses = ", ".join(f"{name} {count:,}" for name, count in sorted(seeded.statuses.items()))
         vacuum = ""
@@ -507,25 +500,5 @@ def render(reports: list[AdminReport], plan: AdminPlan) -> str:
                 "load: the machine's 1-minute load average before and after them (it is shared: 2 cores).",
             ]
         )
-        out.append(
-            table(
-                title,
-                [
-                    "page",
-                    "requests",
-                    "p50 ms",
-                    "p99 ms",
-                    "target ms",
-                    "p99/target",
-                    "p50 x healthz",
-                    "p99 x healthz",
-                    "server CPU ms/req",
-                    "PostgreSQL CPU ms/req",
-                    "load before/after",
-                    "bytes",
-                    "rows",
-                ],
-                rows,
-            )
-        )
+        out.append(page_table(title, report.pages, COLUMNS, TARGET_P99_MS))
     return "\n\n".join(out)

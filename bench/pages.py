@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
+from bench.report import fmt, table
 from bench.web import _database_cpu, _delta, _process_cpu, served
 
 
@@ -165,3 +166,32 @@ def time_pages(
         finally:
             client.close()
     return timed
+
+
+def page_table(title: str, pages: list[PageRow], columns: tuple[str, ...], target_p99_ms: float) -> str:
+    """The timed pages as a table of `columns` (headings of `_cells`), in that order. The first
+    row, when it is GET /healthz, is the baseline the other pages are compared with."""
+    baseline = pages[0] if pages and pages[0].path == "/healthz" else None
+    rows = [[_cells(row, baseline, target_p99_ms)[column] for column in columns] for row in pages]
+    return table(title, list(columns), rows)
+
+
+def _cells(row: PageRow, baseline: PageRow | None, target_p99_ms: float) -> dict[str, str]:
+    p50, p99 = row.pct(0.5), row.pct(0.99)
+    is_page = row is not baseline
+    verdict = "met" if p99 < target_p99_ms else "MISSED"
+    return {
+        "page": row.page,
+        "requests": fmt(len(row.samples_ms)),
+        "p50 ms": fmt(p50, 1),
+        "p99 ms": fmt(p99, 1),
+        "target ms": f"<{target_p99_ms:.0f} {verdict}" if is_page else "-",
+        "p99/target": f"{p99 / target_p99_ms:.2f}" if is_page else "-",
+        "p50 x healthz": f"{p50 / baseline.pct(0.5):.1f}x" if baseline and is_page else "-",
+        "p99 x healthz": f"{p99 / baseline.pct(0.99):.1f}x" if baseline and is_page else "-",
+        "server CPU ms/req": fmt(row.server_cpu_ms, 1),
+        "PostgreSQL CPU ms/req": fmt(row.database_cpu_ms, 1),
+        "load before/after": f"{row.load[0]:.1f} / {row.load[1]:.1f}",
+        "bytes": fmt(row.bytes),
+        "rows": "-" if row.rows is None else fmt(row.rows),
+    }

@@ -28,9 +28,8 @@ from pathlib import Path
 from uuid import UUID, uuid5
 
 from bench.admin import _NAMESPACE, _Book
-from bench.pages import Client, PageRow, time_pages
+from bench.pages import Client, PageRow, page_table, time_pages
 from bench.procs import Gate, Measured, clock, run_workers
-from bench.report import fmt, table
 from bench.web import TOKEN
 
 TARGET_P99_MS = 200.0
@@ -180,29 +179,23 @@ def run_portal(backend: str, url: str, plan: PortalPlan) -> PortalReport:
         return measure(backend, url, seeded, plan, Path(directory) / "server.log")
 
 
+COLUMNS = (
+    "page",
+    "requests",
+    "p50 ms",
+    "p99 ms",
+    "target ms",
+    "p99 x healthz",
+    "server CPU ms/req",
+    "PostgreSQL CPU ms/req",
+    "load before/after",
+    "bytes",
+)
+
+
 def render(reports: list[PortalReport], plan: PortalPlan) -> str:
     out: list[str] = []
     for report in reports:
-        baseline = report.pages[0] if report.pages and report.pages[0].path == "/healthz" else None
-        rows: list[list[str]] = []
-        for row in report.pages:
-            p50, p99 = row.pct(0.5), row.pct(0.99)
-            is_page = row is not baseline
-            verdict = ("met" if p99 < TARGET_P99_MS else "MISSED") if is_page else ""
-            rows.append(
-                [
-                    row.page,
-                    fmt(len(row.samples_ms)),
-                    fmt(p50, 1),
-                    fmt(p99, 1),
-                    f"<{TARGET_P99_MS:.0f} {verdict}" if is_page else "-",
-                    f"{p99 / baseline.pct(0.99):.1f}x" if baseline and is_page else "-",
-                    fmt(row.server_cpu_ms, 1),
-                    fmt(row.database_cpu_ms, 1),
-                    f"{row.load[0]:.1f} / {row.load[1]:.1f}",
-                    fmt(row.bytes),
-                ]
-            )
         seeded = report.seeded
         statuses = ", ".join(f"{name} {count:,}" for name, count in sorted(seeded.customer_statuses.items()))
         title = "\n".join(
@@ -216,22 +209,5 @@ def render(reports: list[PortalReport], plan: PortalPlan) -> str:
                 "Target: p99 under 200 ms. p99 x healthz: the page's p99 over GET /healthz's, same server, same run.",
             ]
         )
-        out.append(
-            table(
-                title,
-                [
-                    "page",
-                    "requests",
-                    "p50 ms",
-                    "p99 ms",
-                    "target ms",
-                    "p99 x healthz",
-                    "server CPU ms/req",
-                    "PostgreSQL CPU ms/req",
-                    "load before/after",
-                    "bytes",
-                ],
-                rows,
-            )
-        )
+        out.append(page_table(title, report.pages, COLUMNS, TARGET_P99_MS))
     return "\n\n".join(out)
