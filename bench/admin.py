@@ -31,25 +31,20 @@ Alone: `python -m bench --only admin [--quick] [--backend sqlite|postgres]` (--q
 
 from __future__ import annotations
 
-import html
-import http.client
-import os
 import random
-import re
 import secrets
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 from uuid import UUID, uuid5
 
+from bench.pages import Client, PageRow, next_link, page_table, time_pages
 from bench.procs import Gate, Measured, clock, run_workers
-from bench.report import fmt, table
-from bench.web import TOKEN, _database_cpu, _delta, _process_cpu, served
+from bench.web import TOKEN
 
 TARGET_P99_MS = 200.0
 CHUNK_INVOICES = 300  # invoices per app.save (with their payments and the number series)
@@ -404,89 +399,7 @@ def seed(job: SeedJob, gate: Gate) -> Measured:
     return Measured(seeded.events, started, finished, extra={"seeded": seeded})
 
 
-# ------------------------------------------------------------------------------ the client
-
-
-class Client:
-    """One keep-alive connection to the served app, with the admin session's cookie."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.cookies: dict[str, str] = {}
-
-    def close(self) -> None:
-        self.connection.close()
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes, float]:
-        """(status, headers, body, seconds from send to the body's last byte)."""
-        sent = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
-        if self.cookies:
-            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        began = time.perf_counter()
-        self.connection.request(method, path, body=body, headers=sent)
-        response = self.connection.getresponse()
-        data = response.read()
-        seconds = time.perf_counter() - began
-        for value in response.headers.get_all("Set-Cookie") or []:
-            name, _, rest = value.partition("=")
-            self.cookies[name.strip()] = rest.split(";", 1)[0]
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, data, seconds
-
-    def login(self, email: str, password: str) -> None:
-        """Through the login form, as a browser: its hidden fields (if any) sent back."""
-        status, _, page, _ = self.request("GET", "/admin/login")
-        if status != 200:
-            raise RuntimeError(f"GET /admin/login answered {status}")
-        form = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.decode()))
-        form.update(email=email, password=password, next="/admin/")
-        body = urlencode(form).encode()
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(len(body))}
-        status, _, answer, _ = self.request("POST", "/admin/login", body, headers)
-        if status not in (302, 303):
-            raise RuntimeError(f"POST /admin/login answered {status}: {answer[:300]!r}")
-        status, _, _, _ = self.request("GET", "/admin/")
-        if status != 200:
-            raise RuntimeError(f"logged in, but /admin/ answered {status}")
-
-
-_NEXT = re.compile(rb"<a\b[^>]*\bhref=\"([^\"]*[?&](?:amp;)?cursor=[^\"]*)\"[^>]*>", re.IGNORECASE)
-
-
-def next_link(page: bytes) -> str | None:
-    """The list page's link to the next page: the one marked rel="next" (else the last with a cursor)."""
-    links = list(_NEXT.finditer(page))
-    if not links:
-        return None
-    marked = [m for m in links if b'rel="next"' in m.group(0) or b"next" in m.group(0).lower()]
-    chosen = (marked or links)[-1]
-    href = html.unescape(chosen.group(1).decode())
-    return href if href.startswith("/") else "/admin/invoices" + href[href.index("?") :]
-
-
-def rows_on(page: bytes) -> int:
-    return page.count(b'data-testid="invoice-row"')
-
-
 # ------------------------------------------------------------------------------ one backend
-
-
-@dataclass
-class PageRow:
-    page: str
-    path: str
-    samples_ms: list[float]
-    bytes: int
-    rows: int | None = None  # invoice rows on the page, for the lists
-    server_cpu_ms: float = 0.0  # per timed request: the app's process (all its threads)
-    database_cpu_ms: float | None = None  # per timed request: the PostgreSQL cluster's processes
-    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
-
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.samples_ms)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -494,37 +407,6 @@ class AdminReport:
     backend: str
     seeded: Seeded
     pages: list[PageRow] = field(default_factory=list)
-
-
-def _time(client: Client, name: str, path: str, plan: AdminPlan, server_pid: int, database_port: int) -> PageRow:
-    for _ in range(plan.warmup):
-        status, _, _, _ = client.request("GET", path)
-        if status != 200:
-            raise RuntimeError(f"{name}: GET {path} answered {status}")
-    samples: list[float] = []
-    body = b""
-    # CPU time per request, beside the wall time: the machine is shared, so a slow p99 may be
-    # another process's doing; the CPU the page cost its server (and database) is not.
-    load_before = os.getloadavg()[0]
-    server_before, database_before = _process_cpu(server_pid), _database_cpu(database_port)
-    for _ in range(plan.requests):
-        status, _, body, seconds = client.request("GET", path)
-        if status != 200:
-            raise RuntimeError(f"{name}: GET {path} answered {status}")
-        samples.append(seconds * 1000)
-    server_ms = (_process_cpu(server_pid) - server_before) * 1000 / plan.requests
-    database_ms = _delta(database_before, _database_cpu(database_port)) * 1000 / plan.requests
-    rows = rows_on(body) if path.startswith("/admin/invoices?") or path == "/admin/invoices" else None
-    return PageRow(
-        name,
-        path,
-        samples,
-        len(body),
-        rows,
-        server_ms,
-        database_ms if database_port else None,
-        (load_before, os.getloadavg()[0]),
-    )
 
 
 def _deep_path(client: Client, pages: int) -> str:
@@ -542,30 +424,22 @@ def _deep_path(client: Client, pages: int) -> str:
 
 
 def measure(backend: str, url: str, seeded: Seeded, plan: AdminPlan, log: Path) -> AdminReport:
-    report = AdminReport(backend, seeded)
+    def cases(client: Client) -> list[tuple[str, str]]:
+        client.login(ADMIN_EMAIL, seeded.admin_password)
+        _say(backend, f"following the invoice list {plan.deep_pages} pages in")
+        deep = _deep_path(client, plan.deep_pages)
+        search = "/admin/invoices?" + urlencode({"status": "open", "currency": "eur", "q": SEARCH_WORD})
+        return [
+            ("GET /healthz (baseline)", "/healthz"),
+            ("overview", "/admin/"),
+            ("invoices, first page", "/admin/invoices"),
+            (f"invoices, page {plan.deep_pages + 1}", deep),
+            (f"invoices, open eur q={SEARCH_WORD}", search),
+            (f"invoice of {HEAVY_EVENTS:,} events", f"/admin/invoices/{seeded.heavy_invoice}"),
+        ]
+
     env = {"LEDGER_DATABASE_URL": url, "LEDGER_API_TOKEN": TOKEN}
-    database_port = (urlsplit(url).port or 5432) if url.startswith("postgres") else 0
-    with served("adapters.web_server:asgi_app", "/healthz", env, log) as server:
-        client = Client(server.port)
-        try:
-            client.login(ADMIN_EMAIL, seeded.admin_password)
-            _say(backend, f"following the invoice list {plan.deep_pages} pages in")
-            deep = _deep_path(client, plan.deep_pages)
-            search = "/admin/invoices?" + urlencode({"status": "open", "currency": "eur", "q": SEARCH_WORD})
-            cases = [
-                ("GET /healthz (baseline)", "/healthz"),
-                ("overview", "/admin/"),
-                ("invoices, first page", "/admin/invoices"),
-                (f"invoices, page {plan.deep_pages + 1}", deep),
-                (f"invoices, open eur q={SEARCH_WORD}", search),
-                (f"invoice of {HEAVY_EVENTS:,} events", f"/admin/invoices/{seeded.heavy_invoice}"),
-            ]
-            for name, path in cases:
-                _say(backend, f"{name}: {plan.warmup} + {plan.requests} requests")
-                report.pages.append(_time(client, name, path, plan, server.pid, database_port))
-        finally:
-            client.close()
-    return report
+    return AdminReport(backend, seeded, time_pages("admin", backend, url, env, log, plan, cases))
 
 
 def run_admin(backend: str, url: str, plan: AdminPlan) -> AdminReport:
@@ -586,32 +460,26 @@ def run_admin(backend: str, url: str, plan: AdminPlan) -> AdminReport:
 # ------------------------------------------------------------------------------ the table
 
 
+COLUMNS = (
+    "page",
+    "requests",
+    "p50 ms",
+    "p99 ms",
+    "target ms",
+    "p99/target",
+    "p50 x healthz",
+    "p99 x healthz",
+    "server CPU ms/req",
+    "PostgreSQL CPU ms/req",
+    "load before/after",
+    "bytes",
+    "rows",
+)
+
+
 def render(reports: list[AdminReport], plan: AdminPlan) -> str:
     out: list[str] = []
     for report in reports:
-        baseline = report.pages[0] if report.pages and report.pages[0].path == "/healthz" else None
-        rows: list[list[str]] = []
-        for row in report.pages:
-            p50, p99 = row.pct(0.5), row.pct(0.99)
-            is_page = row is not baseline
-            verdict = ("met" if p99 < TARGET_P99_MS else "MISSED") if is_page else ""
-            rows.append(
-                [
-                    row.page,
-                    fmt(len(row.samples_ms)),
-                    fmt(p50, 1),
-                    fmt(p99, 1),
-                    f"<{TARGET_P99_MS:.0f} {verdict}" if is_page else "-",
-                    f"{p99 / TARGET_P99_MS:.2f}" if is_page else "-",
-                    f"{p50 / baseline.pct(0.5):.1f}x" if baseline and is_page else "-",
-                    f"{p99 / baseline.pct(0.99):.1f}x" if baseline and is_page else "-",
-                    fmt(row.server_cpu_ms, 1),
-                    fmt(row.database_cpu_ms, 1),
-                    f"{row.load[0]:.1f} / {row.load[1]:.1f}",
-                    fmt(row.bytes),
-                    "-" if row.rows is None else fmt(row.rows),
-                ]
-            )
         seeded = report.seeded
         statuses = ", ".join(f"{name} {count:,}" for name, count in sorted(seeded.statuses.items()))
         vacuum = ""
@@ -632,25 +500,5 @@ def render(reports: list[AdminReport], plan: AdminPlan) -> str:
                 "load: the machine's 1-minute load average before and after them (it is shared: 2 cores).",
             ]
         )
-        out.append(
-            table(
-                title,
-                [
-                    "page",
-                    "requests",
-                    "p50 ms",
-                    "p99 ms",
-                    "target ms",
-                    "p99/target",
-                    "p50 x healthz",
-                    "p99 x healthz",
-                    "server CPU ms/req",
-                    "PostgreSQL CPU ms/req",
-                    "load before/after",
-                    "bytes",
-                    "rows",
-                ],
-                rows,
-            )
-        )
+        out.append(page_table(title, report.pages, COLUMNS, TARGET_P99_MS))
     return "\n\n".join(out)

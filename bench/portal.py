@@ -25,13 +25,12 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 from uuid import UUID, uuid5
 
-from bench.admin import _NAMESPACE, AdminPlan, Client, PageRow, _Book, _time
+from bench.admin import _NAMESPACE, _Book
+from bench.pages import Client, PageRow, page_table, time_pages
 from bench.procs import Gate, Measured, clock, run_workers
-from bench.report import fmt, table
-from bench.web import TOKEN, served
+from bench.web import TOKEN
 
 TARGET_P99_MS = 200.0
 CHUNK_INVOICES = 300
@@ -158,26 +157,17 @@ class PortalReport:
 
 
 def measure(backend: str, url: str, seeded: PortalSeeded, plan: PortalPlan, log: Path) -> PortalReport:
-    report = PortalReport(backend, seeded)
+    def cases(client: Client) -> list[tuple[str, str]]:
+        later = _later_page(client, seeded.home, LATER_PAGES)
+        return [
+            ("GET /healthz (baseline)", "/healthz"),
+            ("invoices, first page", seeded.home),
+            (f"invoices, page {LATER_PAGES + 1}", later),
+            ("invoice with a payment", f"{seeded.home}/invoices/{seeded.paid_invoice}"),
+        ]
+
     env = {"LEDGER_DATABASE_URL": url, "LEDGER_API_TOKEN": TOKEN, "LEDGER_SECRET_KEY": SECRET}
-    database_port = (urlsplit(url).port or 5432) if url.startswith("postgres") else 0
-    timing = AdminPlan(invoices=plan.invoices, requests=plan.requests, warmup=plan.warmup, deep_pages=0)
-    with served("adapters.web_server:asgi_app", "/healthz", env, log) as server:
-        client = Client(server.port)
-        try:
-            later = _later_page(client, seeded.home, LATER_PAGES)
-            cases = [
-                ("GET /healthz (baseline)", "/healthz"),
-                ("invoices, first page", seeded.home),
-                (f"invoices, page {LATER_PAGES + 1}", later),
-                ("invoice with a payment", f"{seeded.home}/invoices/{seeded.paid_invoice}"),
-            ]
-            for name, path in cases:
-                _say(backend, f"{name}: {plan.warmup} + {plan.requests} requests")
-                report.pages.append(_time(client, name, path, timing, server.pid, database_port))
-        finally:
-            client.close()
-    return report
+    return PortalReport(backend, seeded, time_pages("portal", backend, url, env, log, plan, cases))
 
 
 def run_portal(backend: str, url: str, plan: PortalPlan) -> PortalReport:
@@ -189,29 +179,23 @@ def run_portal(backend: str, url: str, plan: PortalPlan) -> PortalReport:
         return measure(backend, url, seeded, plan, Path(directory) / "server.log")
 
 
+COLUMNS = (
+    "page",
+    "requests",
+    "p50 ms",
+    "p99 ms",
+    "target ms",
+    "p99 x healthz",
+    "server CPU ms/req",
+    "PostgreSQL CPU ms/req",
+    "load before/after",
+    "bytes",
+)
+
+
 def render(reports: list[PortalReport], plan: PortalPlan) -> str:
     out: list[str] = []
     for report in reports:
-        baseline = report.pages[0] if report.pages and report.pages[0].path == "/healthz" else None
-        rows: list[list[str]] = []
-        for row in report.pages:
-            p50, p99 = row.pct(0.5), row.pct(0.99)
-            is_page = row is not baseline
-            verdict = ("met" if p99 < TARGET_P99_MS else "MISSED") if is_page else ""
-            rows.append(
-                [
-                    row.page,
-                    fmt(len(row.samples_ms)),
-                    fmt(p50, 1),
-                    fmt(p99, 1),
-                    f"<{TARGET_P99_MS:.0f} {verdict}" if is_page else "-",
-                    f"{p99 / baseline.pct(0.99):.1f}x" if baseline and is_page else "-",
-                    fmt(row.server_cpu_ms, 1),
-                    fmt(row.database_cpu_ms, 1),
-                    f"{row.load[0]:.1f} / {row.load[1]:.1f}",
-                    fmt(row.bytes),
-                ]
-            )
         seeded = report.seeded
         statuses = ", ".join(f"{name} {count:,}" for name, count in sorted(seeded.customer_statuses.items()))
         title = "\n".join(
@@ -225,22 +209,5 @@ def render(reports: list[PortalReport], plan: PortalPlan) -> str:
                 "Target: p99 under 200 ms. p99 x healthz: the page's p99 over GET /healthz's, same server, same run.",
             ]
         )
-        out.append(
-            table(
-                title,
-                [
-                    "page",
-                    "requests",
-                    "p50 ms",
-                    "p99 ms",
-                    "target ms",
-                    "p99 x healthz",
-                    "server CPU ms/req",
-                    "PostgreSQL CPU ms/req",
-                    "load before/after",
-                    "bytes",
-                ],
-                rows,
-            )
-        )
+        out.append(page_table(title, report.pages, COLUMNS, TARGET_P99_MS))
     return "\n\n".join(out)

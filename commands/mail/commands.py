@@ -10,6 +10,7 @@ longer go out (ledger.mail.emails.withdrawal_reason) instead. The invoice itself
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -113,34 +114,39 @@ class MailCommands:
 
     def record_sent(self, email_id: UUID, *, attempt: int, message_id: str, reply: str) -> Outcome[bool]:
         """The server accepted the message; False when it was recorded sent already."""
-
-        def decide(at: datetime) -> Decision:
-            email = self.email(email_id)
-            recorded = email.record_sent(attempt=attempt, message_id=message_id, reply=reply, at=at)
-            return {"recorded": recorded}, [email] if recorded else []
-
-        return self._runner.execute("record_email_sent", {}, None, decide).map(lambda r: bool(r["recorded"]))
+        return self._record(
+            "record_email_sent",
+            email_id,
+            lambda email, at: email.record_sent(attempt=attempt, message_id=message_id, reply=reply, at=at),
+        )
 
     def record_failed(self, email_id: UUID, *, attempt: int, reason: str) -> Outcome[bool]:
         """The attempt failed (retried after the backoff, or given up after the last); False for
         a stale report."""
-
-        def decide(at: datetime) -> Decision:
-            email = self.email(email_id)
-            recorded = email.record_failed(attempt=attempt, reason=reason, at=at)
-            return {"recorded": recorded}, [email] if recorded else []
-
-        return self._runner.execute("record_email_failed", {}, None, decide).map(lambda r: bool(r["recorded"]))
+        return self._record(
+            "record_email_failed",
+            email_id,
+            lambda email, at: email.record_failed(attempt=attempt, reason=reason, at=at),
+        )
 
     def record_bounced(self, email_id: UUID, *, attempt: int, code: int, reason: str) -> Outcome[bool]:
         """The server refused the recipient; False for a stale report."""
+        return self._record(
+            "record_email_bounced",
+            email_id,
+            lambda email, at: email.record_bounced(attempt=attempt, code=code, reason=reason, at=at),
+        )
+
+    def _record(self, command: str, email_id: UUID, record: Callable[[InvoiceEmail, datetime], bool]) -> Outcome[bool]:
+        """An attempt's outcome on the email, saved when `record` took it; when it says False (a
+        stale or repeated report) nothing is saved."""
 
         def decide(at: datetime) -> Decision:
             email = self.email(email_id)
-            recorded = email.record_bounced(attempt=attempt, code=code, reason=reason, at=at)
+            recorded = record(email, at)
             return {"recorded": recorded}, [email] if recorded else []
 
-        return self._runner.execute("record_email_bounced", {}, None, decide).map(lambda r: bool(r["recorded"]))
+        return self._runner.execute(command, {}, None, decide).map(lambda r: bool(r["recorded"]))
 
     def withdraw(self, email_id: UUID, expected_version: int | None, reason: str) -> Outcome[bool]:
         """Settle the email unsent, saying why (the worker, when `withdrawal_reason` gives one).

@@ -12,20 +12,15 @@ back (the session's success_url or cancel_url).
 
 from __future__ import annotations
 
-import copy
 import io
-import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import stripe
 from playwright.sync_api import Locator, Page, Response, expect
 from pypdf import PdfReader
 from sqlalchemy import Engine
@@ -41,8 +36,7 @@ from tests.browser.conftest import artifacts_dir, shot
 from tests.browser.portal_seed import SECRET_KEY, PortalSeeded, seed_portal
 from tests.browser.test_admin_dashboard import LOW_CONTRAST, _focus_ring, _tab_until
 from tests.conftest import AppFactory
-from tests.e2e.conftest import WEBHOOK_SECRET, serve
-from tests.stripe_payloads import _resources
+from tests.e2e.conftest import WEBHOOK_SECRET, deliver_event, serve
 from tests.stripe_server import API_KEY, StripeServer
 
 SELLER = Seller(
@@ -82,22 +76,7 @@ class Portal:
     def deliver(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Send the webhook Stripe would send about `obj` to /webhooks/stripe, signed with the
         endpoint's secret as Stripe signs it; the ledger's answer."""
-        event = copy.deepcopy(_resources()["event"])
-        event.update(
-            id=f"evt_{uuid.uuid4().hex}",
-            type=event_type,
-            created=int(time.time()),
-            api_version=stripe.api_version,
-            data={"object": obj},
-        )
-        body = json.dumps(event)
-        header = stripe.WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
-        answer = httpx.post(
-            self.url("/webhooks/stripe"), content=body, headers={"Stripe-Signature": header}, timeout=30
-        )
-        assert answer.status_code == 200, answer.text
-        received: dict[str, Any] = answer.json()
-        return received
+        return deliver_event(self.base_url, event_type, obj)
 
 
 @pytest.fixture

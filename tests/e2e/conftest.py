@@ -7,6 +7,9 @@ so moments in responses are known.
 from __future__ import annotations
 
 import copy
+import json
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import stripe
 from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
@@ -27,6 +31,7 @@ from commands.reconciliation.facts import ProviderRecords
 from ledger.seller import Seller
 from tests.conftest import AppFactory
 from tests.served import ServedApp
+from tests.stripe_payloads import _resources
 from tests.stripe_server import API_KEY, StripeServer
 from web.app import create_app
 from web.models import EXAMPLE_INVOICE
@@ -48,6 +53,25 @@ class Api:
     app: BillingApplication
     engine: Engine
     clock: ManualClock
+
+
+def deliver_event(base_url: str, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """Send the webhook Stripe would send about `obj` to the served app's /webhooks/stripe,
+    signed with the endpoint's secret (WEBHOOK_SECRET) as Stripe signs it; the ledger's answer."""
+    event = copy.deepcopy(_resources()["event"])
+    event.update(
+        id=f"evt_{uuid.uuid4().hex}",
+        type=event_type,
+        created=int(time.time()),
+        api_version=stripe.api_version,
+        data={"object": obj},
+    )
+    body = json.dumps(event)
+    header = stripe.WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
+    answer = httpx.post(f"{base_url}/webhooks/stripe", content=body, headers={"Stripe-Signature": header}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    received: dict[str, Any] = answer.json()
+    return received
 
 
 def serve(

@@ -9,22 +9,16 @@ three-decimal ending in 0; jpy, huf and usd are the same on both sides.
 
 from __future__ import annotations
 
-import copy
-import json
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-import stripe
 
 from adapters.clock import ManualClock
 from adapters.read_models import read_model_engine
 from tests.conftest import AppFactory
-from tests.e2e.conftest import WEBHOOK_SECRET, Api, served_api
-from tests.stripe_payloads import _resources, stripe_object
+from tests.e2e.conftest import Api, deliver_event, served_api
+from tests.stripe_payloads import stripe_object
 from tests.stripe_server import StripeServer
 
 
@@ -63,26 +57,6 @@ def _issued(api: Api, currency: str, amount: int) -> dict[str, Any]:
     return invoice
 
 
-def _deliver(api: Api, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """Send the event Stripe would send about `obj`, signed with the endpoint's secret."""
-    event = copy.deepcopy(_resources()["event"])
-    event.update(
-        id=f"evt_{uuid.uuid4().hex}",
-        type=event_type,
-        created=int(time.time()),
-        api_version=stripe.api_version,
-        data={"object": obj},
-    )
-    body = json.dumps(event)
-    header = stripe.WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
-    answer = httpx.post(
-        f"{api.base_url}/webhooks/stripe", content=body, headers={"Stripe-Signature": header}, timeout=30
-    )
-    assert answer.status_code == 200, answer.text
-    received: dict[str, Any] = answer.json()
-    return received
-
-
 @pytest.mark.parametrize(("currency", "amount", "stripes"), CURRENCIES)
 def test_an_invoice_is_charged_in_stripes_units_and_paid_in_ours(
     api: Api, stripe_server: StripeServer, currency: str, amount: int, stripes: int
@@ -102,8 +76,9 @@ def test_an_invoice_is_charged_in_stripes_units_and_paid_in_ours(
     assert stripe_server.sessions[session_id]["amount_total"] == stripes
 
     session, intent = stripe_server.complete_session(session_id)
-    assert _deliver(api, "checkout.session.completed", session)["outcome"] == "applied"
-    assert _deliver(api, "payment_intent.succeeded", intent)["outcome"] == "duplicate"  # the same money, once
+    assert deliver_event(api.base_url, "checkout.session.completed", session)["outcome"] == "applied"
+    # The same money, once:
+    assert deliver_event(api.base_url, "payment_intent.succeeded", intent)["outcome"] == "duplicate"
 
     paid = api.client.get(f"/api/invoices/{invoice['id']}").json()
     assert (paid["status"], paid["amount_paid"], paid["amount_due"]) == ("paid", amount, 0)
@@ -132,7 +107,7 @@ def test_a_webhook_amount_stripe_could_not_have_meant_is_refused_naming_the_fiel
     invoice = _issued(api, "isk", 5_000)
     metadata = {"invoice_id": invoice["id"]}
     intent = stripe_object("payment_intent", amount=500_050, amount_received=500_050, currency="isk", metadata=metadata)
-    received = _deliver(api, "payment_intent.succeeded", intent)
+    received = deliver_event(api.base_url, "payment_intent.succeeded", intent)
     assert received["outcome"] == "refused"
     kept = api.app.provider_event("stripe", received["id"])
     assert kept is not None

@@ -51,6 +51,13 @@ def issued_invoice(app: BillingApplication, customer: dict[str, str] | None = No
     return invoice_id
 
 
+def queued_invoice(app: BillingApplication, customer: dict[str, str] | None = None) -> UUID:
+    """An issued invoice whose email is queued, as `POST /invoices/{id}/send` queues it."""
+    invoice_id = issued_invoice(app, customer)
+    app.mail.queue(invoice_id, trigger="api")
+    return invoice_id
+
+
 def worker(app: BillingApplication, engine: Engine, server: MailServer, clock: ManualClock) -> MailWorker:
     sender = SmtpSender(parse_smtp_url(server.url))
     return MailWorker(app, engine, sender, seller=SELLER, mail_from="billing@acme.example", clock=clock)
@@ -129,8 +136,7 @@ def test_the_header_name_is_encoded_and_the_subject_of_a_reminder_says_it_is_due
 def test_a_server_that_is_down_fails_with_a_retry_and_the_email_goes_out_once_it_is_back(
     app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
 ) -> None:
-    invoice_id = issued_invoice(app)
-    app.mail.queue(invoice_id, trigger="api")
+    invoice_id = queued_invoice(app)
     mailer = worker(app, engine, mail_server, clock)
     mail_server.stop()
 
@@ -245,8 +251,7 @@ def test_a_draft_is_not_sent_and_an_unknown_invoice_is_not_found(app: BillingApp
 def test_starttls_required_against_a_server_without_it_sends_nothing_and_says_why(
     app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
 ) -> None:
-    invoice_id = issued_invoice(app)
-    app.mail.queue(invoice_id, trigger="api")
+    invoice_id = queued_invoice(app)
     sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{mail_server.port}?starttls=required&timeout=5"))
     mailer = MailWorker(app, engine, sender, seller=SELLER, clock=clock)
 
@@ -278,8 +283,7 @@ def test_an_attempt_whose_worker_stopped_is_taken_up_after_the_lease(
 def test_a_message_that_cannot_be_built_fails_with_the_reason_and_goes_out_once_it_can(
     app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock, tmp_path: Path
 ) -> None:
-    invoice_id = issued_invoice(app)
-    app.mail.queue(invoice_id, trigger="api")
+    invoice_id = queued_invoice(app)
     sender = SmtpSender(parse_smtp_url(mail_server.url))
     no_fonts = MailWorker(app, engine, sender, seller=SELLER, clock=clock, font_dir=tmp_path)
 
@@ -317,8 +321,7 @@ def test_the_emails_read_model_rebuilds_to_the_same_rows(
 def test_a_temporary_refusal_is_retried_and_implicit_tls_to_a_plain_server_fails(
     app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
 ) -> None:
-    invoice_id = issued_invoice(app)
-    app.mail.queue(invoice_id, trigger="api")
+    invoice_id = queued_invoice(app)
     mail_server.defer("zoe@example.com")
     mailer = worker(app, engine, mail_server, clock)
 
@@ -339,8 +342,7 @@ def test_a_temporary_refusal_is_retried_and_implicit_tls_to_a_plain_server_fails
 def test_follow_delivers_until_it_is_stopped(
     app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
 ) -> None:
-    invoice_id = issued_invoice(app)
-    app.mail.queue(invoice_id, trigger="api")
+    invoice_id = queued_invoice(app)
     stop = threading.Event()
     smtp = SmtpSender(parse_smtp_url(mail_server.url))
 
@@ -378,8 +380,7 @@ def test_starttls_when_offered_then_the_login_from_the_url(
     app: BillingApplication, engine: Engine, tls_mail_server: tuple[MailServer, ssl.SSLContext], clock: ManualClock
 ) -> None:
     server, trust = tls_mail_server
-    invoice_id = issued_invoice(app)
-    app.mail.queue(invoice_id, trigger="api")
+    queued_invoice(app)
     url = f"smtp://billing%40acme.example:p%40ss%3Aword@127.0.0.1:{server.port}?starttls=required&timeout=5"
     mailer = MailWorker(app, engine, SmtpSender(parse_smtp_url(url), tls_context=trust), seller=SELLER, clock=clock)
 
@@ -392,8 +393,7 @@ def test_a_wrong_password_fails_and_is_retried(
     app: BillingApplication, engine: Engine, tls_mail_server: tuple[MailServer, ssl.SSLContext], clock: ManualClock
 ) -> None:
     server, trust = tls_mail_server
-    invoice_id = issued_invoice(app)
-    app.mail.queue(invoice_id, trigger="api")
+    invoice_id = queued_invoice(app)
     url = f"smtp://billing%40acme.example:wrong@127.0.0.1:{server.port}?timeout=5"
     mailer = MailWorker(app, engine, SmtpSender(parse_smtp_url(url), tls_context=trust), seller=SELLER, clock=clock)
 
@@ -407,8 +407,7 @@ def test_a_wrong_password_fails_and_is_retried(
 def test_an_address_smtp_cannot_carry_bounces_before_any_server_is_asked(
     app: BillingApplication, engine: Engine, mail_server: MailServer, clock: ManualClock
 ) -> None:
-    invoice_id = issued_invoice(app, {"email": "zoë@example.com", "name": "Zoë"})
-    app.mail.queue(invoice_id, trigger="api")
+    invoice_id = queued_invoice(app, {"email": "zoë@example.com", "name": "Zoë"})
 
     assert worker(app, engine, mail_server, clock).run_once() == MailCounts(bounced=1)
 
@@ -422,8 +421,7 @@ def test_an_address_no_header_can_hold_bounces_and_the_pass_goes_on(
 ) -> None:
     """The ledger takes any text with one @ as an address; the email package refuses these in
     a To header. Such an email bounces (no retry can help) and the others are still delivered."""
-    unaddressable = issued_invoice(app, {"email": address, "name": "Ann"})
-    app.mail.queue(unaddressable, trigger="api")
+    unaddressable = queued_invoice(app, {"email": address, "name": "Ann"})
     fine = issued_invoice(app)
     app.mail.queue(fine, trigger="api")
 

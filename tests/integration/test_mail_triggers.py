@@ -36,6 +36,13 @@ def issued(app: BillingApplication, *, email: str = "ap@example.com") -> UUID:
     return invoice_id
 
 
+def begun(app: BillingApplication, engine: Engine, *, on_issue: bool) -> MailTriggers:
+    """The triggers with their position fixed at the head of the log: what comes after is theirs."""
+    triggers = mail_triggers(app, engine, on_issue=on_issue)
+    triggers.begin()
+    return triggers
+
+
 def emails(runner: ProjectionRunner, engine: Engine, invoice_id: UUID) -> list[dict[str, Any]]:
     runner.catch_up()
     return invoice_emails_of(engine, invoice_id)
@@ -76,8 +83,7 @@ def test_the_first_run_starts_at_the_head_so_the_past_is_not_mailed(
 def test_an_issued_invoice_is_queued_once_however_often_the_log_is_read(
     app: BillingApplication, runner: ProjectionRunner, engine: Engine
 ) -> None:
-    triggers = mail_triggers(app, engine, on_issue=True)
-    triggers.begin()
+    triggers = begun(app, engine, on_issue=True)
     invoice_id = issued(app)
     assert triggers.run_once().queued == 1
     assert triggers.run_once().queued == 0  # the position moved past it
@@ -93,8 +99,7 @@ def test_an_issued_invoice_is_queued_once_however_often_the_log_is_read(
 def test_a_send_of_the_unchanged_invoice_after_its_issue_is_the_same_email(
     app: BillingApplication, runner: ProjectionRunner, engine: Engine
 ) -> None:
-    triggers = mail_triggers(app, engine, on_issue=True)
-    triggers.begin()
+    triggers = begun(app, engine, on_issue=True)
     invoice_id = issued(app)
     triggers.run_once()
     by_hand = app.mail.queue(invoice_id, purpose=INVOICE, trigger="api").result
@@ -105,8 +110,7 @@ def test_a_send_of_the_unchanged_invoice_after_its_issue_is_the_same_email(
 def test_with_mail_on_issue_off_nothing_is_queued_and_the_triggers_move_on(
     app: BillingApplication, runner: ProjectionRunner, engine: Engine
 ) -> None:
-    off = mail_triggers(app, engine, on_issue=False)
-    off.begin()
+    off = begun(app, engine, on_issue=False)
     invoice_id = issued(app)
     done = off.run_once()
     assert (done.queued, done.passed_over, done.position) == (0, 1, app.head())  # nothing written
@@ -117,8 +121,7 @@ def test_with_mail_on_issue_off_nothing_is_queued_and_the_triggers_move_on(
 def test_an_invoice_voided_before_its_email_was_queued_is_not_mailed(
     app: BillingApplication, runner: ProjectionRunner, engine: Engine
 ) -> None:
-    triggers = mail_triggers(app, engine, on_issue=True)
-    triggers.begin()
+    triggers = begun(app, engine, on_issue=True)
     invoice_id = issued(app)
     app.void(invoice_id)
     assert triggers.run_once().passed_over == 1
@@ -129,8 +132,7 @@ def test_each_reminder_event_is_one_reminder_email(
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:
     invoice_id = issued(app)
-    triggers = mail_triggers(app, engine, on_issue=False)
-    triggers.begin()
+    triggers = begun(app, engine, on_issue=False)
     clock.set(datetime(2026, 3, 11, 9, tzinfo=UTC))
     app.dunning.advance(invoice_id, policy=POLICY)  # started, then reminder:1
     clock.advance(timedelta(hours=2))
@@ -153,8 +155,7 @@ def test_a_reminder_for_an_invoice_paid_since_is_passed_over(
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:
     invoice_id = issued(app)
-    triggers = mail_triggers(app, engine, on_issue=False)
-    triggers.begin()
+    triggers = begun(app, engine, on_issue=False)
     clock.set(datetime(2026, 3, 11, 9, tzinfo=UTC))
     app.dunning.advance(invoice_id, policy=POLICY)
     app.record_offline_payment(invoice_id, Money(12_000, "usd"), reference="wire 5")

@@ -38,6 +38,7 @@ from commands.admin.acting import Actor
 from ledger.errors import LedgerError
 from web.admin.context import AdminContext
 from web.admin.rendering import PREFIX, render
+from web.error_pages import with_error_pages
 from web.problems import STATUSES, problem
 from web.services import Services
 
@@ -114,22 +115,7 @@ class AdminSecurity:
             await self.app(scope, receive, send)
             return
         # Everything below renders its errors as pages, the handlers' own included.
-        scope = {**scope, "starlette.exception_handlers": ({Exception: on_admin_error}, {})}
-        request = Request(scope)
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self._guarded(scope, receive, tracking, request)
-        except Exception as error:
-            if started:
-                raise
-            response = await on_admin_error(request, error)
-            await response(scope, receive, send)
+        await with_error_pages(scope, receive, send, self._guarded, on_admin_error)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, request: Request) -> None:
         path = _local_path(scope)

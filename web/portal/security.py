@@ -26,13 +26,14 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.pdf.render import FontMissingError
 from commands.portal.tokens import TamperedTokenError
 from ledger.errors import InvalidInputError, LedgerError, NotFoundError, ProviderError, RuleViolationError
 from ledger.portal.links import PortalLinkExpiredError, PortalLinkGoneError
 from web.admin.security import CSP
+from web.error_pages import with_error_pages
 from web.portal.rendering import render
 from web.problems import STATUSES
 from web.services import Services
@@ -61,22 +62,7 @@ class PortalGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope = {**scope, "starlette.exception_handlers": ({Exception: on_portal_error}, {})}
-        request = Request(scope)
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self._guarded(scope, receive, tracking, request)
-        except Exception as error:
-            if started:
-                raise
-            response = await on_portal_error(request, error)
-            await response(scope, receive, send)
+        await with_error_pages(scope, receive, send, self._guarded, on_portal_error)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, request: Request) -> None:
         services: Services = request.app.state.services
