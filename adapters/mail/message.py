@@ -59,7 +59,7 @@ def subject_of(invoice: Invoice, purpose: str, seller: Seller, at: datetime) -> 
 
 def _overdue(invoice: Invoice, at: datetime) -> bool:
     """Past its due date on the day the message is written (UTC, as the dunning counts days)."""
-    return bool(invoice.due_date) and at.astimezone(UTC).date().isoformat() > str(invoice.due_date)
+    return invoice.is_overdue(at.astimezone(UTC).date())
 
 
 def build_invoice_message(
