@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import marshal
 import math
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from uuid import UUID
 
 from bench.ceiling import RawJob, create_table, raw_inserts
 from bench.procs import Gate, Measured, Outcome, run_workers
+from bench.profiling import WEBHOOK_PROFILE_PATH, Top, render_top, stats_of, top_entries, write_profile
 from bench.report import fmt, table
 from bench.web import CLIENTS, CONNECTIONS, TOKEN, TRIVIAL_PATH, Drive, Server, WebRow, _pct, drive, served
 from bench.workloads import CUSTOMER, LINES
@@ -342,6 +344,7 @@ class WebhookReport:
     rows: list[WebhookRow] = field(default_factory=list)
     check: Check = field(default_factory=Check)
     profiles: list[Timers] = field(default_factory=list)
+    top: Top | None = None  # --profile: the webhook path's top functions (cProfile)
 
 
 def ledger_app(url: str) -> BillingApplication:
@@ -488,6 +491,7 @@ def _run(backend: str, url: str, plan: WebhookPlan, profile: bool, log: Path) ->
     report.check = verify(url, pools, amount, rows)
     if profile:
         report.profiles = profile_runs(backend, url, plan, env, log, amount)
+        report.top = profile_top(backend, url, plan, env, log, amount)
     return report
 
 
@@ -593,9 +597,13 @@ def _timed_async(name: str, function: Callable[..., Awaitable[Any]]) -> Callable
 def instrumented_app() -> Any:
     """A uvicorn factory: the production app (adapters.web_server.build_app) with timers around
     the steps of a webhook, read at GET /bench/timers and reset by DELETE /bench/timers. Bench only."""
+    # adapters.web_server first: importing web.webhooks on its own runs into an import circle
+    # (web.services -> ... -> web.admin.security -> web.services)
     import adapters.stripe.webhooks as stripe_webhooks
+    import adapters.web_server
     import web.webhooks
-    from adapters.web_server import build_app
+
+    build_app = adapters.web_server.build_app
 
     starlette = build_app()
     services = starlette.state.services
@@ -689,6 +697,29 @@ def profile_runs(
     return results
 
 
+def profile_top(backend: str, url: str, plan: WebhookPlan, env: dict[str, str], log: Path, amount: int) -> Top:
+    """The served app with every thread under cProfile (bench.profiling.profiled_app), under full
+    load: the top functions by cumulative CPU time over the window (warm-up excluded)."""
+    with served("bench.profiling:profiled_app", "/healthz", env, log) as server:
+        _say(backend, f"cProfiled server, {CLIENTS} x {CONNECTIONS} connections: {plan.profile_invoices} invoices")
+        ids = _open_invoices(url, plan.profile_invoices)[0]
+        _catch_up(server.port)
+        invoices = stream(ids, amount, "c")
+        warm = WebhookPlan(0.0, plan.warmup, plan.invoices, plan.raw_ops, plan.profile_invoices)
+        _measure("warm-up", server, warm, invoices[: len(invoices) // 5])  # imports, caches, pools
+        _call(server.port, "DELETE", WEBHOOK_PROFILE_PATH)
+        cpu = _server_cpu(server.pid)
+        _measure("cProfiled", server, plan, invoices[len(invoices) // 5 :])
+        cpu = _server_cpu(server.pid) - cpu
+        answer = marshal.loads(_call(server.port, "GET", WEBHOOK_PROFILE_PATH))
+    stats = stats_of(answer["stats"])
+    total, entries = top_entries(stats)
+    path = write_profile(stats, f"{backend}-webhook")
+    return Top(
+        f"webhook path, {backend}, served", "thread CPU", int(answer["webhooks"]), "webhook", total, entries, path, cpu
+    )
+
+
 # ------------------------------------------------------------------------------ the tables
 
 
@@ -711,6 +742,7 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
         "vs trivial",
         "target",
         "server CPU",
+        "server CPU ms/webhook",
         "clients CPU",
         "PostgreSQL CPU",
         "other CPU",
@@ -721,7 +753,7 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
         trivial = next((r.row.ok_rate for r in report.rows if r.case.startswith("trivial")), None)
         rows.append(
             [report.backend, "raw INSERT, 1-row tx, 1 writer", "-", "1", fmt(plan.raw_ops), fmt(report.ceiling)]
-            + ["-"] * 10
+            + ["-"] * 11
         )
         for item in report.rows:
             row = item.row
@@ -748,6 +780,7 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
                     f"{row.ok_rate / trivial:.1%}" if trivial else "-",
                     target,
                     f"{row.cpu('server_cpu'):.0%}",
+                    fmt(row.cpu("server_cpu") * 1000 / row.ok_rate, 2) if row.ok_rate else "-",
                     f"{row.cpu('client_cpu'):.0%}",
                     "-" if report.backend == "sqlite" else f"{row.cpu('database_cpu'):.0%}",
                     f"{row.cpu('other'):.0%}",
@@ -777,9 +810,18 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
         "payment_intent.payment_failed first,\n20% a redelivery, 20% a type the ledger ignores; 2.9 events per "
         "invoice. vs raw INSERT = webhooks/s / one-row INSERT tx/s on the same database.\n"
         "trivial POST = a one-route Starlette app answering the same requests (body read, not checked). CPU: "
-        "seconds per second of window (100% = one core)."
+        "seconds per second of window (100% = one core);\n"
+        "server CPU ms/webhook = the server process's CPU time over the window / the requests it answered 200 in it "
+        "(as bench/admin.py's ms/req)."
     )
-    return "\n".join([table(title, headers, rows, left=2), *notes, *(_render_timers(r) for r in reports if r.profiles)])
+    return "\n".join(
+        [
+            table(title, headers, rows, left=2),
+            *notes,
+            *(_render_timers(r) for r in reports if r.profiles),
+            *(render_top(r.top) for r in reports if r.top is not None),
+        ]
+    )
 
 
 def _render_check(report: WebhookReport) -> str:
