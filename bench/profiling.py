@@ -213,6 +213,7 @@ def write_profile(stats: pstats.Stats, name: str) -> Path:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUT_DIR / f"profile-{name}.txt"
     path.write_text(text.getvalue())
+    stats.dump_stats(path.with_suffix(".prof"))  # for pstats / snakeviz: any function's callers and callees
     return path
 
 
@@ -304,9 +305,10 @@ def profile_rebuild(backend: str, url: str) -> Top:
     engine = read_model_engine(url)
     try:
         runner = projection_runner(app, engine)
+        events = app.head()  # rebuild() answers the events applied summed over the read models
         profiler = cProfile.Profile()
         profiler.enable()
-        events = runner.rebuild(batch_size=REBUILD_BATCH)
+        runner.rebuild(batch_size=REBUILD_BATCH)
         profiler.disable()
     finally:
         engine.dispose()
@@ -342,7 +344,7 @@ def render_top(top: Top) -> str:
         f"\nTop {len(top.entries)} functions by cumulative time [{top.case}] (cProfile, {top.clock} clock): "
         f"{top.units:,} {top.unit}s, {top.total:.2f} s profiled = {top.total * 1e6 / n:,.0f} us per {top.unit}{cpu}.\n"
         "share = cumulative / the profiled total (nested rows overlap; the shares do not add up). "
-        f"Full profile with callers: {top.path}"
+        f"Full profile with callers: {top.path} (pstats: .prof)"
     )
     headers = ["function", "share", f"cum us/{top.unit}", f"own us/{top.unit}", f"calls/{top.unit}"]
     return table(title, headers, rows)
