@@ -29,7 +29,10 @@ events moved (paid once, refunded once, one failed attempt).
 
 `--profile`: a third server, instrumented (`instrumented_app`: wall and thread-CPU timers around
 the verifier, the JSON parse, ingest, the worker-thread hop, event-store reads, saves and their
-SQL/commit, the projection follower), under one connection and under full load, on SQLite.
+SQL/commit, the projection follower), under one connection and under full load, on SQLite; the
+served app with every thread under cProfile (bench.profiling.profiled_app), whose top functions by
+cumulative CPU time are printed; and a max-load row for the app without its in-process projection
+follower (`followerless_app`), the follower's cost to the write path.
 
 Alone: `python -m bench --only webhooks [--backend sqlite] [--quick] [--profile]`.
 """
@@ -486,6 +489,14 @@ def _run(backend: str, url: str, plan: WebhookPlan, profile: bool, log: Path) ->
             _say(backend, f"open loop at {rate:,.0f}/s ({label}), {plan.seconds:g} s")
             invoices = stream(pools[tag], amount, tag)
             rows.append(_measure(f"{label}: open loop", server, plan, invoices, rate=rate, database_port=database))
+    if profile:  # what the in-process projection follower costs the write path: the same load without it
+        _say(backend, f"creating and issuing {plan.invoices:,} invoices")
+        pools["n"] = _open_invoices(url, plan.invoices)[0]
+        with served("bench.webhooks:followerless_app", "/healthz", env, log) as server:
+            _catch_up(server.port)
+            _say(backend, f"max load without the in-process follower, {plan.seconds:g} s")
+            invoices = stream(pools["n"], amount, "n")
+            rows.append(_measure(FOLLOWERLESS, server, plan, invoices, database_port=database))
     report.rows.extend(rows)
     _say(backend, "checking what the ledger recorded")
     report.check = verify(url, pools, amount, rows)
@@ -592,6 +603,18 @@ def _timed_async(name: str, function: Callable[..., Awaitable[Any]]) -> Callable
             _add(name, time.perf_counter() - wall, 0.0)
 
     return timed
+
+
+FOLLOWERLESS = "no in-process follower: closed loop"
+
+
+def followerless_app() -> Any:
+    """A uvicorn factory: the production app without its in-process projection follower (read
+    models then lag until a request catches them up, or `ledger project --follow` runs beside
+    it). Bench only: it measures what the follower costs the webhook path."""
+    from adapters.web_server import build_app
+
+    return build_app(follow=False)
 
 
 def instrumented_app() -> Any:
