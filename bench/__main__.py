@@ -33,7 +33,7 @@ from bench.portal import FULL as PORTAL_FULL
 from bench.portal import QUICK as PORTAL_QUICK
 from bench.portal import PortalPlan, PortalReport, run_portal
 from bench.portal import render as render_portal
-from bench.profiling import profile_backend
+from bench.profiling import profile_backend, profile_rebuild
 from bench.read_models import DEFAULT_EVENTS, ReadModelsReport, run_read_models
 from bench.read_models import render as render_read_models
 from bench.reconcile import FULL as RECONCILE_FULL
@@ -93,6 +93,8 @@ def _postgres(
         if read_model_events:
             with cluster.database() as url:
                 read_models = run_read_models("postgres", url, read_model_events)
+                if profile:
+                    read_models.top = profile_rebuild("postgres", url)
         if web is not None:
             with cluster.database() as url:
                 web_report = run_web("postgres", url, web)
@@ -160,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="also cProfile single-writer commands; with webhooks, time a webhook's steps on SQLite",
+        help="also cProfile single-writer commands; with webhooks, time a webhook's steps and print the served "
+        "webhook path's top functions by cumulative time; with read models, a rebuild's",
     )
     parser.add_argument(
         "--only",
@@ -226,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if read_model_events:
                 url = f"sqlite:///{Path(directory) / 'read-models.sqlite3'}"
                 read_models.append(run_read_models("sqlite", url, read_model_events))
+                if args.profile:
+                    read_models[-1].top = profile_rebuild("sqlite", url)
             if web is not None:
                 url = f"sqlite:///{Path(directory) / 'web.sqlite3'}"
                 web_reports.append(run_web("sqlite", url, web))

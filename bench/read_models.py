@@ -25,6 +25,7 @@ from adapters.clock import ManualClock, SystemClock
 from adapters.persistence import event_store_env
 from adapters.read_models import projection_runner, read_model_engine
 from bench.procs import Gate, Measured, clock, run_workers
+from bench.profiling import Top, render_top
 from bench.replay import START, build_invoice
 from bench.report import fmt, table
 from bench.workloads import CUSTOMER, LINES, PAYMENT
@@ -371,6 +372,7 @@ class ReadModelsReport:
     follow_notify_timed_out: int = 0  # waits that ran to the fallback poll: should be 0
     library: tuple[int, float, float] | None = None  # the library's per-event runner
     library_skipped: str = ""
+    top: Top | None = None  # --profile: a rebuild's top functions (cProfile)
 
 
 def run_read_models(backend: str, url: str, events: int) -> ReadModelsReport:
@@ -526,4 +528,5 @@ def render(reports: list[ReadModelsReport]) -> str:
             ]
         )
     latency = table("Read-model latency, and a point-in-time invoice.", headers, rows, left=2)
-    return main + "\n\n" + latency
+    tops = [render_top(r.top) for r in reports if r.top is not None]
+    return "\n".join([main + "\n\n" + latency, *tops])

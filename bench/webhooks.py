@@ -29,7 +29,10 @@ events moved (paid once, refunded once, one failed attempt).
 
 `--profile`: a third server, instrumented (`instrumented_app`: wall and thread-CPU timers around
 the verifier, the JSON parse, ingest, the worker-thread hop, event-store reads, saves and their
-SQL/commit, the projection follower), under one connection and under full load, on SQLite.
+SQL/commit, the projection follower), under one connection and under full load, on SQLite; the
+served app with every thread under cProfile (bench.profiling.profiled_app), whose top functions by
+cumulative CPU time are printed; and a max-load row for the app without its in-process projection
+follower (`followerless_app`), the follower's cost to the write path.
 
 Alone: `python -m bench --only webhooks [--backend sqlite] [--quick] [--profile]`.
 """
@@ -40,6 +43,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import marshal
 import math
 import sys
 import tempfile
@@ -55,6 +59,7 @@ from uuid import UUID
 
 from bench.ceiling import RawJob, create_table, raw_inserts
 from bench.procs import Gate, Measured, Outcome, run_workers
+from bench.profiling import WEBHOOK_PROFILE_PATH, Top, render_top, stats_of, top_entries, write_profile
 from bench.report import fmt, table
 from bench.web import CLIENTS, CONNECTIONS, TOKEN, TRIVIAL_PATH, Drive, Server, WebRow, _pct, drive, served
 from bench.workloads import CUSTOMER, LINES
@@ -342,6 +347,7 @@ class WebhookReport:
     rows: list[WebhookRow] = field(default_factory=list)
     check: Check = field(default_factory=Check)
     profiles: list[Timers] = field(default_factory=list)
+    top: Top | None = None  # --profile: the webhook path's top functions (cProfile)
 
 
 def ledger_app(url: str) -> BillingApplication:
@@ -483,11 +489,20 @@ def _run(backend: str, url: str, plan: WebhookPlan, profile: bool, log: Path) ->
             _say(backend, f"open loop at {rate:,.0f}/s ({label}), {plan.seconds:g} s")
             invoices = stream(pools[tag], amount, tag)
             rows.append(_measure(f"{label}: open loop", server, plan, invoices, rate=rate, database_port=database))
+    if profile:  # what the in-process projection follower costs the write path: the same load without it
+        _say(backend, f"creating and issuing {plan.invoices:,} invoices")
+        pools["n"] = _open_invoices(url, plan.invoices)[0]
+        with served("bench.webhooks:followerless_app", "/healthz", env, log) as server:
+            _catch_up(server.port)
+            _say(backend, f"max load without the in-process follower, {plan.seconds:g} s")
+            invoices = stream(pools["n"], amount, "n")
+            rows.append(_measure(FOLLOWERLESS, server, plan, invoices, database_port=database))
     report.rows.extend(rows)
     _say(backend, "checking what the ledger recorded")
     report.check = verify(url, pools, amount, rows)
     if profile:
         report.profiles = profile_runs(backend, url, plan, env, log, amount)
+        report.top = profile_top(backend, url, plan, env, log, amount)
     return report
 
 
@@ -590,12 +605,28 @@ def _timed_async(name: str, function: Callable[..., Awaitable[Any]]) -> Callable
     return timed
 
 
+FOLLOWERLESS = "no in-process follower: closed loop"
+
+
+def followerless_app() -> Any:
+    """A uvicorn factory: the production app without its in-process projection follower (read
+    models then lag until a request catches them up, or `ledger project --follow` runs beside
+    it). Bench only: it measures what the follower costs the webhook path."""
+    from adapters.web_server import build_app
+
+    return build_app(follow=False)
+
+
 def instrumented_app() -> Any:
     """A uvicorn factory: the production app (adapters.web_server.build_app) with timers around
     the steps of a webhook, read at GET /bench/timers and reset by DELETE /bench/timers. Bench only."""
+    # adapters.web_server first: importing web.webhooks on its own runs into an import circle
+    # (web.services -> ... -> web.admin.security -> web.services)
     import adapters.stripe.webhooks as stripe_webhooks
+    import adapters.web_server
     import web.webhooks
-    from adapters.web_server import build_app
+
+    build_app = adapters.web_server.build_app
 
     starlette = build_app()
     services = starlette.state.services
@@ -689,6 +720,29 @@ def profile_runs(
     return results
 
 
+def profile_top(backend: str, url: str, plan: WebhookPlan, env: dict[str, str], log: Path, amount: int) -> Top:
+    """The served app with every thread under cProfile (bench.profiling.profiled_app), under full
+    load: the top functions by cumulative CPU time over the window (warm-up excluded)."""
+    with served("bench.profiling:profiled_app", "/healthz", env, log) as server:
+        _say(backend, f"cProfiled server, {CLIENTS} x {CONNECTIONS} connections: {plan.profile_invoices} invoices")
+        ids = _open_invoices(url, plan.profile_invoices)[0]
+        _catch_up(server.port)
+        invoices = stream(ids, amount, "c")
+        warm = WebhookPlan(0.0, plan.warmup, plan.invoices, plan.raw_ops, plan.profile_invoices)
+        _measure("warm-up", server, warm, invoices[: len(invoices) // 5])  # imports, caches, pools
+        _call(server.port, "DELETE", WEBHOOK_PROFILE_PATH)
+        cpu = _server_cpu(server.pid)
+        _measure("cProfiled", server, plan, invoices[len(invoices) // 5 :])
+        cpu = _server_cpu(server.pid) - cpu
+        answer = marshal.loads(_call(server.port, "GET", WEBHOOK_PROFILE_PATH))
+    stats = stats_of(answer["stats"])
+    total, entries = top_entries(stats)
+    path = write_profile(stats, f"{backend}-webhook")
+    return Top(
+        f"webhook path, {backend}, served", "thread CPU", int(answer["webhooks"]), "webhook", total, entries, path, cpu
+    )
+
+
 # ------------------------------------------------------------------------------ the tables
 
 
@@ -711,6 +765,7 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
         "vs trivial",
         "target",
         "server CPU",
+        "server CPU ms/webhook",
         "clients CPU",
         "PostgreSQL CPU",
         "other CPU",
@@ -721,7 +776,7 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
         trivial = next((r.row.ok_rate for r in report.rows if r.case.startswith("trivial")), None)
         rows.append(
             [report.backend, "raw INSERT, 1-row tx, 1 writer", "-", "1", fmt(plan.raw_ops), fmt(report.ceiling)]
-            + ["-"] * 10
+            + ["-"] * 11
         )
         for item in report.rows:
             row = item.row
@@ -748,6 +803,7 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
                     f"{row.ok_rate / trivial:.1%}" if trivial else "-",
                     target,
                     f"{row.cpu('server_cpu'):.0%}",
+                    fmt(row.cpu("server_cpu") * 1000 / row.ok_rate, 2) if row.ok_rate else "-",
                     f"{row.cpu('client_cpu'):.0%}",
                     "-" if report.backend == "sqlite" else f"{row.cpu('database_cpu'):.0%}",
                     f"{row.cpu('other'):.0%}",
@@ -777,9 +833,18 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
         "payment_intent.payment_failed first,\n20% a redelivery, 20% a type the ledger ignores; 2.9 events per "
         "invoice. vs raw INSERT = webhooks/s / one-row INSERT tx/s on the same database.\n"
         "trivial POST = a one-route Starlette app answering the same requests (body read, not checked). CPU: "
-        "seconds per second of window (100% = one core)."
+        "seconds per second of window (100% = one core);\n"
+        "server CPU ms/webhook = the server process's CPU time over the window / the requests it answered 200 in it "
+        "(as bench/admin.py's ms/req)."
     )
-    return "\n".join([table(title, headers, rows, left=2), *notes, *(_render_timers(r) for r in reports if r.profiles)])
+    return "\n".join(
+        [
+            table(title, headers, rows, left=2),
+            *notes,
+            *(_render_timers(r) for r in reports if r.profiles),
+            *(render_top(r.top) for r in reports if r.top is not None),
+        ]
+    )
 
 
 def _render_check(report: WebhookReport) -> str:

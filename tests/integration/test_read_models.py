@@ -199,3 +199,44 @@ def test_invoices_are_listed_newest_first_filtered_and_paged(
     assert {r["currency"] for r in list_invoices(engine, currency="usd").rows} == {"usd"}
     with pytest.raises(InvalidInputError):
         list_invoices(engine, cursor="not-a-cursor")
+
+
+class _Recording:
+    """A read model with no rows: it keeps the positions of the events it was given."""
+
+    tables: tuple[Any, ...] = ()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: list[int] = []
+
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        return None
+
+    def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
+        self.seen += [position for position, _ in batch]
+
+    def reset(self) -> None:
+        return None
+
+
+def test_models_at_different_positions_each_move_past_their_own_batch_in_one_pass(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """The pass moves positions with one UPDATE per new position (projections/runner.py): two
+    models starting from different places end the pass at different ones, each past its batch."""
+    _scenario(app, clock)
+    ahead, behind = _Recording("test-ahead"), _Recording("test-behind")
+    both = ProjectionRunner(engine, app, [ahead, behind])
+    both.create_tables()
+    ProjectionRunner(engine, app, [ahead]).run_once(batch_size=3)
+
+    assert both.run_once(batch_size=2) == 4
+
+    logged = [position for position, _ in app.events_after(0, 5)]
+    assert ahead.seen == logged[:5]
+    assert behind.seen == logged[:2]
+    assert both.positions() == {"test-ahead": logged[4], "test-behind": logged[1]}
+    assert both.catch_up() > 0
+    assert set(both.positions().values()) == {app.head()}
+    assert ahead.seen == behind.seen == [position for position, _ in app.events_after(0, 10_000)]
