@@ -94,10 +94,11 @@ class EventDecoder:
         except KeyError:
             known = self._topics[topic] = _Topic(topic)
         event_state = self._values(self._json.decode(state))
+        # The library's find_id_convertor: text into a UUID where the class's ids are UUIDs, else as it is.
         if type(originator_id) is str and known.text_ids_are_uuids:
             event_state["originator_id"] = self._uuid(originator_id)
         else:
-            event_state["originator_id"] = find_id_convertor(known.cls, type(originator_id))(originator_id)
+            event_state["originator_id"] = originator_id
         event_state["originator_version"] = originator_version
         from_version = event_state.pop("class_version", 1)
         while from_version < known.class_version:
