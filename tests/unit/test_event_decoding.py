@@ -118,7 +118,7 @@ def test_ids_read_as_text_stay_right_past_the_ones_kept(mapper: Mapper[UUID]) ->
         b' {"a":1} ',
         b'{"a":1,"a":2}',
         b'{"a":"\xff"}',
-        b'[1,2]',
+        b"[1,2]",
         b'{"_type_":"decimal_str","_data_":"1"}',  # the whole state a marker
         b"",
         b'{"class_version":7}',
@@ -156,8 +156,12 @@ LEAVES = st.one_of(
 )
 TREES = st.recursive(
     LEAVES,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["_type_", "_data_", "a", "b", "timestamp"]) | st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["_type_", "_data_", "a", "b", "timestamp"]) | st.text(), children, max_size=4
+        )
+    ),
     max_leaves=12,
 )
 TOPICS = st.sampled_from(sorted({read_example(path)["topic"] for path in EXAMPLES}))
