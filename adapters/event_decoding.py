@@ -59,7 +59,10 @@ class _Topic:
 
 class EventDecoder:
     """`decode(topic, originator_id, originator_version, state)` -> the domain event, as
-    `mapper.to_domain_event(StoredEvent(...))` gives it, from a row's values as selected."""
+    `mapper.to_domain_event(StoredEvent(...))` gives it, from a row's values as selected.
+
+    Its caches (topics resolved, ids parsed) only ever hold what the library would compute again,
+    so threads may share one decoder."""
 
     def __init__(self, mapper: Mapper[Any]) -> None:
         if not isinstance(mapper.transcoder, JSONTranscoder):
@@ -82,11 +85,6 @@ class EventDecoder:
             except Exception:  # noqa: S110  (the library's mapper decodes it again and gives its own result or error)
                 pass
         return self._mapper.to_domain_event(StoredEvent(originator_id, originator_version, topic, state))
-
-    def state(self, state: bytes) -> Any:
-        """The stored state as the library's transcoder decodes it (marker objects turned into
-        values), or msgspec's error: a caller that wants plain data without the event object."""
-        return self._values(self._json.decode(state))
 
     def _decode(self, topic: str, originator_id: UUID | str, originator_version: int, state: bytes) -> Any:
         try:
