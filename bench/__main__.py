@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|web|webhooks|usage|reconcile|admin|pdf|mail|portal] [--events N]
+[--only write|read-models|replay|web|webhooks|usage|reconcile|admin|pdf|mail|portal] [--events N]
 [--payments N,N,...]
 [--baseline REF]`."""
 
@@ -20,6 +20,10 @@ from bench.admin import AdminPlan, AdminReport, run_admin
 from bench.admin import render as render_admin
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
+from bench.log_replay import FULL as REPLAY_FULL
+from bench.log_replay import QUICK as REPLAY_QUICK
+from bench.log_replay import ReplayLogReport, run_replay_log
+from bench.log_replay import render as render_replay_log
 from bench.machine import header, postgres_version
 from bench.mail import FULL as MAIL_FULL
 from bench.mail import QUICK as MAIL_QUICK
@@ -108,6 +112,13 @@ def _postgres(
     return report, extra, version, read_models, web_report, webhooks_report
 
 
+def _postgres_replay(events: int) -> ReplayLogReport:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as url:
+        return run_replay_log("postgres", url, events)
+
+
 def _postgres_usage(plan: UsagePlan) -> UsageRow:
     from tests.pg_cluster import running_cluster
 
@@ -167,7 +178,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["write", "read-models", "web", "webhooks", "usage", "reconcile", "admin", "pdf", "mail", "portal"],
+        choices=[
+            "write",
+            "read-models",
+            "replay",
+            "web",
+            "webhooks",
+            "usage",
+            "reconcile",
+            "admin",
+            "pdf",
+            "mail",
+            "portal",
+        ],
         default=None,
         help="run one part only (default: all)",
     )
@@ -175,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--events",
         type=int,
         default=None,
-        help=f"events in the read-models log (default {DEFAULT_EVENTS:,}; --quick: a tenth)",
+        help=f"events in the read-models log (default {DEFAULT_EVENTS:,}; --quick: a tenth); with --only replay, "
+        f"in the replay log (default {REPLAY_FULL:,}; --quick: {REPLAY_QUICK:,})",
     )
     parser.add_argument(
         "--payments",
@@ -198,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     read_model_events = 0
     if args.only in (None, "read-models"):
         read_model_events = args.events or (DEFAULT_EVENTS // 10 if args.quick else DEFAULT_EVENTS)
+    replay_events = 0
+    if args.only in (None, "replay"):
+        replay_events = (args.only == "replay" and args.events) or (REPLAY_QUICK if args.quick else REPLAY_FULL)
+    replay_reports: list[ReplayLogReport] = []
     web = (WEB_QUICK if args.quick else WEB_FULL) if args.only in (None, "web") else None
     webhooks = (WEBHOOKS_QUICK if args.quick else WEBHOOKS_FULL) if args.only in (None, "webhooks") else None
     usage = (USAGE_QUICK if args.quick else USAGE_FULL) if args.only in (None, "usage") else None
@@ -231,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 read_models.append(run_read_models("sqlite", url, read_model_events))
                 if args.profile:
                     read_models[-1].top = profile_rebuild("sqlite", url)
+            if replay_events:
+                url = f"sqlite:///{Path(directory) / 'replay.sqlite3'}"
+                replay_reports.append(run_replay_log("sqlite", url, replay_events))
             if web is not None:
                 url = f"sqlite:///{Path(directory) / 'web.sqlite3'}"
                 web_reports.append(run_web("sqlite", url, web))
@@ -265,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             web_reports.append(pg_web)
         if pg_webhooks is not None:
             webhook_reports.append(pg_webhooks)
+        if replay_events:
+            replay_reports.append(_postgres_replay(replay_events))
         if usage is not None:
             usage_rows.append(_postgres_usage(usage))
         if reconcile_sizes:
@@ -293,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(f"read models: {read_model_events:,} events")
         print(render_read_models(read_models))
+    if replay_reports:
+        print()
+        print(render_replay_log(replay_reports))
     if web is not None and web_reports:
         print()
         print(render_web(web_reports, web))
