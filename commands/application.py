@@ -763,6 +763,12 @@ class BillingApplication(Application[UUID]):
         with storage_errors_as_unavailable():
             return self.recorder.select_notifications(start=position + 1, limit=limit)
 
+    @property
+    def events_table_name(self) -> str:
+        """The event store's table (stored_events on SQLite, billingapplication_events on
+        PostgreSQL): audit verify reads its rows straight through the driver."""
+        return str(self.recorder.events_table_name)  # type: ignore[attr-defined]
+
     def head(self) -> int:
         """The position of the last stored event (0 for an empty log)."""
         with storage_errors_as_unavailable():
