@@ -67,7 +67,7 @@ def test_stamps_that_go_backwards_give_what_the_replay_gives() -> None:
 def test_an_evicted_invoice_is_read_again_in_full_and_a_kept_one_only_from_its_last_version() -> None:
     store = FakeStore()
     first, second = store.invoice(range(100)), store.invoice(range(100))
-    timelines = InvoiceTimelines(store.read, max_events=150)  # room for one of them
+    timelines = InvoiceTimelines(store.read, max_weight=150)  # room for one of them (103 events, a kept state)
     end = T0 + timedelta(seconds=100)
     timelines.as_of(first, end)
     timelines.as_of(first, end)
@@ -76,3 +76,13 @@ def test_an_evicted_invoice_is_read_again_in_full_and_a_kept_one_only_from_its_l
     assert store.reads == [(first, None), (first, 103), (second, None), (first, None)]
     with pytest.raises(InvoiceNotFoundError):
         timelines.as_of(uuid4(), end)
+
+
+def test_an_invoice_heavier_than_the_whole_cache_is_replayed_on_each_call_and_not_kept() -> None:
+    store = FakeStore()
+    invoice_id = store.invoice(range(100))
+    timelines = InvoiceTimelines(store.read, max_weight=50)
+    end = T0 + timedelta(seconds=100)
+    for _ in range(2):
+        assert dict(vars(timelines.as_of(invoice_id, end))) == _replayed(store, invoice_id, end)
+    assert store.reads == [(invoice_id, None), (invoice_id, None)]
