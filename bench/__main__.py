@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--backend sqlite|postgres|all] [--profile]
-[--only write|read-models|replay|web|webhooks|usage|reconcile|admin|pdf|mail|portal] [--events N]
+[--only write|read-models|replay|web|webhooks|usage|reconcile|admin|pdf|mail|portal|asof] [--events N]
 [--payments N,N,...]
 [--baseline REF]`."""
 
@@ -18,6 +18,10 @@ from bench.admin import FULL as ADMIN_FULL
 from bench.admin import QUICK as ADMIN_QUICK
 from bench.admin import AdminPlan, AdminReport, run_admin
 from bench.admin import render as render_admin
+from bench.asof import FULL as ASOF_FULL
+from bench.asof import QUICK as ASOF_QUICK
+from bench.asof import AsOfPlan, AsOfReport, run_asof
+from bench.asof import render as render_asof
 from bench.baseline import Comparison, current_figures, revision, run_baseline
 from bench.baseline import render as render_baseline
 from bench.log_replay import FULL as REPLAY_FULL
@@ -147,6 +151,13 @@ def _postgres_portal(plan: PortalPlan) -> PortalReport:
         return run_portal("postgres", url, plan)
 
 
+def _postgres_asof(plan: AsOfPlan) -> AsOfReport:
+    from tests.pg_cluster import running_cluster
+
+    with running_cluster() as cluster, cluster.database() as as_of_url, cluster.database() as log_url:
+        return run_asof("postgres", as_of_url, log_url, plan)
+
+
 def _reconcile(backend: str, directory: Path, sizes: tuple[int, ...]) -> ReconcileReport:
     """One fresh database per size: a SQLite file, or a database of a throwaway cluster."""
     if backend == "sqlite":
@@ -190,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pdf",
             "mail",
             "portal",
+            "asof",
         ],
         default=None,
         help="run one part only (default: all)",
@@ -241,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mail_rows: list[MailRow] = []
     portal = (PORTAL_QUICK if args.quick else PORTAL_FULL) if args.only in (None, "portal") else None
     portal_reports: list[PortalReport] = []
+    asof = (ASOF_QUICK if args.quick else ASOF_FULL) if args.only in (None, "asof") else None
+    asof_reports: list[AsOfReport] = []
     began = time.monotonic()
     reports: list[BackendReport] = []
     read_models: list[ReadModelsReport] = []
@@ -283,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if portal is not None:
                 url = f"sqlite:///{Path(directory) / 'portal.sqlite3'}"
                 portal_reports.append(run_portal("sqlite", url, portal))
+            if asof is not None:
+                as_of_url = f"sqlite:///{Path(directory) / 'asof.sqlite3'}"
+                log_url = f"sqlite:///{Path(directory) / 'asof-log.sqlite3'}"
+                asof_reports.append(run_asof("sqlite", as_of_url, log_url, asof))
     if args.backend in ("postgres", "all"):
         pg_report, extra, pg_version, pg_read_models, pg_web, pg_webhooks = _postgres(
             plan if writes else None, args.profile, read_model_events, web, webhooks, baseline, comparisons
@@ -308,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             mail_rows.append(_postgres_mail(mail))
         if portal is not None:
             portal_reports.append(_postgres_portal(portal))
+        if asof is not None:
+            asof_reports.append(_postgres_asof(asof))
     pdf_report = run_pdf(pdf) if pdf is not None else None  # CPU only: the same on either backend
     print(header(pg_version))
     if writes:
@@ -356,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if portal is not None and portal_reports:
         print()
         print(render_portal(portal_reports, portal))
+    if asof is not None and asof_reports:
+        print()
+        print(render_asof(asof_reports, asof))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

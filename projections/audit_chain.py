@@ -62,6 +62,13 @@ class RawLog(Protocol):
     def records_after(self, position: int, limit: int) -> Sequence[Record]: ...
 
 
+class StoredLog(RawLog, Protocol):
+    """The log and the name of its table, which `verify` reads straight through the driver."""
+
+    @property
+    def events_table_name(self) -> str: ...
+
+
 def canonical(position: int, originator_id: str, originator_version: int, topic: str, state: bytes) -> bytes:
     """Big-endian: position (int64), originator version (int64), then the originator id (its
     UUID text), the topic (UTF-8) and the stored state, each after its length (uint32, uint32,
@@ -204,30 +211,86 @@ def _kept(engine: Engine, batch: int) -> Iterator[tuple[int, str]]:
         after = int(chunk[-1][0])
 
 
-def verify(log: RawLog, engine: Engine, batch: int = BATCH) -> Verdict:
-    """Recompute the chain over the whole log from genesis and compare it with the kept chain."""
-    log_records = records(log, 0, batch)
+def _stored(engine: Engine, table: str, batch: int) -> Iterator[tuple[int, str, int, str, bytes]]:
+    """The log's rows in order as (position, originator id, version, topic, state), a batch per
+    query, straight through the driver: no Notification objects, no UUID objects, nothing decoded.
+
+    The chain covers the originator id as UUID text (`str(UUID)`, with hyphens). PostgreSQL
+    stores a uuid and prints it so (`::text`); the library stores it on SQLite as 32 hex digits,
+    which the query spells with hyphens. `verify` checks a link that does not match again the
+    way the chain was built (the record as the library reads it), so an id stored in another
+    spelling cannot change the verdict."""
+    if engine.dialect.name == "postgresql":
+        query = (
+            f"SELECT notification_id, originator_id::text, originator_version, topic, state FROM {table} "  # noqa: S608
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        )
+    else:
+        oid = (
+            "substr(originator_id, 1, 8) || '-' || substr(originator_id, 9, 4) || '-' || "
+            "substr(originator_id, 13, 4) || '-' || substr(originator_id, 17, 4) || '-' || substr(originator_id, 21)"
+        )
+        query = (
+            f"SELECT rowid, {oid}, originator_version, topic, state FROM {table} "  # noqa: S608
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
+    after = 0
+    while True:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(query, (after, batch))
+            chunk: Sequence[tuple[int, str, int, str, bytes]] = cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+        if not chunk:
+            return
+        yield from chunk
+        after = int(chunk[-1][0])
+
+
+def verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
+    """Recompute the chain over the whole log from genesis and compare it with the kept chain.
+
+    Hashes each row's stored state as it is, never decoded; the log and the kept chain are read
+    in batches straight through the driver (they live in the same database)."""
+    stored = _stored(engine, log.events_table_name, batch)
     kept = _kept(engine, batch)
-    record = next(log_records, None)
+    row = next(stored, None)
     chained = next(kept, None)
     link = GENESIS
     count = 0
+    sha256, header, length, state_length = _sha256, _HEADER.pack, _LENGTH.pack, _STATE_LENGTH.pack
+    topics: dict[str, bytes] = {}  # a topic's length prefix and bytes: a log has few topics
     while chained is not None:
         position, kept_link = chained
-        if record is None or position < record.id:
+        if row is None or position < row[0]:
             return _bad(count, link, position, "deleted", "chained, but no longer in the log")
-        if record.id < position:
-            return _bad(count, link, record.id, "inserted", "in the log below the chain's head, never chained")
-        link = next_link(link, record)
-        if link.hex() != kept_link:
-            return _bad(count, link, position, "altered", _what_differs(engine, record))
+        if row[0] < position:
+            return _bad(count, link, row[0], "inserted", "in the log below the chain's head, never chained")
+        _, originator_id, version, topic, state = row
+        oid = originator_id.encode()
+        top = topics.get(topic)
+        if top is None:
+            top = topics[topic] = length(len(topic.encode())) + topic.encode()
+        linked = sha256(
+            b"".join((link, header(position, version, len(oid)), oid, top, state_length(len(state)), state))
+        ).digest()
+        if linked.hex() != kept_link:
+            # Again as the chain was built: the record as the library reads it (the id through UUID).
+            record = log.records_after(position - 1, 1)[0]
+            linked = next_link(link, record)
+            if linked.hex() != kept_link:
+                return _bad(count, linked, position, "altered", _what_differs(engine, record))
+        link = linked
         count += 1
-        record = next(log_records, None)
+        row = next(stored, None)
         chained = next(kept, None)
     unchained = 0
-    while record is not None:
+    while row is not None:
         unchained += 1
-        record = next(log_records, None)
+        row = next(stored, None)
     return Verdict(ok=True, count=count, head=link.hex(), unchained=unchained)
 
 
