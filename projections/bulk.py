@@ -6,6 +6,8 @@ parameters, as much as the database takes to store it. A rebuild writes hundreds
 rows, so here the statement is compiled once per (table, dialect), each column's bind processor
 (SQLite's datetime-to-text, for one) is applied once per value, and the driver's own
 `executemany` gets plain tuples. The rows stored are the same as SQLAlchemy would store.
+On PostgreSQL, plain INSERTs go by COPY ... FROM STDIN and upserts by one INSERT ... SELECT FROM
+unnest(arrays), on the connection's own transaction either way.
 """
 
 from __future__ import annotations
@@ -36,17 +38,32 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
 
 class _Prepared:
     def __init__(
-        self, sql: str, names: Sequence[str], processors: Sequence[Processor], positional: bool, columnar: bool = False
+        self,
+        sql: str,
+        names: Sequence[str],
+        processors: Sequence[Processor],
+        positional: bool,
+        columnar: bool = False,
+        copy: bool = False,
     ) -> None:
         self.sql = sql
         self.names = tuple(names)
         self.processors = tuple(processors)
         self.positional = positional
         self.columnar = columnar  # one array per column (PostgreSQL's unnest)
+        self.copy = copy  # PostgreSQL's COPY ... FROM STDIN, for plain INSERTs
 
 
 def _execute(conn: Connection, prepared: _Prepared, rows: Sequence[dict[str, Any]]) -> None:
     names = prepared.names
+    if prepared.copy:
+        # The SQLAlchemy connection's own psycopg connection: the rows join its transaction.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(prepared.sql) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+        return
     if prepared.columnar:
         conn.exec_driver_sql(prepared.sql, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)})
         return
@@ -112,6 +129,12 @@ def _unnest(table: Table, dialect: Dialect, keys: tuple[str, ...] | None, schema
     columns = list(table.columns)
     for column in columns:  # psycopg adapts every column type used here natively
         assert column.type.dialect_impl(dialect).bind_processor(dialect) is None, column
+    if keys is None:
+        # Append-only tables (journal, audit chain, activity): COPY wrote a rebuild's journal rows
+        # about 1.8 times and its audit chain rows about 2 times faster than INSERT ... SELECT
+        # FROM unnest (docs/throughput.md §Replay).
+        copy = f"COPY {name} ({', '.join(quote(c.name) for c in columns)}) FROM STDIN"
+        return _Prepared(copy, [c.name for c in columns], [None] * len(columns), positional=False, copy=True)
     arrays = ", ".join(f"%(c{i})s::{c.type.compile(dialect)}[]" for i, c in enumerate(columns))
     # Identifiers come from our own Table objects, quoted; values only ever travel as parameters.
     sql = f"INSERT INTO {name} ({', '.join(quote(c.name) for c in columns)}) SELECT * FROM unnest({arrays})"  # noqa: S608
