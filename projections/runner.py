@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Index, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import CreateIndex, DropIndex
 
 from projections.schema import upgrade
 from projections.tables import tracking
@@ -42,8 +44,10 @@ class ProjectionRunner:
         self.projections = list(projections)
 
     def create_tables(self) -> None:
-        """Bring every read-model table to the newest migration (projections/schema.py)."""
+        """Bring every read-model table to the newest migration (projections/schema.py), with
+        every index a rebuild killed before its end left dropped (see `rebuild`)."""
         upgrade(self.engine)
+        _create_missing(self.engine, _secondary_indexes(self.projections))
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -145,7 +149,22 @@ class ProjectionRunner:
             conn.execute(tracking.delete().where(tracking.c.projection.in_([p.name for p in disposable])))
         for projection in disposable:
             projection.reset()
-        return self.catch_up(batch_size, progress)
+        # The emptied tables' secondary indexes are dropped while the log is replayed and made
+        # again once, from the rows: kept up to date row by row they cost about half of a
+        # rebuild's writes on SQLite (docs/throughput.md §Replay). Unique ones stay (upserts need
+        # them). Killed in between, the next runner's create_tables makes them again.
+        indexes = _secondary_indexes(disposable)
+        with self.engine.begin() as conn:
+            for index in indexes:
+                conn.execute(DropIndex(index, if_exists=True))
+        try:
+            applied = self.catch_up(batch_size, progress)
+        except BaseException:
+            with suppress(Exception):  # the store may be down: the next runner makes them then
+                _create_missing(self.engine, indexes)
+            raise
+        _create_missing(self.engine, indexes)
+        return applied
 
     def rebuildable(self) -> list[Projection]:
         """The models a rebuild may empty. Evidence (the audit chain) is only ever extended:
@@ -164,3 +183,15 @@ class ProjectionRunner:
         if conn.dialect.name == "postgresql":
             query = query.order_by(tracking.c.projection).with_for_update()
         return {name: int(position) for name, position in conn.execute(query)}
+
+
+def _secondary_indexes(projections: Sequence[Projection]) -> list[Index]:
+    """The non-unique indexes of the models' tables: only queries need them, never a write."""
+    return [index for p in projections for table in p.tables for index in table.indexes if not index.unique]
+
+
+def _create_missing(engine: Engine, indexes: Sequence[Index]) -> None:
+    if indexes:
+        with engine.begin() as conn:
+            for index in indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))

@@ -15,6 +15,7 @@ import json
 from typing import Any
 from uuid import UUID, uuid4
 
+import pytest
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import Engine, Table, select
 
@@ -147,3 +148,58 @@ def test_the_log_hands_the_audit_chain_the_rows_it_read(app: BillingApplication,
     assert [UUID(r.originator_id) for r in log.records_after(8, 5)] == [
         n.originator_id for n in app.records_after(8, 5)
     ]
+
+
+def _index_names(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        else:
+            query = "SELECT name FROM sqlite_master WHERE type = 'index'"
+        return {str(name) for (name,) in conn.exec_driver_sql(query)}
+
+
+def test_a_rebuild_replays_without_the_secondary_indexes_and_makes_them_again(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    _log_with_every_topic(app, clock)
+    runner = projection_runner(app, engine)
+    every = _index_names(engine)
+    secondary = {index.name for p in runner.rebuildable() for t in p.tables for index in t.indexes if not index.unique}
+    assert "ix_journal_postings_account" in secondary
+    assert not any(name.startswith("ix_audit_chain") for name in secondary)  # the chain is only extended
+    during: list[set[str]] = []
+
+    runner.rebuild(batch_size=50, progress=lambda _applied, _head: during.append(_index_names(engine)))
+
+    assert during
+    assert all(seen == every - secondary for seen in during)
+    assert _index_names(engine) == every
+
+
+def test_indexes_a_failed_or_killed_rebuild_left_dropped_are_made_again(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    _log_with_every_topic(app, clock)
+    runner = projection_runner(app, engine)
+    every = _index_names(engine)
+
+    def fail(_applied: int, _head: int) -> None:
+        raise RuntimeError("the replay failed")
+
+    with pytest.raises(RuntimeError, match="the replay failed"):
+        runner.rebuild(batch_size=50, progress=fail)
+    assert _index_names(engine) == every  # made again on the way out
+
+    # A kill runs no cleanup: the indexes stay dropped until the next runner starts.
+    with engine.begin() as conn:
+        for projection in runner.rebuildable():
+            for table in projection.tables:
+                for index in table.indexes:
+                    if not index.unique:
+                        conn.exec_driver_sql(f"DROP INDEX {index.name}")
+    assert _index_names(engine) < every
+
+    projection_runner(app, engine)
+
+    assert _index_names(engine) == every
