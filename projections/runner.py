@@ -191,7 +191,16 @@ def _secondary_indexes(projections: Sequence[Projection]) -> list[Index]:
 
 
 def _create_missing(engine: Engine, indexes: Sequence[Index]) -> None:
-    if indexes:
-        with engine.begin() as conn:
-            for index in indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
+    """Make the indexes that do not exist. Their names are read first: on PostgreSQL even a
+    CREATE INDEX IF NOT EXISTS of an existing index waits for a lock that writers hold."""
+    if not indexes:
+        return
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        else:
+            query = "SELECT name FROM sqlite_master WHERE type = 'index'"
+        existing = {str(name) for (name,) in conn.exec_driver_sql(query)}
+        for index in indexes:
+            if index.name not in existing:
+                conn.execute(CreateIndex(index, if_not_exists=True))  # another runner may make it meanwhile
