@@ -25,6 +25,7 @@ from projections.admin.dunning import DunningStatusProjection
 from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain
 from projections.invoice_status import InvoiceStatusProjection
+from projections.invoice_versions import InvoiceVersionsProjection
 from projections.journal import JournalProjection
 from projections.mail.emails import InvoiceEmailsProjection
 from projections.payments import PaymentsProjection
@@ -136,6 +137,7 @@ def read_model_projections(app: BillingApplication) -> list[Projection]:
         AdminUsersProjection(),
         AdminActivityProjection(),
         InvoiceEmailsProjection(load_email),
+        InvoiceVersionsProjection(load),  # invoice_as_of's index (projections/invoice_versions.py)
     ]
     projections.append(AuditChain(app))  # the tamper-evident chain, kept like a read model
     return projections
