@@ -5,6 +5,7 @@ attribute and type for type; what the format does not know is refused, never sto
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -23,7 +24,9 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
 amounts = st.integers(min_value=1, max_value=50_000)
-line = st.tuples(st.just("line"), texts, st.integers(1, 9), st.integers(-500, 90_000), st.sampled_from([None, "20", "7.5"]))
+line = st.tuples(
+    st.just("line"), texts, st.integers(1, 9), st.integers(-500, 90_000), st.sampled_from([None, "20", "7.5"])
+)
 drafting = st.one_of(
     line,
     st.tuples(st.just("remove_line"), st.integers(0, 5)),
@@ -51,7 +54,9 @@ def _apply(invoice: Invoice, action: tuple[Any, ...], at: datetime) -> None:
     kind = action[0]
     if kind == "line":
         _, text, quantity, unit, rate = action
-        line = Line.price(line_id=str(uuid4()), description=text or "x", quantity=quantity, unit_amount=unit, tax_rate=rate)
+        line = Line.price(
+            line_id=str(uuid4()), description=text or "x", quantity=quantity, unit_amount=unit, tax_rate=rate
+        )
         invoice.add_line(line, at=at)
     elif kind == "remove_line" and invoice.lines:
         invoice.remove_line(list(invoice.lines)[action[1] % len(invoice.lines)], at=at)
@@ -62,7 +67,9 @@ def _apply(invoice: Invoice, action: tuple[Any, ...], at: datetime) -> None:
     elif kind == "pay":
         _, amount, fee, account = action
         payment = Money(min(amount, invoice.amount_due) or amount, invoice.currency)
-        invoice.apply_payment(payment_id=f"pi_{uuid4().hex}", amount=payment, fee=min(fee, payment.amount), cash_account=account, at=at)
+        invoice.apply_payment(
+            payment_id=f"pi_{uuid4().hex}", amount=payment, fee=min(fee, payment.amount), cash_account=account, at=at
+        )
     elif kind == "fail":
         invoice.record_failed_attempt(payment_id=f"pi_{uuid4().hex}", code=action[1], message=action[2], at=at)
     elif kind == "checkout":
@@ -76,7 +83,9 @@ def _apply(invoice: Invoice, action: tuple[Any, ...], at: datetime) -> None:
         payment_id = invoice.payment_ids[action[1] % len(invoice.payment_ids)]
         money = Money(min(action[2], invoice.refundable) or action[2], invoice.currency)
         if kind == "refund":
-            invoice.apply_refund(payment_id=payment_id, refund_id=f"re_{uuid4().hex}", amount=money, cash_account=BANK, at=at)
+            invoice.apply_refund(
+                payment_id=payment_id, refund_id=f"re_{uuid4().hex}", amount=money, cash_account=BANK, at=at
+            )
         else:
             dispute_id = f"dp_{uuid4().hex}"
             invoice.open_dispute(payment_id=payment_id, dispute_id=dispute_id, amount=money, at=at)
@@ -119,16 +128,18 @@ def test_any_reachable_invoice_decodes_as_it_was_encoded(
     )
     for action in steps:
         at += timedelta(seconds=1)
-        try:
+        with suppress(LedgerError):  # refused by the domain: nothing was triggered
             _apply(invoice, action, at)
-        except LedgerError:
-            pass  # refused by the domain: nothing was triggered
     stored = _stored(invoice)
     decoded = decode_invoice(encode_invoice(stored))
     assert type(decoded) is Invoice
     assert _typed(vars(decoded)) == _typed(vars(stored))
     assert list(decoded.lines) == list(stored.lines)  # in the order they were added
-    assert (decoded.total, decoded.amount_due, decoded.refundable) == (stored.total, stored.amount_due, stored.refundable)
+    assert (decoded.total, decoded.amount_due, decoded.refundable) == (
+        stored.total,
+        stored.amount_due,
+        stored.refundable,
+    )
     assert decode_invoice(encode_invoice(decoded)) is not decoded  # a fresh object each time
 
 
