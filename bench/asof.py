@@ -22,8 +22,12 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, func, select
 
 from adapters.clock import ManualClock
 from adapters.persistence import event_store_env
@@ -34,7 +38,10 @@ from bench.replay import START, build_invoice
 from bench.report import fmt, table
 from commands.application import BillingApplication
 from projections.audit_chain import AuditChain, verify
+from projections.invoice_versions import InvoiceVersionIndex, InvoiceVersionsProjection
 from projections.runner import ProjectionRunner
+from projections.tables import invoice_version_states, invoice_versions
+from projections.tracked import Positioned
 
 INVOICE_EVENTS = 1_000
 MOMENTS = (("early", 10), ("middle", 500), ("late", 1_000))
@@ -73,42 +80,107 @@ class AsOfReport:
     verify_seconds: float
     selected: int  # rows the bare SELECT read
     select_seconds: float
+    write_cost: WriteCost
 
 
-def _as_of(url: str, plan: AsOfPlan) -> list[AsOfRow]:
+def _timed(row: AsOfRow, app: BillingApplication, invoice_id: UUID, moment: datetime, plan: AsOfPlan) -> AsOfRow:
+    for _ in range(plan.warmup):
+        app.invoice_as_of(invoice_id, moment)
+    for _ in range(plan.repeats):
+        begun = time.perf_counter()
+        invoice = app.invoice_as_of(invoice_id, moment)
+        row.samples_ms.append((time.perf_counter() - begun) * 1000)
+    # The early moments share a timestamp with their neighbours (a save stamps them
+    # together), so the state reached is the last event at that instant, not below it.
+    if invoice.version < row.version:
+        raise RuntimeError(f"as of {moment}: version {invoice.version}, expected at least {row.version}")
+    return row
+
+
+def _as_of(url: str, plan: AsOfPlan) -> tuple[list[AsOfRow], WriteCost]:
+    """The read model (invoice_versions, what `ledger serve` uses) and, in the same run, the
+    in-process cache (commands/as_of.py InvoiceTimelines, an application without it): warm
+    calls at each moment, then first calls in a process (a fresh application, and engine)."""
     clock_ = ManualClock(START - timedelta(days=3650))
     app = BillingApplication(clock=clock_, env=event_store_env(url))
+    engine = read_model_engine(url)
     try:
         invoice_id = build_invoice(app, clock_, INVOICE_EVENTS)
         stamps: dict[int, datetime] = {e.originator_version: e.timestamp for e in app.invoice_history(invoice_id)}
+        cost = _write_cost(app, engine, invoice_id)
+        indexed = BillingApplication(clock=clock_, env=event_store_env(url))
+        indexed.use_version_index(InvoiceVersionIndex(engine))
         rows = []
         for name, version in MOMENTS:
-            moment = stamps[version]
-            row = AsOfRow(name, version)
-            for _ in range(plan.warmup):
-                app.invoice_as_of(invoice_id, moment)
-            for _ in range(plan.repeats):
+            rows.append(_timed(AsOfRow(f"read model: {name}", version), indexed, invoice_id, stamps[version], plan))
+            rows.append(_timed(AsOfRow(f"in-process cache: {name}", version), app, invoice_id, stamps[version], plan))
+        indexed.close()
+        # A first call for the invoice in a process: a fresh application and engine, their
+        # connections opened by an untimed call for another invoice (a process that serves
+        # requests has them open), nothing of this invoice in memory (the in-process cache empty).
+        other = build_invoice(app, clock_, 10)
+        for label, index in (("read model", True), ("in-process cache", False)):
+            cold = AsOfRow(f"{label}: late, first call for it in a process", INVOICE_EVENTS)
+            for _ in range(plan.cold):
+                fresh = BillingApplication(clock=clock_, env=event_store_env(url))
+                fresh_engine = read_model_engine(url)
+                if index:
+                    fresh.use_version_index(InvoiceVersionIndex(fresh_engine))
+                fresh.invoice_as_of(other, clock_.now())
                 begun = time.perf_counter()
-                invoice = app.invoice_as_of(invoice_id, moment)
-                row.samples_ms.append((time.perf_counter() - begun) * 1000)
-            # The early moments share a timestamp with their neighbours (a save stamps them
-            # together), so the state reached is the last event at that instant, not below it.
-            if invoice.version < version:
-                raise RuntimeError(f"as of {moment}: version {invoice.version}, expected at least {version}")
-            rows.append(row)
-        # The first call for an invoice in a process replays its whole history (the in-process
-        # cache of commands/as_of.py is empty): a fresh application per call, untimed set-up.
-        cold = AsOfRow("late, first call in a process", INVOICE_EVENTS)
-        for _ in range(plan.cold):
-            fresh = BillingApplication(clock=clock_, env=event_store_env(url))
-            begun = time.perf_counter()
-            fresh.invoice_as_of(invoice_id, stamps[INVOICE_EVENTS])
-            cold.samples_ms.append((time.perf_counter() - begun) * 1000)
-            fresh.close()
-        rows.append(cold)
-        return rows
+                fresh.invoice_as_of(invoice_id, stamps[INVOICE_EVENTS])
+                cold.samples_ms.append((time.perf_counter() - begun) * 1000)
+                fresh_engine.dispose()
+                fresh.close()
+            rows.append(cold)
+        return rows, cost
     finally:
+        engine.dispose()
         app.close()
+
+
+@dataclass(frozen=True)
+class WriteCost:
+    """What the invoice_versions read model costs the projection runner for the bench's invoice."""
+
+    events: int  # the invoice's
+    version_rows: int
+    state_rows: int
+    state_bytes: int  # every kept state's encoding, summed
+    seconds: float  # in the read model's prepare and process (the runner's shared log read and commit excluded)
+
+
+class _TimedVersions(InvoiceVersionsProjection):
+    """The projection, with the time spent in its own prepare and process added up."""
+
+    seconds = 0.0
+
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        begun = time.perf_counter()
+        super().prepare(batch)
+        self.seconds += time.perf_counter() - begun
+
+    def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
+        begun = time.perf_counter()
+        super().process(conn, batch)
+        self.seconds += time.perf_counter() - begun
+
+
+def _write_cost(app: BillingApplication, engine: Engine, invoice_id: UUID) -> WriteCost:
+    projection = _TimedVersions(lambda i, v: app.invoice(i, version=v))
+    runner = ProjectionRunner(engine, _ReadModelLog(app), [projection])
+    runner.create_tables()
+    runner.catch_up()
+    seconds = projection.seconds
+    key = str(invoice_id)
+    with engine.connect() as conn:
+        versions = conn.execute(select(func.count()).where(invoice_versions.c.invoice_id == key)).scalar_one()
+        states, size = conn.execute(
+            select(func.count(), func.coalesce(func.sum(func.length(invoice_version_states.c.state)), 0)).where(
+                invoice_version_states.c.invoice_id == key
+            )
+        ).one()
+    return WriteCost(app.invoice(invoice_id).version, int(versions), int(states), int(size), seconds)
 
 
 def _bare_select(url: str, table_name: str) -> tuple[int, float]:
@@ -151,9 +223,9 @@ def _verify(url: str, plan: AsOfPlan) -> tuple[int, float, int, float]:
 
 
 def run_asof(backend: str, as_of_url: str, log_url: str, plan: AsOfPlan) -> AsOfReport:
-    rows = _as_of(as_of_url, plan)
+    rows, cost = _as_of(as_of_url, plan)
     verified, verify_seconds, selected, select_seconds = _verify(log_url, plan)
-    return AsOfReport(backend, rows, verified, verify_seconds, selected, select_seconds)
+    return AsOfReport(backend, rows, verified, verify_seconds, selected, select_seconds, cost)
 
 
 def render(reports: list[AsOfReport], plan: AsOfPlan) -> str:
@@ -169,6 +241,17 @@ def render(reports: list[AsOfReport], plan: AsOfPlan) -> str:
         ]
         for r in reports
         for row in r.rows
+    ]
+    costs = [
+        [
+            r.backend,
+            fmt(r.write_cost.events),
+            f"{r.write_cost.version_rows / r.write_cost.events:.2f}",
+            f"{r.write_cost.state_rows / r.write_cost.events:.3f}",
+            fmt(r.write_cost.state_bytes / 1024, 1),
+            fmt(r.write_cost.seconds * 1e6 / r.write_cost.events),
+        ]
+        for r in reports
     ]
     verify_rows = []
     for r in reports:
@@ -194,6 +277,11 @@ def render(reports: list[AsOfReport], plan: AsOfPlan) -> str:
                 ["backend", "moment", "calls", "p50", "p99", "target", "p99 vs target"],
                 as_of,
                 left=2,
+            ),
+            table(
+                "The invoice_versions read model's write cost: the bench's invoice, its own prepare and process",
+                ["backend", "invoice events", "version rows/event", "state rows/event", "states KiB", "us/event"],
+                costs,
             ),
             table(
                 f"Audit verify: the whole chain of a {plan.events:,}-event log, beside a bare SELECT of the same rows",

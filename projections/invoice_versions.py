@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select
 
 from commands.as_of import Located
 from ledger.invoices import Invoice
@@ -242,6 +242,33 @@ class InvoiceVersionsProjection:
         self._reached[invoice_id] = last
 
 
+# One statement, one round trip (PostgreSQL: each is ~0.2-0.5 ms here), built once: building a
+# statement costs more than running it (tens of microseconds of SQLAlchemy's Python per clause
+# against a few microseconds for an indexed SQLite read). `past`: the running maximum never
+# decreases with the version, so the versions at or before a moment are a prefix, and the first
+# row past it is one seek of (invoice, reached). `state`: the kept state nearest below it.
+_PAST = (
+    select(invoice_versions.c.version)
+    .where(invoice_versions.c.invoice_id == bindparam("invoice_id"), invoice_versions.c.reached > bindparam("at"))
+    .order_by(invoice_versions.c.reached, invoice_versions.c.version)
+    .limit(1)
+    .scalar_subquery()
+)
+_NO_VERSION_BEYOND = 2**31 - 1  # versions are INTEGER columns
+_KEPT = (
+    select(invoice_version_states.c.state)
+    .where(
+        invoice_version_states.c.invoice_id == bindparam("invoice_id"),
+        invoice_version_states.c.version < func.coalesce(_PAST, _NO_VERSION_BEYOND),
+        invoice_version_states.c.format == FORMAT,
+    )
+    .order_by(invoice_version_states.c.version.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LOCATE = select(_PAST.label("past"), _KEPT.label("state"))
+
+
 class InvoiceVersionIndex:
     """`commands/as_of.py` VersionIndex over the read model, on its engine."""
 
@@ -249,22 +276,6 @@ class InvoiceVersionIndex:
         self._engine = engine
 
     def locate(self, invoice_id: UUID, moment: datetime) -> Located:
-        key = str(invoice_id)
         with self._engine.connect() as conn:
-            # The running maximum never decreases with the version: the versions at or before
-            # the moment are a prefix, and the first row past it is one seek of (invoice, reached).
-            past = conn.execute(
-                select(invoice_versions.c.version)
-                .where(invoice_versions.c.invoice_id == key, invoice_versions.c.reached > micros(moment))
-                .order_by(invoice_versions.c.reached, invoice_versions.c.version)
-                .limit(1)
-            ).scalar()
-            if past == 1:
-                return Located(past=1, base=None)
-            query = select(invoice_version_states.c.state).where(
-                invoice_version_states.c.invoice_id == key, invoice_version_states.c.format == FORMAT
-            )
-            if past is not None:
-                query = query.where(invoice_version_states.c.version < past)
-            state = conn.execute(query.order_by(invoice_version_states.c.version.desc()).limit(1)).scalar()
+            past, state = conn.execute(_LOCATE, {"invoice_id": str(invoice_id), "at": micros(moment)}).one()
         return Located(past=None if past is None else int(past), base=None if state is None else decode_invoice(state))
