@@ -203,7 +203,11 @@ class InvoiceVersionsProjection:
                     continue
                 kept.append({"invoice_id": str(invoice_id), "version": version, "format": FORMAT, "state": state})
         insert_rows(conn, invoice_versions, rows)
-        insert_rows(conn, invoice_version_states, kept)
+        if kept:
+            # Not insert_rows: on PostgreSQL it sends each column as one array, and psycopg escapes
+            # an array's text with a regular expression, byte by byte: ~0.25 us a byte, 10 ms for
+            # one late state of a 1,000-event invoice (bench/asof.py). One parameter per state is not escaped.
+            conn.execute(invoice_version_states.insert(), kept)
         for event in events:
             self._remember(event.originator_id, (event.originator_version, reached[event.originator_id]))
 
