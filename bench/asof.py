@@ -83,18 +83,22 @@ class AsOfReport:
     write_cost: WriteCost
 
 
-def _timed(row: AsOfRow, app: BillingApplication, invoice_id: UUID, moment: datetime, plan: AsOfPlan) -> AsOfRow:
-    for _ in range(plan.warmup):
-        app.invoice_as_of(invoice_id, moment)
+def _timed(
+    rows: list[AsOfRow], apps: list[BillingApplication], invoice_id: UUID, moment: datetime, plan: AsOfPlan
+) -> None:
+    """Each application's call in turn, call by call, so that the machine's other work weighs on each alike."""
+    for app in apps:
+        for _ in range(plan.warmup):
+            app.invoice_as_of(invoice_id, moment)
     for _ in range(plan.repeats):
-        begun = time.perf_counter()
-        invoice = app.invoice_as_of(invoice_id, moment)
-        row.samples_ms.append((time.perf_counter() - begun) * 1000)
-    # The early moments share a timestamp with their neighbours (a save stamps them
-    # together), so the state reached is the last event at that instant, not below it.
-    if invoice.version < row.version:
-        raise RuntimeError(f"as of {moment}: version {invoice.version}, expected at least {row.version}")
-    return row
+        for row, app in zip(rows, apps, strict=True):
+            begun = time.perf_counter()
+            invoice = app.invoice_as_of(invoice_id, moment)
+            row.samples_ms.append((time.perf_counter() - begun) * 1000)
+            # The early moments share a timestamp with their neighbours (a save stamps them
+            # together), so the state reached is the last event at that instant, not below it.
+            if invoice.version < row.version:
+                raise RuntimeError(f"as of {moment}: version {invoice.version}, expected at least {row.version}")
 
 
 def _as_of(url: str, plan: AsOfPlan) -> tuple[list[AsOfRow], WriteCost]:
@@ -112,16 +116,20 @@ def _as_of(url: str, plan: AsOfPlan) -> tuple[list[AsOfRow], WriteCost]:
         indexed.use_version_index(InvoiceVersionIndex(engine))
         rows = []
         for name, version in MOMENTS:
-            rows.append(_timed(AsOfRow(f"read model: {name}", version), indexed, invoice_id, stamps[version], plan))
-            rows.append(_timed(AsOfRow(f"in-process cache: {name}", version), app, invoice_id, stamps[version], plan))
+            pair = [AsOfRow(f"read model: {name}", version), AsOfRow(f"in-process cache: {name}", version)]
+            _timed(pair, [indexed, app], invoice_id, stamps[version], plan)
+            rows.extend(pair)
         indexed.close()
         # A first call for the invoice in a process: a fresh application and engine, their
         # connections opened by an untimed call for another invoice (a process that serves
         # requests has them open), nothing of this invoice in memory (the in-process cache empty).
         other = build_invoice(app, clock_, 10)
-        for label, index in (("read model", True), ("in-process cache", False)):
-            cold = AsOfRow(f"{label}: late, first call for it in a process", INVOICE_EVENTS)
-            for _ in range(plan.cold):
+        colds = [
+            AsOfRow(f"{label}: late, first call for it in a process", INVOICE_EVENTS)
+            for label in ("read model", "in-process cache")
+        ]
+        for _ in range(plan.cold):
+            for cold, index in zip(colds, (True, False), strict=True):  # alternated, as the warm calls
                 fresh = BillingApplication(clock=clock_, env=event_store_env(url))
                 fresh_engine = read_model_engine(url)
                 if index:
@@ -132,7 +140,7 @@ def _as_of(url: str, plan: AsOfPlan) -> tuple[list[AsOfRow], WriteCost]:
                 cold.samples_ms.append((time.perf_counter() - begun) * 1000)
                 fresh_engine.dispose()
                 fresh.close()
-            rows.append(cold)
+        rows.extend(colds)
         return rows, cost
     finally:
         engine.dispose()
