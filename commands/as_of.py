@@ -1,14 +1,14 @@
 """Invoices as of a moment (docs/throughput.md, As of).
 
-`InvoicesAsOf` (used when the application is given a VersionIndex, as `ledger serve` and the
-CLI do): a read model of invoice versions (projections/invoice_versions.py) says which version
+`InvoicesAsOf` (used once the application is given a VersionIndex, as `ledger serve` does):
+a read model of invoice versions (projections/invoice_versions.py) says which version
 the moment falls on and gives the state kept nearest below it; at most a state interval of
 events is then read from the store and folded. The same cost for a first call in a process as
 for any other, in every process. Events the read model has not seen yet are read from the
 store, so a lagging (or empty) read model gives the same answer, later.
 
-`InvoiceTimelines` (an application without a read-model database: the bench, scripts), an
-in-process cache of invoice histories:
+`InvoiceTimelines` (an application without a version index: the CLI, scripts), an in-process
+cache of invoice histories, measured against the read model in docs/throughput.md:
 
 Replaying an invoice's whole history for each `invoice_as_of` costs its length: reading and
 decoding a 1,000-event invoice is ~10-25 ms, every call, even for a moment near its creation.
