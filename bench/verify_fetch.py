@@ -9,7 +9,9 @@ machine's other work weighs on each alike (the median of R rounds is printed):
   topic, state bytes)`, read whole and counted, nothing hashed ("fetch only");
 - the chain's link computed over the rows so read ("fetch + hash"), to see what a faster read
   would give verify: the same bytes as projections/audit_chain.py hashes (its chain format);
-- `verify` itself, as shipped.
+- `verify` itself, as shipped; and beside it a verify that reads the log and the kept chain in
+  one query (a left join, the deleted case asked first by an anti-join), to see what that
+  would give before changing `verify`.
 
 The ways: a bare `SELECT ... ORDER BY` with fetchall (the ceiling the bench prints); keyset
 batches as verify reads them (text results, and binary: bytea sent raw, not as hex text); a
@@ -117,6 +119,46 @@ def _copy_binary(url: str, table_name: str) -> Iterator[Row]:
         yield from_bytes(position, "big"), oid.decode(), from_bytes(version, "big"), topic.decode(), state
 
 
+def _joined(url: str, table_name: str) -> int:
+    """The log and the kept chain in ONE query per batch (a left join on the position, the link
+    as bytes), binary results, each link computed and compared as `verify` would; and the
+    deleted case a left join cannot show (a chained position no longer in the log) asked
+    first, by one anti-join. Returns the events checked; raises at the first mismatch."""
+    query = (
+        f"SELECT e.notification_id, e.originator_id::text, e.originator_version, e.topic, e.state, "
+        f"decode(c.link, 'hex') FROM {table_name} e LEFT JOIN audit_chain c ON c.position = e.notification_id "
+        "WHERE e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
+    )
+    deleted = (
+        f"SELECT min(c.position) FROM audit_chain c WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {table_name} e WHERE e.notification_id = c.position)"
+    )
+    link = GENESIS
+    count = 0
+    topics: dict[str, bytes] = {}
+    with psycopg.connect(url) as conn:
+        row = conn.execute(deleted).fetchone()
+        if row is None or row[0] is not None:
+            raise RuntimeError(f"a chained event is no longer in the log: {row}")
+        after = 0
+        while True:
+            with conn.cursor(binary=True) as cursor:
+                chunk = cursor.execute(query, (after, BATCH)).fetchall()
+            if not chunk:
+                return count
+            for position, originator_id, version, topic, state, kept in chunk:
+                oid = originator_id.encode()
+                top = topics.get(topic)
+                if top is None:
+                    top = topics[topic] = _LENGTH.pack(len(topic.encode())) + topic.encode()
+                header = _HEADER.pack(position, version, len(oid))
+                link = sha256(b"".join((link, header, oid, top, _STATE_LENGTH.pack(len(state)), state))).digest()
+                if link != kept:
+                    raise RuntimeError(f"position {position}: the link differs from the kept one")
+                count += 1
+            after = chunk[-1][0]
+
+
 def _hashed(rows: Iterator[Row]) -> int:
     """The chain's links over the rows, as projections/audit_chain.py computes them."""
     link = GENESIS
@@ -162,6 +204,7 @@ def main() -> None:
         fetch: dict[str, list[float]] = {name: [] for name in ways}
         hashed: dict[str, list[float]] = {name: [] for name in ways}
         verified: list[float] = []
+        joined: list[float] = []
         for _ in range(args.rounds):
             for name, read in ways.items():
                 begun = time.perf_counter()
@@ -172,6 +215,10 @@ def main() -> None:
                 begun = time.perf_counter()
                 _hashed(read(url, table_name))
                 hashed[name].append(expected / (time.perf_counter() - begun))
+            begun = time.perf_counter()
+            if _joined(url, table_name) != expected:
+                raise RuntimeError("the joined read did not check every event")
+            joined.append(expected / (time.perf_counter() - begun))
             begun = time.perf_counter()
             verdict = verify(app, engine)
             verified.append(verdict.count / (time.perf_counter() - begun))
