@@ -9,9 +9,9 @@ machine's other work weighs on each alike (the median of R rounds is printed):
   topic, state bytes)`, read whole and counted, nothing hashed ("fetch only");
 - the chain's link computed over the rows so read ("fetch + hash"), to see what a faster read
   would give verify: the same bytes as projections/audit_chain.py hashes (its chain format);
-- `verify` itself, as shipped; and beside it a verify that reads the log and the kept chain in
-  one query (a left join, the deleted case asked first by an anti-join), to see what that
-  would give before changing `verify`.
+- `verify` itself (since this script was written, it reads the kept chain in the same query);
+  and beside it the same idea with binary results and links compared as bytes (a left join,
+  the deleted case asked first by an anti-join), measured before `verify` was changed.
 
 The ways: a bare `SELECT ... ORDER BY` with fetchall (the ceiling the bench prints); keyset
 batches as verify reads them (text results, and binary: bytea sent raw, not as hex text); a
@@ -235,7 +235,7 @@ def main() -> None:
             for name in ways
         ]
         rows.append(
-            ["`verify` as shipped (the log and the kept chain, compared)", "", "", fmt(statistics.median(verified))]
+            ["`verify` (projections/audit_chain.py)", "", "", fmt(statistics.median(verified))]
         )
         together = fmt(statistics.median(joined))
         rows.append(["log LEFT JOIN kept chain, binary, hashed and compared (+ anti-join)", "", "", together])
