@@ -234,9 +234,7 @@ def main() -> None:
             ]
             for name in ways
         ]
-        rows.append(
-            ["`verify` (projections/audit_chain.py)", "", "", fmt(statistics.median(verified))]
-        )
+        rows.append(["`verify` (projections/audit_chain.py)", "", "", fmt(statistics.median(verified))])
         together = fmt(statistics.median(joined))
         rows.append(["log LEFT JOIN kept chain, binary, hashed and compared (+ anti-join)", "", "", together])
         print(
