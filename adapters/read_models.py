@@ -28,6 +28,7 @@ from projections.admin.dunning import DunningStatusProjection
 from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain, RawLog, Record
 from projections.invoice_status import InvoiceStatusProjection
+from projections.invoice_versions import InvoiceVersionsProjection
 from projections.journal import JournalProjection
 from projections.mail.emails import InvoiceEmailsProjection
 from projections.payments import PaymentsProjection
@@ -236,6 +237,7 @@ def read_model_projections(app: BillingApplication, log: RawLog | None = None) -
         AdminUsersProjection(),
         AdminActivityProjection(),
         InvoiceEmailsProjection(load_email),
+        InvoiceVersionsProjection(load),  # invoice_as_of's index (projections/invoice_versions.py)
     ]
     projections.append(AuditChain(log or app))  # the tamper-evident chain, kept like a read model
     return projections

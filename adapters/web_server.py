@@ -33,6 +33,7 @@ from adapters.stripe import StripePaymentProvider
 from adapters.stripe.webhooks import StripeWebhookVerifier
 from commands.application import BillingApplication
 from ledger.reconciliation.runs import LEDGER, STRIPE
+from projections.invoice_versions import InvoiceVersionIndex
 from web.app import create_app
 from web.services import STRIPE_CHECKOUT_ORIGIN, Services
 
@@ -50,6 +51,9 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
     app = _with_retries(lambda: bootstrap(settings, clock=clock, payments=lambda: payments))
     engine = read_model_engine(settings.database_url, settings.database_timeout)
     read_models = _with_retries(lambda: InProcessProjections(app, engine, settings.database_url))
+    # Invoice as of a moment from the invoice_versions read model (its tables made just above):
+    # a first call in this process costs what any call does (docs/throughput.md, As of).
+    app.use_version_index(InvoiceVersionIndex(engine))
     services = Services(
         app=app,
         read_models=read_models,

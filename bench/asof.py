@@ -4,7 +4,13 @@ As of: one invoice of 1,000 events (created, issued, then partial payments one s
 bench/replay.py build_invoice), and `app.invoice_as_of` at an early moment (version 10), the
 middle (version 500) and the end (version 1,000), each timed REPEATS times after WARMUP untimed
 calls: p50 and p99 in milliseconds, beside the target of 5 ms. Every call goes to the store:
-invoice_as_of does not use the aggregate cache (ADR 0009).
+invoice_as_of does not use the aggregate cache (ADR 0009). Two ways, alternated call by call:
+"read model", an application given the invoice_versions read model (`use_version_index`, as
+`ledger serve` is; projections/invoice_versions.py), caught up first; and "in-process cache",
+an application without one (commands/as_of.py InvoiceTimelines). Then the first call for the
+invoice in a process: a fresh application and engine, their connections opened by a call for
+another invoice. Beside them, what the read model cost to keep for this invoice: its rows per
+invoice event, its kept states' bytes, and the time in its own prepare and process.
 
 Audit verify: a log of EVENTS events (bench/read_models.py generate: invoices with lines,
 payments and a refund), chained by the audit chain alone, then `verify` over the whole chain,
@@ -22,8 +28,12 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, func, select
 
 from adapters.clock import ManualClock
 from adapters.persistence import event_store_env
@@ -34,11 +44,17 @@ from bench.replay import START, build_invoice
 from bench.report import fmt, table
 from commands.application import BillingApplication
 from projections.audit_chain import AuditChain, verify
+from projections.invoice_versions import STATE_INTERVAL, InvoiceVersionIndex, InvoiceVersionsProjection
 from projections.runner import ProjectionRunner
+from projections.tables import invoice_version_states, invoice_versions
+from projections.tracked import Positioned
 
 INVOICE_EVENTS = 1_000
 MOMENTS = (("early", 10), ("middle", 500), ("late", 1_000))
 AS_OF_TARGET_MS = 5.0
+# psycopg prepares a statement on the server at its fifth execution on a connection; until then
+# PostgreSQL plans it on each call (~1-3 ms for the as-of queries, once per pooled connection).
+PREPARED_AFTER = 6
 VERIFY_TARGET = 150_000.0  # events/s
 
 
@@ -73,42 +89,117 @@ class AsOfReport:
     verify_seconds: float
     selected: int  # rows the bare SELECT read
     select_seconds: float
+    write_cost: WriteCost
 
 
-def _as_of(url: str, plan: AsOfPlan) -> list[AsOfRow]:
+def _timed(
+    rows: list[AsOfRow], apps: list[BillingApplication], invoice_id: UUID, moment: datetime, plan: AsOfPlan
+) -> None:
+    """Each application's call in turn, call by call, so that the machine's other work weighs on each alike."""
+    for app in apps:
+        for _ in range(plan.warmup):
+            app.invoice_as_of(invoice_id, moment)
+    for _ in range(plan.repeats):
+        for row, app in zip(rows, apps, strict=True):
+            begun = time.perf_counter()
+            invoice = app.invoice_as_of(invoice_id, moment)
+            row.samples_ms.append((time.perf_counter() - begun) * 1000)
+            # The early moments share a timestamp with their neighbours (a save stamps them
+            # together), so the state reached is the last event at that instant, not below it.
+            if invoice.version < row.version:
+                raise RuntimeError(f"as of {moment}: version {invoice.version}, expected at least {row.version}")
+
+
+def _as_of(url: str, plan: AsOfPlan) -> tuple[list[AsOfRow], WriteCost]:
+    """The read model (invoice_versions, what `ledger serve` uses) and, in the same run, the
+    in-process cache (commands/as_of.py InvoiceTimelines, an application without it): warm
+    calls at each moment, then first calls in a process (a fresh application, and engine)."""
     clock_ = ManualClock(START - timedelta(days=3650))
     app = BillingApplication(clock=clock_, env=event_store_env(url))
+    engine = read_model_engine(url)
     try:
         invoice_id = build_invoice(app, clock_, INVOICE_EVENTS)
         stamps: dict[int, datetime] = {e.originator_version: e.timestamp for e in app.invoice_history(invoice_id)}
+        cost = _write_cost(app, engine, invoice_id)
+        indexed = BillingApplication(clock=clock_, env=event_store_env(url))
+        indexed.use_version_index(InvoiceVersionIndex(engine))
         rows = []
         for name, version in MOMENTS:
-            moment = stamps[version]
-            row = AsOfRow(name, version)
-            for _ in range(plan.warmup):
-                app.invoice_as_of(invoice_id, moment)
-            for _ in range(plan.repeats):
-                begun = time.perf_counter()
-                invoice = app.invoice_as_of(invoice_id, moment)
-                row.samples_ms.append((time.perf_counter() - begun) * 1000)
-            # The early moments share a timestamp with their neighbours (a save stamps them
-            # together), so the state reached is the last event at that instant, not below it.
-            if invoice.version < version:
-                raise RuntimeError(f"as of {moment}: version {invoice.version}, expected at least {version}")
-            rows.append(row)
-        # The first call for an invoice in a process replays its whole history (the in-process
-        # cache of commands/as_of.py is empty): a fresh application per call, untimed set-up.
-        cold = AsOfRow("late, first call in a process", INVOICE_EVENTS)
+            pair = [AsOfRow(f"read model: {name}", version), AsOfRow(f"in-process cache: {name}", version)]
+            _timed(pair, [indexed, app], invoice_id, stamps[version], plan)
+            rows.extend(pair)
+        indexed.close()
+        # A first call for the invoice in a process: a fresh application and engine, their
+        # connections opened and statements prepared by untimed calls for another long invoice
+        # (a process that has served as-of calls before has them), nothing of this invoice in memory.
+        other = build_invoice(app, clock_, 2 * STATE_INTERVAL)
+        _write_cost(app, engine, other)  # the read model caught up with it
+        colds = [
+            AsOfRow(f"{label}: late, first call for it in a process", INVOICE_EVENTS)
+            for label in ("read model", "in-process cache")
+        ]
         for _ in range(plan.cold):
-            fresh = BillingApplication(clock=clock_, env=event_store_env(url))
-            begun = time.perf_counter()
-            fresh.invoice_as_of(invoice_id, stamps[INVOICE_EVENTS])
-            cold.samples_ms.append((time.perf_counter() - begun) * 1000)
-            fresh.close()
-        rows.append(cold)
-        return rows
+            for cold, index in zip(colds, (True, False), strict=True):  # alternated, as the warm calls
+                fresh = BillingApplication(clock=clock_, env=event_store_env(url))
+                fresh_engine = read_model_engine(url)
+                if index:
+                    fresh.use_version_index(InvoiceVersionIndex(fresh_engine))
+                for _ in range(PREPARED_AFTER):
+                    fresh.invoice_as_of(other, clock_.now())
+                begun = time.perf_counter()
+                fresh.invoice_as_of(invoice_id, stamps[INVOICE_EVENTS])
+                cold.samples_ms.append((time.perf_counter() - begun) * 1000)
+                fresh_engine.dispose()
+                fresh.close()
+        rows.extend(colds)
+        return rows, cost
     finally:
+        engine.dispose()
         app.close()
+
+
+@dataclass(frozen=True)
+class WriteCost:
+    """What the invoice_versions read model costs the projection runner for the bench's invoice."""
+
+    events: int  # the invoice's
+    version_rows: int
+    state_rows: int
+    state_bytes: int  # every kept state's encoding, summed
+    seconds: float  # in the read model's prepare and process (the runner's shared log read and commit excluded)
+
+
+class _TimedVersions(InvoiceVersionsProjection):
+    """The projection, with the time spent in its own prepare and process added up."""
+
+    seconds = 0.0
+
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        begun = time.perf_counter()
+        super().prepare(batch)
+        self.seconds += time.perf_counter() - begun
+
+    def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
+        begun = time.perf_counter()
+        super().process(conn, batch)
+        self.seconds += time.perf_counter() - begun
+
+
+def _write_cost(app: BillingApplication, engine: Engine, invoice_id: UUID) -> WriteCost:
+    projection = _TimedVersions(lambda i, v: app.invoice(i, version=v))
+    runner = ProjectionRunner(engine, _ReadModelLog(app), [projection])
+    runner.create_tables()
+    runner.catch_up()
+    seconds = projection.seconds
+    key = str(invoice_id)
+    with engine.connect() as conn:
+        versions = conn.execute(select(func.count()).where(invoice_versions.c.invoice_id == key)).scalar_one()
+        states, size = conn.execute(
+            select(func.count(), func.coalesce(func.sum(func.length(invoice_version_states.c.state)), 0)).where(
+                invoice_version_states.c.invoice_id == key
+            )
+        ).one()
+    return WriteCost(app.invoice(invoice_id).version, int(versions), int(states), int(size), seconds)
 
 
 def _bare_select(url: str, table_name: str) -> tuple[int, float]:
@@ -151,9 +242,9 @@ def _verify(url: str, plan: AsOfPlan) -> tuple[int, float, int, float]:
 
 
 def run_asof(backend: str, as_of_url: str, log_url: str, plan: AsOfPlan) -> AsOfReport:
-    rows = _as_of(as_of_url, plan)
+    rows, cost = _as_of(as_of_url, plan)
     verified, verify_seconds, selected, select_seconds = _verify(log_url, plan)
-    return AsOfReport(backend, rows, verified, verify_seconds, selected, select_seconds)
+    return AsOfReport(backend, rows, verified, verify_seconds, selected, select_seconds, cost)
 
 
 def render(reports: list[AsOfReport], plan: AsOfPlan) -> str:
@@ -169,6 +260,17 @@ def render(reports: list[AsOfReport], plan: AsOfPlan) -> str:
         ]
         for r in reports
         for row in r.rows
+    ]
+    costs = [
+        [
+            r.backend,
+            fmt(r.write_cost.events),
+            f"{r.write_cost.version_rows / r.write_cost.events:.2f}",
+            f"{r.write_cost.state_rows / r.write_cost.events:.3f}",
+            fmt(r.write_cost.state_bytes / 1024, 1),
+            fmt(r.write_cost.seconds * 1e6 / r.write_cost.events),
+        ]
+        for r in reports
     ]
     verify_rows = []
     for r in reports:
@@ -194,6 +296,11 @@ def render(reports: list[AsOfReport], plan: AsOfPlan) -> str:
                 ["backend", "moment", "calls", "p50", "p99", "target", "p99 vs target"],
                 as_of,
                 left=2,
+            ),
+            table(
+                "The invoice_versions read model's write cost: the bench's invoice, its own prepare and process",
+                ["backend", "invoice events", "version rows/event", "state rows/event", "states KiB", "us/event"],
+                costs,
             ),
             table(
                 f"Audit verify: the whole chain of a {plan.events:,}-event log, beside a bare SELECT of the same rows",

@@ -22,7 +22,7 @@ from eventsourcing.persistence import Notification, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
 from commands.admin.users import AdminUsers
-from commands.as_of import InvoiceTimelines
+from commands.as_of import InvoicesAsOf, InvoiceTimelines, VersionIndex
 from commands.dunning import DunningCommands
 from commands.ingestion import money_movements as movements
 from commands.ingestion.provider_events import (
@@ -160,6 +160,7 @@ class BillingApplication(Application[UUID]):
         self.mail = MailCommands(self.runner)
         self.portal = PortalCommands(self.runner, secret_key)
         self.timelines = InvoiceTimelines(self._invoice_events_after)
+        self.versions: InvoicesAsOf | None = None  # see use_version_index
 
     def take_snapshot(self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None) -> None:
         """Snapshot a number series from its own repository, starting at its last snapshot."""
@@ -693,16 +694,28 @@ class BillingApplication(Application[UUID]):
         with storage_errors_as_unavailable():
             return bool(self.recorder.select_events(aggregate_id, gt=version, limit=1))
 
+    def use_version_index(self, index: VersionIndex) -> None:
+        """Answer `invoice_as_of` from `index` (the invoice_versions read model) and the store."""
+        self.versions = InvoicesAsOf(index, self._invoice_events_between)
+
     def invoice_as_of(self, invoice_id: UUID, moment: datetime) -> Invoice:
         """The invoice as it stood at `moment`: its events up to the first one stamped after it,
-        replayed. Served from the in-process cache of recently asked invoices' histories
-        (commands/as_of.py), brought up to date with the events stored since (one query)."""
+        replayed (commands/as_of.py). With a version index (`use_version_index`): from the state
+        kept nearest below the moment and the few events after it. Without one: from the
+        in-process cache of recently asked invoices' histories, brought up to date with the
+        events stored since (one query)."""
+        if self.versions is not None:
+            return self.versions.as_of(invoice_id, moment)
         return self.timelines.as_of(invoice_id, moment)
 
     def _invoice_events_after(self, invoice_id: UUID, version: int | None) -> list[object]:
         """The invoice's stored events after `version` (all when None), oldest first, decoded."""
+        return self._invoice_events_between(invoice_id, version, None)
+
+    def _invoice_events_between(self, invoice_id: UUID, after: int | None, upto: int | None) -> list[object]:
+        """The invoice's stored events after `after` up to `upto` (None: no bound), decoded."""
         with storage_errors_as_unavailable():
-            return list(self.repository.event_store.get(invoice_id, gt=version))
+            return list(self.repository.event_store.get(invoice_id, gt=after, lte=upto))
 
     def invoice_history(self, invoice_id: UUID) -> Iterator[Invoice.Event]:
         """The invoice's events, oldest first."""

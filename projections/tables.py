@@ -380,3 +380,30 @@ invoice_emails = Table(
 Index("ix_invoice_emails_next_attempt_at", invoice_emails.c.next_attempt_at)
 # An invoice's emails, in the order they were queued.
 Index("ix_invoice_emails_invoice", invoice_emails.c.invoice_id, invoice_emails.c.queued_at)
+
+# --------------------------------------------------------------------------- invoice versions (0009)
+
+# Invoice as of a moment (projections/invoice_versions.py): one row per invoice event. `reached`
+# is the latest stamp among the invoice's events up to this version (a running maximum, in
+# microseconds since the epoch, UTC), so the versions stamped at or before a moment are a prefix
+# even if stamps go backwards: the first row past the moment is one index seek.
+invoice_versions = Table(
+    "invoice_versions",
+    metadata,
+    Column("invoice_id", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("reached", BigInteger, nullable=False),
+)
+_versions = invoice_versions.c
+Index("ix_invoice_versions_reached", _versions.invoice_id, _versions.reached, _versions.version)
+
+# The invoice's state every STATE_INTERVAL versions, in the read model's own encoding (its
+# `format`; not the stored event format): as of a moment folds at most STATE_INTERVAL - 1 events onto one.
+invoice_version_states = Table(
+    "invoice_version_states",
+    metadata,
+    Column("invoice_id", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("format", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+)

@@ -228,6 +228,30 @@ def test_an_inserted_event_is_named(app: BillingApplication, clock: ManualClock,
     assert (verdict.ok, verdict.position, verdict.problem) == (False, hole, "inserted")
 
 
+@pytest.mark.parametrize("first", ["deleted", "altered"])
+def test_of_several_problems_the_lowest_position_is_named_with_the_chain_up_to_it(
+    first: str, app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+) -> None:
+    """verify reads each event's kept link beside it and finds deleted events by a query of
+    their own: the verdict is still the first problem by position, and its count and head are
+    those of the events before it."""
+    positions = _chained(app, engine, clock)
+    low, high = positions[4], positions[9]
+    deleted, altered = (low, high) if first == "deleted" else (high, low)
+    store.delete(deleted)
+    store.set_state(altered, store.state(altered)[:-1] + b',"amount":1}')
+    verdict = verify(app, engine)
+    assert (verdict.ok, verdict.position, verdict.problem) == (False, low, first)
+    link = GENESIS
+    for record in app.records_after(0, 1_000_000):
+        if record.id >= low:
+            break
+        link = next_link(link, record)
+    assert verdict.count == positions.index(low)
+    if first == "deleted":
+        assert verdict.head == link.hex()  # an altered verdict names the link computed there
+
+
 def test_swapped_events_are_named_at_the_first_of_them(
     app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
 ) -> None:

@@ -1,10 +1,13 @@
 """commands/as_of.py without a database: a fake store of decoded events. The moment's version
 is found as the replay finds it (up to the first event stamped after the moment) even when
-stamps go backwards, and an invoice evicted from the cache is read again in full."""
+stamps go backwards, and an invoice evicted from the cache is read again in full. From a fake
+version index (the read model's answers, in memory), as of is the replay with the index empty,
+lagging or current, and a current index leaves less than a state interval to read."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from itertools import takewhile
 from typing import Any
@@ -13,7 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from commands.application import _price
-from commands.as_of import InvoiceTimelines
+from commands.as_of import InvoicesAsOf, InvoiceTimelines, Located
 from commands.messages import NewLine
 from ledger.errors import InvoiceNotFoundError
 from ledger.invoices import BANK, Invoice
@@ -86,3 +89,56 @@ def test_an_invoice_heavier_than_the_whole_cache_is_replayed_on_each_call_and_no
     for _ in range(2):
         assert dict(vars(timelines.as_of(invoice_id, end))) == _replayed(store, invoice_id, end)
     assert store.reads == [(invoice_id, None), (invoice_id, None)]
+
+
+class FakeVersionIndex:
+    """The invoice_versions read model as projections/invoice_versions.py keeps it, in memory:
+    the running maximum of stamps per version and a state every `interval` versions, for the
+    first `applied` events of each invoice (the rest not projected yet: a lagging read model)."""
+
+    def __init__(self, store: FakeStore, applied: int, interval: int = 8) -> None:
+        self.reached: dict[UUID, list[datetime]] = {}
+        self.kept: dict[UUID, dict[int, Invoice]] = {}
+        for invoice_id, events in store.events.items():
+            state: Invoice | None = None
+            reached: list[datetime] = []
+            kept: dict[int, Invoice] = {}
+            for event in events[:applied]:
+                state = event.mutate(state)
+                reached.append(max(event.timestamp, reached[-1]) if reached else event.timestamp)
+                if event.originator_version % interval == 0 and state is not None:
+                    kept[event.originator_version] = deepcopy(state)
+            self.reached[invoice_id], self.kept[invoice_id] = reached, kept
+
+    def locate(self, invoice_id: UUID, moment: datetime) -> Located:
+        reached = self.reached.get(invoice_id, [])
+        past = next((version for version, at in enumerate(reached, start=1) if at > moment), None)
+        below = [v for v in self.kept.get(invoice_id, {}) if past is None or v < past]
+        base = deepcopy(self.kept[invoice_id][max(below)]) if below else None  # decoded afresh, as from a row
+        return Located(past=past, base=base)
+
+
+@pytest.mark.parametrize("applied", [0, 5, 17, 10_000])  # empty, lagging (before and past kept states), current
+def test_as_of_from_a_version_index_is_the_replay_however_far_the_index_got(applied: int) -> None:
+    store = FakeStore()
+    invoice_id = store.invoice([5, 1, 9, 3, 9, 12, 2, 20, *range(21, 60)])  # stamps that go backwards
+    reads: list[tuple[int | None, int | None]] = []
+
+    def between(read_id: UUID, after: int | None, upto: int | None) -> Sequence[object]:
+        reads.append((after, upto))
+        events = store.read(read_id, after)
+        return [e for e in events if upto is None or e.originator_version <= upto]
+
+    as_of = InvoicesAsOf(FakeVersionIndex(store, applied), between)
+    stamps = [e.timestamp for e in store.events[invoice_id]]
+    for moment in sorted({*stamps, *(s - timedelta(microseconds=1) for s in stamps)}):
+        expected = _replayed(store, invoice_id, moment)
+        if expected is None:
+            with pytest.raises(InvoiceNotFoundError):
+                as_of.as_of(invoice_id, moment)
+        else:
+            assert dict(vars(as_of.as_of(invoice_id, moment))) == expected, moment
+    if applied >= len(stamps):  # current: never more than a state interval of events read
+        assert all((upto if upto is not None else len(stamps)) - (after or 0) < 8 for after, upto in reads)
+    with pytest.raises(InvoiceNotFoundError):
+        as_of.as_of(uuid4(), T0 + timedelta(days=1))
