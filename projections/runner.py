@@ -18,7 +18,8 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import ClauseElement
 
 from projections.schema import upgrade
 from projections.tables import tracking
@@ -48,7 +49,7 @@ class ProjectionRunner:
         self.engine = engine
         self.log = log
         self.projections = list(projections)
-        self._statements = _PassStatements(engine.dialect.name, sorted(p.name for p in self.projections))
+        self._statements = _PassStatements(engine.dialect, sorted(p.name for p in self.projections))
 
     def create_tables(self) -> None:
         """Bring every read-model table to the newest migration (projections/schema.py)."""
@@ -198,15 +199,14 @@ class _PassStatements:
     work (building the statement, its cache key, binding a dozen names) was part of each
     pass's fixed cost, paid under load on the webhook path (docs/throughput.md)."""
 
-    def __init__(self, dialect_name: str, names: list[str]) -> None:
-        dialect = postgresql.dialect() if dialect_name == "postgresql" else sqlite.dialect()
-        module = postgresql if dialect_name == "postgresql" else sqlite
+    def __init__(self, dialect: Dialect, names: list[str]) -> None:
+        module = postgresql if dialect.name == "postgresql" else sqlite
         create = module.insert(tracking).values([{"projection": n, "position": 0} for n in names])
         lock = select(tracking.c.projection, tracking.c.position).where(tracking.c.projection.in_(names))
-        if dialect_name == "postgresql":
+        if dialect.name == "postgresql":
             lock = lock.order_by(tracking.c.projection).with_for_update()  # one lock order for every runner
 
-        def compiled(statement: Executable) -> str:
+        def compiled(statement: ClauseElement) -> str:
             return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
         self.positions = compiled(select(tracking.c.projection, tracking.c.position))
