@@ -73,7 +73,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
     mail = _mail(app, engine, settings, read_models)  # a bad LEDGER_SMTP_URL is refused here, at start
 
     def start() -> None:
-        if follow:
+        if follow and settings.follow_in_process:
             read_models.start()
         if follow and mail is not None:
             mail.start()
