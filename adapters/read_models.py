@@ -35,7 +35,7 @@ from projections.payments import PaymentsProjection
 from projections.reconciliation.items import ReconciliationItemsProjection
 from projections.reconciliation.ledger_side import LedgerSideProjection
 from projections.reconciliation.runs import ReconciliationRunsProjection
-from projections.runner import ProjectionRunner
+from projections.runner import GATHER_SECONDS, Gathering, ProjectionRunner
 from projections.tracked import Projection
 from projections.webhook_inbox import WebhookInboxProjection
 
@@ -260,8 +260,15 @@ class InProcessProjections:
     for new events with the backend's waiter (NOTIFY on PostgreSQL, polling on SQLite).
     """
 
-    def __init__(self, app: BillingApplication, engine: Engine, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        app: BillingApplication,
+        engine: Engine,
+        database_url: str | None = None,
+        gather_seconds: float = GATHER_SECONDS,
+    ) -> None:
         self.engine = engine
+        self.gather_seconds = gather_seconds
         self.runner = projection_runner(app, engine)
         self._app = app
         self._database_url = database_url
@@ -299,6 +306,9 @@ class InProcessProjections:
             self._waiter = None
 
     def _follow(self, waiter: LogWaiter) -> None:
+        # Under load, a pause between passes (projections/runner.py Gathering): each pass then
+        # takes more events at once, and the webhook path pays a pass's fixed cost less often.
+        gathering = Gathering(self.gather_seconds)
         while not self._stop.is_set():
             try:
                 with self._lock:
@@ -306,5 +316,10 @@ class InProcessProjections:
             except Exception as error:  # the store is down: try again later, never die
                 log.warning("read models not updated: %s", error)
                 applied = 0
-            if applied == 0 and not self._stop.is_set():
+            delay = gathering.after(applied)  # every pass, empty ones too: they end a busy spell
+            if self._stop.is_set():
+                return
+            if applied == 0:
                 waiter.wait(waiter.poll_seconds)
+            elif delay:
+                self._stop.wait(delay)  # outside the lock: requests' catch_up need not wait for it

@@ -1,7 +1,8 @@
 """`ledger serve`: the web application composed from the settings and served by uvicorn.
 
 Each uvicorn worker process builds its own application (`asgi_app`, the factory uvicorn
-imports) with its own event-store connections and an in-process projection follower; workers
+imports) with its own event-store connections and an in-process projection follower (none with
+LEDGER_FOLLOW_IN_PROCESS=0: `ledger project --follow` runs beside them); workers
 share the database, and the projection runner's transactions keep them from applying a batch
 twice. On SQLite one writer at a time is the database's own rule: use 1 worker there.
 """
@@ -77,7 +78,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
     mail = _mail(app, engine, settings, read_models)  # a bad LEDGER_SMTP_URL is refused here, at start
 
     def start() -> None:
-        if follow:
+        if follow and settings.follow_in_process:
             read_models.start()
         if follow and mail is not None:
             mail.start()

@@ -19,13 +19,22 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Engine, Index, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, DropIndex
+from sqlalchemy.sql.expression import ClauseElement
 
 from projections.schema import upgrade
 from projections.tables import tracking
 from projections.tracked import Positioned, Projection
 
 PASS_ATTEMPTS = 5
+# A follower that finds new events on two passes in a row is under load: it waits this long
+# before the next pass, so that the pass takes the events of that interval together instead
+# of a few at a time. A pass has a fixed cost of milliseconds (its statements, the write lock
+# the event store's writers then wait for), paid per pass, not per event (docs/throughput.md).
+# An event waits for the read models at most this much longer; an event after a quiet spell
+# does not wait for it at all.
+GATHER_SECONDS = 0.05
 Progress = Callable[[int, int], None]  # (events applied so far, position of the log's head)
 
 
@@ -42,6 +51,7 @@ class ProjectionRunner:
         self.engine = engine
         self.log = log
         self.projections = list(projections)
+        self._statements = _PassStatements(engine.dialect, sorted(p.name for p in self.projections))
 
     def create_tables(self) -> None:
         """Bring every read-model table to the newest migration (projections/schema.py), with
@@ -51,7 +61,7 @@ class ProjectionRunner:
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(tracking.c.projection, tracking.c.position)).all()
+            rows = conn.exec_driver_sql(self._statements.positions).all()
         known = {name: int(position) for name, position in rows}
         return {p.name: known.get(p.name, 0) for p in self.projections}
 
@@ -121,17 +131,26 @@ class ProjectionRunner:
         poll_seconds: float = 0.2,
         should_stop: Callable[[], bool] = lambda: False,
         wait: Callable[[float], None] = time.sleep,
+        gather_seconds: float = GATHER_SECONDS,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         """Keep the read models up to date until `should_stop()` says so.
 
         When a pass finds nothing new, `wait(poll_seconds)` blocks until new events may exist
         or the poll interval passes: plain polling by default; a waiter woken by the database
         (PostgreSQL NOTIFY, adapters/log_notifications.py) returns early. A lost wake-up can
-        only delay the next pass, by at most `poll_seconds`, never stall the follower.
+        only delay the next pass, by at most `poll_seconds`, never stall the follower. Under
+        load, `pause(gather_seconds)` between passes (see `Gathering`); `pause` is not the
+        waiter, which a busy log would wake at once.
         """
+        gathering = Gathering(gather_seconds)
         while not should_stop():
-            if self.run_once() == 0:
+            applied = self.run_once()
+            delay = gathering.after(applied)  # every pass, empty ones too: they end a busy spell
+            if applied == 0:
                 wait(poll_seconds)
+            elif delay:
+                pause(delay)
 
     def rebuild(self, batch_size: int = 5_000, progress: Progress | None = None) -> int:
         """Empty every rebuildable read model and replay the whole log into it.
@@ -174,15 +193,8 @@ class ProjectionRunner:
     def _locked_positions(self, conn: Connection) -> dict[str, int]:
         """Every model's position, its row created if new and locked until the commit (FOR UPDATE
         on PostgreSQL; on SQLite the INSERT takes the database's write lock first)."""
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        names = sorted(p.name for p in self.projections)  # one lock order for every runner
-        conn.execute(
-            dialect.insert(tracking).on_conflict_do_nothing(), [{"projection": n, "position": 0} for n in names]
-        )
-        query = select(tracking.c.projection, tracking.c.position).where(tracking.c.projection.in_(names))
-        if conn.dialect.name == "postgresql":
-            query = query.order_by(tracking.c.projection).with_for_update()
-        return {name: int(position) for name, position in conn.execute(query)}
+        conn.exec_driver_sql(self._statements.create)
+        return {name: int(position) for name, position in conn.exec_driver_sql(self._statements.lock)}
 
 
 def _secondary_indexes(projections: Sequence[Projection]) -> list[Index]:
@@ -204,3 +216,39 @@ def _create_missing(engine: Engine, indexes: Sequence[Index]) -> None:
         for index in indexes:
             if index.name not in existing:
                 conn.execute(CreateIndex(index, if_not_exists=True))  # another runner may make it meanwhile
+
+
+class Gathering:
+    """When a follower pauses before its next pass: after a pass that applied events right after
+    another that did (the log is busy), `gather_seconds`; otherwise not at all, so the first
+    event after a quiet spell reaches the read models as soon as a pass sees it."""
+
+    def __init__(self, gather_seconds: float) -> None:
+        self.gather_seconds = gather_seconds
+        self._busy = False
+
+    def after(self, applied: int) -> float:
+        """The pause before the next pass, given the events the last one applied."""
+        busy, self._busy = self._busy, applied > 0
+        return self.gather_seconds if busy and applied > 0 else 0.0
+
+
+class _PassStatements:
+    """The statements every pass runs, compiled once per runner into the dialect's SQL, their
+    values (the models' names, fixed for the runner) written in: SQLAlchemy's per-execution
+    work (building the statement, its cache key, binding a dozen names) was part of each
+    pass's fixed cost, paid under load on the webhook path (docs/throughput.md)."""
+
+    def __init__(self, dialect: Dialect, names: list[str]) -> None:
+        module = postgresql if dialect.name == "postgresql" else sqlite
+        create = module.insert(tracking).values([{"projection": n, "position": 0} for n in names])
+        lock = select(tracking.c.projection, tracking.c.position).where(tracking.c.projection.in_(names))
+        if dialect.name == "postgresql":
+            lock = lock.order_by(tracking.c.projection).with_for_update()  # one lock order for every runner
+
+        def compiled(statement: ClauseElement) -> str:
+            return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+        self.positions = compiled(select(tracking.c.projection, tracking.c.position))
+        self.create = compiled(create.on_conflict_do_nothing())
+        self.lock = compiled(lock)

@@ -240,3 +240,64 @@ def test_models_at_different_positions_each_move_past_their_own_batch_in_one_pas
     assert both.catch_up() > 0
     assert set(both.positions().values()) == {app.head()}
     assert ahead.seen == behind.seen == [position for position, _ in app.events_after(0, 10_000)]
+
+
+def test_a_busy_log_makes_the_follower_pause_between_passes_never_longer_than_gather_seconds(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """A command lands before every pass (the log never quiet): after its first two passes the
+    follower pauses `gather_seconds` before each next one, never more, and still applies every
+    event; it never waits for a wake-up while there is work."""
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("Work", 1, 1_000, "0")]).result
+    model = _Recording("test-follower")
+    runner = ProjectionRunner(engine, app, [model])
+    runner.create_tables()
+    passes: list[int] = []
+    pauses: list[float] = []
+    waits: list[float] = []
+
+    def should_stop() -> bool:  # called once before each pass: a new command lands first
+        if len(passes) == 6:
+            return True
+        passes.append(app.head())
+        app.record_offline_payment(invoice_id, Money(1, "usd"), reference=f"ref {len(passes)}")
+        return False
+
+    app.issue(invoice_id)
+    runner.follow(
+        poll_seconds=5.0, should_stop=should_stop, wait=waits.append, gather_seconds=0.03, pause=pauses.append
+    )
+
+    assert waits == []
+    assert pauses == [0.03] * 5  # no pause after the first pass: the one before it did not exist
+    assert model.seen == [position for position, _ in app.events_after(0, 10_000)]
+
+
+def test_the_first_event_after_a_quiet_spell_is_applied_without_a_pause(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """Each command lands while the follower waits on a quiet log: the pass that applies it is
+    not followed by a pause, so the next command's events are not held back by one either."""
+    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("Work", 1, 1_000, "0")]).result
+    app.issue(invoice_id)
+    model = _Recording("test-follower")
+    runner = ProjectionRunner(engine, app, [model])
+    runner.create_tables()
+    runner.catch_up()
+    pauses: list[float] = []
+    waits: list[float] = []
+    heads: list[int] = []  # the log's head as each command landed
+
+    def wait(timeout: float) -> None:
+        waits.append(timeout)
+        heads.append(app.head())
+        app.record_offline_payment(invoice_id, Money(1, "usd"), reference=f"ref {len(waits)}")
+
+    runner.follow(
+        poll_seconds=5.0, should_stop=lambda: len(waits) == 4, wait=wait, gather_seconds=0.03, pause=pauses.append
+    )
+
+    assert pauses == []
+    assert waits == [5.0] * 4
+    # Every command but the last (it landed in the wait that stopped the follower) was applied.
+    assert model.seen == [position for position, _ in app.events_after(0, 10_000) if position <= heads[-1]]

@@ -95,3 +95,12 @@ def test_the_pdf_font_directory_is_read_when_set(tmp_path: Path) -> None:
     assert Settings.from_environment({}, dotenv_path=missing).pdf_font_dir is None
     settings = Settings.from_environment({"LEDGER_PDF_FONT_DIR": "/opt/fonts"}, dotenv_path=missing)
     assert settings.pdf_font_dir == Path("/opt/fonts")
+
+
+def test_the_in_process_follower_is_on_unless_switched_off(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.env"
+    assert Settings.from_environment({}, dotenv_path=missing).follow_in_process
+    assert Settings.from_environment({"LEDGER_FOLLOW_IN_PROCESS": "1"}, dotenv_path=missing).follow_in_process
+    assert not Settings.from_environment({"LEDGER_FOLLOW_IN_PROCESS": "0"}, dotenv_path=missing).follow_in_process
+    with pytest.raises(ConfigurationError, match="LEDGER_FOLLOW_IN_PROCESS"):
+        Settings.from_environment({"LEDGER_FOLLOW_IN_PROCESS": "sometimes"}, dotenv_path=missing)
