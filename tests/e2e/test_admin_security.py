@@ -46,7 +46,7 @@ from tests.conftest import AppFactory
 from tests.e2e.conftest import TOKEN
 from tests.served import ServedApp
 from web.admin.context import acting
-from web.admin.limiter import LoginLimiter
+from web.limiter import LoginLimiter
 from web.admin.security import COOKIE, CSP
 from web.app import create_app
 from web.openapi import openapi_document
