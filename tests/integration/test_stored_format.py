@@ -41,6 +41,10 @@ from tests.unit.test_event_decoding import shape
 DUMP = Path(__file__).resolve().parents[1] / "fixtures" / "format" / "b107ff9.sql"
 EVENTS = 283  # in the dump; a different count means the fixture was swapped, not the format
 NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+# Read-model tables (`projection.table`) whose rows today's code rightly computes otherwise than
+# b107ff9's did (a new read model, a migration whose column only a rebuild fills, ...), each with
+# why: left out of the row-for-row comparisons. A table missing from here that differs fails.
+CHANGED_SINCE_THE_FIXTURE: dict[str, str] = {}
 
 
 def _sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -120,7 +124,8 @@ def test_a_rebuild_gives_back_the_read_models_the_old_code_wrote(
     rebuilt = dump_read_models(runner)
     assert rebuilt.keys() == written_read_models.keys()
     for table, rows in written_read_models.items():
-        assert rebuilt[table] == rows, table
+        if table not in CHANGED_SINCE_THE_FIXTURE:
+            assert rebuilt[table] == rows, f"{table}: rebuilt from the old log, not what the old code wrote"
 
 
 def test_the_invoices_figures_are_the_old_codes(
@@ -216,8 +221,8 @@ def test_the_same_events_in_postgresql_rebuild_the_same_read_models(
             runner.catch_up()
             rebuilt = dump_read_models(runner)
             for table, rows in written_read_models.items():
-                if table.startswith("audit_chain."):
-                    continue  # over PostgreSQL's positions and ids: its own chain, checked by verify below
+                if table.startswith("audit_chain.") or table in CHANGED_SINCE_THE_FIXTURE:
+                    continue  # the chain is over PostgreSQL's positions and ids: checked by verify below
                 assert _portable(rebuilt[table]) == _portable(rows), table
             verdict = verify(app, engine)
             assert verdict.ok, verdict
