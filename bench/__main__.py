@@ -49,6 +49,8 @@ from bench.reconcile import QUICK as RECONCILE_QUICK
 from bench.reconcile import ReconcileReport, run_reconcile
 from bench.reconcile import render as render_reconcile
 from bench.suite import FULL, QUICK, Backend, BackendReport, Plan, run_backend
+from bench.summary import figures as summary_figures
+from bench.summary import render as render_summary
 from bench.usage import FULL as USAGE_FULL
 from bench.usage import QUICK as USAGE_QUICK
 from bench.usage import UsagePlan, UsageRow, run_usage
@@ -379,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if asof is not None and asof_reports:
         print()
         print(render_asof(asof_reports, asof))
+    summary = summary_figures(webhook_reports, read_models, replay_reports, asof_reports)
+    if summary:
+        print()
+        print(render_summary(summary))
     print(f"\ntotal run time: {time.monotonic() - began:.0f} s")
     return 0
 

@@ -388,7 +388,7 @@ def run_read_models(backend: str, url: str, events: int) -> ReadModelsReport:
         _say(backend, f"eventsourcing.projection.ProjectionRunner (per event), {first.ops:,} events")
         m = _one(run_case, CaseJob(url, "library"))
         report.library = (m.ops, m.finished - m.started, m.peak_rss_kib / 1024)
-    small = max(events // 4, first.ops)
+    small = max(events // 10, first.ops)  # 100k beside 1M: the peak-memory pair (bench/summary.py)
     if small > first.ops:
         _say(backend, f"generating {small - first.ops:,} more events")
         more = _one(generate, GenerateJob(url, small - first.ops, 200, first.extra["next_sequence"]))

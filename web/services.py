@@ -17,7 +17,7 @@ from commands.reconciliation.facts import ProviderRecords
 from ledger.dunning.policy import DunningPolicy
 from ledger.seller import Seller
 from projections.queries import Page, list_invoices
-from web.admin.limiter import LoginLimiter
+from web.limiter import LoginLimiter
 from web.rendered import RenderedInvoices
 
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"

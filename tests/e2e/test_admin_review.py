@@ -23,7 +23,7 @@ from tests.conftest import AppFactory
 from tests.e2e import test_admin_pages_invoices as pages
 from tests.e2e.test_admin_pages_invoices import Site, issued
 from tests.e2e.test_admin_security import serving
-from web.admin.limiter import LoginLimiter
+from web.limiter import LoginLimiter
 
 site = pages.site  # the served app with an admin signed in
 

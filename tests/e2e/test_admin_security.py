@@ -46,9 +46,9 @@ from tests.conftest import AppFactory
 from tests.e2e.conftest import TOKEN
 from tests.served import ServedApp
 from web.admin.context import acting
-from web.admin.limiter import LoginLimiter
 from web.admin.security import COOKIE, CSP
 from web.app import create_app
+from web.limiter import LoginLimiter
 from web.openapi import openapi_document
 from web.services import Services
 

@@ -82,7 +82,8 @@ def _module_name(root: Path, path: Path) -> str:
 
 
 def _import_graph(root: Path, packages: Sequence[str]) -> dict[str, set[str]]:
-    """Each module of `packages` and the modules of `packages` it imports.
+    """Each module of `packages` and the modules of `packages` it imports, the packages whose
+    `__init__` an import runs included.
 
     Every import counts wherever it stands (under `if TYPE_CHECKING:` or inside a function too: a
     circle hidden there is still a circle), and `from package import name` counts as importing
@@ -105,11 +106,19 @@ def _import_graph(root: Path, packages: Sequence[str]) -> dict[str, set[str]]:
                     f"{base}.{alias.name}" if f"{base}.{alias.name}" in paths else base for alias in node.names
                 )
         graph[name] = set()
+        ancestors = {".".join(name.split(".")[:i]) for i in range(1, len(name.split(".")))}
         for target in targets:
             while target and target not in paths:  # `import a.b.c` of a name inside a module
                 target = target.rpartition(".")[0]
             if target and target != name:
                 graph[name].add(target)
+            # Importing a.b.c runs a/__init__.py and a/b/__init__.py first: edges to those packages,
+            # except the importer's own, which are always initialised before it runs.
+            parent = target.rpartition(".")[0]
+            while parent:
+                if parent in paths and parent not in ancestors and parent != name:
+                    graph[name].add(parent)
+                parent = parent.rpartition(".")[0]
     return graph
 
 
@@ -208,3 +217,23 @@ def test_the_circle_check_sees_a_circle_through_a_submodule_and_a_type_checking_
     graph = _import_graph(tmp_path, ["app"])
     assert graph["app.leaf"] == {"app.main"}
     assert _circles(graph) == [["app.feature.commands", "app.main"]]
+
+
+def test_the_circle_check_sees_a_circle_through_a_packages_init(tmp_path: Path) -> None:
+    # Importing app.admin.limiter runs app/admin/__init__.py first; if that imports a module which
+    # imports the importer back, importing app.services first fails half-initialised (the loop
+    # web.services -> web.admin.limiter -> web.admin -> web.admin.security -> web.services was one).
+    (tmp_path / "app" / "admin").mkdir(parents=True)
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "services.py").write_text("from app.admin.limiter import Limiter\n")
+    (tmp_path / "app" / "admin" / "__init__.py").write_text("from app.admin.security import Security\n")
+    (tmp_path / "app" / "admin" / "limiter.py").write_text("class Limiter: ...\n")
+    (tmp_path / "app" / "admin" / "security.py").write_text(
+        "from app.admin import limiter\nfrom app.services import Services\n"
+    )
+    graph = _import_graph(tmp_path, ["app"])
+    assert graph["app.services"] == {"app.admin", "app.admin.limiter"}
+    # A module's own packages are initialised before it runs: importing one of their submodules
+    # adds no edge to them, or every package that imports its own modules would be a circle.
+    assert graph["app.admin.security"] == {"app.admin.limiter", "app.services"}
+    assert _circles(graph) == [["app.admin", "app.admin.security", "app.services"]]

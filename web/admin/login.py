@@ -2,7 +2,7 @@
 
 A wrong password, an unknown email and a disabled account get the same page, text and status
 (401), and take about as long (the accounts layer verifies a dummy hash for an unknown email).
-Failed attempts are limited per account and per client address (web/admin/limiter.py): past
+Failed attempts are limited per account and per client address (web/limiter.py): past
 the limit the answer is 429 with Retry-After, before any hash is computed. Each login starts a
 new session with a new id: a cookie sent with the login form is revoked, never promoted.
 """

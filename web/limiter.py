@@ -1,9 +1,12 @@
-"""Login attempts limited per account and per client address (the `limits` library, moving window).
+"""Admin login attempts limited per account and per client address (the `limits` library, moving window).
 
 Only failed attempts count: a user who types the password right is never locked out by their own
 successful logins, and a guesser is stopped before the password hash is even computed. The
 account key is the email as typed, trimmed and lowercased (not validated: a malformed email is
 still an attempt), so case variations share one budget.
+
+It lives beside web/services.py, not in web/admin/: `Services` holds a limiter, and importing
+anything under web.admin runs web/admin/__init__.py, whose middleware imports `Services` back.
 """
 
 from __future__ import annotations
