@@ -44,7 +44,10 @@ NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 # Read-model tables (`projection.table`) whose rows today's code rightly computes otherwise than
 # b107ff9's did (a new read model, a migration whose column only a rebuild fills, ...), each with
 # why: left out of the row-for-row comparisons. A table missing from here that differs fails.
-CHANGED_SINCE_THE_FIXTURE: dict[str, str] = {}
+CHANGED_SINCE_THE_FIXTURE: dict[str, str] = {
+    "invoice_versions.invoice_versions": "a read model new since b107ff9 (migration 0009): empty in the dump",
+    "invoice_versions.invoice_version_states": "a read model new since b107ff9 (migration 0009): empty in the dump",
+}
 
 
 def _sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
