@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
@@ -20,7 +20,7 @@ from ledger.money import Money
 from projections.audit_chain import verify as verify_chain
 from projections.queries import invoice_row, list_invoices, trial_balance
 from projections.runner import ProjectionRunner
-from projections.tables import invoice_status, journal, tracking
+from projections.tables import audit_chain, invoice_status, invoice_versions, journal, tracking
 from projections.tracked import Positioned, Projection
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
@@ -334,3 +334,25 @@ def test_the_read_models_follow_the_log_from_a_schema_of_their_own(
     finally:
         own.dispose()
         app.close()
+
+
+def test_rows_written_by_copy_roll_back_with_the_pass(
+    app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
+) -> None:
+    """On PostgreSQL append-only rows (the journal, the invoice versions, the audit chain) go by
+    COPY on the pass's own connection: a model failing after them takes them back with every
+    position, as the INSERTs of the other models."""
+    _scenario(app, clock)
+    *written, last = runner.projections
+    failing = ProjectionRunner(engine, runner.log, [*written, _CrashAfterWriting(last)])
+    with pytest.raises(RuntimeError, match="killed mid-batch"):
+        failing.run_once()
+    tables = [journal, invoice_versions, audit_chain, invoice_status]
+    with engine.connect() as conn:
+        assert {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables
+        } == dict.fromkeys((t.name for t in tables), 0)
+        assert set(conn.execute(select(tracking.c.position)).scalars()) <= {0}
+    assert runner.catch_up() > 0
+    with engine.connect() as conn:
+        assert all(conn.execute(select(func.count()).select_from(t)).scalar_one() > 0 for t in tables)
