@@ -121,6 +121,12 @@ class _ReadModelLog:
     reading most of a rebuild (docs/throughput.md §Replay). The rows just read are kept, so the
     audit chain hashes the same stored bytes (`records_after`) instead of reading the log again.
     Without an engine it reads through the application, as before.
+
+    A keyset read never passes over a position that a later commit fills, for the same reason
+    the library's reader does not: its PostgreSQL writer takes the events table's EXCLUSIVE lock
+    before the INSERT draws ids and keeps it until the commit, so ids are visible in commit
+    order (SQLite has one writer). The library's database functions skip that lock: they stay
+    off (adapters/persistence.py); a gap is a rolled-back insert and is never filled.
     """
 
     def __init__(

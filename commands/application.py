@@ -780,9 +780,16 @@ class BillingApplication(Application[UUID]):
 
     @property
     def events_table_name(self) -> str:
-        """The event store's table (stored_events on SQLite, billingapplication_events on
-        PostgreSQL): audit verify reads its rows straight through the driver."""
-        return str(self.recorder.events_table_name)  # type: ignore[attr-defined]
+        """The event store's table as SQL names it (stored_events on SQLite,
+        "public"."billingapplication_events" on PostgreSQL): the read models' log and audit
+        verify read its rows straight through the driver. Qualified with the library's schema,
+        as the library names it: a URL's search_path (libpq `options`) may leave that schema
+        out, and the read models then live in another."""
+        name = str(self.recorder.events_table_name)  # type: ignore[attr-defined]
+        schema = getattr(getattr(self.recorder, "datastore", None), "schema", None)
+        if not schema:  # SQLite: one namespace
+            return name
+        return ".".join('"' + part.replace('"', '""') + '"' for part in (str(schema), name))
 
     def head(self) -> int:
         """The position of the last stored event (0 for an empty log)."""

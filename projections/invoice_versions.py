@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -74,6 +75,9 @@ _FIELDS: tuple[tuple[str, str], ...] = (
 _AGGREGATE = ("_id", "_version", "_created_on", "_modified_on", "_pending_events")  # the library's own
 _KNOWN = frozenset(_AGGREGATE) | {name for name, _ in _FIELDS}
 _LINE = ("line_id", "description", "quantity", "unit_amount", "tax_rate", "amount", "tax")
+# A field added to Line (one with a default, say) would be left out of the encoding and decoded
+# as its default: lines are refused instead, until FORMAT knows the new field.
+_LINE_KNOWN = tuple(f.name for f in dataclass_fields(Line)) == _LINE
 
 
 def micros(moment: datetime) -> int:
@@ -159,10 +163,13 @@ def _plain(value: object) -> object:
 def _line(line_id: str, line: object) -> list[object]:
     if type(line) is not Line or line.line_id != line_id:
         raise UnencodableError(f"not a line under its own id: {line!r}")
-    fields = [getattr(line, name) for name in _LINE]
-    for value in fields:
+    if not _LINE_KNOWN:
+        known = [f.name for f in dataclass_fields(Line)]
+        raise UnencodableError(f"Line's fields {known} are not the format's {list(_LINE)}")
+    values = [getattr(line, name) for name in _LINE]
+    for value in values:
         _plain(value)
-    return fields
+    return values
 
 
 class InvoiceVersionsProjection:

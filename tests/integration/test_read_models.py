@@ -7,17 +7,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
+from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
-from adapters.read_models import projection_runner
+from adapters.read_models import projection_runner, read_model_engine
+from adapters.settings import Settings
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvalidInputError
 from ledger.money import Money
+from projections.audit_chain import verify as verify_chain
 from projections.queries import invoice_row, list_invoices, trial_balance
 from projections.runner import ProjectionRunner
-from projections.tables import invoice_status, journal, tracking
+from projections.tables import audit_chain, invoice_status, invoice_versions, journal, tracking
 from projections.tracked import Positioned, Projection
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
@@ -301,3 +304,55 @@ def test_the_first_event_after_a_quiet_spell_is_applied_without_a_pause(
     assert waits == [5.0] * 4
     # Every command but the last (it landed in the wait that stopped the follower) was applied.
     assert model.seen == [position for position, _ in app.events_after(0, 10_000) if position <= heads[-1]]
+
+
+def test_the_read_models_follow_the_log_from_a_schema_of_their_own(
+    database_url: str, clock: ManualClock, engine: Engine
+) -> None:
+    """A PostgreSQL URL may set a search_path (libpq's `options`) that leaves out the schema the
+    library keeps its events in (it names its own, `public`): the read models, made in the
+    search_path's schema, still read the log, and audit verify still reads it."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("a search_path is PostgreSQL's")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA read_models")
+    url = f"{database_url}{'&' if '?' in database_url else '?'}options=-csearch_path%3Dread_models"
+    app = bootstrap(Settings(database_url=url), clock=clock)
+    own = read_model_engine(url)
+    try:
+        invoice_id = _scenario(app, clock)[0]
+        runner = projection_runner(app, own)
+        assert runner.catch_up() > 0
+        row = invoice_row(own, str(invoice_id))
+        assert row is not None
+        assert row["version"] == app.invoice(invoice_id).version
+        with own.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM read_models.invoice_status").scalar() == 4
+        verdict = verify_chain(app, own)
+        assert verdict.ok, verdict
+        assert verdict.count == app.head()
+    finally:
+        own.dispose()
+        app.close()
+
+
+def test_rows_written_by_copy_roll_back_with_the_pass(
+    app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
+) -> None:
+    """On PostgreSQL append-only rows (the journal, the invoice versions, the audit chain) go by
+    COPY on the pass's own connection: a model failing after them takes them back with every
+    position, as the INSERTs of the other models."""
+    _scenario(app, clock)
+    *written, last = runner.projections
+    failing = ProjectionRunner(engine, runner.log, [*written, _CrashAfterWriting(last)])
+    with pytest.raises(RuntimeError, match="killed mid-batch"):
+        failing.run_once()
+    tables = [journal, invoice_versions, audit_chain, invoice_status]
+    with engine.connect() as conn:
+        assert {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables
+        } == dict.fromkeys((t.name for t in tables), 0)
+        assert set(conn.execute(select(tracking.c.position)).scalars()) <= {0}
+    assert runner.catch_up() > 0
+    with engine.connect() as conn:
+        assert all(conn.execute(select(func.count()).select_from(t)).scalar_one() > 0 for t in tables)

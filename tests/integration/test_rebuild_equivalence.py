@@ -12,6 +12,9 @@ store keeps them.
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,8 +25,9 @@ from sqlalchemy import Engine, Table, select
 from adapters.clock import ManualClock
 from adapters.read_models import _ReadModelLog, projection_runner, read_model_projections
 from commands.application import BillingApplication
-from projections.runner import ProjectionRunner
+from projections.runner import EventLog, ProjectionRunner
 from projections.tables import audit_chain, tracking
+from projections.tracked import Projection
 from tests.event_examples import FIXTURES, read_example
 from tests.integration.test_read_models import _scenario
 from tests.unit.event_classes import stored_event_classes
@@ -213,3 +217,56 @@ def test_every_stored_event_class_takes_uuid_ids() -> None:
     the library does for these classes. A class with text ids would get the library's stored
     spelling there (32 hex digits on SQLite, a UUID object on PostgreSQL): not what it gets here."""
     assert [cls for cls in stored_event_classes() if find_id_convertor(cls, str) is not str_to_uuid_convertor] == []
+
+
+class _Counting(ProjectionRunner):
+    """A runner that records what each of its passes applied."""
+
+    def __init__(self, engine: Engine, log: EventLog, projections: Sequence[Projection]) -> None:
+        super().__init__(engine, log, projections)
+        self.applied: list[int] = []
+
+    def run_once(self, batch_size: int = 1_000) -> int:
+        done = super().run_once(batch_size)
+        self.applied.append(done)
+        return done
+
+
+def test_a_rebuild_beside_a_running_follower_ends_with_every_row_and_every_index(
+    make_app: Any, clock: ManualClock, engine: Engine
+) -> None:
+    """`ledger rebuild` while `ledger serve` follows the log: the serve's follower applies
+    passes between the rebuild's (its models are emptied under it, their indexes dropped and
+    made again); both end with the rows a follower builds and with every index."""
+    app: BillingApplication = make_app()
+    _log_with_every_topic(app, clock)
+    reference = _today(app, engine)
+    reference.catch_up(batch_size=5_000)
+    tables = _tables(reference)
+    expected = _dump(engine, tables)
+    every = _index_names(engine)
+
+    serving = projection_runner(make_app(), engine)
+    served = _Counting(engine, serving.log, serving.projections)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            served.follow(poll_seconds=0.001, should_stop=stop.is_set, wait=time.sleep, gather_seconds=0.0)
+        except BaseException as failure:
+            failures.append(failure)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        for _ in range(3):
+            projection_runner(make_app(), engine).rebuild(batch_size=3)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert failures == []
+    assert sum(served.applied) > 0  # it did apply passes beside the rebuilds
+    served.catch_up()
+    assert _dump(engine, tables) == expected
+    assert _index_names(engine) == every

@@ -6,6 +6,7 @@ attribute and type for type; what the format does not know is refused, never sto
 from __future__ import annotations
 
 from contextlib import suppress
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -18,7 +19,7 @@ from ledger.errors import LedgerError
 from ledger.invoices import BANK, PROCESSOR_BALANCE, Invoice
 from ledger.lines import Line
 from ledger.money import Money
-from projections.invoice_versions import UnencodableError, decode_invoice, encode_invoice
+from projections.invoice_versions import _LINE, UnencodableError, decode_invoice, encode_invoice
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -159,3 +160,10 @@ def test_what_the_format_does_not_know_is_refused_not_stored_lossily() -> None:
     invoice.paid_at = datetime(2026, 3, 2, 9, 0)  # naive: which instant is ambiguous
     with pytest.raises(UnencodableError):
         encode_invoice(invoice)
+
+
+def test_the_format_encodes_every_field_of_a_line() -> None:
+    """Invoice attributes the format does not know are refused at encoding; a line's are listed
+    once in the format (`_LINE`), so a field added to Line must be added there too (with a new
+    FORMAT): else it would be encoded as nothing and decoded as its default."""
+    assert tuple(f.name for f in fields(Line)) == _LINE
