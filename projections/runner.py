@@ -173,8 +173,8 @@ class ProjectionRunner:
         # rebuild's writes on SQLite (docs/throughput.md §Replay). Unique ones stay (upserts need
         # them). Killed in between, the next runner's create_tables makes them again.
         indexes = _secondary_indexes(disposable)
-        with self.engine.begin() as conn:
-            for index in indexes:
+        for index in indexes:  # one transaction each: a table's writers wait for its own index only
+            with self.engine.begin() as conn:
                 conn.execute(DropIndex(index, if_exists=True))
         try:
             applied = self.catch_up(batch_size, progress)
@@ -204,17 +204,20 @@ def _secondary_indexes(projections: Sequence[Projection]) -> list[Index]:
 
 def _create_missing(engine: Engine, indexes: Sequence[Index]) -> None:
     """Make the indexes that do not exist. Their names are read first: on PostgreSQL even a
-    CREATE INDEX IF NOT EXISTS of an existing index waits for a lock that writers hold."""
+    CREATE INDEX IF NOT EXISTS of an existing index waits for a lock that writers hold. Each
+    index is made in its own transaction, so writers to a table wait for that table's index
+    only, not for every index of the rebuild."""
     if not indexes:
         return
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
         else:
             query = "SELECT name FROM sqlite_master WHERE type = 'index'"
         existing = {str(name) for (name,) in conn.exec_driver_sql(query)}
-        for index in indexes:
-            if index.name not in existing:
+    for index in indexes:
+        if index.name not in existing:
+            with engine.begin() as conn:
                 conn.execute(CreateIndex(index, if_not_exists=True))  # another runner may make it meanwhile
 
 
