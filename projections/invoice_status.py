@@ -17,6 +17,7 @@ from projections.tracked import Positioned
 class InvoiceStatusProjection:
     name = "invoice_status"
     tables: tuple[Table, ...] = (invoice_status,)
+    kinds: tuple[type, ...] = (Invoice.Event,)  # the events it reads (projections/tracked.py)
 
     def __init__(self, states: InvoiceStates) -> None:
         self.states = states  # shared with the other models that fold invoices (adapters/read_models.py)

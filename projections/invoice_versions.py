@@ -171,6 +171,7 @@ class InvoiceVersionsProjection:
 
     name = "invoice_versions"
     tables: tuple[Table, ...] = (invoice_versions, invoice_version_states)
+    kinds: tuple[type, ...] = (Invoice.Event,)  # the events it reads (projections/tracked.py)
 
     def __init__(self, states: InvoiceStates) -> None:
         # Shared with the other models that fold invoices (adapters/read_models.py): the fold
