@@ -27,6 +27,7 @@ from projections.admin.activity import AdminActivityProjection
 from projections.admin.dunning import DunningStatusProjection
 from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain, RawLog, Record
+from projections.invoice_states import InvoiceStates
 from projections.invoice_status import InvoiceStatusProjection
 from projections.invoice_versions import InvoiceVersionsProjection
 from projections.journal import JournalProjection
@@ -231,8 +232,11 @@ def read_model_projections(app: BillingApplication, log: RawLog | None = None) -
     def load_email(email_id: UUID, version: int) -> InvoiceEmail:
         return app.mail.email(email_id, version=version)
 
+    # One fold of each invoice event for the models that need the invoice's state (each batch
+    # folded once between them: projections/invoice_states.py).
+    invoices = InvoiceStates(load)
     projections: list[Projection] = [
-        InvoiceStatusProjection(load),
+        InvoiceStatusProjection(invoices),
         JournalProjection(load),
         PaymentsProjection(load_payment),
         LedgerSideProjection(load_payment),
@@ -243,7 +247,7 @@ def read_model_projections(app: BillingApplication, log: RawLog | None = None) -
         AdminUsersProjection(),
         AdminActivityProjection(),
         InvoiceEmailsProjection(load_email),
-        InvoiceVersionsProjection(load),  # invoice_as_of's index (projections/invoice_versions.py)
+        InvoiceVersionsProjection(invoices),  # invoice_as_of's index (projections/invoice_versions.py)
     ]
     projections.append(AuditChain(log or app))  # the tamper-evident chain, kept like a read model
     return projections

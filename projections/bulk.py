@@ -6,8 +6,11 @@ parameters, as much as the database takes to store it. A rebuild writes hundreds
 rows, so here the statement is compiled once per (table, dialect), each column's bind processor
 (SQLite's datetime-to-text, for one) is applied once per value, and the driver's own
 `executemany` gets plain tuples. The rows stored are the same as SQLAlchemy would store.
-On PostgreSQL, plain INSERTs go by COPY ... FROM STDIN and upserts by one INSERT ... SELECT FROM
-unnest(arrays), on the connection's own transaction either way.
+On PostgreSQL, plain INSERTs go by COPY ... FROM STDIN; upserts of a few rows (the follower's)
+by one INSERT ... SELECT FROM unnest(arrays), one round trip, and of many rows (a rebuild's) by
+COPY into a temporary table and one INSERT ... SELECT ... ON CONFLICT from it: psycopg escapes
+each text element of an array in Python, which made the unnest upserts of a rebuild cost
+~85 us a row (docs/throughput.md §Replay). On the connection's own transaction every way.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any] | None
+# From this many rows a PostgreSQL upsert is staged by COPY (three round trips instead of one).
+STAGED_ROWS = 200
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -52,17 +57,39 @@ class _Prepared:
         self.positional = positional
         self.columnar = columnar  # one array per column (PostgreSQL's unnest)
         self.copy = copy  # PostgreSQL's COPY ... FROM STDIN, for plain INSERTs
+        self.staged: _Staged | None = None  # PostgreSQL upserts of many rows
+
+
+class _Staged:
+    """A PostgreSQL upsert through a temporary table: made if missing (it lasts as long as the
+    connection; a rolled-back transaction that made it takes it away), filled by COPY, and
+    emptied by the statement that upserts its rows, so it is empty between upserts."""
+
+    def __init__(self, create: str, copy: str, upsert: str) -> None:
+        self.create = create
+        self.copy = copy
+        self.upsert = upsert
 
 
 def _execute(conn: Connection, prepared: _Prepared, rows: Sequence[dict[str, Any]]) -> None:
     names = prepared.names
-    if prepared.copy:
-        # The SQLAlchemy connection's own psycopg connection: the rows join its transaction.
+    staged = prepared.staged
+    if prepared.copy or (staged is not None and len(rows) >= STAGED_ROWS):
+        # The SQLAlchemy connection's own psycopg connection: the rows join its transaction,
+        # begun here if this is its first statement (the driver's cursor would not begin it,
+        # and the connection's commit would then commit nothing).
+        if not conn.in_transaction():
+            conn.begin()
         driver = conn.connection.driver_connection
         assert driver is not None
-        with driver.cursor() as cursor, cursor.copy(prepared.sql) as copy:
-            for row in rows:
-                copy.write_row([row[name] for name in names])
+        with driver.cursor() as cursor:
+            if staged is not None:
+                cursor.execute(staged.create)
+            with cursor.copy(prepared.sql if staged is None else staged.copy) as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in names])
+            if staged is not None:
+                cursor.execute(staged.upsert)
         return
     if prepared.columnar:
         conn.exec_driver_sql(prepared.sql, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)})
@@ -138,7 +165,18 @@ def _unnest(table: Table, dialect: Dialect, keys: tuple[str, ...] | None, schema
     arrays = ", ".join(f"%(c{i})s::{c.type.compile(dialect)}[]" for i, c in enumerate(columns))
     # Identifiers come from our own Table objects, quoted; values only ever travel as parameters.
     sql = f"INSERT INTO {name} ({', '.join(quote(c.name) for c in columns)}) SELECT * FROM unnest({arrays})"  # noqa: S608
-    if keys is not None:
-        updates = ", ".join(f"{quote(c.name)} = EXCLUDED.{quote(c.name)}" for c in columns if c.name not in keys)
-        sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
-    return _Prepared(sql, [c.name for c in columns], [None] * len(columns), positional=False, columnar=True)
+    updates = ", ".join(f"{quote(c.name)} = EXCLUDED.{quote(c.name)}" for c in columns if c.name not in keys)
+    on_conflict = f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
+    prepared = _Prepared(sql + on_conflict, [c.name for c in columns], [None] * len(columns), False, columnar=True)
+    # One temporary table per target table (and schema: `ledger rebuild --check` writes elsewhere).
+    temporary = quote(f"staged_{schema}_{table.name}" if schema else f"staged_{table.name}")
+    listed = ", ".join(quote(c.name) for c in columns)
+    prepared.staged = _Staged(
+        create=f"CREATE TEMPORARY TABLE IF NOT EXISTS {temporary} (LIKE {name})",
+        copy=f"COPY {temporary} ({listed}) FROM STDIN",
+        upsert=(  # the rows leave the temporary table as they are upserted: one statement
+            f"WITH staged AS (DELETE FROM {temporary} RETURNING {listed}) "  # noqa: S608
+            f"INSERT INTO {name} ({listed}) SELECT {listed} FROM staged{on_conflict}"
+        ),
+    )
+    return prepared

@@ -5,11 +5,16 @@ its totals for the status row; a payment's refunds for its row). Folding each ev
 state kept from the previous one is O(1) per event. A state that is missing or out of step
 (after a restart, or a rolled-back batch) is reloaded from the event store at the version just
 before the event.
+
+Several read models need the same invoices' states (invoice status its latest, invoice versions
+one every STATE_INTERVAL versions): they share one `AggregateStates`, and `fold` applies a batch
+once for all of them (a rebuild spent a fifth of its time folding each invoice twice,
+docs/throughput.md §Replay).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -25,6 +30,18 @@ A = TypeVar("A", bound=Aggregate)
 STATES_KEPT = 10_000
 
 LoadInvoice = Callable[[UUID, int], Invoice]
+#: Called with each state as a fold reaches it; what it returns (when not None) is kept by the
+#: fold's result, under the aggregate's id and version, before later events change the state.
+Take = Callable[[A], object]
+
+
+class Folded(Generic[A]):
+    """What folding one batch gave: each aggregate's state after its last event in the batch
+    (`latest`, in the order the batch first reached them), and what the `Take`s took."""
+
+    def __init__(self) -> None:
+        self.latest: dict[UUID, A] = {}
+        self.taken: dict[tuple[UUID, int], object] = {}
 
 
 class AggregateStates(Generic[A]):
@@ -36,6 +53,33 @@ class AggregateStates(Generic[A]):
         self._load = load
         self._states: dict[UUID, A] = {}
         self._max_size = max_size
+        self._takes: list[Take[A]] = []
+        # The batch folded last and what it gave: the runner hands the read models at one
+        # position the same list, so the models sharing these states fold it once between them.
+        self._folded: tuple[Sequence[Any], Folded[A]] | None = None
+        self._prepared: Sequence[Any] | None = None
+
+    def watch(self, take: Take[A]) -> None:
+        """Have every `fold` call `take` with each state it reaches (see `Take`)."""
+        self._takes.append(take)
+
+    def fold(self, batch: Sequence[Any]) -> Folded[A]:
+        """Apply the batch's events of `kind` (its items are `(position, event)`), once whoever
+        asks: a second call with the same batch (the same list) answers what the first gave,
+        whose states are the ones kept, so they are only good until the next batch is folded."""
+        if self._folded is not None and self._folded[0] is batch:
+            return self._folded[1]
+        folded: Folded[A] = Folded()
+        event_kind, takes, latest, taken = self._event_kind, self._takes, folded.latest, folded.taken
+        for _, event in batch:
+            if isinstance(event, event_kind):
+                aggregate = latest[event.originator_id] = self.apply(event)
+                for take in takes:
+                    value = take(aggregate)
+                    if value is not None:
+                        taken[(event.originator_id, event.originator_version)] = value
+        self._folded = (batch, folded)
+        return folded
 
     def apply(self, event: Any) -> A:
         """The aggregate right after `event` (one of `kind`'s events)."""
@@ -59,6 +103,12 @@ class AggregateStates(Generic[A]):
             del self._states[next(iter(self._states))]
         self._states[aggregate_id] = aggregate
 
+    def prepare_batch(self, batch: Sequence[Any]) -> None:
+        """`prepare` for a batch of `(position, event)`, once for the models that share it."""
+        if batch is not self._prepared:
+            self.prepare(event for _, event in batch)
+            self._prepared = batch
+
     def prepare(self, events: Iterable[Any]) -> None:
         """Load now every state `apply` would otherwise load for these events (in log order)."""
         seen: set[UUID] = set()
@@ -75,6 +125,7 @@ class AggregateStates(Generic[A]):
     def forget(self) -> None:
         """Drop every state: after a failed batch, they may be ahead of what was committed."""
         self._states.clear()
+        self._folded = self._prepared = None
 
 
 class InvoiceStates(AggregateStates[Invoice]):

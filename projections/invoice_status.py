@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import Connection, Table
 
 from ledger.invoices import Invoice
 from projections.bulk import upsert_rows
-from projections.invoice_states import InvoiceStates, LoadInvoice
+from projections.invoice_states import InvoiceStates
 from projections.tables import invoice_status
 from projections.tracked import Positioned
 
@@ -18,18 +17,16 @@ from projections.tracked import Positioned
 class InvoiceStatusProjection:
     name = "invoice_status"
     tables: tuple[Table, ...] = (invoice_status,)
+    kinds: tuple[type, ...] = (Invoice.Event,)  # the events it reads (projections/tracked.py)
 
-    def __init__(self, load: LoadInvoice) -> None:
-        self.states = InvoiceStates(load)
+    def __init__(self, states: InvoiceStates) -> None:
+        self.states = states  # shared with the other models that fold invoices (adapters/read_models.py)
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
-        self.states.prepare(event for _, event in batch)
+        self.states.prepare_batch(batch)
 
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
-        latest: dict[UUID, Invoice] = {}
-        for _, event in batch:
-            if isinstance(event, Invoice.Event):
-                latest[event.originator_id] = self.states.apply(event)
+        latest = self.states.fold(batch).latest
         upsert_rows(conn, invoice_status, [row_of(invoice) for invoice in latest.values()], ["invoice_id"])
 
     def reset(self) -> None:

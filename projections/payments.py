@@ -21,6 +21,7 @@ LoadPayment = Callable[[UUID, int], Payment]
 class PaymentsProjection:
     name = "payments"
     tables: tuple[Table, ...] = (payments,)
+    kinds: tuple[type, ...] = (Payment.Event,)  # the events it reads (projections/tracked.py)
 
     def __init__(self, load: LoadPayment) -> None:
         self.states = AggregateStates(Payment, load)

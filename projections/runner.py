@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
+from operator import itemgetter
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, Index, select
@@ -84,11 +85,12 @@ class ProjectionRunner:
         try:
             planned = self.positions()
             read: dict[int, Sequence[Positioned]] = {}
+            handed = _Handed()
             for projection in self.projections:
                 position = planned[projection.name]
                 if position not in read:
                     read[position] = self.log.events_after(position, batch_size)
-                projection.prepare(read[position])
+                projection.prepare(handed(projection, read[position]))
             if not any(read.values()):
                 return 0  # nothing new: no transaction, so no write lock taken (SQLite) for nothing
             with self.engine.begin() as conn:
@@ -101,7 +103,7 @@ class ProjectionRunner:
                     batch = read[planned[projection.name]]
                     if not batch:
                         continue
-                    projection.process(conn, batch)
+                    projection.process(conn, handed(projection, batch))
                     moved.setdefault(batch[-1][0], []).append(projection.name)
                     applied += len(batch)
                 # One UPDATE per new position (the models usually share one), not one per model:
@@ -219,6 +221,39 @@ def _create_missing(engine: Engine, indexes: Sequence[Index]) -> None:
         if index.name not in existing:
             with engine.begin() as conn:
                 conn.execute(CreateIndex(index, if_not_exists=True))  # another runner may make it meanwhile
+
+
+class _Handed:
+    """What each model of a pass is handed: a model that names its `kinds` (see
+    projections/tracked.py) only the batch's events of those classes, the others the whole batch.
+    A batch is grouped by event class once, not tested by every model event by event; models of
+    equal kinds get the same list (models that share a fold recognise their batch by it)."""
+
+    def __init__(self) -> None:
+        self._grouped: dict[int, dict[type, list[Positioned]]] = {}  # id(batch) -> items by event class
+        self._handed: dict[tuple[int, tuple[type, ...]], Sequence[Positioned]] = {}
+
+    def __call__(self, projection: Projection, batch: Sequence[Positioned]) -> Sequence[Positioned]:
+        kinds: tuple[type, ...] | None = getattr(projection, "kinds", None)
+        if kinds is None or not batch:
+            return batch
+        key = (id(batch), kinds)  # the batches are the pass's own, alive as long as this is
+        handed = self._handed.get(key)
+        if handed is None:
+            grouped = self._grouped.get(id(batch))
+            if grouped is None:
+                grouped = self._grouped[id(batch)] = {}
+                for item in batch:
+                    grouped.setdefault(type(item[1]), []).append(item)
+            wanted = [items for cls, items in grouped.items() if issubclass(cls, kinds)]
+            if len(wanted) == len(grouped):
+                handed = batch
+            else:
+                handed = [item for items in wanted for item in items]
+                if len(wanted) > 1:
+                    handed.sort(key=itemgetter(0))  # back to log order, by position
+            self._handed[key] = handed
+        return handed
 
 
 class Gathering:

@@ -16,6 +16,9 @@ class Projection(Protocol):
 
     name: str
     tables: tuple[Table, ...]
+    # Optional: `kinds`, a tuple of the event classes the model reads. The runner then hands it
+    # only those events of each batch (in log order; the position it moves to is still the
+    # batch's last), and the same list to every model of equal kinds (projections/runner.py).
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         """Read from the event store what `process` will need (states to fold onto, stored

@@ -59,6 +59,11 @@ def status_of(outcome: str | None) -> str:
 class WebhookInboxProjection:
     name = "webhook_inbox"
     tables: tuple[Table, ...] = (webhook_events,)
+    kinds: tuple[type, ...] = (
+        ProviderEvent.Received,
+        ProviderEvent.Handled,
+        ProviderEvent.Reprocessed,
+    )  # the events it reads (projections/tracked.py)
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         """Every event carries what its row needs (or the row holds it): nothing to read first."""

@@ -29,6 +29,7 @@ KEYS = (activity.c.performed_at, activity.c.position)
 class AdminActivityProjection:
     name = "admin_activity"
     tables: tuple[Table, ...] = (admin_activity,)
+    kinds: tuple[type, ...] = (AdminAction.Performed,)  # the events it reads (projections/tracked.py)
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         pass  # an action is one event, whole

@@ -44,6 +44,7 @@ _LAST_STEP = {
 class DunningStatusProjection:
     name = "dunning_status"
     tables: tuple[Table, ...] = (dunning_status,)
+    kinds: tuple[type, ...] = (Dunning.Event,)  # the events it reads (projections/tracked.py)
 
     def __init__(self, load: LoadDunning) -> None:
         self.states = AggregateStates(Dunning, load)

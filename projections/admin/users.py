@@ -23,6 +23,7 @@ users = admin_users
 class AdminUsersProjection:
     name = "admin_users"
     tables: tuple[Table, ...] = (admin_users,)
+    kinds: tuple[type, ...] = (AdminUser.Event,)  # the events it reads (projections/tracked.py)
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         pass  # everything comes from the events and the rows already stored

@@ -30,6 +30,7 @@ LoadEmail = Callable[[UUID, int], InvoiceEmail]
 class InvoiceEmailsProjection:
     name = "invoice_emails"
     tables: tuple[Table, ...] = (invoice_emails,)
+    kinds: tuple[type, ...] = (InvoiceEmail.Event,)  # the events it reads (projections/tracked.py)
 
     def __init__(self, load: LoadEmail) -> None:
         self.states = AggregateStates(InvoiceEmail, load)

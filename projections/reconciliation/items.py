@@ -53,6 +53,10 @@ SORTS: dict[str, Sort] = {
 class ReconciliationItemsProjection:
     name = "reconciliation_items"
     tables: tuple[Table, ...] = (reconciliation_items,)
+    kinds: tuple[type, ...] = (
+        ReconciliationItem.Event,
+        ReconciliationRun.ItemsFound,
+    )  # the events it reads (projections/tracked.py)
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         pass  # everything comes from the events and the rows already stored

@@ -24,6 +24,7 @@ runs = reconciliation_runs
 class ReconciliationRunsProjection:
     name = "reconciliation_runs"
     tables: tuple[Table, ...] = (reconciliation_runs,)
+    kinds: tuple[type, ...] = (ReconciliationRun.Event,)  # the events it reads (projections/tracked.py)
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         pass  # everything comes from the events and the rows already stored

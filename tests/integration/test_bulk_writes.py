@@ -21,8 +21,9 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
-from projections.bulk import insert_rows, upsert_rows
+from projections.bulk import STAGED_ROWS, insert_rows, upsert_rows
 
 metadata = MetaData()
 ours = Table(
@@ -84,6 +85,39 @@ def test_upsert_rows_replaces_existing_keys_and_adds_new_ones(tables: Engine) ->
     assert [row[1] for row in stored] == [7 + i * 10**15 for i in range(20)]
 
 
+def test_a_large_upsert_stores_what_sqlalchemy_stores(tables: Engine) -> None:
+    """From STAGED_ROWS rows PostgreSQL stages the upsert through a temporary table (COPY): the
+    same rows as SQLAlchemy's own upsert, twice in one transaction (the staging table is empty
+    again after each), and again in the next transaction on the same connection."""
+    large = STAGED_ROWS + 5
+    module = postgresql if tables.dialect.name == "postgresql" else sqlite
+    statement = module.insert(theirs)
+    reference = statement.on_conflict_do_update(
+        index_elements=["key"], set_={c.name: statement.excluded[c.name] for c in theirs.columns if c.name != "key"}
+    )
+    with tables.connect() as conn:
+        for rows in (_rows(large - 50), _rows(large, amount_from=3)):
+            upsert_rows(conn, ours, rows, ["key"])
+            conn.execute(reference, rows)
+        conn.commit()
+        upsert_rows(conn, ours, _rows(large + 10, amount_from=5), ["key"])
+        conn.execute(reference, _rows(large + 10, amount_from=5))
+        conn.commit()
+    assert _stored(tables, ours) == _stored(tables, theirs)
+    assert [row[1] for row in _stored(tables, ours)] == [5 + i * 10**15 for i in range(large + 10)]
+
+
+def test_a_large_upsert_rolled_back_leaves_nothing_behind(tables: Engine) -> None:
+    """A rolled-back transaction takes its staged rows (and the staging table it made) with it:
+    the next upsert on the same connection stages only its own rows."""
+    with tables.connect() as conn:
+        upsert_rows(conn, ours, _rows(STAGED_ROWS + 1), ["key"])
+        conn.rollback()
+        upsert_rows(conn, ours, _rows(STAGED_ROWS, amount_from=1), ["key"])
+        conn.commit()
+    assert [row[1] for row in _stored(tables, ours)] == [1 + i * 10**15 for i in range(STAGED_ROWS)]
+
+
 def test_empty_batches_write_nothing(tables: Engine) -> None:
     with tables.begin() as conn:
         insert_rows(conn, ours, [])
@@ -113,8 +147,9 @@ def test_schema_translation_is_honoured(tables: Engine) -> None:
             metadata.create_all(conn, tables=[ours])
             insert_rows(conn, ours, _rows(3))
             upsert_rows(conn, ours, _rows(2, amount_from=1), ["key"])
+            upsert_rows(conn, ours, _rows(STAGED_ROWS, amount_from=2), ["key"])  # staged
             conn.commit()
-            assert len(conn.execute(select(ours)).all()) == 3
+            assert len(conn.execute(select(ours)).all()) == STAGED_ROWS
         assert _stored(tables, ours) == []  # the live table saw nothing
     finally:
         with tables.begin() as conn:

@@ -16,7 +16,10 @@ from adapters.settings import Settings
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvalidInputError
+from ledger.invoices import Invoice
 from ledger.money import Money
+from ledger.payments import Payment
+from ledger.payouts import Payout
 from projections.audit_chain import verify as verify_chain
 from projections.queries import invoice_row, list_invoices, trial_balance
 from projections.runner import ProjectionRunner
@@ -243,6 +246,54 @@ def test_models_at_different_positions_each_move_past_their_own_batch_in_one_pas
     assert both.catch_up() > 0
     assert set(both.positions().values()) == {app.head()}
     assert ahead.seen == behind.seen == [position for position, _ in app.events_after(0, 10_000)]
+
+
+class _OfKinds(_Recording):
+    """A recording model that names the event classes it reads; it keeps each list it was handed."""
+
+    def __init__(self, name: str, kinds: tuple[type, ...]) -> None:
+        super().__init__(name)
+        self.kinds = kinds
+        self.prepared: list[Sequence[Positioned]] = []
+        self.handed: list[Sequence[Positioned]] = []
+
+    def prepare(self, batch: Sequence[Positioned]) -> None:
+        self.prepared.append(batch)
+
+    def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
+        super().process(conn, batch)
+        self.handed.append(batch)
+
+
+def test_a_model_that_names_its_kinds_is_handed_only_those_events_in_log_order(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """projections/runner.py `_Handed`: the batch split once per pass by event class; the
+    positions still move past the whole batch; models of equal kinds share one list, the same
+    one in `prepare` and `process` (the shared invoice fold recognises its batch by it)."""
+    _scenario(app, clock)
+    everything = _Recording("test-everything")
+    invoices = _OfKinds("test-invoices", (Invoice.Event,))
+    also_invoices = _OfKinds("test-invoices-too", (Invoice.Event,))
+    money = _OfKinds("test-money", (Payment.Event, Invoice.PaymentApplied))
+    nothing = _OfKinds("test-nothing", (Payout.Event,))
+    runner = ProjectionRunner(engine, app, [everything, invoices, also_invoices, money, nothing])
+    runner.create_tables()
+
+    while runner.run_once(batch_size=4):
+        pass
+
+    logged = app.events_after(0, 10_000)
+    assert everything.seen == [position for position, _ in logged]
+    for model in (invoices, money, nothing):
+        assert model.seen == [position for position, event in logged if isinstance(event, model.kinds)]
+    assert any(isinstance(event, Payment.Event) for _, event in logged)  # money's kinds are two classes
+    assert nothing.seen == []
+    assert set(runner.positions().values()) == {app.head()}
+    assert all(a is b for a, b in zip(invoices.handed, also_invoices.handed, strict=True))
+    # The last pass found nothing: prepared, never processed.
+    assert all(a is b for a, b in zip(invoices.prepared[:-1], invoices.handed, strict=True))
+    assert invoices.prepared[-1] == []
 
 
 def test_a_busy_log_makes_the_follower_pause_between_passes_never_longer_than_gather_seconds(
