@@ -23,7 +23,7 @@ from ledger.fees import ProcessorFee
 from ledger.invoices import Invoice
 from ledger.payouts import Payout
 from projections.bulk import insert_rows
-from projections.invoice_states import LoadInvoice
+from projections.invoice_states import STATES_KEPT, LoadInvoice
 from projections.tables import journal
 from projections.tracked import Positioned
 
@@ -33,10 +33,12 @@ class JournalProjection:
     tables: tuple[Table, ...] = (journal,)
 
     def __init__(
-        self, load: LoadInvoice, max_invoices: int = 100_000, rules: Mapping[str, PostingRule] = RULES
+        self, load: LoadInvoice, max_invoices: int = STATES_KEPT, rules: Mapping[str, PostingRule] = RULES
     ) -> None:
         self._load = load
         self.rules = rules
+        # Bounded like the other models' kept states: a bigger map only grew a rebuild's peak
+        # memory with the log (docs/throughput.md §Peak memory of a rebuild).
         self._currencies: dict[UUID, str] = {}
         self._max_invoices = max_invoices
 
