@@ -598,8 +598,12 @@ class BillingApplication(Application[UUID]):
         batch is a duplicate). A delivery that fails unexpectedly leaves nothing and gets its
         error back; a store failure fails them all."""
 
+        # Each delivery first looks up its own record; a new event has none: one query tells
+        # which of the batch's are new, instead of one read per delivery.
+        records = [provider_event_id(delivery.provider, delivery.event.event_id) for delivery in deliveries]
+
         def decide(at: datetime) -> Decision:
-            work = self.runner.work()
+            work = self.runner.work(absent_unless_stored=records)
             outcomes: list[Ingested | BaseException] = []
             to_check: list[tuple[UUID, int | None]] = []  # what the refused and unmatched ones read
             for delivery in deliveries:
