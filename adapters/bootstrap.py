@@ -11,6 +11,7 @@ from adapters.admin.passwords import Argon2Hasher
 from adapters.clock import SystemClock
 from adapters.persistence import event_store_env
 from adapters.settings import Settings
+from adapters.stored_ids import stored_ids
 from commands.application import BillingApplication
 from commands.ports import Clock, PasswordHasher, PaymentProvider
 
@@ -27,10 +28,12 @@ def bootstrap(
     (adapters/web_server.py and the CLI own its lifetime), only when asked. `hasher` makes the
     dashboard users' password hashes: argon2id with argon2-cffi's defaults unless given."""
     settings = settings or Settings.from_environment()
-    return BillingApplication(
+    app = BillingApplication(
         clock=clock or SystemClock(),
         env=event_store_env(settings.database_url, settings.database_timeout),
         payments=payments,
         hasher=hasher or Argon2Hasher(),
         secret_key=settings.secret_key,
     )
+    app.runner.stored_ids = stored_ids(app.recorder)
+    return app

@@ -129,8 +129,9 @@ def _get_status(port: int, path: str) -> int | None:
 
 
 @contextmanager
-def served(factory: str, health: str, env: dict[str, str], log: Path) -> Iterator[Server]:
-    """`python -m uvicorn --factory <factory>` on a free loopback port until the block ends."""
+def served(factory: str, health: str, env: dict[str, str], log: Path, workers: int = 1) -> Iterator[Server]:
+    """`python -m uvicorn --factory <factory>` on a free loopback port until the block ends;
+    `workers` > 1: uvicorn's supervisor and that many worker processes (its children)."""
     port = _free_port()
     command = [
         sys.executable,
@@ -143,7 +144,7 @@ def served(factory: str, health: str, env: dict[str, str], log: Path) -> Iterato
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--no-access-log",
         "--log-level",
         "warning",
@@ -208,6 +209,21 @@ def _process_cpu(pid: int) -> float:
     raw = Path(f"/proc/{pid}/stat").read_text()
     fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _tree_cpu(pid: int) -> float:
+    """User + system seconds of a process and of its live descendants (uvicorn's workers when
+    it runs more than one; a server of one process has none)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += _process_cpu(current)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # gone since it was listed
+            continue
+    return total
 
 
 def _machine_cpu() -> tuple[float, float]:
@@ -430,7 +446,7 @@ def drive(how: Drive, source: Source, gate: Gate) -> Measured:
     while True:
         now = clock()
         if before is None and now >= window_start:
-            before = (_own_cpu(), _process_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
+            before = (_own_cpu(), _tree_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
         if now >= window_end:
             break
         while interval and idle and due <= now and not drained:
@@ -480,10 +496,10 @@ def drive(how: Drive, source: Source, gate: Gate) -> Measured:
             elif not drained:
                 drained = not send(connection, 0.0)
     if before is None:  # the source ran dry before the window opened
-        before = (_own_cpu(), _process_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
+        before = (_own_cpu(), _tree_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
         window_start = window_end
     stalled = sum(1 for c in connections if c.waiting and c.sent_at < window_start)
-    after = (_own_cpu(), _process_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
+    after = (_own_cpu(), _tree_cpu(how.server_pid), _database_cpu(how.database_port), _machine_cpu())
     _drain(selector, connections, source)
     for connection in connections:
         connection.sock.close()

@@ -32,7 +32,10 @@ the verifier, the JSON parse, ingest, the worker-thread hop, event-store reads, 
 SQL/commit, the projection follower), under one connection and under full load, on SQLite; the
 served app with every thread under cProfile (bench.profiling.profiled_app), whose top functions by
 cumulative CPU time are printed; and a max-load row for the app without its in-process projection
-follower (`followerless_app`), the follower's cost to the write path.
+follower (`followerless_app`), the follower's cost to the write path, and one for the app with
+its follower in a process of its own (LEDGER_FOLLOW_IN_PROCESS=0 and `ledger project --follow`
+beside it, the follower's CPU per webhook in a note). On PostgreSQL, always: the same with 2
+uvicorn workers (the server CPU column then counts both workers).
 
 Alone: `python -m bench --only webhooks [--backend sqlite] [--quick] [--profile]`.
 """
@@ -45,6 +48,9 @@ import http.client
 import json
 import marshal
 import math
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -293,6 +299,10 @@ class WebhookRow:
     case: str
     row: WebRow
     offered: float = 0.0  # open loop: requests/s offered; 0: closed loop
+    # The rows whose read models a separate `ledger project --follow` keeps: that process's CPU
+    # seconds over the whole measure (warm-up included), and the requests answered 200 in it.
+    follower_cpu: float | None = None
+    follower_requests: int = 0
 
     @property
     def drained(self) -> bool:
@@ -497,6 +507,17 @@ def _run(backend: str, url: str, plan: WebhookPlan, profile: bool, log: Path) ->
             _say(backend, f"max load without the in-process follower, {plan.seconds:g} s")
             invoices = stream(pools["n"], amount, "n")
             rows.append(_measure(FOLLOWERLESS, server, plan, invoices, database_port=database))
+    # The follower beside the server (LEDGER_FOLLOW_IN_PROCESS=0, README's serving section):
+    # with one worker under --profile; on PostgreSQL, with two workers, always (the set-up the
+    # README recommends where a second worker has a core of its own).
+    apart = [(1, FOLLOWER_APART)] if profile else []
+    if backend == "postgres":
+        apart.append((2, TWO_WORKERS))
+    for workers, case in apart:
+        tag = f"f{workers}"
+        _say(backend, f"creating and issuing {plan.invoices:,} invoices")
+        pools[tag] = _open_invoices(url, plan.invoices)[0]
+        rows.append(_measure_apart(backend, case, workers, plan, env, log, stream(pools[tag], amount, tag), database))
     report.rows.extend(rows)
     _say(backend, "checking what the ledger recorded")
     report.check = verify(url, pools, amount, rows)
@@ -606,6 +627,49 @@ def _timed_async(name: str, function: Callable[..., Awaitable[Any]]) -> Callable
 
 
 FOLLOWERLESS = "no in-process follower: closed loop"
+FOLLOWER_APART = "follower in its own process: closed loop"
+TWO_WORKERS = "2 workers, follower in its own process: closed loop"
+
+
+def _measure_apart(
+    backend: str,
+    case: str,
+    workers: int,
+    plan: WebhookPlan,
+    env: dict[str, str],
+    log: Path,
+    invoices: list[list[Delivery]],
+    database: int,
+) -> WebhookRow:
+    """The served app with `workers` uvicorn workers and no in-process follower, and one
+    `ledger project --follow` beside it on the same database; its CPU is taken around the
+    whole measure (the server's, workers included, over the window as for every row)."""
+    from bench.web import ROOT, _process_cpu
+
+    apart = {**env, "LEDGER_FOLLOW_IN_PROCESS": "0"}
+    command = [sys.executable, "-m", "adapters.cli", "project", "--follow"]
+    with log.open("ab") as out:
+        follower = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **apart, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=out
+        )
+    try:
+        with served("adapters.web_server:asgi_app", "/healthz", apart, log, workers=workers) as server:
+            for _ in range(workers * 4):  # every worker's pools and caches warm, the read models caught up
+                _catch_up(server.port)
+            _say(backend, f"{case.split(':')[0]}, {plan.seconds:g} s")
+            before = _process_cpu(follower.pid)
+            row = _measure(case, server, plan, invoices, database_port=database)
+            spent = _process_cpu(follower.pid) - before
+    finally:
+        follower.send_signal(signal.SIGINT)
+        try:
+            follower.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            follower.kill()
+            follower.wait()
+    answered = sum(1 for answer in row.answers if answer[3] == 200)
+    row.follower_cpu, row.follower_requests = spent, answered
+    return row
 
 
 def followerless_app() -> Any:
@@ -823,10 +887,17 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
                 )
             if row.stalled:
                 notes.append(f"{report.backend} {item.case}: {row.stalled} requests unanswered at the window's end")
+            if item.follower_cpu is not None and item.follower_requests:
+                notes.append(
+                    f"{report.backend} {item.case}: the `ledger project --follow` process beside it "
+                    f"{item.follower_cpu * 1000 / item.follower_requests:.2f} ms CPU/webhook (over the whole "
+                    f"measure, warm-up included: {item.follower_requests:,} answered 200)"
+                )
         notes.append(_render_check(report))
     title = (
         f"Stripe webhooks end to end: POST {PATH}, each a Stripe event signed in the client just before it is sent,\n"
-        f"answered 200 after signature, dedup, commands and commit. 1 uvicorn worker, {CLIENTS} client processes x "
+        f"answered 200 after signature, dedup, commands and commit. 1 uvicorn worker (but the 2-worker row), "
+        f"{CLIENTS} client processes x "
         f"{CONNECTIONS} keep-alive connections,\n{plan.warmup:g} s warm-up, {plan.seconds:g} s window. "
         "Max load: closed loop. Open loop: requests due at a fixed rate, latency from when each was due.\n"
         "Stream per invoice: payment_intent.succeeded + charge.succeeded (one payment), 30% charge.refunded, 20% a "
@@ -834,7 +905,8 @@ def render(reports: list[WebhookReport], plan: WebhookPlan) -> str:
         "invoice. vs raw INSERT = webhooks/s / one-row INSERT tx/s on the same database.\n"
         "trivial POST = a one-route Starlette app answering the same requests (body read, not checked). CPU: "
         "seconds per second of window (100% = one core);\n"
-        "server CPU ms/webhook = the server process's CPU time over the window / the requests it answered 200 in it "
+        "server CPU ms/webhook = the server process's (and its workers') CPU time over the window / the requests it "
+        "answered 200 in it "
         "(as bench/admin.py's ms/req)."
     )
     return "\n".join(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -104,6 +104,9 @@ class CommandRunner:
         self.recorder = recorder
         self.mapper = mapper
         self._save = save
+        # Which of several ids have stored events, in one query (adapters/stored_ids.py; set by
+        # adapters/bootstrap.py). None: `work(absent_unless_stored=...)` looks each id up as usual.
+        self.stored_ids: Callable[[Collection[UUID]], set[UUID]] | None = None
 
     # ------------------------------------------------------------------------ running
 
@@ -217,8 +220,18 @@ class CommandRunner:
             raise StaleVersionError(invoice_id, expected_version, invoice.version)
         return invoice
 
-    def work(self) -> Work:
-        return Work(lambda aggregate_id: self.get(aggregate_id, Aggregate))
+    def work(self, *, absent_unless_stored: Collection[UUID] = ()) -> Work:
+        """A `Work` loading through the repository. `absent_unless_stored`: ids the command will
+        probably look up and that are probably new (a batch's provider-event records); they are
+        asked about in one query, and the ones with nothing stored are known absent, at no further
+        read. A writer that stores one of them meanwhile collides with this command's save (the
+        store's unique version), which then decides again, as after any stale read."""
+        work = Work(lambda aggregate_id: self.get(aggregate_id, Aggregate))
+        if absent_unless_stored and self.stored_ids is not None:
+            with storage_errors_as_unavailable():
+                stored = self.stored_ids(absent_unless_stored)
+            work.known_absent(i for i in absent_unless_stored if i not in stored)
+        return work
 
     def unchanged(self, aggregate_id: UUID, version: int | None) -> bool:
         """Whether the store holds nothing for the aggregate beyond `version` (None: nothing at all)."""

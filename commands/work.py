@@ -15,7 +15,7 @@ first reaches it, so a long batch copies only what its steps share.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
 from typing import TypeVar
 from uuid import UUID
@@ -52,17 +52,24 @@ class Work:
         self._seen: dict[UUID, Aggregate | None] = {}
         self._changed: dict[UUID, None] = {}  # insertion-ordered set of changed ids
         self._backups: list[_Backup] = []  # one per attempt in progress, innermost last
+        self._absent: set[UUID] = set()  # ids found with nothing stored by a batch lookup: no load
         self.loads: list[tuple[UUID, int | None]] = []  # every load from the store: id, version (None: absent)
 
     def get(self, aggregate_id: UUID, kind: type[T]) -> T | None:
         """The aggregate as this attempt has it (loaded once), or None if there is none of that kind."""
         self._keep(aggregate_id)
         if aggregate_id not in self._seen:
-            loaded = self._load(aggregate_id)
+            loaded = None if aggregate_id in self._absent else self._load(aggregate_id)
             self._seen[aggregate_id] = loaded
             self.loads.append((aggregate_id, None if loaded is None else loaded.version))
         found = self._seen[aggregate_id]
         return found if isinstance(found, kind) else None
+
+    def known_absent(self, ids: Iterable[UUID]) -> None:
+        """These ids had nothing stored when this attempt began (one lookup for all of them,
+        CommandRunner.work): `get` answers None for them without a load, and records that load
+        as absent, as a load that found nothing would be."""
+        self._absent.update(ids)
 
     def invoice(self, invoice_id: UUID) -> Invoice:
         invoice = self.get(invoice_id, Invoice)

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from ledger.errors import LedgerError
 from web.admin.security import SecurityHeaders
@@ -25,6 +26,7 @@ from web.portal.security import portal_csp
 from web.problems import on_http_error, on_ledger_error, on_unexpected_error, problem
 from web.routes import route_table
 from web.services import Services
+from web.webhooks import PATH as WEBHOOK_PATH
 
 
 def create_app(
@@ -44,7 +46,7 @@ def create_app(
                 on_shutdown()
 
     app = Starlette(
-        routes=route_table(),
+        routes=_webhook_first(route_table()),
         middleware=[
             Middleware(BearerTokenAuth, token=services.api_token),
             Middleware(SecurityHeaders),
@@ -66,6 +68,15 @@ def create_app(
     app.state.services = services
     app.state.openapi = openapi_document()
     return app
+
+
+def _webhook_first(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """The router tries routes in order: Stripe's deliveries, by far the most frequent request,
+    went through some 30 others first (2.7% of a webhook's profiled CPU, docs/throughput.md).
+    Its path is exact and no other route's, so trying it first answers no request differently;
+    the route table's own order (the OpenAPI document's) is kept."""
+    first = [r for r in routes if isinstance(r, Route) and r.path == WEBHOOK_PATH]
+    return [*first, *(r for r in routes if r not in first)]
 
 
 async def on_body_error(_: Request, error: Exception) -> Response:

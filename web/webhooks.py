@@ -29,6 +29,8 @@ from web.operations import Endpoint, Operation
 from web.problems import problem
 from web.services import Services
 
+PATH = "/webhooks/stripe"
+
 
 def routes() -> list[Route]:
     operation = Operation(
@@ -39,7 +41,7 @@ def routes() -> list[Route]:
         problems=(400, 413, 503),
         secured=False,
     )
-    return [Endpoint("/webhooks/stripe", stripe_webhook, "POST", operation)]
+    return [Endpoint(PATH, stripe_webhook, "POST", operation)]
 
 
 async def stripe_webhook(request: Request) -> Response:

@@ -43,7 +43,7 @@ from commands.ingestion.provider_reports import (
     Report,
 )
 from commands.work import Work
-from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND
+from ledger.deferred import DISPUTE_CLOSED, DISPUTE_OPENED, REFUND, deferred_id_for
 from ledger.errors import InvalidInputError, NotFoundError
 from ledger.money import Money
 from ledger.payments import SUCCEEDED, Payment, payment_id_for
@@ -103,7 +103,22 @@ class StripeIngestion:
 
 
 def _delivery(event: VerifiedEvent) -> Delivery:
-    return Delivery(event, PROVIDER, lambda work, at: handle(work, event, at))
+    return Delivery(event, PROVIDER, lambda work, at: handle(work, event, at), _probable_reads(event))
+
+
+def _probable_reads(event: VerifiedEvent) -> tuple[UUID, ...]:
+    """The payment a money event names and its waiting movements: on the first report of a
+    PaymentIntent neither is stored yet (money_movements.provider_payment, _release_deferred)."""
+    subject = event.subject
+    if isinstance(subject, PaymentReport):
+        intent: str | None = subject.id
+    elif isinstance(subject, (ChargeReport, CheckoutReport, RefundReport, DisputeReport)):
+        intent = subject.payment_id
+    else:
+        return ()
+    if intent is None:
+        return ()
+    return payment_id_for(PROVIDER, intent), deferred_id_for(PROVIDER, intent)
 
 
 def handle(work: Work, event: VerifiedEvent, at: datetime) -> Outcome:

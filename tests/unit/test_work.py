@@ -98,3 +98,31 @@ def test_a_reference_held_across_a_failed_step_sees_the_state_put_back() -> None
         work.attempt(fails)
     assert list(held.lines) == ["l1"]
     assert len(held.pending_events) == 1
+
+
+def test_an_id_known_absent_is_not_loaded_and_a_failed_step_that_created_it_leaves_it_absent() -> None:
+    loaded: list[UUID] = []
+    created = _draft()
+    present = _draft()
+
+    def load(aggregate_id: UUID) -> Aggregate | None:
+        loaded.append(aggregate_id)
+        return deepcopy(present) if aggregate_id == present.id else None
+
+    work = Work(load)
+    work.known_absent([created.id])
+    assert work.get(created.id, Invoice) is None
+    assert work.get(present.id, Invoice) is not None
+    assert loaded == [present.id]  # only the one not known absent was read
+    assert work.loads == [(created.id, None), (present.id, present.version)]  # both checkable as stale
+
+    def fails() -> None:
+        work.add(created)
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        work.attempt(fails)
+    assert work.get(created.id, Invoice) is None
+    work.add(created)  # a later step creates it: it is seen from then on, and saved
+    assert work.get(created.id, Invoice) is created
+    assert loaded == [present.id]

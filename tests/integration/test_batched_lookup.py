@@ -1,0 +1,120 @@
+"""A webhook batch asks in one query which of its records (and payments) are new, on each
+backend: the answer is exact, a stale "new" is caught by the save, and the aggregate cache
+(ADR 0009) still sees another application's writes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+from uuid import UUID, uuid4
+
+from adapters.stored_ids import stored_ids
+from commands.application import BillingApplication
+from commands.ingestion.provider_events import VerifiedEvent, provider_event_id
+from commands.ingestion.stripe_events import StripeIngestion
+from commands.messages import NewLine
+from ledger.payments import payment_id_for
+from tests.conftest import AppFactory
+from tests.stripe_payloads import verified_event
+
+
+def _open_invoice(app: BillingApplication, amount: int = 10_000) -> UUID:
+    invoice_id = app.create_draft(
+        customer={"email": "ap@acme.example"}, currency="usd", lines=[NewLine("Fee", 1, amount)]
+    ).result
+    app.issue(invoice_id)
+    return invoice_id
+
+
+def _paid(event_id: str, intent: str, invoice_id: UUID, amount: int = 10_000) -> VerifiedEvent:
+    return verified_event(
+        event_id,
+        "payment_intent.succeeded",
+        "payment_intent",
+        id=intent,
+        amount=amount,
+        amount_received=amount,
+        currency="usd",
+        latest_charge=f"ch_{intent}",
+        metadata={"invoice_id": str(invoice_id)},
+    )
+
+
+def _refunded(event_id: str, refund: str, intent: str, amount: int) -> VerifiedEvent:
+    changes: dict[str, Any] = {"id": refund, "amount": amount, "status": "succeeded", "payment_intent": intent}
+    return verified_event(event_id, "refund.created", "refund", **changes)
+
+
+def test_stored_ids_names_exactly_the_ids_with_events(app: BillingApplication) -> None:
+    found = stored_ids(app.recorder)
+    assert found is not None
+    invoice_id = _open_invoice(app)
+    StripeIngestion(app).ingest(_paid("evt_l1", "pi_l1", invoice_id))
+    record = provider_event_id("stripe", "evt_l1")
+    payment = payment_id_for("stripe", "pi_l1")
+    strangers = [uuid4() for _ in range(1_200)]  # more than one statement's worth on SQLite
+    assert found([invoice_id, record, payment, *strangers]) == {invoice_id, record, payment}
+    assert found([*strangers, invoice_id]) == {invoice_id}
+    assert found(strangers[:3]) == set()
+    assert found([]) == set()
+
+
+def test_a_redelivery_to_another_application_is_found_by_the_batch_lookup(make_app: AppFactory) -> None:
+    """Two applications on one database (two server processes): each answers the other's
+    events as duplicates, and applies a later report on the state the other left, its cached
+    aggregates fast-forwarded."""
+    first, second = make_app(), make_app()
+    invoice_id = _open_invoice(first)
+    one, other = StripeIngestion(first), StripeIngestion(second)
+
+    assert one.ingest(_paid("evt_a", "pi_a", invoice_id, amount=6_000)).outcome == "applied"
+    assert first.invoice(invoice_id).amount_paid == 6_000  # the invoice is in `first`'s cache now
+    again = other.ingest(_paid("evt_a", "pi_a", invoice_id, amount=6_000))
+    assert (again.duplicate, again.outcome) == (True, "applied")
+
+    assert other.ingest(_refunded("evt_b", "re_b", "pi_a", 1_000)).outcome == "applied"
+    # `first` never saw evt_b: its lookup finds the record, its cached invoice catches up.
+    redelivered = one.ingest(_refunded("evt_b", "re_b", "pi_a", 1_000))
+    assert (redelivered.duplicate, redelivered.outcome) == (True, "applied")
+    assert one.ingest(_refunded("evt_c", "re_c", "pi_a", 2_000)).outcome == "applied"
+    for app in (first, second):
+        invoice = app.invoice(invoice_id)
+        assert (invoice.amount_paid, invoice.amount_refunded) == (6_000, 3_000)
+
+
+def test_an_event_stored_by_another_application_after_the_lookup_is_answered_as_a_duplicate(
+    make_app: AppFactory,
+) -> None:
+    """The race the lookup opens: it says "new", the other application then stores the same
+    event (and its payment). The save collides or the reads are found stale; the command is
+    decided again, finds the record, and the money is applied once."""
+    first, second = make_app(), make_app()
+    invoice_id = _open_invoice(first)
+    event = _paid("evt_race", "pi_race", invoice_id)
+    lookup = first.runner.stored_ids
+    assert lookup is not None
+    raced: list[bool] = []
+
+    def then_the_other_stores_it(ids: Collection[UUID]) -> set[UUID]:
+        found = lookup(ids)
+        if not raced:
+            raced.append(True)
+            assert StripeIngestion(second).ingest(event).outcome == "applied"
+        return found
+
+    first.runner.stored_ids = then_the_other_stores_it
+    answer = StripeIngestion(first).ingest(event)
+    assert raced
+    assert (answer.duplicate, answer.outcome) == (True, "applied")
+    invoice = first.invoice(invoice_id)
+    assert (invoice.amount_paid, invoice.payment_ids) == (10_000, [str(payment_id_for("stripe", "pi_race"))])
+    assert len(first.recorder.select_events(provider_event_id("stripe", "evt_race"))) == 2  # received, handled
+
+
+def test_without_a_lookup_the_batch_reads_each_record_as_before(app: BillingApplication) -> None:
+    app.runner.stored_ids = None
+    invoice_id = _open_invoice(app)
+    ingestion = StripeIngestion(app)
+    assert ingestion.ingest(_paid("evt_n", "pi_n", invoice_id)).outcome == "applied"
+    assert ingestion.ingest(_paid("evt_n", "pi_n", invoice_id)).duplicate
+    assert app.invoice(invoice_id).amount_paid == 10_000
