@@ -44,6 +44,7 @@ from bench.replay import START, build_invoice
 from bench.report import fmt, table
 from commands.application import BillingApplication
 from projections.audit_chain import AuditChain, verify
+from projections.invoice_states import InvoiceStates
 from projections.invoice_versions import STATE_INTERVAL, InvoiceVersionIndex, InvoiceVersionsProjection
 from projections.runner import ProjectionRunner
 from projections.tables import invoice_version_states, invoice_versions
@@ -186,7 +187,7 @@ class _TimedVersions(InvoiceVersionsProjection):
 
 
 def _write_cost(app: BillingApplication, engine: Engine, invoice_id: UUID) -> WriteCost:
-    projection = _TimedVersions(lambda i, v: app.invoice(i, version=v))
+    projection = _TimedVersions(InvoiceStates(lambda i, v: app.invoice(i, version=v)))
     runner = ProjectionRunner(engine, _ReadModelLog(app), [projection])
     runner.create_tables()
     runner.catch_up()
