@@ -8,6 +8,7 @@ import time
 from functools import cache
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from adapters.stripe import STRIPE_API_VERSION
 from adapters.stripe.payloads import read_event
@@ -52,3 +53,21 @@ def verified_event(
     an example object, decoded by adapters/stripe/payloads.py."""
     payload = event_payload(event_type, resource, event_id=event_id, created=created, **changes)
     return read_event(payload.decode())
+
+
+def payment_succeeded(event_id: str, intent: str, invoice_id: UUID | None, amount: int = 10_000) -> VerifiedEvent:
+    """A verified payment_intent.succeeded of `amount` cents (usd) for the invoice its metadata
+    names (none: a payment Stripe took for no invoice of ours)."""
+    metadata = {"invoice_id": str(invoice_id)} if invoice_id else {}
+    return verified_event(
+        event_id,
+        "payment_intent.succeeded",
+        "payment_intent",
+        id=intent,
+        amount=amount,
+        amount_received=amount,
+        currency="usd",
+        status="succeeded",
+        latest_charge=f"ch_{intent}",
+        metadata=metadata,
+    )

@@ -15,7 +15,7 @@ from commands.ingestion.stripe_events import StripeIngestion
 from commands.messages import NewLine
 from ledger.payments import payment_id_for
 from tests.conftest import AppFactory
-from tests.stripe_payloads import verified_event
+from tests.stripe_payloads import payment_succeeded, verified_event
 
 
 def _open_invoice(app: BillingApplication, amount: int = 10_000) -> UUID:
@@ -24,20 +24,6 @@ def _open_invoice(app: BillingApplication, amount: int = 10_000) -> UUID:
     ).result
     app.issue(invoice_id)
     return invoice_id
-
-
-def _paid(event_id: str, intent: str, invoice_id: UUID, amount: int = 10_000) -> VerifiedEvent:
-    return verified_event(
-        event_id,
-        "payment_intent.succeeded",
-        "payment_intent",
-        id=intent,
-        amount=amount,
-        amount_received=amount,
-        currency="usd",
-        latest_charge=f"ch_{intent}",
-        metadata={"invoice_id": str(invoice_id)},
-    )
 
 
 def _refunded(event_id: str, refund: str, intent: str, amount: int) -> VerifiedEvent:
@@ -49,7 +35,7 @@ def test_stored_ids_names_exactly_the_ids_with_events(app: BillingApplication) -
     found = stored_ids(app.recorder)
     assert found is not None
     invoice_id = _open_invoice(app)
-    StripeIngestion(app).ingest(_paid("evt_l1", "pi_l1", invoice_id))
+    StripeIngestion(app).ingest(payment_succeeded("evt_l1", "pi_l1", invoice_id))
     record = provider_event_id("stripe", "evt_l1")
     payment = payment_id_for("stripe", "pi_l1")
     strangers = [uuid4() for _ in range(1_200)]  # more than one statement's worth on SQLite
@@ -67,9 +53,9 @@ def test_a_redelivery_to_another_application_is_found_by_the_batch_lookup(make_a
     invoice_id = _open_invoice(first)
     one, other = StripeIngestion(first), StripeIngestion(second)
 
-    assert one.ingest(_paid("evt_a", "pi_a", invoice_id, amount=6_000)).outcome == "applied"
+    assert one.ingest(payment_succeeded("evt_a", "pi_a", invoice_id, amount=6_000)).outcome == "applied"
     assert first.invoice(invoice_id).amount_paid == 6_000  # the invoice is in `first`'s cache now
-    again = other.ingest(_paid("evt_a", "pi_a", invoice_id, amount=6_000))
+    again = other.ingest(payment_succeeded("evt_a", "pi_a", invoice_id, amount=6_000))
     assert (again.duplicate, again.outcome) == (True, "applied")
 
     assert other.ingest(_refunded("evt_b", "re_b", "pi_a", 1_000)).outcome == "applied"
@@ -90,7 +76,7 @@ def test_an_event_stored_by_another_application_after_the_lookup_is_answered_as_
     decided again, finds the record, and the money is applied once."""
     first, second = make_app(), make_app()
     invoice_id = _open_invoice(first)
-    event = _paid("evt_race", "pi_race", invoice_id)
+    event = payment_succeeded("evt_race", "pi_race", invoice_id)
     lookup = first.runner.stored_ids
     assert lookup is not None
     raced: list[bool] = []
@@ -115,6 +101,6 @@ def test_without_a_lookup_the_batch_reads_each_record_as_before(app: BillingAppl
     app.runner.stored_ids = None
     invoice_id = _open_invoice(app)
     ingestion = StripeIngestion(app)
-    assert ingestion.ingest(_paid("evt_n", "pi_n", invoice_id)).outcome == "applied"
-    assert ingestion.ingest(_paid("evt_n", "pi_n", invoice_id)).duplicate
+    assert ingestion.ingest(payment_succeeded("evt_n", "pi_n", invoice_id)).outcome == "applied"
+    assert ingestion.ingest(payment_succeeded("evt_n", "pi_n", invoice_id)).duplicate
     assert app.invoice(invoice_id).amount_paid == 10_000

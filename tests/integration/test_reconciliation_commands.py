@@ -70,7 +70,7 @@ from projections.tables import journal
 from tests.conftest import AppFactory
 from tests.fake_payments import FakePaymentProvider
 from tests.reconciliation_contract import ITEM_FIELDS as CONTRACT_FIELDS
-from tests.stripe_payloads import verified_event
+from tests.stripe_payloads import payment_succeeded, verified_event
 
 PERIOD = Period(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
 REPORT_KEYS = set(CONTRACT_FIELDS)
@@ -221,20 +221,6 @@ def balances(engine: Engine) -> dict[tuple[str, str], int]:
     return {(row.currency, row.account): row.balance for row in trial_balance(engine)}
 
 
-def payment_webhook(invoice_id: UUID, intent: str, amount: int = 10_000, event_id: str = "evt_late") -> Any:
-    return verified_event(
-        event_id,
-        "payment_intent.succeeded",
-        "payment_intent",
-        id=intent,
-        amount=amount,
-        amount_received=amount,
-        currency="usd",
-        latest_charge=f"ch_{intent}",
-        metadata={"invoice_id": str(invoice_id)},
-    )
-
-
 # ---------------------------------------------------------------------------- fees
 
 
@@ -373,7 +359,7 @@ def test_items_no_longer_found_are_fixed_by_the_events_that_fixed_them(app: Bill
     record_run(app, late, settled, explained)
     app.reconciliation.resolve(UUID(settled.id), action=EXPLAIN, note="known", by="ana")
     # The late webhook arrives: the payment is recorded, and the next run no longer finds it.
-    ingest(app, payment_webhook(invoice_id, "pi_missed"))
+    ingest(app, payment_succeeded("evt_late", "pi_missed", invoice_id))
     payment = app.payment(payment_id_for("stripe", "pi_missed"))
     fixing = [{"id": str(payment.id), "version": payment.version, "position": app.head()}]
     items = record_run(
@@ -462,7 +448,7 @@ def test_apply_brings_the_missing_payment_in_and_the_late_webhook_changes_nothin
     after_apply = (postings(engine), balances(engine))
     assert after_apply[1][("usd", "processor_balance")] == 10_000
 
-    ingest(app, payment_webhook(invoice_id, "pi_missed"))
+    ingest(app, payment_succeeded("evt_late", "pi_missed", invoice_id))
     ingest(
         app,
         verified_event(
@@ -488,7 +474,7 @@ def test_apply_after_the_webhook_came_names_the_payment_that_holds_it(app: Billi
     invoice_id = open_invoice(app)
     item = missing_payment(invoice_id)
     record_run(app, item)
-    ingest(app, payment_webhook(invoice_id, "pi_missed"))
+    ingest(app, payment_succeeded("evt_late", "pi_missed", invoice_id))
     payment = app.payment(payment_id_for("stripe", "pi_missed"))
     resolved = app.reconciliation.resolve(UUID(item.id), action=APPLY, note="apply anyway", by="ana").result
     assert resolved["resolution"]["events"] == [{"id": str(payment.id), "version": payment.version}]

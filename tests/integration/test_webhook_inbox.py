@@ -25,7 +25,7 @@ from commands.ingestion.provider_events import (
 from commands.messages import NewLine
 from projections.runner import ProjectionRunner
 from projections.webhook_inbox import list_webhook_events, stuck_events, webhook_event_row
-from tests.stripe_payloads import verified_event
+from tests.stripe_payloads import payment_succeeded, verified_event
 
 
 def _invoice(app: BillingApplication, *, issue: bool = True, amount: int = 10_000) -> UUID:
@@ -35,22 +35,6 @@ def _invoice(app: BillingApplication, *, issue: bool = True, amount: int = 10_00
     if issue:
         app.issue(invoice_id)
     return invoice_id
-
-
-def _paid(event_id: str, intent: str, invoice_id: UUID | None, amount: int = 10_000) -> VerifiedEvent:
-    metadata = {"invoice_id": str(invoice_id)} if invoice_id else {}
-    return verified_event(
-        event_id,
-        "payment_intent.succeeded",
-        "payment_intent",
-        id=intent,
-        amount=amount,
-        amount_received=amount,
-        currency="usd",
-        status="succeeded",
-        latest_charge=f"ch_{intent}",
-        metadata=metadata,
-    )
 
 
 def _captured(event_id: str, intent: str, invoice_id: UUID, amount: int = 10_000) -> VerifiedEvent:
@@ -93,15 +77,17 @@ def test_each_event_is_listed_once_with_what_was_done_with_it(
     invoice_id, draft_id = _invoice(app), _invoice(app, issue=False)
     customer = verified_event("evt_customer", "customer.created", "customer", id="cus_1")
     assert _ingest(app, clock, customer) == "ignored"
-    assert _ingest(app, clock, _paid("evt_paid", "pi_a", invoice_id)) == "applied"
-    assert _ingest(app, clock, _paid("evt_paid", "pi_a", invoice_id)) == "applied"  # a redelivery: its record
+    assert _ingest(app, clock, payment_succeeded("evt_paid", "pi_a", invoice_id)) == "applied"
+    assert (
+        _ingest(app, clock, payment_succeeded("evt_paid", "pi_a", invoice_id)) == "applied"
+    )  # a redelivery: its record
     assert _ingest(app, clock, _captured("evt_captured", "pi_a", invoice_id)) == "duplicate"
     assert _ingest(app, clock, _refund("evt_early_refund", "pi_later", "re_1")) == "waiting"
     assert _ingest(app, clock, _refund("evt_early_refund_again", "pi_later", "re_1")) == "duplicate"
-    assert _ingest(app, clock, _paid("evt_stranger", "pi_stranger", None)) == "unmatched"
-    assert _ingest(app, clock, _paid("evt_on_draft", "pi_draft", draft_id)) == "refused"
+    assert _ingest(app, clock, payment_succeeded("evt_stranger", "pi_stranger", None)) == "unmatched"
+    assert _ingest(app, clock, payment_succeeded("evt_on_draft", "pi_draft", draft_id)) == "refused"
     clock.advance(timedelta(minutes=1))
-    assert app.record_provider_event(_paid("evt_kept", "pi_kept", None), provider="stripe").result
+    assert app.record_provider_event(payment_succeeded("evt_kept", "pi_kept", None), provider="stripe").result
 
     runner.catch_up()
     assert _statuses(engine) == {
@@ -129,7 +115,7 @@ def test_the_list_pages_newest_first_and_filters_by_status(
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:
     for n in range(5):
-        _ingest(app, clock, _paid(f"evt_{n}", f"pi_{n}", None))
+        _ingest(app, clock, payment_succeeded(f"evt_{n}", f"pi_{n}", None))
     _ingest(app, clock, verified_event("evt_other", "customer.created", "customer", id="cus_1"))
     runner.catch_up()
 
@@ -154,7 +140,7 @@ def test_a_waiting_event_is_listed_applied_once_its_payment_arrives(
     runner.catch_up()
     assert _statuses(engine) == {"evt_refund": "waiting"}
 
-    _ingest(app, clock, _paid("evt_paid", "pi_a", invoice_id))
+    _ingest(app, clock, payment_succeeded("evt_paid", "pi_a", invoice_id))
     runner.catch_up()  # the release comes in a later batch than the event's own record
     assert _statuses(engine) == {"evt_refund": "applied", "evt_paid": "applied"}
     assert app.invoice(invoice_id).amount_refunded == 1_000
@@ -164,11 +150,11 @@ def test_stuck_events_are_the_unmatched_and_waiting_ones_older_than_asked(
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:
     invoice_id = _invoice(app)
-    _ingest(app, clock, _paid("evt_stranger", "pi_stranger", None))
+    _ingest(app, clock, payment_succeeded("evt_stranger", "pi_stranger", None))
     _ingest(app, clock, _refund("evt_refund", "pi_later", "re_1"))
-    _ingest(app, clock, _paid("evt_paid", "pi_paid", invoice_id))
+    _ingest(app, clock, payment_succeeded("evt_paid", "pi_paid", invoice_id))
     cutoff = clock.now() + timedelta(seconds=30)
-    _ingest(app, clock, _paid("evt_recent", "pi_recent", None))
+    _ingest(app, clock, payment_succeeded("evt_recent", "pi_recent", None))
     runner.catch_up()
 
     stuck = stuck_events(engine, older_than=cutoff)
@@ -180,7 +166,7 @@ def test_stuck_events_are_the_unmatched_and_waiting_ones_older_than_asked(
 def test_an_unmatched_payment_is_applied_once_when_reprocessed_after_its_payment_is_known(
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:
-    assert _ingest(app, clock, _paid("evt_early", "pi_a", None)) == "unmatched"
+    assert _ingest(app, clock, payment_succeeded("evt_early", "pi_a", None)) == "unmatched"
     invoice_id = _invoice(app)
     app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_a")
 
@@ -202,7 +188,7 @@ def test_a_rejected_payment_is_applied_when_reprocessed_after_its_invoice_is_iss
     app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
 ) -> None:
     draft_id = _invoice(app, issue=False)
-    assert _ingest(app, clock, _paid("evt_on_draft", "pi_a", draft_id)) == "refused"
+    assert _ingest(app, clock, payment_succeeded("evt_on_draft", "pi_a", draft_id)) == "refused"
     first = _reprocess(app, "evt_on_draft")  # still a draft: refused again, and said so
     assert (first.previous_outcome, first.outcome, first.reprocessing) == ("refused", "refused", 1)
     app.issue(draft_id)
@@ -216,7 +202,7 @@ def test_a_rejected_payment_is_applied_when_reprocessed_after_its_invoice_is_iss
 
 def test_a_kept_event_never_handled_is_handled_by_reprocessing(app: BillingApplication) -> None:
     invoice_id = _invoice(app)
-    app.record_provider_event(_paid("evt_kept", "pi_a", invoice_id), provider="stripe")
+    app.record_provider_event(payment_succeeded("evt_kept", "pi_a", invoice_id), provider="stripe")
     done = _reprocess(app, "evt_kept")
     assert (done.previous_outcome, done.outcome) == (None, "applied")
     assert app.invoice(invoice_id).amount_paid == 10_000
@@ -226,7 +212,7 @@ def test_reprocessing_refuses_what_is_done_or_waiting_and_what_never_arrived(
     app: BillingApplication, clock: ManualClock
 ) -> None:
     invoice_id = _invoice(app)
-    _ingest(app, clock, _paid("evt_paid", "pi_a", invoice_id))
+    _ingest(app, clock, payment_succeeded("evt_paid", "pi_a", invoice_id))
     _ingest(app, clock, _captured("evt_captured", "pi_a", invoice_id))
     _ingest(app, clock, verified_event("evt_customer", "customer.created", "customer", id="cus_1"))
     _ingest(app, clock, _refund("evt_refund", "pi_later", "re_1"))
@@ -244,7 +230,7 @@ def test_reprocessing_refuses_what_is_done_or_waiting_and_what_never_arrived(
 
 
 def test_a_payload_that_no_longer_decodes_is_refused_again(app: BillingApplication, clock: ManualClock) -> None:
-    _ingest(app, clock, _paid("evt_stranger", "pi_stranger", None))
+    _ingest(app, clock, payment_succeeded("evt_stranger", "pi_stranger", None))
 
     def unreadable(_: str) -> VerifiedEvent:
         raise WebhookRejectedError("the body is not a Stripe event: $.data")
@@ -260,7 +246,7 @@ def test_a_payload_that_no_longer_decodes_is_refused_again(app: BillingApplicati
 def test_a_repeated_reprocessing_with_the_same_key_is_answered_as_the_first(
     app: BillingApplication, clock: ManualClock
 ) -> None:
-    _ingest(app, clock, _paid("evt_early", "pi_a", None))
+    _ingest(app, clock, payment_succeeded("evt_early", "pi_a", None))
     invoice_id = _invoice(app)
     app.initiate_provider_payment(invoice_id, provider="stripe", provider_payment_id="pi_a")
     first = _reprocess(app, "evt_early", idempotency_key="reprocess-1")
