@@ -29,7 +29,7 @@ from projections.admin.users import AdminUsersProjection
 from projections.audit_chain import AuditChain, RawLog, Record
 from projections.invoice_states import InvoiceStates
 from projections.invoice_status import InvoiceStatusProjection
-from projections.invoice_versions import InvoiceVersionsProjection
+from projections.invoice_versions import InvoiceVersionIndex, InvoiceVersionsProjection, StoredEvents
 from projections.journal import JournalProjection
 from projections.mail.emails import InvoiceEmailsProjection
 from projections.payments import PaymentsProjection
@@ -211,6 +211,13 @@ def projection_runner(app: BillingApplication, engine: Engine) -> ProjectionRunn
     runner = ProjectionRunner(engine, log, read_model_projections(app, log))
     runner.create_tables()
     return runner
+
+
+def invoice_version_index(app: BillingApplication, engine: Engine) -> InvoiceVersionIndex:
+    """invoice_as_of's index over the invoice_versions read model on `engine`, which reads the
+    events to fold from the event store's table in the same statement (the read models live in
+    the events' database, as this module's log reads them; docs/throughput.md, As of)."""
+    return InvoiceVersionIndex(engine, StoredEvents(app.events_table_name, EventDecoder(app.mapper).decode))
 
 
 def read_model_projections(app: BillingApplication, log: RawLog | None = None) -> list[Projection]:

@@ -27,14 +27,13 @@ from adapters.clock import SystemClock
 from adapters.mail.triggers import MailLoop, mail_triggers
 from adapters.mail.worker import mail_worker
 from adapters.persistence import ConfigurationError, database_probe
-from adapters.read_models import InProcessProjections, read_model_engine
+from adapters.read_models import InProcessProjections, invoice_version_index, read_model_engine
 from adapters.reconciliation import records_for
 from adapters.settings import Settings
 from adapters.stripe import StripePaymentProvider
 from adapters.stripe.webhooks import StripeWebhookVerifier
 from commands.application import BillingApplication
 from ledger.reconciliation.runs import LEDGER, STRIPE
-from projections.invoice_versions import InvoiceVersionIndex
 from web.app import create_app
 from web.services import STRIPE_CHECKOUT_ORIGIN, Services
 
@@ -54,7 +53,7 @@ def build_app(settings: Settings | None = None, *, follow: bool = True) -> Starl
     read_models = _with_retries(lambda: InProcessProjections(app, engine, settings.database_url))
     # Invoice as of a moment from the invoice_versions read model (its tables made just above):
     # a first call in this process costs what any call does (docs/throughput.md, As of).
-    app.use_version_index(InvoiceVersionIndex(engine))
+    app.use_version_index(invoice_version_index(app, engine))
     services = Services(
         app=app,
         read_models=read_models,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,10 +62,14 @@ class Located:
     `past`: the first indexed version whose stamp, or an earlier one's, is after the moment
     (the replay folds the versions before it); None when no indexed version is past the moment
     (or none is indexed): the versions after the indexed ones decide. `base`: the kept state at
-    the highest kept version below `past` (any, when `past` is None), or None."""
+    the highest kept version below `past` (any, when `past` is None), or None. `events`: when
+    the index read them with the rest (one statement), the stored events after the base's
+    version (all when no base) up to `past - 1` (no bound when `past` is None), decoded, oldest
+    first; None: InvoicesAsOf reads them from the store."""
 
     past: int | None
     base: Invoice | None
+    events: Iterable[object] | None = None
 
 
 class VersionIndex(Protocol):
@@ -83,15 +87,19 @@ class InvoicesAsOf:
         located = self._index.locate(invoice_id, moment)
         invoice = located.base
         after = None if invoice is None else invoice.version
+        events: Iterable[object]
         if located.past is None:
             # Every indexed version is at or before the moment (their running maximum is), so
             # the base's is too: fold on until the first event stamped after the moment.
-            for event in self._read(invoice_id, after, None):
+            events = self._read(invoice_id, after, None) if located.events is None else located.events
+            for event in events:
                 if not isinstance(event, Invoice.Event) or event.timestamp > moment:
                     break
                 invoice = event.mutate(invoice)
         elif located.past > (after or 0) + 1:
-            for event in self._read(invoice_id, after, located.past - 1):  # exactly the versions to fold
+            upto = located.past - 1  # exactly the versions to fold
+            events = self._read(invoice_id, after, upto) if located.events is None else located.events
+            for event in events:
                 if not isinstance(event, Invoice.Event):
                     break
                 invoice = event.mutate(invoice)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from adapters.clock import ManualClock
-from adapters.read_models import projection_runner
+from adapters.read_models import invoice_version_index, projection_runner
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.errors import InvoiceNotFoundError
@@ -24,6 +24,13 @@ from projections.invoice_versions import STATE_INTERVAL, InvoiceVersionIndex
 from projections.tables import invoice_version_states, invoice_versions
 
 CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
+# The index alone (the events to fold read from the store through the library), and with the
+# event store's table, as `ledger serve` has it (the events read in the locating statement).
+WAYS = ("store", "one statement")
+
+
+def _index(way: str, app: BillingApplication, engine: Engine) -> InvoiceVersionIndex:
+    return InvoiceVersionIndex(engine) if way == "store" else invoice_version_index(app, engine)
 
 
 def _state(invoice: Invoice | None) -> dict[str, Any] | None:
@@ -91,10 +98,11 @@ def _rows(engine: Engine, invoice_id: UUID) -> tuple[int, list[int]]:
         return int(versions), [int(v) for v in kept]
 
 
+@pytest.mark.parametrize("way", WAYS)
 def test_as_of_is_the_full_replay_with_the_read_model_empty_lagging_and_current(
-    app: BillingApplication, engine: Engine, clock: ManualClock
+    app: BillingApplication, engine: Engine, clock: ManualClock, way: str
 ) -> None:
-    app.use_version_index(InvoiceVersionIndex(engine))
+    app.use_version_index(_index(way, app, engine))
     runner = projection_runner(app, engine)
     invoice_id = _invoice(app, clock)
     _payments(app, clock, invoice_id, 2 * STATE_INTERVAL + 10, per_save=7)  # past two kept states
@@ -113,10 +121,12 @@ def test_as_of_is_the_full_replay_with_the_read_model_empty_lagging_and_current(
     runner.catch_up()  # current
     assert _rows(engine, invoice_id) == (versions, [STATE_INTERVAL, 2 * STATE_INTERVAL])
     _check_every_moment(app, invoice_id)
-    located = InvoiceVersionIndex(engine).locate(invoice_id, clock.now())
+    located = _index(way, app, engine).locate(invoice_id, clock.now())
     assert located.past is None
     assert located.base is not None
     assert located.base.version == 2 * STATE_INTERVAL
+    if way == "one statement":  # the events after the kept state came with it: the store was not asked
+        assert [e.originator_version for e in located.events or ()] == list(range(2 * STATE_INTERVAL + 1, versions + 1))
 
     _payments(app, clock, invoice_id, STATE_INTERVAL, per_save=STATE_INTERVAL)  # lagging again: one save
     clock.advance(timedelta(days=1))
@@ -132,8 +142,9 @@ def test_as_of_is_the_full_replay_with_the_read_model_empty_lagging_and_current(
         app.invoice_as_of(uuid4(), clock.now())
 
 
+@pytest.mark.parametrize("way", WAYS)
 def test_a_second_process_and_a_rebuild_see_the_same_versions(
-    make_app: Any, engine: Engine, clock: ManualClock
+    make_app: Any, engine: Engine, clock: ManualClock, way: str
 ) -> None:
     writer: BillingApplication = make_app()
     invoice_id = _invoice(writer, clock)
@@ -145,7 +156,7 @@ def test_a_second_process_and_a_rebuild_see_the_same_versions(
         states = conn.execute(select(invoice_version_states)).all()
 
     reader: BillingApplication = make_app()  # another process: nothing of the invoice in memory
-    reader.use_version_index(InvoiceVersionIndex(engine))
+    reader.use_version_index(_index(way, reader, engine))
     _check_every_moment(reader, invoice_id)
 
     projection_runner(make_app(), engine).rebuild()
