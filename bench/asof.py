@@ -4,10 +4,12 @@ As of: one invoice of 1,000 events (created, issued, then partial payments one s
 bench/replay.py build_invoice), and `app.invoice_as_of` at an early moment (version 10), the
 middle (version 500) and the end (version 1,000), each timed REPEATS times after WARMUP untimed
 calls: p50 and p99 in milliseconds, beside the target of 5 ms. Every call goes to the store:
-invoice_as_of does not use the aggregate cache (ADR 0009). Two ways, alternated call by call:
-"read model", an application given the invoice_versions read model (`use_version_index`, as
-`ledger serve` is; projections/invoice_versions.py), caught up first; and "in-process cache",
-an application without one (commands/as_of.py InvoiceTimelines). Then the first call for the
+invoice_as_of does not use the aggregate cache (ADR 0009). Three ways, alternated call by call:
+"read model", an application given the invoice_versions read model as `ledger serve` is
+(adapters/read_models.py invoice_version_index: the events to fold come in the locating
+statement; projections/invoice_versions.py), caught up first; "two round trips", the same read
+model with those events read from the store through the library after it (as it was before);
+and "in-process cache", an application without one (commands/as_of.py InvoiceTimelines). Then the first call for the
 invoice in a process: a fresh application and engine, their connections opened by a call for
 another invoice. Beside them, what the read model cost to keep for this invoice: its rows per
 invoice event, its kept states' bytes, and the time in its own prepare and process.
@@ -37,7 +39,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from adapters.clock import ManualClock
 from adapters.persistence import event_store_env
-from adapters.read_models import _ReadModelLog, read_model_engine
+from adapters.read_models import _ReadModelLog, invoice_version_index, read_model_engine
 from bench.procs import Gate
 from bench.read_models import GenerateJob, generate
 from bench.replay import START, build_invoice
@@ -57,6 +59,11 @@ AS_OF_TARGET_MS = 5.0
 # PostgreSQL plans it on each call (~1-3 ms for the as-of queries, once per pooled connection).
 PREPARED_AFTER = 6
 VERIFY_TARGET = 150_000.0  # events/s
+# Alternated call by call: the read model as `ledger serve` has it (the events to fold in the
+# locating statement), the read model with the events read from the store after it (as it was
+# before: two round trips), and an application without it (the in-process cache). The summary
+# (bench/summary.py) reports the rows starting with "read model".
+WAYS = ("read model", "two round trips", "in-process cache")
 
 
 @dataclass(frozen=True)
@@ -123,27 +130,31 @@ def _as_of(url: str, plan: AsOfPlan) -> tuple[list[AsOfRow], WriteCost]:
         stamps: dict[int, datetime] = {e.originator_version: e.timestamp for e in app.invoice_history(invoice_id)}
         cost = _write_cost(app, engine, invoice_id)
         indexed = BillingApplication(clock=clock_, env=event_store_env(url))
-        indexed.use_version_index(InvoiceVersionIndex(engine))
+        indexed.use_version_index(invoice_version_index(indexed, engine))
+        # The read model as it was before its events came in the locating statement: the
+        # index's statement, then the events from the store through the library.
+        two_trips = BillingApplication(clock=clock_, env=event_store_env(url))
+        two_trips.use_version_index(InvoiceVersionIndex(engine))
         rows = []
         for name, version in MOMENTS:
-            pair = [AsOfRow(f"read model: {name}", version), AsOfRow(f"in-process cache: {name}", version)]
-            _timed(pair, [indexed, app], invoice_id, stamps[version], plan)
-            rows.extend(pair)
+            ways = [AsOfRow(f"{label}: {name}", version) for label in WAYS]
+            _timed(ways, [indexed, two_trips, app], invoice_id, stamps[version], plan)
+            rows.extend(ways)
         indexed.close()
+        two_trips.close()
         # A first call for the invoice in a process: a fresh application and engine, their
         # connections opened and statements prepared by untimed calls for another long invoice
         # (a process that has served as-of calls before has them), nothing of this invoice in memory.
         other = build_invoice(app, clock_, 2 * STATE_INTERVAL)
         _write_cost(app, engine, other)  # the read model caught up with it
-        colds = [
-            AsOfRow(f"{label}: late, first call for it in a process", INVOICE_EVENTS)
-            for label in ("read model", "in-process cache")
-        ]
+        colds = [AsOfRow(f"{label}: late, first call for it in a process", INVOICE_EVENTS) for label in WAYS]
         for _ in range(plan.cold):
-            for cold, index in zip(colds, (True, False), strict=True):  # alternated, as the warm calls
+            for cold, way in zip(colds, WAYS, strict=True):  # alternated, as the warm calls
                 fresh = BillingApplication(clock=clock_, env=event_store_env(url))
                 fresh_engine = read_model_engine(url)
-                if index:
+                if way == WAYS[0]:
+                    fresh.use_version_index(invoice_version_index(fresh, fresh_engine))
+                elif way == WAYS[1]:
                     fresh.use_version_index(InvoiceVersionIndex(fresh_engine))
                 for _ in range(PREPARED_AFTER):
                     fresh.invoice_as_of(other, clock_.now())

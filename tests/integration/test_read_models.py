@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
-from adapters.read_models import projection_runner, read_model_engine
+from adapters.read_models import invoice_version_index, projection_runner, read_model_engine
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from commands.messages import NewLine
@@ -362,7 +362,7 @@ def test_the_read_models_follow_the_log_from_a_schema_of_their_own(
 ) -> None:
     """A PostgreSQL URL may set a search_path (libpq's `options`) that leaves out the schema the
     library keeps its events in (it names its own, `public`): the read models, made in the
-    search_path's schema, still read the log, and audit verify still reads it."""
+    search_path's schema, still read the log, and audit verify and invoice as of still read it."""
     if not database_url.startswith("postgres"):
         pytest.skip("a search_path is PostgreSQL's")
     with engine.begin() as conn:
@@ -382,6 +382,9 @@ def test_the_read_models_follow_the_log_from_a_schema_of_their_own(
         verdict = verify_chain(app, own)
         assert verdict.ok, verdict
         assert verdict.count == app.head()
+        # invoice_as_of's locating statement reads the events table beside the read models.
+        app.use_version_index(invoice_version_index(app, own))
+        assert app.invoice_as_of(invoice_id, clock.now()).version == app.invoice(invoice_id).version
     finally:
         own.dispose()
         app.close()

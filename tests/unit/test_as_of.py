@@ -94,9 +94,13 @@ def test_an_invoice_heavier_than_the_whole_cache_is_replayed_on_each_call_and_no
 class FakeVersionIndex:
     """The invoice_versions read model as projections/invoice_versions.py keeps it, in memory:
     the running maximum of stamps per version and a state every `interval` versions, for the
-    first `applied` events of each invoice (the rest not projected yet: a lagging read model)."""
+    first `applied` events of each invoice (the rest not projected yet: a lagging read model).
+    With `with_events`, it also hands over the stored events to fold (as the index does that
+    reads them in its locating statement): after the base's version, before `past`."""
 
-    def __init__(self, store: FakeStore, applied: int, interval: int = 8) -> None:
+    def __init__(self, store: FakeStore, applied: int, interval: int = 8, *, with_events: bool = False) -> None:
+        self.store = store
+        self.with_events = with_events
         self.reached: dict[UUID, list[datetime]] = {}
         self.kept: dict[UUID, dict[int, Invoice]] = {}
         for invoice_id, events in store.events.items():
@@ -115,11 +119,20 @@ class FakeVersionIndex:
         past = next((version for version, at in enumerate(reached, start=1) if at > moment), None)
         below = [v for v in self.kept.get(invoice_id, {}) if past is None or v < past]
         base = deepcopy(self.kept[invoice_id][max(below)]) if below else None  # decoded afresh, as from a row
-        return Located(past=past, base=base)
+        if not self.with_events:
+            return Located(past=past, base=base)
+        after = 0 if base is None else base.version
+        events = [
+            e
+            for e in self.store.events.get(invoice_id, [])
+            if after < e.originator_version and (past is None or e.originator_version < past)
+        ]
+        return Located(past=past, base=base, events=iter(events))  # an iterator: read once, as the index's rows
 
 
+@pytest.mark.parametrize("with_events", [False, True])
 @pytest.mark.parametrize("applied", [0, 5, 17, 10_000])  # empty, lagging (before and past kept states), current
-def test_as_of_from_a_version_index_is_the_replay_however_far_the_index_got(applied: int) -> None:
+def test_as_of_from_a_version_index_is_the_replay_however_far_the_index_got(applied: int, with_events: bool) -> None:
     store = FakeStore()
     invoice_id = store.invoice([5, 1, 9, 3, 9, 12, 2, 20, *range(21, 60)])  # stamps that go backwards
     reads: list[tuple[int | None, int | None]] = []
@@ -129,7 +142,7 @@ def test_as_of_from_a_version_index_is_the_replay_however_far_the_index_got(appl
         events = store.read(read_id, after)
         return [e for e in events if upto is None or e.originator_version <= upto]
 
-    as_of = InvoicesAsOf(FakeVersionIndex(store, applied), between)
+    as_of = InvoicesAsOf(FakeVersionIndex(store, applied, with_events=with_events), between)
     stamps = [e.timestamp for e in store.events[invoice_id]]
     for moment in sorted({*stamps, *(s - timedelta(microseconds=1) for s in stamps)}):
         expected = _replayed(store, invoice_id, moment)
@@ -138,6 +151,8 @@ def test_as_of_from_a_version_index_is_the_replay_however_far_the_index_got(appl
                 as_of.as_of(invoice_id, moment)
         else:
             assert dict(vars(as_of.as_of(invoice_id, moment))) == expected, moment
+    if with_events:  # the index handed over every event to fold: the store was never asked
+        assert reads == []
     if applied >= len(stamps):  # current: never more than a state interval of events read
         assert all((upto if upto is not None else len(stamps)) - (after or 0) < 8 for after, upto in reads)
     with pytest.raises(InvoiceNotFoundError):
