@@ -3,9 +3,10 @@
 `InvoicesAsOf` (used once the application is given a VersionIndex, as `ledger serve` does):
 a read model of invoice versions (projections/invoice_versions.py) says which version
 the moment falls on and gives the state kept nearest below it; at most a state interval of
-events is then read from the store and folded. The same cost for a first call in a process as
-for any other, in every process. Events the read model has not seen yet are read from the
-store, so a lagging (or empty) read model gives the same answer, later.
+events is then folded, handed over by the index with its answer (`Located.events`: `ledger
+serve`'s index reads them in the same statement) or else read from the store. The same cost
+for a first call in a process as for any other, in every process. Events the read model has
+not seen yet are folded too, so a lagging (or empty) read model gives the same answer, later.
 
 `InvoiceTimelines` (an application without a version index: the CLI, scripts), an in-process
 cache of invoice histories, measured against the read model in docs/throughput.md:

@@ -6,11 +6,13 @@ invoice's state every STATE_INTERVAL versions in this read model's own encoding 
 below: not the stored event format, which does not change; a new format is a migration and a
 rebuild away, and a row of another format is ignored, never misread).
 
-`InvoiceVersionIndex.locate(invoice_id, moment)` answers with two indexed queries: the first
-version whose running maximum passes the moment (a replay folds the events before it), and the
-kept state nearest at or below the version before it. `commands/as_of.py` `InvoicesAsOf` then
-folds at most STATE_INTERVAL - 1 events from the store onto that state; when the read model
-lags, the events it has not seen yet are read from the store too (docs/throughput.md, As of).
+`InvoiceVersionIndex.locate(invoice_id, moment)` answers with two index seeks in one statement:
+the first version whose running maximum passes the moment (a replay folds the events before it),
+and the kept state nearest at or below the version before it. `commands/as_of.py` `InvoicesAsOf`
+then folds at most STATE_INTERVAL - 1 events onto that state; when the read model lags, the
+events it has not seen yet are folded too (docs/throughput.md, As of). Given the event store's
+table (`StoredEvents`), the same statement returns those events' rows as well, decoded by the
+adapter's decoder: one round trip in all; without it they are read from the store.
 """
 
 from __future__ import annotations
