@@ -26,7 +26,7 @@ from ledger.payments import Payment
 from projections.admin.activity import AdminActivityProjection
 from projections.admin.dunning import DunningStatusProjection
 from projections.admin.users import AdminUsersProjection
-from projections.audit_chain import AuditChain, RawLog, Record
+from projections.audit_chain import AuditChain, RawLog, Record, log_position, stored_id_text
 from projections.invoice_states import InvoiceStates
 from projections.invoice_status import InvoiceStatusProjection
 from projections.invoice_versions import InvoiceVersionIndex, InvoiceVersionsProjection, StoredEvents
@@ -102,12 +102,6 @@ class StoredRow(NamedTuple):
     state: bytes
 
 
-# SQLite's library recorder stores the id as 32 hex digits: spelled here as UUID text, which both
-# the chain (str(UUID)) and the decoder (UUID(text)) take. PostgreSQL prints its uuid column so.
-_SQLITE_UUID_TEXT = (
-    "substr(originator_id, 1, 8) || '-' || substr(originator_id, 9, 4) || '-' || "
-    "substr(originator_id, 13, 4) || '-' || substr(originator_id, 17, 4) || '-' || substr(originator_id, 21)"
-)
 # Reads kept for the audit chain: a pass reads at most one batch per distinct position.
 _READS_KEPT = 4
 
@@ -195,14 +189,12 @@ def _position(row: StoredRow) -> int:
 
 
 def _select_query(dialect: str, table: str) -> str:
-    if dialect == "postgresql":
-        return (
-            "SELECT notification_id, originator_id::text, originator_version, topic, state "  # noqa: S608
-            f"FROM {table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-        )
+    """The log's rows after a position, the id as UUID text: what the chain hashes (str(UUID))
+    and the decoder takes (UUID(text))."""
+    key, mark = log_position(dialect), "%s" if dialect == "postgresql" else "?"
     return (
-        f"SELECT rowid, {_SQLITE_UUID_TEXT}, originator_version, topic, state FROM {table} "  # noqa: S608
-        "WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        f"SELECT {key}, {stored_id_text(dialect, 'originator_id')}, originator_version, topic, state "  # noqa: S608
+        f"FROM {table} WHERE {key} > {mark} ORDER BY {key} LIMIT {mark}"
     )
 
 

@@ -223,12 +223,29 @@ def _fetch(engine: Engine, query: str, parameters: tuple[Any, ...]) -> Sequence[
     return rows
 
 
+def log_position(dialect: str) -> str:
+    """The events table's column holding an event's position in the log."""
+    return "notification_id" if dialect == "postgresql" else "rowid"
+
+
+def stored_id_text(dialect: str, column: str) -> str:
+    """SQL for a stored originator id as UUID text (`str(UUID)`, with hyphens), the spelling the
+    chain covers: PostgreSQL prints its uuid column so; the library stores it on SQLite as 32 hex
+    digits, spelled here with hyphens."""
+    if dialect == "postgresql":
+        return f"{column}::text"
+    return (
+        f"substr({column}, 1, 8) || '-' || substr({column}, 9, 4) || '-' || "
+        f"substr({column}, 13, 4) || '-' || substr({column}, 17, 4) || '-' || substr({column}, 21)"
+    )
+
+
 def _chain_bounds(engine: Engine, table: str) -> tuple[int | None, int | None]:
     """The kept chain's head position, and its lowest position no longer in the log (a deleted
     event, which the walk's left join cannot show); None and None when never chained."""
     if not inspect(engine).has_table(audit_chain.name):
         return None, None
-    key = "notification_id" if engine.dialect.name == "postgresql" else "rowid"
+    key = log_position(engine.dialect.name)
     query = (
         "SELECT (SELECT max(position) FROM audit_chain), (SELECT min(c.position) FROM audit_chain c "  # noqa: S608
         f"WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.{key} = c.position))"
@@ -249,15 +266,10 @@ def _stored(engine: Engine, table: str, batch: int, chained: bool) -> Iterator[t
     which the query spells with hyphens. `verify` checks a link that does not match again the
     way the chain was built (the record as the library reads it), so an id stored in another
     spelling cannot change the verdict."""
-    if engine.dialect.name == "postgresql":
-        key, oid, mark = "notification_id", "e.originator_id::text", "%s"
-    else:
-        key, mark = "rowid", "?"
-        oid = (
-            "substr(e.originator_id, 1, 8) || '-' || substr(e.originator_id, 9, 4) || '-' || "
-            "substr(e.originator_id, 13, 4) || '-' || substr(e.originator_id, 17, 4) || '-' || "
-            "substr(e.originator_id, 21)"
-        )
+    dialect = engine.dialect.name
+    key, oid, mark = log_position(dialect), stored_id_text(dialect, "e.originator_id"), "%s"
+    if dialect != "postgresql":
+        mark = "?"
     link = "c.link" if chained else "NULL"
     join = f"LEFT JOIN audit_chain c ON c.position = e.{key} " if chained else ""
     query = (
