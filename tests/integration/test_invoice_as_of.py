@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import takewhile
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -16,12 +15,10 @@ import pytest
 from adapters.clock import ManualClock
 from commands.application import BillingApplication
 from commands.as_of import CHECKPOINT
-from commands.messages import NewLine
 from ledger.errors import InvoiceNotFoundError
 from ledger.invoices import BANK, Invoice
 from ledger.money import Money
-
-CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
+from tests.as_of_stories import issued_invoice, state
 
 
 def _replayed(app: BillingApplication, invoice_id: UUID, moment: datetime) -> Invoice | None:
@@ -30,10 +27,6 @@ def _replayed(app: BillingApplication, invoice_id: UUID, moment: datetime) -> In
     for event in takewhile(lambda e: e.timestamp <= moment, app.invoice_history(invoice_id)):
         invoice = event.mutate(invoice)
     return invoice
-
-
-def _state(invoice: Invoice | None) -> dict[str, Any] | None:
-    return None if invoice is None else dict(vars(invoice))
 
 
 def _payments(app: BillingApplication, clock: ManualClock, invoice_id: UUID, count: int, per_save: int) -> None:
@@ -47,22 +40,11 @@ def _payments(app: BillingApplication, clock: ManualClock, invoice_id: UUID, cou
             app.save(invoice)
 
 
-def _invoice(app: BillingApplication, clock: ManualClock) -> UUID:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("Work", 3, 100_000, "20")]).result
-    clock.advance(timedelta(minutes=1))
-    line = app.add_line(invoice_id, NewLine("Support", 1, 5_000)).result
-    clock.advance(timedelta(minutes=1))
-    app.remove_line(invoice_id, line)
-    clock.advance(timedelta(minutes=1))
-    app.issue(invoice_id)
-    return invoice_id
-
-
 def _check_every_moment(app: BillingApplication, invoice_id: UUID) -> int:
     stamps = [event.timestamp for event in app.invoice_history(invoice_id)]
     moments = sorted({*stamps, *(s + timedelta(milliseconds=500) for s in stamps)})
     for moment in moments:
-        assert _state(app.invoice_as_of(invoice_id, moment)) == _state(_replayed(app, invoice_id, moment)), moment
+        assert state(app.invoice_as_of(invoice_id, moment)) == state(_replayed(app, invoice_id, moment)), moment
     return len(stamps)
 
 
@@ -70,7 +52,7 @@ def test_as_of_at_every_version_is_the_full_replay_also_after_another_process_wr
     make_app: Callable[[], BillingApplication], clock: ManualClock
 ) -> None:
     app, other = make_app(), make_app()
-    invoice_id = _invoice(app, clock)
+    invoice_id = issued_invoice(app, clock)
     _payments(app, clock, invoice_id, 2 * CHECKPOINT + 5, per_save=7)  # past two kept states
     versions = _check_every_moment(app, invoice_id)
     assert versions == app.invoice(invoice_id).version > 2 * CHECKPOINT
@@ -91,7 +73,7 @@ def test_as_of_at_every_version_is_the_full_replay_also_after_another_process_wr
 def test_what_as_of_returns_is_a_copy_a_caller_cannot_change_the_cache_through(
     app: BillingApplication, clock: ManualClock
 ) -> None:
-    invoice_id = _invoice(app, clock)
+    invoice_id = issued_invoice(app, clock)
     _payments(app, clock, invoice_id, CHECKPOINT + 2, per_save=CHECKPOINT + 2)
     moment = clock.now()
     earlier = moment - timedelta(seconds=1)  # between two kept states: folded onto a copy of one
@@ -100,4 +82,4 @@ def test_what_as_of_returns_is_a_copy_a_caller_cannot_change_the_cache_through(
         invoice.lines.clear()
         invoice.amount_paid = 0
     for at in (moment, earlier):
-        assert _state(app.invoice_as_of(invoice_id, at)) == _state(_replayed(app, invoice_id, at))
+        assert state(app.invoice_as_of(invoice_id, at)) == state(_replayed(app, invoice_id, at))

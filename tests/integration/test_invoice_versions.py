@@ -16,14 +16,13 @@ from sqlalchemy import Engine, func, select
 from adapters.clock import ManualClock
 from adapters.read_models import invoice_version_index, projection_runner
 from commands.application import BillingApplication
-from commands.messages import NewLine
 from ledger.errors import InvoiceNotFoundError
 from ledger.invoices import BANK, Invoice
 from ledger.money import Money
 from projections.invoice_versions import STATE_INTERVAL, InvoiceVersionIndex
 from projections.tables import invoice_version_states, invoice_versions
+from tests.as_of_stories import issued_invoice, state
 
-CUSTOMER = {"email": "ap@example.com", "name": "Example Ltd"}
 # The index alone (the events to fold read from the store through the library), and with the
 # event store's table, as `ledger serve` has it (the events read in the locating statement).
 WAYS = ("store", "one statement")
@@ -31,10 +30,6 @@ WAYS = ("store", "one statement")
 
 def _index(way: str, app: BillingApplication, engine: Engine) -> InvoiceVersionIndex:
     return InvoiceVersionIndex(engine) if way == "store" else invoice_version_index(app, engine)
-
-
-def _state(invoice: Invoice | None) -> dict[str, Any] | None:
-    return None if invoice is None else dict(vars(invoice))
 
 
 def _payments(app: BillingApplication, clock: ManualClock, invoice_id: UUID, count: int, per_save: int) -> None:
@@ -54,17 +49,6 @@ def _payments(app: BillingApplication, clock: ManualClock, invoice_id: UUID, cou
     clock.advance(timedelta(seconds=5))  # past every stamp so far
 
 
-def _invoice(app: BillingApplication, clock: ManualClock) -> UUID:
-    invoice_id = app.create_draft(customer=CUSTOMER, currency="usd", lines=[NewLine("Work", 3, 100_000, "20")]).result
-    clock.advance(timedelta(minutes=1))
-    line = app.add_line(invoice_id, NewLine("Support", 1, 5_000)).result
-    clock.advance(timedelta(minutes=1))
-    app.remove_line(invoice_id, line)
-    clock.advance(timedelta(minutes=1))
-    app.issue(invoice_id)
-    return invoice_id
-
-
 def _check_every_moment(app: BillingApplication, invoice_id: UUID) -> int:
     """as_of at each stamp, just before and half a second after it, against the full replay."""
     history = list(app.invoice_history(invoice_id))
@@ -82,7 +66,7 @@ def _check_every_moment(app: BillingApplication, invoice_id: UUID) -> int:
             with pytest.raises(InvoiceNotFoundError):
                 app.invoice_as_of(invoice_id, moment)
         else:
-            assert _state(app.invoice_as_of(invoice_id, moment)) == _state(replayed), moment
+            assert state(app.invoice_as_of(invoice_id, moment)) == state(replayed), moment
     return len(stamps)
 
 
@@ -104,7 +88,7 @@ def test_as_of_is_the_full_replay_with_the_read_model_empty_lagging_and_current(
 ) -> None:
     app.use_version_index(_index(way, app, engine))
     runner = projection_runner(app, engine)
-    invoice_id = _invoice(app, clock)
+    invoice_id = issued_invoice(app, clock)
     _payments(app, clock, invoice_id, 2 * STATE_INTERVAL + 10, per_save=7)  # past two kept states
     versions = app.invoice(invoice_id).version
     assert versions > 2 * STATE_INTERVAL
@@ -147,7 +131,7 @@ def test_a_second_process_and_a_rebuild_see_the_same_versions(
     make_app: Any, engine: Engine, clock: ManualClock, way: str
 ) -> None:
     writer: BillingApplication = make_app()
-    invoice_id = _invoice(writer, clock)
+    invoice_id = issued_invoice(writer, clock)
     _payments(writer, clock, invoice_id, STATE_INTERVAL + 3, per_save=STATE_INTERVAL + 3)  # one save
     runner = projection_runner(writer, engine)
     runner.catch_up()
