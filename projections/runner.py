@@ -12,6 +12,7 @@ lock is held: on SQLite the store's writers need the same lock.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.sql.expression import ClauseElement
 
+from ledger.errors import StoreUnavailableError
 from projections.schema import upgrade
 from projections.tables import tracking
 from projections.tracked import Positioned, Projection
@@ -37,6 +39,8 @@ PASS_ATTEMPTS = 5
 # does not wait for it at all.
 GATHER_SECONDS = 0.05
 Progress = Callable[[int, int], None]  # (events applied so far, position of the log's head)
+
+log = logging.getLogger("ledger.read_models")
 
 
 class EventLog(Protocol):
@@ -147,7 +151,14 @@ class ProjectionRunner:
         """
         gathering = Gathering(gather_seconds)
         while not should_stop():
-            applied = self.run_once()
+            try:
+                applied = self.run_once()
+            except StoreUnavailableError as error:
+                # Transient: a lock held too long, a lost connection, or (SQLite) a statement
+                # prepared before a rebuild beside it dropped or made an index. The pass wrote
+                # nothing (one transaction); the next poll tries again. Anything else stops it.
+                log.warning("read models not updated, trying again: %s", error)
+                applied = 0
             delay = gathering.after(applied)  # every pass, empty ones too: they end a busy spell
             if applied == 0:
                 wait(poll_seconds)

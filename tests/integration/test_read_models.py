@@ -15,7 +15,7 @@ from adapters.read_models import invoice_version_index, projection_runner, read_
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from commands.messages import NewLine
-from ledger.errors import InvalidInputError
+from ledger.errors import InvalidInputError, StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.money import Money
 from ledger.payments import Payment
@@ -355,6 +355,49 @@ def test_the_first_event_after_a_quiet_spell_is_applied_without_a_pause(
     assert waits == [5.0] * 4
     # Every command but the last (it landed in the wait that stopped the follower) was applied.
     assert model.seen == [position for position, _ in app.events_after(0, 10_000) if position <= heads[-1]]
+
+
+class _Failing(_Recording):
+    """A read model whose process fails with each error of `failures` in turn, then succeeds."""
+
+    def __init__(self, name: str, failures: list[Exception]) -> None:
+        super().__init__(name)
+        self.failures = failures
+
+    def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        super().process(conn, batch)
+
+
+def test_a_follower_waits_out_an_unavailable_store_and_applies_the_events_after(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """`ledger project --follow` beside a rebuild: on SQLite a pass can meet 'database schema has
+    changed' (an index dropped or made under it), a StoreUnavailableError like a lock timeout.
+    The follower does not die: it waits a poll and applies the same events on the next pass."""
+    _scenario(app, clock)
+    failures: list[Exception] = [StoreUnavailableError("database schema has changed")] * 2
+    model = _Failing("test-follower", failures)  # two passes fail, one after the other
+    runner = ProjectionRunner(engine, app, [model])
+    runner.create_tables()
+    waits: list[float] = []
+    runner.follow(poll_seconds=5.0, should_stop=lambda: bool(model.seen), wait=waits.append, pause=lambda _: None)
+
+    assert failures == []
+    assert waits == [5.0, 5.0]  # a poll after each failed pass, none after the one that applied
+    assert model.seen == [position for position, _ in app.events_after(0, 10_000)]
+
+
+def test_a_follower_stops_on_an_error_that_is_not_the_store_being_unavailable(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """A bug in a read model is not retried forever behind a log line: it stops the follower."""
+    _scenario(app, clock)
+    runner = ProjectionRunner(engine, app, [_Failing("test-follower", [ValueError("a bug")])])
+    runner.create_tables()
+    with pytest.raises(ValueError, match="a bug"):
+        runner.follow(poll_seconds=5.0, wait=lambda _: None)
 
 
 def test_the_read_models_follow_the_log_from_a_schema_of_their_own(
