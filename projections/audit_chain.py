@@ -254,7 +254,9 @@ def _chain_bounds(engine: Engine, table: str) -> tuple[int | None, int | None]:
     return (None if head is None else int(head)), (None if deleted is None else int(deleted))
 
 
-def _stored(engine: Engine, table: str, batch: int, chained: bool) -> Iterator[tuple[int, str, int, str, bytes, Any]]:
+def _stored(
+    engine: Engine, table: str, batch: int, chained: bool, after: int = 0
+) -> Iterator[tuple[int, str, int, str, bytes, Any]]:
     """The log's rows in order as (position, originator id, version, topic, state, kept link or
     None), a batch per query, straight through the driver: no Notification objects, no UUID
     objects, nothing decoded. The kept link comes in the same query (a left join on the
@@ -276,7 +278,6 @@ def _stored(engine: Engine, table: str, batch: int, chained: bool) -> Iterator[t
         f"SELECT e.{key}, {oid}, e.originator_version, e.topic, e.state, {link} FROM {table} e {join}"  # noqa: S608
         f"WHERE e.{key} > {mark} ORDER BY e.{key} LIMIT {mark}"
     )
-    after = 0
     while True:
         chunk = _fetch(engine, query, (after, batch))
         if not chunk:
@@ -292,15 +293,41 @@ def verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
     through the driver with each event's kept link beside it (they live in the same database).
     The first problem by position is named: a chained position no longer in the log (deleted,
     found first by one query), a log row below the chain's head without a link (inserted), or a
-    link that differs (altered)."""
+    link that differs (altered).
+
+    On PostgreSQL (11 and later, which have `sha256()`) the server first checks every kept link
+    on its own (`_first_suspect`), in parallel workers: when all hold, the chain recomputed
+    from genesis is the kept one, and its head and count are the walk's; otherwise the walk
+    (`_walk`, the reference, and the only way on SQLite) starts just before the lowest position
+    the server doubts, with the kept link there, and names the problem as it always did."""
     head, deleted = _chain_bounds(engine, log.events_table_name)
-    link = GENESIS
-    count = 0
+    if head is not None and _server_hashes(engine):
+        suspect = _first_suspect(engine, log.events_table_name, head, deleted)
+        if suspect is not None and suspect.position is None:
+            return Verdict(ok=True, count=suspect.checked, head=suspect.link, unchained=suspect.unchained)
+        if suspect is not None:
+            return _walk(log, engine, batch, head, deleted, suspect.after, suspect.checked, bytes.fromhex(suspect.link))
+    return _walk(log, engine, batch, head, deleted, 0, 0, GENESIS)
+
+
+def _walk(
+    log: StoredLog,
+    engine: Engine,
+    batch: int,
+    head: int | None,
+    deleted: int | None,
+    after: int,
+    count: int,
+    link: bytes,
+) -> Verdict:
+    """The reference check, in Python: the chain from `link`, the verified link of the event at
+    `after` (GENESIS and 0 from the start), over the log's rows after it; `count` events
+    already verified before them."""
     unchained = 0
     sha256, header, length, state_length = _sha256, _HEADER.pack, _LENGTH.pack, _STATE_LENGTH.pack
     topics: dict[str, bytes] = {}  # a topic's length prefix and bytes: a log has few topics
     for position, originator_id, version, topic, state, kept_link in _stored(
-        engine, log.events_table_name, batch, chained=head is not None
+        engine, log.events_table_name, batch, chained=head is not None, after=after
     ):
         if deleted is not None and deleted < position:
             return _bad(count, link, deleted, "deleted", "chained, but no longer in the log")
@@ -327,6 +354,93 @@ def verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
     if deleted is not None:
         return _bad(count, link, deleted, "deleted", "chained, but no longer in the log")
     return Verdict(ok=True, count=count, head=link.hex(), unchained=unchained)
+
+
+def _server_hashes(engine: Engine) -> bool:
+    """PostgreSQL 11 or later: its builtin `sha256(bytea)` can check the links."""
+    return engine.dialect.name == "postgresql" and int(_fetch(engine, "SHOW server_version_num", ())[0][0]) >= 110_000
+
+
+@dataclass(frozen=True)
+class _Suspect:
+    """What the server's check found: the first `position` (None: none) where a link does not
+    hold, or an event is missing, or was never chained; the log's last position before it
+    (`after`, 0 if none), the events before it (`checked`) and the kept link of the event at
+    `after` (`link`, hex). With no suspect: `checked` is every chained event, `link` the kept
+    head, and `unchained` the events logged after the head."""
+
+    position: int | None
+    after: int
+    checked: int
+    link: str
+    unchained: int = 0
+
+
+# The canonical bytes of an event (`canonical`), spelled in SQL: int8send and int4send are the
+# big-endian int64 and int32 of `_HEADER`, `_LENGTH` and `_STATE_LENGTH` (lengths are below 2**31,
+# where int32 and uint32 agree), the originator id as UUID text, the topic in UTF-8.
+_CANONICAL_SQL = (
+    "int8send(e.notification_id) || int8send(e.originator_version::bigint) || "
+    "int4send(octet_length(e.originator_id::text)) || convert_to(e.originator_id::text, 'UTF8') || "
+    "int4send(octet_length(convert_to(e.topic, 'UTF8'))) || convert_to(e.topic, 'UTF8') || "
+    "int8send(octet_length(e.state)::bigint) || e.state"
+)
+
+
+def _first_suspect(engine: Engine, table: str, head: int, deleted: int | None) -> _Suspect | None:
+    """Each chained event's kept link checked by the server on its own: link_n must equal
+    sha256(kept link of the chain's previous position || canonical(n)). Below the lowest of a
+    deleted position, a log row under the head without a link (inserted) and a link that does
+    not hold, the log's and the chain's positions are the same, so every link there holds from
+    genesis by induction, as the walk would find: the walk can start at that lowest one, with
+    the kept link before it. None when the server cannot tell (a kept link that is not hex):
+    the walk from genesis then gives the verdict.
+
+    Where the chain holds position n - 1 (all but the first event, barring gaps in PostgreSQL's
+    sequence), the previous link comes by a hash join, which PostgreSQL runs in parallel
+    workers; the other rows are checked apart, the previous link found through the index."""
+    canonical_sql = _CANONICAL_SQL
+    joined = (
+        f"FROM {table} e LEFT JOIN audit_chain c ON c.position = e.notification_id "
+        "LEFT JOIN audit_chain p ON p.position = e.notification_id - 1 WHERE e.notification_id <= %s"
+    )
+    consecutive = (
+        "SELECT min(e.notification_id) FILTER (WHERE c.link IS NULL OR (p.link IS NOT NULL AND c.link "  # noqa: S608
+        f"IS DISTINCT FROM encode(sha256(decode(p.link, 'hex') || {canonical_sql}), 'hex'))), count(*), "
+        f"min(e.notification_id) FILTER (WHERE p.link IS NULL), max(e.notification_id) FILTER (WHERE p.link IS NULL) "
+        f"{joined}"
+    )
+    previous = (
+        "coalesce((SELECT k.link FROM audit_chain k WHERE k.position < e.notification_id "  # noqa: S608
+        f"ORDER BY k.position DESC LIMIT 1), '{GENESIS.hex()}')"
+    )
+    apart = (
+        "SELECT min(e.notification_id) FILTER (WHERE c.link IS NULL OR c.link IS DISTINCT FROM "  # noqa: S608
+        f"encode(sha256(decode({previous}, 'hex') || {canonical_sql}), 'hex')) "
+        f"FROM {table} e LEFT JOIN audit_chain c ON c.position = e.notification_id "
+        "WHERE e.notification_id BETWEEN %s AND %s "
+        "AND NOT EXISTS (SELECT 1 FROM audit_chain p WHERE p.position = e.notification_id - 1)"
+    )
+    try:
+        first, chained, lowest, highest = _fetch(engine, consecutive, (head,))[0]
+        if lowest is not None:
+            (other,) = _fetch(engine, apart, (lowest, highest))[0]
+            first = other if first is None or (other is not None and other < first) else first
+    except engine.dialect.loaded_dbapi.DataError:  # decode() of a kept link that is not hex
+        return None
+    candidates = [int(found) for found in (first, deleted) if found is not None]
+    if not candidates:
+        link = str(_fetch(engine, "SELECT link FROM audit_chain WHERE position = %s", (head,))[0][0])
+        newer = f"SELECT count(*) FROM {table} WHERE notification_id > %s"  # noqa: S608
+        return _Suspect(None, head, int(chained), link, int(_fetch(engine, newer, (head,))[0][0]))
+    position = min(candidates)
+    before = f"SELECT max(notification_id), count(*) FROM {table} WHERE notification_id < %s"  # noqa: S608
+    last, below = _fetch(engine, before, (position,))[0]
+    after = 0 if last is None else int(last)
+    link = GENESIS.hex()
+    if after:
+        link = str(_fetch(engine, "SELECT link FROM audit_chain WHERE position = %s", (after,))[0][0])
+    return _Suspect(position, after, int(below), link)
 
 
 def _bad(count: int, link: bytes, position: int, problem: str, detail: str) -> Verdict:
