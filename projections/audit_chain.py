@@ -240,18 +240,24 @@ def stored_id_text(dialect: str, column: str) -> str:
     )
 
 
-def _chain_bounds(engine: Engine, table: str) -> tuple[int | None, int | None]:
-    """The kept chain's head position, and its lowest position no longer in the log (a deleted
-    event, which the walk's left join cannot show); None and None when never chained."""
+def _chain_head(engine: Engine) -> tuple[int | None, int]:
+    """The kept chain's head position (None when never chained) and its number of links."""
     if not inspect(engine).has_table(audit_chain.name):
-        return None, None
+        return None, 0
+    head, links = _fetch(engine, "SELECT max(position), count(*) FROM audit_chain", ())[0]
+    return (None if head is None else int(head)), int(links)
+
+
+def _first_deleted(engine: Engine, table: str) -> int | None:
+    """The kept chain's lowest position no longer in the log (a deleted event, which a left join
+    of the log and the chain cannot show), by one anti-join."""
     key = log_position(engine.dialect.name)
     query = (
-        "SELECT (SELECT max(position) FROM audit_chain), (SELECT min(c.position) FROM audit_chain c "  # noqa: S608
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.{key} = c.position))"
+        "SELECT min(c.position) FROM audit_chain c "  # noqa: S608
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.{key} = c.position)"
     )
-    head, deleted = _fetch(engine, query, ())[0]
-    return (None if head is None else int(head)), (None if deleted is None else int(deleted))
+    (deleted,) = _fetch(engine, query, ())[0]
+    return None if deleted is None else int(deleted)
 
 
 def _stored(
@@ -300,13 +306,16 @@ def verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
     from genesis is the kept one, and its head and count are the walk's; otherwise the walk
     (`_walk`, the reference, and the only way on SQLite) starts just before the lowest position
     the server doubts, with the kept link there, and names the problem as it always did."""
-    head, deleted = _chain_bounds(engine, log.events_table_name)
+    table = log.events_table_name
+    head, links = _chain_head(engine)
     if head is not None and _server_hashes(engine):
-        suspect = _first_suspect(engine, log.events_table_name, head, deleted)
+        suspect = _first_suspect(engine, table, head, links)
         if suspect is not None and suspect.position is None:
             return Verdict(ok=True, count=suspect.checked, head=suspect.link, unchained=suspect.unchained)
         if suspect is not None:
-            return _walk(log, engine, batch, head, deleted, suspect.after, suspect.checked, bytes.fromhex(suspect.link))
+            link = bytes.fromhex(suspect.link)
+            return _walk(log, engine, batch, head, suspect.deleted, suspect.after, suspect.checked, link)
+    deleted = None if head is None else _first_deleted(engine, table)
     return _walk(log, engine, batch, head, deleted, 0, 0, GENESIS)
 
 
@@ -366,13 +375,15 @@ class _Suspect:
     """What the server's check found: the first `position` (None: none) where a link does not
     hold, or an event is missing, or was never chained; the log's last position before it
     (`after`, 0 if none), the events before it (`checked`) and the kept link of the event at
-    `after` (`link`, hex). With no suspect: `checked` is every chained event, `link` the kept
-    head, and `unchained` the events logged after the head."""
+    `after` (`link`, hex), and the lowest chained position no longer in the log (`deleted`,
+    for the walk). With no suspect: `checked` is every chained event, `link` the kept head,
+    and `unchained` the events logged after the head."""
 
     position: int | None
     after: int
     checked: int
     link: str
+    deleted: int | None = None  # the chain's lowest position no longer in the log
     unchained: int = 0
 
 
@@ -387,7 +398,7 @@ _CANONICAL_SQL = (
 )
 
 
-def _first_suspect(engine: Engine, table: str, head: int, deleted: int | None) -> _Suspect | None:
+def _first_suspect(engine: Engine, table: str, head: int, links: int) -> _Suspect | None:
     """Each chained event's kept link checked by the server on its own: link_n must equal
     sha256(kept link of the chain's previous position || canonical(n)). Below the lowest of a
     deleted position, a log row under the head without a link (inserted) and a link that does
@@ -398,7 +409,9 @@ def _first_suspect(engine: Engine, table: str, head: int, deleted: int | None) -
 
     Where the chain holds position n - 1 (all but the first event, barring gaps in PostgreSQL's
     sequence), the previous link comes by a hash join, which PostgreSQL runs in parallel
-    workers; the other rows are checked apart, the previous link found through the index."""
+    workers; the other rows are checked apart, the previous link found through the index. The
+    anti-join that finds a deleted event runs only when some of the chain's `links` found no
+    event in the log."""
     canonical_sql = _CANONICAL_SQL
     joined = (
         f"FROM {table} e LEFT JOIN audit_chain c ON c.position = e.notification_id "
@@ -406,7 +419,7 @@ def _first_suspect(engine: Engine, table: str, head: int, deleted: int | None) -
     )
     consecutive = (
         "SELECT min(e.notification_id) FILTER (WHERE c.link IS NULL OR (p.link IS NOT NULL AND c.link "  # noqa: S608
-        f"IS DISTINCT FROM encode(sha256(decode(p.link, 'hex') || {canonical_sql}), 'hex'))), count(*), "
+        f"IS DISTINCT FROM encode(sha256(decode(p.link, 'hex') || {canonical_sql}), 'hex'))), count(*), count(c.link), "
         f"min(e.notification_id) FILTER (WHERE p.link IS NULL), max(e.notification_id) FILTER (WHERE p.link IS NULL) "
         f"{joined}"
     )
@@ -422,17 +435,18 @@ def _first_suspect(engine: Engine, table: str, head: int, deleted: int | None) -
         "AND NOT EXISTS (SELECT 1 FROM audit_chain p WHERE p.position = e.notification_id - 1)"
     )
     try:
-        first, chained, lowest, highest = _fetch(engine, consecutive, (head,))[0]
+        first, chained, found, lowest, highest = _fetch(engine, consecutive, (head,))[0]
         if lowest is not None:
             (other,) = _fetch(engine, apart, (lowest, highest))[0]
             first = other if first is None or (other is not None and other < first) else first
     except engine.dialect.loaded_dbapi.DataError:  # decode() of a kept link that is not hex
         return None
-    candidates = [int(found) for found in (first, deleted) if found is not None]
+    deleted = None if int(found) == links else _first_deleted(engine, table)
+    candidates = [int(position) for position in (first, deleted) if position is not None]
     if not candidates:
         link = str(_fetch(engine, "SELECT link FROM audit_chain WHERE position = %s", (head,))[0][0])
         newer = f"SELECT count(*) FROM {table} WHERE notification_id > %s"  # noqa: S608
-        return _Suspect(None, head, int(chained), link, int(_fetch(engine, newer, (head,))[0][0]))
+        return _Suspect(None, head, int(chained), link, unchained=int(_fetch(engine, newer, (head,))[0][0]))
     position = min(candidates)
     before = f"SELECT max(notification_id), count(*) FROM {table} WHERE notification_id < %s"  # noqa: S608
     last, below = _fetch(engine, before, (position,))[0]
@@ -440,7 +454,7 @@ def _first_suspect(engine: Engine, table: str, head: int, deleted: int | None) -
     link = GENESIS.hex()
     if after:
         link = str(_fetch(engine, "SELECT link FROM audit_chain WHERE position = %s", (after,))[0][0])
-    return _Suspect(position, after, int(below), link)
+    return _Suspect(position, after, int(below), link, deleted)
 
 
 def _bad(count: int, link: bytes, position: int, problem: str, detail: str) -> Verdict:
