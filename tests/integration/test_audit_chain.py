@@ -5,6 +5,7 @@ position; an exported period verifies on its own, and a flipped byte in it is na
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,17 @@ from adapters.read_models import audit_chain_runner, projection_runner
 from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.money import Money
-from projections.audit_chain import GENESIS, next_link, verify
+from projections.audit_chain import (
+    BATCH,
+    GENESIS,
+    Verdict,
+    _chain_head,
+    _first_deleted,
+    _first_suspect,
+    _walk,
+    next_link,
+    verify,
+)
 from projections.audit_export import export, verify_file
 from projections.queries import trial_balance
 from projections.tables import audit_chain
@@ -344,3 +355,110 @@ def test_the_command_line_verifies_exports_and_fails_with_exit_1(
     assert main(["audit", "verify"]) == 1
     assert f"position {target} altered" in capsys.readouterr().out
     assert main(["audit", "export", str(path)]) == 1
+
+
+# PostgreSQL: the server checks the kept links (`_first_suspect`) before the Python walk.
+
+
+def _reference(app: BillingApplication, engine: Engine) -> Verdict:
+    """The Python walk alone, from genesis: the reference verify's verdict must equal."""
+    head, _ = _chain_head(engine)
+    deleted = None if head is None else _first_deleted(engine, app.events_table_name)
+    return _walk(app, engine, BATCH, head, deleted, 0, 0, GENESIS)
+
+
+def _set_link(store: Store, position: int, link: str) -> None:
+    store._run("UPDATE audit_chain SET link = :l WHERE position = :p", l=link, p=position)
+
+
+def _kept_link(store: Store, position: int) -> str:
+    with store.engine.connect() as conn:
+        return str(conn.execute(select(audit_chain.c.link).where(audit_chain.c.position == position)).scalar_one())
+
+
+def _swap(store: Store, first: int, second: int) -> None:
+    a, b = store.state(first), store.state(second)
+    store.set_state(first, b)
+    store.set_state(second, a)
+
+
+def _flip(store: Store, position: int) -> None:
+    state = bytearray(store.state(position))
+    state[len(state) // 2] ^= 0x01
+    store.set_state(position, bytes(state))
+
+
+def _delete_and_flip(store: Store, deleted: int, flipped: int) -> None:
+    store.delete(deleted)
+    _flip(store, flipped)
+
+
+# Each tampering: what it does (the store, the log's positions) and the problem verify names.
+TAMPERING: dict[str, tuple[Callable[[Store, list[int]], None], str | None]] = {
+    "altered": (lambda s, p: s.set_state(p[4], s.state(p[4])[:-1] + b',"amount":1}'), "altered"),
+    "first altered": (lambda s, p: s.set_state(p[0], s.state(p[0])[:-1] + b',"amount":1}'), "altered"),
+    "flipped bit": (lambda s, p: _flip(s, p[-3]), "altered"),
+    "topic changed": (
+        lambda s, p: s._run(f"UPDATE {s.table} SET topic = topic || 'x' WHERE notification_id = :p", p=p[7]),
+        "altered",
+    ),
+    "swapped": (lambda s, p: _swap(s, p[3], p[8]), "altered"),
+    "deleted": (lambda s, p: s.delete(p[6]), "deleted"),
+    "first deleted": (lambda s, p: s.delete(p[0]), "deleted"),
+    "last deleted": (lambda s, p: s.delete(p[-1]), "deleted"),
+    "deleted above altered": (lambda s, p: _delete_and_flip(s, p[9], p[4]), "altered"),
+    "kept link not hex": (lambda s, p: _set_link(s, p[5], "z" * 64), "altered"),
+    "kept link in upper case": (lambda s, p: _set_link(s, p[5], _kept_link(s, p[5]).upper()), "altered"),
+    "kept link of another event": (lambda s, p: _set_link(s, p[5], _kept_link(s, p[6])), "altered"),
+    "untouched": (lambda s, p: None, None),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_the_server_checked_verdict_is_the_python_walks_for_each_kind_of_tampering(
+    case: str, app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+) -> None:
+    """The same verdict, count, head and detail as the walk from genesis, whichever position
+    the server doubted first (a link that is not hex stops the server's check: the walk alone)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no sha256(): verify is the walk alone there")
+    positions = _chained(app, engine, clock)
+    tamper, problem = TAMPERING[case]
+    tamper(store, positions)
+    app.create_draft(customer=CUSTOMER, currency="usd")  # one event not chained yet
+    verdict = verify(app, engine, batch=4)
+    assert verdict == _reference(app, engine)
+    assert (verdict.ok, verdict.problem) == (problem is None, problem)
+    if problem is None:
+        assert (verdict.count, verdict.unchained) == (len(positions), 1)
+
+
+def test_the_server_computes_the_python_links_for_every_topic_and_across_gaps_in_the_log(
+    app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+) -> None:
+    """On an untouched log the server doubts no event, so its canonical bytes are the Python
+    ones for every topic, and the head it returns is the chain recomputed from the library's
+    records; also where the log has gaps (positions PostgreSQL's sequence skipped)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no sha256(): verify is the walk alone there")
+    _scenario(app, clock)
+    positions = _positions(app)
+    store.delete(positions[5])  # gaps before chaining: no link at position n - 1
+    store.delete(positions[6])
+    store.delete(positions[0])
+    audit_chain_runner(app, engine).catch_up()
+    topics = {record.topic for record in app.records_after(0, 1_000_000)}
+    assert len(topics) >= 5
+    head, links = _chain_head(engine)
+    assert head is not None
+    suspect = _first_suspect(engine, app.events_table_name, head, links)
+    assert suspect is not None
+    count, link = _recomputed(app)
+    assert (suspect.position, suspect.checked, suspect.link) == (None, count, link)
+    assert verify(app, engine) == Verdict(ok=True, count=count, head=link)
+    after = positions[8]
+    store.set_state(after, store.state(after)[:-1] + b',"amount":1}')
+    suspect = _first_suspect(engine, app.events_table_name, head, links)
+    assert suspect is not None
+    assert (suspect.position, suspect.checked) == (after, 5)  # positions 1 to 4 and 7
+    assert suspect.link == _kept_link(store, positions[7])
