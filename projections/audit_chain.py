@@ -367,7 +367,8 @@ def _walk(
 
 def _server_hashes(engine: Engine) -> bool:
     """PostgreSQL 11 or later: its builtin `sha256(bytea)` can check the links."""
-    return engine.dialect.name == "postgresql" and int(_fetch(engine, "SHOW server_version_num", ())[0][0]) >= 110_000
+    version = engine.dialect.server_version_info  # known once connected: verify has read the chain's head
+    return engine.dialect.name == "postgresql" and version is not None and version >= (11,)
 
 
 @dataclass(frozen=True)
@@ -444,9 +445,12 @@ def _first_suspect(engine: Engine, table: str, head: int, links: int) -> _Suspec
     deleted = None if int(found) == links else _first_deleted(engine, table)
     candidates = [int(position) for position in (first, deleted) if position is not None]
     if not candidates:
-        link = str(_fetch(engine, "SELECT link FROM audit_chain WHERE position = %s", (head,))[0][0])
-        newer = f"SELECT count(*) FROM {table} WHERE notification_id > %s"  # noqa: S608
-        return _Suspect(None, head, int(chained), link, unchained=int(_fetch(engine, newer, (head,))[0][0]))
+        ends = (
+            "SELECT (SELECT link FROM audit_chain WHERE position = %s), "  # noqa: S608
+            f"(SELECT count(*) FROM {table} WHERE notification_id > %s)"
+        )
+        link, newer = _fetch(engine, ends, (head, head))[0]
+        return _Suspect(None, head, int(chained), str(link), unchained=int(newer))
     position = min(candidates)
     before = f"SELECT max(notification_id), count(*) FROM {table} WHERE notification_id < %s"  # noqa: S608
     last, below = _fetch(engine, before, (position,))[0]
