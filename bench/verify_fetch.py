@@ -9,9 +9,11 @@ machine's other work weighs on each alike (the median of R rounds is printed):
   topic, state bytes)`, read whole and counted, nothing hashed ("fetch only");
 - the chain's link computed over the rows so read ("fetch + hash"), to see what a faster read
   would give verify: the same bytes as projections/audit_chain.py hashes (its chain format);
-- `verify` itself (since this script was written, it reads the kept chain in the same query);
-  and beside it the same idea with binary results and links compared as bytes (a left join,
-  the deleted case asked first by an anti-join), measured before `verify` was changed.
+- `verify` itself (since this script was written, it reads the kept chain in the same query;
+  on PostgreSQL it now has the server check the links first), the Python walk alone from
+  genesis (what `verify` did before the server checked the links), and the same idea with
+  binary results and links compared as bytes (a left join, the deleted case asked first by an
+  anti-join), measured before `verify` was changed.
 
 The ways: a bare `SELECT ... ORDER BY` with fetchall (the ceiling the bench prints); keyset
 batches as verify reads them (text results, and binary: bytea sent raw, not as hex text); a
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator
 from hashlib import sha256
 
 import psycopg
+from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
 from adapters.persistence import event_store_env
@@ -40,7 +43,8 @@ from bench.read_models import GenerateJob, generate
 from bench.replay import START
 from bench.report import fmt, table
 from commands.application import BillingApplication
-from projections.audit_chain import GENESIS, AuditChain, verify
+from projections.audit_chain import BATCH as VERIFY_BATCH
+from projections.audit_chain import GENESIS, AuditChain, Verdict, _chain_head, _first_deleted, _walk, verify
 from projections.runner import ProjectionRunner
 
 Row = tuple[int, str, int, str, bytes]
@@ -159,6 +163,13 @@ def _joined(url: str, table_name: str) -> int:
             after = chunk[-1][0]
 
 
+def _walk_alone(app: BillingApplication, engine: Engine) -> Verdict:
+    """`verify` without the server's check: the Python walk from genesis, the reference."""
+    head, _ = _chain_head(engine)
+    deleted = None if head is None else _first_deleted(engine, app.events_table_name)
+    return _walk(app, engine, VERIFY_BATCH, head, deleted, 0, 0, GENESIS)
+
+
 def _hashed(rows: Iterator[Row]) -> int:
     """The chain's links over the rows, as projections/audit_chain.py computes them."""
     link = GENESIS
@@ -204,6 +215,7 @@ def main() -> None:
         fetch: dict[str, list[float]] = {name: [] for name in ways}
         hashed: dict[str, list[float]] = {name: [] for name in ways}
         verified: list[float] = []
+        walked: list[float] = []
         joined: list[float] = []
         for _ in range(args.rounds):
             for name, read in ways.items():
@@ -224,6 +236,11 @@ def main() -> None:
             verified.append(verdict.count / (time.perf_counter() - begun))
             if not verdict.ok:
                 raise RuntimeError(f"verify: {verdict}")
+            begun = time.perf_counter()
+            reference = _walk_alone(app, engine)
+            walked.append(reference.count / (time.perf_counter() - begun))
+            if reference != verdict:
+                raise RuntimeError(f"the walk alone: {reference}, verify: {verdict}")
         ceiling = statistics.median(fetch[next(iter(ways))])
         rows = [
             [
@@ -235,6 +252,7 @@ def main() -> None:
             for name in ways
         ]
         rows.append(["`verify` (projections/audit_chain.py)", "", "", fmt(statistics.median(verified))])
+        rows.append(["the Python walk alone, from genesis (verify before)", "", "", fmt(statistics.median(walked))])
         together = fmt(statistics.median(joined))
         rows.append(["log LEFT JOIN kept chain, binary, hashed and compared (+ anti-join)", "", "", together])
         print(
