@@ -24,14 +24,15 @@ from ledger.invoices import Invoice
 
 A = TypeVar("A", bound=Aggregate)
 
-# Whole aggregate states kept per kind (an invoice's is about 4.8 KB, a payment's 2.4 KB). The
-# cap decides a rebuild's peak memory: it is flat only once every cache is full, and at 10,000 the
-# invoices' was not yet full in a 100,000-event log (6,667 invoices; docs/throughput.md §Peak
-# memory of a rebuild). At 5,000 it fills in the first 75,000 events of a log of 15-event
-# invoices. What it costs: a state evicted too early is one load from the store when its next event
-# comes (0.3 ms of CPU, about three events' worth of a rebuild). In log order an invoice's events
-# are close together, so a rebuild loads nothing at either cap; a live follower pays only when
-# more than 5,000 aggregates of a kind get events between two events of one of them.
+# Whole aggregate states kept per kind (an invoice's is about 1.6 KB, a payment's 0.55 KB, and
+# more than that in a process's peak). The cap decides a rebuild's peak memory: it is flat only
+# once every cache is full, and at 10,000 the invoices' was not yet full in a 100,000-event log
+# (6,667 invoices: 1.10x from 100k to 1M events; docs/throughput.md §Peak memory of a rebuild).
+# At 5,000 it fills in the first 75,000 events of a log of 15-event invoices (1.02x). What it
+# costs: a state evicted too early is one load from the store when its next event comes (0.3 ms
+# of CPU, about three events' worth of a rebuild). In log order an invoice's events are close
+# together, so a rebuild loads nothing at either cap; a live follower pays only when more than
+# 5,000 aggregates of a kind get events between two events of one of them.
 STATES_KEPT = 5_000
 # Small facts kept per aggregate (an invoice's currency, its last version and position: 100-250
 # bytes each): twice as many as the states cost a few hundred KB more, and spare a follower
