@@ -24,10 +24,20 @@ from ledger.invoices import Invoice
 
 A = TypeVar("A", bound=Aggregate)
 
-# States kept per model and kind: enough for the aggregates active at one time in a log, few
-# enough that a rebuild's memory stays flat as the log grows. One evicted too early costs one
-# load from the store when its next event comes.
-STATES_KEPT = 10_000
+# Whole aggregate states kept per kind (an invoice's is about 1.6 KB, a payment's 0.55 KB, and
+# more than that in a process's peak). The cap decides a rebuild's peak memory: it is flat only
+# once every cache is full, and at 10,000 the invoices' was not yet full in a 100,000-event log
+# (6,667 invoices: 1.10x from 100k to 1M events; docs/throughput.md §Peak memory of a rebuild).
+# At 5,000 it fills in the first 75,000 events of a log of 15-event invoices (1.02x). What it
+# costs: a state evicted too early is one load from the store when its next event comes (0.3 ms
+# of CPU, about three events' worth of a rebuild). In log order an invoice's events are close
+# together, so a rebuild loads nothing at either cap; a live follower pays only when more than
+# 5,000 aggregates of a kind get events between two events of one of them.
+STATES_KEPT = 5_000
+# Small facts kept per aggregate (an invoice's currency, its last version and position: 100-250
+# bytes each): twice as many as the states cost a few hundred KB more, and spare a follower
+# whose open invoices outnumber the states kept a second load (or read) per late event.
+FACTS_KEPT = 10_000
 
 LoadInvoice = Callable[[UUID, int], Invoice]
 #: Called with each state as a fold reaches it; what it returns (when not None) is kept by the
@@ -52,7 +62,7 @@ class AggregateStates(Generic[A]):
         self._event_kind: type[Aggregate.Event] = kind.Event
         self._load = load
         self._states: dict[UUID, A] = {}
-        self._max_size = max_size
+        self.max_size = max_size  # public, like the other models' bounds: a test sets it to 1 to evict at every event
         self._takes: list[Take[A]] = []
         # The batch folded last and what it gave: the runner hands the read models at one
         # position the same list, so the models sharing these states fold it once between them.
@@ -98,7 +108,7 @@ class AggregateStates(Generic[A]):
 
     def _keep(self, aggregate_id: UUID, aggregate: A) -> None:
         self._states.pop(aggregate_id, None)
-        if len(self._states) >= self._max_size:
+        if len(self._states) >= self.max_size:
             # The oldest first: a state evicted too early costs one load from the store.
             del self._states[next(iter(self._states))]
         self._states[aggregate_id] = aggregate

@@ -32,7 +32,7 @@ from commands.as_of import Located
 from ledger.invoices import Invoice
 from ledger.lines import Line
 from projections.bulk import insert_rows
-from projections.invoice_states import STATES_KEPT, InvoiceStates
+from projections.invoice_states import FACTS_KEPT, InvoiceStates
 from projections.tables import invoice_version_states, invoice_versions
 from projections.tracked import Positioned
 
@@ -189,6 +189,7 @@ class InvoiceVersionsProjection:
         self.states = states
         states.watch(_kept_state)
         self._reached: dict[UUID, tuple[int, int]] = {}  # invoice -> (version, running max stamp) last written
+        self.max_reached = FACTS_KEPT  # the oldest past it: one indexed read when it comes back
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         self.states.prepare_batch(batch)
@@ -250,7 +251,7 @@ class InvoiceVersionsProjection:
 
     def _remember(self, invoice_id: UUID, last: tuple[int, int]) -> None:
         self._reached.pop(invoice_id, None)
-        if len(self._reached) >= STATES_KEPT:
+        if len(self._reached) >= self.max_reached:
             del self._reached[next(iter(self._reached))]  # the oldest: one indexed read when it comes back
         self._reached[invoice_id] = last
 

@@ -23,7 +23,7 @@ from ledger.fees import ProcessorFee
 from ledger.invoices import Invoice
 from ledger.payouts import Payout
 from projections.bulk import insert_rows
-from projections.invoice_states import STATES_KEPT, LoadInvoice
+from projections.invoice_states import FACTS_KEPT, LoadInvoice
 from projections.tables import journal
 from projections.tracked import Positioned
 
@@ -33,14 +33,16 @@ class JournalProjection:
     tables: tuple[Table, ...] = (journal,)
 
     def __init__(
-        self, load: LoadInvoice, max_invoices: int = STATES_KEPT, rules: Mapping[str, PostingRule] = RULES
+        self, load: LoadInvoice, max_invoices: int = FACTS_KEPT, rules: Mapping[str, PostingRule] = RULES
     ) -> None:
         self._load = load
         self.rules = rules
-        # Bounded like the other models' kept states: a bigger map only grew a rebuild's peak
-        # memory with the log (docs/throughput.md §Peak memory of a rebuild).
+        # Bounded: a bigger map only grew a rebuild's peak memory with the log; twice the
+        # states kept (FACTS_KEPT: a currency is small), so that a follower's late event of an
+        # invoice whose state was evicted costs one load, not one here too (docs/throughput.md
+        # §Peak memory of a rebuild).
         self._currencies: dict[UUID, str] = {}
-        self._max_invoices = max_invoices
+        self.max_invoices = max_invoices
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         for _, event in batch:
@@ -92,7 +94,7 @@ class JournalProjection:
                 currency = event.currency
             else:
                 currency = self._load(invoice_id, event.originator_version - 1).currency
-            if len(self._currencies) >= self._max_invoices:
+            if len(self._currencies) >= self.max_invoices:
                 del self._currencies[next(iter(self._currencies))]  # the oldest: it may come back, at one load
             self._currencies[invoice_id] = currency
         return currency

@@ -27,7 +27,7 @@ from ledger.fees import ProcessorFee
 from ledger.payments import Payment
 from ledger.payouts import FAILED, IN_TRANSIT, PAID, Payout
 from projections.bulk import upsert_rows
-from projections.invoice_states import STATES_KEPT
+from projections.invoice_states import FACTS_KEPT
 from projections.paging import with_utc
 from projections.payments import LoadPayment
 from projections.reconciliation.rows import Row, connected, rows_by_key, utc
@@ -45,10 +45,10 @@ class LedgerSideProjection:
     name = "reconciliation_ledger"
     tables: tuple[Table, ...] = (processor_fees, payouts, payment_refunds, payment_disputes)
 
-    def __init__(self, load_payment: LoadPayment, max_payments: int = STATES_KEPT) -> None:
+    def __init__(self, load_payment: LoadPayment, max_payments: int = FACTS_KEPT) -> None:
         self._load_payment = load_payment
         self._payments: dict[UUID, tuple[str, str]] = {}  # payment -> (invoice id, currency)
-        self._max_payments = max_payments
+        self.max_payments = max_payments
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         for _, event in batch:
@@ -89,7 +89,7 @@ class LedgerSideProjection:
             else:
                 payment = self._load_payment(payment_id, 1)  # the initiation holds both
                 known = (payment.invoice_id, payment.currency)
-            if len(self._payments) >= self._max_payments:
+            if len(self._payments) >= self.max_payments:
                 del self._payments[next(iter(self._payments))]  # the oldest: it may come back, at one load
             self._payments[payment_id] = known
         return known
