@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import Application, Repository
-from eventsourcing.domain import Snapshot
-from eventsourcing.persistence import Notification, PersistenceError
+from eventsourcing.application import Application, ProcessingEvent, Repository
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate, Snapshot
+from eventsourcing.persistence import Notification, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from commands.admin.users import AdminUsers
@@ -176,6 +176,28 @@ class BillingApplication(Application[UUID]):
             # The library snapshots after the command committed. A snapshot only saves replay
             # time: failing here must not report a committed issue as "nothing changed".
             logger.warning("snapshot of number series %s at version %s not saved", aggregate_id, version, exc_info=True)
+
+    def save(
+        self, *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None, **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """The library's `save`, but an aggregate's events are collected after a plain class
+        check. The library asks two runtime-checkable Protocols of every object saved
+        (`DomainEventProtocol`, then `CollectEventsProtocol`): about 60 us per aggregate on
+        Python 3.11, some 2.4 aggregates per webhook, paid inside group commit's write
+        (docs/throughput.md §Webhook path). Anything else saved goes the library's way."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)
+        return recordings
 
     def construct_repository(self) -> Repository[UUID]:
         repository = super().construct_repository()

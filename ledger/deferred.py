@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from ledger.events import CopiedCheaply, SharedWhenCopied
+from ledger.named_ids import named_id
 from ledger.validation import require_text
 
 REFUND = "refund"
@@ -35,7 +36,7 @@ _NAMESPACE = UUID("0b7e5c9a-2d41-4f38-b6e0-91c2a7d4e853")
 
 
 def deferred_id_for(provider: str, provider_payment_id: str) -> UUID:
-    return uuid5(_NAMESPACE, f"{provider}:{provider_payment_id}")
+    return named_id(_NAMESPACE, f"{provider}:{provider_payment_id}")
 
 
 class DeferredMovements(CopiedCheaply, Aggregate):

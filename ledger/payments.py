@@ -32,6 +32,7 @@ from ledger.errors import (
 )
 from ledger.events import CopiedCheaply, SharedWhenCopied
 from ledger.money import Money, require_minor_units
+from ledger.named_ids import named_id
 from ledger.validation import require_text
 
 PENDING = "pending"
@@ -49,7 +50,7 @@ REFERENCE_LIMIT = 255
 
 def payment_id_for(provider: str, provider_payment_id: str) -> UUID:
     """A provider's payment gets a deterministic id: a second creation collides, never duplicates."""
-    return uuid5(_PAYMENT_NAMESPACE, f"{provider}:{provider_payment_id}")
+    return named_id(_PAYMENT_NAMESPACE, f"{provider}:{provider_payment_id}")
 
 
 def require_payment_reference(value: object) -> str:

@@ -18,13 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from commands.ingestion.provider_reports import Report
 from ledger.errors import NotFoundError, RuleViolationError
 from ledger.events import CopiedCheaply, SharedWhenCopied
+from ledger.named_ids import named_id
 
 _NAMESPACE = UUID("6d3f1c2a-8e4b-4f7a-9a51-3c0b2e7d9f10")
 
@@ -46,7 +47,7 @@ REPROCESSABLE = frozenset({UNMATCHED, REFUSED, None})
 
 
 def provider_event_id(provider: str, event_id: str) -> UUID:
-    return uuid5(_NAMESPACE, f"{provider}:{event_id}")
+    return named_id(_NAMESPACE, f"{provider}:{event_id}")
 
 
 class ProviderEvent(CopiedCheaply, Aggregate):
