@@ -123,6 +123,7 @@ class AuditChain:
     name = "audit_chain"
     tables: tuple[Table, ...] = (audit_chain,)
     rebuildable = False  # evidence: extended, never recomputed (see ProjectionRunner.rebuildable)
+    decodes = False  # it hashes the stored bytes: only the batch's positions are read (projections/tracked.py)
 
     def __init__(self, log: RawLog) -> None:
         self.log = log
