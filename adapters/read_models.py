@@ -41,7 +41,6 @@ from projections.tracked import Projection
 from projections.webhook_inbox import WebhookInboxProjection
 
 log = logging.getLogger("ledger.read_models")
-SQLITE_CACHE_KIB = 8 * 1024  # the page cache of each read-model connection on SQLite (see _sqlite_pragmas)
 
 
 def read_model_engine(database_url: str, timeout_seconds: float = DATABASE_TIMEOUT_SECONDS) -> Engine:
@@ -70,11 +69,6 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: ConnectionPoolEntry) -> None
     # read-model transactions (rows and their position together, so a restart redoes them), never
     # corrupt them. Events are written by the event store's own connections, at FULL.
     cursor.execute("PRAGMA synchronous = NORMAL")
-    # Pages kept per connection: 8 MiB instead of SQLite's 2. A rebuild's upserts land at random
-    # places of tables keyed by UUID and its indexes are made from whole tables; with 2 MiB it
-    # read the same pages again and again (its writes took a fifth more CPU, docs/throughput.md
-    # §Replay). A bound, not a size: a connection keeps only the pages it read, at most this.
-    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

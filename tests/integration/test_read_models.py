@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from adapters.bootstrap import bootstrap
 from adapters.clock import ManualClock
-from adapters.read_models import SQLITE_CACHE_KIB, invoice_version_index, projection_runner, read_model_engine
+from adapters.read_models import invoice_version_index, projection_runner, read_model_engine
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from commands.messages import NewLine
@@ -491,12 +491,3 @@ def test_each_journal_row_holds_its_event_s_posting_column_by_column(
             posting.credit,
         )
         assert row["rule_revision"] == rule.revision
-
-
-def test_read_model_connections_on_sqlite_keep_a_larger_page_cache(engine: Engine) -> None:
-    """A rebuild's writes re-read pages with SQLite's default 2 MiB (adapters/read_models.py)."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("a PRAGMA of SQLite's")
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL, as before
