@@ -138,15 +138,28 @@ class _ReadModelLog:
     def events_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
         if self._engine is None:
             return self._app.events_after(position, limit, topics=self._topics)
-        rows = self._select(self._engine, position, limit)
-        if len(self._reads) >= _READS_KEPT:
-            del self._reads[next(iter(self._reads))]
-        self._reads[position] = rows
+        rows = self._read(self._engine, position, limit)
         topics, decode, undecoded = self._topics, self._decoder.decode, self._undecoded
         return [
             (row[0], decode(row[3], row[1], row[2], row[4]) if row[3].startswith(topics) else undecoded(row[3]))
             for row in rows
         ]
+
+    def undecoded_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
+        """The events after `position`, every one `Undecoded`: for a pass's models that read
+        only positions (the audit chain, whose stored bytes `records_after` then gives)."""
+        if self._engine is None:
+            return self._app.events_after(position, limit, topics=())
+        undecoded = self._undecoded
+        return [(row[0], undecoded(row[3])) for row in self._read(self._engine, position, limit)]
+
+    def _read(self, engine: Engine, position: int, limit: int) -> list[StoredRow]:
+        """The rows after `position`, kept for `records_after`."""
+        rows = self._select(engine, position, limit)
+        if len(self._reads) >= _READS_KEPT:
+            del self._reads[next(iter(self._reads))]
+        self._reads[position] = rows
+        return rows
 
     def _undecoded(self, topic: str) -> Undecoded:
         # One per topic, shared (it is frozen): building one per skipped event cost 0.56 us

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Table, inspect, select
 
-from projections.bulk import insert_rows
+from projections.bulk import insert_tuples
 from projections.tables import audit_chain
 from projections.tracked import Positioned
 
@@ -123,6 +123,7 @@ class AuditChain:
     name = "audit_chain"
     tables: tuple[Table, ...] = (audit_chain,)
     rebuildable = False  # evidence: extended, never recomputed (see ProjectionRunner.rebuildable)
+    decodes = False  # it hashes the stored bytes: only the batch's positions are read (projections/tracked.py)
 
     def __init__(self, log: RawLog) -> None:
         self.log = log
@@ -150,7 +151,7 @@ class AuditChain:
         # chains every event, and the per-call overhead was a third of the chain's own time.
         sha256, header, state_length = _sha256, _HEADER.pack, _STATE_LENGTH.pack
         topics: dict[str, bytes] = {}
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         for record in raw:
             state = record.state if type(record.state) is bytes else bytes(record.state)
             originator_id = str(record.originator_id)
@@ -171,16 +172,9 @@ class AuditChain:
                     )
                 )
             ).digest()
-            rows.append(
-                {
-                    "position": record.id,
-                    "originator_id": originator_id,
-                    "originator_version": record.originator_version,
-                    "topic": topic,
-                    "link": link.hex(),
-                }
-            )
-        insert_rows(conn, audit_chain, rows)
+            # The table's columns in order (insert_tuples): no dict per row.
+            rows.append((record.id, originator_id, record.originator_version, topic, link.hex()))
+        insert_tuples(conn, audit_chain, rows)
 
     def reset(self) -> None:
         """Only the prepared records: the last link is read from the table, inside the transaction."""

@@ -35,6 +35,13 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         _execute(conn, _prepared(table, conn.dialect, None, _schemas(conn)), rows)
 
 
+def insert_tuples(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT every row, each a tuple of a value for every column of `table`, in the table's
+    order: a model writing many rows (the journal's postings) builds no dict per row."""
+    if rows:
+        _execute(conn, _prepared(table, conn.dialect, None, _schemas(conn)), rows, by_column=True)
+
+
 def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
     """INSERT every row; a row whose `keys` already exist replaces the stored one."""
     if rows:
@@ -58,6 +65,7 @@ class _Prepared:
         self.columnar = columnar  # one array per column (PostgreSQL's unnest)
         self.copy = copy  # PostgreSQL's COPY ... FROM STDIN, for plain INSERTs
         self.staged: _Staged | None = None  # PostgreSQL upserts of many rows
+        self.columns: tuple[str, ...] = self.names  # the table's columns in order (tuple rows' order)
 
 
 class _Staged:
@@ -71,9 +79,13 @@ class _Staged:
         self.upsert = upsert
 
 
-def _execute(conn: Connection, prepared: _Prepared, rows: Sequence[dict[str, Any]]) -> None:
+def _execute(conn: Connection, prepared: _Prepared, rows: Sequence[Any], by_column: bool = False) -> None:
+    """Write `rows`: dicts by column name, or (`by_column`) tuples in the table's column order."""
     names = prepared.names
     staged = prepared.staged
+    if by_column and names != prepared.columns:  # the driver's parameters in another order
+        rows = [dict(zip(prepared.columns, row, strict=True)) for row in rows]
+        by_column = False
     if prepared.copy or (staged is not None and len(rows) >= STAGED_ROWS):
         # The SQLAlchemy connection's own psycopg connection: the rows join its transaction,
         # begun here if this is its first statement (the driver's cursor would not begin it,
@@ -87,19 +99,20 @@ def _execute(conn: Connection, prepared: _Prepared, rows: Sequence[dict[str, Any
                 cursor.execute(staged.create)
             with cursor.copy(prepared.sql if staged is None else staged.copy) as copy:
                 for row in rows:
-                    copy.write_row([row[name] for name in names])
+                    copy.write_row(row if by_column else [row[name] for name in names])
             if staged is not None:
                 cursor.execute(staged.upsert)
         return
     if prepared.columnar:
-        conn.exec_driver_sql(prepared.sql, {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)})
+        keys: Sequence[Any] = range(len(names)) if by_column else names
+        conn.exec_driver_sql(prepared.sql, {f"c{i}": [row[key] for row in rows] for i, key in enumerate(keys)})
         return
     processors = [(i, p) for i, p in enumerate(prepared.processors) if p is not None]
     if processors:
         parameters: list[Any] = []
         last: dict[int, tuple[Any, Any]] = {}  # per column, the last value and what it became
         for row in rows:
-            values = [row[name] for name in names]
+            values = list(row) if by_column else [row[name] for name in names]
             for i, process in processors:
                 value = values[i]
                 seen = last.get(i)
@@ -109,6 +122,10 @@ def _execute(conn: Connection, prepared: _Prepared, rows: Sequence[dict[str, Any
                     values[i] = process(value)
                     last[i] = (value, values[i])
             parameters.append(tuple(values) if prepared.positional else dict(zip(names, values, strict=True)))
+    elif by_column and prepared.positional:
+        parameters = list(rows)
+    elif by_column:
+        parameters = [dict(zip(names, row, strict=True)) for row in rows]
     elif prepared.positional:
         parameters = [tuple([row[name] for name in names]) for row in rows]
     else:
@@ -142,7 +159,9 @@ def _prepared(
     names = list(compiled.positiontup) if compiled.positional and compiled.positiontup else columns
     by_name = {c.name: c for c in table.columns}
     processors = [by_name[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-    return _Prepared(compiled.string, names, processors, compiled.positional)
+    prepared = _Prepared(compiled.string, names, processors, compiled.positional)
+    prepared.columns = tuple(columns)
+    return prepared
 
 
 def _unnest(table: Table, dialect: Dialect, keys: tuple[str, ...] | None, schemas: dict[Any, Any]) -> _Prepared:

@@ -19,6 +19,8 @@ class Projection(Protocol):
     # Optional: `kinds`, a tuple of the event classes the model reads. The runner then hands it
     # only those events of each batch (in log order; the position it moves to is still the
     # batch's last), and the same list to every model of equal kinds (projections/runner.py).
+    # Optional: `decodes = False`, for a model that reads only the batch's positions: where no
+    # other model is at its position, the runner may hand it the events undecoded.
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         """Read from the event store what `process` will need (states to fold onto, stored

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from projections.bulk import STAGED_ROWS, insert_rows, upsert_rows
+from projections.bulk import STAGED_ROWS, insert_rows, insert_tuples, upsert_rows
 
 metadata = MetaData()
 ours = Table(
@@ -75,6 +75,16 @@ def test_insert_rows_stores_what_sqlalchemy_stores(tables: Engine) -> None:
     if tables.dialect.name == "sqlite":
         at = at.replace(tzinfo=None)  # SQLite keeps datetimes as UTC text; queries add the zone back
     assert _stored(tables, ours)[1] == ("k0001", 10**15, 1, "naïve 'quoted' %s %(x)s ;--", at)
+
+
+def test_insert_tuples_stores_what_sqlalchemy_stores(tables: Engine) -> None:
+    """Rows as tuples in the table's column order, on both backends (SQLite's INSERT, COPY)."""
+    rows = _rows(50)
+    with tables.begin() as conn:
+        insert_tuples(conn, ours, [tuple(row[c.name] for c in ours.columns) for row in rows])
+        conn.execute(insert(theirs), rows)
+    assert _stored(tables, ours) == _stored(tables, theirs)
+    assert len(_stored(tables, ours)) == 50
 
 
 def test_upsert_rows_replaces_existing_keys_and_adds_new_ones(tables: Engine) -> None:

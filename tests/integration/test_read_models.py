@@ -15,6 +15,7 @@ from adapters.read_models import invoice_version_index, projection_runner, read_
 from adapters.settings import Settings
 from commands.application import BillingApplication
 from commands.messages import NewLine
+from ledger.accounting import posting_rule
 from ledger.errors import InvalidInputError, StoreUnavailableError
 from ledger.invoices import Invoice
 from ledger.money import Money
@@ -453,3 +454,40 @@ def test_rows_written_by_copy_roll_back_with_the_pass(
     assert runner.catch_up() > 0
     with engine.connect() as conn:
         assert all(conn.execute(select(func.count()).select_from(t)).scalar_one() > 0 for t in tables)
+
+
+def test_each_journal_row_holds_its_event_s_posting_column_by_column(
+    app: BillingApplication, clock: ManualClock, runner: ProjectionRunner, engine: Engine
+) -> None:
+    """The journal writes its rows as tuples in the table's column order (projections/bulk.py
+    `insert_tuples`): every column holds what the event and its rule say, read back by name."""
+    ids = _scenario(app, clock)
+    app.record_payout(provider="stripe", provider_payout_id="po_1", amount=Money(5_000, "usd"), paid=True)
+    runner.catch_up()
+    events = dict(app.events_after(0, 10_000))
+    with engine.connect() as conn:
+        rows = [
+            dict(row) for row in conn.execute(select(journal).order_by(journal.c.position, journal.c.line)).mappings()
+        ]
+    assert {row["payout_id"] for row in rows} - {None}  # the payout's postings are among them
+    for row in rows:
+        event = events[row["position"]]
+        rule = posting_rule(event)
+        assert rule is not None
+        source = str(event.originator_id)
+        currency = app.invoice(event.originator_id).currency if isinstance(event, Invoice.Event) else event.currency
+        posting = rule.post(event, currency)[row["line"]]
+        assert (row["invoice_id"], row["payout_id"]) == (
+            (source, None) if isinstance(event, Invoice.Event) else (None, source)
+        )
+        assert row["invoice_id"] in {str(i) for i in ids} | {None}
+        assert row["event_topic"] == type(event).TOPIC
+        assert row["event_version"] == event.originator_version
+        assert row["occurred_at"].replace(tzinfo=None) == event.timestamp.replace(tzinfo=None)
+        assert (row["account"], row["currency"], row["debit"], row["credit"]) == (
+            posting.account,
+            posting.currency,
+            posting.debit,
+            posting.credit,
+        )
+        assert row["rule_revision"] == rule.revision

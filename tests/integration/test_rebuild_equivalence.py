@@ -318,3 +318,49 @@ def test_a_rebuild_beside_a_running_follower_ends_with_every_row_and_every_index
     served.catch_up()
     assert _dump(engine, tables) == expected
     assert _index_names(engine) == every
+
+
+class _RecordingLog(_ReadModelLog):
+    """The read models' log, noting the positions it was read after, decoded or not."""
+
+    def __init__(self, app: BillingApplication, engine: Engine) -> None:
+        super().__init__(app, engine=engine)
+        self.decoded: list[int] = []
+        self.undecoded: list[int] = []
+
+    def events_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
+        self.decoded.append(position)
+        return super().events_after(position, limit)
+
+    def undecoded_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
+        self.undecoded.append(position)
+        return super().undecoded_after(position, limit)
+
+
+def test_a_rebuild_reads_the_audit_chain_s_own_batches_undecoded_and_chains_what_the_follower_chains(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """The chain is never rebuilt, so a rebuild's models start at 0 while it is elsewhere (here
+    behind, as when nothing followed the log for a while): at a position only the chain is at,
+    the log is read without decoding (the chain hashes the stored bytes)."""
+    _log_with_every_topic(app, clock)
+    reference = _today(app, engine)
+    reference.catch_up(batch_size=5_000)
+    tables = _tables(reference)
+    expected = _dump(engine, tables)
+    head = app.head()
+    behind = head // 3 // 10 * 10 + 5  # never one of the other models' positions, multiples of 10
+    with engine.begin() as conn:
+        conn.execute(audit_chain.delete().where(audit_chain.c.position > behind))
+        conn.execute(tracking.update().where(tracking.c.projection == "audit_chain").values(position=behind))
+    log = _RecordingLog(app, engine)
+    runner = ProjectionRunner(engine, log, read_model_projections(app, log))
+
+    runner.rebuild(batch_size=10)
+
+    assert _dump(engine, tables) == expected
+    assert behind in log.undecoded
+    assert len(set(log.undecoded)) > 2
+    assert not (set(log.undecoded) - {head}) & set(log.decoded)  # the chain alone at each of them
+    assert 0 in log.decoded
+    assert behind not in log.decoded
