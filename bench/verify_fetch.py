@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator
 from hashlib import sha256
 
 import psycopg
-from sqlalchemy import Engine
 
 from adapters.clock import ManualClock
 from adapters.persistence import event_store_env
@@ -43,8 +42,7 @@ from bench.read_models import GenerateJob, generate
 from bench.replay import START
 from bench.report import fmt, table
 from commands.application import BillingApplication
-from projections.audit_chain import BATCH as VERIFY_BATCH
-from projections.audit_chain import GENESIS, AuditChain, Verdict, _chain_head, _first_deleted, _walk, verify
+from projections.audit_chain import GENESIS, AuditChain, verify, walk_verify
 from projections.runner import ProjectionRunner
 
 Row = tuple[int, str, int, str, bytes]
@@ -163,13 +161,6 @@ def _joined(url: str, table_name: str) -> int:
             after = chunk[-1][0]
 
 
-def _walk_alone(app: BillingApplication, engine: Engine) -> Verdict:
-    """`verify` without the server's check: the Python walk from genesis, the reference."""
-    head, _ = _chain_head(engine)
-    deleted = None if head is None else _first_deleted(engine, app.events_table_name)
-    return _walk(app, engine, VERIFY_BATCH, head, deleted, 0, 0, GENESIS)
-
-
 def _hashed(rows: Iterator[Row]) -> int:
     """The chain's links over the rows, as projections/audit_chain.py computes them."""
     link = GENESIS
@@ -237,7 +228,7 @@ def main() -> None:
             if not verdict.ok:
                 raise RuntimeError(f"verify: {verdict}")
             begun = time.perf_counter()
-            reference = _walk_alone(app, engine)
+            reference = walk_verify(app, engine)
             walked.append(reference.count / (time.perf_counter() - begun))
             if reference != verdict:
                 raise RuntimeError(f"the walk alone: {reference}, verify: {verdict}")

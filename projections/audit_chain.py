@@ -309,7 +309,18 @@ def verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
         if suspect is not None:
             link = bytes.fromhex(suspect.link)
             return _walk(log, engine, batch, head, suspect.deleted, suspect.after, suspect.checked, link)
-    deleted = None if head is None else _first_deleted(engine, table)
+    return _from_genesis(log, engine, batch, head)
+
+
+def walk_verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
+    """`verify` without the server's check: the Python walk from genesis, the reference that
+    the server-checked verdict must equal (the tests and bench/verify_fetch.py compare them)."""
+    head, _ = _chain_head(engine)
+    return _from_genesis(log, engine, batch, head)
+
+
+def _from_genesis(log: StoredLog, engine: Engine, batch: int, head: int | None) -> Verdict:
+    deleted = None if head is None else _first_deleted(engine, log.events_table_name)
     return _walk(log, engine, batch, head, deleted, 0, 0, GENESIS)
 
 

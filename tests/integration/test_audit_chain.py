@@ -21,15 +21,13 @@ from commands.application import BillingApplication
 from commands.messages import NewLine
 from ledger.money import Money
 from projections.audit_chain import (
-    BATCH,
     GENESIS,
     Verdict,
     _chain_head,
-    _first_deleted,
     _first_suspect,
-    _walk,
     next_link,
     verify,
+    walk_verify,
 )
 from projections.audit_export import export, verify_file
 from projections.queries import trial_balance
@@ -360,13 +358,6 @@ def test_the_command_line_verifies_exports_and_fails_with_exit_1(
 # PostgreSQL: the server checks the kept links (`_first_suspect`) before the Python walk.
 
 
-def _reference(app: BillingApplication, engine: Engine) -> Verdict:
-    """The Python walk alone, from genesis: the reference verify's verdict must equal."""
-    head, _ = _chain_head(engine)
-    deleted = None if head is None else _first_deleted(engine, app.events_table_name)
-    return _walk(app, engine, BATCH, head, deleted, 0, 0, GENESIS)
-
-
 def _set_link(store: Store, position: int, link: str) -> None:
     store._run("UPDATE audit_chain SET link = :l WHERE position = :p", l=link, p=position)
 
@@ -427,7 +418,7 @@ def test_the_server_checked_verdict_is_the_python_walks_for_each_kind_of_tamperi
     tamper(store, positions)
     app.create_draft(customer=CUSTOMER, currency="usd")  # one event not chained yet
     verdict = verify(app, engine, batch=4)
-    assert verdict == _reference(app, engine)
+    assert verdict == walk_verify(app, engine)
     assert (verdict.ok, verdict.problem) == (problem is None, problem)
     if problem is None:
         assert (verdict.count, verdict.unchained) == (len(positions), 1)
