@@ -99,6 +99,20 @@ def _today(app: BillingApplication, engine: Engine) -> ProjectionRunner:
     return runner
 
 
+def _built(app: BillingApplication, engine: Engine, *, cleared: bool) -> tuple[list[Table], Dump]:
+    """The tables, and every row the follower's runner of before builds over the log in one go
+    (the reference another way must match); `cleared`: the tables then emptied for that way."""
+    reference = _today(app, engine)
+    reference.catch_up(batch_size=5_000)
+    tables = _tables(reference)
+    built = _dump(engine, tables)
+    if cleared:
+        with engine.begin() as conn:
+            for table in reversed(tables):
+                conn.execute(table.delete())
+    return tables, built
+
+
 def test_a_rebuild_builds_every_table_as_the_follower_does_event_by_event(
     app: BillingApplication, clock: ManualClock, engine: Engine
 ) -> None:
@@ -128,13 +142,7 @@ def test_the_follower_in_small_batches_builds_what_a_rebuild_builds(
     """The new reader on the follower's path: batches that end anywhere in the log, and models
     (the audit chain) that reach a position in a pass of their own."""
     _log_with_every_topic(app, clock)
-    reference = _today(app, engine)
-    reference.catch_up(batch_size=5_000)
-    tables = _tables(reference)
-    rebuilt = _dump(engine, tables)
-    with engine.begin() as conn:
-        for table in reversed(tables):
-            conn.execute(table.delete())
+    tables, rebuilt = _built(app, engine, cleared=True)
 
     runner = projection_runner(app, engine)
     runner.catch_up(batch_size=7)
@@ -163,13 +171,7 @@ def test_models_that_evict_at_every_event_build_what_models_keeping_every_state_
     it, and gives the row it would have given from the kept state (docs/throughput.md §Peak
     memory of a rebuild: the caps are small enough to be full early in a log)."""
     _log_with_every_topic(app, clock)
-    reference = _today(app, engine)
-    reference.catch_up(batch_size=5_000)
-    tables = _tables(reference)
-    expected = _dump(engine, tables)
-    with engine.begin() as conn:
-        for table in reversed(tables):
-            conn.execute(table.delete())
+    tables, expected = _built(app, engine, cleared=True)
     loads: list[UUID] = []
     invoice = app.invoice
 
@@ -288,10 +290,7 @@ def test_a_rebuild_beside_a_running_follower_ends_with_every_row_and_every_index
     made again); both end with the rows a follower builds and with every index."""
     app: BillingApplication = make_app()
     _log_with_every_topic(app, clock)
-    reference = _today(app, engine)
-    reference.catch_up(batch_size=5_000)
-    tables = _tables(reference)
-    expected = _dump(engine, tables)
+    tables, expected = _built(app, engine, cleared=False)
     every = _index_names(engine)
 
     serving = projection_runner(make_app(), engine)
@@ -344,10 +343,7 @@ def test_a_rebuild_reads_the_audit_chain_s_own_batches_undecoded_and_chains_what
     behind, as when nothing followed the log for a while): at a position only the chain is at,
     the log is read without decoding (the chain hashes the stored bytes)."""
     _log_with_every_topic(app, clock)
-    reference = _today(app, engine)
-    reference.catch_up(batch_size=5_000)
-    tables = _tables(reference)
-    expected = _dump(engine, tables)
+    tables, expected = _built(app, engine, cleared=False)
     head = app.head()
     behind = head // 3 // 10 * 10 + 5  # never one of the other models' positions, multiples of 10
     with engine.begin() as conn:
