@@ -184,7 +184,9 @@ class BillingApplication(Application[UUID]):
         check. The library asks two runtime-checkable Protocols of every object saved
         (`DomainEventProtocol`, then `CollectEventsProtocol`): about 60 us per aggregate on
         Python 3.11, some 2.4 aggregates per webhook, paid inside group commit's write
-        (docs/throughput.md §Webhook path). Anything else saved goes the library's way."""
+        (docs/throughput.md §Webhook path). Anything else saved goes the library's way. The
+        steps after collecting are the library's (eventsourcing 9.5.6), repeated: a test pins
+        them (tests/unit/test_application_save.py), so an upgrade that changes them is read."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         for obj in objs:
             if isinstance(obj, Aggregate):
