@@ -379,6 +379,13 @@ def _flip(store: Store, position: int) -> None:
     store.set_state(position, bytes(state))
 
 
+def _delete_with_its_link(store: Store, position: int) -> None:
+    """An event and its link both gone: the next event's link, made after the gone one's, no
+    longer holds after the link before it (the server checks it apart: no link at n - 1)."""
+    store.delete(position)
+    store._run("DELETE FROM audit_chain WHERE position = :p", p=position)
+
+
 def _delete_and_flip(store: Store, deleted: int, flipped: int) -> None:
     store.delete(deleted)
     _flip(store, flipped)
@@ -397,6 +404,8 @@ TAMPERING: dict[str, tuple[Callable[[Store, list[int]], None], str | None]] = {
     "deleted": (lambda s, p: s.delete(p[6]), "deleted"),
     "first deleted": (lambda s, p: s.delete(p[0]), "deleted"),
     "last deleted": (lambda s, p: s.delete(p[-1]), "deleted"),
+    "deleted with its link": (lambda s, p: _delete_with_its_link(s, p[6]), "altered"),
+    "first deleted with its link": (lambda s, p: _delete_with_its_link(s, p[0]), "altered"),
     "deleted above altered": (lambda s, p: _delete_and_flip(s, p[9], p[4]), "altered"),
     "kept link not hex": (lambda s, p: _set_link(s, p[5], "z" * 64), "altered"),
     "kept link in upper case": (lambda s, p: _set_link(s, p[5], _kept_link(s, p[5]).upper()), "altered"),
