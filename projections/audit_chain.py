@@ -11,7 +11,9 @@ different events share canonical bytes.
 commits its links with its tracking position, exactly once. `verify` recomputes the chain from
 the log, from genesis, and compares it with the kept one, naming the first position that was
 altered, deleted or inserted since it was chained (a reordering shows as an alteration at the
-first swapped position).
+first swapped position). On PostgreSQL the server first checks each kept link against the kept
+one before it, which is the same by induction; the Python walk (`walk_verify` alone) then runs
+only from the first position in doubt.
 
 The kept chain proves nothing against someone who can rewrite both the log and the chain: anchor
 its head elsewhere (an exported file, a ticket, a signed e-mail) and compare. `ledger rebuild`
