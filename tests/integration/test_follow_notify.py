@@ -212,6 +212,10 @@ def test_on_sqlite_the_follower_polls(
                 _shows(engine, writer, _invoice(writer))
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ledger_project_follow_shows_new_commands_and_stops_on_ctrl_c(
     make_app: AppFactory, engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
@@ -228,6 +232,9 @@ def test_ledger_project_follow_shows_new_commands_and_stops_on_ctrl_c(
             env=env,
             stdout=stdout,
             stderr=subprocess.PIPE,
+            # A suite started as a background job of a non-interactive shell (`cmd &`) inherits
+            # SIGINT ignored, and so would the follower, which then never sees this Ctrl-C.
+            preexec_fn=_ctrl_c_as_in_a_terminal,
         )
     try:
         give_up = time.monotonic() + 60
