@@ -29,6 +29,7 @@ from bench.profiling import Top, render_top
 from bench.replay import START, build_invoice
 from bench.report import fmt, table
 from bench.workloads import CUSTOMER, LINES, PAYMENT
+from bench.write_floor import Floor
 from commands.application import BillingApplication, _price
 from ledger.invoices import BANK, Invoice
 from ledger.money import Money
@@ -45,6 +46,7 @@ FOLLOW_SAMPLES = 100
 FOLLOW_POLL_SECONDS = 0.01
 FOLLOW_NOTIFY_POLL_SECONDS = 30.0  # the fallback only: NOTIFY wakes the follower
 AS_OF_REPEATS = 20
+FLOOR_CASE = "write floor: bare SELECT + parse the log, write the rebuilt rows, no read-model logic"
 TARGETS = {  # per backend: rebuild events/s, audit verify events/s, as_of ms
     "sqlite": {"rebuild": 60_000.0, "verify": 150_000.0, "as_of": 5.0},  # issue 15's targets
     "postgres": {"rebuild": 40_000.0, "verify": 150_000.0, "as_of": 5.0},
@@ -188,6 +190,23 @@ def _read(url: str, gate: Gate) -> Measured:
             rows = len(pg.execute(f"SELECT notification_id, {columns} ORDER BY notification_id").fetchall())
         figures["bare SELECT of the events table (psycopg, fetchall)"] = (rows, clock() - begun)
     return Measured(head, begun, clock(), extra={"figures": figures})
+
+
+def _write_floor(url: str, gate: Gate) -> Measured:
+    """bench/write_floor.py: the log read and parsed, the rebuilt rows written, no read-model logic."""
+    from bench.write_floor import postgres_floor, sqlite_floor
+
+    app = _app(url)
+    env = event_store_env(url)
+    table_name = app.recorder.events_table_name  # type: ignore[attr-defined]
+    app.close()
+    gate.ready()
+    started = clock()
+    if "SQLITE_DBNAME" in env:
+        floor = sqlite_floor(env["SQLITE_DBNAME"], table_name)
+    else:
+        floor = postgres_floor(url, table_name)
+    return Measured(floor.events, started, clock(), extra={"floor": floor})
 
 
 def _verify(url: str, gate: Gate) -> Measured:
@@ -341,6 +360,7 @@ CASES = {
     "rebuild": _rebuild,
     "read": _read,
     "verify": _verify,
+    "write_floor": _write_floor,
     "as_of": _as_of,
     "follow": _follow,
     "follow_notify": _follow_notify,
@@ -372,6 +392,7 @@ class ReadModelsReport:
     follow_notify_timed_out: int = 0  # waits that ran to the fallback poll: should be 0
     library: tuple[int, float, float] | None = None  # the library's per-event runner
     library_skipped: str = ""
+    floor: Floor | None = None  # bench/write_floor.py, after the full rebuild
     top: Top | None = None  # --profile: a rebuild's top functions (cProfile)
 
 
@@ -406,6 +427,9 @@ def run_read_models(backend: str, url: str, events: int) -> ReadModelsReport:
     _say(backend, "raw read rate of the log")
     m = _one(run_case, CaseJob(url, "read"))
     report.reads = {k: (n, s) for k, (n, s) in m.extra["figures"].items()}
+    _say(backend, "the rebuild's write floor (read + parse the log, write the rebuilt rows)")
+    m = _one(run_case, CaseJob(url, "write_floor"))
+    report.floor = m.extra["floor"]
     _say(backend, "audit verify")
     m = _one(run_case, CaseJob(url, "verify"))
     report.verify = (m.ops, m.finished - m.started)
@@ -478,6 +502,14 @@ def render(reports: list[ReadModelsReport]) -> str:
             notes.append(f"{r.backend}: eventsourcing ProjectionRunner not run: {r.library_skipped}.")
         for label, (n, seconds) in r.reads.items():
             rows.append([r.backend, label, fmt(n), fmt(seconds, 2), fmt(n / seconds), "", "(ceiling)"])
+        if r.floor is not None:
+            f = r.floor
+            rate = fmt(f.events / f.seconds)
+            rows.append([r.backend, FLOOR_CASE, fmt(f.events), fmt(f.seconds, 2), rate, "", "(ceiling)"])
+            notes.append(
+                f"{r.backend}: write floor: read + parse {fmt(f.read_seconds, 2)} s, write {fmt(f.rows)} rows of "
+                f"{f.tables} tables {fmt(f.write_seconds, 2)} s (bench/write_floor.py)."
+            )
         n, seconds = r.verify
         rows.append([r.backend, "audit verify (whole chain)", fmt(n), fmt(seconds, 2), fmt(n / seconds), "", ""])
         rows[-1][-1] = _verdict(n / seconds, t["verify"])
