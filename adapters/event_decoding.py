@@ -6,7 +6,11 @@ value of a registered type is an object of exactly two keys, `{"_type_": name, "
 library parses it with `json` and an `object_hook` called on every JSON object, in Python; that,
 and building a `Notification` per row, caps a replay near 40k events/s (docs/throughput.md
 §Replay). Here msgspec parses the state into plain dicts and lists, and one walk turns the marker
-objects into values with the mapper's own transcodings, innermost first as the hook does.
+objects into values with the mapper's own transcodings, innermost first as the hook does (the
+general way). Once a topic has been decoded so, its later rows are parsed by msgspec typed to the
+shape learned from it (`_Shape`: which keys, which hold a marker of which name, which hold plain
+values that cannot hide one): the checks of that shape run in C, only the markers and the values
+that may hide one are touched in Python, and a row msgspec refuses is decoded the general way.
 
 Equivalence with `Mapper.to_domain_event` (tests/unit/test_event_decoding.py checks it on every
 pinned example and on generated events): the same class (from the topic), the same attribute
@@ -67,10 +71,10 @@ class _Topic:
 
 
 class _Marker(msgspec.Struct, forbid_unknown_fields=True, gc=False, rename={"name": _TYPE, "data": _DATA}):
-    """A marker object whose data is text, as msgspec checks it: both keys and no third (a
-    repeated key keeps its last value, as json's dict does), the name fixed per registered
-    transcoding by a subclass (`EventDecoder._markers`). Only strings in it: the collector need
-    not track it."""
+    """A marker object whose data is text, as msgspec checks it: both keys and no third, the name
+    fixed per registered transcoding by a subclass (`_marker`); a repeated key keeps its last
+    value, as in json's dict, once every value passed the check (else the row goes the general
+    way). Only strings in it: the collector need not track it."""
 
     name: str
     data: str
@@ -277,7 +281,7 @@ class EventDecoder:
         too many misses, none (the topic's rows are then decoded the general way only)."""
         if shape is not None:
             if kinds.keys() == shape.kinds.keys():
-                kinds = {key: kind if kind == kinds[key] else _ANY for key, kind in kinds.items()}
+                kinds = {key: kind if kind == shape.kinds[key] else _ANY for key, kind in kinds.items()}
             misses = self._misses[topic] = self._misses.get(topic, 0) + 1
             if misses > MISSES_KEPT:
                 self._shapes[topic] = None
