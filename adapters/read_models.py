@@ -6,6 +6,7 @@ import logging
 import threading
 from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -138,12 +139,7 @@ class _ReadModelLog:
     def events_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
         if self._engine is None:
             return self._app.events_after(position, limit, topics=self._topics)
-        rows = self._read(self._engine, position, limit)
-        topics, decode, undecoded = self._topics, self._decoder.decode, self._undecoded
-        return [
-            (row[0], decode(row[3], row[1], row[2], row[4]) if row[3].startswith(topics) else undecoded(row[3]))
-            for row in rows
-        ]
+        return self._decoder.decode_rows(self._read(self._engine, position, limit), self._topics, self._undecoded)
 
     def undecoded_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
         """The events after `position`, every one `Undecoded`: for a pass's models that read
@@ -194,7 +190,8 @@ class _ReadModelLog:
             # Straight to the driver: SQLAlchemy's Row objects would cost as much as the decoding.
             cursor = conn.exec_driver_sql(self._query, (position, limit)).cursor
             assert cursor is not None
-            return [StoredRow._make(row) for row in cursor.fetchall()]
+            # tuple.__new__ mapped in C: StoredRow._make is a Python call per row (0.9 us of a 6 us event).
+            return list(map(tuple.__new__, repeat(StoredRow), cursor.fetchall()))
 
 
 def _position(row: StoredRow) -> int:

@@ -100,7 +100,11 @@ def _orjson_decoder(app: BillingApplication) -> EventDecoder | None:
     class OrjsonParser:
         decode = staticmethod(orjson.loads)
 
-    decoder = EventDecoder(app.mapper)
+    class GeneralOnly(EventDecoder):
+        def _learn(self, topic: str, known: Any, shape: Any, kinds: dict[str, str]) -> None:
+            """Never: every row goes the general way (no learned shape typed by msgspec)."""
+
+    decoder = GeneralOnly(app.mapper)
     decoder._json = OrjsonParser()  # type: ignore[assignment]  # the same walk, another parser
     return decoder
 
