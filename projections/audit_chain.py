@@ -23,11 +23,14 @@ rechains the log as it stands: verify before rebuilding.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import struct
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from functools import partial
+from itertools import islice, pairwise
 from operator import itemgetter
 from typing import Any, Protocol, cast
 
@@ -263,7 +266,9 @@ def _first_deleted(engine: Engine, table: str) -> int | None:
 Row = tuple[int, Any, int, str, bytes, Any]  # position, originator id, version, topic, state, kept link
 
 
-def _stored(engine: Engine, table: str, batch: int, chained: bool, after: int = 0) -> Iterator[Sequence[Row]]:
+def _stored(
+    engine: Engine, table: str, batch: int, chained: bool, after: int = 0, upto: int | None = None
+) -> Iterator[Sequence[Row]]:
     """The log's rows in order, a batch per query, as (position, originator id as stored,
     version, topic, state, kept link or None), straight through the driver: no Notification
     objects, no UUID objects, nothing decoded. The kept link comes in the same query (a left
@@ -273,7 +278,8 @@ def _stored(engine: Engine, table: str, batch: int, chained: bool, after: int = 
     The chain covers the originator id as UUID text (`str(UUID)`, with hyphens): `_spelling`
     gives those bytes from the id as this query returns it. `verify` checks a link that does not
     match again the way the chain was built (the record as the library reads it), so an id
-    stored in another spelling cannot change the verdict."""
+    stored in another spelling cannot change the verdict. `upto`: the last position to read
+    (None: the end of the log)."""
     dialect = engine.dialect.name
     key, mark = log_position(dialect), "%s" if dialect == "postgresql" else "?"
     # PostgreSQL prints its uuid column as UUID text; SQLite's 32 hex digits are spelled with
@@ -281,9 +287,10 @@ def _stored(engine: Engine, table: str, batch: int, chained: bool, after: int = 
     oid = "e.originator_id::text" if dialect == "postgresql" else "e.originator_id"
     link = "c.link" if chained else "NULL"
     join = f"LEFT JOIN audit_chain c ON c.position = e.{key} " if chained else ""
+    bound = "" if upto is None else f"AND e.{key} <= {int(upto)} "
     query = (
         f"SELECT e.{key}, {oid}, e.originator_version, e.topic, e.state, {link} FROM {table} e {join}"  # noqa: S608
-        f"WHERE e.{key} > {mark} ORDER BY e.{key} LIMIT {mark}"
+        f"WHERE e.{key} > {mark} {bound}ORDER BY e.{key} LIMIT {mark}"
     )
     while True:
         chunk = _fetch(engine, query, (after, batch))
@@ -341,24 +348,30 @@ def _held(
     return index, link
 
 
-def verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
+def verify(log: StoredLog, engine: Engine, batch: int = BATCH, workers: int | None = None) -> Verdict:
     """Recompute the chain over the whole log from genesis and compare it with the kept chain.
 
     Hashes each row's stored state as it is, never decoded; the log is read in batches straight
     through the driver with each event's kept link beside it (they live in the same database).
-    The first problem by position is named: a chained position no longer in the log (deleted,
-    found first by one query), a log row below the chain's head without a link (inserted), or a
-    link that differs (altered).
+    The first problem by position is named: a chained position no longer in the log (deleted),
+    a log row below the chain's head without a link (inserted), or a link that differs
+    (altered).
 
-    On PostgreSQL (11 and later, which have `sha256()`) the server first checks every kept link
-    on its own (`_first_suspect`), in parallel workers: when all hold, the chain recomputed
-    from genesis is the kept one, and its head and count are the walk's; otherwise the walk
-    (`_walk`, the reference, and the only way on SQLite) starts just before the lowest position
-    the server doubts, with the kept link there, and names the problem as it always did."""
+    Every kept link is first checked on its own against the kept link before it: on PostgreSQL
+    (11 and later, which have `sha256()`) by the server (`_first_suspect`), in its parallel
+    workers; elsewhere (SQLite) in Python (`_scanned_suspect`), the log split by position
+    between `workers` processes (None: one per available core, for a log large enough to be
+    worth a fork). When all hold, the chain recomputed from genesis is the kept one, and its
+    head and count are the walk's; otherwise the walk (`_walk`, the reference) starts just
+    before the lowest position in doubt, with the kept link there, and names the problem as it
+    always did."""
     table = log.events_table_name
     head, links = _chain_head(engine)
-    if head is not None and _server_hashes(engine):
-        suspect = _first_suspect(engine, table, head, links)
+    if head is not None:
+        if _server_hashes(engine):
+            suspect = _first_suspect(engine, table, head, links)
+        else:
+            suspect = _scanned_suspect(engine, table, head, links, batch, _workers(engine, head, workers))
         if suspect is not None and suspect.position is None:
             return Verdict(ok=True, count=suspect.checked, head=suspect.link, unchained=suspect.unchained)
         if suspect is not None:
@@ -504,22 +517,145 @@ def _first_suspect(engine: Engine, table: str, head: int, links: int) -> _Suspec
     except engine.dialect.loaded_dbapi.DataError:  # decode() of a kept link that is not hex
         return None
     deleted = None if int(found) == links else _first_deleted(engine, table)
-    candidates = [int(position) for position in (first, deleted) if position is not None]
-    if not candidates:
+    if first is None and deleted is None:
         ends = (
             "SELECT (SELECT link FROM audit_chain WHERE position = %s), "  # noqa: S608
             f"(SELECT count(*) FROM {table} WHERE notification_id > %s)"
         )
         link, newer = _fetch(engine, ends, (head, head))[0]
         return _Suspect(None, head, int(chained), str(link), unchained=int(newer))
-    position = min(candidates)
-    before = f"SELECT max(notification_id), count(*) FROM {table} WHERE notification_id < %s"  # noqa: S608
+    return _suspect_at(engine, table, first, deleted)
+
+
+def _suspect_at(engine: Engine, table: str, first: int | None, deleted: int | None) -> _Suspect:
+    """The lowest of `first` (a row whose kept link is missing or does not hold) and `deleted`,
+    with the log's last position before it, the events below it and the kept link there."""
+    position = min(int(candidate) for candidate in (first, deleted) if candidate is not None)
+    key, mark = log_position(engine.dialect.name), "%s" if engine.dialect.name == "postgresql" else "?"
+    before = f"SELECT max({key}), count(*) FROM {table} WHERE {key} < {mark}"  # noqa: S608
     last, below = _fetch(engine, before, (position,))[0]
     after = 0 if last is None else int(last)
     link = GENESIS.hex()
     if after:
-        link = str(_fetch(engine, "SELECT link FROM audit_chain WHERE position = %s", (after,))[0][0])
+        kept = f"SELECT link FROM audit_chain WHERE position = {mark}"  # noqa: S608
+        link = str(_fetch(engine, kept, (after,))[0][0])
     return _Suspect(position, after, int(below), link, deleted)
+
+
+# SQLite (and PostgreSQL before 11): the links checked in Python, each on its own.
+
+PARALLEL_FROM = 50_000  # chained events from which `verify` splits the log between processes
+
+
+def _workers(engine: Engine, head: int, asked: int | None) -> int:
+    """How many processes check the links: `asked`, or one per available core when the log is
+    large enough for a fork to pay; one where a fork cannot see the same database (in memory)."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and (not database or database == ":memory:" or database.startswith("file:")):
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if asked is not None:
+        return max(1, asked)
+    if head < PARALLEL_FROM:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 2))
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A range of the log checked: the first row whose kept link is missing or does not hold
+    (`suspect`, None: none), the rows before it (`held`, every one of them having held) and
+    the link of the last of them (`link`, None when there were none)."""
+
+    suspect: int | None
+    held: int
+    link: bytes | None
+
+
+def _scan(engine: Engine, table: str, batch: int, after: int, upto: int) -> _Range:
+    """The log's rows in (after, upto], each kept link checked against the one before it: the
+    first from the kept link of the log's last row at or below `after`. A start that is not a
+    link (none, or not hex) can only be after a row whose own check fails, in this range or a
+    lower one, which is the lower suspect: any start does then."""
+    link = GENESIS
+    if after:
+        key = log_position(engine.dialect.name)
+        mark = "%s" if engine.dialect.name == "postgresql" else "?"
+        start = (
+            f"SELECT c.link FROM {table} e LEFT JOIN audit_chain c ON c.position = e.{key} "  # noqa: S608
+            f"WHERE e.{key} <= {mark} ORDER BY e.{key} DESC LIMIT 1"
+        )
+        kept = _fetch(engine, start, (after,))
+        try:
+            link = bytes.fromhex(kept[0][0]) if kept and kept[0][0] is not None else GENESIS
+        except (TypeError, ValueError):
+            link = GENESIS
+    spell, topics = _spelling(engine.dialect.name), dict[str, bytes]()
+    held, last = 0, None
+    for chunk in _stored(engine, table, batch, chained=True, after=after, upto=upto):
+        index, link = _held(chunk, 0, len(chunk), link, spell, topics)
+        held += index
+        if index:
+            last = link
+        if index < len(chunk):
+            return _Range(int(chunk[index][0]), held, last)
+    return _Range(None, held, last)
+
+
+def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: int, workers: int) -> _Suspect:
+    """`_first_suspect` in Python: each kept link up to the chain's head checked against the
+    kept link of the log's row before it (below the lowest row where one does not hold, that
+    row is the chain's previous position, barring a deletion, which the count of links shows).
+    With `workers` > 1, the positions (0, head] are cut in as many ranges, each checked in a
+    forked process but the last, which this process checks: every link is checked on its own,
+    so the ranges are independent. A range whose process fails is checked again here."""
+    cuts = [head * part // workers for part in range(workers + 1)]
+    ranges = list(pairwise(cuts))
+    pending = [_in_child(engine, partial(_scan, engine, table, batch, low, high)) for low, high in ranges[:-1]]
+    last = _scan(engine, table, batch, *ranges[-1])
+    found = [result() for result in pending] + [last]
+    first = next((part.suspect for part in found if part.suspect is not None), None)
+    held = sum(part.held for part in found)
+    if first is None and held == links:
+        link = next((part.link for part in reversed(found) if part.link is not None), GENESIS)
+        mark = "%s" if engine.dialect.name == "postgresql" else "?"
+        newer = f"SELECT count(*) FROM {table} WHERE {log_position(engine.dialect.name)} > {mark}"  # noqa: S608
+        (unchained,) = _fetch(engine, newer, (head,))[0]
+        return _Suspect(None, head, held, link.hex(), unchained=int(unchained))
+    return _suspect_at(engine, table, first, _first_deleted(engine, table))
+
+
+def _in_child(engine: Engine, work: Callable[[], _Range]) -> Callable[[], _Range]:
+    """`work` started in a forked process (the engine's pooled connections left to the parent:
+    the child opens its own); the returned function waits for its result, or does the work
+    here if the process failed."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def run() -> None:
+        engine.dispose(close=False)
+        try:
+            sender.send(work())
+        except BaseException:  # the parent does the work itself, and meets the error there
+            sender.send(None)
+
+    process = context.Process(target=run, daemon=True)
+    process.start()
+    sender.close()
+
+    def result() -> _Range:
+        try:
+            done = receiver.recv()
+        except EOFError:
+            done = None
+        finally:
+            receiver.close()
+            process.join()
+        return done if isinstance(done, _Range) else work()
+
+    return result
 
 
 def _bad(count: int, link: bytes, position: int, problem: str, detail: str) -> Verdict:
