@@ -26,13 +26,14 @@ import hashlib
 import multiprocessing
 import os
 import struct
+from binascii import hexlify
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice, pairwise
 from operator import itemgetter
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Connection, Engine, Table, inspect, select
 
@@ -213,15 +214,21 @@ class Verdict:
         return f"FAILED: position {self.position} {self.problem}: {self.detail}"
 
 
-def _fetch(engine: Engine, query: str, parameters: tuple[Any, ...]) -> Sequence[Any]:
-    """Rows straight through the driver: SQLAlchemy's row objects would cost more than hashing."""
+def _fetch(engine: Engine, query: str, parameters: tuple[Any, ...], text_as_bytes: bool = False) -> Sequence[Any]:
+    """Rows straight through the driver: SQLAlchemy's row objects would cost more than hashing.
+    `text_as_bytes` (sqlite3 only): text columns as their stored UTF-8 bytes, not decoded."""
     raw = engine.raw_connection()
+    driver = cast(Any, raw.dbapi_connection)
     try:
+        if text_as_bytes:
+            driver.text_factory = bytes
         cursor = raw.cursor()
         cursor.execute(query, parameters)
         rows: Sequence[Any] = cursor.fetchall()
         cursor.close()
     finally:
+        if text_as_bytes:
+            driver.text_factory = str  # the pool's other users read text as text
         raw.close()
     return rows
 
@@ -275,8 +282,9 @@ def _stored(
     join on the position): one stream to walk, not the log and the chain merged event by event,
     which cost verify half its rate on PostgreSQL (docs/throughput.md, Audit verify).
 
-    The chain covers the originator id as UUID text (`str(UUID)`, with hyphens): `_spelling`
-    gives those bytes from the id as this query returns it. `verify` checks a link that does not
+    On SQLite text comes as its stored bytes (decoding it cost more than hashing it). The chain
+    covers the originator id as UUID text (`str(UUID)`, with hyphens): `_spelling` gives those
+    bytes from the id as this query returns it. `verify` checks a link that does not
     match again the way the chain was built (the record as the library reads it), so an id
     stored in another spelling cannot change the verdict. `upto`: the last position to read
     (None: the end of the log)."""
@@ -293,7 +301,7 @@ def _stored(
         f"WHERE e.{key} > {mark} {bound}ORDER BY e.{key} LIMIT {mark}"
     )
     while True:
-        chunk = _fetch(engine, query, (after, batch))
+        chunk = _fetch(engine, query, (after, batch), text_as_bytes=_spelling(dialect).text_as_bytes)
         if not chunk:
             return
         yield chunk
@@ -310,19 +318,45 @@ def _as_text(stored: Any) -> bytes:
 
 
 def _hyphenated(stored: Any) -> bytes:
-    """The originator id as SQLite stores it (32 hex digits), spelled as UUID text with hyphens,
-    length first: the slices `stored_id_text` takes in SQL. Another spelling gives other bytes,
-    a link that does not match, and the walk's check through the library's record."""
-    text = stored if type(stored) is str else str(stored)
-    return _prefixed(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}".encode())
+    """The originator id as SQLite stores it (32 hex digits, read as bytes), spelled as UUID
+    text with hyphens, length first: the slices `stored_id_text` takes in SQL. Another spelling
+    gives other bytes, a link that does not match, and the walk's check through the library's
+    record."""
+    text = stored if type(stored) is bytes else str(stored).encode()
+    return _prefixed(b"-".join((text[:8], text[8:12], text[12:16], text[16:20], text[20:])))
 
 
-def _spelling(dialect: str) -> Callable[[Any], bytes]:
-    return _as_text if dialect == "postgresql" else _hyphenated
+def _encoded(topic: Any) -> bytes:
+    return _prefixed(str(topic).encode())
+
+
+def _raw(topic: Any) -> bytes:
+    return _prefixed(topic if type(topic) is bytes else str(topic).encode())
+
+
+class _Spelling(NamedTuple):
+    """How `_stored`'s rows spell what the chain covers, per database: `ident` and `topic` give
+    an id's and a topic's canonical bytes (length first) from the fetched value; `hexed`, a
+    link as the fetched kept link spells it (text, or on SQLite its bytes)."""
+
+    text_as_bytes: bool
+    ident: Callable[[Any], bytes]
+    topic: Callable[[Any], bytes]
+    hexed: Callable[[bytes], Any]
+
+
+_SPELLINGS = {
+    "postgresql": _Spelling(False, _as_text, _encoded, bytes.hex),
+    "sqlite": _Spelling(True, _hyphenated, _raw, hexlify),
+}
+
+
+def _spelling(dialect: str) -> _Spelling:
+    return _SPELLINGS.get(dialect, _SPELLINGS["postgresql"])
 
 
 def _held(
-    rows: Sequence[Row], start: int, end: int, link: bytes, spell: Callable[[Any], bytes], topics: dict[str, bytes]
+    rows: Sequence[Row], start: int, end: int, link: bytes, spelling: _Spelling, topics: dict[Any, bytes]
 ) -> tuple[int, bytes]:
     """The chain from `link` over rows[start:end] as long as each row's kept link is the one
     computed: the index of the first row whose is not (or that has none; `end` when all hold)
@@ -330,6 +364,7 @@ def _held(
     it is verify's time, so nothing in it is a function of ours per event. `topics`: each
     topic's bytes, length first (a log has few topics)."""
     sha256, header, state_length = _sha256, _POSITION.pack, _STATE_LENGTH.pack
+    spell, spell_topic, hexed = spelling.ident, spelling.topic, spelling.hexed
     ids: dict[Any, bytes] = {}  # an aggregate's events are near each other in the log
     index = start
     for position, originator_id, version, topic, state, kept_link in islice(rows, start, end):
@@ -338,10 +373,10 @@ def _held(
             ident = ids[originator_id] = spell(originator_id)
         top = topics.get(topic)
         if top is None:
-            top = topics[topic] = _prefixed(topic.encode())
+            top = topics[topic] = spell_topic(topic)
         message = b"".join((link, header(position, version), ident, top, state_length(len(state)), state))
         linked = sha256(message).digest()
-        if linked.hex() != kept_link:
+        if hexed(linked) != kept_link:
             return index, link
         link = linked
         index += 1
@@ -407,14 +442,14 @@ def _walk(
     already verified before them. The rows whose kept link holds go through `_held` a run at a
     time; each other row is judged here, one by one."""
     unchained = 0
-    spell, topics = _spelling(engine.dialect.name), dict[str, bytes]()
+    spelling, topics = _spelling(engine.dialect.name), dict[Any, bytes]()
     for chunk in _stored(engine, log.events_table_name, batch, chained=head is not None, after=after):
         end = len(chunk)
         if deleted is not None and chunk[-1][0] > deleted:
             end = bisect_right(chunk, deleted, key=itemgetter(0))  # the rows before the deleted one
         index = 0
         while index < end:
-            held, link = _held(chunk, index, end, link, spell, topics)
+            held, link = _held(chunk, index, end, link, spelling, topics)
             count += held - index
             if held == end:
                 break
@@ -427,7 +462,7 @@ def _walk(
             # Again as the chain was built: the record as the library reads it (the id through UUID).
             record = log.records_after(position - 1, 1)[0]
             linked = next_link(link, record)
-            if linked.hex() != kept_link:
+            if spelling.hexed(linked) != kept_link:
                 return _bad(count, linked, position, "altered", _what_differs(engine, record))
             link = linked
             count += 1
@@ -592,10 +627,10 @@ def _scan(engine: Engine, table: str, batch: int, after: int, upto: int) -> _Ran
             link = bytes.fromhex(kept[0][0]) if kept and kept[0][0] is not None else GENESIS
         except (TypeError, ValueError):
             link = GENESIS
-    spell, topics = _spelling(engine.dialect.name), dict[str, bytes]()
+    spelling, topics = _spelling(engine.dialect.name), dict[Any, bytes]()
     held, last = 0, None
     for chunk in _stored(engine, table, batch, chained=True, after=after, upto=upto):
-        index, link = _held(chunk, 0, len(chunk), link, spell, topics)
+        index, link = _held(chunk, 0, len(chunk), link, spelling, topics)
         held += index
         if index:
             last = link
