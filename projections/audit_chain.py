@@ -30,10 +30,9 @@ from binascii import hexlify
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from itertools import islice, pairwise
 from operator import itemgetter
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, inspect, select
 
@@ -44,11 +43,15 @@ from projections.tracked import Positioned
 GENESIS = bytes(32)
 _sha256 = hashlib.sha256
 BATCH = 10_000
+# verify's batches: hashed while still in the CPU's cache (10% less time per event than 10,000
+# on SQLite, docs/throughput.md, Audit verify)
+VERIFY_BATCH = 1_000
 
 _HEADER = struct.Struct(">qqI")  # position, originator version, length of the originator id
 _LENGTH = struct.Struct(">I")
 _POSITION = struct.Struct(">qq")  # _HEADER without the id's length, which `_held` keeps with the id
 _STATE_LENGTH = struct.Struct(">Q")
+T = TypeVar("T")
 
 
 class Record(Protocol):
@@ -383,7 +386,7 @@ def _held(
     return index, link
 
 
-def verify(log: StoredLog, engine: Engine, batch: int = BATCH, workers: int | None = None) -> Verdict:
+def verify(log: StoredLog, engine: Engine, batch: int = VERIFY_BATCH, workers: int | None = None) -> Verdict:
     """Recompute the chain over the whole log from genesis and compare it with the kept chain.
 
     Hashes each row's stored state as it is, never decoded; the log is read in batches straight
@@ -583,8 +586,10 @@ PARALLEL_FROM = 50_000  # chained events from which `verify` splits the log betw
 
 
 def _workers(engine: Engine, head: int, asked: int | None) -> int:
-    """How many processes check the links: `asked`, or one per available core when the log is
-    large enough for a fork to pay; one where a fork cannot see the same database (in memory)."""
+    """How many processes check the links: `asked`, or else two when the log is large enough
+    for a fork to pay and a core is idle (the load average a core below the cores available):
+    on a busy machine a second process was slower than one (docs/throughput.md, Audit verify);
+    one where a fork cannot see the same database (in memory)."""
     database = engine.url.database
     if engine.dialect.name == "sqlite" and (not database or database == ":memory:" or database.startswith("file:")):
         return 1
@@ -592,10 +597,10 @@ def _workers(engine: Engine, head: int, asked: int | None) -> int:
         return 1
     if asked is not None:
         return max(1, asked)
-    if head < PARALLEL_FROM:
-        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 2))
+    if head < PARALLEL_FROM or cores < 2 or os.getloadavg()[0] > cores - 1:
+        return 1
+    return 2
 
 
 @dataclass(frozen=True)
@@ -639,22 +644,45 @@ def _scan(engine: Engine, table: str, batch: int, after: int, upto: int) -> _Ran
     return _Range(None, held, last)
 
 
+RANGES_PER_WORKER = 4  # ranges taken in turn: a process the machine slows takes fewer of them
+
+
 def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: int, workers: int) -> _Suspect:
     """`_first_suspect` in Python: each kept link up to the chain's head checked against the
     kept link of the log's row before it (below the lowest row where one does not hold, that
     row is the chain's previous position, barring a deletion, which the count of links shows).
-    With `workers` > 1, the positions (0, head] are cut in as many ranges, each checked in a
-    forked process but the last, which this process checks: every link is checked on its own,
-    so the ranges are independent. A range whose process fails is checked again here."""
-    cuts = [head * part // workers for part in range(workers + 1)]
+    With `workers` > 1, the positions (0, head] are cut in ranges that this process and
+    `workers` - 1 forked ones take in turn: every link is checked on its own, so the ranges are
+    independent. A range left unchecked by a process that failed is checked here."""
+    parts = 1 if workers == 1 else workers * RANGES_PER_WORKER
+    cuts = [head * part // parts for part in range(parts + 1)]
     ranges = list(pairwise(cuts))
-    pending = [_in_child(engine, partial(_scan, engine, table, batch, low, high)) for low, high in ranges[:-1]]
-    last = _scan(engine, table, batch, *ranges[-1])
-    found = [result() for result in pending] + [last]
-    first = next((part.suspect for part in found if part.suspect is not None), None)
-    held = sum(part.held for part in found)
+    found: dict[int, _Range] = {}
+    if workers > 1:
+        taken = multiprocessing.get_context("fork").Value("q", 0)
+
+        def take() -> dict[int, _Range]:
+            done: dict[int, _Range] = {}
+            while True:
+                with taken.get_lock():
+                    part = taken.value
+                    taken.value += 1
+                if part >= len(ranges):
+                    return done
+                done[part] = _scan(engine, table, batch, *ranges[part])
+
+        pending = [_in_child(engine, take) for _ in range(workers - 1)]
+        found.update(take())
+        for result in pending:
+            found.update(result() or {})
+    for part, (low, high) in enumerate(ranges):
+        if part not in found:
+            found[part] = _scan(engine, table, batch, low, high)
+    checked = [found[part] for part in range(len(ranges))]
+    first = next((part.suspect for part in checked if part.suspect is not None), None)
+    held = sum(part.held for part in checked)
     if first is None and held == links:
-        link = next((part.link for part in reversed(found) if part.link is not None), GENESIS)
+        link = next((part.link for part in reversed(checked) if part.link is not None), GENESIS)
         mark = "%s" if engine.dialect.name == "postgresql" else "?"
         newer = f"SELECT count(*) FROM {table} WHERE {log_position(engine.dialect.name)} > {mark}"  # noqa: S608
         (unchained,) = _fetch(engine, newer, (head,))[0]
@@ -662,10 +690,10 @@ def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: i
     return _suspect_at(engine, table, first, _first_deleted(engine, table))
 
 
-def _in_child(engine: Engine, work: Callable[[], _Range]) -> Callable[[], _Range]:
+def _in_child(engine: Engine, work: Callable[[], T]) -> Callable[[], T | None]:
     """`work` started in a forked process (the engine's pooled connections left to the parent:
-    the child opens its own); the returned function waits for its result, or does the work
-    here if the process failed."""
+    the child opens its own); the returned function waits for its result, None if the process
+    failed (the caller does the work itself, and meets the error there if there is one)."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
 
@@ -673,22 +701,22 @@ def _in_child(engine: Engine, work: Callable[[], _Range]) -> Callable[[], _Range
         engine.dispose(close=False)
         try:
             sender.send(work())
-        except BaseException:  # the parent does the work itself, and meets the error there
+        except BaseException:
             sender.send(None)
 
     process = context.Process(target=run, daemon=True)
     process.start()
     sender.close()
 
-    def result() -> _Range:
+    def result() -> T | None:
         try:
-            done = receiver.recv()
+            done: T | None = receiver.recv()
         except EOFError:
             done = None
         finally:
             receiver.close()
             process.join()
-        return done if isinstance(done, _Range) else work()
+        return done
 
     return result
 

@@ -464,7 +464,8 @@ def test_the_python_check_of_the_links_doubts_what_the_server_doubts(
         assert python == server or (server is None and case == "kept link not hex"), workers
 
 
-def test_a_range_whose_process_fails_is_checked_in_this_one(engine: Engine) -> None:
+def test_a_forked_check_answers_its_result_or_none_when_its_process_failed(engine: Engine) -> None:
+    """None tells `_scanned_suspect` to check that process's ranges itself."""
     parent = os.getpid()
 
     def work() -> _Range:
@@ -472,7 +473,8 @@ def test_a_range_whose_process_fails_is_checked_in_this_one(engine: Engine) -> N
             raise RuntimeError("the forked process fails")
         return _Range(None, 7, GENESIS)
 
-    assert _in_child(engine, work)() == _Range(None, 7, GENESIS)
+    assert _in_child(engine, work)() is None
+    assert _in_child(engine, lambda: _Range(3, os.getpid() - parent, None))() not in (None, _Range(3, 0, None))
 
 
 def test_the_server_computes_the_python_links_for_every_topic_and_across_gaps_in_the_log(
