@@ -11,9 +11,10 @@ different events share canonical bytes.
 commits its links with its tracking position, exactly once. `verify` recomputes the chain from
 the log, from genesis, and compares it with the kept one, naming the first position that was
 altered, deleted or inserted since it was chained (a reordering shows as an alteration at the
-first swapped position). On PostgreSQL the server first checks each kept link against the kept
-one before it, which is the same by induction; the Python walk (`walk_verify` alone) then runs
-only from the first position in doubt.
+first swapped position). Each kept link is first checked on its own against the kept one
+before it, which is the same by induction: by the server on PostgreSQL, in Python on SQLite (in
+two processes when a core is idle); the Python walk (`walk_verify` alone) then runs only from
+the first position in doubt.
 
 The kept chain proves nothing against someone who can rewrite both the log and the chain: anchor
 its head elsewhere (an exported file, a ticket, a signed e-mail) and compare. `ledger rebuild`
@@ -397,12 +398,12 @@ def verify(log: StoredLog, engine: Engine, batch: int = VERIFY_BATCH, workers: i
 
     Every kept link is first checked on its own against the kept link before it: on PostgreSQL
     (11 and later, which have `sha256()`) by the server (`_first_suspect`), in its parallel
-    workers; elsewhere (SQLite) in Python (`_scanned_suspect`), the log split by position
-    between `workers` processes (None: one per available core, for a log large enough to be
-    worth a fork). When all hold, the chain recomputed from genesis is the kept one, and its
-    head and count are the walk's; otherwise the walk (`_walk`, the reference) starts just
-    before the lowest position in doubt, with the kept link there, and names the problem as it
-    always did."""
+    workers; elsewhere (SQLite) in Python (`_scanned_suspect`), the log cut by position into
+    ranges that `workers` processes take in turn (None: two for a log large enough to be worth
+    a fork when a core is idle, else one; see `_workers`). When all hold, the chain recomputed
+    from genesis is the kept one, and its head and count are the walk's; otherwise the walk
+    (`_walk`, the reference) starts just before the lowest position in doubt, with the kept
+    link there, and names the problem as it always did."""
     table = log.events_table_name
     head, links = _chain_head(engine)
     if head is not None:
@@ -672,9 +673,11 @@ def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: i
                 done[part] = _scan(engine, table, batch, *ranges[part])
 
         pending = [_in_child(engine, take) for _ in range(workers - 1)]
-        found.update(take())
-        for result in pending:
-            found.update(result() or {})
+        try:
+            found.update(take())
+        finally:  # each process waited for, even when this one's ranges failed
+            for result in pending:
+                found.update(result() or {})
     for part, (low, high) in enumerate(ranges):
         if part not in found:
             found[part] = _scan(engine, table, batch, low, high)
