@@ -583,7 +583,7 @@ def _suspect_at(engine: Engine, table: str, first: int | None, deleted: int | No
 
 # SQLite (and PostgreSQL before 11): the links checked in Python, each on its own.
 
-PARALLEL_FROM = 50_000  # chained events from which `verify` splits the log between processes
+PARALLEL_FROM = 50_000  # the chain head position from which `verify` may split the log between processes
 
 
 def _workers(engine: Engine, head: int, asked: int | None) -> int:
