@@ -594,8 +594,8 @@ def _workers(engine: Engine, head: int, asked: int | None) -> int:
     database = engine.url.database
     if engine.dialect.name == "sqlite" and (not database or database == ":memory:" or database.startswith("file:")):
         return 1
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return 1  # no fork, or a daemonic process, which multiprocessing does not let have children
     if asked is not None:
         return max(1, asked)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -708,7 +708,12 @@ def _in_child(engine: Engine, work: Callable[[], T]) -> Callable[[], T | None]:
             sender.send(None)
 
     process = context.Process(target=run, daemon=True)
-    process.start()
+    try:
+        process.start()
+    except OSError:  # no process to be had (fork's EAGAIN, ENOMEM): this one does the work
+        sender.close()
+        receiver.close()
+        return lambda: None
     sender.close()
 
     def result() -> T | None:
