@@ -11,9 +11,10 @@ different events share canonical bytes.
 commits its links with its tracking position, exactly once. `verify` recomputes the chain from
 the log, from genesis, and compares it with the kept one, naming the first position that was
 altered, deleted or inserted since it was chained (a reordering shows as an alteration at the
-first swapped position). On PostgreSQL the server first checks each kept link against the kept
-one before it, which is the same by induction; the Python walk (`walk_verify` alone) then runs
-only from the first position in doubt.
+first swapped position). Each kept link is first checked on its own against the kept one
+before it, which is the same by induction: by the server on PostgreSQL, in Python on SQLite (in
+two processes when a core is idle); the Python walk (`walk_verify` alone) then runs only from
+the first position in doubt.
 
 The kept chain proves nothing against someone who can rewrite both the log and the chain: anchor
 its head elsewhere (an exported file, a ticket, a signed e-mail) and compare. `ledger rebuild`
@@ -23,10 +24,16 @@ rechains the log as it stands: verify before rebuilding.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import struct
-from collections.abc import Iterator, Sequence
+from binascii import hexlify
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from itertools import islice, pairwise
+from operator import itemgetter
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, inspect, select
 
@@ -37,10 +44,15 @@ from projections.tracked import Positioned
 GENESIS = bytes(32)
 _sha256 = hashlib.sha256
 BATCH = 10_000
+# verify's batches: hashed while still in the CPU's cache (10% less time per event than 10,000
+# on SQLite, docs/throughput.md, Audit verify)
+VERIFY_BATCH = 1_000
 
 _HEADER = struct.Struct(">qqI")  # position, originator version, length of the originator id
 _LENGTH = struct.Struct(">I")
+_POSITION = struct.Struct(">qq")  # _HEADER without the id's length, which `_held` keeps with the id
 _STATE_LENGTH = struct.Struct(">Q")
+T = TypeVar("T")
 
 
 class Record(Protocol):
@@ -206,15 +218,21 @@ class Verdict:
         return f"FAILED: position {self.position} {self.problem}: {self.detail}"
 
 
-def _fetch(engine: Engine, query: str, parameters: tuple[Any, ...]) -> Sequence[Any]:
-    """Rows straight through the driver: SQLAlchemy's row objects would cost more than hashing."""
+def _fetch(engine: Engine, query: str, parameters: tuple[Any, ...], text_as_bytes: bool = False) -> Sequence[Any]:
+    """Rows straight through the driver: SQLAlchemy's row objects would cost more than hashing.
+    `text_as_bytes` (sqlite3 only): text columns as their stored UTF-8 bytes, not decoded."""
     raw = engine.raw_connection()
+    driver = cast(Any, raw.dbapi_connection)
     try:
+        if text_as_bytes:
+            driver.text_factory = bytes
         cursor = raw.cursor()
         cursor.execute(query, parameters)
         rows: Sequence[Any] = cursor.fetchall()
         cursor.close()
     finally:
+        if text_as_bytes:
+            driver.text_factory = str  # the pool's other users read text as text
         raw.close()
     return rows
 
@@ -256,56 +274,143 @@ def _first_deleted(engine: Engine, table: str) -> int | None:
     return None if deleted is None else int(deleted)
 
 
-def _stored(
-    engine: Engine, table: str, batch: int, chained: bool, after: int = 0
-) -> Iterator[tuple[int, str, int, str, bytes, Any]]:
-    """The log's rows in order as (position, originator id, version, topic, state, kept link or
-    None), a batch per query, straight through the driver: no Notification objects, no UUID
-    objects, nothing decoded. The kept link comes in the same query (a left join on the
-    position): one stream to walk, not the log and the chain merged event by event, which cost
-    verify half its rate on PostgreSQL (docs/throughput.md, Audit verify).
+Row = tuple[int, Any, int, str, bytes, Any]  # position, originator id, version, topic, state, kept link
 
-    The chain covers the originator id as UUID text (`str(UUID)`, with hyphens). PostgreSQL
-    stores a uuid and prints it so (`::text`); the library stores it on SQLite as 32 hex digits,
-    which the query spells with hyphens. `verify` checks a link that does not match again the
-    way the chain was built (the record as the library reads it), so an id stored in another
-    spelling cannot change the verdict."""
+
+def _stored(
+    engine: Engine, table: str, batch: int, chained: bool, after: int = 0, upto: int | None = None
+) -> Iterator[Sequence[Row]]:
+    """The log's rows in order, a batch per query, as (position, originator id as stored,
+    version, topic, state, kept link or None), straight through the driver: no Notification
+    objects, no UUID objects, nothing decoded. The kept link comes in the same query (a left
+    join on the position): one stream to walk, not the log and the chain merged event by event,
+    which cost verify half its rate on PostgreSQL (docs/throughput.md, Audit verify).
+
+    On SQLite text comes as its stored bytes (decoding it cost more than hashing it). The chain
+    covers the originator id as UUID text (`str(UUID)`, with hyphens): `_spelling` gives those
+    bytes from the id as this query returns it. `verify` checks a link that does not
+    match again the way the chain was built (the record as the library reads it), so an id
+    stored in another spelling cannot change the verdict. `upto`: the last position to read
+    (None: the end of the log)."""
     dialect = engine.dialect.name
-    key, oid, mark = log_position(dialect), stored_id_text(dialect, "e.originator_id"), "%s"
-    if dialect != "postgresql":
-        mark = "?"
+    key, mark = log_position(dialect), "%s" if dialect == "postgresql" else "?"
+    # PostgreSQL prints its uuid column as UUID text; SQLite's 32 hex digits are spelled with
+    # hyphens in Python (`_spelling`), where it costs a tenth of what substr() did in the query.
+    oid = "e.originator_id::text" if dialect == "postgresql" else "e.originator_id"
     link = "c.link" if chained else "NULL"
     join = f"LEFT JOIN audit_chain c ON c.position = e.{key} " if chained else ""
+    bound = "" if upto is None else f"AND e.{key} <= {int(upto)} "
     query = (
         f"SELECT e.{key}, {oid}, e.originator_version, e.topic, e.state, {link} FROM {table} e {join}"  # noqa: S608
-        f"WHERE e.{key} > {mark} ORDER BY e.{key} LIMIT {mark}"
+        f"WHERE e.{key} > {mark} {bound}ORDER BY e.{key} LIMIT {mark}"
     )
     while True:
-        chunk = _fetch(engine, query, (after, batch))
+        chunk = _fetch(engine, query, (after, batch), text_as_bytes=_spelling(dialect).text_as_bytes)
         if not chunk:
             return
-        yield from chunk
+        yield chunk
         after = int(chunk[-1][0])
 
 
-def verify(log: StoredLog, engine: Engine, batch: int = BATCH) -> Verdict:
+def _prefixed(text: bytes) -> bytes:
+    return _LENGTH.pack(len(text)) + text
+
+
+def _as_text(stored: Any) -> bytes:
+    """The originator id as PostgreSQL's `::text` prints it (UUID text), length first."""
+    return _prefixed(str(stored).encode())
+
+
+def _hyphenated(stored: Any) -> bytes:
+    """The originator id as SQLite stores it (32 hex digits, read as bytes), spelled as UUID
+    text with hyphens, length first: the slices `stored_id_text` takes in SQL. Another spelling
+    gives other bytes, a link that does not match, and the walk's check through the library's
+    record."""
+    text = stored if type(stored) is bytes else str(stored).encode()
+    return _prefixed(b"-".join((text[:8], text[8:12], text[12:16], text[16:20], text[20:])))
+
+
+def _encoded(topic: Any) -> bytes:
+    return _prefixed(str(topic).encode())
+
+
+def _raw(topic: Any) -> bytes:
+    return _prefixed(topic if type(topic) is bytes else str(topic).encode())
+
+
+class _Spelling(NamedTuple):
+    """How `_stored`'s rows spell what the chain covers, per database: `ident` and `topic` give
+    an id's and a topic's canonical bytes (length first) from the fetched value; `hexed`, a
+    link as the fetched kept link spells it (text, or on SQLite its bytes)."""
+
+    text_as_bytes: bool
+    ident: Callable[[Any], bytes]
+    topic: Callable[[Any], bytes]
+    hexed: Callable[[bytes], Any]
+
+
+_SPELLINGS = {
+    "postgresql": _Spelling(False, _as_text, _encoded, bytes.hex),
+    "sqlite": _Spelling(True, _hyphenated, _raw, hexlify),
+}
+
+
+def _spelling(dialect: str) -> _Spelling:
+    return _SPELLINGS.get(dialect, _SPELLINGS["postgresql"])
+
+
+def _held(
+    rows: Sequence[Row], start: int, end: int, link: bytes, spelling: _Spelling, topics: dict[Any, bytes]
+) -> tuple[int, bytes]:
+    """The chain from `link` over rows[start:end] as long as each row's kept link is the one
+    computed: the index of the first row whose is not (or that has none; `end` when all hold)
+    and the link of the row before it. The walk and the SQLite check (`_scan`) both run on it:
+    it is verify's time, so nothing in it is a function of ours per event. `topics`: each
+    topic's bytes, length first (a log has few topics)."""
+    sha256, header, state_length = _sha256, _POSITION.pack, _STATE_LENGTH.pack
+    spell, spell_topic, hexed = spelling.ident, spelling.topic, spelling.hexed
+    ids: dict[Any, bytes] = {}  # an aggregate's events are near each other in the log
+    index = start
+    for position, originator_id, version, topic, state, kept_link in islice(rows, start, end):
+        ident = ids.get(originator_id)
+        if ident is None:
+            ident = ids[originator_id] = spell(originator_id)
+        top = topics.get(topic)
+        if top is None:
+            top = topics[topic] = spell_topic(topic)
+        message = b"".join((link, header(position, version), ident, top, state_length(len(state)), state))
+        linked = sha256(message).digest()
+        if hexed(linked) != kept_link:
+            return index, link
+        link = linked
+        index += 1
+    return index, link
+
+
+def verify(log: StoredLog, engine: Engine, batch: int = VERIFY_BATCH, workers: int | None = None) -> Verdict:
     """Recompute the chain over the whole log from genesis and compare it with the kept chain.
 
     Hashes each row's stored state as it is, never decoded; the log is read in batches straight
     through the driver with each event's kept link beside it (they live in the same database).
-    The first problem by position is named: a chained position no longer in the log (deleted,
-    found first by one query), a log row below the chain's head without a link (inserted), or a
-    link that differs (altered).
+    The first problem by position is named: a chained position no longer in the log (deleted),
+    a log row below the chain's head without a link (inserted), or a link that differs
+    (altered).
 
-    On PostgreSQL (11 and later, which have `sha256()`) the server first checks every kept link
-    on its own (`_first_suspect`), in parallel workers: when all hold, the chain recomputed
+    Every kept link is first checked on its own against the kept link before it: on PostgreSQL
+    (11 and later, which have `sha256()`) by the server (`_first_suspect`), in its parallel
+    workers; elsewhere (SQLite) in Python (`_scanned_suspect`), the log cut by position into
+    ranges that `workers` processes take in turn (None: two for a log large enough to be worth
+    a fork when a core is idle, else one; see `_workers`). When all hold, the chain recomputed
     from genesis is the kept one, and its head and count are the walk's; otherwise the walk
-    (`_walk`, the reference, and the only way on SQLite) starts just before the lowest position
-    the server doubts, with the kept link there, and names the problem as it always did."""
+    (`_walk`, the reference) starts just before the lowest position in doubt, with the kept
+    link there, and names the problem as it always did."""
     table = log.events_table_name
     head, links = _chain_head(engine)
-    if head is not None and _server_hashes(engine):
-        suspect = _first_suspect(engine, table, head, links)
+    if head is not None:
+        if _server_hashes(engine):
+            suspect = _first_suspect(engine, table, head, links)
+        else:
+            suspect = _scanned_suspect(engine, table, head, links, batch, _workers(engine, head, workers))
         if suspect is not None and suspect.position is None:
             return Verdict(ok=True, count=suspect.checked, head=suspect.link, unchained=suspect.unchained)
         if suspect is not None:
@@ -338,35 +443,36 @@ def _walk(
 ) -> Verdict:
     """The reference check, in Python: the chain from `link`, the verified link of the event at
     `after` (GENESIS and 0 from the start), over the log's rows after it; `count` events
-    already verified before them."""
+    already verified before them. The rows whose kept link holds go through `_held` a run at a
+    time; each other row is judged here, one by one."""
     unchained = 0
-    sha256, header, length, state_length = _sha256, _HEADER.pack, _LENGTH.pack, _STATE_LENGTH.pack
-    topics: dict[str, bytes] = {}  # a topic's length prefix and bytes: a log has few topics
-    for position, originator_id, version, topic, state, kept_link in _stored(
-        engine, log.events_table_name, batch, chained=head is not None, after=after
-    ):
-        if deleted is not None and deleted < position:
-            return _bad(count, link, deleted, "deleted", "chained, but no longer in the log")
-        if kept_link is None:
-            if head is not None and position < head:
-                return _bad(count, link, position, "inserted", "in the log below the chain's head, never chained")
-            unchained += 1
-            continue
-        oid = originator_id.encode()
-        top = topics.get(topic)
-        if top is None:
-            top = topics[topic] = length(len(topic.encode())) + topic.encode()
-        linked = sha256(
-            b"".join((link, header(position, version, len(oid)), oid, top, state_length(len(state)), state))
-        ).digest()
-        if linked.hex() != kept_link:
+    spelling, topics = _spelling(engine.dialect.name), dict[Any, bytes]()
+    for chunk in _stored(engine, log.events_table_name, batch, chained=head is not None, after=after):
+        end = len(chunk)
+        if deleted is not None and chunk[-1][0] > deleted:
+            end = bisect_right(chunk, deleted, key=itemgetter(0))  # the rows before the deleted one
+        index = 0
+        while index < end:
+            held, link = _held(chunk, index, end, link, spelling, topics)
+            count += held - index
+            if held == end:
+                break
+            position, kept_link = chunk[held][0], chunk[held][5]
+            if kept_link is None:
+                if head is not None and position < head:
+                    return _bad(count, link, position, "inserted", "in the log below the chain's head, never chained")
+                unchained += len(chunk) - held  # above the head: the rest of the log is not chained yet
+                break
             # Again as the chain was built: the record as the library reads it (the id through UUID).
             record = log.records_after(position - 1, 1)[0]
             linked = next_link(link, record)
-            if linked.hex() != kept_link:
+            if spelling.hexed(linked) != kept_link:
                 return _bad(count, linked, position, "altered", _what_differs(engine, record))
-        link = linked
-        count += 1
+            link = linked
+            count += 1
+            index = held + 1
+        if end < len(chunk):
+            return _bad(count, link, cast(int, deleted), "deleted", "chained, but no longer in the log")
     if deleted is not None:
         return _bad(count, link, deleted, "deleted", "chained, but no longer in the log")
     return Verdict(ok=True, count=count, head=link.hex(), unchained=unchained)
@@ -450,22 +556,177 @@ def _first_suspect(engine: Engine, table: str, head: int, links: int) -> _Suspec
     except engine.dialect.loaded_dbapi.DataError:  # decode() of a kept link that is not hex
         return None
     deleted = None if int(found) == links else _first_deleted(engine, table)
-    candidates = [int(position) for position in (first, deleted) if position is not None]
-    if not candidates:
+    if first is None and deleted is None:
         ends = (
             "SELECT (SELECT link FROM audit_chain WHERE position = %s), "  # noqa: S608
             f"(SELECT count(*) FROM {table} WHERE notification_id > %s)"
         )
         link, newer = _fetch(engine, ends, (head, head))[0]
         return _Suspect(None, head, int(chained), str(link), unchained=int(newer))
-    position = min(candidates)
-    before = f"SELECT max(notification_id), count(*) FROM {table} WHERE notification_id < %s"  # noqa: S608
+    return _suspect_at(engine, table, first, deleted)
+
+
+def _suspect_at(engine: Engine, table: str, first: int | None, deleted: int | None) -> _Suspect:
+    """The lowest of `first` (a row whose kept link is missing or does not hold) and `deleted`,
+    with the log's last position before it, the events below it and the kept link there."""
+    position = min(int(candidate) for candidate in (first, deleted) if candidate is not None)
+    key, mark = log_position(engine.dialect.name), "%s" if engine.dialect.name == "postgresql" else "?"
+    before = f"SELECT max({key}), count(*) FROM {table} WHERE {key} < {mark}"  # noqa: S608
     last, below = _fetch(engine, before, (position,))[0]
     after = 0 if last is None else int(last)
     link = GENESIS.hex()
     if after:
-        link = str(_fetch(engine, "SELECT link FROM audit_chain WHERE position = %s", (after,))[0][0])
+        kept = f"SELECT link FROM audit_chain WHERE position = {mark}"  # noqa: S608
+        link = str(_fetch(engine, kept, (after,))[0][0])
     return _Suspect(position, after, int(below), link, deleted)
+
+
+# SQLite (and PostgreSQL before 11): the links checked in Python, each on its own.
+
+PARALLEL_FROM = 50_000  # the chain head position from which `verify` may split the log between processes
+
+
+def _workers(engine: Engine, head: int, asked: int | None) -> int:
+    """How many processes check the links: `asked`, or else two when the log is large enough
+    for a fork to pay and a core is idle (the load average a core below the cores available):
+    on a busy machine a second process was slower than one (docs/throughput.md, Audit verify);
+    one where a fork cannot see the same database (in memory)."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and (not database or database == ":memory:" or database.startswith("file:")):
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return 1  # no fork, or a daemonic process, which multiprocessing does not let have children
+    if asked is not None:
+        return max(1, asked)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if head < PARALLEL_FROM or cores < 2 or os.getloadavg()[0] > cores - 1:
+        return 1
+    return 2
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A range of the log checked: the first row whose kept link is missing or does not hold
+    (`suspect`, None: none), the rows before it (`held`, every one of them having held) and
+    the link of the last of them (`link`, None when there were none)."""
+
+    suspect: int | None
+    held: int
+    link: bytes | None
+
+
+def _scan(engine: Engine, table: str, batch: int, after: int, upto: int) -> _Range:
+    """The log's rows in (after, upto], each kept link checked against the one before it: the
+    first from the kept link of the log's last row at or below `after`. A start that is not a
+    link (none, or not hex) can only be after a row whose own check fails, in this range or a
+    lower one, which is the lower suspect: any start does then."""
+    link = GENESIS
+    if after:
+        key = log_position(engine.dialect.name)
+        mark = "%s" if engine.dialect.name == "postgresql" else "?"
+        start = (
+            f"SELECT c.link FROM {table} e LEFT JOIN audit_chain c ON c.position = e.{key} "  # noqa: S608
+            f"WHERE e.{key} <= {mark} ORDER BY e.{key} DESC LIMIT 1"
+        )
+        kept = _fetch(engine, start, (after,))
+        try:
+            link = bytes.fromhex(kept[0][0]) if kept and kept[0][0] is not None else GENESIS
+        except (TypeError, ValueError):
+            link = GENESIS
+    spelling, topics = _spelling(engine.dialect.name), dict[Any, bytes]()
+    held, last = 0, None
+    for chunk in _stored(engine, table, batch, chained=True, after=after, upto=upto):
+        index, link = _held(chunk, 0, len(chunk), link, spelling, topics)
+        held += index
+        if index:
+            last = link
+        if index < len(chunk):
+            return _Range(int(chunk[index][0]), held, last)
+    return _Range(None, held, last)
+
+
+RANGES_PER_WORKER = 4  # ranges taken in turn: a process the machine slows takes fewer of them
+
+
+def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: int, workers: int) -> _Suspect:
+    """`_first_suspect` in Python: each kept link up to the chain's head checked against the
+    kept link of the log's row before it (below the lowest row where one does not hold, that
+    row is the chain's previous position, barring a deletion, which the count of links shows).
+    With `workers` > 1, the positions (0, head] are cut in ranges that this process and
+    `workers` - 1 forked ones take in turn: every link is checked on its own, so the ranges are
+    independent. A range left unchecked by a process that failed is checked here."""
+    parts = 1 if workers == 1 else workers * RANGES_PER_WORKER
+    cuts = [head * part // parts for part in range(parts + 1)]
+    ranges = list(pairwise(cuts))
+    found: dict[int, _Range] = {}
+    if workers > 1:
+        taken = multiprocessing.get_context("fork").Value("q", 0)
+
+        def take() -> dict[int, _Range]:
+            done: dict[int, _Range] = {}
+            while True:
+                with taken.get_lock():
+                    part = taken.value
+                    taken.value += 1
+                if part >= len(ranges):
+                    return done
+                done[part] = _scan(engine, table, batch, *ranges[part])
+
+        pending = [_in_child(engine, take) for _ in range(workers - 1)]
+        try:
+            found.update(take())
+        finally:  # each process waited for, even when this one's ranges failed
+            for result in pending:
+                found.update(result() or {})
+    for part, (low, high) in enumerate(ranges):
+        if part not in found:
+            found[part] = _scan(engine, table, batch, low, high)
+    checked = [found[part] for part in range(len(ranges))]
+    first = next((part.suspect for part in checked if part.suspect is not None), None)
+    held = sum(part.held for part in checked)
+    if first is None and held == links:
+        link = next((part.link for part in reversed(checked) if part.link is not None), GENESIS)
+        mark = "%s" if engine.dialect.name == "postgresql" else "?"
+        newer = f"SELECT count(*) FROM {table} WHERE {log_position(engine.dialect.name)} > {mark}"  # noqa: S608
+        (unchained,) = _fetch(engine, newer, (head,))[0]
+        return _Suspect(None, head, held, link.hex(), unchained=int(unchained))
+    return _suspect_at(engine, table, first, _first_deleted(engine, table))
+
+
+def _in_child(engine: Engine, work: Callable[[], T]) -> Callable[[], T | None]:
+    """`work` started in a forked process (the engine's pooled connections left to the parent:
+    the child opens its own); the returned function waits for its result, None if the process
+    failed (the caller does the work itself, and meets the error there if there is one)."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def run() -> None:
+        engine.dispose(close=False)
+        try:
+            sender.send(work())
+        except BaseException:
+            sender.send(None)
+
+    process = context.Process(target=run, daemon=True)
+    try:
+        process.start()
+    except OSError:  # no process to be had (fork's EAGAIN, ENOMEM): this one does the work
+        sender.close()
+        receiver.close()
+        return lambda: None
+    sender.close()
+
+    def result() -> T | None:
+        try:
+            done: T | None = receiver.recv()
+        except EOFError:
+            done = None
+        finally:
+            receiver.close()
+            process.join()
+        return done
+
+    return result
 
 
 def _bad(count: int, link: bytes, position: int, problem: str, detail: str) -> Verdict:

@@ -5,6 +5,7 @@ position; an exported period verifies on its own, and a flipped byte in it is na
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,9 @@ from projections.audit_chain import (
     Verdict,
     _chain_head,
     _first_suspect,
+    _in_child,
+    _Range,
+    _scanned_suspect,
     next_link,
     verify,
     walk_verify,
@@ -181,7 +185,7 @@ def test_a_flipped_bit_in_a_stored_state_is_named(
 def test_an_originator_id_stored_in_another_spelling_of_the_same_uuid_still_verifies(
     app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
 ) -> None:
-    """The chain covers the id as UUID text; verify spells the stored id that way in SQL, and
+    """The chain covers the id as UUID text; verify spells the stored id that way in Python, and
     checks a link that does not match again the way the chain was built, so the verdict is the
     one the library's reading gives. Only SQLite can hold another spelling (PostgreSQL: uuid)."""
     positions = _chained(app, engine, clock)
@@ -355,7 +359,8 @@ def test_the_command_line_verifies_exports_and_fails_with_exit_1(
     assert main(["audit", "export", str(path)]) == 1
 
 
-# PostgreSQL: the server checks the kept links (`_first_suspect`) before the Python walk.
+# Each kept link checked on its own before the walk: by the server on PostgreSQL
+# (`_first_suspect`), in Python elsewhere (`_scanned_suspect`, the log split between processes).
 
 
 def _set_link(store: Store, position: int, link: str) -> None:
@@ -397,7 +402,7 @@ TAMPERING: dict[str, tuple[Callable[[Store, list[int]], None], str | None]] = {
     "first altered": (lambda s, p: s.set_state(p[0], s.state(p[0])[:-1] + b',"amount":1}'), "altered"),
     "flipped bit": (lambda s, p: _flip(s, p[-3]), "altered"),
     "topic changed": (
-        lambda s, p: s._run(f"UPDATE {s.table} SET topic = topic || 'x' WHERE notification_id = :p", p=p[7]),
+        lambda s, p: s._run(f"UPDATE {s.table} SET topic = topic || 'x' WHERE {s.position} = :p", p=p[7]),
         "altered",
     ),
     "swapped": (lambda s, p: _swap(s, p[3], p[8]), "altered"),
@@ -414,23 +419,62 @@ TAMPERING: dict[str, tuple[Callable[[Store, list[int]], None], str | None]] = {
 }
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
 @pytest.mark.parametrize("case", list(TAMPERING))
-def test_the_server_checked_verdict_is_the_python_walks_for_each_kind_of_tampering(
-    case: str, app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+def test_the_checked_verdict_is_the_python_walks_for_each_kind_of_tampering(
+    case: str, workers: int, app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
 ) -> None:
     """The same verdict, count, head and detail as the walk from genesis, whichever position
-    the server doubted first (a link that is not hex stops the server's check: the walk alone)."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no sha256(): verify is the walk alone there")
+    the check doubted first: the server's on PostgreSQL (a link that is not hex stops it: the
+    walk alone), Python's on SQLite, in one process or the log split between two or three
+    (ranges that end inside the scenario's commands, some with a tampered row at their edge)."""
+    if engine.dialect.name == "postgresql" and workers > 1:
+        pytest.skip("the server checks the links on PostgreSQL: no processes of ours")
     positions = _chained(app, engine, clock)
     tamper, problem = TAMPERING[case]
     tamper(store, positions)
     app.create_draft(customer=CUSTOMER, currency="usd")  # one event not chained yet
-    verdict = verify(app, engine, batch=4)
+    verdict = verify(app, engine, batch=4, workers=workers)
     assert verdict == walk_verify(app, engine)
+    if case == "last deleted" and engine.dialect.name == "sqlite":
+        problem = "altered"  # SQLite gives the new event the last rowid again: another event there
     assert (verdict.ok, verdict.problem) == (problem is None, problem)
     if problem is None:
         assert (verdict.count, verdict.unchained) == (len(positions), 1)
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_the_python_check_of_the_links_doubts_what_the_server_doubts(
+    case: str, app: BillingApplication, clock: ManualClock, engine: Engine, store: Store
+) -> None:
+    """SQLite's check (each kept link against the log's row before it) finds the position,
+    count and link the server's finds (each against the chain's previous position), in one
+    process or several: the two differ only above a deleted event, which both then name."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL's server checks the links")
+    positions = _chained(app, engine, clock)
+    tamper, _ = TAMPERING[case]
+    tamper(store, positions)
+    app.create_draft(customer=CUSTOMER, currency="usd")
+    head, links = _chain_head(engine)
+    assert head is not None
+    server = _first_suspect(engine, app.events_table_name, head, links)
+    for workers in (1, 2, 3):
+        python = _scanned_suspect(engine, app.events_table_name, head, links, 4, workers)
+        assert python == server or (server is None and case == "kept link not hex"), workers
+
+
+def test_a_forked_check_answers_its_result_or_none_when_its_process_failed(engine: Engine) -> None:
+    """None tells `_scanned_suspect` to check that process's ranges itself."""
+    parent = os.getpid()
+
+    def work() -> _Range:
+        if os.getpid() != parent:
+            raise RuntimeError("the forked process fails")
+        return _Range(None, 7, GENESIS)
+
+    assert _in_child(engine, work)() is None
+    assert _in_child(engine, lambda: _Range(3, os.getpid() - parent, None))() not in (None, _Range(3, 0, None))
 
 
 def test_the_server_computes_the_python_links_for_every_topic_and_across_gaps_in_the_log(
