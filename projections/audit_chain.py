@@ -103,7 +103,9 @@ def canonical(position: int, originator_id: str, originator_version: int, topic:
 
 def next_link(previous: bytes, record: Record) -> bytes:
     """sha256(previous || canonical(record)), inlined: verify calls it for every event."""
-    state = record.state if type(record.state) is bytes else bytes(record.state)
+    state = record.state
+    if type(state) is not bytes:  # a memoryview (PostgreSQL), or text put in SQLite's BLOB column by hand:
+        state = state.encode() if isinstance(state, str) else bytes(state)  # its bytes as SQLite keeps them (UTF-8)
     oid = str(record.originator_id).encode()
     top = record.topic.encode()
     return _sha256(

@@ -391,6 +391,16 @@ def _delete_with_its_link(store: Store, position: int) -> None:
     store._run("DELETE FROM audit_chain WHERE position = :p", p=position)
 
 
+def _as_text(store: Store, position: int) -> None:
+    """The state rewritten, stored as text where the column allows it (SQLite: a TEXT value in
+    the BLOB column, which the library's recorder then reads as a str)."""
+    state = store.state(position)[:-1] + b',"amount":1}'
+    if store.engine.dialect.name == "sqlite":
+        store._run(f"UPDATE {store.table} SET state = :s WHERE {store.position} = :p", s=state.decode(), p=position)
+    else:
+        store.set_state(position, state)
+
+
 def _delete_and_flip(store: Store, deleted: int, flipped: int) -> None:
     store.delete(deleted)
     _flip(store, flipped)
@@ -401,6 +411,7 @@ TAMPERING: dict[str, tuple[Callable[[Store, list[int]], None], str | None]] = {
     "altered": (lambda s, p: s.set_state(p[4], s.state(p[4])[:-1] + b',"amount":1}'), "altered"),
     "first altered": (lambda s, p: s.set_state(p[0], s.state(p[0])[:-1] + b',"amount":1}'), "altered"),
     "flipped bit": (lambda s, p: _flip(s, p[-3]), "altered"),
+    "state rewritten as text": (lambda s, p: _as_text(s, p[4]), "altered"),
     "topic changed": (
         lambda s, p: s._run(f"UPDATE {s.table} SET topic = topic || 'x' WHERE {s.position} = :p", p=p[7]),
         "altered",
