@@ -31,6 +31,10 @@ from projections.tracked import Positioned
 class JournalProjection:
     name = "journal"
     tables: tuple[Table, ...] = (journal,)
+    # The events it reads (projections/tracked.py): every class that may post, `MovesMoney` among
+    # them so that a money event without a rule still reaches `process` and raises. A payment's
+    # events (almost half of a log) post nothing and are not handed to it.
+    kinds: tuple[type, ...] = (Invoice.Event, Payout.Paid, Payout.Failed, ProcessorFee.Recorded, MovesMoney)
 
     def __init__(
         self, load: LoadInvoice, max_invoices: int = FACTS_KEPT, rules: Mapping[str, PostingRule] = RULES
