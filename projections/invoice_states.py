@@ -118,7 +118,7 @@ class AggregateStates(Generic[A]):
         kept = previous = self._states.get(aggregate_id)
         if version == 1:
             previous = None
-        elif previous is None or previous._version != version - 1:
+        elif previous is None or previous.version != version - 1:
             previous = self._load(aggregate_id, version - 1)
         plain = self._plain.get(type(event))
         if plain is None:
