@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, select
 from commands.as_of import Located
 from ledger.invoices import Invoice
 from ledger.lines import Line
-from projections.bulk import insert_rows
+from projections.bulk import insert_tuples
 from projections.invoice_states import FACTS_KEPT, InvoiceStates
 from projections.tables import invoice_version_states, invoice_versions
 from projections.tracked import Positioned
@@ -198,8 +198,12 @@ class InvoiceVersionsProjection:
         events = [event for _, event in batch if isinstance(event, Invoice.Event)]
         taken = self.states.fold(batch).taken
         reached = self._reached_before(conn, events)
-        rows: list[dict[str, Any]] = []
+        # Each row a tuple in the table's column order (insert_tuples), not a dict: a rebuild
+        # writes one per invoice event.
+        rows: list[tuple[str, int, int]] = []
         kept: list[dict[str, Any]] = []
+        texts: dict[UUID, str] = {}  # each invoice's id as text, made once a batch
+        last: dict[UUID, int] = {}  # each invoice's last version in the batch
         for event in events:
             invoice_id: UUID = event.originator_id
             version: int = event.originator_version
@@ -207,19 +211,23 @@ class InvoiceVersionsProjection:
             if version > 1:
                 stamp = max(stamp, reached[invoice_id])
             reached[invoice_id] = stamp
-            rows.append({"invoice_id": str(invoice_id), "version": version, "reached": stamp})
+            text = texts.get(invoice_id)
+            if text is None:
+                text = texts[invoice_id] = str(invoice_id)
+            rows.append((text, version, stamp))
+            last[invoice_id] = version
             state = taken.get((invoice_id, version)) if version % STATE_INTERVAL == 0 else None
             if isinstance(state, str):
-                kept.append({"invoice_id": str(invoice_id), "version": version, "format": FORMAT, "state": state})
-        insert_rows(conn, invoice_versions, rows)
+                kept.append({"invoice_id": text, "version": version, "format": FORMAT, "state": state})
+        insert_tuples(conn, invoice_versions, rows)
         if kept:
             # A plain insert, one parameter per state: when this was measured, insert_rows sent
             # each column as one array on PostgreSQL, and psycopg escapes an array's text byte by
             # byte (~0.25 us a byte, 10 ms for one late state of a 1,000-event invoice,
             # bench/asof.py). insert_rows now uses COPY for plain inserts; not measured again here.
             conn.execute(invoice_version_states.insert(), kept)
-        for event in events:
-            self._remember(event.originator_id, (event.originator_version, reached[event.originator_id]))
+        for invoice_id, version in last.items():  # once an invoice, not once an event
+            self._remember(invoice_id, (version, reached[invoice_id]))
 
     def reset(self) -> None:
         self.states.forget()

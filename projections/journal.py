@@ -17,7 +17,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Table
 
-from ledger.accounting import RULES, NoPostingRuleError, PostingRule, posting_rule
+from ledger.accounting import RULES, NoPostingRuleError, PostingRule
 from ledger.events import MovesMoney
 from ledger.fees import ProcessorFee
 from ledger.invoices import Invoice
@@ -27,10 +27,40 @@ from projections.invoice_states import FACTS_KEPT, LoadInvoice
 from projections.tables import journal
 from projections.tracked import Positioned
 
+_INVOICE, _PAYOUT, _FEE, _REFUSED, _NONE = "invoice", "payout", "fee", "refused", "none"
+#: Where an event class's postings go (one of the above), its posting rule (None: it posts
+#: nothing, or it is refused) and its topic (for a refused one, the topic its error names).
+_Place = tuple[str, PostingRule | None, Any]
+
+
+def _place(cls: type, rules: Mapping[str, PostingRule]) -> _Place:
+    """What `process` does with an event of `cls`, as `posting_rule` and the tests before it
+    decide per event; they depend on the class only, so they are made once per class."""
+    topic = getattr(cls, "TOPIC", cls.__name__)
+    if issubclass(cls, Invoice.Event):
+        where = _INVOICE
+    elif issubclass(cls, Payout.Paid | Payout.Failed):
+        where = _PAYOUT
+    elif issubclass(cls, ProcessorFee.Recorded):  # on the invoice it was taken for, when ours
+        where = _FEE
+    elif issubclass(cls, MovesMoney):  # money the journal cannot place
+        return _REFUSED, None, topic
+    else:
+        return _NONE, None, topic
+    declared = getattr(cls, "TOPIC", None)  # posting_rule's lookup: by the stored topic only
+    rule = rules.get(declared) if isinstance(declared, str) else None
+    if rule is None and issubclass(cls, MovesMoney):
+        return _REFUSED, None, declared  # posting_rule's error names the declared topic
+    return where, rule, topic
+
 
 class JournalProjection:
     name = "journal"
     tables: tuple[Table, ...] = (journal,)
+    # The events it reads (projections/tracked.py): every class that may post, `MovesMoney` among
+    # them so that a money event without a rule still reaches `process` and raises. A payment's
+    # events (almost half of a log) post nothing and are not handed to it.
+    kinds: tuple[type, ...] = (Invoice.Event, Payout.Paid, Payout.Failed, ProcessorFee.Recorded, MovesMoney)
 
     def __init__(
         self, load: LoadInvoice, max_invoices: int = FACTS_KEPT, rules: Mapping[str, PostingRule] = RULES
@@ -43,6 +73,8 @@ class JournalProjection:
         # §Peak memory of a rebuild).
         self._currencies: dict[UUID, str] = {}
         self.max_invoices = max_invoices
+        self._placed: dict[type, _Place] = {}  # event class -> _place(it, rules), for `_placed_rules`
+        self._placed_rules = rules
 
     def prepare(self, batch: Sequence[Positioned]) -> None:
         for _, event in batch:
@@ -51,24 +83,30 @@ class JournalProjection:
 
     def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
         # Each row a tuple in the table's column order (insert_tuples): a rebuild writes a row
-        # for most events, and a dict per row was most of the journal's own time.
+        # for most events, and a dict per row was most of the journal's own time. What an event
+        # class posts by (where its money goes, its rule, its topic) is found once per class.
         rows: list[tuple[Any, ...]] = []
         append = rows.append
+        if self._placed_rules is not self.rules:  # rules replaced (rebuild --check's test does)
+            self._placed.clear()
+            self._placed_rules = self.rules
+        placed = self._placed
         for position, event in batch:
-            if isinstance(event, Invoice.Event):
-                currency, invoice_id, payout_id = self._currency(event), str(event.originator_id), None
-            elif isinstance(event, Payout.Paid | Payout.Failed):
-                currency, invoice_id, payout_id = event.currency, None, str(event.originator_id)
-            elif isinstance(event, ProcessorFee.Recorded):  # on the invoice it was taken for, when ours
-                currency, invoice_id, payout_id = event.currency, event.invoice_id, None
-            elif isinstance(event, MovesMoney):  # money the journal cannot place: a bug, never skipped
-                raise NoPostingRuleError(getattr(type(event), "TOPIC", type(event).__name__))
-            else:
-                continue
-            rule = posting_rule(event, self.rules)
+            cls = type(event)
+            place = placed.get(cls)
+            if place is None:
+                place = placed[cls] = _place(cls, self.rules)
+            where, rule, topic = place
             if rule is None:
+                if where is _REFUSED:  # money the journal cannot place: a bug, never skipped
+                    raise NoPostingRuleError(topic)
                 continue
-            topic = getattr(type(event), "TOPIC", type(event).__name__)
+            if where is _INVOICE:
+                currency, invoice_id, payout_id = self._currency(event), str(event.originator_id), None
+            elif where is _PAYOUT:
+                currency, invoice_id, payout_id = event.currency, None, str(event.originator_id)
+            else:  # a processor fee, on the invoice it was taken for, when ours
+                currency, invoice_id, payout_id = event.currency, event.invoice_id, None
             version, revision, occurred_at = event.originator_version, rule.revision, event.timestamp
             for line, posting in enumerate(rule.post(event, currency)):
                 append(

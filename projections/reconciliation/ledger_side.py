@@ -35,6 +35,7 @@ from projections.tables import payment_disputes, payment_refunds, payouts, proce
 from projections.tracked import Positioned
 
 DisputeEvent = Payment.Disputed | Payment.DisputeWon | Payment.DisputeLost
+DISPUTE_EVENTS = (Payment.Disputed, Payment.DisputeWon, Payment.DisputeLost)
 
 DISPUTE_OPEN = "open"
 DISPUTE_WON = "won"
@@ -44,6 +45,16 @@ DISPUTE_LOST = "lost"
 class LedgerSideProjection:
     name = "reconciliation_ledger"
     tables: tuple[Table, ...] = (processor_fees, payouts, payment_refunds, payment_disputes)
+    # The events it reads (projections/tracked.py). Invoices' events and a payment's others (its
+    # success, failure, processing, cancellation), more than two thirds of a log, write none of
+    # its rows and are not handed to it.
+    kinds: tuple[type, ...] = (
+        ProcessorFee.Recorded,
+        Payout.Event,
+        Payment.Initiated,
+        Payment.Refunded,
+        *DISPUTE_EVENTS,
+    )
 
     def __init__(self, load_payment: LoadPayment, max_payments: int = FACTS_KEPT) -> None:
         self._load_payment = load_payment

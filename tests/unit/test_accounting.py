@@ -538,3 +538,24 @@ def test_the_journal_stops_at_a_money_event_it_cannot_place_instead_of_skipping_
     minted = Minted(originator_id=uuid4(), originator_version=1, timestamp=T0, amount=100)
     with pytest.raises(NoPostingRuleError, match=r"tests\.minted"):
         journal.process(None, [(1, minted)])  # type: ignore[arg-type]  # refused before any row is written
+
+
+@pytest.mark.parametrize("cls", [*stored_event_classes(), Minted], ids=lambda cls: cls.__qualname__)
+def test_the_journal_places_each_event_class_as_posting_rule_does(cls: type) -> None:
+    """The journal decides once per class what `posting_rule` decides per event: the same rule,
+    the same refusal (and its topic), nothing for a class that moves no money."""
+    from projections.journal import _REFUSED, _place
+
+    event = object.__new__(cls)  # posting_rule reads the class only
+    where, rule, topic = _place(cls, RULES)
+    refused: NoPostingRuleError | None = None
+    expected = None
+    try:
+        expected = posting_rule(event)
+    except NoPostingRuleError as error:
+        refused = error
+    if refused is not None:
+        assert (where, rule, topic) == (_REFUSED, None, refused.topic)
+    else:
+        assert rule is expected
+        assert where != _REFUSED
