@@ -28,9 +28,10 @@ as duplicates, outcomes are as expected, and every invoice holds exactly the mon
 events moved (paid once, refunded once, one failed attempt).
 
 `--profile`: a third server, instrumented (`instrumented_app`: wall and thread-CPU timers around
-the verifier, the JSON parse, ingest, the worker-thread hop, event-store reads, saves and their
-SQL/commit, the projection follower), under one connection and under full load, on SQLite; the
-served app with every thread under cProfile (bench.profiling.profiled_app), whose top functions by
+the verifier, the JSON parse, the awaited batch and its run on group commit's writer thread,
+event-store reads, saves and their SQL/commit, the projection follower), under one connection
+and under full load, on SQLite; the served app with every thread under cProfile
+(bench.profiling.profiled_app), whose top functions by
 cumulative CPU time are printed; and a max-load row for the app without its in-process projection
 follower (`followerless_app`), the follower's cost to the write path, and one for the app with
 its follower in a process of its own (LEDGER_FOLLOW_IN_PROCESS=0 and `ledger project --follow`
@@ -77,6 +78,7 @@ TARGETS = {"sqlite": 1_000.0, "postgres": 500.0}  # webhooks/s under max load
 P99_TARGET_MS = 100.0  # at half the target rate
 REFUND = 1_000  # minor units, partial
 EVENTS_PER_INVOICE = 2.9
+INGEST_TIMER = "ingest: group commit's batches (writer thread)"
 TIMERS_PATH = "/bench/timers"  # instrumented_app: GET returns the timers, DELETE resets them
 PROJECTION_THREAD = "ledger-projections"
 
@@ -684,19 +686,19 @@ def followerless_app() -> Any:
 def instrumented_app() -> Any:
     """A uvicorn factory: the production app (adapters.web_server.build_app) with timers around
     the steps of a webhook, read at GET /bench/timers and reset by DELETE /bench/timers. Bench only."""
-    # adapters.web_server first: importing web.webhooks on its own runs into an import circle
-    # (web.services -> ... -> web.admin.security -> web.services)
     import adapters.stripe.webhooks as stripe_webhooks
     import adapters.web_server
-    import web.webhooks
 
     build_app = adapters.web_server.build_app
 
     starlette = build_app()
     services = starlette.state.services
     app = services.app
-    services.ingestion.ingest = _timed("ingest (worker thread)", services.ingestion.ingest)
-    web.webhooks.run_in_threadpool = _timed_async("run_in_threadpool (ingest + hop)", web.webhooks.run_in_threadpool)
+    # the route awaits its batch (no request thread); the batches run on group commit's writer thread
+    ingestion = services.ingestion
+    ingestion.ingest_async = _timed_async("await the batch (ingest + hand-offs)", ingestion.ingest_async)
+    group = ingestion._group
+    group._run_batch = _timed(INGEST_TIMER, group._run_batch)
     stripe_webhooks.read_event = _timed("  verify: typed decode (msgspec) + codec", stripe_webhooks.read_event)
     if services.webhooks is not None:
         services.webhooks.verify = _timed("verify (signature + JSON)", services.webhooks.verify)
@@ -940,8 +942,8 @@ TIMER_ORDER = [
     "ASGI app (after uvicorn parsed the request)",
     "verify (signature + JSON)",
     "  verify: typed decode (msgspec) + codec",
-    "run_in_threadpool (ingest + hop)",
-    "ingest (worker thread)",
+    "await the batch (ingest + hand-offs)",
+    INGEST_TIMER,
     "  Repository.get (event-store read)",
     "    recorder.select_events (SQL)",
     "    mapper.to_domain_event (decode)",
@@ -971,11 +973,7 @@ def _render_timers(report: WebhookReport) -> str:
                 ]
             )
         rows.append(["server process CPU, all threads", "", "", fmt(t.server_cpu * 1e6 / n), ""])
-        timed = sum(
-            t.stats[k][2]
-            for k in ("verify (signature + JSON)", "ingest (worker thread)", TIMER_ORDER[-1])
-            if k in t.stats
-        )
+        timed = sum(t.stats[k][2] for k in ("verify (signature + JSON)", INGEST_TIMER, TIMER_ORDER[-1]) if k in t.stats)
         rows.append(
             [
                 "  the rest: uvicorn HTTP, event loop, hops, idle polling",

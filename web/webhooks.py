@@ -10,14 +10,14 @@
 - 503 when the store cannot commit (Stripe retries), or when no signing secret is configured.
 
 Deliveries that arrive together share one commit (commands/ingestion/group_commit.py); each is answered
-only after the commit that holds it.
+only after the commit that holds it. The route awaits its batch on the event loop; the batches run
+on the group commit's writer thread, not on a request thread per delivery.
 
 No bearer token here: the signature is the authentication.
 """
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -60,7 +60,7 @@ async def stripe_webhook(request: Request) -> Response:
         event = verifier.verify(payload, request.headers.get("stripe-signature"))
     except WebhookRejectedError as error:
         return problem(400, "Webhook rejected", str(error), slug="webhook-rejected")
-    done = await run_in_threadpool(services.ingestion.ingest, event)
+    done = await services.ingestion.ingest_async(event)  # no request thread: see group_commit.py
     body: models.WebhookReceived = {
         "received": True,
         "duplicate": done.duplicate,

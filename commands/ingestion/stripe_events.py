@@ -98,6 +98,11 @@ class StripeIngestion:
     def ingest(self, event: VerifiedEvent) -> Ingested:
         return self._group.submit(event)
 
+    async def ingest_async(self, event: VerifiedEvent) -> Ingested:
+        """`ingest` from the event loop (the webhook route): awaits its batch without holding a
+        thread; the batches run on the group's writer thread."""
+        return await self._group.submit_async(event)
+
     def _run(self, events: Sequence[VerifiedEvent]) -> list[Ingested | BaseException]:
         return self._app.ingest_provider_events([_delivery(event) for event in events])
 

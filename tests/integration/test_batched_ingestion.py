@@ -3,6 +3,7 @@ be alone, a redelivery within the batch is a duplicate, and one bad delivery spo
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -140,3 +141,24 @@ def test_concurrent_deliveries_through_the_group_commit_apply_each_payment_once(
         kept = apps[1].provider_event("stripe", event.event_id)
         assert kept is not None
         assert kept.outcome in ("applied", "duplicate")
+
+
+def test_awaited_deliveries_share_batches_and_apply_each_payment_once(app: BillingApplication) -> None:
+    """The webhook route's way in (`ingest_async`): the deliveries await their batches, run on
+    the group commit's writer thread; redeliveries are duplicates, each payment applied once."""
+    invoices = [_open_invoice(app) for _ in range(6)]
+    events = [e for n, invoice_id in enumerate(invoices) for e in _story(invoice_id, n)]
+    ingestion = StripeIngestion(app)
+
+    async def deliver() -> list[Ingested]:
+        return list(await asyncio.gather(*(ingestion.ingest_async(e) for e in events + events)))
+
+    answers = asyncio.run(deliver())
+    assert [a.outcome for a in answers[: len(events)]] == ["waiting", "applied", "duplicate"] * len(invoices)
+    assert all(a.duplicate for a in answers[len(events) :])
+    for invoice_id in invoices:
+        invoice = app.invoice(invoice_id)
+        assert (invoice.status, invoice.amount_paid, invoice.amount_refunded) == ("paid", 10_000, 1_000)
+    group = ingestion._group
+    assert group.items == 2 * len(events)
+    assert group.batches < group.items  # they shared transactions
