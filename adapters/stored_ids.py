@@ -7,6 +7,12 @@ lock, BEGIN, rollback) that finds nothing. `stored_ids(recorder)` answers for th
 in one indexed SELECT (the events' primary key starts with `originator_id`), so the commands
 load through the repository (and its cache) only the ids that exist.
 
+`stored_events(recorder)` goes one step further for the same batch: the events of those ids, in
+the same one SELECT, so that an id found (an invoice or payment not in the repository's cache:
+made by another process, or saved since it was last read) is folded from them instead of being
+read again, each in a read transaction of its own, when a step first loads it
+(CommandRunner.work).
+
 It only reads, through the recorder's own datastore (its pool, its lock timeout), with the
 recorder's table and its originator-id type. A recorder of another kind gives None: the
 commands then look each id up through the repository, as before.
@@ -17,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 from psycopg.sql import SQL, Identifier
 
 StoredIds = Callable[[Collection[UUID]], set[UUID]]
+# Each id with stored events, and its events in version order; an id with none is left out.
+StoredEvents = Callable[[Collection[UUID]], dict[UUID, list[StoredEvent]]]
 
 # SQLite's default limit on a statement's parameters is 32,766 (999 before 3.32): a batch is
 # at most a few hundred, but a larger one is asked in chunks rather than refused.
@@ -77,5 +85,69 @@ def _postgres(recorder: PostgresAggregateRecorder) -> StoredIds:
         with datastore.transaction(commit=False) as cursor:
             cursor.execute(statement, [keys])
             return {UUID(str(row["originator_id"])) for row in cursor.fetchall()}
+
+    return found
+
+
+def stored_events(recorder: ApplicationRecorder) -> StoredEvents | None:
+    """A reader of several ids' whole histories in one query, for the recorders we run on."""
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        return _sqlite_events(recorder)
+    if isinstance(recorder, PostgresAggregateRecorder):
+        return _postgres_events(recorder)
+    return None
+
+
+def _grouped(rows: list[tuple[UUID, int, str, bytes]]) -> dict[UUID, list[StoredEvent]]:
+    histories: dict[UUID, list[StoredEvent]] = {}
+    for originator_id, version, topic, state in rows:
+        histories.setdefault(originator_id, []).append(StoredEvent(originator_id, version, topic, state))
+    return histories
+
+
+def _sqlite_events(recorder: SQLiteAggregateRecorder) -> StoredEvents:
+    datastore = recorder.datastore
+    table = recorder.events_table_name
+    as_uuid = datastore.originator_id_type == "uuid"
+
+    def found(ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+        keys = sorted({i.hex if as_uuid else str(i) for i in ids})
+        rows: list[tuple[UUID, int, str, bytes]] = []
+        if not keys:
+            return {}
+        with datastore.transaction(commit=False) as cursor:  # one snapshot of the log for every chunk
+            for start in range(0, len(keys), _SQLITE_CHUNK):
+                chunk = keys[start : start + _SQLITE_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                cursor.execute(
+                    "SELECT originator_id, originator_version, topic, state "  # noqa: S608 (the library's table name, placeholders for values)
+                    f"FROM {table} WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                rows += [(UUID(row[0]), row[1], row[2], row[3]) for row in cursor.fetchall()]
+        return _grouped(rows)
+
+    return found
+
+
+def _postgres_events(recorder: PostgresAggregateRecorder) -> StoredEvents:
+    datastore = recorder.datastore
+    as_uuid = datastore.originator_id_type == "uuid"
+    statement = SQL(
+        "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+        "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+    ).format(schema=Identifier(datastore.schema), table=Identifier(recorder.events_table_name))
+
+    def found(ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+        keys: list[UUID] | list[str] = sorted(set(ids)) if as_uuid else sorted({str(i) for i in ids})
+        if not keys:
+            return {}
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, [keys])
+            rows = [
+                (UUID(str(row["originator_id"])), row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
+        return _grouped(rows)
 
     return found

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,7 +27,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, PersistenceError
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, PersistenceError, StoredEvent
 
 from commands.admin.acting import Acting, current_acting
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
@@ -107,6 +108,9 @@ class CommandRunner:
         # Which of several ids have stored events, in one query (adapters/stored_ids.py; set by
         # adapters/bootstrap.py). None: `work(absent_unless_stored=...)` looks each id up as usual.
         self.stored_ids: Callable[[Collection[UUID]], set[UUID]] | None = None
+        # The same ids' stored events, in the same one query (adapters/stored_ids.py
+        # `stored_events`): when set, `work` asks this instead of `stored_ids`.
+        self.stored_events: Callable[[Collection[UUID]], dict[UUID, list[StoredEvent]]] | None = None
 
     # ------------------------------------------------------------------------ running
 
@@ -225,12 +229,41 @@ class CommandRunner:
         probably look up and that are probably new (a batch's provider-event records); they are
         asked about in one query, and the ones with nothing stored are known absent, at no further
         read. A writer that stores one of them meanwhile collides with this command's save (the
-        store's unique version), which then decides again, as after any stale read."""
-        work = Work(lambda aggregate_id: self.get(aggregate_id, Aggregate))
-        if absent_unless_stored and self.stored_ids is not None:
+        store's unique version), which then decides again, as after any stale read.
+
+        With `stored_events`, the same query brings the events of the ids found that the
+        repository's cache does not hold (an invoice made by another process, a payment saved
+        since it was read: most of a batch's loads): each is folded from them and put in the
+        cache, as the repository would on a miss, and a step's load of it is a copy of that
+        state, not a read of its own. Ids the cache holds load through the repository (it reads
+        only what is new since). The state so read is the log as of this one query: a writer
+        after it makes the save collide or the reads stale, as above."""
+        read: dict[UUID, Aggregate] = {}
+
+        def load(aggregate_id: UUID) -> Aggregate | None:
+            found = read.pop(aggregate_id, None)
+            if found is not None:  # a copy, as the repository hands out: the cache keeps its own
+                copied: Aggregate = deepcopy(found)
+                return copied
+            return self.get(aggregate_id, Aggregate)
+
+        work = Work(load)
+        if absent_unless_stored and self.stored_events is not None:
+            cache = self.repository.cache
+            cached = set() if cache is None else {i for i in absent_unless_stored if i in cache.cache}
+            asked = [i for i in absent_unless_stored if i not in cached]
             with storage_errors_as_unavailable():
-                stored = self.stored_ids(absent_unless_stored)
-            work.known_absent(i for i in absent_unless_stored if i not in stored)
+                histories = self.stored_events(asked)
+            for aggregate_id, stored in histories.items():
+                aggregate = fold(None, [self.mapper.to_domain_event(event) for event in stored])
+                if cache is not None:
+                    cache.put(aggregate_id, aggregate)
+                read[aggregate_id] = aggregate
+            work.known_absent(i for i in asked if i not in histories)
+        elif absent_unless_stored and self.stored_ids is not None:
+            with storage_errors_as_unavailable():
+                stored_ids = self.stored_ids(absent_unless_stored)
+            work.known_absent(i for i in absent_unless_stored if i not in stored_ids)
         return work
 
     def unchanged(self, aggregate_id: UUID, version: int | None) -> bool:

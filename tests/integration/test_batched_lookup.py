@@ -1,6 +1,7 @@
-"""A webhook batch asks in one query which of its records (and payments) are new, on each
-backend: the answer is exact, a stale "new" is caught by the save, and the aggregate cache
-(ADR 0009) still sees another application's writes."""
+"""A webhook batch asks in one query which of its records (and payments) are new, and brings
+the histories of those found that the cache lacks, on each backend: the answer is exact, a
+stale "new" is caught by the save, and the aggregate cache (ADR 0009) still sees another
+application's writes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Collection
 from typing import Any
 from uuid import UUID, uuid4
 
-from adapters.stored_ids import stored_ids
+from eventsourcing.persistence import StoredEvent
+
+from adapters.stored_ids import stored_events, stored_ids
 from commands.application import BillingApplication
 from commands.ingestion.provider_events import VerifiedEvent, provider_event_id
 from commands.ingestion.stripe_events import StripeIngestion
@@ -77,6 +80,33 @@ def test_an_event_stored_by_another_application_after_the_lookup_is_answered_as_
     first, second = make_app(), make_app()
     invoice_id = _open_invoice(first)
     event = payment_succeeded("evt_race", "pi_race", invoice_id)
+    lookup = first.runner.stored_events
+    assert lookup is not None
+    raced: list[bool] = []
+
+    def then_the_other_stores_it(ids: Collection[UUID]) -> dict[UUID, list[StoredEvent]]:
+        found = lookup(ids)
+        if not raced:
+            raced.append(True)
+            assert StripeIngestion(second).ingest(event).outcome == "applied"
+        return found
+
+    first.runner.stored_events = then_the_other_stores_it
+    answer = StripeIngestion(first).ingest(event)
+    assert raced
+    assert (answer.duplicate, answer.outcome) == (True, "applied")
+    invoice = first.invoice(invoice_id)
+    assert (invoice.amount_paid, invoice.payment_ids) == (10_000, [str(payment_id_for("stripe", "pi_race"))])
+    assert len(first.recorder.select_events(provider_event_id("stripe", "evt_race"))) == 2  # received, handled
+
+
+def test_the_same_race_with_the_lookup_of_ids_only(make_app: AppFactory) -> None:
+    """Without `stored_events` the batch asks `stored_ids` (which ids exist) and loads the rest
+    through the repository: the same race ends the same way."""
+    first, second = make_app(), make_app()
+    invoice_id = _open_invoice(first)
+    event = payment_succeeded("evt_race2", "pi_race2", invoice_id)
+    first.runner.stored_events = None
     lookup = first.runner.stored_ids
     assert lookup is not None
     raced: list[bool] = []
@@ -92,13 +122,56 @@ def test_an_event_stored_by_another_application_after_the_lookup_is_answered_as_
     answer = StripeIngestion(first).ingest(event)
     assert raced
     assert (answer.duplicate, answer.outcome) == (True, "applied")
-    invoice = first.invoice(invoice_id)
-    assert (invoice.amount_paid, invoice.payment_ids) == (10_000, [str(payment_id_for("stripe", "pi_race"))])
-    assert len(first.recorder.select_events(provider_event_id("stripe", "evt_race"))) == 2  # received, handled
+    assert first.invoice(invoice_id).amount_paid == 10_000
+
+
+def test_stored_events_gives_each_found_id_its_whole_history(app: BillingApplication) -> None:
+    histories = stored_events(app.recorder)
+    assert histories is not None
+    invoice_id = _open_invoice(app)
+    StripeIngestion(app).ingest(payment_succeeded("evt_h1", "pi_h1", invoice_id))
+    record = provider_event_id("stripe", "evt_h1")
+    payment = payment_id_for("stripe", "pi_h1")
+    strangers = [uuid4() for _ in range(1_200)]  # more than one statement's worth on SQLite
+    found = histories([invoice_id, record, payment, *strangers])
+    assert set(found) == {invoice_id, record, payment}
+    for aggregate_id, events in found.items():
+        assert events == list(app.recorder.select_events(aggregate_id))
+    assert histories(strangers[:3]) == {}
+    assert histories([]) == {}
+
+
+def test_an_invoice_another_application_made_is_read_with_the_batch_lookup(make_app: AppFactory) -> None:
+    """The invoice a payment names is not in this application's cache: its history comes with
+    the batch's one query, so no step reads it again; it is then cached at the version stored,
+    and the next report reads only what is new through the repository."""
+    maker, app = make_app(), make_app()
+    invoice_id = _open_invoice(maker)
+    recorder = app.recorder
+    reads: list[UUID] = []
+    select_events = recorder.select_events
+
+    def counted(originator_id: Any, **kwargs: Any) -> Any:
+        reads.append(originator_id)
+        return select_events(originator_id, **kwargs)
+
+    recorder.select_events = counted  # type: ignore[method-assign]
+    ingestion = StripeIngestion(app)
+    assert ingestion.ingest(payment_succeeded("evt_m1", "pi_m1", invoice_id, amount=4_000)).outcome == "applied"
+    assert reads == []  # the record, the payment, its waiting movements and the invoice: one query
+    cached = app.repository.cache
+    assert cached is not None
+    assert cached.get(invoice_id).version == len(select_events(invoice_id)) - 1
+
+    assert ingestion.ingest(_refunded("evt_m2", "re_m2", "pi_m1", 1_000)).outcome == "applied"
+    invoice = maker.invoice(invoice_id)
+    assert (invoice.amount_paid, invoice.amount_refunded) == (4_000, 1_000)
+    assert app.invoice(invoice_id).version == invoice.version
 
 
 def test_without_a_lookup_the_batch_reads_each_record_as_before(app: BillingApplication) -> None:
     app.runner.stored_ids = None
+    app.runner.stored_events = None
     invoice_id = _open_invoice(app)
     ingestion = StripeIngestion(app)
     assert ingestion.ingest(payment_succeeded("evt_n", "pi_n", invoice_id)).outcome == "applied"
