@@ -110,7 +110,7 @@ class CommandRunner:
         self.stored_ids: Callable[[Collection[UUID]], set[UUID]] | None = None
         # The same ids' stored events, in the same one query (adapters/stored_ids.py
         # `stored_events`): when set, `work` asks this instead of `stored_ids`.
-        self.stored_events: Callable[[Collection[UUID]], dict[UUID, list[StoredEvent]]] | None = None
+        self.stored_events: Callable[[Mapping[UUID, int]], dict[UUID, list[StoredEvent]]] | None = None
 
     # ------------------------------------------------------------------------ running
 
@@ -231,35 +231,47 @@ class CommandRunner:
         read. A writer that stores one of them meanwhile collides with this command's save (the
         store's unique version), which then decides again, as after any stale read.
 
-        With `stored_events`, the same query brings the events of the ids found that the
-        repository's cache does not hold (an invoice made by another process, a payment saved
-        since it was read: most of a batch's loads): each is folded from them and put in the
-        cache, as the repository would on a miss, and a step's load of it is a copy of that
-        state, not a read of its own. Ids the cache holds load through the repository (it reads
-        only what is new since). The state so read is the log as of this one query: a writer
-        after it makes the save collide or the reads stale, as above."""
-        read: dict[UUID, Aggregate] = {}
+        With `stored_events`, the same query brings the ids' events: those the repository's cache
+        lacks (an invoice made by another process, a payment saved since it was read: most of a
+        batch's loads) are folded from their whole history and put in the cache, as the
+        repository would on a miss; a cached one behind the log is copied, the events stored
+        since folded onto the copy, and the copy replaces it in the cache (a cached state is
+        never changed here: a request thread may be copying or fast-forwarding it). A step's
+        load of any of them is then a copy of that state, not a read of its own. The state so
+        read is the log as of this one query: a writer after it makes the save collide or the
+        reads stale, as above."""
+        read: dict[UUID, Aggregate] = {}  # states the cache holds too: copied when a step loads one
 
         def load(aggregate_id: UUID) -> Aggregate | None:
-            found = read.pop(aggregate_id, None)
-            if found is not None:  # a copy, as the repository hands out: the cache keeps its own
-                copied: Aggregate = deepcopy(found)
+            if aggregate_id in read:
+                copied: Aggregate = deepcopy(read.pop(aggregate_id))
                 return copied
             return self.get(aggregate_id, Aggregate)
 
         work = Work(load)
         if absent_unless_stored and self.stored_events is not None:
             cache = self.repository.cache
-            cached = set() if cache is None else {i for i in absent_unless_stored if i in cache.cache}
-            asked = [i for i in absent_unless_stored if i not in cached]
+            for aggregate_id in absent_unless_stored:
+                try:
+                    cached = None if cache is None else cache.get(aggregate_id)
+                except KeyError:
+                    continue
+                if isinstance(cached, Aggregate):
+                    read[aggregate_id] = cached
+            after = {i: read[i].version if i in read else 0 for i in absent_unless_stored}
             with storage_errors_as_unavailable():
-                histories = self.stored_events(asked)
-            for aggregate_id, stored in histories.items():
-                aggregate = fold(None, [self.mapper.to_domain_event(event) for event in stored])
+                stored = self.stored_events(after)
+            for aggregate_id, events in stored.items():
+                cached = read.get(aggregate_id)
+                start = None if cached is None else deepcopy(cached)
+                # A thread's fast-forward may have moved the cached state on since its version was
+                # asked: fold only what the copy lacks.
+                newer = [e for e in events if start is None or e.originator_version > start.version]
+                aggregate = fold(start, [self.mapper.to_domain_event(event) for event in newer])
                 if cache is not None:
                     cache.put(aggregate_id, aggregate)
                 read[aggregate_id] = aggregate
-            work.known_absent(i for i in asked if i not in histories)
+            work.known_absent(i for i in absent_unless_stored if i not in read)
         elif absent_unless_stored and self.stored_ids is not None:
             with storage_errors_as_unavailable():
                 stored_ids = self.stored_ids(absent_unless_stored)
