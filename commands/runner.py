@@ -111,6 +111,9 @@ class CommandRunner:
         # The same ids' stored events, in the same one query (adapters/stored_ids.py
         # `stored_events`): when set, `work` asks this instead of `stored_ids`.
         self.stored_events: Callable[[Mapping[UUID, int]], dict[UUID, list[StoredEvent]]] | None = None
+        # How `work` decodes what `stored_events` brings: the mapper's way, or a decoder giving
+        # the same events faster (adapters/event_decoding.py; set by adapters/bootstrap.py).
+        self.decode: Callable[[StoredEvent], Any] = mapper.to_domain_event
 
     # ------------------------------------------------------------------------ running
 
@@ -267,7 +270,7 @@ class CommandRunner:
                 # A thread's fast-forward may have moved the cached state on since its version was
                 # asked: fold only what the copy lacks.
                 newer = [e for e in events if start is None or e.originator_version > start.version]
-                aggregate = fold(start, [self.mapper.to_domain_event(event) for event in newer])
+                aggregate = fold(start, [self.decode(event) for event in newer])
                 if cache is not None:
                     cache.put(aggregate_id, aggregate)
                 read[aggregate_id] = aggregate

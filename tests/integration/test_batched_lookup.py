@@ -16,7 +16,7 @@ from commands.application import BillingApplication
 from commands.ingestion.provider_events import VerifiedEvent, provider_event_id
 from commands.ingestion.stripe_events import StripeIngestion
 from commands.messages import NewLine
-from ledger.payments import payment_id_for
+from ledger.payments import Payment, payment_id_for
 from tests.conftest import AppFactory
 from tests.stripe_payloads import payment_succeeded, verified_event
 
@@ -175,6 +175,11 @@ def test_a_batch_reads_what_it_loads_in_its_one_query(make_app: AppFactory) -> N
     stored = maker.invoice(invoice_id)
     assert stored.amount_paid == 7_000
     assert cache.get(invoice_id).version == stored.version  # the redelivery's batch named it too: brought up to date
+    # Folded from the query's rows (decoded by adapters/event_decoding.py), it is the state the
+    # library's repository folds from the same events.
+    assert vars(cache.get(invoice_id)) == vars(stored)
+    payment = payment_id_for("stripe", "pi_m1")  # the redelivery's batch read it, uncached
+    assert vars(cache.get(payment)) == vars(maker.runner.get(payment, Payment))
     assert app.invoice(invoice_id).amount_paid == 7_000
 
 
