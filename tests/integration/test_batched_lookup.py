@@ -165,13 +165,17 @@ def test_a_batch_reads_what_it_loads_in_its_one_query(make_app: AppFactory) -> N
     recorder.select_events = counted  # type: ignore[method-assign]
     ingestion = StripeIngestion(app)
     assert ingestion.ingest(payment_succeeded("evt_m1", "pi_m1", invoice_id, amount=4_000)).outcome == "applied"
+    cache = app.repository.cache
+    assert cache is not None
+    held = cache.get(invoice_id)  # as a request thread copying it might hold it
+    held_version = held.version
     assert ingestion.ingest(payment_succeeded("evt_m2", "pi_m2", invoice_id, amount=3_000)).outcome == "applied"
+    assert held.version == held_version  # brought up to date on a copy, which replaced it in the cache
+    assert cache.get(invoice_id) is not held
     again = ingestion.ingest(payment_succeeded("evt_m1", "pi_m1", invoice_id, amount=4_000))
     assert (again.duplicate, again.outcome) == (True, "applied")
     assert reads == []
 
-    cache = app.repository.cache
-    assert cache is not None
     stored = maker.invoice(invoice_id)
     assert stored.amount_paid == 7_000
     assert cache.get(invoice_id).version == stored.version  # the redelivery's batch named it too: brought up to date
@@ -181,6 +185,31 @@ def test_a_batch_reads_what_it_loads_in_its_one_query(make_app: AppFactory) -> N
     payment = payment_id_for("stripe", "pi_m1")  # the redelivery's batch read it, uncached
     assert vars(cache.get(payment)) == vars(maker.runner.get(payment, Payment))
     assert app.invoice(invoice_id).amount_paid == 7_000
+
+
+def test_a_cached_state_fast_forwarded_by_another_thread_meanwhile_gets_only_what_it_lacks(
+    make_app: AppFactory,
+) -> None:
+    """Between the batch's query and its fold, a request thread's load fast-forwards the cached
+    invoice in place (the library's repository): the batch folds only the events past it."""
+    maker, app = make_app(), make_app()
+    invoice_id = _open_invoice(maker)
+    ingestion = StripeIngestion(app)
+    assert ingestion.ingest(payment_succeeded("evt_f1", "pi_f1", invoice_id, amount=4_000)).outcome == "applied"
+    query = app.runner.stored_events
+    assert query is not None
+
+    def then_a_thread_fast_forwards(after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        found = query(after)
+        app.invoice(invoice_id)  # the repository's load: the cached state moves on in place
+        return found
+
+    app.runner.stored_events = then_a_thread_fast_forwards
+    assert ingestion.ingest(payment_succeeded("evt_f2", "pi_f2", invoice_id, amount=3_000)).outcome == "applied"
+    app.runner.stored_events = query
+    assert ingestion.ingest(payment_succeeded("evt_f3", "pi_f3", invoice_id, amount=3_000)).outcome == "applied"
+    assert vars(app.invoice(invoice_id)) == vars(maker.invoice(invoice_id))
+    assert maker.invoice(invoice_id).amount_paid == 10_000
 
 
 def test_without_a_lookup_the_batch_reads_each_record_as_before(app: BillingApplication) -> None:
