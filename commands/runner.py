@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,7 +27,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, PersistenceError
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, PersistenceError, StoredEvent
 
 from commands.admin.acting import Acting, current_acting
 from commands.idempotency import Receipt, fingerprint, receipt_id_for
@@ -107,6 +108,12 @@ class CommandRunner:
         # Which of several ids have stored events, in one query (adapters/stored_ids.py; set by
         # adapters/bootstrap.py). None: `work(absent_unless_stored=...)` looks each id up as usual.
         self.stored_ids: Callable[[Collection[UUID]], set[UUID]] | None = None
+        # The same ids' stored events, in the same one query (adapters/stored_ids.py
+        # `stored_events`): when set, `work` asks this instead of `stored_ids`.
+        self.stored_events: Callable[[Mapping[UUID, int]], dict[UUID, list[StoredEvent]]] | None = None
+        # How `work` decodes what `stored_events` brings: the mapper's way, or a decoder giving
+        # the same events faster (adapters/event_decoding.py; set by adapters/bootstrap.py).
+        self.decode: Callable[[StoredEvent], Any] = mapper.to_domain_event
 
     # ------------------------------------------------------------------------ running
 
@@ -225,12 +232,53 @@ class CommandRunner:
         probably look up and that are probably new (a batch's provider-event records); they are
         asked about in one query, and the ones with nothing stored are known absent, at no further
         read. A writer that stores one of them meanwhile collides with this command's save (the
-        store's unique version), which then decides again, as after any stale read."""
-        work = Work(lambda aggregate_id: self.get(aggregate_id, Aggregate))
-        if absent_unless_stored and self.stored_ids is not None:
+        store's unique version), which then decides again, as after any stale read.
+
+        With `stored_events`, the same query brings the ids' events: those the repository's cache
+        lacks (an invoice made by another process, a payment saved since it was read: most of a
+        batch's loads) are folded from their whole history and put in the cache, as the
+        repository would on a miss; a cached one behind the log is copied, the events stored
+        since folded onto the copy, and the copy replaces it in the cache (a cached state is
+        never changed here: a request thread may be copying or fast-forwarding it). A step's
+        load of any of them is then a copy of that state, not a read of its own. The state so
+        read is the log as of this one query: a writer after it makes the save collide or the
+        reads stale, as above."""
+        read: dict[UUID, Aggregate] = {}  # states the cache holds too: copied when a step loads one
+
+        def load(aggregate_id: UUID) -> Aggregate | None:
+            if aggregate_id in read:
+                copied: Aggregate = deepcopy(read.pop(aggregate_id))
+                return copied
+            return self.get(aggregate_id, Aggregate)
+
+        work = Work(load)
+        if absent_unless_stored and self.stored_events is not None:
+            cache = self.repository.cache
+            for aggregate_id in absent_unless_stored:
+                try:
+                    cached = None if cache is None else cache.get(aggregate_id)
+                except KeyError:
+                    continue
+                if isinstance(cached, Aggregate):
+                    read[aggregate_id] = cached
+            after = {i: read[i].version if i in read else 0 for i in absent_unless_stored}
             with storage_errors_as_unavailable():
-                stored = self.stored_ids(absent_unless_stored)
-            work.known_absent(i for i in absent_unless_stored if i not in stored)
+                stored = self.stored_events(after)
+            for aggregate_id, events in stored.items():
+                cached = read.get(aggregate_id)
+                start = None if cached is None else deepcopy(cached)
+                # A thread's fast-forward may have moved the cached state on since its version was
+                # asked: fold only what the copy lacks.
+                newer = [e for e in events if start is None or e.originator_version > start.version]
+                aggregate = fold(start, [self.decode(event) for event in newer])
+                if cache is not None:
+                    cache.put(aggregate_id, aggregate)
+                read[aggregate_id] = aggregate
+            work.known_absent(i for i in absent_unless_stored if i not in read)
+        elif absent_unless_stored and self.stored_ids is not None:
+            with storage_errors_as_unavailable():
+                stored_ids = self.stored_ids(absent_unless_stored)
+            work.known_absent(i for i in absent_unless_stored if i not in stored_ids)
         return work
 
     def unchanged(self, aggregate_id: UUID, version: int | None) -> bool:

@@ -113,7 +113,9 @@ def _delivery(event: VerifiedEvent) -> Delivery:
 
 def _probable_reads(event: VerifiedEvent) -> tuple[UUID, ...]:
     """The payment a money event names and its waiting movements: on the first report of a
-    PaymentIntent neither is stored yet (money_movements.provider_payment, _release_deferred)."""
+    PaymentIntent neither is stored yet (money_movements.provider_payment, _release_deferred).
+    And the invoice it names, which the payment's first report loads: asked in the same query,
+    its history comes with the answer (CommandRunner.work)."""
     subject = event.subject
     if isinstance(subject, PaymentReport):
         intent: str | None = subject.id
@@ -123,7 +125,9 @@ def _probable_reads(event: VerifiedEvent) -> tuple[UUID, ...]:
         return ()
     if intent is None:
         return ()
-    return payment_id_for(PROVIDER, intent), deferred_id_for(PROVIDER, intent)
+    invoice = getattr(subject, "invoice_id", None)
+    named = (invoice,) if isinstance(invoice, UUID) else ()
+    return payment_id_for(PROVIDER, intent), deferred_id_for(PROVIDER, intent), *named
 
 
 def handle(work: Work, event: VerifiedEvent, at: datetime) -> Outcome:
