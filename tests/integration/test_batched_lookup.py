@@ -5,10 +5,11 @@ application's writes."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
+import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.stored_ids import stored_events, stored_ids
@@ -34,14 +35,20 @@ def _refunded(event_id: str, refund: str, intent: str, amount: int) -> VerifiedE
     return verified_event(event_id, "refund.created", "refund", **changes)
 
 
+def _paid_once(app: BillingApplication, name: str) -> tuple[UUID, UUID, UUID, list[UUID]]:
+    """An invoice paid by one Stripe payment: the invoice's, the event record's and the
+    payment's ids, and ids of nothing, more than one statement's worth on SQLite."""
+    invoice_id = _open_invoice(app)
+    StripeIngestion(app).ingest(payment_succeeded(f"evt_{name}", f"pi_{name}", invoice_id))
+    record = provider_event_id("stripe", f"evt_{name}")
+    payment = payment_id_for("stripe", f"pi_{name}")
+    return invoice_id, record, payment, [uuid4() for _ in range(1_200)]
+
+
 def test_stored_ids_names_exactly_the_ids_with_events(app: BillingApplication) -> None:
     found = stored_ids(app.recorder)
     assert found is not None
-    invoice_id = _open_invoice(app)
-    StripeIngestion(app).ingest(payment_succeeded("evt_l1", "pi_l1", invoice_id))
-    record = provider_event_id("stripe", "evt_l1")
-    payment = payment_id_for("stripe", "pi_l1")
-    strangers = [uuid4() for _ in range(1_200)]  # more than one statement's worth on SQLite
+    invoice_id, record, payment, strangers = _paid_once(app, "l1")
     assert found([invoice_id, record, payment, *strangers]) == {invoice_id, record, payment}
     assert found([*strangers, invoice_id]) == {invoice_id}
     assert found(strangers[:3]) == set()
@@ -71,68 +78,46 @@ def test_a_redelivery_to_another_application_is_found_by_the_batch_lookup(make_a
         assert (invoice.amount_paid, invoice.amount_refunded) == (6_000, 3_000)
 
 
+@pytest.mark.parametrize("lookup_name", ["stored_events", "stored_ids"])
 def test_an_event_stored_by_another_application_after_the_lookup_is_answered_as_a_duplicate(
-    make_app: AppFactory,
+    make_app: AppFactory, lookup_name: str
 ) -> None:
     """The race the lookup opens: it says "new", the other application then stores the same
     event (and its payment). The save collides or the reads are found stale; the command is
-    decided again, finds the record, and the money is applied once."""
+    decided again, finds the record, and the money is applied once. The same with the batch's
+    query of events (`stored_events`) and, without it, with the query of ids only (`stored_ids`,
+    the rest loaded through the repository)."""
     first, second = make_app(), make_app()
     invoice_id = _open_invoice(first)
-    event = payment_succeeded("evt_race", "pi_race", invoice_id)
-    lookup = first.runner.stored_events
+    event = payment_succeeded(f"evt_race_{lookup_name}", f"pi_race_{lookup_name}", invoice_id)
+    if lookup_name == "stored_ids":
+        first.runner.stored_events = None
+    lookup = getattr(first.runner, lookup_name)
     assert lookup is not None
     raced: list[bool] = []
 
-    def then_the_other_stores_it(after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
-        found = lookup(after)
+    def then_the_other_stores_it(asked: Any) -> Any:
+        found = lookup(asked)
         if not raced:
             raced.append(True)
             assert StripeIngestion(second).ingest(event).outcome == "applied"
         return found
 
-    first.runner.stored_events = then_the_other_stores_it
+    setattr(first.runner, lookup_name, then_the_other_stores_it)
     answer = StripeIngestion(first).ingest(event)
     assert raced
     assert (answer.duplicate, answer.outcome) == (True, "applied")
     invoice = first.invoice(invoice_id)
-    assert (invoice.amount_paid, invoice.payment_ids) == (10_000, [str(payment_id_for("stripe", "pi_race"))])
-    assert len(first.recorder.select_events(provider_event_id("stripe", "evt_race"))) == 2  # received, handled
-
-
-def test_the_same_race_with_the_lookup_of_ids_only(make_app: AppFactory) -> None:
-    """Without `stored_events` the batch asks `stored_ids` (which ids exist) and loads the rest
-    through the repository: the same race ends the same way."""
-    first, second = make_app(), make_app()
-    invoice_id = _open_invoice(first)
-    event = payment_succeeded("evt_race2", "pi_race2", invoice_id)
-    first.runner.stored_events = None
-    lookup = first.runner.stored_ids
-    assert lookup is not None
-    raced: list[bool] = []
-
-    def then_the_other_stores_it(ids: Collection[UUID]) -> set[UUID]:
-        found = lookup(ids)
-        if not raced:
-            raced.append(True)
-            assert StripeIngestion(second).ingest(event).outcome == "applied"
-        return found
-
-    first.runner.stored_ids = then_the_other_stores_it
-    answer = StripeIngestion(first).ingest(event)
-    assert raced
-    assert (answer.duplicate, answer.outcome) == (True, "applied")
-    assert first.invoice(invoice_id).amount_paid == 10_000
+    payment = str(payment_id_for("stripe", f"pi_race_{lookup_name}"))
+    assert (invoice.amount_paid, invoice.payment_ids) == (10_000, [payment])
+    record = provider_event_id("stripe", f"evt_race_{lookup_name}")
+    assert len(first.recorder.select_events(record)) == 2  # received, handled
 
 
 def test_stored_events_gives_each_found_id_its_events_after_the_version_asked(app: BillingApplication) -> None:
     histories = stored_events(app.recorder)
     assert histories is not None
-    invoice_id = _open_invoice(app)
-    StripeIngestion(app).ingest(payment_succeeded("evt_h1", "pi_h1", invoice_id))
-    record = provider_event_id("stripe", "evt_h1")
-    payment = payment_id_for("stripe", "pi_h1")
-    strangers = [uuid4() for _ in range(1_200)]  # more than one statement's worth on SQLite
+    invoice_id, record, payment, strangers = _paid_once(app, "h1")
     found = histories({invoice_id: 0, record: 0, payment: 0, **dict.fromkeys(strangers, 0)})
     assert set(found) == {invoice_id, record, payment}
     for aggregate_id, events in found.items():

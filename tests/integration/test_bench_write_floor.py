@@ -4,8 +4,6 @@ writes every row the rebuild left, table by table, and leaves no scratch copy be
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from sqlalchemy import func, inspect, select
 
@@ -16,17 +14,7 @@ from bench.read_models import EVENTS_PER_INVOICE, GenerateJob, generate
 from bench.write_floor import SCRATCH_SCHEMA, postgres_floor, sqlite_floor
 from commands.application import BillingApplication
 from projections.tables import metadata
-
-
-class InlineGate:
-    """The bench's Gate for one body run in this process: nothing to wait for."""
-
-    @contextmanager
-    def setup(self) -> Iterator[None]:
-        yield
-
-    def ready(self) -> None:
-        pass
+from tests.bench_runs import InlineGate
 
 
 def test_the_floor_reads_the_whole_log_and_writes_every_rebuilt_row(database_url: str) -> None:

@@ -4,8 +4,6 @@ with adapters/event_decoding.py, is the log the library decodes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +13,7 @@ from adapters.persistence import event_store_env
 from bench.log_replay import ReplayLogJob, ReplayLogReport, _BareRows, measure, render
 from bench.read_models import EVENTS_PER_INVOICE, GenerateJob, generate
 from commands.application import BillingApplication
-
-
-class InlineGate:
-    """The bench's Gate for one body run in this process: nothing to wait for."""
-
-    @contextmanager
-    def setup(self) -> Iterator[None]:
-        yield
-
-    def ready(self) -> None:
-        pass
+from tests.bench_runs import InlineGate
 
 
 def small_log(tmp_path: Path) -> tuple[str, int]:
