@@ -27,6 +27,7 @@ import hashlib
 import multiprocessing
 import os
 import struct
+import threading
 from binascii import hexlify
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -295,7 +296,7 @@ def _stored(
     stored in another spelling cannot change the verdict. `upto`: the last position to read
     (None: the end of the log)."""
     dialect = engine.dialect.name
-    key, mark = log_position(dialect), "%s" if dialect == "postgresql" else "?"
+    key, mark = log_position(dialect), _mark(dialect)
     # PostgreSQL prints its uuid column as UUID text; SQLite's 32 hex digits are spelled with
     # hyphens in Python (`_spelling`), where it costs a tenth of what substr() did in the query.
     oid = "e.originator_id::text" if dialect == "postgresql" else "e.originator_id"
@@ -572,7 +573,7 @@ def _suspect_at(engine: Engine, table: str, first: int | None, deleted: int | No
     """The lowest of `first` (a row whose kept link is missing or does not hold) and `deleted`,
     with the log's last position before it, the events below it and the kept link there."""
     position = min(int(candidate) for candidate in (first, deleted) if candidate is not None)
-    key, mark = log_position(engine.dialect.name), "%s" if engine.dialect.name == "postgresql" else "?"
+    key, mark = log_position(engine.dialect.name), _mark(engine.dialect.name)
     before = f"SELECT max({key}), count(*) FROM {table} WHERE {key} < {mark}"  # noqa: S608
     last, below = _fetch(engine, before, (position,))[0]
     after = 0 if last is None else int(last)
@@ -585,14 +586,21 @@ def _suspect_at(engine: Engine, table: str, first: int | None, deleted: int | No
 
 # SQLite (and PostgreSQL before 11): the links checked in Python, each on its own.
 
+
+def _mark(dialect: str) -> str:
+    """The driver's parameter mark: psycopg's or sqlite3's."""
+    return "%s" if dialect == "postgresql" else "?"
+
+
 PARALLEL_FROM = 50_000  # the chain head position from which `verify` may split the log between processes
 
 
 def _workers(engine: Engine, head: int, asked: int | None) -> int:
     """How many processes check the links: `asked`, or else two when the log is large enough
-    for a fork to pay and a core is idle (the load average a core below the cores available):
-    on a busy machine a second process was slower than one (docs/throughput.md, Audit verify);
-    one where a fork cannot see the same database (in memory)."""
+    for a fork to pay, a core is idle (the load average a core below the cores available: on a
+    busy machine a second process was slower than one, docs/throughput.md, Audit verify) and
+    this process runs no other thread (`ledger audit verify` runs none); one where a fork cannot
+    see the same database (in memory)."""
     database = engine.url.database
     if engine.dialect.name == "sqlite" and (not database or database == ":memory:" or database.startswith("file:")):
         return 1
@@ -600,8 +608,14 @@ def _workers(engine: Engine, head: int, asked: int | None) -> int:
         return 1  # no fork, or a daemonic process, which multiprocessing does not let have children
     if asked is not None:
         return max(1, asked)
+    if threading.active_count() > 1:  # a fork copies one thread: another's lock held then stays held in the child
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if head < PARALLEL_FROM or cores < 2 or os.getloadavg()[0] > cores - 1:
+    try:
+        busy = os.getloadavg()[0] > cores - 1
+    except OSError:  # no load average to be had: no way to tell a core is idle
+        return 1
+    if head < PARALLEL_FROM or cores < 2 or busy:
         return 1
     return 2
 
@@ -624,8 +638,7 @@ def _scan(engine: Engine, table: str, batch: int, after: int, upto: int) -> _Ran
     lower one, which is the lower suspect: any start does then."""
     link = GENESIS
     if after:
-        key = log_position(engine.dialect.name)
-        mark = "%s" if engine.dialect.name == "postgresql" else "?"
+        key, mark = log_position(engine.dialect.name), _mark(engine.dialect.name)
         start = (
             f"SELECT c.link FROM {table} e LEFT JOIN audit_chain c ON c.position = e.{key} "  # noqa: S608
             f"WHERE e.{key} <= {mark} ORDER BY e.{key} DESC LIMIT 1"
@@ -661,8 +674,8 @@ def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: i
     cuts = [head * part // parts for part in range(parts + 1)]
     ranges = list(pairwise(cuts))
     found: dict[int, _Range] = {}
-    if workers > 1:
-        taken = multiprocessing.get_context("fork").Value("q", 0)
+    taken = _shared_counter() if workers > 1 else None
+    if taken is not None:
 
         def take() -> dict[int, _Range]:
             done: dict[int, _Range] = {}
@@ -688,11 +701,20 @@ def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: i
     held = sum(part.held for part in checked)
     if first is None and held == links:
         link = next((part.link for part in reversed(checked) if part.link is not None), GENESIS)
-        mark = "%s" if engine.dialect.name == "postgresql" else "?"
-        newer = f"SELECT count(*) FROM {table} WHERE {log_position(engine.dialect.name)} > {mark}"  # noqa: S608
+        key, mark = log_position(engine.dialect.name), _mark(engine.dialect.name)
+        newer = f"SELECT count(*) FROM {table} WHERE {key} > {mark}"  # noqa: S608
         (unchained,) = _fetch(engine, newer, (head,))[0]
         return _Suspect(None, head, held, link.hex(), unchained=int(unchained))
     return _suspect_at(engine, table, first, _first_deleted(engine, table))
+
+
+def _shared_counter() -> Any:
+    """The next range to take, shared with the forked processes; None where the system has no
+    shared memory or semaphores for it (this process then checks every range itself)."""
+    try:
+        return multiprocessing.get_context("fork").Value("q", 0)
+    except OSError:
+        return None
 
 
 def _in_child(engine: Engine, work: Callable[[], T]) -> Callable[[], T | None]:

@@ -50,16 +50,18 @@ def folds_plainly(event_class: type, aggregate_class: type) -> bool:
     `aggregate_class` without the library's `mutate`, doing what that method does: the id and
     version checks, the event's `apply`, then the version and the modified time set. Only when
     the class's `mutate` is the library's own (a subclass that overrides it, such as a creation
-    event, takes the slow path) and the aggregate's `version` and `modified_on` are the library's
-    plain properties over `_version` and `_modified_on`."""
+    event, takes the slow path) and the aggregate's `id`, `version` and `modified_on` are the
+    library's plain properties over `_id`, `_version` and `_modified_on`."""
     return (
         getattr(event_class, "mutate", None) is _LIBRARY_MUTATE
+        and getattr(aggregate_class, "id", None) is _LIBRARY_ID
         and getattr(aggregate_class, "version", None) is _LIBRARY_VERSION
         and getattr(aggregate_class, "modified_on", None) is _LIBRARY_MODIFIED_ON
     )
 
 
 _LIBRARY_MUTATE = CanMutateAggregate.mutate
+_LIBRARY_ID = BaseAggregate.__dict__["id"]
 _LIBRARY_VERSION = BaseAggregate.__dict__["version"]
 _LIBRARY_MODIFIED_ON = BaseAggregate.__dict__["modified_on"]
 

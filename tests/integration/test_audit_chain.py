@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -23,12 +24,14 @@ from commands.messages import NewLine
 from ledger.money import Money
 from projections.audit_chain import (
     GENESIS,
+    PARALLEL_FROM,
     Verdict,
     _chain_head,
     _first_suspect,
     _in_child,
     _Range,
     _scanned_suspect,
+    _workers,
     next_link,
     verify,
     walk_verify,
@@ -473,6 +476,29 @@ def test_the_python_check_of_the_links_doubts_what_the_server_doubts(
     for workers in (1, 2, 3):
         python = _scanned_suspect(engine, app.events_table_name, head, links, 4, workers)
         assert python == server or (server is None and case == "kept link not hex"), workers
+
+
+def test_verify_splits_a_large_log_only_where_a_fork_is_safe(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes for a large log on an idle machine in a process of one thread (both
+    faked: the suite itself may run threads), one when the process runs another thread (a fork
+    keeps only the calling thread: a lock another held stays held in the child), when the log
+    is small, or when the load average cannot be read."""
+    if engine.dialect.name != "sqlite" or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("the links are checked in our processes on SQLite, with a core to spare")
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    assert _workers(engine, PARALLEL_FROM, None) == 2
+    assert _workers(engine, PARALLEL_FROM - 1, None) == 1
+    assert _workers(engine, PARALLEL_FROM, 3) == 3  # asked for
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    assert _workers(engine, PARALLEL_FROM, None) == 1
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+    def unreadable() -> tuple[float, float, float]:
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(os, "getloadavg", unreadable)
+    assert _workers(engine, PARALLEL_FROM, None) == 1
 
 
 def test_a_forked_check_answers_its_result_or_none_when_its_process_failed(engine: Engine) -> None:

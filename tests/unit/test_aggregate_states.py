@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.domain import OriginatorIDError, OriginatorVersionError
+from eventsourcing.domain import BaseAggregate, OriginatorIDError, OriginatorVersionError
 
 from ledger.invoices import BANK, Invoice
 from ledger.lines import Line
@@ -28,6 +28,10 @@ class _Noted(Invoice.Event):
         invoice = super().mutate(aggregate)
         invoice.memo = f"mutated: {self.note}"
         return invoice
+
+
+# The library's own properties of an aggregate, which the fold does the work of.
+_LIBRARY_PROPERTIES = {name: BaseAggregate.__dict__[name] for name in ("id", "version", "modified_on")}
 
 
 class _OwnVersion:
@@ -98,6 +102,9 @@ def test_ordinary_events_fold_plainly_and_creations_do_not() -> None:
     assert not folds_plainly(Payment.Initiated, Payment)
     assert not folds_plainly(_Noted, Invoice)  # its own `mutate`
     assert not folds_plainly(Invoice.LineAdded, _OwnVersion)  # an aggregate's own version property
+    own_id = type("_OwnId", (), {**_LIBRARY_PROPERTIES, "id": property(lambda self: None)})
+    assert folds_plainly(Invoice.LineAdded, type("_Library", (), _LIBRARY_PROPERTIES))
+    assert not folds_plainly(Invoice.LineAdded, own_id)  # an aggregate's own id property
 
 
 def test_an_event_class_that_overrides_mutate_is_folded_by_it() -> None:
