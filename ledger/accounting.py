@@ -116,9 +116,15 @@ def posting_rule(event: object, rules: Mapping[str, PostingRule] | None = None) 
 
     Raises NoPostingRuleError for an event marked `MovesMoney` that has no rule.
     """
-    topic = getattr(type(event), "TOPIC", None)
+    return class_posting_rule(type(event), rules)
+
+
+def class_posting_rule(cls: type, rules: Mapping[str, PostingRule] | None = None) -> PostingRule | None:
+    """`posting_rule` for any event of `cls`: the rule depends on the class alone (its stored
+    topic, whether it moves money), so a caller meeting many events may ask once per class."""
+    topic = getattr(cls, "TOPIC", None)
     rule = (RULES if rules is None else rules).get(topic) if isinstance(topic, str) else None
-    if rule is None and isinstance(event, MovesMoney):
+    if rule is None and issubclass(cls, MovesMoney):
         raise NoPostingRuleError(topic)
     return rule
 

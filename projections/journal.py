@@ -17,7 +17,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Table
 
-from ledger.accounting import RULES, NoPostingRuleError, PostingRule
+from ledger.accounting import RULES, NoPostingRuleError, PostingRule, class_posting_rule
 from ledger.events import MovesMoney
 from ledger.fees import ProcessorFee
 from ledger.invoices import Invoice
@@ -34,8 +34,9 @@ _Place = tuple[str, PostingRule | None, Any]
 
 
 def _place(cls: type, rules: Mapping[str, PostingRule]) -> _Place:
-    """What `process` does with an event of `cls`, as `posting_rule` and the tests before it
-    decide per event; they depend on the class only, so they are made once per class."""
+    """What `process` does with an event of `cls`: where its postings go (the tests below),
+    its rule and refusal (`class_posting_rule`); they depend on the class only, so they are
+    made once per class."""
     topic = getattr(cls, "TOPIC", cls.__name__)
     if issubclass(cls, Invoice.Event):
         where = _INVOICE
@@ -47,11 +48,10 @@ def _place(cls: type, rules: Mapping[str, PostingRule]) -> _Place:
         return _REFUSED, None, topic
     else:
         return _NONE, None, topic
-    declared = getattr(cls, "TOPIC", None)  # posting_rule's lookup: by the stored topic only
-    rule = rules.get(declared) if isinstance(declared, str) else None
-    if rule is None and issubclass(cls, MovesMoney):
-        return _REFUSED, None, declared  # posting_rule's error names the declared topic
-    return where, rule, topic
+    try:
+        return where, class_posting_rule(cls, rules), topic
+    except NoPostingRuleError as refused:
+        return _REFUSED, None, refused.topic
 
 
 class JournalProjection:
