@@ -113,8 +113,7 @@ class GroupCommit(Generic[Item, Result]):
         try:
             while not own.done:
                 with self._lock:
-                    batch = self._waiting[: self._max_batch]
-                    del self._waiting[: self._max_batch]
+                    batch = self._take()
                 interrupted = self._run(batch)
                 if interrupted is not None:
                     raise interrupted
@@ -131,13 +130,18 @@ class GroupCommit(Generic[Item, Result]):
                     if not self._waiting:
                         self._leading = False
                         return
-                    batch = self._waiting[: self._max_batch]
-                    del self._waiting[: self._max_batch]
+                    batch = self._take()
                 self._run(batch, writer=True)
         except BaseException:  # a bug here must not leave the waiting without a leader
             with self._lock:
                 self._hand_over()
             raise
+
+    def _take(self) -> list[_Slot[Item, Result]]:
+        """Under the lock: the next batch, the longest waiting first."""
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        return batch
 
     def _hand_over(self) -> None:
         """Under the lock: the first waiting caller leads next (an async one through the writer
