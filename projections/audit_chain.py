@@ -475,7 +475,7 @@ def _walk(
             count += 1
             index = held + 1
         if end < len(chunk):
-            return _bad(count, link, cast(int, deleted), "deleted", "chained, but no longer in the log")
+            break  # the deleted position comes next
     if deleted is not None:
         return _bad(count, link, deleted, "deleted", "chained, but no longer in the log")
     return Verdict(ok=True, count=count, head=link.hex(), unchained=unchained)
