@@ -3,6 +3,12 @@
 The PostgreSQL followers here poll only every 30 s, and every wait for a read model gives up
 after 20 s: a follower that shows a command in time was woken by a notification, which the
 listener's counters confirm (no wait ran to its timeout).
+
+A busy follower does not wait at all: after two passes in a row that applied events it pauses
+(projections/runner.py `Gathering`) and looks at the log again. A command committed during that
+pause is applied without any notification, so these tests commit each command only once the
+follower is inside a wait (`_Watched.until_waiting`), where nothing but a notification ends it in
+time.
 """
 
 from __future__ import annotations
@@ -68,22 +74,52 @@ def _shows(engine: Engine, app: BillingApplication, invoice_id: UUID) -> None:
         time.sleep(0.01)
 
 
+class _Watched:
+    """A waiter's `wait` that tells the test whether the follower is inside it, and which wait."""
+
+    def __init__(self, waiter: LogWaiter) -> None:
+        self._waiter = waiter
+        self._changed = threading.Condition()
+        self._begun = 0  # waits begun so far
+        self._inside = False
+
+    def wait(self, timeout: float) -> None:
+        with self._changed:
+            self._begun += 1
+            self._inside = True
+            self._changed.notify_all()
+        try:
+            self._waiter.wait(timeout)
+        finally:
+            with self._changed:
+                self._inside = False
+
+    def until_waiting(self, after: int = 0) -> int:
+        """Block until the follower is inside a wait (one begun after its first `after` waits): its
+        last pass found nothing new. Returns that wait's number."""
+        with self._changed:
+            inside = self._changed.wait_for(lambda: self._inside and self._begun > after, DEADLINE_SECONDS)
+            assert inside, f"the follower did not go back to waiting in {DEADLINE_SECONDS} s"
+            return self._begun
+
+
 @contextmanager
-def _following(runner: ProjectionRunner, waiter: LogWaiter, poll_seconds: float) -> Iterator[None]:
+def _following(runner: ProjectionRunner, waiter: LogWaiter, poll_seconds: float) -> Iterator[_Watched]:
     """`runner.follow` in a thread, stopped (and its failure re-raised) on exit."""
     stop = threading.Event()
     failures: list[BaseException] = []
+    watched = _Watched(waiter)
 
     def follow() -> None:
         try:
-            runner.follow(poll_seconds=poll_seconds, should_stop=stop.is_set, wait=waiter.wait)
+            runner.follow(poll_seconds=poll_seconds, should_stop=stop.is_set, wait=watched.wait)
         except BaseException as failure:
             failures.append(failure)
 
     thread = threading.Thread(target=follow, name="follower")
     thread.start()
     try:
-        yield
+        yield watched
     finally:
         stop.set()
         waiter.interrupt()
@@ -110,10 +146,12 @@ def test_a_notification_wakes_the_follower_long_before_its_poll(
     with closing(log_waiter(app, database_url)) as waiter:
         assert isinstance(waiter, LogListener)
         runner.catch_up()
-        with _following(runner, waiter, LONG_POLL_SECONDS):
+        with _following(runner, waiter, LONG_POLL_SECONDS) as follower:
             for _ in range(3):
+                follower.until_waiting()
                 invoice_id = _invoice(writer)
                 _shows(engine, writer, invoice_id)
+                follower.until_waiting()
                 writer.record_offline_payment(invoice_id, Money(5_000, "usd"), reference="wire")
                 _shows(engine, writer, invoice_id)
         assert waiter.timed_out == 0, "a wait ran to the poll interval: the follower was not woken by NOTIFY"
@@ -186,13 +224,18 @@ def test_the_listener_survives_the_server_terminating_its_connection(
         assert isinstance(waiter, LogListener)
         runner.catch_up()
         backend = waiter.backend_pid
-        with _following(runner, waiter, LONG_POLL_SECONDS):
+        with _following(runner, waiter, LONG_POLL_SECONDS) as follower:
+            follower.until_waiting()
             _shows(engine, writer, _invoice(writer))
+            before_the_loss = follower.until_waiting()
             assert admin.execute("SELECT pg_terminate_backend(%s)", (backend,)).fetchone() == (True,)
             give_up = time.monotonic() + DEADLINE_SECONDS
             while waiter.reconnects == 0:
                 assert time.monotonic() < give_up, "the listener never reconnected"
                 time.sleep(0.01)
+            # The wait that lost the connection returns once it has listened again (a counter up
+            # before that wait is over): the next one begins after the pass that follows it.
+            follower.until_waiting(after=before_the_loss)
             _shows(engine, writer, _invoice(writer))
         assert waiter.backend_pid not in (None, backend)
         assert waiter.timed_out == 0
