@@ -24,10 +24,10 @@ from bench.asof import AsOfReport
 from bench.log_replay import ReplayLogReport
 from bench.read_models import ReadModelsReport
 from bench.report import fmt, table
+from bench.webhooks import TARGETS as WEBHOOKS_1_WORKER
 from bench.webhooks import WebhookReport, WebhookRow
 
 # The issue's targets (issue 15, "Build" table), per backend.
-WEBHOOKS_1_WORKER = {"sqlite": 1_000.0, "postgres": 700.0}  # webhooks/s, closed loop
 WEBHOOKS_2_WORKERS = 1_000.0  # PostgreSQL only
 HALF_LOAD_P99_MS = 100.0  # p99 at half the 1-worker target, open loop
 REBUILD = {"sqlite": 60_000.0, "postgres": 40_000.0}  # events/s

@@ -130,25 +130,11 @@ def _get_status(port: int, path: str) -> int | None:
 
 @contextmanager
 def served(factory: str, health: str, env: dict[str, str], log: Path, workers: int = 1) -> Iterator[Server]:
-    """`python -m uvicorn --factory <factory>` on a free loopback port until the block ends;
-    `workers` > 1: uvicorn's supervisor and that many worker processes (its children)."""
+    """`factory` served on a free loopback port until the block ends, as `ledger serve` serves
+    (bench/serve.py); `workers` > 1: uvicorn's supervisor and that many worker processes (its
+    children)."""
     port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        factory,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    command = [sys.executable, "-m", "bench.serve", factory, str(port), str(workers)]
     environment = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)

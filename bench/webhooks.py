@@ -74,7 +74,9 @@ from commands.application import BillingApplication
 
 SECRET = "whsec_bench_0123456789abcdefghijklmnop"
 PATH = "/webhooks/stripe"
-TARGETS = {"sqlite": 1_000.0, "postgres": 500.0}  # webhooks/s under max load
+# Issue 15's targets, webhooks/s under max load with 1 worker (bench/summary.py prints them too;
+# issue 11's 500/s for PostgreSQL was raised to 700 there).
+TARGETS = {"sqlite": 1_000.0, "postgres": 700.0}
 P99_TARGET_MS = 100.0  # at half the target rate
 REFUND = 1_000  # minor units, partial
 EVENTS_PER_INVOICE = 2.9
