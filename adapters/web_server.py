@@ -148,11 +148,11 @@ def run_uvicorn(factory: str, host: str, port: int, workers: int, log_level: str
     )
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
-        if workers > 1:
+        if config.workers > 1:  # uvicorn's Config makes 0 workers 1, as uvicorn.run goes by it
             Multiprocess(config, sockets=[config.bind_socket()]).run()
         else:
             server.run()
-    if workers == 1 and not server.started:
+    if config.workers == 1 and not server.started:
         sys.exit(STARTUP_FAILURE)  # as uvicorn.run: the port was taken, or the app did not start
 
 

@@ -2,11 +2,12 @@
 INSERT rate of the same rows measured in the same run.
 
 Server: the real API (`adapters.web_server:asgi_app`, the factory `ledger serve` uses) in a
-`python -m uvicorn` subprocess, 1 worker, on a fresh database (bench.web.served). Setup over
-HTTP: one meter, one graduated price with a decimal tier, one usage customer. Load: CONNECTIONS
-threads, each a keep-alive connection sending pre-encoded batches of BATCH records (every
-identifier new, so every record is stored: one row per record, keyed by its uuid5), one request
-in flight each; a batch counts when it is answered 200 with all of its records accepted.
+subprocess served as `ledger serve` serves (bench/serve.py), 1 worker, on a fresh database
+(bench.web.served). Setup over HTTP: one meter, one graduated price with a decimal tier, one
+usage customer. Load: CONNECTIONS threads, each a keep-alive connection sending pre-encoded
+batches of BATCH records (every identifier new, so every record is stored: one row per record,
+keyed by its uuid5), one request in flight each; a batch counts when it is answered 200 with all
+of its records accepted.
 
 Baseline ("raw INSERT"): the same number of rows, of the size our record events are stored at,
 keyed by random UUIDs like theirs, inserted BATCH per transaction straight through the driver

@@ -1,11 +1,12 @@
 """HTTP: requests/s and p50/p99 latency of the JSON API under a load generator on loopback.
 
-Servers: `python -m uvicorn` subprocesses on free loopback ports, 1 worker, access log off, the
-same settings for both: the real API (the factory `ledger serve` uses, adapters.web_server:asgi_app,
-on a fresh database, so the in-process projection follower runs as in production) and a trivial
-Starlette app (`trivial_app`: one GET route, a small JSON object, no middleware), the HTTP ceiling
-of this machine with this uvicorn. Each is polled on its health route before it is measured and
-stopped with SIGINT (uvicorn's graceful shutdown: the lifespan's shutdown runs) afterwards.
+Servers: subprocesses on free loopback ports, served as `ledger serve` serves (bench/serve.py:
+adapters/web_server.py `run_uvicorn`), 1 worker, access log off, the same settings for both: the
+real API (the factory `ledger serve` uses, adapters.web_server:asgi_app, on a fresh database, so
+the in-process projection follower runs as in production) and a trivial Starlette app
+(`trivial_app`: one GET route, a small JSON object, no middleware), the HTTP ceiling of this
+machine with this uvicorn. Each is polled on its health route before it is measured and stopped
+with SIGINT (uvicorn's graceful shutdown: the lifespan's shutdown runs) afterwards.
 
 Load: CLIENTS spawned processes (bench.procs), each a closed loop over CONNECTIONS keep-alive
 sockets driven by one selector: requests are pre-encoded bytes, responses are framed by their

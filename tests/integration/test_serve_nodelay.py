@@ -14,8 +14,12 @@ import asyncio
 import multiprocessing
 import socket
 from multiprocessing.connection import Connection
+from typing import ClassVar
 
-from adapters.web_server import NoDelayConfig
+import pytest
+
+from adapters import web_server
+from adapters.web_server import NoDelayConfig, run_uvicorn
 
 FACTORY = "adapters.web_server:asgi_app"
 
@@ -78,6 +82,7 @@ def test_a_worker_process_handed_the_listener_accepts_with_tcp_nodelay() -> None
     with _listener(workers=2) as listener:
         worker = spawn.Process(target=_in_a_worker, args=(listener, sending))
         worker.start()
+        sending.close()  # the worker's copy only: a worker that dies ends the poll at once
         try:
             assert receiving.poll(60), "the worker process did not report"
             assert receiving.recv() != 0
@@ -86,3 +91,26 @@ def test_a_worker_process_handed_the_listener_accepts_with_tcp_nodelay() -> None
             if worker.is_alive():
                 worker.kill()
     assert worker.exitcode == 0
+
+
+class _Supervisor:
+    """Stands in for uvicorn's `Multiprocess`: keeps the sockets it is handed, starts no worker."""
+
+    handed: ClassVar[list[socket.socket]] = []
+
+    def __init__(self, config: object, sockets: list[socket.socket]) -> None:
+        _Supervisor.handed = sockets
+
+    def run(self) -> None:
+        pass
+
+
+def test_ledger_serve_hands_its_workers_that_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_uvicorn`, which `ledger serve` and the bench run: with 2 workers the supervisor gets
+    the IPPROTO_TCP listener, not the one uvicorn.run would bind."""
+    monkeypatch.setattr(web_server, "Multiprocess", _Supervisor)
+    run_uvicorn(FACTORY, "127.0.0.1", 0, 2, "warning")
+    [listener] = _Supervisor.handed
+    with listener:
+        assert listener.proto == socket.IPPROTO_TCP
+        assert _nodelay_of_an_accepted_connection(listener) != 0
