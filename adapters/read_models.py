@@ -27,7 +27,7 @@ from ledger.payments import Payment
 from projections.admin.activity import AdminActivityProjection
 from projections.admin.dunning import DunningStatusProjection
 from projections.admin.users import AdminUsersProjection
-from projections.audit_chain import AuditChain, RawLog, Record, log_position, stored_id_text
+from projections.audit_chain import AuditChain, RawLog, Record, log_position, param_mark, stored_id_text
 from projections.invoice_states import InvoiceStates
 from projections.invoice_status import InvoiceStatusProjection
 from projections.invoice_versions import InvoiceVersionIndex, InvoiceVersionsProjection, StoredEvents
@@ -201,7 +201,7 @@ def _position(row: StoredRow) -> int:
 def _select_query(dialect: str, table: str) -> str:
     """The log's rows after a position, the id as UUID text: what the chain hashes (str(UUID))
     and the decoder takes (UUID(text))."""
-    key, mark = log_position(dialect), "%s" if dialect == "postgresql" else "?"
+    key, mark = log_position(dialect), param_mark(dialect)
     return (
         f"SELECT {key}, {stored_id_text(dialect, 'originator_id')}, originator_version, topic, state "  # noqa: S608
         f"FROM {table} WHERE {key} > {mark} ORDER BY {key} LIMIT {mark}"

@@ -245,6 +245,11 @@ def log_position(dialect: str) -> str:
     return "notification_id" if dialect == "postgresql" else "rowid"
 
 
+def param_mark(dialect: str) -> str:
+    """The driver's parameter mark: psycopg's or sqlite3's."""
+    return "%s" if dialect == "postgresql" else "?"
+
+
 def stored_id_text(dialect: str, column: str) -> str:
     """SQL for a stored originator id as UUID text (`str(UUID)`, with hyphens), the spelling the
     chain covers: PostgreSQL prints its uuid column so; the library stores it on SQLite as 32 hex
@@ -296,7 +301,7 @@ def _stored(
     stored in another spelling cannot change the verdict. `upto`: the last position to read
     (None: the end of the log)."""
     dialect = engine.dialect.name
-    key, mark = log_position(dialect), _mark(dialect)
+    key, mark = log_position(dialect), param_mark(dialect)
     # PostgreSQL prints its uuid column as UUID text; SQLite's 32 hex digits are spelled with
     # hyphens in Python (`_spelling`), where it costs a tenth of what substr() did in the query.
     oid = "e.originator_id::text" if dialect == "postgresql" else "e.originator_id"
@@ -573,7 +578,7 @@ def _suspect_at(engine: Engine, table: str, first: int | None, deleted: int | No
     """The lowest of `first` (a row whose kept link is missing or does not hold) and `deleted`,
     with the log's last position before it, the events below it and the kept link there."""
     position = min(int(candidate) for candidate in (first, deleted) if candidate is not None)
-    key, mark = log_position(engine.dialect.name), _mark(engine.dialect.name)
+    key, mark = log_position(engine.dialect.name), param_mark(engine.dialect.name)
     before = f"SELECT max({key}), count(*) FROM {table} WHERE {key} < {mark}"  # noqa: S608
     last, below = _fetch(engine, before, (position,))[0]
     after = 0 if last is None else int(last)
@@ -585,11 +590,6 @@ def _suspect_at(engine: Engine, table: str, first: int | None, deleted: int | No
 
 
 # SQLite (and PostgreSQL before 11): the links checked in Python, each on its own.
-
-
-def _mark(dialect: str) -> str:
-    """The driver's parameter mark: psycopg's or sqlite3's."""
-    return "%s" if dialect == "postgresql" else "?"
 
 
 PARALLEL_FROM = 50_000  # the chain head position from which `verify` may split the log between processes
@@ -638,7 +638,7 @@ def _scan(engine: Engine, table: str, batch: int, after: int, upto: int) -> _Ran
     lower one, which is the lower suspect: any start does then."""
     link = GENESIS
     if after:
-        key, mark = log_position(engine.dialect.name), _mark(engine.dialect.name)
+        key, mark = log_position(engine.dialect.name), param_mark(engine.dialect.name)
         start = (
             f"SELECT c.link FROM {table} e LEFT JOIN audit_chain c ON c.position = e.{key} "  # noqa: S608
             f"WHERE e.{key} <= {mark} ORDER BY e.{key} DESC LIMIT 1"
@@ -701,7 +701,7 @@ def _scanned_suspect(engine: Engine, table: str, head: int, links: int, batch: i
     held = sum(part.held for part in checked)
     if first is None and held == links:
         link = next((part.link for part in reversed(checked) if part.link is not None), GENESIS)
-        key, mark = log_position(engine.dialect.name), _mark(engine.dialect.name)
+        key, mark = log_position(engine.dialect.name), param_mark(engine.dialect.name)
         newer = f"SELECT count(*) FROM {table} WHERE {key} > {mark}"  # noqa: S608
         (unchained,) = _fetch(engine, newer, (head,))[0]
         return _Suspect(None, head, held, link.hex(), unchained=int(unchained))
