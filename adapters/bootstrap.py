@@ -12,7 +12,7 @@ from adapters.clock import SystemClock
 from adapters.event_decoding import EventDecoder
 from adapters.persistence import event_store_env
 from adapters.settings import Settings
-from adapters.stored_ids import stored_events, stored_ids
+from adapters.stored_ids import stored_events
 from commands.application import BillingApplication
 from commands.ports import Clock, PasswordHasher, PaymentProvider
 
@@ -36,7 +36,6 @@ def bootstrap(
         hasher=hasher or Argon2Hasher(),
         secret_key=settings.secret_key,
     )
-    app.runner.stored_ids = stored_ids(app.recorder)
     app.runner.stored_events = stored_events(app.recorder)
     app.runner.decode = EventDecoder(app.mapper).to_domain_event
     return app

@@ -1,26 +1,24 @@
-"""Which of several aggregate ids have events in the store: one query for a batch of them.
+"""Which of several aggregate ids have events in the store, and those events: one query for
+a batch of them.
 
 A group-commit batch of webhooks (commands/ingestion/group_commit.py) looks up each delivery's
 provider-event record before deciding; a new event (the usual case) has none. Through the
 library's repository each of those lookups is one SELECT in its own read transaction (pool,
-lock, BEGIN, rollback) that finds nothing. `stored_ids(recorder)` answers for the whole batch
-in one indexed SELECT (the events' primary key starts with `originator_id`), so the commands
-load through the repository (and its cache) only the ids that exist.
-
-`stored_events(recorder)` goes one step further for the same batch: the events of those ids
-after the version the caller already has (0: all of them), in one SELECT, so that an aggregate
-found (an invoice made by another process, a payment saved since it was read, a cached state
-behind the log) is brought up to date from them instead of being read again, each in a read
-transaction of its own, when a step first loads it (CommandRunner.work).
+lock, BEGIN, rollback) that finds nothing. `stored_events(recorder)` answers for the whole
+batch in one indexed SELECT (the events' primary key starts with `originator_id`): each id's
+events after the version the caller already has (0: all of them). An id it leaves out has
+none, and an aggregate found (an invoice made by another process, a payment saved since it was
+read, a cached state behind the log) is brought up to date from them instead of being read
+again, each in a read transaction of its own, when a step first loads it (CommandRunner.work).
 
 It only reads, through the recorder's own datastore (its pool, its lock timeout), with the
 recorder's table and its originator-id type. A recorder of another kind gives None: the
-commands then look each id up through the repository, as before.
+commands then look each id up through the repository.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
@@ -28,7 +26,6 @@ from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 from psycopg.sql import SQL, Identifier
 
-StoredIds = Callable[[Collection[UUID]], set[UUID]]
 # Ids and the version each is known at (0: nothing known) -> each id with stored events after
 # that version, and those events in version order; an id with none after it is left out.
 StoredEvents = Callable[[Mapping[UUID, int]], dict[UUID, list[StoredEvent]]]
@@ -36,58 +33,6 @@ StoredEvents = Callable[[Mapping[UUID, int]], dict[UUID, list[StoredEvent]]]
 # SQLite's default limit on a statement's parameters is 32,766 (999 before 3.32): a batch is
 # at most a few hundred, but a larger one is asked in chunks rather than refused.
 _SQLITE_CHUNK = 500
-
-
-def stored_ids(recorder: ApplicationRecorder) -> StoredIds | None:
-    """A reader of which ids have at least one stored event, for the recorders we run on."""
-    if isinstance(recorder, SQLiteAggregateRecorder):
-        return _sqlite(recorder)
-    if isinstance(recorder, PostgresAggregateRecorder):
-        return _postgres(recorder)
-    return None
-
-
-def _sqlite(recorder: SQLiteAggregateRecorder) -> StoredIds:
-    datastore = recorder.datastore
-    table = recorder.events_table_name
-    as_uuid = datastore.originator_id_type == "uuid"
-
-    def found(ids: Collection[UUID]) -> set[UUID]:
-        # The library stores a UUID id as its 32 hex digits (SQLiteAggregateRecorder.insert_events).
-        keys = sorted({i.hex if as_uuid else str(i) for i in ids})
-        present: set[UUID] = set()
-        if not keys:
-            return present
-        with datastore.transaction(commit=False) as cursor:
-            for start in range(0, len(keys), _SQLITE_CHUNK):
-                chunk = keys[start : start + _SQLITE_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                cursor.execute(
-                    f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})",  # noqa: S608 (the library's table name, placeholders for values)
-                    chunk,
-                )
-                present.update(UUID(row[0]) for row in cursor.fetchall())
-        return present
-
-    return found
-
-
-def _postgres(recorder: PostgresAggregateRecorder) -> StoredIds:
-    datastore = recorder.datastore
-    as_uuid = datastore.originator_id_type == "uuid"
-    statement = SQL("SELECT DISTINCT originator_id FROM {schema}.{table} WHERE originator_id = ANY(%s)").format(
-        schema=Identifier(datastore.schema), table=Identifier(recorder.events_table_name)
-    )
-
-    def found(ids: Collection[UUID]) -> set[UUID]:
-        keys: list[UUID] | list[str] = sorted(set(ids)) if as_uuid else sorted({str(i) for i in ids})
-        if not keys:
-            return set()
-        with datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, [keys])
-            return {UUID(str(row["originator_id"])) for row in cursor.fetchall()}
-
-    return found
 
 
 def stored_events(recorder: ApplicationRecorder) -> StoredEvents | None:

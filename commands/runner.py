@@ -105,11 +105,9 @@ class CommandRunner:
         self.recorder = recorder
         self.mapper = mapper
         self._save = save
-        # Which of several ids have stored events, in one query (adapters/stored_ids.py; set by
-        # adapters/bootstrap.py). None: `work(absent_unless_stored=...)` looks each id up as usual.
-        self.stored_ids: Callable[[Collection[UUID]], set[UUID]] | None = None
-        # The same ids' stored events, in the same one query (adapters/stored_ids.py
-        # `stored_events`): when set, `work` asks this instead of `stored_ids`.
+        # Which of several ids have stored events, and those events, in one query
+        # (adapters/stored_ids.py `stored_events`; set by adapters/bootstrap.py). None:
+        # `work(absent_unless_stored=...)` looks each id up as usual.
         self.stored_events: Callable[[Mapping[UUID, int]], dict[UUID, list[StoredEvent]]] | None = None
         # How `work` decodes what `stored_events` brings: the mapper's way, or a decoder giving
         # the same events faster (adapters/event_decoding.py; set by adapters/bootstrap.py).
@@ -234,7 +232,7 @@ class CommandRunner:
         read. A writer that stores one of them meanwhile collides with this command's save (the
         store's unique version), which then decides again, as after any stale read.
 
-        With `stored_events`, the same query brings the ids' events: those the repository's cache
+        The same query (`stored_events`) brings the ids' events: those the repository's cache
         lacks (an invoice made by another process, a payment saved since it was read: most of a
         batch's loads) are folded from their whole history and put in the cache, as the
         repository would on a miss; a cached one behind the log is copied, the events stored
@@ -275,10 +273,6 @@ class CommandRunner:
                     cache.put(aggregate_id, aggregate)
                 read[aggregate_id] = aggregate
             work.known_absent(i for i in absent_unless_stored if i not in read)
-        elif absent_unless_stored and self.stored_ids is not None:
-            with storage_errors_as_unavailable():
-                stored_ids = self.stored_ids(absent_unless_stored)
-            work.known_absent(i for i in absent_unless_stored if i not in stored_ids)
         return work
 
     def unchanged(self, aggregate_id: UUID, version: int | None) -> bool:
