@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from ledger.payments import Payment
 from ledger.payouts import Payout
 from projections.audit_chain import verify as verify_chain
 from projections.queries import invoice_row, list_invoices, trial_balance
-from projections.runner import ProjectionRunner
+from projections.runner import REBUILD_GC_THRESHOLDS, ProjectionRunner
 from projections.tables import audit_chain, invoice_status, invoice_versions, journal, tracking
 from projections.tracked import Positioned, Projection
 
@@ -295,6 +296,47 @@ def test_a_model_that_names_its_kinds_is_handed_only_those_events_in_log_order(
     # The last pass found nothing: prepared, never processed.
     assert all(a is b for a, b in zip(invoices.prepared[:-1], invoices.handed, strict=True))
     assert invoices.prepared[-1] == []
+
+
+class _Thresholds(_Recording):
+    """A recording model that notes the garbage collector's thresholds at each batch, and can fail."""
+
+    def __init__(self, name: str, fail: bool = False) -> None:
+        super().__init__(name)
+        self.fail = fail
+        self.thresholds: list[tuple[int, int, int]] = []
+
+    def process(self, conn: Connection, batch: Sequence[Positioned]) -> None:
+        self.thresholds.append(gc.get_threshold())
+        if self.fail:
+            raise RuntimeError("killed mid-rebuild")
+        super().process(conn, batch)
+
+
+def test_a_rebuild_replays_with_the_collector_s_rebuild_thresholds_and_puts_back_the_caller_s(
+    app: BillingApplication, clock: ManualClock, engine: Engine
+) -> None:
+    """projections/runner.py REBUILD_GC_THRESHOLDS: set while the log is replayed, the caller's
+    own thresholds back afterwards, whether the rebuild ends or fails."""
+    _scenario(app, clock)
+    before = gc.get_threshold()
+    callers = (before[0] + 1, before[1], before[2])  # not the default: the caller's own are put back
+    gc.set_threshold(*callers)
+    try:
+        model = _Thresholds("test-thresholds")
+        runner = ProjectionRunner(engine, app, [model])
+        runner.rebuild(batch_size=3)
+        assert len(model.thresholds) > 1
+        assert set(model.thresholds) == {REBUILD_GC_THRESHOLDS}
+        assert gc.get_threshold() == callers
+
+        failing = _Thresholds("test-thresholds-failing", fail=True)
+        with pytest.raises(RuntimeError, match="killed mid-rebuild"):
+            ProjectionRunner(engine, app, [failing]).rebuild()
+        assert failing.thresholds == [REBUILD_GC_THRESHOLDS]
+        assert gc.get_threshold() == callers
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_a_busy_log_makes_the_follower_pause_between_passes_never_longer_than_gather_seconds(
