@@ -10,6 +10,7 @@ twice. On SQLite one writer at a time is the database's own rule: use 1 worker t
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -129,8 +130,18 @@ def _checkout_origins(settings: Settings) -> tuple[str, ...]:
 
 
 def asgi_app() -> Starlette:
-    """uvicorn's factory (`adapters.web_server:asgi_app`), one call per worker process."""
-    return build_app()
+    """uvicorn's factory (`adapters.web_server:asgi_app`), one call per worker process.
+
+    What the worker has built by now (modules, the Stripe SDK, SQLAlchemy's and the application's
+    objects: about 175,000 of a served worker's 250,000) lives as long as the process. It is
+    moved out of the garbage collector's view (`gc.freeze()`, after one collection so that no
+    garbage is kept), so that a full collection walks only what serving made since. Measured on
+    the webhook bench (PostgreSQL): full collections while serving took up to 80-116 ms before, a
+    pause every request in flight waits out, and 7-19 ms after (docs/throughput.md)."""
+    app = build_app()
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def serve(host: str, port: int, workers: int, settings: Settings) -> None:
