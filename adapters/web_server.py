@@ -130,15 +130,20 @@ def _checkout_origins(settings: Settings) -> tuple[str, ...]:
 
 
 def asgi_app() -> Starlette:
-    """uvicorn's factory (`adapters.web_server:asgi_app`), one call per worker process.
+    """uvicorn's factory (`adapters.web_server:asgi_app`), one call per worker process."""
+    return frozen_after_start(build_app())
 
-    What the worker has built by now (modules, the Stripe SDK, SQLAlchemy's and the application's
-    objects: about 175,000 of a served worker's 250,000) lives as long as the process. It is
-    moved out of the garbage collector's view (`gc.freeze()`, after one collection so that no
-    garbage is kept), so that a full collection walks only what serving made since. Measured on
-    the webhook bench (PostgreSQL): full collections while serving took up to 80-116 ms before, a
-    pause every request in flight waits out, and 7-19 ms after (docs/throughput.md)."""
-    app = build_app()
+
+def frozen_after_start(app: T) -> T:
+    """`app`, with what the worker has built by now moved out of the garbage collector's view.
+
+    What a worker builds before it serves (modules, the Stripe SDK, SQLAlchemy's and the
+    application's objects: about 175,000 of a served worker's 250,000) lives as long as the
+    process. One collection first, so that no garbage is kept; then `gc.freeze()`, so that a full
+    collection walks only what serving made since. Measured on the webhook bench (PostgreSQL):
+    full collections while serving took up to 80-116 ms before, a pause every request in flight
+    waits out, and 7-19 ms after (docs/throughput.md). Every factory that serves the application
+    calls this (the bench's too), so that what is measured is what `ledger serve` runs."""
     gc.collect()
     gc.freeze()
     return app

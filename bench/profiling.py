@@ -268,7 +268,7 @@ def profiled_app() -> Any:
     """A uvicorn factory: the production app (adapters.web_server.build_app) with every thread
     under cProfile (ThreadProfiles); GET /bench/profile answers the merged stats (marshal) and the
     webhooks handled since DELETE /bench/profile, which clears them. Bench only."""
-    from adapters.web_server import build_app
+    from adapters.web_server import build_app, frozen_after_start
 
     profiles = ThreadProfiles()
     profiles.start()
@@ -291,7 +291,7 @@ def profiled_app() -> Any:
             handled[0] += 1
         await starlette(scope, receive, send)
 
-    return wrapper
+    return frozen_after_start(wrapper)
 
 
 def profile_rebuild(backend: str, url: str) -> Top:

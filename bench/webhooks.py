@@ -680,9 +680,9 @@ def followerless_app() -> Any:
     """A uvicorn factory: the production app without its in-process projection follower (read
     models then lag until a request catches them up, or `ledger project --follow` runs beside
     it). Bench only: it measures what the follower costs the webhook path."""
-    from adapters.web_server import build_app
+    from adapters.web_server import build_app, frozen_after_start
 
-    return build_app(follow=False)
+    return frozen_after_start(build_app(follow=False))
 
 
 def instrumented_app() -> Any:
@@ -735,7 +735,7 @@ def instrumented_app() -> Any:
             return
         await starlette(scope, receive, send)
 
-    return wrapper
+    return adapters.web_server.frozen_after_start(wrapper)
 
 
 @dataclass

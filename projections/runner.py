@@ -16,7 +16,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from operator import itemgetter
 from typing import Protocol, runtime_checkable
@@ -41,12 +41,14 @@ PASS_ATTEMPTS = 5
 # does not wait for it at all.
 GATHER_SECONDS = 0.05
 # The garbage collector's thresholds while a rebuild replays the log. With the default (700, 10,
-# 10) a rebuild of 100,000 events ran about 950 young, 87 middle and 8 full collections, each full
-# one walking every object of the process (the application, the folds' states, the decoder's
-# caches): a sixth of the rebuild's time. Refcounting frees a batch's events when it is done;
-# the collector is only for cycles, which a replay barely makes (docs/throughput.md §Replay).
+# 10) a rebuild of 100,000 events ran about 950 young, 87 middle and 8 full collections (a full
+# one walks every object of the process: the application, the folds' states, the decoder's
+# caches); together they were about a sixth of the rebuild's time. Refcounting frees a batch's
+# events when it is done; the collector is only for cycles, which a replay barely makes
+# (docs/throughput.md §Replay). The setting is the process's: two rebuilds at once on threads
+# of one process (nothing does that) would put back each other's thresholds.
 REBUILD_GC_THRESHOLDS = (20_000, 10, 10)
-INDEX_BUILDERS = 2  # PostgreSQL: indexes made at once after a rebuild (see `_create_missing`)
+INDEX_BUILDERS = 2  # PostgreSQL: indexes made at once, after a rebuild or at a runner's start (`_create_missing`)
 Progress = Callable[[int, int], None]  # (events applied so far, position of the log's head)
 
 log = logging.getLogger("ledger.read_models")
@@ -273,15 +275,26 @@ def _create_missing(engine: Engine, indexes: Sequence[Index]) -> None:
         with engine.begin() as conn:
             conn.execute(CreateIndex(index, if_not_exists=True))  # another runner may make it meanwhile
 
-    if engine.dialect.name == "postgresql" and len(missing) > 1:
-        # Each build runs in a server process of its own connection: two at a time use both of
-        # a small machine's cores (53 indexes after a rebuild: 0.30 -> 0.20 s; docs/throughput.md).
-        # SQLite has one writer: a second thread would only wait for the first.
-        with ThreadPoolExecutor(INDEX_BUILDERS) as pool:
-            list(pool.map(make, missing))  # list(): a build's error is raised here
-    else:
-        for index in missing:
+    if engine.dialect.name != "postgresql" or len(missing) < 2:
+        for index in missing:  # SQLite has one writer: a second thread would only wait for the first
             make(index)
+        return
+    # Each build runs in a server process of its own connection: two at a time use both of a
+    # small machine's cores (53 indexes after a rebuild: 0.30 -> 0.20 s; docs/throughput.md).
+    pool = ThreadPoolExecutor(INDEX_BUILDERS)
+    builds: list[Future[None]] = []
+    try:
+        builds += [pool.submit(make, index) for index in missing]
+        wait(builds, return_when=FIRST_EXCEPTION)
+    finally:
+        # An error or an interruption drops the builds not yet begun (the serial loop stops at its
+        # first error too); the next create_tables makes them.
+        pool.shutdown(wait=True, cancel_futures=True)
+    errors = [error for build in builds if not build.cancelled() and (error := build.exception()) is not None]
+    for error in errors[1:]:
+        log.warning("index not made: %s", error)
+    if errors:
+        raise errors[0]
 
 
 class _Handed:

@@ -12,6 +12,7 @@ store keeps them.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -20,15 +21,16 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent, find_id_convertor, str_to_uuid_convertor
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Column, Engine, Index, Integer, MetaData, Table, select
+from sqlalchemy.schema import DropIndex
 
 from adapters.clock import ManualClock
 from adapters.read_models import _ReadModelLog, projection_runner, read_model_projections
 from commands.application import BillingApplication
 from ledger.invoices import Invoice
 from projections.invoice_states import AggregateStates
-from projections.runner import EventLog, ProjectionRunner
-from projections.tables import audit_chain, tracking
+from projections.runner import EventLog, ProjectionRunner, _create_missing, _secondary_indexes
+from projections.tables import audit_chain, journal, tracking
 from projections.tracked import Projection
 from tests.event_examples import FIXTURES, read_example
 from tests.integration.test_read_models import _scenario
@@ -259,6 +261,40 @@ def test_indexes_a_failed_or_killed_rebuild_left_dropped_are_made_again(
 
     projection_runner(app, engine)
 
+    assert _index_names(engine) == every
+
+
+def test_an_index_that_cannot_be_made_stops_the_index_builds_and_the_next_start_makes_the_rest(
+    app: BillingApplication, clock: ManualClock, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """projections/runner.py `_create_missing`: on PostgreSQL two indexes are made at a time
+    (`INDEX_BUILDERS`), on SQLite one. The first build that fails stops the builds not yet begun
+    and its error is raised once the running ones have ended; another failure among those is
+    logged. Nothing is left half made, and the next call makes every index that is missing."""
+    _log_with_every_topic(app, clock)
+    runner = projection_runner(app, engine)
+    every = _index_names(engine)
+    secondary = _secondary_indexes(runner.rebuildable())
+    with engine.begin() as conn:
+        for index in secondary:
+            conn.execute(DropIndex(index))
+    # On a table object of their own (the journal's name, columns it does not have): an index
+    # on the journal's own Table object would stay in its indexes for every later test.
+    elsewhere = Table(journal.name, MetaData(), *(Column(f"no_such_column_{n}", Integer) for n in (1, 2)))
+    broken = [Index(f"ix_test_broken_{n}", elsewhere.c[f"no_such_column_{n}"]) for n in (1, 2)]
+
+    with (
+        caplog.at_level(logging.WARNING, logger="ledger.read_models"),
+        pytest.raises(Exception, match="no_such_column_1"),
+    ):
+        _create_missing(engine, [*broken, *secondary])
+
+    made = _index_names(engine)
+    assert made < every
+    assert not any(name.startswith("ix_test_broken") for name in made)
+    if engine.dialect.name == "postgresql":  # both broken builds ran at once; the second is logged
+        assert "no_such_column_2" in caplog.text
+    _create_missing(engine, secondary)
     assert _index_names(engine) == every
 
 
