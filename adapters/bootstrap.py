@@ -23,15 +23,22 @@ def bootstrap(
     clock: Clock | None = None,
     payments: Callable[[], PaymentProvider | None] | None = None,
     hasher: PasswordHasher | None = None,
+    make_tables: bool = True,
 ) -> BillingApplication:
     """The application on the configured store. `payments` gives the payment provider to the
     commands that call it themselves (reconciliation's refund_duplicate); the caller builds it
     (adapters/web_server.py and the CLI own its lifetime), only when asked. `hasher` makes the
-    dashboard users' password hashes: argon2id with argon2-cffi's defaults unless given."""
+    dashboard users' password hashes: argon2id with argon2-cffi's defaults unless given.
+    `make_tables=False` leaves the event store's tables as they are (another process made them):
+    PostgreSQL refuses the same CREATE TABLE IF NOT EXISTS from processes at once ("tuple
+    concurrently updated")."""
     settings = settings or Settings.from_environment()
+    env = event_store_env(settings.database_url, settings.database_timeout)
+    if not make_tables:
+        env["CREATE_TABLE"] = "no"
     app = BillingApplication(
         clock=clock or SystemClock(),
-        env=event_store_env(settings.database_url, settings.database_timeout),
+        env=env,
         payments=payments,
         hasher=hasher or Argon2Hasher(),
         secret_key=settings.secret_key,

@@ -27,6 +27,7 @@ from adapters.log_notifications import log_waiter
 from adapters.mail import cli as mail_cli
 from adapters.mail.capture import INDEX, CaptureServer
 from adapters.mail.triggers import mail_triggers
+from adapters.parallel_rebuild import default_jobs, jobs_used, rebuild_read_models
 from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
 from adapters.portal import cli as portal_cli
@@ -97,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
 
     rebuild = commands.add_parser("rebuild", help="drop every read model and replay the whole log into it")
     rebuild.add_argument("--batch-size", type=int, default=5_000)
+    rebuild.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="processes that replay the log at once on PostgreSQL, 1 or 2 (default: 2 on a machine with 2 cores "
+        "or more; SQLite always 1)",
+    )
     rebuild.add_argument(
         "--check",
         action="store_true",
@@ -349,8 +357,9 @@ def _runner() -> Iterator[tuple[ProjectionRunner, BillingApplication]]:
 def _rebuild(args: argparse.Namespace) -> int:
     if args.check:
         return _rebuild_check(args.batch_size)
+    jobs = default_jobs() if args.jobs is None else args.jobs
     with _runner() as (runner, app):
-        return _rebuild_with(runner, app, args.batch_size)
+        return _rebuild_with(runner, app, args.batch_size, jobs)
 
 
 def _rebuild_check(batch_size: int) -> int:
@@ -366,18 +375,26 @@ def _rebuild_check(batch_size: int) -> int:
     return 0 if report.ok else 1
 
 
-def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size: int) -> int:
+def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size: int, jobs: int) -> int:
+    processes = jobs_used(runner.engine, jobs)
     head = app.head()
     started = time.perf_counter()
     rebuilt = runner.rebuildable()
     total = head * len(rebuilt)
     bar = ProgressBar(total=total, label="rebuild")
-    runner.rebuild(batch_size=batch_size, progress=lambda done, _: bar.show(min(done, total)))
+    rebuild_read_models(
+        Settings.from_environment(),
+        runner,
+        jobs=processes,
+        batch_size=batch_size,
+        progress=lambda done, _: bar.show(min(done, total)),
+    )
     elapsed = time.perf_counter() - started
     bar.finish()
     print(
         f"rebuilt {', '.join(p.name for p in rebuilt)} from {head:,} events "
-        f"in {elapsed:.2f} s ({head / elapsed if elapsed else 0:,.0f} events/s; the audit chain is never rebuilt)"
+        f"in {elapsed:.2f} s ({head / elapsed if elapsed else 0:,.0f} events/s, "
+        f"{processes} process{'es' if processes > 1 else ''}; the audit chain is never rebuilt)"
     )
     return 0
 

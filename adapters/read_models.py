@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -213,6 +213,48 @@ def projection_runner(app: BillingApplication, engine: Engine) -> ProjectionRunn
     runner = ProjectionRunner(engine, log, read_model_projections(app, log))
     runner.create_tables()
     return runner
+
+
+def part_runner(app: BillingApplication, engine: Engine, models: frozenset[str]) -> ProjectionRunner:
+    """A runner over the models named only, their tables taken as they are (no migration, no
+    index made): one part of a rebuild split over processes (adapters/parallel_rebuild.py).
+    Its log decodes only the topics those models read (`topics_read`)."""
+    log = _ReadModelLog(app, engine=engine)
+    projections = [p for p in read_model_projections(app, log) if p.name in models]
+    log._topics = topics_read(projections)
+    return ProjectionRunner(engine, log, projections)
+
+
+def topics_read(projections: Sequence[Projection]) -> tuple[str, ...]:
+    """The stored topics `projections` are handed decoded: those of every event class under
+    their `kinds` (the runner hands them no other), among the read models' topics. A model that
+    names no kinds reads every read models' topic; one that `decodes = False` reads none."""
+    wanted: set[str] = set()
+    for projection in projections:
+        if not getattr(projection, "decodes", True):
+            continue
+        kinds: tuple[type, ...] | None = getattr(projection, "kinds", None)
+        if kinds is None:
+            return READ_MODEL_TOPICS
+        wanted.update(_topics_under(kinds))
+    return tuple(sorted(topic for topic in wanted if topic.startswith(READ_MODEL_TOPICS)))
+
+
+def _topics_under(kinds: Iterable[type]) -> set[str]:
+    """The TOPIC that each class under `kinds` (themselves included) declares itself."""
+    found: set[str] = set()
+    seen: set[type] = set()
+    stack = list(kinds)
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        topic = vars(cls).get("TOPIC")
+        if isinstance(topic, str):
+            found.add(topic)
+        stack.extend(cls.__subclasses__())
+    return found
 
 
 def invoice_version_index(app: BillingApplication, engine: Engine) -> InvoiceVersionIndex:

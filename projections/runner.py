@@ -50,6 +50,10 @@ GATHER_SECONDS = 0.05
 REBUILD_GC_THRESHOLDS = (20_000, 10, 10)
 INDEX_BUILDERS = 2  # PostgreSQL: indexes made at once, after a rebuild or at a runner's start (`_create_missing`)
 Progress = Callable[[int, int], None]  # (events applied so far, position of the log's head)
+# What replays the emptied models to the log's head in a rebuild: (batch size, progress) -> events
+# applied. `ProjectionRunner.catch_up` by default; adapters/parallel_rebuild.py splits the models
+# over processes.
+Replay = Callable[[int, Progress | None], int]
 
 log = logging.getLogger("ledger.read_models")
 
@@ -193,13 +197,14 @@ class ProjectionRunner:
             elif delay:
                 pause(delay)
 
-    def rebuild(self, batch_size: int = 5_000, progress: Progress | None = None) -> int:
+    def rebuild(self, batch_size: int = 5_000, progress: Progress | None = None, replay: Replay | None = None) -> int:
         """Empty every rebuildable read model and replay the whole log into it.
 
         Rows and positions are cleared in ONE transaction (DML, transactional on SQLite and
         PostgreSQL alike; DROP TABLE is not on SQLite's driver): a rebuild killed at any point
         leaves either the old models with their positions, or empty models at position 0,
-        and `catch_up` finishes the job either way.
+        and `catch_up` finishes the job either way. `replay` brings every model of this runner
+        to the log's head once they are emptied: this runner's `catch_up` unless given.
         """
         self.create_tables()
         disposable = self.rebuildable()
@@ -219,7 +224,7 @@ class ProjectionRunner:
                 conn.execute(DropIndex(index, if_exists=True))
         try:
             with _collector_tuned(REBUILD_GC_THRESHOLDS):
-                applied = self.catch_up(batch_size, progress)
+                applied = (replay or self.catch_up)(batch_size, progress)
         except BaseException:
             with suppress(Exception):  # the store may be down: the next runner makes them then
                 _create_missing(self.engine, indexes)

@@ -101,5 +101,29 @@ def test_project_then_rebuild_the_read_models_from_the_command_line(
     assert "applied 0 events" in out
     code, out, err = _run(capsys, "rebuild", "--batch-size", "7")
     assert code == 0
-    assert re.search(r"rebuilt invoice_status, journal(, \w+)* from [\d,]+ events in [\d.]+ s \([\d,]+ events/s;", out)
+    assert re.search(
+        r"rebuilt invoice_status, journal(, \w+)* from [\d,]+ events in [\d.]+ s \([\d,]+ events/s, [12] process(es)?;",
+        out,
+    )
     assert err.splitlines()[-1] == "rebuild: done"  # off a terminal: no redrawn bar, a line at the end
+
+
+def test_rebuild_runs_on_two_processes_on_postgresql_and_one_on_sqlite(
+    ledger_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(capsys, "demo")
+    two = "2 processes;" if ledger_env.startswith("postgresql") else "1 process;"
+
+    code, out, err = _run(capsys, "rebuild", "--jobs", "2", "--batch-size", "7")
+    assert code == 0
+    assert two in out
+    assert err.splitlines()[-1] == "rebuild: done"
+    code, out, _ = _run(capsys, "rebuild", "--check")  # what one process rebuilds in scratch tables
+    assert code == 0, out
+
+    code, out, _ = _run(capsys, "rebuild", "--jobs", "1")
+    assert code == 0
+    assert "1 process;" in out
+    code, _, err = _run(capsys, "rebuild", "--jobs", "3")
+    assert code == 2
+    assert "--jobs must be between 1 and 2, not 3" in err
