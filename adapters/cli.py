@@ -27,7 +27,7 @@ from adapters.log_notifications import log_waiter
 from adapters.mail import cli as mail_cli
 from adapters.mail.capture import INDEX, CaptureServer
 from adapters.mail.triggers import mail_triggers
-from adapters.parallel_rebuild import default_jobs, jobs_used, rebuild_read_models
+from adapters.parallel_rebuild import check_jobs, default_jobs, rebuild_read_models
 from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
 from adapters.portal import cli as portal_cli
@@ -102,8 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=None,
-        help="processes that replay the log at once on PostgreSQL, 1 or 2 (default: 2 on a machine with 2 cores "
-        "or more; SQLite always 1)",
+        help="processes that replay the log at once, 1 or 2 (default: 2 on a machine with 2 cores or more)",
     )
     rebuild.add_argument(
         "--check",
@@ -376,7 +375,7 @@ def _rebuild_check(batch_size: int) -> int:
 
 
 def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size: int, jobs: int) -> int:
-    processes = jobs_used(runner.engine, jobs)
+    processes = check_jobs(jobs)
     head = app.head()
     started = time.perf_counter()
     rebuilt = runner.rebuildable()

@@ -1,21 +1,22 @@
-"""A rebuild of the read models split over two processes (PostgreSQL).
+"""A rebuild of the read models split over two processes.
 
 `ProjectionRunner.rebuild` empties the models, replays the log into them and makes their
-indexes again. On PostgreSQL the replay can run in two forked processes at once, each a runner
-of its own over a part of the models, reading the log itself: the models' Python holds one
-process's GIL, the other process and the server's backends use the second core. Each child's
-runner keeps the runner's promise (a model's rows and its position in one transaction), so a
-child that fails or is killed leaves its models where their last commit put them, and the next
-`catch_up` (or rebuild) finishes the job, as after a serial rebuild killed part way.
+indexes again. Here the replay runs in two forked processes at once, each a runner of its own
+over a part of the models, reading the log itself: one process's Python holds its own GIL only,
+so the two use both cores of a small machine (with PostgreSQL's backends). Each child's runner
+keeps the runner's promise (a model's rows and its position in one transaction), so a child
+that fails or is killed leaves its models where their last commit put them, and the next
+`catch_up` (or rebuild) finishes the job, as after a one-process rebuild killed part way.
 
-SQLite keeps one process: its write lock is held through each pass, models' Python included,
-so a second writer only waits (docs/throughput.md §Replay, "the models split over two
-processes").
+On SQLite the two passes' transactions take turns at the database's write lock; reading and
+decoding the next batch (outside the transaction) overlaps the other's pass, which is most of
+the gain there (docs/throughput.md §Replay, "Sixth round").
 
 The processes are forked, not spawned: a spawned one imports the application again (0.5 s
 measured, a fifth of a 100,000-event rebuild). Each child opens its own connections (an
 application that does not make the event store's tables, a read-model engine) and never uses
-the parent's.
+the parent's, whose pool is emptied before the fork. They inherit the collector's thresholds
+the rebuild set (projections/runner.py `REBUILD_GC_THRESHOLDS`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from contextlib import AbstractContextManager, contextmanager
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import cast
-
-from sqlalchemy import Engine
 
 from adapters.bootstrap import bootstrap
 from adapters.persistence import ConfigurationError
@@ -55,11 +54,11 @@ def default_jobs() -> int:
     return min(JOBS_MAX, os.cpu_count() or 1)
 
 
-def jobs_used(engine: Engine, jobs: int) -> int:
-    """The processes a rebuild asked for `jobs` runs on `engine`: SQLite always one."""
+def check_jobs(jobs: int) -> int:
+    """`jobs`, if a rebuild can run on that many processes."""
     if not 1 <= jobs <= JOBS_MAX:
         raise ConfigurationError(f"--jobs must be between 1 and {JOBS_MAX}, not {jobs}")
-    return jobs if engine.dialect.name == "postgresql" else 1
+    return jobs
 
 
 def rebuild_read_models(
@@ -70,9 +69,9 @@ def rebuild_read_models(
     batch_size: int = 5_000,
     progress: Progress | None = None,
 ) -> int:
-    """`runner.rebuild` (every read model of `settings`' database) with `jobs_used` processes.
+    """`runner.rebuild` (every read model of `settings`' database) on `jobs` processes (1 or 2).
     Returns the events applied, summed over the models."""
-    if jobs_used(runner.engine, jobs) == 1:
+    if check_jobs(jobs) == 1:
         return runner.rebuild(batch_size, progress)
     replay = ForkedReplay(runner, lambda names: _group_runner(settings, names))
     return runner.rebuild(batch_size, progress, replay=replay)

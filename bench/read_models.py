@@ -146,7 +146,7 @@ def _rebuild(url: str, gate: Gate) -> Measured:
     head = app.head()
     gate.ready()
     started = clock()
-    # As `ledger rebuild` does by default: two processes on PostgreSQL on a 2-core machine.
+    # As `ledger rebuild` does by default: two processes on a machine of 2 cores or more.
     applied = rebuild_read_models(Settings(database_url=url), runner, jobs=default_jobs(), batch_size=REBUILD_BATCH)
     finished = clock()
     engine.dispose()
@@ -530,8 +530,8 @@ def render(reports: list[ReadModelsReport]) -> str:
         "status and versions, journal, payments, dunning, emails, webhook inbox, admin users and activity, the\n"
         "reconciliation models), and the audit chain extended (never rebuilt: the larger\n"
         "rebuild chains only the events added since the smaller one);\n"
-        "events/s = events in the log / seconds; on PostgreSQL the log is replayed by 2 forked processes on a 2-core\n"
-        "machine, as `ledger rebuild` does (adapters/parallel_rebuild.py). peak RSS = VmHWM of the rebuilding\n"
+        "events/s = events in the log / seconds; the log is replayed by 2 forked processes on a machine of 2 cores\n"
+        "or more, as `ledger rebuild` does (adapters/parallel_rebuild.py). peak RSS = VmHWM of the rebuilding\n"
         "process, or the largest replaying child's maxrss where larger: not flat below the cap,\n"
         f"projections keep the latest state of up to {STATES_KEPT:,} aggregates per kind (invoice, payment)\n"
         "eventsourcing ProjectionRunner: the library's subscription thread, one process_event + transaction per event."
