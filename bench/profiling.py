@@ -296,7 +296,9 @@ def profiled_app() -> Any:
 
 def profile_rebuild(backend: str, url: str) -> Top:
     """`rebuild()` of the read models over the log at `url`, in this process, under cProfile (wall
-    clock: one thread, and the time spent waiting on the database is part of a rebuild's cost)."""
+    clock: one thread, and the time spent waiting on the database is part of a rebuild's cost).
+    One process (`ledger rebuild --jobs 1`): cProfile does not follow the forked processes of
+    `--jobs 2` (adapters/parallel_rebuild.py), whose parts are the same models' same calls."""
     from adapters.read_models import projection_runner, read_model_engine
     from bench.read_models import REBUILD_BATCH
     from bench.webhooks import ledger_app
@@ -317,7 +319,7 @@ def profile_rebuild(backend: str, url: str) -> Top:
     stats = stats_of([profiler.stats])  # type: ignore[attr-defined]
     total, entries = top_entries(stats)
     path = write_profile(stats, f"{backend}-rebuild")
-    return Top(f"rebuild, {backend}", "wall", events, "event", total, entries, path)
+    return Top(f"rebuild, {backend}, one process", "wall", events, "event", total, entries, path)
 
 
 def render_top(top: Top) -> str:
