@@ -356,9 +356,11 @@ def _runner() -> Iterator[tuple[ProjectionRunner, BillingApplication]]:
 def _rebuild(args: argparse.Namespace) -> int:
     if args.check:
         return _rebuild_check(args.batch_size)
-    jobs = default_jobs() if args.jobs is None else args.jobs
-    with _runner() as (runner, app):
-        return _rebuild_with(runner, app, args.batch_size, jobs)
+    jobs = check_jobs(default_jobs() if args.jobs is None else args.jobs)
+    with _runner() as (runner, app):  # closed before the rebuild, which opens its own
+        head = app.head()
+        rebuilt = [p.name for p in runner.rebuildable()]
+    return _rebuild_with(head, rebuilt, args.batch_size, jobs)
 
 
 def _rebuild_check(batch_size: int) -> int:
@@ -374,24 +376,21 @@ def _rebuild_check(batch_size: int) -> int:
     return 0 if report.ok else 1
 
 
-def _rebuild_with(runner: ProjectionRunner, app: BillingApplication, batch_size: int, jobs: int) -> int:
-    processes = check_jobs(jobs)
-    head = app.head()
+def _rebuild_with(head: int, rebuilt: list[str], batch_size: int, jobs: int) -> int:
     started = time.perf_counter()
-    rebuilt = runner.rebuildable()
     total = head * len(rebuilt)
     bar = ProgressBar(total=total, label="rebuild")
-    rebuild_read_models(
+    done = rebuild_read_models(
         Settings.from_environment(),
-        runner,
-        jobs=processes,
+        jobs=jobs,
         batch_size=batch_size,
-        progress=lambda done, _: bar.show(min(done, total)),
+        progress=lambda applied, _: bar.show(min(applied, total)),
     )
     elapsed = time.perf_counter() - started
     bar.finish()
+    processes = done.processes
     print(
-        f"rebuilt {', '.join(p.name for p in rebuilt)} from {head:,} events "
+        f"rebuilt {', '.join(rebuilt)} from {head:,} events "
         f"in {elapsed:.2f} s ({head / elapsed if elapsed else 0:,.0f} events/s, "
         f"{processes} process{'es' if processes > 1 else ''}; the audit chain is never rebuilt)"
     )

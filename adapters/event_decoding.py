@@ -24,6 +24,7 @@ Nothing here writes: events are still encoded by the library, so the format does
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypedDict
@@ -195,15 +196,20 @@ class EventDecoder:
         return self.decode_rows([(0, originator_id, originator_version, topic, state)], _EVERY_TOPIC, _no_other)[0][1]
 
     def decode_rows(
-        self, rows: Iterable[Row], topics: tuple[str, ...], other: Callable[[str], Any]
+        self,
+        rows: Iterable[Row],
+        topics: tuple[str, ...],
+        other: Callable[[str], Any],
+        skip: AbstractSet[str] = frozenset(),
     ) -> list[tuple[int, Any]]:
         """`(position, event)` for each row (position, originator id, originator version, topic,
-        state): the event decoded where the topic starts with one of `topics`, else `other(topic)`.
+        state): the event decoded where the topic starts with one of `topics` and is not in
+        `skip`, else `other(topic)`.
         One loop for a batch, the learned shapes' path inline: a rebuild runs it for every event,
         and a call per row cost as much as a shape's work."""
         shapes, ids, decoded = self._shapes, self._ids, []
         for position, originator_id, originator_version, topic, state in rows:
-            if not topic.startswith(topics):
+            if not topic.startswith(topics) or topic in skip:
                 decoded.append((position, other(topic)))
                 continue
             shape = shapes.get(topic)  # only learned where the stored bytes are plain JSON

@@ -5,33 +5,43 @@ indexes again. Here the replay runs in two forked processes at once, each a runn
 over a part of the models, reading the log itself: one process's Python holds its own GIL only,
 so the two use both cores of a small machine (with PostgreSQL's backends). Each child's runner
 keeps the runner's promise (a model's rows and its position in one transaction), so a child
-that fails or is killed leaves its models where their last commit put them, and the next
-`catch_up` (or rebuild) finishes the job, as after a one-process rebuild killed part way.
+that fails or is killed leaves its models where their last commit put them; the parent stops
+the other, makes the indexes again and raises the error, and the next `ledger project` catches
+the models up from there (a new `ledger rebuild` starts over).
 
-On SQLite the two passes' transactions take turns at the database's write lock; reading and
+On SQLite the two parts' transactions take turns at the database's write lock; reading and
 decoding the next batch (outside the transaction) overlaps the other's pass, which is most of
 the gain there (docs/throughput.md §Replay, "Sixth round").
 
 The processes are forked, not spawned: a spawned one imports the application again (0.5 s
-measured, a fifth of a 100,000-event rebuild). Each child opens its own connections (an
-application that does not make the event store's tables, a read-model engine) and never uses
-the parent's, whose pool is emptied before the fork. They inherit the collector's thresholds
-the rebuild set (projections/runner.py `REBUILD_GC_THRESHOLDS`).
+measured, a fifth of a 100,000-event rebuild). A fork copies the calling thread only, and a
+forked child must not use a connection its parent opened (SQLite's own rule; a PostgreSQL
+connection's socket would be shared). So the parent forks only when it runs no other thread,
+and closes what it opened first: its event store's connections (the application is closed,
+which also ends PostgreSQL's pool threads) and the read-model engine's pool. Each child opens
+its own. Elsewhere (another thread, a daemonic process, SQLite in memory, no `fork` on the
+platform) the rebuild runs in one process, and says why in the log.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import pickle
+import signal
+import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import cast
 
 from adapters.bootstrap import bootstrap
 from adapters.persistence import ConfigurationError
-from adapters.read_models import part_runner, read_model_engine
+from adapters.read_models import part_runner, projection_runner, read_model_engine
 from adapters.settings import Settings
 from projections.runner import Progress, ProjectionRunner
 
@@ -44,9 +54,19 @@ from projections.runner import Progress, ProjectionRunner
 SECOND_PROCESS = frozenset({"payments", "reconciliation_ledger", "audit_chain"})
 JOBS_MAX = 2
 PROGRESS_SECONDS = 0.25  # how often the parent reads the children's positions for `progress`
+STOP_SECONDS = 5.0  # how long a child stopped by SIGTERM may take before it is killed
 
-# (the models' names) -> a runner over exactly those models, in the calling process, closed on exit
-GroupRunner = Callable[[frozenset[str]], AbstractContextManager[ProjectionRunner]]
+log = logging.getLogger("ledger.read_models")
+
+# (the models' names) -> a runner over exactly those models, on connections of the calling
+# process's own, closed when the block ends
+PartRunner = Callable[[frozenset[str]], AbstractContextManager[ProjectionRunner]]
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    applied: int  # events applied, summed over the models
+    processes: int  # that replayed the log
 
 
 def default_jobs() -> int:
@@ -63,18 +83,53 @@ def check_jobs(jobs: int) -> int:
 
 def rebuild_read_models(
     settings: Settings,
-    runner: ProjectionRunner,
     *,
     jobs: int,
     batch_size: int = 5_000,
     progress: Progress | None = None,
-) -> int:
-    """`runner.rebuild` (every read model of `settings`' database) on `jobs` processes (1 or 2).
-    Returns the events applied, summed over the models."""
-    if check_jobs(jobs) == 1:
-        return runner.rebuild(batch_size, progress)
-    replay = ForkedReplay(runner, lambda names: _group_runner(settings, names))
-    return runner.rebuild(batch_size, progress, replay=replay)
+    parts: PartRunner | None = None,
+) -> Rebuilt:
+    """Rebuild every read model of `settings`' database on `jobs` processes (1 or 2; one where
+    a fork is not safe, see the module's doc). It opens, and closes, its own connections.
+    `parts` makes each child's runner (`_part_runner` unless given)."""
+    check_jobs(jobs)
+    one_process = _why_one_process(settings, jobs)
+    app = bootstrap(settings)
+    engine = read_model_engine(settings.database_url, settings.database_timeout)
+    try:
+        runner = projection_runner(app, engine)
+        if one_process is not None:
+            if jobs > 1:
+                log.info("rebuild in one process: %s", one_process)
+            return Rebuilt(runner.rebuild(batch_size, progress), 1)
+        head = app.head()
+        app.close()  # no connection of the event store's, nor a pool thread, goes into a fork
+        make = parts or (lambda names: _part_runner(settings, names))
+        replay = ForkedReplay(runner, head, make)
+        return Rebuilt(runner.rebuild(batch_size, progress, replay=replay), len(replay.parts))
+    finally:
+        engine.dispose()
+        app.close()
+
+
+def _why_one_process(settings: Settings, jobs: int) -> str | None:
+    """Why this rebuild must not fork, or None."""
+    if jobs == 1:
+        return "asked for one"
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "no fork on this platform"
+    if multiprocessing.current_process().daemon:
+        return "a daemonic process may not have children"
+    if threading.active_count() > 1:  # a fork copies one thread: another's lock held then stays held
+        return "this process runs other threads"
+    engine = read_model_engine(settings.database_url, settings.database_timeout)
+    try:
+        database = engine.url.database or ""
+        if engine.dialect.name == "sqlite" and (database in ("", ":memory:") or database.startswith("file:")):
+            return "an SQLite database in memory is not shared with another process"
+    finally:
+        engine.dispose()
+    return None
 
 
 def split(names: Iterable[str]) -> list[frozenset[str]]:
@@ -83,33 +138,41 @@ def split(names: Iterable[str]) -> list[frozenset[str]]:
     return [part for part in (every - SECOND_PROCESS, every & SECOND_PROCESS) if part]
 
 
+class PartTraceback(Exception):
+    """A child's traceback, as text: the cause of the error the parent raises for it."""
+
+
 class ForkedReplay:
     """A rebuild's replay (projections/runner.py `Replay`) by one forked process per part of
-    `runner`'s models (`split`), each running `catch_up` on a runner `group_runner` makes there.
+    `runner`'s models (`split`), each catching up on a runner `parts` makes there.
 
-    The parent reads the models' positions every `PROGRESS_SECONDS` for `progress` (the sum of
-    the positions: a rebuild's progress bar counts events per model). The first child that
-    fails has its error raised once every other child is stopped (SIGTERM: its open
-    transaction is rolled back); a child that dies without a word raises `ChildProcessError`.
+    The parent reads the models' positions every `PROGRESS_SECONDS` for `progress`: the sum of
+    the rebuilt models' positions (a rebuild's progress bar counts events per model), against
+    `head`, the log's head before the fork. The first child that fails has its error raised,
+    with the child's traceback as its cause, once every other child is stopped (SIGTERM, then
+    SIGKILL after `STOP_SECONDS`; its open transaction is rolled back). A child that dies
+    without a word raises `ChildProcessError`. A child whose parent is gone stops at its next pass.
     """
 
-    def __init__(self, runner: ProjectionRunner, group_runner: GroupRunner) -> None:
+    def __init__(self, runner: ProjectionRunner, head: int, parts: PartRunner) -> None:
         self.runner = runner
-        self.group_runner = group_runner
+        self.head = head
+        self.make_part = parts
+        self.parts = split(p.name for p in runner.projections)
+        self._rebuilt = {p.name for p in runner.rebuildable()}
 
     def __call__(self, batch_size: int, progress: Progress | None) -> int:
         context = multiprocessing.get_context("fork")
-        # The parent's pooled connections are closed first, so no child holds a copy of one.
-        self.runner.engine.dispose()
+        self.runner.engine.dispose()  # the parent's pooled connections: none goes into a fork
         children: list[tuple[BaseProcess, Connection]] = []
         try:
-            for names in split(p.name for p in self.runner.projections):
+            for names in self.parts:
                 receiving, sending = context.Pipe(duplex=False)
                 child: BaseProcess = context.Process(
                     target=_replay_part,
-                    args=(self.group_runner, names, batch_size, sending),
+                    args=(self.make_part, names, batch_size, os.getpid(), sending),
                     name=f"rebuild {', '.join(sorted(names))}",
-                    daemon=True,  # stopped if the parent exits first
+                    daemon=True,  # terminated when the parent's interpreter exits
                 )
                 child.start()
                 sending.close()  # the child's end: EOF here once the child is gone
@@ -119,7 +182,10 @@ class ForkedReplay:
             for child, receiving in children:
                 if child.is_alive():
                     child.terminate()
-                child.join()
+                child.join(STOP_SECONDS)
+                if child.is_alive():
+                    child.kill()
+                    child.join()
                 receiving.close()
 
     def _results(self, children: Sequence[tuple[BaseProcess, Connection]], progress: Progress | None) -> int:
@@ -130,35 +196,58 @@ class ForkedReplay:
                 receiving = cast(Connection, ready)  # wait() gives back what it was given
                 child = waiting.pop(receiving)
                 try:
-                    value = receiving.recv()  # the events applied, or the error
+                    value, trace = receiving.recv()  # the events applied, or the error and its traceback
                 except EOFError:
                     child.join()
                     raise ChildProcessError(f"{child.name}: ended with exit code {child.exitcode}") from None
+                except Exception as error:
+                    raise ChildProcessError(f"{child.name}: its result could not be read: {error}") from error
                 if isinstance(value, BaseException):
-                    raise value
+                    raise value from PartTraceback(f"in {child.name}:\n{trace}")
                 applied += int(value)
             if progress is not None:
-                progress(sum(self.runner.positions().values()), self.runner.log.head())
+                self._report(progress)
         return applied
 
-
-def _replay_part(group_runner: GroupRunner, names: frozenset[str], batch_size: int, result: Connection) -> None:
-    """In the child: catch the models named up with the log; send back the events applied, or the
-    exception that stopped it."""
-    try:
-        with group_runner(names) as runner:
-            applied = runner.catch_up(batch_size)
-    except BaseException as error:  # Ctrl-C reaches the children too: the parent stops them all
+    def _report(self, progress: Progress) -> None:
         try:
-            result.send(error)
-        except Exception:  # an exception that does not pickle: its text
-            result.send(ChildProcessError(f"{type(error).__name__}: {error}"))
+            positions = self.runner.positions()
+        except Exception as error:  # the children go on; the next report may read them
+            log.warning("rebuild progress not read: %s", error)
+            return
+        progress(sum(at for name, at in positions.items() if name in self._rebuilt), self.head)
+
+
+def _replay_part(make: PartRunner, names: frozenset[str], batch_size: int, parent: int, result: Connection) -> None:
+    """In the child: catch the models named up with the log, a pass at a time, while the parent
+    lives; send back (events applied, None) or (the exception, its traceback as text)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's stop, whatever handler it had
+    try:
+        applied = 0
+        with make(names) as runner:
+            while step := runner.run_once(batch_size):
+                applied += step
+                if os.getppid() != parent:
+                    raise ChildProcessError("the rebuilding process is gone: stopped")
+    except BaseException as error:  # Ctrl-C reaches the children too: the parent stops them all
+        result.send((_portable(error), traceback.format_exc()))
         return
-    result.send(applied)
+    result.send((applied, None))
+
+
+def _portable(error: BaseException) -> BaseException:
+    """`error` if it crosses a pipe as itself, else a ChildProcessError with its text (an
+    exception whose constructor takes other arguments than it gives `args` does not unpickle)."""
+    try:
+        if type(pickle.loads(pickle.dumps(error))) is type(error):  # noqa: S301  # our own bytes
+            return error
+    except Exception:  # noqa: S110  # any failure to cross: its text instead
+        pass
+    return ChildProcessError(f"{type(error).__name__}: {error}")
 
 
 @contextmanager
-def _group_runner(settings: Settings, names: frozenset[str]) -> Iterator[ProjectionRunner]:
+def _part_runner(settings: Settings, names: frozenset[str]) -> Iterator[ProjectionRunner]:
     """A runner over the models named, on connections of this process's own."""
     app = bootstrap(settings, make_tables=False)  # the parent made them
     engine = read_model_engine(settings.database_url, settings.database_timeout)

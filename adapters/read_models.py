@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import repeat
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from eventsourcing.domain import DomainEvent
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
 from sqlalchemy.exc import OperationalError
@@ -135,11 +136,13 @@ class _ReadModelLog:
         self._reads: dict[int, list[StoredRow]] = {}  # position read after -> the rows
         self._query: str | None = None
         self._skipped: dict[str, Undecoded] = {}
+        self._skip: frozenset[str] = frozenset()  # topics under `topics` left undecoded (`part_runner`)
 
     def events_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
         if self._engine is None:
             return self._app.events_after(position, limit, topics=self._topics)
-        return self._decoder.decode_rows(self._read(self._engine, position, limit), self._topics, self._undecoded)
+        rows = self._read(self._engine, position, limit)
+        return self._decoder.decode_rows(rows, self._topics, self._undecoded, self._skip)
 
     def undecoded_after(self, position: int, limit: int) -> list[tuple[int, Any]]:
         """The events after `position`, every one `Undecoded`: for a pass's models that read
@@ -218,33 +221,41 @@ def projection_runner(app: BillingApplication, engine: Engine) -> ProjectionRunn
 def part_runner(app: BillingApplication, engine: Engine, models: frozenset[str]) -> ProjectionRunner:
     """A runner over the models named only, their tables taken as they are (no migration, no
     index made): one part of a rebuild split over processes (adapters/parallel_rebuild.py).
-    Its log decodes only the topics those models read (`topics_read`)."""
+    Its log leaves undecoded the event classes those models are never handed (`topics_skipped`)."""
     log = _ReadModelLog(app, engine=engine)
     projections = [p for p in read_model_projections(app, log) if p.name in models]
-    log._topics = topics_read(projections)
+    log._skip = topics_skipped(projections)
     return ProjectionRunner(engine, log, projections)
 
 
-def topics_read(projections: Sequence[Projection]) -> tuple[str, ...]:
-    """The stored topics `projections` are handed decoded: those of every event class under
-    their `kinds` (the runner hands them no other), among the read models' topics. A model that
-    names no kinds reads every read models' topic; one that `decodes = False` reads none."""
-    wanted: set[str] = set()
+def topics_skipped(projections: Sequence[Projection]) -> frozenset[str]:
+    """The read models' topics that no model of `projections` is handed: the `TOPIC` of each
+    event class under the read models' topics (`READ_MODEL_TOPICS`) that is under none of their
+    `kinds` (the runner hands a model only the events of its kinds). None where a model names
+    no kinds (it is handed every event); a model that `decodes = False` needs none decoded. A
+    stored topic that names no class known here (an alias, an unknown one) is decoded as one
+    process decodes it, and fails or is handed on the same way."""
+    wanted: list[type] = []
     for projection in projections:
         if not getattr(projection, "decodes", True):
             continue
         kinds: tuple[type, ...] | None = getattr(projection, "kinds", None)
         if kinds is None:
-            return READ_MODEL_TOPICS
-        wanted.update(_topics_under(kinds))
-    return tuple(sorted(topic for topic in wanted if topic.startswith(READ_MODEL_TOPICS)))
+            return frozenset()
+        wanted.extend(kinds)
+    kinds_wanted = tuple(wanted)
+    return frozenset(
+        topic
+        for cls, topic in _event_topics().items()
+        if topic.startswith(READ_MODEL_TOPICS) and not issubclass(cls, kinds_wanted)
+    )
 
 
-def _topics_under(kinds: Iterable[type]) -> set[str]:
-    """The TOPIC that each class under `kinds` (themselves included) declares itself."""
-    found: set[str] = set()
+def _event_topics() -> dict[type, str]:
+    """Every event class of this process that declares its own `TOPIC`, with it."""
+    found: dict[type, str] = {}
+    stack: list[type] = [DomainEvent]
     seen: set[type] = set()
-    stack = list(kinds)
     while stack:
         cls = stack.pop()
         if cls in seen:
@@ -252,7 +263,7 @@ def _topics_under(kinds: Iterable[type]) -> set[str]:
         seen.add(cls)
         topic = vars(cls).get("TOPIC")
         if isinstance(topic, str):
-            found.add(topic)
+            found[cls] = topic
         stack.extend(cls.__subclasses__())
     return found
 

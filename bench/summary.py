@@ -302,8 +302,8 @@ def render(rows: Sequence[Figure]) -> str:
         "Issue 15, the figures of this run beside their ceilings from the same run (bench/summary.py).\n"
         "ratio = now / ceiling (webhooks: / trivial POST and / one-row INSERT; rebuild: / bare SELECT and\n"
         "/ write floor); met: against the issue's target.\n"
-        "Peak RSS: the largest rebuilding process's (the parent's VmHWM, a replaying child's maxrss) at the smaller and\n"
-        "the full log; ratio = full / smaller."
+        "Peak RSS: the largest rebuilding process's (the parent's VmHWM, a replaying child's maxrss) at the\n"
+        "smaller and the full log; ratio = full / smaller."
     )
     headers = ["figure", "backend", "now", "ceiling", "ratio", "target", "met"]
     return table(
