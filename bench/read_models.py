@@ -536,9 +536,9 @@ def render(reports: list[ReadModelsReport]) -> str:
         rows.append([r.backend, "audit verify (whole chain)", fmt(n), fmt(seconds, 2), fmt(n / seconds), "", ""])
         rows[-1][-1] = _verdict(n / seconds, t["verify"])
     title = (
-        "Read models. rebuild: rebuild_read_models(...) (`ledger rebuild`) of every read_model_projections model (invoice\n"
-        "status and versions, journal, payments, dunning, emails, webhook inbox, admin users and activity, the\n"
-        "reconciliation models), and the audit chain extended (never rebuilt: the larger\n"
+        "Read models. rebuild: rebuild_read_models(...) (`ledger rebuild`) of every read_model_projections model\n"
+        "(invoice status and versions, journal, payments, dunning, emails, webhook inbox, admin users and activity,\n"
+        "the reconciliation models), and the audit chain extended (never rebuilt: the larger\n"
         "rebuild chains only the events added since the smaller one);\n"
         "events/s = events in the log / seconds; the log is replayed by 2 forked processes on a machine of 2 cores\n"
         "or more, as `ledger rebuild` does (adapters/parallel_rebuild.py). peak RSS = VmHWM of the rebuilding\n"
