@@ -53,6 +53,10 @@ from projections.runner import Progress, ProjectionRunner
 # status and invoice versions share `InvoiceStates`) must stay in one process.
 SECOND_PROCESS = frozenset({"payments", "reconciliation_ledger", "audit_chain"})
 JOBS_MAX = 2
+# The log's head from which a rebuild forks unless told: below it the processes' fixed cost
+# outweighs their overlap (the demo's 99 events: 0.35 s in two processes, 0.09 s in one; 25,005
+# events about even, docs/throughput.md §Replay, "Sixth round").
+PARALLEL_FROM = 20_000
 PROGRESS_SECONDS = 0.25  # how often the parent reads the children's positions for `progress`
 STOP_SECONDS = 5.0  # how long a child stopped by SIGTERM may take before it is killed
 
@@ -84,25 +88,28 @@ def check_jobs(jobs: int) -> int:
 def rebuild_read_models(
     settings: Settings,
     *,
-    jobs: int,
+    jobs: int | None = None,
     batch_size: int = 5_000,
     progress: Progress | None = None,
     parts: PartRunner | None = None,
 ) -> Rebuilt:
-    """Rebuild every read model of `settings`' database on `jobs` processes (1 or 2; one where
-    a fork is not safe, see the module's doc). It opens, and closes, its own connections.
-    `parts` makes each child's runner (`_part_runner` unless given)."""
-    check_jobs(jobs)
-    one_process = _why_one_process(settings, jobs)
+    """Rebuild every read model of `settings`' database on `jobs` processes (1 or 2; by default
+    `default_jobs()` from a log of `PARALLEL_FROM` events, else one; one wherever a fork is not
+    safe, see the module's doc). It opens, and closes, its own connections. `parts` makes each
+    child's runner (`_part_runner` unless given)."""
+    asked = default_jobs() if jobs is None else check_jobs(jobs)
+    one_process = _why_one_process(settings, asked)  # before this call opens anything (its threads)
     app = bootstrap(settings)
     engine = read_model_engine(settings.database_url, settings.database_timeout)
     try:
         runner = projection_runner(app, engine)
+        head = app.head()
+        if one_process is None and jobs is None and head < PARALLEL_FROM:
+            one_process = f"a log of fewer than {PARALLEL_FROM:,} events"
         if one_process is not None:
-            if jobs > 1:
+            if asked > 1:
                 log.info("rebuild in one process: %s", one_process)
             return Rebuilt(runner.rebuild(batch_size, progress), 1)
-        head = app.head()
         app.close()  # no connection of the event store's, nor a pool thread, goes into a fork
         make = parts or (lambda names: _part_runner(settings, names))
         replay = ForkedReplay(runner, head, make)

@@ -24,6 +24,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import TopicError
 from sqlalchemy import Connection, Engine
 
+from adapters import parallel_rebuild
 from adapters.clock import ManualClock, SystemClock
 from adapters.parallel_rebuild import (
     JOBS_MAX,
@@ -32,6 +33,7 @@ from adapters.parallel_rebuild import (
     PartTraceback,
     _part_runner,
     check_jobs,
+    default_jobs,
     rebuild_read_models,
     split,
 )
@@ -193,6 +195,19 @@ def test_a_process_running_other_threads_rebuilds_in_one_process(
     assert rebuilt.processes == 1
     assert _dump(engine, tables) == expected
     assert rebuild_read_models(_settings(database_url), jobs=1, batch_size=BATCH).processes == 1
+
+
+def test_by_default_a_small_log_is_rebuilt_in_one_process_and_a_large_one_in_two(
+    make_app: AppFactory, engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables, expected, _, head = _expected(make_app, engine)
+    assert head < parallel_rebuild.PARALLEL_FROM
+    assert rebuild_read_models(_settings(database_url), batch_size=BATCH).processes == 1
+
+    monkeypatch.setattr(parallel_rebuild, "PARALLEL_FROM", head)  # as if this log were large
+    assert rebuild_read_models(_settings(database_url), batch_size=BATCH).processes == default_jobs()
+    assert _dump(engine, tables) == expected
+    _no_children_left()
 
 
 def test_each_part_decodes_every_topic_its_models_are_handed() -> None:
