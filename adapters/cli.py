@@ -27,7 +27,7 @@ from adapters.log_notifications import log_waiter
 from adapters.mail import cli as mail_cli
 from adapters.mail.capture import INDEX, CaptureServer
 from adapters.mail.triggers import mail_triggers
-from adapters.parallel_rebuild import check_jobs, rebuild_read_models
+from adapters.parallel_rebuild import PARALLEL_FROM, check_jobs, rebuild_read_models
 from adapters.pdf import cli as pdf_cli
 from adapters.persistence import ConfigurationError
 from adapters.portal import cli as portal_cli
@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="processes that replay the log at once, 1 or 2 (default: 2 on a machine with 2 cores or more, "
-        "from a log of 20,000 events)",
+        f"from a log of {PARALLEL_FROM:,} events)",
     )
     rebuild.add_argument(
         "--check",

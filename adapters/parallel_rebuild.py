@@ -31,6 +31,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -54,9 +55,10 @@ from projections.runner import Progress, ProjectionRunner
 SECOND_PROCESS = frozenset({"payments", "reconciliation_ledger", "audit_chain"})
 JOBS_MAX = 2
 # The log's head from which a rebuild forks unless told: below it the processes' fixed cost
-# outweighs their overlap (the demo's 99 events: 0.35 s in two processes, 0.09 s in one; 25,005
-# events about even, docs/throughput.md §Replay, "Sixth round").
-PARALLEL_FROM = 20_000
+# outweighs their overlap (the demo's 99 events: 0.35 s in two processes, 0.09 s in one; at
+# 25,005 events SQLite was slower in two in 3 of 4 pairs, at 100,005 faster in 9 of 10;
+# docs/throughput.md §Replay, "Sixth round"), as for `ledger audit verify`'s processes.
+PARALLEL_FROM = 50_000
 PROGRESS_SECONDS = 0.25  # how often the parent reads the children's positions for `progress`
 STOP_SECONDS = 5.0  # how long a child stopped by SIGTERM may take before it is killed
 
@@ -109,7 +111,8 @@ def rebuild_read_models(
         if one_process is not None:
             if asked > 1:
                 log.info("rebuild in one process: %s", one_process)
-            return Rebuilt(runner.rebuild(batch_size, progress), 1)
+            reported = None if progress is None else _rebuilt_positions(runner, progress)
+            return Rebuilt(runner.rebuild(batch_size, reported), 1)
         app.close()  # no connection of the event store's, nor a pool thread, goes into a fork
         make = parts or (lambda names: _part_runner(settings, names))
         replay = ForkedReplay(runner, head, make)
@@ -117,6 +120,17 @@ def rebuild_read_models(
     finally:
         engine.dispose()
         app.close()
+
+
+def _rebuilt_positions(runner: ProjectionRunner, progress: Progress) -> Progress:
+    """`progress` handed the sum of the rebuilt models' positions, as `ForkedReplay` reports it
+    (the runner's own count adds the audit chain's events, which a rebuild extends, not rebuilds)."""
+    rebuilt = {p.name for p in runner.rebuildable()}
+
+    def report(_applied: int, head: int) -> None:
+        progress(sum(at for name, at in runner.positions().items() if name in rebuilt), head)
+
+    return report
 
 
 def _why_one_process(settings: Settings, jobs: int) -> str | None:
@@ -167,11 +181,15 @@ class ForkedReplay:
         self.make_part = parts
         self.parts = split(p.name for p in runner.projections)
         self._rebuilt = {p.name for p in runner.rebuildable()}
+        self._reported: set[BaseProcess] = set()  # the children that sent their result
 
     def __call__(self, batch_size: int, progress: Progress | None) -> int:
         context = multiprocessing.get_context("fork")
         self.runner.engine.dispose()  # the parent's pooled connections: none goes into a fork
+        if threading.active_count() > 1:  # a pool's thread that outlived its close, say
+            raise RuntimeError("a rebuild does not fork a process that runs other threads: run it with --jobs 1")
         children: list[tuple[BaseProcess, Connection]] = []
+        self._reported.clear()
         try:
             for names in self.parts:
                 receiving, sending = context.Pipe(duplex=False)
@@ -186,10 +204,12 @@ class ForkedReplay:
                 children.append((child, receiving))
             return self._results(children, progress)
         finally:
-            for child, receiving in children:
-                if child.is_alive():
+            for child, _ in children:  # every one still working is stopped at once, then waited for
+                if child.is_alive() and child not in self._reported:
                     child.terminate()
-                child.join(STOP_SECONDS)
+            deadline = time.monotonic() + STOP_SECONDS
+            for child, receiving in children:
+                child.join(max(0.0, deadline - time.monotonic()))
                 if child.is_alive():
                     child.kill()
                     child.join()
@@ -209,6 +229,7 @@ class ForkedReplay:
                     raise ChildProcessError(f"{child.name}: ended with exit code {child.exitcode}") from None
                 except Exception as error:
                     raise ChildProcessError(f"{child.name}: its result could not be read: {error}") from error
+                self._reported.add(child)
                 if isinstance(value, BaseException):
                     raise value from PartTraceback(f"in {child.name}:\n{trace}")
                 applied += int(value)

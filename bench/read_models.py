@@ -149,7 +149,7 @@ def _rebuild(url: str, gate: Gate) -> Measured:
     gate.ready()
     started = clock()
     # As `ledger rebuild` does by default (two processes on a machine of 2 cores or more, from a
-    # log of 20,000 events: both of this part's rebuilds; the table says how many ran), its own
+    # log of 50,000 events; the table says how many ran), its own
     # application and connections opened (and closed) within the time.
     rebuilt = rebuild_read_models(Settings(database_url=url), batch_size=REBUILD_BATCH)
     finished = clock()
@@ -541,8 +541,9 @@ def render(reports: list[ReadModelsReport]) -> str:
         "(invoice status and versions, journal, payments, dunning, emails, webhook inbox, admin users and activity,\n"
         "the reconciliation models), and the audit chain extended (never rebuilt: the larger\n"
         "rebuild chains only the events added since the smaller one);\n"
-        "events/s = events in the log / seconds; the log is replayed by 2 forked processes on a machine of 2 cores\n"
-        "or more, as `ledger rebuild` does (adapters/parallel_rebuild.py). peak RSS = VmHWM of the rebuilding\n"
+        "events/s = events in the log / seconds; as `ledger rebuild` does by default, 2 forked processes replay a log\n"
+        "of 50,000 events or more on a machine of 2 cores or more (adapters/parallel_rebuild.py; each row names\n"
+        "its processes). peak RSS = VmHWM of the rebuilding\n"
         "process, or the largest replaying child's maxrss where larger: not flat below the cap,\n"
         f"projections keep the latest state of up to {STATES_KEPT:,} aggregates per kind (invoice, payment)\n"
         "eventsourcing ProjectionRunner: the library's subscription thread, one process_event + transaction per event."

@@ -202,7 +202,11 @@ def test_by_default_a_small_log_is_rebuilt_in_one_process_and_a_large_one_in_two
 ) -> None:
     tables, expected, _, head = _expected(make_app, engine)
     assert head < parallel_rebuild.PARALLEL_FROM
-    assert rebuild_read_models(_settings(database_url), batch_size=BATCH).processes == 1
+    seen: list[tuple[int, int]] = []
+    rebuilt = rebuild_read_models(_settings(database_url), batch_size=BATCH, progress=lambda *at: seen.append(at))
+    assert rebuilt.processes == 1
+    models = {row[0] for row in expected["projection_tracking"]} - {"audit_chain"}
+    assert seen[-1] == (head * len(models), head)  # the rebuilt models' positions, not the chain's
 
     monkeypatch.setattr(parallel_rebuild, "PARALLEL_FROM", head)  # as if this log were large
     assert rebuild_read_models(_settings(database_url), batch_size=BATCH).processes == default_jobs()
