@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -30,7 +33,7 @@ from adapters.parallel_rebuild import (
     JOBS_MAX,
     SECOND_PROCESS,
     PartRunner,
-    PartTraceback,
+    Rebuilt,
     _part_runner,
     check_jobs,
     default_jobs,
@@ -47,7 +50,7 @@ from adapters.read_models import (
 )
 from adapters.settings import Settings
 from commands.application import BillingApplication
-from projections.runner import ProjectionRunner
+from projections.runner import Progress, ProjectionRunner
 from projections.tracked import Positioned
 from tests.conftest import AppFactory
 from tests.integration.test_rebuild_equivalence import _built, _dump, _index_names, _log_with_every_topic
@@ -77,12 +80,53 @@ def _no_children_left() -> None:
     assert multiprocessing.active_children() == []
 
 
-def test_a_rebuild_in_two_processes_builds_every_table_as_one_process_does(
-    make_app: AppFactory, engine: Engine, database_url: str, tmp_path: Path
-) -> None:
-    tables, expected, indexes, head = _expected(make_app, engine)
-    pids = tmp_path / "pids"
+# `rebuild_read_models` forks only a process that runs no other thread, and by the time these
+# tests run the test process has run others (servers, browsers, thread pools). So each rebuild
+# here runs in a spawned process of its own, as `ledger rebuild` runs in one.
+FRESH_SECONDS = 300
 
+
+@dataclass(frozen=True)
+class _Outcome:
+    processes: int = 0
+    applied: int = 0
+    seen: tuple[tuple[int, int], ...] = ()  # the progress reported
+    error: str | None = None  # "TypeName: message"
+    cause: str | None = None  # the error's cause, as text
+    children_left: int = 0
+
+
+def _in_a_fresh_process(target: Callable[..., Rebuilt], *args: Any) -> _Outcome:
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(target=_run_fresh, args=(target, args, sending))
+    process.start()
+    sending.close()
+    try:
+        assert receiving.poll(FRESH_SECONDS), f"no outcome from the rebuilding process (exit code {process.exitcode})"
+        outcome: _Outcome = receiving.recv()
+    finally:
+        process.join(FRESH_SECONDS)
+        receiving.close()
+    return outcome
+
+
+def _run_fresh(target: Callable[..., Rebuilt], args: tuple[Any, ...], sending: Pipe) -> None:
+    seen: list[tuple[int, int]] = []
+    try:
+        rebuilt = target(*args, progress=lambda done, at: seen.append((done, at)))
+    except BaseException as error:
+        cause = None if error.__cause__ is None else str(error.__cause__)
+        left = len(multiprocessing.active_children())
+        sending.send(
+            _Outcome(seen=tuple(seen), error=f"{type(error).__name__}: {error}", cause=cause, children_left=left)
+        )
+        return
+    left = len(multiprocessing.active_children())
+    sending.send(_Outcome(rebuilt.processes, rebuilt.applied, tuple(seen), children_left=left))
+
+
+def _recorded_rebuild(database_url: str, pids: Path, progress: Progress) -> Rebuilt:
     @contextmanager
     def recorded(names: frozenset[str]) -> Iterator[ProjectionRunner]:
         with pids.open("a") as out:
@@ -90,21 +134,26 @@ def test_a_rebuild_in_two_processes_builds_every_table_as_one_process_does(
         with _part_runner(_settings(database_url), names) as part:
             yield part
 
-    seen: list[tuple[int, int]] = []
-    rebuilt = rebuild_read_models(
-        _settings(database_url),
-        jobs=2,
-        batch_size=BATCH,
-        progress=lambda done, at: seen.append((done, at)),
-        parts=recorded,
-    )
+    return rebuild_read_models(_settings(database_url), jobs=2, batch_size=BATCH, progress=progress, parts=recorded)
 
+
+def test_a_rebuild_in_two_processes_builds_every_table_as_one_process_does(
+    make_app: AppFactory, engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    tables, expected, indexes, head = _expected(make_app, engine)
+    pids = tmp_path / "pids"
+
+    rebuilt = _in_a_fresh_process(_recorded_rebuild, database_url, pids)
+
+    assert rebuilt.error is None
+    seen = list(rebuilt.seen)
     assert rebuilt.processes == 2
     assert _dump(engine, tables) == expected
     assert _index_names(engine) == indexes
     parts = dict(line.split(" ") for line in pids.read_text().splitlines())
     assert len(parts) == 2  # two processes, neither of them this one
     assert str(os.getpid()) not in parts
+    assert rebuilt.children_left == 0
     every = {row[0] for row in expected["projection_tracking"]}
     assert sorted(parts.values()) == sorted(",".join(sorted(part)) for part in split(every))
     rebuilt_models = every - {"audit_chain"}
@@ -153,25 +202,30 @@ def _fail_on_second_batch(projection: Any, how: str) -> None:
     projection.process = failing
 
 
+def _failing_rebuild(database_url: str, how: str, progress: Progress) -> Rebuilt:
+    parts = _failing_part(database_url, how)
+    return rebuild_read_models(_settings(database_url), jobs=2, batch_size=BATCH, progress=progress, parts=parts)
+
+
 @pytest.mark.parametrize("how", ["raise", "unpicklable", "kill"])
 def test_a_part_that_fails_or_dies_stops_the_rebuild_and_the_next_catch_up_finishes_it(
     make_app: AppFactory, engine: Engine, database_url: str, how: str
 ) -> None:
     tables, expected, indexes, _ = _expected(make_app, engine)
-    raised: dict[str, tuple[type[BaseException], str]] = {
-        "raise": (LookupError, "the payments part stopped"),
-        "unpicklable": (ChildProcessError, "_Unpicklable: no such thing at the payments part"),
-        "kill": (ChildProcessError, "payments.*ended with exit code -9"),
+    raised = {
+        "raise": r"^LookupError: no such thing: the payments part stopped$",
+        "unpicklable": r"^ChildProcessError: _Unpicklable: no such thing at the payments part$",
+        "kill": r"^ChildProcessError: rebuild .*payments.*: ended with exit code -9$",
     }
-    error, message = raised[how]
 
-    with pytest.raises(error, match=message) as stopped:
-        rebuild_read_models(_settings(database_url), jobs=2, batch_size=BATCH, parts=_failing_part(database_url, how))
+    stopped = _in_a_fresh_process(_failing_rebuild, database_url, how)
 
+    assert stopped.error is not None
+    assert re.match(raised[how], stopped.error), stopped.error
     if how != "kill":  # the child's traceback comes with its error
-        assert isinstance(stopped.value.__cause__, PartTraceback)
-        assert "in failing" in str(stopped.value.__cause__)
-    _no_children_left()
+        assert stopped.cause is not None
+        assert "in failing" in stopped.cause
+    assert stopped.children_left == 0
     assert _index_names(engine) == indexes  # made again on the way out
     app = make_app()
     runner = projection_runner(app, engine)
@@ -180,38 +234,55 @@ def test_a_part_that_fails_or_dies_stops_the_rebuild_and_the_next_catch_up_finis
     assert _dump(engine, tables) == expected
 
 
-def test_a_process_running_other_threads_rebuilds_in_one_process(
-    make_app: AppFactory, engine: Engine, database_url: str
-) -> None:
-    tables, expected, _, _ = _expected(make_app, engine)
+def _rebuild_beside_a_thread(database_url: str, progress: Progress) -> Rebuilt:
     release = threading.Event()
     other = threading.Thread(target=release.wait)
     other.start()
     try:
-        rebuilt = rebuild_read_models(_settings(database_url), jobs=2, batch_size=BATCH)
+        return rebuild_read_models(_settings(database_url), jobs=2, batch_size=BATCH, progress=progress)
     finally:
         release.set()
         other.join()
-    assert rebuilt.processes == 1
+
+
+def _default_rebuild(database_url: str, parallel_from: int | None, progress: Progress) -> Rebuilt:
+    if parallel_from is not None:
+        parallel_rebuild.PARALLEL_FROM = parallel_from  # in this process only
+    return rebuild_read_models(_settings(database_url), batch_size=BATCH, progress=progress)
+
+
+def _one_process_rebuild(database_url: str, progress: Progress) -> Rebuilt:
+    return rebuild_read_models(_settings(database_url), jobs=1, batch_size=BATCH, progress=progress)
+
+
+def test_a_process_running_other_threads_rebuilds_in_one_process(
+    make_app: AppFactory, engine: Engine, database_url: str
+) -> None:
+    tables, expected, _, _ = _expected(make_app, engine)
+    beside = _in_a_fresh_process(_rebuild_beside_a_thread, database_url)
+    assert beside.error is None
+    assert beside.processes == 1
     assert _dump(engine, tables) == expected
-    assert rebuild_read_models(_settings(database_url), jobs=1, batch_size=BATCH).processes == 1
+    alone = _in_a_fresh_process(_one_process_rebuild, database_url)
+    assert alone.error is None
+    assert alone.processes == 1
 
 
 def test_by_default_a_small_log_is_rebuilt_in_one_process_and_a_large_one_in_two(
-    make_app: AppFactory, engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+    make_app: AppFactory, engine: Engine, database_url: str
 ) -> None:
     tables, expected, _, head = _expected(make_app, engine)
     assert head < parallel_rebuild.PARALLEL_FROM
-    seen: list[tuple[int, int]] = []
-    rebuilt = rebuild_read_models(_settings(database_url), batch_size=BATCH, progress=lambda *at: seen.append(at))
-    assert rebuilt.processes == 1
+    small = _in_a_fresh_process(_default_rebuild, database_url, None)
+    assert small.error is None
+    assert small.processes == 1
     models = {row[0] for row in expected["projection_tracking"]} - {"audit_chain"}
-    assert seen[-1] == (head * len(models), head)  # the rebuilt models' positions, not the chain's
+    assert small.seen[-1] == (head * len(models), head)  # the rebuilt models' positions, not the chain's
 
-    monkeypatch.setattr(parallel_rebuild, "PARALLEL_FROM", head)  # as if this log were large
-    assert rebuild_read_models(_settings(database_url), batch_size=BATCH).processes == default_jobs()
+    large = _in_a_fresh_process(_default_rebuild, database_url, head)  # as if this log were large
+    assert large.error is None
+    assert large.processes == default_jobs()
     assert _dump(engine, tables) == expected
-    _no_children_left()
 
 
 def test_each_part_decodes_every_topic_its_models_are_handed() -> None:
