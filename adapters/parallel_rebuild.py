@@ -40,10 +40,13 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import cast
 
+from sqlalchemy.engine import make_url
+
 from adapters.bootstrap import bootstrap
-from adapters.persistence import ConfigurationError
+from adapters.persistence import ConfigurationError, read_model_url
 from adapters.read_models import part_runner, projection_runner, read_model_engine
 from adapters.settings import Settings
+from projections.forking import fork_refusal
 from projections.runner import Progress, ProjectionRunner
 
 # The models the second process replays; the first replays every other. Chosen by the CPU each
@@ -122,35 +125,24 @@ def rebuild_read_models(
         app.close()
 
 
-def _rebuilt_positions(runner: ProjectionRunner, progress: Progress) -> Progress:
-    """`progress` handed the sum of the rebuilt models' positions, as `ForkedReplay` reports it
-    (the runner's own count adds the audit chain's events, which a rebuild extends, not rebuilds)."""
+def _rebuilt_done(runner: ProjectionRunner) -> Callable[[], int]:
+    """The sum of the rebuilt models' positions, read when called: a rebuild's progress (the
+    runner's own count adds the audit chain's events, which a rebuild extends, not rebuilds)."""
     rebuilt = {p.name for p in runner.rebuildable()}
+    return lambda: sum(at for name, at in runner.positions().items() if name in rebuilt)
 
-    def report(_applied: int, head: int) -> None:
-        progress(sum(at for name, at in runner.positions().items() if name in rebuilt), head)
 
-    return report
+def _rebuilt_positions(runner: ProjectionRunner, progress: Progress) -> Progress:
+    """`progress` handed `_rebuilt_done`, as `ForkedReplay` reports it."""
+    done = _rebuilt_done(runner)
+    return lambda _applied, head: progress(done(), head)
 
 
 def _why_one_process(settings: Settings, jobs: int) -> str | None:
     """Why this rebuild must not fork, or None."""
     if jobs == 1:
         return "asked for one"
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return "no fork on this platform"
-    if multiprocessing.current_process().daemon:
-        return "a daemonic process may not have children"
-    if threading.active_count() > 1:  # a fork copies one thread: another's lock held then stays held
-        return "this process runs other threads"
-    engine = read_model_engine(settings.database_url, settings.database_timeout)
-    try:
-        database = engine.url.database or ""
-        if engine.dialect.name == "sqlite" and (database in ("", ":memory:") or database.startswith("file:")):
-            return "an SQLite database in memory is not shared with another process"
-    finally:
-        engine.dispose()
-    return None
+    return fork_refusal(make_url(read_model_url(settings.database_url)))
 
 
 def split(names: Iterable[str]) -> list[frozenset[str]]:
@@ -180,7 +172,7 @@ class ForkedReplay:
         self.head = head
         self.make_part = parts
         self.parts = split(p.name for p in runner.projections)
-        self._rebuilt = {p.name for p in runner.rebuildable()}
+        self._done = _rebuilt_done(runner)
         self._reported: set[BaseProcess] = set()  # the children that sent their result
 
     def __call__(self, batch_size: int, progress: Progress | None) -> int:
@@ -239,11 +231,11 @@ class ForkedReplay:
 
     def _report(self, progress: Progress) -> None:
         try:
-            positions = self.runner.positions()
+            done = self._done()
         except Exception as error:  # the children go on; the next report may read them
             log.warning("rebuild progress not read: %s", error)
             return
-        progress(sum(at for name, at in positions.items() if name in self._rebuilt), self.head)
+        progress(done, self.head)
 
 
 def _replay_part(make: PartRunner, names: frozenset[str], batch_size: int, parent: int, result: Connection) -> None:

@@ -27,7 +27,6 @@ import hashlib
 import multiprocessing
 import os
 import struct
-import threading
 from binascii import hexlify
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +38,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar, cast
 from sqlalchemy import Connection, Engine, Table, inspect, select
 
 from projections.bulk import insert_tuples
+from projections.forking import fork_refusal
 from projections.tables import audit_chain
 from projections.tracked import Positioned
 
@@ -601,15 +601,10 @@ def _workers(engine: Engine, head: int, asked: int | None) -> int:
     busy machine a second process was slower than one, docs/throughput.md, Audit verify) and
     this process runs no other thread (`ledger audit verify` runs none); one where a fork cannot
     see the same database (in memory)."""
-    database = engine.url.database
-    if engine.dialect.name == "sqlite" and (not database or database == ":memory:" or database.startswith("file:")):
+    if fork_refusal(engine.url, threads=asked is None) is not None:  # projections/forking.py
         return 1
-    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
-        return 1  # no fork, or a daemonic process, which multiprocessing does not let have children
     if asked is not None:
         return max(1, asked)
-    if threading.active_count() > 1:  # a fork copies one thread: another's lock held then stays held in the child
-        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         busy = os.getloadavg()[0] > cores - 1
